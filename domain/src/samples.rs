@@ -1,0 +1,164 @@
+//! One sample of every event type, with fixed ids and values.
+//!
+//! The eventlog's format-stability test encodes these into `fixtures/events/` and
+//! checks that the stored bytes still decode to exactly these values.
+
+use crate::events::*;
+use crate::ids::{CompanyId, ConversationId, GroupId, MessageId, StaffId, WidgetKey};
+use crate::model::{Channel, Permission, Role, RoutingType};
+use crate::values::{MessageBody, Name};
+
+fn fixed<T>(make: fn([u8; 16]) -> T, n: u8) -> T {
+    let mut bytes = [0u8; 16];
+    bytes[0] = 0x01;
+    bytes[6] = 0x70; // UUID version 7
+    bytes[8] = 0x80; // RFC 4122 variant
+    bytes[15] = n;
+    make(bytes)
+}
+
+fn name(s: &str) -> Name {
+    match Name::parse(s) {
+        Ok(name) => name,
+        Err(err) => unreachable!("sample name {s:?} is valid: {err}"),
+    }
+}
+
+fn body(s: &str) -> MessageBody {
+    match MessageBody::parse(s) {
+        Ok(body) => body,
+        Err(err) => unreachable!("sample body {s:?} is valid: {err}"),
+    }
+}
+
+/// One event of each type in `EventType::ALL`, in that order.
+pub fn one_of_each() -> Vec<Event> {
+    let company = fixed(CompanyId::from_bytes, 1);
+    let owner = fixed(StaffId::from_bytes, 2);
+    let agent = fixed(StaffId::from_bytes, 3);
+    let group = fixed(GroupId::from_bytes, 4);
+    let conversation = fixed(ConversationId::from_bytes, 5);
+    let widget_key = fixed(WidgetKey::from_bytes, 6);
+    let message = fixed(MessageId::from_bytes, 7);
+    let whisper = fixed(MessageId::from_bytes, 8);
+    let group_staff = GroupStaff {
+        company,
+        group,
+        staff: agent,
+    };
+    vec![
+        Event::CompanyCreated(CompanyCreated {
+            company,
+            name: name("Acme Support"),
+            widget_key,
+        }),
+        Event::PrivacySettingsChanged(PrivacySettingsChanged {
+            company,
+            private_conversations_enabled: true,
+            new_conversations_private: true,
+        }),
+        Event::StaffAdded(StaffAdded {
+            company,
+            staff: agent,
+            name: name("Ada Agent"),
+            role: Role::Agent,
+        }),
+        Event::StaffRoleChanged(StaffRoleChanged {
+            company,
+            staff: agent,
+            role: Role::Supervisor,
+        }),
+        Event::PermissionGranted(PermissionGranted {
+            company,
+            staff: agent,
+            permission: Permission::EnquiryHistory,
+        }),
+        Event::PermissionRevoked(PermissionRevoked {
+            company,
+            staff: agent,
+            permission: Permission::EnquiryHistory,
+        }),
+        Event::StaffDeactivated(StaffDeactivated {
+            company,
+            staff: agent,
+        }),
+        Event::GroupCreated(GroupCreated {
+            company,
+            group,
+            name: name("Support"),
+            routing: RoutingType::Broadcast,
+        }),
+        Event::GroupRenamed(GroupRenamed {
+            company,
+            group,
+            name: name("Customer Care"),
+        }),
+        Event::GroupRoutingChanged(GroupRoutingChanged {
+            company,
+            group,
+            routing: RoutingType::RoundRobin,
+        }),
+        Event::GroupMemberAdded(group_staff.clone()),
+        Event::GroupMemberRemoved(group_staff.clone()),
+        Event::GroupSupervisorAdded(group_staff.clone()),
+        Event::GroupSupervisorRemoved(group_staff),
+        Event::ConversationOpened(ConversationOpened {
+            company,
+            conversation,
+            group,
+            channel: Channel::Chat,
+            customer: name("Carla Customer"),
+            private: true,
+        }),
+        Event::ConversationAssigned(ConversationAssigned {
+            conversation,
+            assignee: agent,
+            previous_assignee: Some(owner),
+            round_robin: false,
+        }),
+        Event::StaffInvitedToRoom(StaffInvitedToRoom {
+            conversation,
+            staff: owner,
+        }),
+        Event::ConversationPrivacyChanged(ConversationPrivacyChanged {
+            conversation,
+            private: false,
+        }),
+        Event::MessagePosted(MessagePosted {
+            conversation,
+            message,
+            author: MessageAuthor::Customer,
+            body: body("Hello, my order has not arrived. ✉"),
+        }),
+        Event::PrivateMessagePosted(PrivateMessagePosted {
+            conversation,
+            message: whisper,
+            author: owner,
+            body: body("Offer a refund, it is the second time."),
+        }),
+        Event::ConversationClosed(ConversationClosed { conversation }),
+        Event::ConversationReopened(ConversationReopened {
+            conversation,
+            assignee: Some(agent),
+        }),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn there_is_one_sample_per_event_type_in_catalogue_order() {
+        let types: Vec<EventType> = one_of_each().iter().map(Event::event_type).collect();
+        assert_eq!(types, EventType::ALL.to_vec());
+    }
+
+    #[test]
+    fn type_names_round_trip() {
+        for t in EventType::ALL {
+            assert_eq!(EventType::from_name(t.name()), Some(t));
+        }
+        assert_eq!(EventType::from_name("NoSuchEvent"), None);
+    }
+}
