@@ -11,9 +11,29 @@
 //! Layout:
 //! - [`ids`], [`values`], [`model`]: the glossary (ids, parsed values, enums).
 //! - [`events`]: the event catalogue; [`samples`]: one fixed sample of each.
+//! - [`commands`]: what clients ask for; [`decide`]: the business rules that turn
+//!   a command into events or a [`DomainError`] (SPEC sections 2, 4, 5 and 7).
+//! - [`state`]: the current state folded from events.
+//! - [`visibility`]: the policy R1–R6 (SPEC section 3), one function for every path.
+//! - [`notify`]: who is notified of an event (SPEC section 5).
+//! - [`error`]: refusals and their SPEC error codes.
 
+pub mod commands;
+pub mod decide;
+pub mod error;
 pub mod events;
 pub mod ids;
 pub mod model;
+pub mod notify;
 pub mod samples;
+pub mod state;
 pub mod values;
+pub mod visibility;
+
+pub use commands::Command;
+pub use decide::decide;
+pub use error::{DomainError, ErrorCode};
+pub use events::{Event, EventType, StreamId};
+pub use model::Actor;
+pub use state::State;
+pub use visibility::{Access, Rule};

@@ -1,0 +1,150 @@
+//! What clients ask for. A command names its target; ids of things it creates are
+//! chosen by the caller, so deciding stays pure and a retried command creates the
+//! same ids. Values are already parsed (`Name`, `MessageBody`).
+
+use crate::events::StreamId;
+use crate::ids::{CompanyId, ConversationId, GroupId, MessageId, StaffId, WidgetKey};
+use crate::model::{Channel, MessageVisibility, Permission, Role, RoutingType};
+use crate::values::{MessageBody, Name};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Creates a company with its owner. Only the server itself (`backchannel init`).
+    CreateCompany {
+        company: CompanyId,
+        name: Name,
+        widget_key: WidgetKey,
+        owner: StaffId,
+        owner_name: Name,
+    },
+    UpdatePrivacySettings {
+        company: CompanyId,
+        private_conversations_enabled: bool,
+        new_conversations_private: bool,
+    },
+    AddStaff {
+        company: CompanyId,
+        staff: StaffId,
+        name: Name,
+        role: Role,
+    },
+    ChangeRole {
+        company: CompanyId,
+        staff: StaffId,
+        role: Role,
+    },
+    GrantPermission {
+        company: CompanyId,
+        staff: StaffId,
+        permission: Permission,
+    },
+    RevokePermission {
+        company: CompanyId,
+        staff: StaffId,
+        permission: Permission,
+    },
+    DeactivateStaff {
+        company: CompanyId,
+        staff: StaffId,
+    },
+    CreateGroup {
+        company: CompanyId,
+        group: GroupId,
+        name: Name,
+        routing: RoutingType,
+    },
+    RenameGroup {
+        company: CompanyId,
+        group: GroupId,
+        name: Name,
+    },
+    SetGroupRouting {
+        company: CompanyId,
+        group: GroupId,
+        routing: RoutingType,
+    },
+    AddGroupMember {
+        company: CompanyId,
+        group: GroupId,
+        staff: StaffId,
+    },
+    RemoveGroupMember {
+        company: CompanyId,
+        group: GroupId,
+        staff: StaffId,
+    },
+    AddGroupSupervisor {
+        company: CompanyId,
+        group: GroupId,
+        staff: StaffId,
+    },
+    RemoveGroupSupervisor {
+        company: CompanyId,
+        group: GroupId,
+        staff: StaffId,
+    },
+    /// Opened by the customer through the widget (the caller resolved the widget
+    /// key to `company`) or by staff on a customer's behalf.
+    OpenConversation {
+        company: CompanyId,
+        conversation: ConversationId,
+        group: GroupId,
+        channel: Channel,
+        customer: Name,
+    },
+    /// Assigns a queued conversation, or transfers a handled one.
+    AssignConversation {
+        conversation: ConversationId,
+        assignee: StaffId,
+    },
+    InviteToRoom {
+        conversation: ConversationId,
+        staff: StaffId,
+    },
+    SetConversationPrivacy {
+        conversation: ConversationId,
+        private: bool,
+    },
+    SendMessage {
+        conversation: ConversationId,
+        message: MessageId,
+        visibility: MessageVisibility,
+        body: MessageBody,
+    },
+    CloseConversation {
+        conversation: ConversationId,
+    },
+    ReopenConversation {
+        conversation: ConversationId,
+    },
+}
+
+impl Command {
+    /// The stream the command's events are appended to; the caller reads its
+    /// version before deciding and appends with it as the expected version.
+    pub fn stream(&self) -> StreamId {
+        match self {
+            Command::CreateCompany { company, .. }
+            | Command::UpdatePrivacySettings { company, .. }
+            | Command::AddStaff { company, .. }
+            | Command::ChangeRole { company, .. }
+            | Command::GrantPermission { company, .. }
+            | Command::RevokePermission { company, .. }
+            | Command::DeactivateStaff { company, .. }
+            | Command::CreateGroup { company, .. }
+            | Command::RenameGroup { company, .. }
+            | Command::SetGroupRouting { company, .. }
+            | Command::AddGroupMember { company, .. }
+            | Command::RemoveGroupMember { company, .. }
+            | Command::AddGroupSupervisor { company, .. }
+            | Command::RemoveGroupSupervisor { company, .. } => StreamId::Company(*company),
+            Command::OpenConversation { conversation, .. }
+            | Command::AssignConversation { conversation, .. }
+            | Command::InviteToRoom { conversation, .. }
+            | Command::SetConversationPrivacy { conversation, .. }
+            | Command::SendMessage { conversation, .. }
+            | Command::CloseConversation { conversation }
+            | Command::ReopenConversation { conversation } => StreamId::Conversation(*conversation),
+        }
+    }
+}

@@ -1,0 +1,313 @@
+//! Decisions on conversations: opening and routing, assignment and transfer, the
+//! room, privacy, messages and the lifecycle (SPEC section 4, from "open a
+//! conversation" on, and the rules on private messages).
+
+use crate::commands::Command;
+use crate::error::{DomainError, Missing};
+use crate::events::*;
+use crate::ids::{ConversationId, MessageId};
+use crate::model::{Actor, ConversationStatus, MessageVisibility, RoutingType};
+use crate::state::{Conversation, Group, Staff, State};
+use crate::values::MessageBody;
+use crate::visibility::supervises;
+
+use super::{acting_staff, active_staff, company, group_of, staff_of, viewable_conversation};
+
+pub(super) fn decide(
+    state: &State,
+    command: &Command,
+    actor: Actor,
+) -> Result<Vec<Event>, DomainError> {
+    match command {
+        Command::OpenConversation {
+            company: company_id,
+            conversation,
+            group,
+            channel,
+            customer,
+        } => {
+            let current = company(state, *company_id)?;
+            match actor {
+                Actor::Customer(own) if own == *conversation => {}
+                Actor::Customer(_) => {
+                    return Err(DomainError::Forbidden(
+                        "a customer can only open their own conversation",
+                    ));
+                }
+                Actor::Staff(_) => {
+                    acting_staff(state, actor, *company_id)?;
+                }
+                Actor::System => {}
+            }
+            let group = group_of(state, *company_id, *group)?;
+            if state.conversations.contains_key(conversation) {
+                return Err(DomainError::validation(
+                    "the conversation id is already in use",
+                ));
+            }
+            let mut events = vec![Event::ConversationOpened(ConversationOpened {
+                company: *company_id,
+                conversation: *conversation,
+                group: group.id,
+                channel: *channel,
+                customer: customer.clone(),
+                private: current.settings.new_conversations_private,
+            })];
+            // A round-robin group with no active member leaves it queued for the
+            // owner, admins and the group's supervisors to assign.
+            if group.routing == RoutingType::RoundRobin
+                && let Some(assignee) = state.next_in_rotation(group)
+            {
+                events.push(Event::ConversationAssigned(ConversationAssigned {
+                    conversation: *conversation,
+                    assignee,
+                    previous_assignee: None,
+                    round_robin: true,
+                }));
+            }
+            Ok(events)
+        }
+        Command::AssignConversation {
+            conversation,
+            assignee,
+        } => {
+            let (me, conv, group) = staff_context(state, actor, *conversation)?;
+            check_open(conv)?;
+            let manager = me.role.is_owner_or_admin() || supervises(me, group);
+            match conv.status {
+                ConversationStatus::Queued => {
+                    let broadcast_member =
+                        group.routing == RoutingType::Broadcast && group.is_member(me.id);
+                    if !manager && !broadcast_member {
+                        return Err(DomainError::Forbidden(
+                            "only the owner, admins, the group's supervisors or, in a broadcast group, its members can assign this conversation",
+                        ));
+                    }
+                }
+                _ => {
+                    if !manager && conv.assignee != Some(me.id) {
+                        // Another member got there first: say who has it.
+                        let could_have_taken_it =
+                            group.routing == RoutingType::Broadcast && group.is_member(me.id);
+                        return Err(if could_have_taken_it {
+                            DomainError::Conflict {
+                                current_assignee: conv.assignee,
+                            }
+                        } else {
+                            DomainError::Forbidden(
+                                "only the owner, admins, the group's supervisors or the assignee can transfer this conversation",
+                            )
+                        });
+                    }
+                }
+            }
+            let target = staff_of(state, conv.company, *assignee)?;
+            if !target.active || !group.is_member(target.id) {
+                return Err(DomainError::validation(
+                    "the assignee must be an active member of the conversation's group",
+                ));
+            }
+            if conv.assignee == Some(target.id) {
+                return Ok(Vec::new());
+            }
+            Ok(vec![Event::ConversationAssigned(ConversationAssigned {
+                conversation: conv.id,
+                assignee: target.id,
+                previous_assignee: conv.assignee,
+                round_robin: false,
+            })])
+        }
+        Command::InviteToRoom {
+            conversation,
+            staff,
+        } => {
+            let (me, conv, group) = staff_context(state, actor, *conversation)?;
+            check_open(conv)?;
+            if !(me.role.is_owner_or_admin()
+                || supervises(me, group)
+                || conv.assignee == Some(me.id))
+            {
+                return Err(DomainError::Forbidden(
+                    "only the owner, admins, the group's supervisors or the assignee can invite into the room",
+                ));
+            }
+            let invitee = staff_of(state, conv.company, *staff)?;
+            if !invitee.active {
+                return Err(DomainError::validation("the staff member is deactivated"));
+            }
+            if conv.is_participant(invitee.id) {
+                return Ok(Vec::new());
+            }
+            Ok(vec![Event::StaffInvitedToRoom(StaffInvitedToRoom {
+                conversation: conv.id,
+                staff: invitee.id,
+            })])
+        }
+        Command::SetConversationPrivacy {
+            conversation,
+            private,
+        } => {
+            let (me, conv, _) = staff_context(state, actor, *conversation)?;
+            if !me.role.is_owner_or_admin() {
+                return Err(DomainError::Forbidden(
+                    "only the owner or an admin can make a conversation public or private",
+                ));
+            }
+            if conv.private == *private {
+                return Ok(Vec::new());
+            }
+            Ok(vec![Event::ConversationPrivacyChanged(
+                ConversationPrivacyChanged {
+                    conversation: conv.id,
+                    private: *private,
+                },
+            )])
+        }
+        Command::SendMessage {
+            conversation,
+            message,
+            visibility,
+            body,
+        } => send_message(state, actor, *conversation, *message, *visibility, body),
+        Command::CloseConversation { conversation } => {
+            if let Actor::Customer(_) = actor {
+                let conv = customer_conversation(state, actor, *conversation)?;
+                check_open(conv)?;
+                return Ok(vec![closed(conv.id)]);
+            }
+            let (me, conv, group) = staff_context(state, actor, *conversation)?;
+            check_open(conv)?;
+            if !(me.role.is_owner_or_admin()
+                || supervises(me, group)
+                || conv.assignee == Some(me.id))
+            {
+                return Err(DomainError::Forbidden(
+                    "only the owner, admins, the group's supervisors or the assignee can close this conversation",
+                ));
+            }
+            Ok(vec![closed(conv.id)])
+        }
+        Command::ReopenConversation { conversation } => {
+            let (me, conv, group) = staff_context(state, actor, *conversation)?;
+            if conv.status != ConversationStatus::Closed {
+                return Err(DomainError::validation("the conversation is not closed"));
+            }
+            if !(me.role.is_owner_or_admin()
+                || supervises(me, group)
+                || conv.assignee == Some(me.id))
+            {
+                return Err(DomainError::Forbidden(
+                    "only the owner, admins, the group's supervisors or the last assignee can reopen this conversation",
+                ));
+            }
+            // Back to the last assignee if they can still take it; else to the queue.
+            let assignee = conv
+                .assignee
+                .filter(|a| group.is_member(*a) && state.staff.get(a).is_some_and(|s| s.active));
+            Ok(vec![Event::ConversationReopened(ConversationReopened {
+                conversation: conv.id,
+                assignee,
+            })])
+        }
+        _ => Err(DomainError::validation("not a conversation command")),
+    }
+}
+
+fn send_message(
+    state: &State,
+    actor: Actor,
+    conversation: ConversationId,
+    message: MessageId,
+    visibility: MessageVisibility,
+    body: &MessageBody,
+) -> Result<Vec<Event>, DomainError> {
+    if let Actor::Customer(_) = actor {
+        let conv = customer_conversation(state, actor, conversation)?;
+        check_open(conv)?;
+        if visibility == MessageVisibility::Private {
+            return Err(DomainError::Forbidden(
+                "customers can only post public messages",
+            ));
+        }
+        return Ok(vec![Event::MessagePosted(MessagePosted {
+            conversation: conv.id,
+            message,
+            author: MessageAuthor::Customer,
+            body: body.clone(),
+        })]);
+    }
+    let (me, conv, group) = staff_context(state, actor, conversation)?;
+    check_open(conv)?;
+    match visibility {
+        MessageVisibility::Public => {
+            if !conv.is_participant(me.id) {
+                return Err(DomainError::Forbidden(
+                    "only participants of the conversation can post public messages",
+                ));
+            }
+            Ok(vec![Event::MessagePosted(MessagePosted {
+                conversation: conv.id,
+                message,
+                author: MessageAuthor::Staff(me.id),
+                body: body.clone(),
+            })])
+        }
+        MessageVisibility::Private => {
+            if !conv.channel.supports_private_messages() {
+                return Err(DomainError::PrivateMessagesUnsupported);
+            }
+            // Owner, admins and supervisors may whisper "from the overview".
+            let may_whisper =
+                conv.is_participant(me.id) || me.role.is_owner_or_admin() || supervises(me, group);
+            if !may_whisper {
+                return Err(DomainError::Forbidden(
+                    "only participants, the owner, admins and the group's supervisors can post private messages",
+                ));
+            }
+            Ok(vec![Event::PrivateMessagePosted(PrivateMessagePosted {
+                conversation: conv.id,
+                message,
+                author: me.id,
+                body: body.clone(),
+            })])
+        }
+    }
+}
+
+/// The acting staff member and the conversation they may view.
+fn staff_context(
+    state: &State,
+    actor: Actor,
+    conversation: ConversationId,
+) -> Result<(&Staff, &Conversation, &Group), DomainError> {
+    let me = active_staff(state, actor)?;
+    let (conv, group) = viewable_conversation(state, me.id, conversation)?;
+    Ok((me, conv, group))
+}
+
+/// A customer's token is scoped to one conversation; any other is not found.
+fn customer_conversation(
+    state: &State,
+    actor: Actor,
+    conversation: ConversationId,
+) -> Result<&Conversation, DomainError> {
+    match actor {
+        Actor::Customer(own) if own == conversation => state
+            .conversations
+            .get(&conversation)
+            .ok_or(DomainError::NotFound(Missing::Conversation)),
+        _ => Err(DomainError::NotFound(Missing::Conversation)),
+    }
+}
+
+fn check_open(conversation: &Conversation) -> Result<(), DomainError> {
+    if conversation.status == ConversationStatus::Closed {
+        Err(DomainError::ConversationClosed)
+    } else {
+        Ok(())
+    }
+}
+
+fn closed(conversation: ConversationId) -> Event {
+    Event::ConversationClosed(ConversationClosed { conversation })
+}

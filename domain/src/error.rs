@@ -1,0 +1,117 @@
+//! Why a command or a lookup was refused. Each variant maps to exactly one error
+//! code of SPEC section 8; messages are safe to show to the caller and never name
+//! anything the caller may not see.
+
+use std::fmt;
+
+use crate::ids::StaffId;
+use crate::values::ValueError;
+
+/// The error codes of SPEC section 8, as clients see them in `extensions.code`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    Unauthenticated,
+    Forbidden,
+    RestrictedAccess,
+    NotFound,
+    Validation,
+    Conflict,
+    PrivateMessagesUnsupported,
+    ConversationClosed,
+    QueryTooComplex,
+    PayloadTooLarge,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::Unauthenticated => "UNAUTHENTICATED",
+            ErrorCode::Forbidden => "FORBIDDEN",
+            ErrorCode::RestrictedAccess => "RESTRICTED_ACCESS",
+            ErrorCode::NotFound => "NOT_FOUND",
+            ErrorCode::Validation => "VALIDATION",
+            ErrorCode::Conflict => "CONFLICT",
+            ErrorCode::PrivateMessagesUnsupported => "PRIVATE_MESSAGES_UNSUPPORTED",
+            ErrorCode::ConversationClosed => "CONVERSATION_CLOSED",
+            ErrorCode::QueryTooComplex => "QUERY_TOO_COMPLEX",
+            ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What kind of thing was not found. Another company's object and an id that
+/// does not exist give the same answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Missing {
+    Company,
+    Staff,
+    Group,
+    Conversation,
+}
+
+impl fmt::Display for Missing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Missing::Company => "company",
+            Missing::Staff => "staff member",
+            Missing::Group => "group",
+            Missing::Conversation => "conversation",
+        })
+    }
+}
+
+/// A refused command or lookup.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DomainError {
+    /// The actor is unknown or deactivated.
+    #[error("not signed in, or the account is no longer active")]
+    Unauthenticated,
+    /// The actor may see the target but not do this to it.
+    #[error("not allowed: {0}")]
+    Forbidden(&'static str),
+    /// The conversation exists but the viewer may not see it (SPEC section 3).
+    #[error("you do not have access to this conversation")]
+    RestrictedAccess,
+    #[error("{0} not found")]
+    NotFound(Missing),
+    #[error("{0}")]
+    Validation(String),
+    /// Someone else changed the target first, e.g. took the conversation.
+    #[error("the conversation is already assigned")]
+    Conflict { current_assignee: Option<StaffId> },
+    #[error("private messages are not available in email and call conversations")]
+    PrivateMessagesUnsupported,
+    #[error("the conversation is closed")]
+    ConversationClosed,
+}
+
+impl DomainError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            DomainError::Unauthenticated => ErrorCode::Unauthenticated,
+            DomainError::Forbidden(_) => ErrorCode::Forbidden,
+            DomainError::RestrictedAccess => ErrorCode::RestrictedAccess,
+            DomainError::NotFound(_) => ErrorCode::NotFound,
+            DomainError::Validation(_) => ErrorCode::Validation,
+            DomainError::Conflict { .. } => ErrorCode::Conflict,
+            DomainError::PrivateMessagesUnsupported => ErrorCode::PrivateMessagesUnsupported,
+            DomainError::ConversationClosed => ErrorCode::ConversationClosed,
+        }
+    }
+
+    pub(crate) fn validation(message: impl Into<String>) -> Self {
+        DomainError::Validation(message.into())
+    }
+}
+
+impl From<ValueError> for DomainError {
+    fn from(err: ValueError) -> Self {
+        DomainError::Validation(err.to_string())
+    }
+}

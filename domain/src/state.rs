@@ -1,0 +1,298 @@
+//! The current state of every company, folded from events.
+//!
+//! `apply` is total: events in the log were validated when they were decided, and
+//! an event that refers to something unknown (which a valid log never holds) is
+//! skipped rather than trusted, so replay can never panic.
+
+use std::collections::{BTreeSet, HashMap};
+
+use crate::events::{Event, StreamId};
+use crate::ids::{CompanyId, ConversationId, GroupId, StaffId, WidgetKey};
+use crate::model::{Channel, ConversationStatus, Permission, Role, RoutingType};
+use crate::values::Name;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PrivacySettings {
+    pub private_conversations_enabled: bool,
+    pub new_conversations_private: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Company {
+    pub id: CompanyId,
+    pub name: Name,
+    pub widget_key: WidgetKey,
+    pub settings: PrivacySettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Staff {
+    pub id: StaffId,
+    pub company: CompanyId,
+    pub name: Name,
+    pub role: Role,
+    pub permissions: BTreeSet<Permission>,
+    pub active: bool,
+}
+
+impl Staff {
+    pub fn has(&self, permission: Permission) -> bool {
+        self.permissions.contains(&permission)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    pub id: GroupId,
+    pub company: CompanyId,
+    pub name: Name,
+    pub routing: RoutingType,
+    /// In the order they joined: the round-robin rotation follows it.
+    pub members: Vec<StaffId>,
+    pub supervisors: BTreeSet<StaffId>,
+    /// The member the rotation chose last.
+    pub last_round_robin: Option<StaffId>,
+}
+
+impl Group {
+    pub fn is_member(&self, staff: StaffId) -> bool {
+        self.members.contains(&staff)
+    }
+
+    pub fn is_supervisor(&self, staff: StaffId) -> bool {
+        self.supervisors.contains(&staff)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conversation {
+    pub id: ConversationId,
+    pub company: CompanyId,
+    pub group: GroupId,
+    pub channel: Channel,
+    pub customer: Name,
+    /// The conversation's own flag; see [`State::is_effectively_private`].
+    pub private: bool,
+    pub status: ConversationStatus,
+    pub assignee: Option<StaffId>,
+    /// Staff invited into the room (the assignee is a participant without this).
+    pub invited: BTreeSet<StaffId>,
+}
+
+impl Conversation {
+    /// The assignee and the staff invited into the room.
+    pub fn is_participant(&self, staff: StaffId) -> bool {
+        self.assignee == Some(staff) || self.invited.contains(&staff)
+    }
+}
+
+/// Everything the decisions and the visibility policy need, for every company.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct State {
+    pub companies: HashMap<CompanyId, Company>,
+    pub staff: HashMap<StaffId, Staff>,
+    pub groups: HashMap<GroupId, Group>,
+    pub conversations: HashMap<ConversationId, Conversation>,
+    /// Events applied per stream: the expected version of the next append.
+    pub versions: HashMap<StreamId, u64>,
+}
+
+impl State {
+    /// Folds a sequence of events into a fresh state.
+    pub fn from_events<'a>(events: impl IntoIterator<Item = &'a Event>) -> Self {
+        let mut state = State::default();
+        for event in events {
+            state.apply(event);
+        }
+        state
+    }
+
+    /// The version of `stream` (0 when it has no events yet).
+    pub fn stream_version(&self, stream: StreamId) -> u64 {
+        self.versions.get(&stream).copied().unwrap_or(0)
+    }
+
+    /// SPEC section 2: private only while the company switch is on.
+    pub fn is_effectively_private(&self, conversation: &Conversation) -> bool {
+        conversation.private
+            && self
+                .companies
+                .get(&conversation.company)
+                .is_some_and(|c| c.settings.private_conversations_enabled)
+    }
+
+    pub fn company_by_widget_key(&self, key: WidgetKey) -> Option<&Company> {
+        self.companies.values().find(|c| c.widget_key == key)
+    }
+
+    /// The next active member in the group's rotation, after the last one chosen.
+    pub fn next_in_rotation(&self, group: &Group) -> Option<StaffId> {
+        let start = group
+            .last_round_robin
+            .and_then(|last| group.members.iter().position(|m| *m == last))
+            .map_or(0, |i| i + 1);
+        let n = group.members.len();
+        (0..n)
+            .map(|offset| group.members[(start + offset) % n])
+            .find(|m| self.staff.get(m).is_some_and(|s| s.active))
+    }
+
+    pub fn apply(&mut self, event: &Event) {
+        *self.versions.entry(event.stream()).or_insert(0) += 1;
+        match event {
+            Event::CompanyCreated(e) => {
+                self.companies.insert(
+                    e.company,
+                    Company {
+                        id: e.company,
+                        name: e.name.clone(),
+                        widget_key: e.widget_key,
+                        settings: PrivacySettings::default(),
+                    },
+                );
+            }
+            Event::PrivacySettingsChanged(e) => {
+                if let Some(company) = self.companies.get_mut(&e.company) {
+                    company.settings = PrivacySettings {
+                        private_conversations_enabled: e.private_conversations_enabled,
+                        new_conversations_private: e.new_conversations_private,
+                    };
+                }
+            }
+            Event::StaffAdded(e) => {
+                self.staff.insert(
+                    e.staff,
+                    Staff {
+                        id: e.staff,
+                        company: e.company,
+                        name: e.name.clone(),
+                        role: e.role,
+                        permissions: BTreeSet::new(),
+                        active: true,
+                    },
+                );
+            }
+            Event::StaffRoleChanged(e) => {
+                if let Some(staff) = self.staff.get_mut(&e.staff) {
+                    staff.role = e.role;
+                }
+            }
+            Event::PermissionGranted(e) => {
+                if let Some(staff) = self.staff.get_mut(&e.staff) {
+                    staff.permissions.insert(e.permission);
+                }
+            }
+            Event::PermissionRevoked(e) => {
+                if let Some(staff) = self.staff.get_mut(&e.staff) {
+                    staff.permissions.remove(&e.permission);
+                }
+            }
+            Event::StaffDeactivated(e) => {
+                if let Some(staff) = self.staff.get_mut(&e.staff) {
+                    staff.active = false;
+                }
+            }
+            Event::GroupCreated(e) => {
+                self.groups.insert(
+                    e.group,
+                    Group {
+                        id: e.group,
+                        company: e.company,
+                        name: e.name.clone(),
+                        routing: e.routing,
+                        members: Vec::new(),
+                        supervisors: BTreeSet::new(),
+                        last_round_robin: None,
+                    },
+                );
+            }
+            Event::GroupRenamed(e) => {
+                if let Some(group) = self.groups.get_mut(&e.group) {
+                    group.name = e.name.clone();
+                }
+            }
+            Event::GroupRoutingChanged(e) => {
+                if let Some(group) = self.groups.get_mut(&e.group) {
+                    group.routing = e.routing;
+                }
+            }
+            Event::GroupMemberAdded(e) => {
+                if let Some(group) = self.groups.get_mut(&e.group)
+                    && !group.members.contains(&e.staff)
+                {
+                    group.members.push(e.staff);
+                }
+            }
+            Event::GroupMemberRemoved(e) => {
+                if let Some(group) = self.groups.get_mut(&e.group) {
+                    group.members.retain(|m| *m != e.staff);
+                }
+            }
+            Event::GroupSupervisorAdded(e) => {
+                if let Some(group) = self.groups.get_mut(&e.group) {
+                    group.supervisors.insert(e.staff);
+                }
+            }
+            Event::GroupSupervisorRemoved(e) => {
+                if let Some(group) = self.groups.get_mut(&e.group) {
+                    group.supervisors.remove(&e.staff);
+                }
+            }
+            Event::ConversationOpened(e) => {
+                self.conversations.insert(
+                    e.conversation,
+                    Conversation {
+                        id: e.conversation,
+                        company: e.company,
+                        group: e.group,
+                        channel: e.channel,
+                        customer: e.customer.clone(),
+                        private: e.private,
+                        status: ConversationStatus::Queued,
+                        assignee: None,
+                        invited: BTreeSet::new(),
+                    },
+                );
+            }
+            Event::ConversationAssigned(e) => {
+                let Some(conversation) = self.conversations.get_mut(&e.conversation) else {
+                    return;
+                };
+                conversation.assignee = Some(e.assignee);
+                conversation.status = ConversationStatus::Handling;
+                // A transfer hands the room over: the previous assignee leaves it
+                // unless they were also invited.
+                if e.round_robin
+                    && let Some(group) = self.groups.get_mut(&conversation.group)
+                {
+                    group.last_round_robin = Some(e.assignee);
+                }
+            }
+            Event::StaffInvitedToRoom(e) => {
+                if let Some(conversation) = self.conversations.get_mut(&e.conversation) {
+                    conversation.invited.insert(e.staff);
+                }
+            }
+            Event::ConversationPrivacyChanged(e) => {
+                if let Some(conversation) = self.conversations.get_mut(&e.conversation) {
+                    conversation.private = e.private;
+                }
+            }
+            Event::MessagePosted(_) | Event::PrivateMessagePosted(_) => {}
+            Event::ConversationClosed(e) => {
+                if let Some(conversation) = self.conversations.get_mut(&e.conversation) {
+                    conversation.status = ConversationStatus::Closed;
+                }
+            }
+            Event::ConversationReopened(e) => {
+                if let Some(conversation) = self.conversations.get_mut(&e.conversation) {
+                    conversation.assignee = e.assignee;
+                    conversation.status = match e.assignee {
+                        Some(_) => ConversationStatus::Handling,
+                        None => ConversationStatus::Queued,
+                    };
+                }
+            }
+        }
+    }
+}
