@@ -71,7 +71,12 @@ pub(super) fn decide(
             conversation,
             assignee,
         } => {
-            let (me, conv, group) = staff_context(state, actor, *conversation)?;
+            let (me, conv, group) = match staff_context(state, actor, *conversation) {
+                Err(DomainError::RestrictedAccess) => {
+                    return Err(lost_the_race(state, actor, *conversation));
+                }
+                other => other?,
+            };
             check_open(conv)?;
             let manager = me.role.is_owner_or_admin() || supervises(me, group);
             match conv.status {
@@ -271,6 +276,28 @@ fn send_message(
                 body: body.clone(),
             })])
         }
+    }
+}
+
+/// A broadcast-group member who tries to take a private conversation that
+/// another member took first can no longer see it (R6 ended), but SPEC section 7
+/// asks for `CONFLICT` naming the current assignee: they saw it queued, and
+/// "someone else took it" is the answer a member expects. Anyone else gets
+/// `RESTRICTED_ACCESS`.
+fn lost_the_race(state: &State, actor: Actor, conversation: ConversationId) -> DomainError {
+    let (Actor::Staff(me), Some(conv)) = (actor, state.conversations.get(&conversation)) else {
+        return DomainError::RestrictedAccess;
+    };
+    let broadcast_member = state
+        .groups
+        .get(&conv.group)
+        .is_some_and(|g| g.routing == RoutingType::Broadcast && g.is_member(me));
+    if conv.status == ConversationStatus::Handling && broadcast_member {
+        DomainError::Conflict {
+            current_assignee: conv.assignee,
+        }
+    } else {
+        DomainError::RestrictedAccess
     }
 }
 
