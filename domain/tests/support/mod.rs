@@ -1,7 +1,7 @@
 //! A small fixed world and a given/when/then harness (after cqrs-es) for the
 //! rule tests. Every test reads as SPEC.md does: given these events, when this
 //! actor issues this command, then expect these events or this error code.
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 use backchannel_domain::commands::Command;
 use backchannel_domain::events::*;
