@@ -195,7 +195,6 @@ fn deactivated_staff_see_nothing() {
     let state = State::from_events(&events);
     // Z is still listed as a member of Support, but deactivated.
     check(&state, c, &[(w.z, Restricted)]);
-    let mut events = events;
     events.push(Event::StaffDeactivated(StaffDeactivated {
         company: w.acme,
         staff: w.admin,
