@@ -1,1 +1,139 @@
-pub fn placeholder() {}
+//! # backchannel-eventlog
+//!
+//! The durable, gapless, hash-chained event log of Backchannel (SPEC sections 6
+//! and 7), and the only crate that knows sled.
+//!
+//! It owns how events are stored: the envelope around every event, the record
+//! format and its versioning, the sled layout, group commit, durability (an
+//! append returns only after the data is fsynced), optimistic concurrency per
+//! stream and idempotency by command id. It knows nothing about business rules
+//! (those are `domain`'s), read models, HTTP or GraphQL: it takes `domain` events
+//! and gives them back in order.
+//!
+//! The rest of the system sees the log through the [`EventLog`] trait, so another
+//! engine (say PostgreSQL) could back it without touching other crates.
+//!
+//! Layout:
+//! - [`codec`]: the stored record format; the only module that knows bincode.
+//! - `envelope`: the envelope and the values of the public API.
+//! - `keys`: the sled key layout; `store`: the store directory, its lock, and
+//!   the fsyncs that make sled's writes durable.
+//! - `writer`: the single writer thread that group-commits appends.
+//! - `log`: [`SledEventLog`] and its read paths; `tail`: [`SledTail`];
+//!   `verify`: [`SledEventLog::verify`].
+//!
+//! Invariants: positions start at 1 and are gapless in commit order; stream
+//! versions start at 1 and are contiguous; record `n` carries the blake3 hash of
+//! record `n - 1`'s bytes; nothing is readable before it is durable; an append is
+//! all or nothing.
+
+use std::future::Future;
+
+use backchannel_domain::events::{Event, StreamId};
+
+pub mod codec;
+mod envelope;
+mod error;
+mod keys;
+mod log;
+mod store;
+mod tail;
+mod verify;
+mod writer;
+
+pub use envelope::{
+    AppendMeta, AppendOutcome, Envelope, ExpectedVersion, Hash, RecordedAt, RecordedEvent,
+};
+pub use error::{AppendError, Error, OpenError, StorageError};
+pub use log::{Scan, SledEventLog};
+pub use tail::SledTail;
+pub use verify::VerifyReport;
+
+/// The event log as the rest of the system sees it.
+pub trait EventLog: Send + Sync {
+    type Tail: EventTail;
+
+    /// Appends `events` (at least one, all of `stream`) atomically. Returns once
+    /// they are durable. A command id seen before appends nothing and returns the
+    /// first append's outcome with `deduplicated: true`; a stale `expected`
+    /// version appends nothing and returns [`AppendError::WrongExpectedVersion`].
+    fn append(
+        &self,
+        stream: StreamId,
+        expected: ExpectedVersion,
+        events: Vec<Event>,
+        meta: AppendMeta,
+    ) -> impl Future<Output = Result<AppendOutcome, AppendError>> + Send;
+
+    /// The events of `stream` from `from_version` (1 = the beginning).
+    fn read_stream(
+        &self,
+        stream: StreamId,
+        from_version: u64,
+    ) -> impl Future<Output = Result<Vec<RecordedEvent>, Error>> + Send;
+
+    /// Up to `limit` events from `from_position` (1 = the beginning).
+    fn read_all(
+        &self,
+        from_position: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<RecordedEvent>, Error>> + Send;
+
+    /// Every event from `from_position`, then new ones as they are committed.
+    fn tail(&self, from_position: u64) -> Self::Tail;
+
+    /// The last committed position (0 for an empty log).
+    fn head(&self) -> u64;
+}
+
+/// A follower of the log; see [`EventLog::tail`].
+pub trait EventTail: Send {
+    /// The next event, waiting for it if needed; `None` once the log is closed.
+    fn next(&mut self) -> impl Future<Output = Option<Result<RecordedEvent, Error>>> + Send;
+}
+
+/// sled serves reads from its page cache, so the reads below run inline rather
+/// than on a blocking thread: a page of events takes microseconds.
+impl EventLog for SledEventLog {
+    type Tail = SledTail;
+
+    fn append(
+        &self,
+        stream: StreamId,
+        expected: ExpectedVersion,
+        events: Vec<Event>,
+        meta: AppendMeta,
+    ) -> impl Future<Output = Result<AppendOutcome, AppendError>> + Send {
+        SledEventLog::append(self, stream, expected, events, meta)
+    }
+
+    fn read_stream(
+        &self,
+        stream: StreamId,
+        from_version: u64,
+    ) -> impl Future<Output = Result<Vec<RecordedEvent>, Error>> + Send {
+        async move { SledEventLog::read_stream(self, stream, from_version) }
+    }
+
+    fn read_all(
+        &self,
+        from_position: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<RecordedEvent>, Error>> + Send {
+        async move { SledEventLog::read_all(self, from_position, limit) }
+    }
+
+    fn tail(&self, from_position: u64) -> SledTail {
+        SledEventLog::tail(self, from_position)
+    }
+
+    fn head(&self) -> u64 {
+        SledEventLog::head(self)
+    }
+}
+
+impl EventTail for SledTail {
+    fn next(&mut self) -> impl Future<Output = Option<Result<RecordedEvent, Error>>> + Send {
+        SledTail::next(self)
+    }
+}

@@ -1,0 +1,514 @@
+//! The stored record format: the only module that knows bincode.
+//!
+//! Stored events are forever (SPEC section 6), so this format is versioned and
+//! pinned by `fixtures/events/` and `tests/format.rs`. Every stored record starts
+//! with a codec version byte ([`CODEC_VERSION`]) so a future format can be
+//! introduced by writing a new codec version and migrating by replay; readers
+//! dispatch on that byte.
+//!
+//! # Codec version 1
+//!
+//! All integers of the envelope are fixed-width big-endian:
+//!
+//! | offset | size | field |
+//! |-------:|-----:|-------|
+//! | 0 | 1 | codec version (`1`) |
+//! | 1 | 8 | global position (u64) |
+//! | 9 | 1 | stream kind: `0` company, `1` conversation |
+//! | 10 | 16 | stream id (UUID bytes) |
+//! | 26 | 8 | stream version (u64) |
+//! | 34 | 16 | event id |
+//! | 50 | 8 | recorded at: microseconds since the Unix epoch, UTC (i64) |
+//! | 58 | 1 | actor kind: `0` staff, `1` customer, `2` system |
+//! | 59 | 16 | actor id: staff id, conversation id of the customer, or zeros |
+//! | 75 | 16 | command id |
+//! | 91 | 16 | correlation id |
+//! | 107 | 32 | previous record's hash (blake3; zeros for position 1) |
+//! | 139 | 2 | schema version (u16) |
+//! | 141 | 1 | length `n` of the event type name |
+//! | 142 | n | event type name, UTF-8 (`EventType::name`) |
+//! | 142+n | rest | payload |
+//!
+//! The payload is the event's own struct (e.g. `ConversationOpened`), encoded
+//! with serde and bincode 2.0.1 in its `standard()` configuration (little endian,
+//! variable-length integers, enums as a varint variant index, strings as a varint
+//! length then UTF-8), with a decode limit of [`MAX_RECORD_BYTES`]. That
+//! configuration is part of the format: never change it within codec version 1.
+//! The payload runs to the end of the record; bytes left over after decoding are
+//! an error. A record's hash is blake3 over all of its bytes, `prev_hash`
+//! included, which chains every record to all the ones before it.
+//!
+//! bincode 2.0.1 is unmaintained upstream (RUSTSEC-2025-0141). It is pinned and
+//! confined to this module, so replacing it means writing codec version 2 here
+//! and nothing else.
+
+use backchannel_domain::events::{Event, EventType, StreamId};
+use backchannel_domain::ids::{
+    CommandId, CompanyId, ConversationId, CorrelationId, EventId, StaffId,
+};
+use backchannel_domain::model::Actor;
+use bincode::config::{Configuration, Limit};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::envelope::{Envelope, Hash, RecordedAt, RecordedEvent};
+
+/// The codec version new records are written with.
+pub const CODEC_VERSION: u8 = 1;
+
+/// Largest stored record. Bounds decode allocations and keeps a single record far
+/// below sled's blob threshold (a quarter of its 512 KiB segment). A maximal
+/// message body (10,000 characters of up to 4 bytes) fits with room to spare.
+pub const MAX_RECORD_BYTES: usize = 64 * 1024;
+
+/// The bincode configuration of codec version 1. Part of the stored format.
+const PAYLOAD_CONFIG: Configuration<
+    bincode::config::LittleEndian,
+    bincode::config::Varint,
+    Limit<MAX_RECORD_BYTES>,
+> = bincode::config::standard().with_limit::<MAX_RECORD_BYTES>();
+
+const HEADER_LEN: usize = 142;
+const STREAM_COMPANY: u8 = 0;
+const STREAM_CONVERSATION: u8 = 1;
+const ACTOR_STAFF: u8 = 0;
+const ACTOR_CUSTOMER: u8 = 1;
+const ACTOR_SYSTEM: u8 = 2;
+
+/// Why bytes could not be turned into an event or an event into bytes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CodecError {
+    #[error("the record is empty")]
+    Empty,
+    #[error("unknown codec version {0} (this build reads version {CODEC_VERSION})")]
+    UnknownCodecVersion(u8),
+    #[error("the record is truncated: {0}")]
+    Truncated(&'static str),
+    #[error("unknown stream kind {0}")]
+    UnknownStreamKind(u8),
+    #[error("unknown actor kind {0}")]
+    UnknownActorKind(u8),
+    #[error("the event type name is not UTF-8")]
+    TypeNameNotUtf8,
+    #[error("unknown event type {0:?}")]
+    UnknownEventType(String),
+    #[error("unknown schema version {version} of event type {event_type}")]
+    UnknownSchemaVersion {
+        event_type: &'static str,
+        version: u16,
+    },
+    #[error("the payload of {event_type} v{version} does not decode: {reason}")]
+    BadPayload {
+        event_type: &'static str,
+        version: u16,
+        reason: String,
+    },
+    #[error("{extra} unexpected bytes after the payload of {event_type} v{version}")]
+    TrailingBytes {
+        event_type: &'static str,
+        version: u16,
+        extra: usize,
+    },
+    #[error("the payload of {event_type} does not encode: {reason}")]
+    Encode {
+        event_type: &'static str,
+        reason: String,
+    },
+    #[error("the record is {size} bytes, more than the limit of {MAX_RECORD_BYTES}")]
+    TooLarge { size: usize },
+}
+
+/// Appends the stored form of one event to `out` (which is usually empty).
+///
+/// The envelope's `event_type`, `schema_version` and `codec_version` are ignored:
+/// the record always carries the event's own type, its current schema version and
+/// [`CODEC_VERSION`], so a record cannot lie about its payload.
+pub fn encode_record(
+    envelope: &Envelope,
+    event: &Event,
+    out: &mut Vec<u8>,
+) -> Result<(), CodecError> {
+    let start = out.len();
+    let event_type = event.event_type();
+    let name = event_type.name().as_bytes();
+    let name_len = u8::try_from(name.len()).map_err(|_| CodecError::Encode {
+        event_type: event_type.name(),
+        reason: "type name longer than 255 bytes".to_owned(),
+    })?;
+    out.reserve(HEADER_LEN + name.len() + 64);
+    out.push(CODEC_VERSION);
+    out.extend_from_slice(&envelope.position.to_be_bytes());
+    let (kind, id) = stream_parts(&envelope.stream);
+    out.push(kind);
+    out.extend_from_slice(id);
+    out.extend_from_slice(&envelope.stream_version.to_be_bytes());
+    out.extend_from_slice(envelope.event_id.as_bytes());
+    out.extend_from_slice(&envelope.recorded_at.as_micros().to_be_bytes());
+    let (kind, id) = actor_parts(&envelope.actor);
+    out.push(kind);
+    out.extend_from_slice(&id);
+    out.extend_from_slice(envelope.command_id.as_bytes());
+    out.extend_from_slice(envelope.correlation_id.as_bytes());
+    out.extend_from_slice(&envelope.prev_hash);
+    out.extend_from_slice(&event_type.current_schema_version().to_be_bytes());
+    out.push(name_len);
+    out.extend_from_slice(name);
+    encode_payload(event, out)?;
+    let size = out.len() - start;
+    if size > MAX_RECORD_BYTES {
+        out.truncate(start);
+        return Err(CodecError::TooLarge { size });
+    }
+    Ok(())
+}
+
+/// Decodes one stored record and computes its hash.
+pub fn decode_record(bytes: &[u8]) -> Result<RecordedEvent, CodecError> {
+    let (envelope, payload) = decode_envelope(bytes)?;
+    let event = decode_payload(envelope.event_type, envelope.schema_version, payload)?;
+    Ok(RecordedEvent {
+        envelope,
+        event,
+        hash: record_hash(bytes),
+    })
+}
+
+/// The chain link of a stored record: blake3 over all of its bytes.
+pub fn record_hash(bytes: &[u8]) -> Hash {
+    *blake3::hash(bytes).as_bytes()
+}
+
+/// Decodes a record's envelope only, returning it with the undecoded payload.
+pub fn decode_envelope(bytes: &[u8]) -> Result<(Envelope, &[u8]), CodecError> {
+    let version = *bytes.first().ok_or(CodecError::Empty)?;
+    if version != CODEC_VERSION {
+        return Err(CodecError::UnknownCodecVersion(version));
+    }
+    let header: &[u8; HEADER_LEN] = bytes
+        .get(..HEADER_LEN)
+        .and_then(|h| h.try_into().ok())
+        .ok_or(CodecError::Truncated("the envelope is incomplete"))?;
+    let name_len = usize::from(header[141]);
+    let name = bytes
+        .get(HEADER_LEN..HEADER_LEN + name_len)
+        .ok_or(CodecError::Truncated("the event type name is incomplete"))?;
+    let name = std::str::from_utf8(name).map_err(|_| CodecError::TypeNameNotUtf8)?;
+    let event_type =
+        EventType::from_name(name).ok_or_else(|| CodecError::UnknownEventType(name.to_owned()))?;
+    let stream_id = array16(header, 10);
+    let stream = match header[9] {
+        STREAM_COMPANY => StreamId::Company(CompanyId::from_bytes(stream_id)),
+        STREAM_CONVERSATION => StreamId::Conversation(ConversationId::from_bytes(stream_id)),
+        other => return Err(CodecError::UnknownStreamKind(other)),
+    };
+    let actor_id = array16(header, 59);
+    let actor = match header[58] {
+        ACTOR_STAFF => Actor::Staff(StaffId::from_bytes(actor_id)),
+        ACTOR_CUSTOMER => Actor::Customer(ConversationId::from_bytes(actor_id)),
+        ACTOR_SYSTEM => Actor::System,
+        other => return Err(CodecError::UnknownActorKind(other)),
+    };
+    let mut prev_hash = [0u8; 32];
+    prev_hash.copy_from_slice(&header[107..139]);
+    let envelope = Envelope {
+        position: u64::from_be_bytes(array8(header, 1)),
+        stream,
+        stream_version: u64::from_be_bytes(array8(header, 26)),
+        event_id: EventId::from_bytes(array16(header, 34)),
+        event_type,
+        schema_version: u16::from_be_bytes([header[139], header[140]]),
+        codec_version: version,
+        recorded_at: RecordedAt::from_micros(i64::from_be_bytes(array8(header, 50))),
+        actor,
+        command_id: CommandId::from_bytes(array16(header, 75)),
+        correlation_id: CorrelationId::from_bytes(array16(header, 91)),
+        prev_hash,
+    };
+    Ok((envelope, &bytes[HEADER_LEN + name_len..]))
+}
+
+fn array8(header: &[u8; HEADER_LEN], at: usize) -> [u8; 8] {
+    let mut out = [0u8; 8];
+    out.copy_from_slice(&header[at..at + 8]);
+    out
+}
+
+fn array16(header: &[u8; HEADER_LEN], at: usize) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&header[at..at + 16]);
+    out
+}
+
+/// The kind byte and id bytes of a stream; also used by the sled key layout.
+pub(crate) fn stream_parts(stream: &StreamId) -> (u8, &[u8; 16]) {
+    match stream {
+        StreamId::Company(id) => (STREAM_COMPANY, id.as_bytes()),
+        StreamId::Conversation(id) => (STREAM_CONVERSATION, id.as_bytes()),
+    }
+}
+
+fn actor_parts(actor: &Actor) -> (u8, [u8; 16]) {
+    match actor {
+        Actor::Staff(id) => (ACTOR_STAFF, *id.as_bytes()),
+        Actor::Customer(id) => (ACTOR_CUSTOMER, *id.as_bytes()),
+        Actor::System => (ACTOR_SYSTEM, [0u8; 16]),
+    }
+}
+
+/// Appends the payload of `event` (its inner struct, bincode) to `out`.
+pub fn encode_payload(event: &Event, out: &mut Vec<u8>) -> Result<(), CodecError> {
+    let event_type = event.event_type();
+    match event {
+        Event::CompanyCreated(e) => encode_struct(event_type, e, out),
+        Event::PrivacySettingsChanged(e) => encode_struct(event_type, e, out),
+        Event::StaffAdded(e) => encode_struct(event_type, e, out),
+        Event::StaffRoleChanged(e) => encode_struct(event_type, e, out),
+        Event::PermissionGranted(e) => encode_struct(event_type, e, out),
+        Event::PermissionRevoked(e) => encode_struct(event_type, e, out),
+        Event::StaffDeactivated(e) => encode_struct(event_type, e, out),
+        Event::GroupCreated(e) => encode_struct(event_type, e, out),
+        Event::GroupRenamed(e) => encode_struct(event_type, e, out),
+        Event::GroupRoutingChanged(e) => encode_struct(event_type, e, out),
+        Event::GroupMemberAdded(e)
+        | Event::GroupMemberRemoved(e)
+        | Event::GroupSupervisorAdded(e)
+        | Event::GroupSupervisorRemoved(e) => encode_struct(event_type, e, out),
+        Event::ConversationOpened(e) => encode_struct(event_type, e, out),
+        Event::ConversationAssigned(e) => encode_struct(event_type, e, out),
+        Event::StaffInvitedToRoom(e) => encode_struct(event_type, e, out),
+        Event::ConversationPrivacyChanged(e) => encode_struct(event_type, e, out),
+        Event::MessagePosted(e) => encode_struct(event_type, e, out),
+        Event::PrivateMessagePosted(e) => encode_struct(event_type, e, out),
+        Event::ConversationClosed(e) => encode_struct(event_type, e, out),
+        Event::ConversationReopened(e) => encode_struct(event_type, e, out),
+    }
+}
+
+fn encode_struct<T: Serialize>(
+    event_type: EventType,
+    value: &T,
+    out: &mut Vec<u8>,
+) -> Result<(), CodecError> {
+    bincode::serde::encode_into_std_write(value, out, PAYLOAD_CONFIG)
+        .map(|_| ())
+        .map_err(|err| CodecError::Encode {
+            event_type: event_type.name(),
+            reason: err.to_string(),
+        })
+}
+
+/// Decodes a payload written for `(event_type, schema_version)`.
+///
+/// Every schema version ever written must keep an arm here, decoding into the
+/// struct of that version (and upgrading it if the domain has moved on).
+pub fn decode_payload(
+    event_type: EventType,
+    schema_version: u16,
+    bytes: &[u8],
+) -> Result<Event, CodecError> {
+    use EventType as T;
+    let v = schema_version;
+    match (event_type, v) {
+        (T::CompanyCreated, 1) => decode_struct(event_type, v, bytes).map(Event::CompanyCreated),
+        (T::PrivacySettingsChanged, 1) => {
+            decode_struct(event_type, v, bytes).map(Event::PrivacySettingsChanged)
+        }
+        (T::StaffAdded, 1) => decode_struct(event_type, v, bytes).map(Event::StaffAdded),
+        (T::StaffRoleChanged, 1) => {
+            decode_struct(event_type, v, bytes).map(Event::StaffRoleChanged)
+        }
+        (T::PermissionGranted, 1) => {
+            decode_struct(event_type, v, bytes).map(Event::PermissionGranted)
+        }
+        (T::PermissionRevoked, 1) => {
+            decode_struct(event_type, v, bytes).map(Event::PermissionRevoked)
+        }
+        (T::StaffDeactivated, 1) => {
+            decode_struct(event_type, v, bytes).map(Event::StaffDeactivated)
+        }
+        (T::GroupCreated, 1) => decode_struct(event_type, v, bytes).map(Event::GroupCreated),
+        (T::GroupRenamed, 1) => decode_struct(event_type, v, bytes).map(Event::GroupRenamed),
+        (T::GroupRoutingChanged, 1) => {
+            decode_struct(event_type, v, bytes).map(Event::GroupRoutingChanged)
+        }
+        (T::GroupMemberAdded, 1) => {
+            decode_struct(event_type, v, bytes).map(Event::GroupMemberAdded)
+        }
+        (T::GroupMemberRemoved, 1) => {
+            decode_struct(event_type, v, bytes).map(Event::GroupMemberRemoved)
+        }
+        (T::GroupSupervisorAdded, 1) => {
+            decode_struct(event_type, v, bytes).map(Event::GroupSupervisorAdded)
+        }
+        (T::GroupSupervisorRemoved, 1) => {
+            decode_struct(event_type, v, bytes).map(Event::GroupSupervisorRemoved)
+        }
+        (T::ConversationOpened, 1) => {
+            decode_struct(event_type, v, bytes).map(Event::ConversationOpened)
+        }
+        (T::ConversationAssigned, 1) => {
+            decode_struct(event_type, v, bytes).map(Event::ConversationAssigned)
+        }
+        (T::StaffInvitedToRoom, 1) => {
+            decode_struct(event_type, v, bytes).map(Event::StaffInvitedToRoom)
+        }
+        (T::ConversationPrivacyChanged, 1) => {
+            decode_struct(event_type, v, bytes).map(Event::ConversationPrivacyChanged)
+        }
+        (T::MessagePosted, 1) => decode_struct(event_type, v, bytes).map(Event::MessagePosted),
+        (T::PrivateMessagePosted, 1) => {
+            decode_struct(event_type, v, bytes).map(Event::PrivateMessagePosted)
+        }
+        (T::ConversationClosed, 1) => {
+            decode_struct(event_type, v, bytes).map(Event::ConversationClosed)
+        }
+        (T::ConversationReopened, 1) => {
+            decode_struct(event_type, v, bytes).map(Event::ConversationReopened)
+        }
+        (event_type, version) => Err(CodecError::UnknownSchemaVersion {
+            event_type: event_type.name(),
+            version,
+        }),
+    }
+}
+
+fn decode_struct<T: DeserializeOwned>(
+    event_type: EventType,
+    version: u16,
+    bytes: &[u8],
+) -> Result<T, CodecError> {
+    let (value, read) =
+        bincode::serde::decode_from_slice::<T, _>(bytes, PAYLOAD_CONFIG).map_err(|err| {
+            CodecError::BadPayload {
+                event_type: event_type.name(),
+                version,
+                reason: err.to_string(),
+            }
+        })?;
+    if read != bytes.len() {
+        return Err(CodecError::TrailingBytes {
+            event_type: event_type.name(),
+            version,
+            extra: bytes.len() - read,
+        });
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use backchannel_domain::samples::one_of_each;
+
+    fn envelope_for(event: &Event, position: u64) -> Envelope {
+        Envelope {
+            position,
+            stream: event.stream(),
+            stream_version: position,
+            event_id: EventId::from_bytes([7; 16]),
+            event_type: event.event_type(),
+            schema_version: event.event_type().current_schema_version(),
+            codec_version: CODEC_VERSION,
+            recorded_at: RecordedAt::from_micros(-5),
+            actor: Actor::Customer(ConversationId::from_bytes([3; 16])),
+            command_id: CommandId::from_bytes([1; 16]),
+            correlation_id: CorrelationId::from_bytes([2; 16]),
+            prev_hash: [9; 32],
+        }
+    }
+
+    fn encoded(event: &Event) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_record(&envelope_for(event, 42), event, &mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn every_sample_round_trips() {
+        for event in one_of_each() {
+            let bytes = encoded(&event);
+            let decoded = decode_record(&bytes).unwrap();
+            assert_eq!(decoded.event, event);
+            assert_eq!(decoded.envelope, envelope_for(&event, 42));
+            assert_eq!(decoded.hash, record_hash(&bytes));
+        }
+    }
+
+    #[test]
+    fn every_truncation_is_an_error_not_a_panic() {
+        for event in one_of_each() {
+            let bytes = encoded(&event);
+            for len in 0..bytes.len() {
+                assert!(decode_record(&bytes[..len]).is_err(), "{len} bytes decoded");
+            }
+        }
+    }
+
+    #[test]
+    fn trailing_bytes_are_rejected() {
+        let event = &one_of_each()[0];
+        let mut bytes = encoded(event);
+        bytes.push(0);
+        assert!(matches!(
+            decode_record(&bytes),
+            Err(CodecError::TrailingBytes { extra: 1, .. })
+        ));
+    }
+
+    #[test]
+    fn unknown_codec_version_type_and_schema_are_named() {
+        let event = &one_of_each()[0];
+        let mut bytes = encoded(event);
+        bytes[0] = 9;
+        assert_eq!(
+            decode_record(&bytes),
+            Err(CodecError::UnknownCodecVersion(9))
+        );
+
+        let mut bytes = encoded(event);
+        bytes[140] = 7;
+        assert_eq!(
+            decode_record(&bytes),
+            Err(CodecError::UnknownSchemaVersion {
+                event_type: "CompanyCreated",
+                version: 7
+            })
+        );
+
+        let mut bytes = encoded(event);
+        bytes[142] = b'X';
+        assert!(matches!(
+            decode_record(&bytes),
+            Err(CodecError::UnknownEventType(name)) if name == "XompanyCreated"
+        ));
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let template = encoded(&one_of_each()[18]);
+        for _ in 0..20_000 {
+            let mut bytes = template.clone();
+            let flips = rng.random_range(1..8);
+            for _ in 0..flips {
+                let at = rng.random_range(0..bytes.len());
+                bytes[at] = rng.random();
+            }
+            let _ = decode_record(&bytes);
+            let len = rng.random_range(0..300);
+            let noise: Vec<u8> = (0..len).map(|_| rng.random()).collect();
+            let _ = decode_record(&noise);
+        }
+    }
+
+    #[test]
+    fn a_huge_length_prefix_is_refused_without_allocating_it() {
+        // A MessagePosted payload whose body length claims far more than the limit.
+        let mut payload = vec![0u8; 16 + 16];
+        payload.push(1); // MessageAuthor::Customer
+        payload.extend_from_slice(&[0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]);
+        let err = decode_payload(EventType::MessagePosted, 1, &payload).unwrap_err();
+        assert!(matches!(err, CodecError::BadPayload { .. }), "{err}");
+    }
+}

@@ -1,0 +1,145 @@
+//! One error type per boundary: opening a store, appending, and reading.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use backchannel_domain::events::StreamId;
+
+use crate::codec::CodecError;
+use crate::envelope::ExpectedVersion;
+
+/// A failure of the storage underneath (sled or the file system).
+///
+/// Opaque on purpose: callers must not depend on the engine. Cheap to clone, so
+/// one failed group commit can report the same cause to every waiter.
+#[derive(Clone)]
+pub struct StorageError(Arc<dyn std::error::Error + Send + Sync>);
+
+impl StorageError {
+    pub(crate) fn new(err: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self(Arc::new(err))
+    }
+}
+
+impl fmt::Debug for StorageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for StorageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&*self.0, f)
+    }
+}
+
+impl std::error::Error for StorageError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+impl From<sled::Error> for StorageError {
+    fn from(err: sled::Error) -> Self {
+        Self::new(err)
+    }
+}
+
+impl From<std::io::Error> for StorageError {
+    fn from(err: std::io::Error) -> Self {
+        Self::new(err)
+    }
+}
+
+/// Why a store could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(
+        "{path} is not a Backchannel store: it is a non-empty directory without a \
+         BACKCHANNEL_STORE marker file; refusing to touch it"
+    )]
+    NotAStore { path: PathBuf },
+    #[error("{path} exists but is not a directory")]
+    NotADirectory { path: PathBuf },
+    #[error(
+        "the store at {path} is in use by another process or another open handle; \
+         stop it or close the handle first"
+    )]
+    StoreInUse { path: PathBuf },
+    #[error("the store at {path} has format {found:?}, this build reads format {supported}")]
+    UnsupportedFormat {
+        path: PathBuf,
+        found: String,
+        supported: u32,
+    },
+    #[error("the store at {path} is corrupt: {reason}")]
+    Corrupt { path: PathBuf, reason: String },
+    #[error("cannot access the store at {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the storage engine failed to open {path}: {source}")]
+    Storage {
+        path: PathBuf,
+        #[source]
+        source: StorageError,
+    },
+}
+
+/// Why a read (or a verification) failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Error {
+    #[error("the record at position {position} cannot be decoded: {source}")]
+    Corrupt {
+        position: u64,
+        #[source]
+        source: CodecError,
+    },
+    #[error("the event log is broken at position {position}: {problem}")]
+    Broken { position: u64, problem: String },
+    #[error("storage error: {0}")]
+    Storage(#[from] StorageError),
+}
+
+impl From<sled::Error> for Error {
+    fn from(err: sled::Error) -> Self {
+        Error::Storage(err.into())
+    }
+}
+
+/// Why an append appended nothing.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AppendError {
+    #[error("{stream:?} is at version {current}, the command expected {expected}")]
+    WrongExpectedVersion {
+        stream: StreamId,
+        expected: ExpectedVersion,
+        /// The stream's current version (0: the stream does not exist).
+        current: u64,
+    },
+    #[error("an append needs at least one event")]
+    NoEvents,
+    #[error("event {index} belongs to {found:?}, not to {expected:?} which is being appended to")]
+    WrongStream {
+        index: usize,
+        expected: StreamId,
+        found: StreamId,
+    },
+    #[error("an append may hold at most {max} events, this one has {count}")]
+    TooManyEvents { count: usize, max: usize },
+    #[error("event {index} cannot be stored: {source}")]
+    Encode {
+        index: usize,
+        #[source]
+        source: CodecError,
+    },
+    #[error(
+        "the commit failed, nothing was acknowledged: {0}; the log has stopped, reopen the store"
+    )]
+    Storage(#[source] StorageError),
+    #[error("the event log is closed (or its writer stopped after a storage error)")]
+    Closed,
+}

@@ -1,0 +1,278 @@
+//! The store directory: recognising it, locking it, opening sled inside it, and
+//! making sled's writes durable.
+//!
+//! Layout of a store directory:
+//!
+//! ```text
+//! <store>/BACKCHANNEL_STORE   marker: "backchannel-store\nformat 1\n"
+//! <store>/LOCK                exclusive lock while a process has the store open
+//! <store>/sled/               sled's own files: conf, db, blobs/, snap.*
+//! ```
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::io::{ErrorKind, Write};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+
+use crate::error::{OpenError, StorageError};
+use crate::keys;
+
+pub(crate) const MARKER_FILE: &str = "BACKCHANNEL_STORE";
+const LOCK_FILE: &str = "LOCK";
+const SLED_DIR: &str = "sled";
+/// The version of the directory layout and key layout together.
+pub(crate) const STORE_FORMAT: u32 = 1;
+
+fn marker_contents() -> String {
+    format!("backchannel-store\nformat {STORE_FORMAT}\n")
+}
+
+/// An open, locked store. Dropping it releases the lock (the `lock` field).
+pub(crate) struct OpenedStore {
+    pub(crate) db: sled::Db,
+    pub(crate) syncer: Syncer,
+    pub(crate) lock: File,
+}
+
+pub(crate) fn open(path: &Path) -> Result<OpenedStore, OpenError> {
+    let io = |source| OpenError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let has_marker = inspect(path)?;
+
+    // The lock comes before anything that writes, so two processes can never
+    // both open sled (sled's own lock would also refuse, but less clearly).
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path.join(LOCK_FILE))
+        .map_err(io)?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => {
+            return Err(OpenError::StoreInUse {
+                path: path.to_owned(),
+            });
+        }
+        Err(TryLockError::Error(source)) => return Err(io(source)),
+    }
+
+    if !has_marker {
+        write_marker(path).map_err(io)?;
+    }
+
+    let sled_path = path.join(SLED_DIR);
+    let config = sled::Config::new()
+        .path(&sled_path)
+        // Every commit flushes and fsyncs explicitly; the background flusher
+        // would only add contention.
+        .flush_every_ms(None);
+    let db = match catch_unwind(AssertUnwindSafe(|| config.open())) {
+        Ok(Ok(db)) => db,
+        Ok(Err(sled::Error::Corruption { .. })) => {
+            return Err(OpenError::Corrupt {
+                path: path.to_owned(),
+                reason: "sled reports corruption in its files".to_owned(),
+            });
+        }
+        Ok(Err(err)) => {
+            return Err(OpenError::Storage {
+                path: path.to_owned(),
+                source: err.into(),
+            });
+        }
+        Err(_) => {
+            return Err(OpenError::Corrupt {
+                path: path.to_owned(),
+                reason: "sled panicked while recovering its files".to_owned(),
+            });
+        }
+    };
+
+    // sled writes its `conf` file and creates its directories without fsync;
+    // make them durable before the first acknowledged commit depends on them.
+    sync_path(&sled_path.join("conf")).map_err(io)?;
+    sync_path(&sled_path.join("blobs")).map_err(io)?;
+    sync_path(&sled_path).map_err(io)?;
+    sync_path(path).map_err(io)?;
+
+    let syncer = Syncer::new(&sled_path).map_err(io)?;
+    let mut opened = OpenedStore { db, syncer, lock };
+    check_format(path, &mut opened)?;
+    Ok(opened)
+}
+
+/// Refuses anything that is not (or cannot become) a store. Returns whether the
+/// marker is present; a missing or empty directory will become a new store.
+fn inspect(path: &Path) -> Result<bool, OpenError> {
+    let io = |source| OpenError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    match fs::metadata(path) {
+        Err(err) if err.kind() == ErrorKind::NotFound => {
+            fs::create_dir_all(path).map_err(io)?;
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                sync_path(parent).map_err(io)?;
+            }
+            return Ok(false);
+        }
+        Err(err) => return Err(io(err)),
+        Ok(meta) if !meta.is_dir() => {
+            return Err(OpenError::NotADirectory {
+                path: path.to_owned(),
+            });
+        }
+        Ok(_) => {}
+    }
+    match fs::read_to_string(path.join(MARKER_FILE)) {
+        Ok(contents) if contents == marker_contents() => Ok(true),
+        Ok(contents) => Err(OpenError::UnsupportedFormat {
+            path: path.to_owned(),
+            found: contents.trim().replace('\n', " "),
+            supported: STORE_FORMAT,
+        }),
+        Err(err) if err.kind() == ErrorKind::NotFound => {
+            // Only a directory that is empty (or holds nothing but our lock file,
+            // left by a creation that died before writing the marker) may become
+            // a store.
+            let mut entries = fs::read_dir(path).map_err(io)?;
+            let foreign = entries.any(|entry| match entry {
+                Ok(entry) => entry.file_name() != LOCK_FILE,
+                Err(_) => true,
+            });
+            if foreign {
+                Err(OpenError::NotAStore {
+                    path: path.to_owned(),
+                })
+            } else {
+                Ok(false)
+            }
+        }
+        Err(err) => Err(io(err)),
+    }
+}
+
+fn write_marker(path: &Path) -> std::io::Result<()> {
+    let tmp = path.join(format!("{MARKER_FILE}.tmp"));
+    let mut file = File::create(&tmp)?;
+    file.write_all(marker_contents().as_bytes())?;
+    file.sync_all()?;
+    fs::rename(&tmp, path.join(MARKER_FILE))?;
+    sync_path(path)
+}
+
+fn check_format(path: &Path, store: &mut OpenedStore) -> Result<(), OpenError> {
+    let storage = |source: sled::Error| OpenError::Storage {
+        path: path.to_owned(),
+        source: source.into(),
+    };
+    match store.db.get(keys::FORMAT_KEY).map_err(storage)? {
+        Some(found) if found == keys::FORMAT_MAGIC => Ok(()),
+        Some(found) => Err(OpenError::UnsupportedFormat {
+            path: path.to_owned(),
+            found: String::from_utf8_lossy(&found).into_owned(),
+            supported: STORE_FORMAT,
+        }),
+        None => {
+            if store.db.first().map_err(storage)?.is_some() {
+                return Err(OpenError::Corrupt {
+                    path: path.to_owned(),
+                    reason: "the database holds data but no format key".to_owned(),
+                });
+            }
+            store
+                .db
+                .insert(keys::FORMAT_KEY, keys::FORMAT_MAGIC)
+                .map_err(storage)?;
+            store.db.flush().map_err(storage)?;
+            store.syncer.sync().map_err(|source| OpenError::Storage {
+                path: path.to_owned(),
+                source,
+            })
+        }
+    }
+}
+
+/// Opens a file or directory and fsyncs it; a missing path is not an error.
+fn sync_path(path: &Path) -> std::io::Result<()> {
+    match File::open(path) {
+        Ok(file) => file.sync_all(),
+        Err(err) if err.kind() == ErrorKind::NotFound => Ok(()),
+        Err(err) => Err(err),
+    }
+}
+
+/// Makes what sled has written durable.
+///
+/// sled 0.34's `flush` writes its log with `pwrite` and `sync_file_range`
+/// (spacejam/sled#1452), which neither persists file metadata (the file's new
+/// length) nor flushes the drive's write cache. So after every `flush` we
+/// `fdatasync` the `db` file ourselves through a handle kept open for the life of
+/// the store. sled writes pages too large for its log (over a quarter of a
+/// segment, e.g. a leaf holding many large records) to separate files under
+/// `blobs/`, without any sync; we fsync every blob file we have not synced yet,
+/// then the `blobs` directory. A blob is written once and never changes, but a
+/// reader thread consolidating a page may be writing one while we list them, so
+/// we remember each blob's length when we synced it and sync again if it grew.
+pub(crate) struct Syncer {
+    db_file: File,
+    blobs_dir_path: PathBuf,
+    blobs_dir: File,
+    /// Blob file name → its length when we last fsynced it.
+    synced_blobs: HashMap<OsString, u64>,
+}
+
+impl Syncer {
+    fn new(sled_path: &Path) -> std::io::Result<Self> {
+        let blobs_dir_path = sled_path.join("blobs");
+        let mut syncer = Syncer {
+            db_file: File::open(sled_path.join("db"))?,
+            blobs_dir: File::open(&blobs_dir_path)?,
+            blobs_dir_path,
+            synced_blobs: HashMap::new(),
+        };
+        // Blobs left by an earlier run may never have been synced.
+        syncer.sync_new_blobs()?;
+        Ok(syncer)
+    }
+
+    pub(crate) fn sync(&mut self) -> Result<(), StorageError> {
+        self.db_file.sync_data()?;
+        self.sync_new_blobs()?;
+        Ok(())
+    }
+
+    fn sync_new_blobs(&mut self) -> std::io::Result<()> {
+        let mut present = HashMap::with_capacity(self.synced_blobs.len());
+        let mut synced_any = false;
+        for entry in fs::read_dir(&self.blobs_dir_path)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let len = match entry.metadata() {
+                Ok(meta) => meta.len(),
+                // Garbage-collected between listing and looking.
+                Err(err) if err.kind() == ErrorKind::NotFound => continue,
+                Err(err) => return Err(err),
+            };
+            if self.synced_blobs.get(&name) != Some(&len) {
+                match File::open(self.blobs_dir_path.join(&name)) {
+                    Ok(file) => file.sync_all()?,
+                    Err(err) if err.kind() == ErrorKind::NotFound => continue,
+                    Err(err) => return Err(err),
+                }
+                synced_any = true;
+            }
+            present.insert(name, len);
+        }
+        if synced_any {
+            self.blobs_dir.sync_all()?;
+        }
+        self.synced_blobs = present;
+        Ok(())
+    }
+}
