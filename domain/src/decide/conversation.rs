@@ -26,7 +26,6 @@ pub(super) fn decide(
             channel,
             customer,
         } => {
-            let current = company(state, *company_id)?;
             match actor {
                 Actor::Customer(own) if own == *conversation => {}
                 Actor::Customer(_) => {
@@ -39,6 +38,7 @@ pub(super) fn decide(
                 }
                 Actor::System => {}
             }
+            let current = company(state, *company_id)?;
             let group = group_of(state, *company_id, *group)?;
             if state.conversations.contains_key(conversation) {
                 return Err(DomainError::validation(
