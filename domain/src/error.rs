@@ -115,3 +115,42 @@ impl From<ValueError> for DomainError {
         DomainError::Validation(err.to_string())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_domain_error_has_its_spec_code() {
+        let cases = [
+            (DomainError::Unauthenticated, "UNAUTHENTICATED"),
+            (DomainError::Forbidden("x"), "FORBIDDEN"),
+            (DomainError::RestrictedAccess, "RESTRICTED_ACCESS"),
+            (DomainError::NotFound(Missing::Conversation), "NOT_FOUND"),
+            (DomainError::validation("x"), "VALIDATION"),
+            (
+                DomainError::Conflict {
+                    current_assignee: None,
+                },
+                "CONFLICT",
+            ),
+            (
+                DomainError::PrivateMessagesUnsupported,
+                "PRIVATE_MESSAGES_UNSUPPORTED",
+            ),
+            (DomainError::ConversationClosed, "CONVERSATION_CLOSED"),
+        ];
+        for (error, code) in cases {
+            assert_eq!(error.code().as_str(), code);
+        }
+    }
+
+    #[test]
+    fn not_found_reads_the_same_for_any_missing_conversation() {
+        // Another company's conversation and a missing one share this message.
+        assert_eq!(
+            DomainError::NotFound(Missing::Conversation).to_string(),
+            "conversation not found"
+        );
+    }
+}
