@@ -92,8 +92,6 @@ pub trait EventTail: Send {
     fn next(&mut self) -> impl Future<Output = Option<Result<RecordedEvent, Error>>> + Send;
 }
 
-/// sled serves reads from its page cache, so the reads below run inline rather
-/// than on a blocking thread: a page of events takes microseconds.
 impl EventLog for SledEventLog {
     type Tail = SledTail;
 
@@ -112,7 +110,7 @@ impl EventLog for SledEventLog {
         stream: StreamId,
         from_version: u64,
     ) -> impl Future<Output = Result<Vec<RecordedEvent>, Error>> + Send {
-        async move { SledEventLog::read_stream(self, stream, from_version) }
+        SledEventLog::read_stream(self, stream, from_version)
     }
 
     fn read_all(
@@ -120,7 +118,7 @@ impl EventLog for SledEventLog {
         from_position: u64,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<RecordedEvent>, Error>> + Send {
-        async move { SledEventLog::read_all(self, from_position, limit) }
+        SledEventLog::read_all(self, from_position, limit)
     }
 
     fn tail(&self, from_position: u64) -> SledTail {

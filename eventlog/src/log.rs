@@ -134,7 +134,29 @@ impl SledEventLog {
 
     /// The events of `stream` from `from_version` (1 = the beginning) up to the
     /// committed head.
-    pub fn read_stream(
+    ///
+    /// sled serves reads from its page cache, so reads run inline rather than on
+    /// a blocking thread.
+    pub async fn read_stream(
+        &self,
+        stream: StreamId,
+        from_version: u64,
+    ) -> Result<Vec<RecordedEvent>, Error> {
+        self.read_stream_now(stream, from_version)
+    }
+
+    /// Up to `limit` events from `from_position` (1 = the beginning) in position
+    /// order, never past the committed head. An empty page means the caller is
+    /// at the head.
+    pub async fn read_all(
+        &self,
+        from_position: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, Error> {
+        self.read_all_now(from_position, limit)
+    }
+
+    pub(crate) fn read_stream_now(
         &self,
         stream: StreamId,
         from_version: u64,
@@ -168,10 +190,11 @@ impl SledEventLog {
         Ok(events)
     }
 
-    /// Up to `limit` events from `from_position` (1 = the beginning) in position
-    /// order, never past the committed head. An empty page means the caller is
-    /// at the head.
-    pub fn read_all(&self, from_position: u64, limit: usize) -> Result<Vec<RecordedEvent>, Error> {
+    pub(crate) fn read_all_now(
+        &self,
+        from_position: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, Error> {
         let from = from_position.max(1);
         let head = self.head();
         if from > head || limit == 0 {

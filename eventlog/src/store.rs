@@ -61,10 +61,6 @@ pub(crate) fn open(path: &Path) -> Result<OpenedStore, OpenError> {
         Err(TryLockError::Error(source)) => return Err(io(source)),
     }
 
-    if !has_marker {
-        write_marker(path).map_err(io)?;
-    }
-
     let sled_path = path.join(SLED_DIR);
     let config = sled::Config::new()
         .path(&sled_path)
@@ -102,12 +98,18 @@ pub(crate) fn open(path: &Path) -> Result<OpenedStore, OpenError> {
 
     let syncer = Syncer::new(&sled_path).map_err(io)?;
     let mut opened = OpenedStore { db, syncer, lock };
-    check_format(path, &mut opened)?;
+    check_format(path, &mut opened, has_marker)?;
+    // The marker is written last: a directory holding it always holds an
+    // initialised database, so a database without its format key is corruption.
+    if !has_marker {
+        write_marker(path).map_err(io)?;
+    }
     Ok(opened)
 }
 
 /// Refuses anything that is not (or cannot become) a store. Returns whether the
-/// marker is present; a missing or empty directory will become a new store.
+/// marker is present; a missing or empty directory will become a new store, and
+/// so will one holding only what an interrupted creation leaves behind.
 fn inspect(path: &Path) -> Result<bool, OpenError> {
     let io = |source| OpenError::Io {
         path: path.to_owned(),
@@ -137,12 +139,17 @@ fn inspect(path: &Path) -> Result<bool, OpenError> {
             supported: STORE_FORMAT,
         }),
         Err(err) if err.kind() == ErrorKind::NotFound => {
-            // Only a directory that is empty (or holds nothing but our lock file,
-            // left by a creation that died before writing the marker) may become
-            // a store.
+            // Only a directory that is empty, or holds nothing but what a
+            // creation that died before writing the marker leaves, may become a
+            // store. (A leftover `sled` directory holding data without our format
+            // key is refused later, by `check_format`.)
+            let tmp_marker = format!("{MARKER_FILE}.tmp");
             let mut entries = fs::read_dir(path).map_err(io)?;
             let foreign = entries.any(|entry| match entry {
-                Ok(entry) => entry.file_name() != LOCK_FILE,
+                Ok(entry) => {
+                    let name = entry.file_name();
+                    name != LOCK_FILE && name != SLED_DIR && name != tmp_marker.as_str()
+                }
                 Err(_) => true,
             });
             if foreign {
@@ -166,7 +173,7 @@ fn write_marker(path: &Path) -> std::io::Result<()> {
     sync_path(path)
 }
 
-fn check_format(path: &Path, store: &mut OpenedStore) -> Result<(), OpenError> {
+fn check_format(path: &Path, store: &mut OpenedStore, has_marker: bool) -> Result<(), OpenError> {
     let storage = |source: sled::Error| OpenError::Storage {
         path: path.to_owned(),
         source: source.into(),
@@ -178,11 +185,16 @@ fn check_format(path: &Path, store: &mut OpenedStore) -> Result<(), OpenError> {
             found: String::from_utf8_lossy(&found).into_owned(),
             supported: STORE_FORMAT,
         }),
+        None if has_marker => Err(OpenError::Corrupt {
+            path: path.to_owned(),
+            reason: "its database has lost its format key (sled recovered nothing \
+                     readable); refusing to start an empty log over it"
+                .to_owned(),
+        }),
         None => {
             if store.db.first().map_err(storage)?.is_some() {
-                return Err(OpenError::Corrupt {
+                return Err(OpenError::NotAStore {
                     path: path.to_owned(),
-                    reason: "the database holds data but no format key".to_owned(),
                 });
             }
             store

@@ -51,7 +51,7 @@ impl SledTail {
             }
             let head = *self.committed.borrow_and_update();
             if self.next_position <= head {
-                match self.log.read_all(self.next_position, PAGE) {
+                match self.log.read_all_now(self.next_position, PAGE) {
                     Ok(page) => {
                         self.next_position += page.len() as u64;
                         self.buffered.extend(page);

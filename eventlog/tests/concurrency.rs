@@ -1,0 +1,354 @@
+#![allow(clippy::unwrap_used)]
+//! Many writers at once: ordering, optimistic concurrency, idempotency, tails.
+
+mod support;
+
+use std::collections::HashMap;
+
+use backchannel_domain::events::{Event, StreamId};
+use backchannel_domain::ids::CommandId;
+use backchannel_eventlog::{AppendError, EventLog, ExpectedVersion, SledEventLog};
+use support::{conversation, message, meta, meta_for, opened, stream};
+
+const TASKS: u64 = 64;
+const APPENDS_PER_TASK: u64 = 20;
+const SHARED_STREAMS: u64 = 4;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_appends_are_gapless_contiguous_and_chained() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = SledEventLog::open(dir.path()).unwrap();
+    let mut tasks = Vec::new();
+    for task in 0..TASKS {
+        let log = log.clone();
+        tasks.push(tokio::spawn(async move {
+            let own = conversation(1000 + task);
+            let mut own_version = 0;
+            for i in 0..APPENDS_PER_TASK {
+                if i % 2 == 0 {
+                    // Its own stream, with an exact expected version.
+                    let events = if own_version == 0 {
+                        vec![opened(own), message(own, i)]
+                    } else {
+                        vec![message(own, i)]
+                    };
+                    let outcome = log
+                        .append(
+                            StreamId::Conversation(own),
+                            ExpectedVersion::Exact(own_version),
+                            events,
+                            meta(),
+                        )
+                        .await
+                        .unwrap();
+                    own_version = outcome.stream_version;
+                } else {
+                    // A stream shared with other tasks, no concurrency check.
+                    let shared = conversation(task % SHARED_STREAMS);
+                    log.append(
+                        StreamId::Conversation(shared),
+                        ExpectedVersion::Any,
+                        vec![message(shared, task * 1000 + i)],
+                        meta(),
+                    )
+                    .await
+                    .unwrap();
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+
+    let expected_events = TASKS * (APPENDS_PER_TASK + 1);
+    assert_eq!(log.head(), expected_events);
+    let all = log.read_all(1, usize::MAX).await.unwrap();
+    let positions: Vec<u64> = all.iter().map(|e| e.envelope.position).collect();
+    assert_eq!(positions, (1..=expected_events).collect::<Vec<_>>());
+    let mut versions: HashMap<StreamId, Vec<u64>> = HashMap::new();
+    for event in &all {
+        versions
+            .entry(event.envelope.stream)
+            .or_default()
+            .push(event.envelope.stream_version);
+    }
+    assert_eq!(versions.len() as u64, TASKS + SHARED_STREAMS);
+    for (stream, versions) in &versions {
+        let expected: Vec<u64> = (1..=versions.len() as u64).collect();
+        assert_eq!(versions, &expected, "{stream:?}");
+        let read = log.read_stream(*stream, 1).await.unwrap();
+        assert_eq!(read.len(), versions.len());
+    }
+    log.verify().unwrap();
+    log.close().unwrap();
+
+    let reopened = SledEventLog::open(dir.path()).unwrap();
+    assert_eq!(reopened.head(), expected_events);
+    let report = reopened.verify().unwrap();
+    assert_eq!(report.events, expected_events);
+    assert_eq!(reopened.read_all(1, usize::MAX).await.unwrap(), all);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn of_two_racing_appends_with_the_same_expected_version_exactly_one_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = SledEventLog::open(dir.path()).unwrap();
+    for round in 0..50 {
+        let id = conversation(round);
+        let s = StreamId::Conversation(id);
+        log.append(s, ExpectedVersion::NoStream, vec![opened(id)], meta())
+            .await
+            .unwrap();
+        let first = log.append(s, ExpectedVersion::Exact(1), vec![message(id, 1)], meta());
+        let second = log.append(s, ExpectedVersion::Exact(1), vec![message(id, 2)], meta());
+        let (first, second) = tokio::join!(first, second);
+        let (winner, loser) = match (first, second) {
+            (Ok(winner), Err(loser)) | (Err(loser), Ok(winner)) => (winner, loser),
+            other => panic!("expected exactly one winner, got {other:?}"),
+        };
+        assert_eq!(winner.stream_version, 2);
+        assert!(
+            matches!(
+                loser,
+                AppendError::WrongExpectedVersion {
+                    expected: ExpectedVersion::Exact(1),
+                    current: 2,
+                    ..
+                }
+            ),
+            "{loser}"
+        );
+        assert_eq!(log.read_stream(s, 1).await.unwrap().len(), 2);
+    }
+    log.verify().unwrap();
+}
+
+#[tokio::test]
+async fn a_stale_expected_version_appends_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = SledEventLog::open(dir.path()).unwrap();
+    let id = conversation(1);
+    let s = StreamId::Conversation(id);
+    log.append(s, ExpectedVersion::NoStream, vec![opened(id)], meta())
+        .await
+        .unwrap();
+    let err = log
+        .append(s, ExpectedVersion::NoStream, vec![opened(id)], meta())
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        AppendError::WrongExpectedVersion { current: 1, .. }
+    ));
+    assert_eq!(
+        err.to_string(),
+        format!("{s:?} is at version 1, the command expected no stream")
+    );
+    let err = log
+        .append(s, ExpectedVersion::Exact(5), vec![message(id, 1)], meta())
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        AppendError::WrongExpectedVersion { current: 1, .. }
+    ));
+    assert_eq!(log.head(), 1);
+}
+
+#[tokio::test]
+async fn a_retried_command_returns_the_original_positions_and_appends_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = SledEventLog::open(dir.path()).unwrap();
+    let id = conversation(1);
+    let s = StreamId::Conversation(id);
+    let command = CommandId::new();
+    let events = vec![opened(id), message(id, 1)];
+    let first = log
+        .append(
+            s,
+            ExpectedVersion::NoStream,
+            events.clone(),
+            meta_for(command),
+        )
+        .await
+        .unwrap();
+    assert!(!first.deduplicated);
+    log.append(s, ExpectedVersion::Any, vec![message(id, 2)], meta())
+        .await
+        .unwrap();
+    // The retry's expected version is stale by now; it must still get the
+    // original outcome rather than a conflict.
+    let retry = log
+        .append(s, ExpectedVersion::NoStream, events, meta_for(command))
+        .await
+        .unwrap();
+    assert!(retry.deduplicated);
+    assert_eq!(
+        (
+            retry.first_position,
+            retry.last_position,
+            retry.stream_version
+        ),
+        (1, 2, 2)
+    );
+    assert_eq!(log.head(), 3);
+
+    // Also after a restart.
+    log.close().unwrap();
+    let log = SledEventLog::open(dir.path()).unwrap();
+    let retry = log
+        .append(
+            s,
+            ExpectedVersion::NoStream,
+            vec![opened(id)],
+            meta_for(command),
+        )
+        .await
+        .unwrap();
+    assert_eq!((retry.first_position, retry.deduplicated), (1, true));
+    assert_eq!(log.head(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_retry_racing_its_original_appends_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = SledEventLog::open(dir.path()).unwrap();
+    for round in 0..50 {
+        let id = conversation(round);
+        let s = StreamId::Conversation(id);
+        let command = CommandId::new();
+        let a = log.append(
+            s,
+            ExpectedVersion::NoStream,
+            vec![opened(id)],
+            meta_for(command),
+        );
+        let b = log.append(
+            s,
+            ExpectedVersion::NoStream,
+            vec![opened(id)],
+            meta_for(command),
+        );
+        let (a, b) = tokio::join!(a, b);
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert_eq!(a.first_position, b.first_position);
+        assert_eq!(a.stream_version, 1);
+        assert!(a.deduplicated != b.deduplicated, "{a:?} {b:?}");
+        assert_eq!(log.head(), round + 1);
+    }
+}
+
+#[tokio::test]
+async fn malformed_appends_are_refused_with_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = SledEventLog::open(dir.path()).unwrap();
+    let err = log
+        .append(stream(1), ExpectedVersion::Any, vec![], meta())
+        .await
+        .unwrap_err();
+    assert_eq!(err.to_string(), "an append needs at least one event");
+    let err = log
+        .append(
+            stream(1),
+            ExpectedVersion::Any,
+            vec![opened(conversation(1)), message(conversation(2), 1)],
+            meta(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, AppendError::WrongStream { index: 1, .. }),
+        "{err}"
+    );
+    assert_eq!(log.head(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tail_yields_history_then_follows_commits_without_gaps_or_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = SledEventLog::open(dir.path()).unwrap();
+    for n in 0..10 {
+        log.append(
+            stream(n),
+            ExpectedVersion::Any,
+            vec![opened(conversation(n))],
+            meta(),
+        )
+        .await
+        .unwrap();
+    }
+    let mut tail = EventLog::tail(&log, 3);
+    let writer = {
+        let log = log.clone();
+        tokio::spawn(async move {
+            for n in 0..200 {
+                let id = conversation(n % 10);
+                log.append(
+                    StreamId::Conversation(id),
+                    ExpectedVersion::Any,
+                    vec![message(id, n)],
+                    meta(),
+                )
+                .await
+                .unwrap();
+            }
+        })
+    };
+    let mut seen = Vec::new();
+    while seen.len() < 208 {
+        let event = tail.next().await.unwrap().unwrap();
+        seen.push(event.envelope.position);
+    }
+    writer.await.unwrap();
+    assert_eq!(seen, (3..=210).collect::<Vec<_>>());
+
+    // Closing the log ends the tail once it has caught up.
+    log.clone().close().unwrap();
+    assert!(tail.next().await.is_none());
+}
+
+#[tokio::test]
+async fn reads_see_an_append_as_soon_as_it_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = SledEventLog::open(dir.path()).unwrap();
+    let id = conversation(7);
+    for n in 0..20 {
+        let event: Event = message(id, n);
+        let outcome = log
+            .append(
+                StreamId::Conversation(id),
+                ExpectedVersion::Any,
+                vec![event.clone()],
+                meta(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(log.head(), outcome.last_position);
+        let read = log
+            .read_stream(StreamId::Conversation(id), outcome.stream_version)
+            .await
+            .unwrap();
+        assert_eq!(read.len(), 1);
+        assert_eq!(read[0].event, event);
+        assert_eq!(read[0].envelope.position, outcome.last_position);
+    }
+}
+
+#[tokio::test]
+async fn a_closed_log_refuses_appends() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = SledEventLog::open(dir.path()).unwrap();
+    let other_handle = log.clone();
+    log.close().unwrap();
+    let err = other_handle
+        .append(
+            stream(1),
+            ExpectedVersion::Any,
+            vec![opened(conversation(1))],
+            meta(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, AppendError::Closed), "{err}");
+}
