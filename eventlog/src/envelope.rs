@@ -70,12 +70,14 @@ pub struct Envelope {
 }
 
 /// One event as read back from the log.
+///
+/// Its own hash is not computed on read (that would cost a blake3 per event on
+/// every replay): it is the next event's `envelope.prev_hash`, and
+/// [`SledEventLog::verify`](crate::SledEventLog::verify) recomputes them all.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordedEvent {
     pub envelope: Envelope,
     pub event: Event,
-    /// blake3 of this record's stored bytes; the next record's `prev_hash`.
-    pub hash: Hash,
 }
 
 /// What the caller believes the stream's current version is.

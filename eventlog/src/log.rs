@@ -13,7 +13,7 @@ use crate::error::{AppendError, Error, OpenError, StorageError};
 use crate::keys;
 use crate::store;
 use crate::tail::SledTail;
-use crate::writer::{self, AppendRequest, ChainHead, Request, Writer};
+use crate::writer::{self, AppendRequest, ChainHead, Request};
 
 /// The event log stored in a sled database in one directory.
 ///
@@ -49,14 +49,17 @@ impl SledEventLog {
         let head = load_chain_head(&path, &opened.db)?;
         let (committed_tx, committed) = watch::channel(head.position);
         let (requests, receiver) = mpsc::unbounded_channel();
-        let writer = Writer::new(opened.db.clone(), opened.syncer, head, committed_tx);
-        let handle = std::thread::Builder::new()
-            .name("eventlog-writer".to_owned())
-            .spawn(move || writer.run(receiver))
-            .map_err(|source| OpenError::Io {
-                path: path.clone(),
-                source,
-            })?;
+        let handle = writer::spawn(
+            opened.db.clone(),
+            opened.syncer,
+            head,
+            committed_tx,
+            receiver,
+        )
+        .map_err(|source| OpenError::Io {
+            path: path.clone(),
+            source,
+        })?;
         Ok(SledEventLog {
             inner: Arc::new(Inner {
                 path,

@@ -1,19 +1,30 @@
-//! The single writer: a dedicated thread that group-commits appends.
+//! The single writer: two threads that group-commit appends.
 //!
 //! Appends arrive over an unbounded channel (each caller awaits its own reply, so
-//! the queue is bounded by the number of callers). The thread takes every request
-//! waiting, up to [`MAX_GROUP_EVENTS`] events, validates them one by one against
-//! the committed stream heads plus the earlier requests of the same group, encodes
-//! the accepted ones into one sled batch with gapless positions and the hash chain,
-//! applies it, flushes, fsyncs, publishes the new head, and only then answers.
+//! the queue is bounded by the number of callers). The *sequencer* thread takes
+//! every request waiting, up to [`MAX_GROUP_EVENTS`] events, validates them one by
+//! one against the stream heads plus the earlier requests of the same group,
+//! encodes the accepted ones into one sled batch with gapless positions and the
+//! hash chain, and applies it. It then hands the group to the *syncer* thread,
+//! which flushes sled, fsyncs its files, publishes the new committed head and only
+//! then answers the group's callers. While the syncer waits for the disk, the
+//! sequencer already builds and applies the next group, so the CPU work of one
+//! group overlaps the fsync of the previous one; the syncer covers every group
+//! handed over meanwhile with one flush + fsync.
 //!
-//! On a storage error the group's waiters all get [`AppendError::Storage`] and the
-//! thread stops: after a failed `apply_batch` or `flush` we cannot know what sled
-//! holds in memory or on disk, so carrying on with in-memory heads would risk
-//! gaps or a forked chain. Later appends get [`AppendError::Closed`]; reopening the
-//! store recovers from what is on disk.
+//! Nothing applied but not yet synced is visible: readers stop at the committed
+//! head, and every answer of a group (a deduplicated retry or a conflict too) is
+//! sent by the syncer after that group, and so all earlier ones, are durable.
+//!
+//! On a storage error the waiters of every group not yet synced get
+//! [`AppendError::Storage`] and both threads stop: after a failed `apply_batch`,
+//! `flush` or fsync we cannot know what sled holds in memory or on disk, so
+//! carrying on with in-memory heads would risk gaps or a forked chain. Later
+//! appends get [`AppendError::Closed`]; reopening the store recovers from what is
+//! on disk.
 
 use std::collections::HashMap;
+use std::sync::{Arc, OnceLock, mpsc as std_mpsc};
 
 use backchannel_domain::events::{Event, StreamId};
 use backchannel_domain::ids::{CommandId, EventId};
@@ -34,6 +45,8 @@ pub(crate) const MAX_EVENTS_PER_APPEND: usize = 1024;
 /// Stream heads cached in memory before the cache is dropped and refilled
 /// lazily from sled (each entry is about 40 bytes).
 const MAX_CACHED_HEADS: usize = 1 << 20;
+/// Applied groups the syncer may lag behind before the sequencer waits for it.
+const MAX_GROUPS_IN_FLIGHT: usize = 4;
 
 pub(crate) enum Request {
     Append(AppendRequest),
@@ -49,25 +62,69 @@ pub(crate) struct AppendRequest {
     pub(crate) reply: oneshot::Sender<Result<AppendOutcome, AppendError>>,
 }
 
-/// Where the log ends, as loaded on open.
+type Reply = oneshot::Sender<Result<AppendOutcome, AppendError>>;
+
+/// Where the log ends.
+#[derive(Clone, Copy)]
 pub(crate) struct ChainHead {
-    /// The last committed position (0: empty log).
+    /// The last position (0: empty log).
     pub(crate) position: u64,
     /// The hash of the record at `position` (zeros for an empty log).
     pub(crate) hash: Hash,
 }
 
-pub(crate) struct Writer {
+/// Starts the writer threads; the returned thread is the sequencer, which joins
+/// the syncer before it returns.
+pub(crate) fn spawn(
     db: sled::Db,
     syncer: Syncer,
-    /// The last committed position and its hash. Only this thread changes them.
     head: ChainHead,
-    /// Committed stream versions. Only this thread reads or writes it.
-    stream_heads: HashMap<StreamId, u64>,
-    /// Tells readers and tails the last committed position.
     committed: watch::Sender<u64>,
+    requests: mpsc::UnboundedReceiver<Request>,
+) -> std::io::Result<std::thread::JoinHandle<Result<(), StorageError>>> {
+    let failure = Arc::new(OnceLock::new());
+    let (applied_tx, applied_rx) = std_mpsc::sync_channel(MAX_GROUPS_IN_FLIGHT);
+    let sync_stage = SyncStage {
+        db: db.clone(),
+        syncer,
+        committed,
+        failure: failure.clone(),
+    };
+    let sync_thread = std::thread::Builder::new()
+        .name("eventlog-syncer".to_owned())
+        .spawn(move || sync_stage.run(applied_rx))?;
+    let sequencer = Sequencer {
+        db,
+        head,
+        stream_heads: HashMap::new(),
+        scratch: Vec::with_capacity(512),
+        failure,
+    };
+    std::thread::Builder::new()
+        .name("eventlog-writer".to_owned())
+        .spawn(move || sequencer.run(requests, applied_tx, sync_thread))
+}
+
+/// A group applied to sled, waiting to be made durable and answered.
+struct Applied {
+    /// The head after this group.
+    head: ChainHead,
+    /// Whether the group wrote anything (else it only carries answers).
+    wrote: bool,
+    answers: Vec<(Reply, Result<AppendOutcome, AppendError>)>,
+}
+
+/// Validates, sequences and applies groups. Owns the sequencing state.
+struct Sequencer {
+    db: sled::Db,
+    /// The last applied position and its hash. Only this thread changes them.
+    head: ChainHead,
+    /// Applied stream versions. Only this thread reads or writes them.
+    stream_heads: HashMap<StreamId, u64>,
     /// Reused encoding buffer.
     scratch: Vec<u8>,
+    /// Set once by whichever thread first hits a storage error.
+    failure: Arc<OnceLock<StorageError>>,
 }
 
 /// The state of the group being built: what it would commit if applied.
@@ -81,28 +138,31 @@ struct Group {
     records: usize,
 }
 
-impl Writer {
-    pub(crate) fn new(
-        db: sled::Db,
-        syncer: Syncer,
-        head: ChainHead,
-        committed: watch::Sender<u64>,
-    ) -> Self {
-        Writer {
-            db,
-            syncer,
-            head,
-            stream_heads: HashMap::new(),
-            committed,
-            scratch: Vec::with_capacity(512),
-        }
-    }
-
-    /// The writer thread's body. Returns when closed, when every sender is gone,
-    /// or after a storage error (which every waiter of the failed group has seen).
-    pub(crate) fn run(
+impl Sequencer {
+    /// The sequencer thread's body. Returns when closed, when every sender is
+    /// gone, or after a storage error (which every affected waiter has seen).
+    fn run(
         mut self,
         mut requests: mpsc::UnboundedReceiver<Request>,
+        applied: std_mpsc::SyncSender<Applied>,
+        sync_thread: std::thread::JoinHandle<Result<(), StorageError>>,
+    ) -> Result<(), StorageError> {
+        let result = self.sequence(&mut requests, &applied);
+        // Closing the hand-over channel lets the syncer finish and stop.
+        drop(applied);
+        let synced = match sync_thread.join() {
+            Ok(result) => result,
+            Err(_) => Err(StorageError::new(std::io::Error::other(
+                "the event log syncer thread panicked",
+            ))),
+        };
+        result.and(synced)
+    }
+
+    fn sequence(
+        &mut self,
+        requests: &mut mpsc::UnboundedReceiver<Request>,
+        applied: &std_mpsc::SyncSender<Applied>,
     ) -> Result<(), StorageError> {
         let mut pending: Vec<AppendRequest> = Vec::new();
         loop {
@@ -126,17 +186,27 @@ impl Writer {
                 }
             }
             if !pending.is_empty() {
-                self.commit_group(&mut pending)?;
+                let group = self.apply_group(&mut pending)?;
+                if let Err(std_mpsc::SendError(group)) = applied.send(group) {
+                    // The syncer stopped after a storage error.
+                    let err = self.failure().clone();
+                    fail_all(group.answers, &err);
+                    return Err(err);
+                }
             }
             if closing {
-                self.db.flush()?;
-                self.syncer.sync()?;
                 return Ok(());
             }
         }
     }
 
-    fn commit_group(&mut self, requests: &mut Vec<AppendRequest>) -> Result<(), StorageError> {
+    fn failure(&self) -> &StorageError {
+        self.failure.get_or_init(|| {
+            StorageError::new(std::io::Error::other("the event log syncer stopped"))
+        })
+    }
+
+    fn apply_group(&mut self, requests: &mut Vec<AppendRequest>) -> Result<Applied, StorageError> {
         let mut group = Group {
             batch: sled::Batch::default(),
             next_position: self.head.position + 1,
@@ -151,19 +221,13 @@ impl Writer {
             let answer = self.prepare(&request, &mut group);
             answers.push((request.reply, answer));
         }
-
-        if group.records > 0 {
-            let committed = self
-                .db
-                .apply_batch(group.batch)
-                .and_then(|()| self.db.flush().map(|_| ()))
-                .map_err(StorageError::from)
-                .and_then(|()| self.syncer.sync());
-            if let Err(err) = committed {
-                tracing::error!(error = %err, "event log commit failed; the writer stops");
-                for (reply, _) in answers {
-                    let _ = reply.send(Err(AppendError::Storage(err.clone())));
-                }
+        let wrote = group.records > 0;
+        if wrote {
+            if let Err(err) = self.db.apply_batch(group.batch) {
+                let err = StorageError::from(err);
+                let err = self.failure.get_or_init(|| err).clone();
+                tracing::error!(error = %err, "event log apply_batch failed; the writer stops");
+                fail_all(answers, &err);
                 return Err(err);
             }
             self.head = ChainHead {
@@ -174,15 +238,12 @@ impl Writer {
                 self.stream_heads.clear();
             }
             self.stream_heads.extend(group.stream_heads);
-            // Publish before answering, so a caller that sees its append return
-            // also sees it in reads (read-your-writes).
-            self.committed.send_replace(self.head.position);
         }
-        for (reply, answer) in answers {
-            // A caller that stopped waiting does not matter: its append stands.
-            let _ = reply.send(answer);
-        }
-        Ok(())
+        Ok(Applied {
+            head: self.head,
+            wrote,
+            answers,
+        })
     }
 
     /// Validates one request against the committed state plus the group so far,
@@ -214,7 +275,7 @@ impl Writer {
         let stream = request.stream;
         let current = match group.stream_heads.get(&stream) {
             Some(&version) => version,
-            None => self.committed_stream_head(&stream)?,
+            None => self.applied_stream_head(&stream)?,
         };
         if !request.expected.accepts(current) {
             return Err(AppendError::WrongExpectedVersion {
@@ -278,7 +339,7 @@ impl Writer {
         Ok(outcome)
     }
 
-    fn committed_stream_head(&mut self, stream: &StreamId) -> Result<u64, AppendError> {
+    fn applied_stream_head(&mut self, stream: &StreamId) -> Result<u64, AppendError> {
         if let Some(&version) = self.stream_heads.get(stream) {
             return Ok(version);
         }
@@ -303,4 +364,58 @@ impl Writer {
 
 fn records_len(count: u64) -> usize {
     usize::try_from(count).unwrap_or(usize::MAX)
+}
+
+fn fail_all(answers: Vec<(Reply, Result<AppendOutcome, AppendError>)>, err: &StorageError) {
+    for (reply, _) in answers {
+        let _ = reply.send(Err(AppendError::Storage(err.clone())));
+    }
+}
+
+/// Makes applied groups durable, publishes the committed head, answers callers.
+struct SyncStage {
+    db: sled::Db,
+    syncer: Syncer,
+    /// Tells readers and tails the last committed position.
+    committed: watch::Sender<u64>,
+    failure: Arc<OnceLock<StorageError>>,
+}
+
+impl SyncStage {
+    fn run(mut self, applied: std_mpsc::Receiver<Applied>) -> Result<(), StorageError> {
+        let mut groups = Vec::new();
+        while let Ok(first) = applied.recv() {
+            groups.push(first);
+            groups.extend(applied.try_iter());
+            if groups.iter().any(|g| g.wrote) {
+                let synced = self
+                    .db
+                    .flush()
+                    .map(|_| ())
+                    .map_err(StorageError::from)
+                    .and_then(|()| self.syncer.sync());
+                if let Err(err) = synced {
+                    let err = self.failure.get_or_init(|| err).clone();
+                    tracing::error!(error = %err, "event log fsync failed; the writer stops");
+                    for group in groups.drain(..).chain(applied.try_iter()) {
+                        fail_all(group.answers, &err);
+                    }
+                    return Err(err);
+                }
+            }
+            if let Some(last) = groups.last() {
+                // Publish before answering, so a caller that sees its append
+                // return also sees it in reads (read-your-writes).
+                self.committed.send_replace(last.head.position);
+            }
+            for group in groups.drain(..) {
+                for (reply, answer) in group.answers {
+                    // A caller that stopped waiting does not matter: its append stands.
+                    let _ = reply.send(answer);
+                }
+            }
+        }
+        self.db.flush()?;
+        self.syncer.sync()
+    }
 }

@@ -173,6 +173,6 @@ fn full_stored_records_are_pinned() {
         assert_eq!(decoded.envelope, envelope, "{name}");
         assert_eq!(decoded.event, event, "{name}");
         assert_eq!(decoded.envelope.prev_hash, prev_hash, "{name}: chain link");
-        prev_hash = decoded.hash;
+        prev_hash = codec::record_hash(&stored);
     }
 }
