@@ -18,7 +18,7 @@
 //! - `envelope`: the envelope and the values of the public API.
 //! - `keys`: the sled key layout; `store`: the store directory, its lock, and
 //!   the fsyncs that make sled's writes durable.
-//! - `writer`: the single writer thread that group-commits appends.
+//! - `writer`: the sequencer and syncer threads that group-commit appends.
 //! - `log`: [`SledEventLog`] and its read paths; `tail`: [`SledTail`];
 //!   `verify`: [`SledEventLog::verify`].
 //!
