@@ -55,8 +55,9 @@ pub trait EventLog: Send + Sync {
 
     /// Appends `events` (at least one, all of `stream`) atomically. Returns once
     /// they are durable. A command id seen before appends nothing and returns the
-    /// first append's outcome with `deduplicated: true`; a stale `expected`
-    /// version appends nothing and returns [`AppendError::WrongExpectedVersion`].
+    /// first append's outcome with `deduplicated: true` (matched by command id
+    /// alone, before the version check); a stale `expected` version appends
+    /// nothing and returns [`AppendError::WrongExpectedVersion`].
     fn append(
         &self,
         stream: StreamId,
