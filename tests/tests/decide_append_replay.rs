@@ -1,0 +1,335 @@
+//! The foundation end to end: commands decided by `domain`, appended to the real
+//! sled log with the decided stream version and the command id, read back after
+//! a restart, and folded again into exactly the same state.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use backchannel_domain::commands::Command;
+use backchannel_domain::ids::*;
+use backchannel_domain::model::{Actor, Channel, MessageVisibility, Role, RoutingType};
+use backchannel_domain::values::{MessageBody, Name};
+use backchannel_domain::{DomainError, State, decide};
+use backchannel_eventlog::{AppendError, AppendMeta, EventLog, ExpectedVersion, SledEventLog};
+
+fn name(s: &str) -> Name {
+    Name::parse(s).unwrap()
+}
+
+/// What the API will do for every mutation: decide against the current state,
+/// append with the version the decision read, fold the events into the state.
+async fn execute(
+    log: &SledEventLog,
+    state: &mut State,
+    actor: Actor,
+    command: Command,
+) -> Result<(), DomainError> {
+    let events = decide(state, &command, actor)?;
+    if events.is_empty() {
+        return Ok(());
+    }
+    let stream = command.stream();
+    let meta = AppendMeta {
+        command_id: CommandId::new(),
+        correlation_id: CorrelationId::new(),
+        actor,
+    };
+    log.append(
+        stream,
+        ExpectedVersion::Exact(state.stream_version(stream)),
+        events.clone(),
+        meta,
+    )
+    .await
+    .expect("no concurrent writer in this test");
+    for event in &events {
+        state.apply(event);
+    }
+    Ok(())
+}
+
+struct Desk {
+    company: CompanyId,
+    owner: StaffId,
+    admin: StaffId,
+    a: StaffId,
+    b: StaffId,
+    support: GroupId,
+    sales: GroupId,
+}
+
+async fn build_desk(log: &SledEventLog, state: &mut State) -> Desk {
+    let desk = Desk {
+        company: CompanyId::new(),
+        owner: StaffId::new(),
+        admin: StaffId::new(),
+        a: StaffId::new(),
+        b: StaffId::new(),
+        support: GroupId::new(),
+        sales: GroupId::new(),
+    };
+    let owner = Actor::Staff(desk.owner);
+    let c = desk.company;
+    let setup = [
+        (
+            Actor::System,
+            Command::CreateCompany {
+                company: c,
+                name: name("Acme"),
+                widget_key: WidgetKey::new(),
+                owner: desk.owner,
+                owner_name: name("Olga"),
+            },
+        ),
+        (
+            owner,
+            Command::AddStaff {
+                company: c,
+                staff: desk.admin,
+                name: name("Adam"),
+                role: Role::Admin,
+            },
+        ),
+        (
+            owner,
+            Command::AddStaff {
+                company: c,
+                staff: desk.a,
+                name: name("Ann"),
+                role: Role::Agent,
+            },
+        ),
+        (
+            owner,
+            Command::AddStaff {
+                company: c,
+                staff: desk.b,
+                name: name("Ben"),
+                role: Role::Agent,
+            },
+        ),
+        (
+            owner,
+            Command::CreateGroup {
+                company: c,
+                group: desk.support,
+                name: name("Support"),
+                routing: RoutingType::Broadcast,
+            },
+        ),
+        (
+            owner,
+            Command::CreateGroup {
+                company: c,
+                group: desk.sales,
+                name: name("Sales"),
+                routing: RoutingType::RoundRobin,
+            },
+        ),
+        (
+            owner,
+            Command::UpdatePrivacySettings {
+                company: c,
+                private_conversations_enabled: true,
+                new_conversations_private: true,
+            },
+        ),
+    ];
+    for (actor, command) in setup {
+        execute(log, state, actor, command).await.unwrap();
+    }
+    for (group, staff) in [
+        (desk.support, desk.a),
+        (desk.support, desk.b),
+        (desk.sales, desk.a),
+        (desk.sales, desk.b),
+    ] {
+        execute(
+            log,
+            state,
+            owner,
+            Command::AddGroupMember {
+                company: c,
+                group,
+                staff,
+            },
+        )
+        .await
+        .unwrap();
+    }
+    desk
+}
+
+#[tokio::test]
+async fn decided_events_survive_a_restart_and_replay_to_the_same_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = SledEventLog::open(dir.path()).unwrap();
+    let mut state = State::default();
+    let desk = build_desk(&log, &mut state).await;
+
+    for i in 0..20 {
+        let conversation = ConversationId::new();
+        let group = if i % 2 == 0 { desk.support } else { desk.sales };
+        let channel = [
+            Channel::Chat,
+            Channel::Social,
+            Channel::Email,
+            Channel::Call,
+        ][i % 4];
+        let customer = Actor::Customer(conversation);
+        execute(
+            &log,
+            &mut state,
+            customer,
+            Command::OpenConversation {
+                company: desk.company,
+                conversation,
+                group,
+                channel,
+                customer: name("Carla"),
+            },
+        )
+        .await
+        .unwrap();
+        if group == desk.support {
+            execute(
+                &log,
+                &mut state,
+                Actor::Staff(desk.b),
+                Command::AssignConversation {
+                    conversation,
+                    assignee: desk.b,
+                },
+            )
+            .await
+            .unwrap();
+        }
+        execute(
+            &log,
+            &mut state,
+            customer,
+            Command::SendMessage {
+                conversation,
+                message: MessageId::new(),
+                visibility: MessageVisibility::Public,
+                body: MessageBody::parse("Where is my parcel?").unwrap(),
+            },
+        )
+        .await
+        .unwrap();
+        let whisper = execute(
+            &log,
+            &mut state,
+            Actor::Staff(desk.admin),
+            Command::SendMessage {
+                conversation,
+                message: MessageId::new(),
+                visibility: MessageVisibility::Private,
+                body: MessageBody::parse("Check the courier first").unwrap(),
+            },
+        )
+        .await;
+        if matches!(channel, Channel::Email | Channel::Call) {
+            assert_eq!(whisper, Err(DomainError::PrivateMessagesUnsupported));
+        } else {
+            whisper.unwrap();
+        }
+        if i % 3 == 0 {
+            execute(
+                &log,
+                &mut state,
+                Actor::Staff(desk.admin),
+                Command::CloseConversation { conversation },
+            )
+            .await
+            .unwrap();
+        }
+    }
+    let head = log.head();
+    log.close().unwrap();
+
+    let reopened = SledEventLog::open(dir.path()).unwrap();
+    assert_eq!(reopened.head(), head);
+    let recorded: Vec<_> = reopened.scan(1).collect::<Result<_, _>>().unwrap();
+    assert_eq!(recorded.len() as u64, head);
+    let replayed = State::from_events(recorded.iter().map(|r| &r.event));
+    assert_eq!(replayed, state);
+    for r in &recorded {
+        assert!(r.envelope.stream_version <= replayed.stream_version(r.envelope.stream));
+        assert_eq!(r.envelope.stream, r.event.stream());
+    }
+    reopened.verify().unwrap();
+}
+
+#[tokio::test]
+async fn two_agents_taking_the_same_conversation_one_wins_the_other_learns_who() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = SledEventLog::open(dir.path()).unwrap();
+    let mut state = State::default();
+    let desk = build_desk(&log, &mut state).await;
+    let conversation = ConversationId::new();
+    execute(
+        &log,
+        &mut state,
+        Actor::Customer(conversation),
+        Command::OpenConversation {
+            company: desk.company,
+            conversation,
+            group: desk.support,
+            channel: Channel::Chat,
+            customer: name("Carla"),
+        },
+    )
+    .await
+    .unwrap();
+
+    // Both decide against the same state, then race to append.
+    let stream = backchannel_domain::StreamId::Conversation(conversation);
+    let version = state.stream_version(stream);
+    let take = |agent: StaffId| {
+        let command = Command::AssignConversation {
+            conversation,
+            assignee: agent,
+        };
+        let events = decide(&state, &command, Actor::Staff(agent)).unwrap();
+        let meta = AppendMeta {
+            command_id: CommandId::new(),
+            correlation_id: CorrelationId::new(),
+            actor: Actor::Staff(agent),
+        };
+        log.append(stream, ExpectedVersion::Exact(version), events, meta)
+    };
+    let (ann, ben) = tokio::join!(take(desk.a), take(desk.b));
+    let (winner, loser, lost) = match (ann, ben) {
+        (Ok(_), Err(e)) => (desk.a, desk.b, e),
+        (Err(e), Ok(_)) => (desk.b, desk.a, e),
+        other => panic!("exactly one append must win, got {other:?}"),
+    };
+    assert!(matches!(lost, AppendError::WrongExpectedVersion { .. }));
+
+    // The loser's command, decided again on the state that now includes the
+    // winner's event, is a CONFLICT naming the winner, even though the
+    // conversation is private and the loser can no longer view it.
+    let state = State::from_events(
+        log.scan(1)
+            .map(|r| r.unwrap().event)
+            .collect::<Vec<_>>()
+            .iter(),
+    );
+    let retry = decide(
+        &state,
+        &Command::AssignConversation {
+            conversation,
+            assignee: loser,
+        },
+        Actor::Staff(loser),
+    );
+    assert_eq!(
+        retry,
+        Err(DomainError::Conflict {
+            current_assignee: Some(winner)
+        })
+    );
+    assert_eq!(
+        state.access(loser, conversation),
+        backchannel_domain::Access::Restricted
+    );
+}
