@@ -17,7 +17,7 @@ fn name(s: &str) -> Name {
 /// What the API will do for every mutation: decide against the current state,
 /// append with the version the decision read, fold the events into the state.
 async fn execute(
-    log: &SledEventLog,
+    log: &impl EventLog,
     state: &mut State,
     actor: Actor,
     command: Command,
@@ -56,7 +56,7 @@ struct Desk {
     sales: GroupId,
 }
 
-async fn build_desk(log: &SledEventLog, state: &mut State) -> Desk {
+async fn build_desk(log: &impl EventLog, state: &mut State) -> Desk {
     let desk = Desk {
         company: CompanyId::new(),
         owner: StaffId::new(),
