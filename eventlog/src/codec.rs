@@ -38,6 +38,23 @@
 //! an error. A record's hash is blake3 over all of its bytes, `prev_hash`
 //! included, which chains every record to all the ones before it.
 //!
+//! # Chunks (chunk format version 1)
+//!
+//! Records are stored in chunks: one sled value holds the records of
+//! consecutive positions, so a group commit writes one key per chunk rather than
+//! one per event. A chunk is
+//!
+//! | offset | size | field |
+//! |-------:|-----:|-------|
+//! | 0 | 1 | chunk format version (`1`) |
+//! | 1 | 8 | position of its first record (u64 BE; also its key) |
+//! | 9 | 4 | record count `k` ≥ 1 (u32 BE) |
+//! | 13 | … | `k` times: record length (u32 BE), then the record |
+//!
+//! Each record is byte for byte the codec record above; the hash chain covers
+//! records, not chunks, so how records are grouped into chunks changes no hash.
+//! `fixtures/events/chunk.v1.3records.bin` pins the framing.
+//!
 //! bincode 2.0.1 is unmaintained upstream (RUSTSEC-2025-0141). It is pinned and
 //! confined to this module, so replacing it means writing codec version 2 here
 //! and nothing else.
@@ -116,6 +133,10 @@ pub enum CodecError {
     },
     #[error("the record is {size} bytes, more than the limit of {MAX_RECORD_BYTES}")]
     TooLarge { size: usize },
+    #[error("unknown chunk format version {0} (this build reads version {CHUNK_FORMAT_VERSION})")]
+    UnknownChunkVersion(u8),
+    #[error("the chunk framing is broken: {0}")]
+    BadChunk(&'static str),
 }
 
 /// Appends the stored form of one event to `out` (which is usually empty).
@@ -392,6 +413,231 @@ fn decode_struct<T: DeserializeOwned>(
     Ok(value)
 }
 
+// ---------------------------------------------------------------------------
+// Chunks
+
+/// The chunk format version new chunks are written with.
+pub const CHUNK_FORMAT_VERSION: u8 = 1;
+/// Chunk header: format version (1), first position (8), record count (4).
+pub const CHUNK_HEADER_LEN: usize = 13;
+/// Each record in a chunk is preceded by its length (u32 BE).
+const RECORD_PREFIX_LEN: usize = 4;
+
+/// What a chunk's header says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkHeader {
+    /// The position of the chunk's first record.
+    pub first_position: u64,
+    /// How many records the chunk holds (at least one in a stored chunk).
+    pub count: u32,
+}
+
+impl ChunkHeader {
+    /// The position after the chunk's last record.
+    pub fn end_position(&self) -> u64 {
+        self.first_position.saturating_add(u64::from(self.count))
+    }
+}
+
+/// Starts a chunk in `out` (which should be empty): its header, with no records yet.
+pub fn begin_chunk(out: &mut Vec<u8>, first_position: u64) {
+    out.push(CHUNK_FORMAT_VERSION);
+    out.extend_from_slice(&first_position.to_be_bytes());
+    out.extend_from_slice(&0u32.to_be_bytes());
+}
+
+/// Encodes one record (see [`encode_record`]) at the end of the chunk in `out`,
+/// length-prefixed, and counts it in the chunk's header. Returns where the
+/// record's own bytes are in `out` (for its hash). On error `out` is unchanged.
+pub fn push_chunk_record(
+    out: &mut Vec<u8>,
+    envelope: &Envelope,
+    event: &Event,
+) -> Result<std::ops::Range<usize>, CodecError> {
+    let start = out.len();
+    out.extend_from_slice(&[0; RECORD_PREFIX_LEN]);
+    if let Err(err) = encode_record(envelope, event, out) {
+        out.truncate(start);
+        return Err(err);
+    }
+    finish_push(out, start)
+}
+
+/// Appends already encoded record bytes to the chunk in `out`.
+pub fn push_chunk_raw(out: &mut Vec<u8>, record: &[u8]) -> Result<(), CodecError> {
+    let start = out.len();
+    out.extend_from_slice(&[0; RECORD_PREFIX_LEN]);
+    out.extend_from_slice(record);
+    finish_push(out, start).map(|_| ())
+}
+
+fn finish_push(out: &mut Vec<u8>, start: usize) -> Result<std::ops::Range<usize>, CodecError> {
+    let record = start + RECORD_PREFIX_LEN..out.len();
+    let fail = |out: &mut Vec<u8>, reason| {
+        out.truncate(start);
+        Err(CodecError::BadChunk(reason))
+    };
+    let Ok(len) = u32::try_from(record.len()) else {
+        return fail(out, "a record longer than 4 GiB");
+    };
+    let Some(count) = out
+        .get(9..CHUNK_HEADER_LEN)
+        .and_then(|c| c.try_into().ok())
+        .map(u32::from_be_bytes)
+    else {
+        return fail(out, "no chunk header to append to");
+    };
+    let Some(count) = count.checked_add(1) else {
+        return fail(out, "too many records");
+    };
+    out[start..start + RECORD_PREFIX_LEN].copy_from_slice(&len.to_be_bytes());
+    out[9..CHUNK_HEADER_LEN].copy_from_slice(&count.to_be_bytes());
+    Ok(record)
+}
+
+/// Reads a chunk's header. Its records follow through [`ChunkRecords`].
+pub fn decode_chunk(bytes: &[u8]) -> Result<ChunkRecords<'_>, CodecError> {
+    let version = *bytes
+        .first()
+        .ok_or(CodecError::BadChunk("the chunk is empty"))?;
+    if version != CHUNK_FORMAT_VERSION {
+        return Err(CodecError::UnknownChunkVersion(version));
+    }
+    let header = bytes
+        .get(1..CHUNK_HEADER_LEN)
+        .ok_or(CodecError::BadChunk("the chunk header is incomplete"))?;
+    let mut position = [0u8; 8];
+    position.copy_from_slice(&header[..8]);
+    let mut count = [0u8; 4];
+    count.copy_from_slice(&header[8..12]);
+    let header = ChunkHeader {
+        first_position: u64::from_be_bytes(position),
+        count: u32::from_be_bytes(count),
+    };
+    if header.count == 0 {
+        return Err(CodecError::BadChunk("the chunk holds no records"));
+    }
+    Ok(ChunkRecords {
+        header,
+        rest: &bytes[CHUNK_HEADER_LEN..],
+        read: 0,
+        failed: false,
+    })
+}
+
+/// The records of one chunk, in position order, as stored bytes (each one a
+/// record for [`decode_record`]). Skipping a record costs only its length
+/// prefix. A framing problem (a length past the end, a record count that does
+/// not match, bytes after the last record) is one [`CodecError::BadChunk`] item,
+/// after which the iterator ends.
+#[derive(Debug, Clone)]
+pub struct ChunkRecords<'a> {
+    header: ChunkHeader,
+    rest: &'a [u8],
+    read: u32,
+    failed: bool,
+}
+
+impl<'a> ChunkRecords<'a> {
+    pub fn header(&self) -> ChunkHeader {
+        self.header
+    }
+
+    /// The position of the record the next call returns.
+    pub fn next_position(&self) -> u64 {
+        self.header
+            .first_position
+            .saturating_add(u64::from(self.read))
+    }
+
+    fn fail(&mut self, reason: &'static str) -> Option<Result<&'a [u8], CodecError>> {
+        self.failed = true;
+        Some(Err(CodecError::BadChunk(reason)))
+    }
+}
+
+impl<'a> Iterator for ChunkRecords<'a> {
+    type Item = Result<&'a [u8], CodecError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        if self.read == self.header.count {
+            if !self.rest.is_empty() {
+                return self.fail("bytes after the chunk's last record");
+            }
+            return None;
+        }
+        let Some((prefix, rest)) = self.rest.split_first_chunk::<RECORD_PREFIX_LEN>() else {
+            return self.fail("fewer records than the chunk header counts");
+        };
+        let len = usize::try_from(u32::from_be_bytes(*prefix)).unwrap_or(usize::MAX);
+        if len > rest.len() {
+            return self.fail("a record runs past the end of the chunk");
+        }
+        let (record, rest) = rest.split_at(len);
+        self.rest = rest;
+        self.read += 1;
+        Some(Ok(record))
+    }
+}
+
+/// Where the record whose length prefix is at `offset` in a chunk lies.
+pub(crate) fn chunk_record_at(
+    bytes: &[u8],
+    offset: usize,
+) -> Result<std::ops::Range<usize>, CodecError> {
+    let prefix = bytes
+        .get(offset..)
+        .and_then(|rest| rest.first_chunk::<RECORD_PREFIX_LEN>())
+        .ok_or(CodecError::BadChunk(
+            "fewer records than the chunk header counts",
+        ))?;
+    let len = usize::try_from(u32::from_be_bytes(*prefix)).unwrap_or(usize::MAX);
+    let start = offset + RECORD_PREFIX_LEN;
+    let end = start
+        .checked_add(len)
+        .filter(|&end| end <= bytes.len())
+        .ok_or(CodecError::BadChunk(
+            "a record runs past the end of the chunk",
+        ))?;
+    Ok(start..end)
+}
+
+/// The envelope fields the in-memory indexes are built from, read at fixed
+/// offsets without decoding the type name or payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct IndexFields {
+    pub(crate) position: u64,
+    pub(crate) stream: StreamId,
+    pub(crate) stream_version: u64,
+    pub(crate) command_id: CommandId,
+}
+
+pub(crate) fn index_fields(bytes: &[u8]) -> Result<IndexFields, CodecError> {
+    let version = *bytes.first().ok_or(CodecError::Empty)?;
+    if version != CODEC_VERSION {
+        return Err(CodecError::UnknownCodecVersion(version));
+    }
+    let header: &[u8; HEADER_LEN] = bytes
+        .get(..HEADER_LEN)
+        .and_then(|h| h.try_into().ok())
+        .ok_or(CodecError::Truncated("the envelope is incomplete"))?;
+    let stream_id = array16(header, 10);
+    let stream = match header[9] {
+        STREAM_COMPANY => StreamId::Company(CompanyId::from_bytes(stream_id)),
+        STREAM_CONVERSATION => StreamId::Conversation(ConversationId::from_bytes(stream_id)),
+        other => return Err(CodecError::UnknownStreamKind(other)),
+    };
+    Ok(IndexFields {
+        position: u64::from_be_bytes(array8(header, 1)),
+        stream,
+        stream_version: u64::from_be_bytes(array8(header, 26)),
+        command_id: CommandId::from_bytes(array16(header, 75)),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -506,5 +752,50 @@ mod tests {
         payload.extend_from_slice(&[0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]);
         let err = decode_payload(EventType::MessagePosted, 1, &payload).unwrap_err();
         assert!(matches!(err, CodecError::BadPayload { .. }), "{err}");
+    }
+
+    fn chunk_of_samples() -> (Vec<u8>, Vec<Vec<u8>>) {
+        let mut chunk = Vec::new();
+        begin_chunk(&mut chunk, 42);
+        let mut records = Vec::new();
+        for (n, event) in one_of_each().iter().enumerate() {
+            let envelope = envelope_for(event, 42 + n as u64);
+            let range = push_chunk_record(&mut chunk, &envelope, event).unwrap();
+            records.push(chunk[range].to_vec());
+        }
+        (chunk, records)
+    }
+
+    #[test]
+    fn a_chunk_round_trips_its_records() {
+        let (chunk, records) = chunk_of_samples();
+        let decoded = decode_chunk(&chunk).unwrap();
+        assert_eq!(decoded.header().first_position, 42);
+        assert_eq!(decoded.header().count as usize, records.len());
+        let read: Vec<&[u8]> = decoded.map(Result::unwrap).collect();
+        assert_eq!(read, records.iter().map(Vec::as_slice).collect::<Vec<_>>());
+        let mut raw = Vec::new();
+        begin_chunk(&mut raw, 42);
+        for record in &records {
+            push_chunk_raw(&mut raw, record).unwrap();
+        }
+        assert_eq!(raw, chunk);
+    }
+
+    #[test]
+    fn every_chunk_truncation_is_an_error_not_a_panic() {
+        let (chunk, _) = chunk_of_samples();
+        for len in 0..chunk.len() {
+            let outcome = decode_chunk(&chunk[..len])
+                .and_then(|records| records.collect::<Result<Vec<_>, _>>().map(|_| ()));
+            assert!(outcome.is_err(), "{len} bytes read as a whole chunk");
+            let mut offset = CHUNK_HEADER_LEN;
+            while let Ok(range) = chunk_record_at(&chunk[..len], offset) {
+                offset = range.end;
+            }
+        }
+        let mut extra = chunk.clone();
+        extra.push(0);
+        assert!(decode_chunk(&extra).unwrap().any(|r| r.is_err()));
     }
 }

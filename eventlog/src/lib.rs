@@ -31,9 +31,11 @@ use std::future::Future;
 
 use backchannel_domain::events::{Event, StreamId};
 
+mod chunks;
 pub mod codec;
 mod envelope;
 mod error;
+mod index;
 mod keys;
 mod log;
 mod store;
@@ -45,6 +47,7 @@ pub use envelope::{
     AppendMeta, AppendOutcome, Envelope, ExpectedVersion, Hash, RecordedAt, RecordedEvent,
 };
 pub use error::{AppendError, Error, OpenError, StorageError};
+pub use index::IndexStats;
 pub use log::{Scan, SledEventLog};
 pub use tail::SledTail;
 pub use verify::VerifyReport;

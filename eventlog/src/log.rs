@@ -1,19 +1,20 @@
 //! [`SledEventLog`]: the event log on sled, and its read paths.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use std::thread::JoinHandle;
 
 use backchannel_domain::events::{Event, StreamId};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::chunks::{self, ChunkCursor, Records};
 use crate::codec;
 use crate::envelope::{AppendMeta, AppendOutcome, ExpectedVersion, RecordedEvent};
 use crate::error::{AppendError, Error, OpenError, StorageError};
-use crate::keys;
+use crate::index::{self, IndexStats, Indexes};
 use crate::store;
 use crate::tail::SledTail;
-use crate::writer::{self, AppendRequest, ChainHead, Request};
+use crate::writer::{self, AppendRequest, Request};
 
 /// The event log stored in a sled database in one directory.
 ///
@@ -33,6 +34,9 @@ pub(crate) struct Inner {
     /// The last committed (durable) position. Reads never go past it, so nobody
     /// sees an event before it is acknowledged.
     pub(crate) committed: watch::Receiver<u64>,
+    /// The stream and command indexes, rebuilt on open; only the writer thread
+    /// changes them.
+    pub(crate) indexes: Arc<RwLock<Indexes>>,
     requests: mpsc::UnboundedSender<Request>,
     /// Taken by whoever stops the writer first (`close` or `Drop`).
     writer: Mutex<Option<JoinHandle<Result<(), StorageError>>>>,
@@ -42,17 +46,21 @@ pub(crate) struct Inner {
 
 impl SledEventLog {
     /// Opens the store in `path`, creating it if the directory is missing or
-    /// empty, and starts the writer thread.
+    /// empty, rebuilds the in-memory indexes by scanning every record's envelope
+    /// (linear in the log's length), and starts the writer thread.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, OpenError> {
         let path = path.as_ref().to_owned();
         let opened = store::open(&path)?;
-        let head = load_chain_head(&path, &opened.db)?;
+        let loaded = index::load(&path, &opened.db)?;
+        let head = loaded.head;
+        let indexes = Arc::new(RwLock::new(loaded.indexes));
         let (committed_tx, committed) = watch::channel(head.position);
         let (requests, receiver) = mpsc::unbounded_channel();
         let handle = writer::spawn(
             opened.db.clone(),
             opened.syncer,
             head,
+            indexes.clone(),
             committed_tx,
             receiver,
         )
@@ -65,6 +73,7 @@ impl SledEventLog {
                 path,
                 db: opened.db,
                 committed,
+                indexes,
                 requests,
                 writer: Mutex::new(Some(handle)),
                 _lock: opened.lock,
@@ -74,6 +83,18 @@ impl SledEventLog {
 
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// The size of the in-memory indexes (for monitoring and benchmarks).
+    pub fn index_stats(&self) -> IndexStats {
+        self.indexes().stats()
+    }
+
+    pub(crate) fn indexes(&self) -> RwLockReadGuard<'_, Indexes> {
+        match self.inner.indexes.read() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
     }
 
     /// Stops the writer after it has committed every append queued before this
@@ -165,30 +186,31 @@ impl SledEventLog {
         from_version: u64,
     ) -> Result<Vec<RecordedEvent>, Error> {
         let head = self.head();
-        let from = keys::stream_version(&stream, from_version.max(1));
-        let to = keys::stream_version(&stream, u64::MAX);
-        let mut events = Vec::new();
-        for entry in self.inner.db.range(from..=to) {
-            let (key, value) = entry?;
-            let position = keys::u64_value(&value).ok_or_else(|| Error::Broken {
-                position: 0,
-                problem: format!(
-                    "the index of {stream:?} version {:?} holds no position",
-                    keys::version_of(&key)
-                ),
-            })?;
-            if position > head {
-                break;
+        let positions = self.indexes().stream_positions(&stream, from_version, head);
+        let mut events = Vec::with_capacity(positions.len());
+        // Consecutive events of a stream often share a chunk: walk it forward
+        // instead of looking the chunk up again.
+        let mut cursor: Option<ChunkCursor> = None;
+        for position in positions {
+            let range = match cursor.as_mut().filter(|c| c.reaches(position)) {
+                Some(current) => current.seek(position)?,
+                None => {
+                    let (opened, range) = chunks::open_at(&self.inner.db, position)?;
+                    cursor = Some(opened);
+                    range
+                }
+            };
+            let Some(current) = cursor.as_ref() else {
+                return Err(chunks::missing(position));
+            };
+            let event = decode_at(position, &current.bytes()[range])?;
+            if event.envelope.stream != stream {
+                return Err(Error::Broken {
+                    position,
+                    problem: format!("indexed for {stream:?} but belongs to another stream"),
+                });
             }
-            let record =
-                self.inner
-                    .db
-                    .get(keys::event(position))?
-                    .ok_or_else(|| Error::Broken {
-                        position,
-                        problem: format!("indexed by {stream:?} but missing"),
-                    })?;
-            events.push(decode_at(position, &record)?);
+            events.push(event);
         }
         Ok(events)
     }
@@ -219,9 +241,7 @@ impl SledEventLog {
 
     pub(crate) fn scan_range(&self, from: u64, to: u64) -> Scan {
         Scan {
-            iter: self.inner.db.range(keys::event(from)..=keys::event(to)),
-            expected: from,
-            to,
+            records: Records::new(&self.inner.db, from, to),
         }
     }
 
@@ -234,42 +254,20 @@ impl SledEventLog {
 
 /// A synchronous iterator over committed events in position order.
 ///
-/// Checks that positions are gapless as it goes.
+/// Checks that positions are gapless and chunks well framed as it goes; a record
+/// that does not decode is an error item and the scan goes on, a framing error
+/// or gap is the last item.
 pub struct Scan {
-    iter: sled::Iter,
-    expected: u64,
-    to: u64,
+    records: Records,
 }
 
 impl Iterator for Scan {
     type Item = Result<RecordedEvent, Error>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.expected > self.to {
-            return None;
-        }
-        let position = self.expected;
-        let (key, value) = match self.iter.next() {
-            Some(Ok(entry)) => entry,
-            Some(Err(err)) => return Some(Err(err.into())),
-            None => {
-                self.expected = self.to + 1;
-                return Some(Err(missing(position)));
-            }
-        };
-        if keys::position_of(&key) != Some(position) {
-            self.expected = self.to + 1;
-            return Some(Err(missing(position)));
-        }
-        self.expected += 1;
-        Some(decode_at(position, &value))
-    }
-}
-
-fn missing(position: u64) -> Error {
-    Error::Broken {
-        position,
-        problem: "the record is missing (a gap in the log)".to_owned(),
+        self.records
+            .next_with(decode_at)
+            .map(|decoded| decoded.and_then(|event| event))
     }
 }
 
@@ -286,44 +284,6 @@ pub(crate) fn decode_at(position: u64, bytes: &[u8]) -> Result<RecordedEvent, Er
         });
     }
     Ok(event)
-}
-
-fn load_chain_head(path: &Path, db: &sled::Db) -> Result<ChainHead, OpenError> {
-    let corrupt = |reason: String| OpenError::Corrupt {
-        path: path.to_owned(),
-        reason,
-    };
-    let last = db
-        .scan_prefix([keys::EVENT])
-        .next_back()
-        .transpose()
-        .map_err(|err| OpenError::Storage {
-            path: path.to_owned(),
-            source: err.into(),
-        })?;
-    let Some((key, value)) = last else {
-        return Ok(ChainHead {
-            position: 0,
-            hash: [0; 32],
-        });
-    };
-    let position =
-        keys::position_of(&key).ok_or_else(|| corrupt("a malformed event key".to_owned()))?;
-    let (envelope, _) = codec::decode_envelope(&value).map_err(|err| {
-        corrupt(format!(
-            "the last record (position {position}) does not decode: {err}"
-        ))
-    })?;
-    if envelope.position != position {
-        return Err(corrupt(format!(
-            "the last record is stored at position {position} but says {}",
-            envelope.position
-        )));
-    }
-    Ok(ChainHead {
-        position,
-        hash: codec::record_hash(&value),
-    })
 }
 
 impl Inner {

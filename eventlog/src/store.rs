@@ -4,7 +4,7 @@
 //! Layout of a store directory:
 //!
 //! ```text
-//! <store>/BACKCHANNEL_STORE   marker: "backchannel-store\nformat 1\n"
+//! <store>/BACKCHANNEL_STORE   marker: "backchannel-store\nformat 2\n"
 //! <store>/LOCK                exclusive lock while a process has the store open
 //! <store>/sled/               sled's own files: conf, db, blobs/, snap.*
 //! ```
@@ -23,7 +23,7 @@ pub(crate) const MARKER_FILE: &str = "BACKCHANNEL_STORE";
 const LOCK_FILE: &str = "LOCK";
 const SLED_DIR: &str = "sled";
 /// The version of the directory layout and key layout together.
-pub(crate) const STORE_FORMAT: u32 = 1;
+pub(crate) const STORE_FORMAT: u32 = 2;
 
 fn marker_contents() -> String {
     format!("backchannel-store\nformat {STORE_FORMAT}\n")

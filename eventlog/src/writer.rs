@@ -24,16 +24,18 @@
 //! on disk.
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock, mpsc as std_mpsc};
+use std::ops::Range;
+use std::sync::{Arc, OnceLock, RwLock, mpsc as std_mpsc};
 
 use backchannel_domain::events::{Event, StreamId};
 use backchannel_domain::ids::{CommandId, EventId};
-use sled::IVec;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::chunks::Records;
 use crate::codec;
 use crate::envelope::{AppendMeta, AppendOutcome, Envelope, ExpectedVersion, Hash, RecordedAt};
-use crate::error::{AppendError, StorageError};
+use crate::error::{AppendError, Error, StorageError};
+use crate::index::Indexes;
 use crate::keys;
 use crate::store::Syncer;
 
@@ -42,9 +44,10 @@ use crate::store::Syncer;
 const MAX_GROUP_EVENTS: usize = 4096;
 /// Upper bound of one append, so one request always fits in a group.
 pub(crate) const MAX_EVENTS_PER_APPEND: usize = 1024;
-/// Stream heads cached in memory before the cache is dropped and refilled
-/// lazily from sled (each entry is about 40 bytes).
-const MAX_CACHED_HEADS: usize = 1 << 20;
+/// A chunk is closed once the next record would take it past this size (a
+/// record larger than this gets a chunk of its own). Well below sled's blob
+/// threshold (a quarter of its 512 KiB segment), see BENCHMARKS.md.
+pub(crate) const CHUNK_TARGET_BYTES: usize = 16 * 1024;
 /// Applied groups the syncer may lag behind before the sequencer waits for it.
 const MAX_GROUPS_IN_FLIGHT: usize = 4;
 
@@ -79,6 +82,7 @@ pub(crate) fn spawn(
     db: sled::Db,
     syncer: Syncer,
     head: ChainHead,
+    indexes: Arc<RwLock<Indexes>>,
     committed: watch::Sender<u64>,
     requests: mpsc::UnboundedReceiver<Request>,
 ) -> std::io::Result<std::thread::JoinHandle<Result<(), StorageError>>> {
@@ -96,8 +100,8 @@ pub(crate) fn spawn(
     let sequencer = Sequencer {
         db,
         head,
-        stream_heads: HashMap::new(),
-        scratch: Vec::with_capacity(512),
+        indexes,
+        group: Group::default(),
         failure,
     };
     std::thread::Builder::new()
@@ -119,23 +123,86 @@ struct Sequencer {
     db: sled::Db,
     /// The last applied position and its hash. Only this thread changes them.
     head: ChainHead,
-    /// Applied stream versions. Only this thread reads or writes them.
-    stream_heads: HashMap<StreamId, u64>,
-    /// Reused encoding buffer.
-    scratch: Vec<u8>,
+    /// Stream and command indexes, shared with readers; only this thread
+    /// writes them, after a batch is applied.
+    indexes: Arc<RwLock<Indexes>>,
+    /// The group being built; its buffers are reused from group to group.
+    group: Group,
     /// Set once by whichever thread first hits a storage error.
     failure: Arc<OnceLock<StorageError>>,
 }
 
 /// The state of the group being built: what it would commit if applied.
 struct Group {
-    batch: sled::Batch,
+    /// Chunk buffers; `chunks[..used]` hold this group's chunks, in order.
+    chunks: Vec<Vec<u8>>,
+    used: usize,
     next_position: u64,
     chain: Hash,
+    /// Stream versions after this group's accepted appends.
     stream_heads: HashMap<StreamId, u64>,
+    /// Outcomes of this group's accepted appends.
     commands: HashMap<CommandId, AppendOutcome>,
+    /// Accepted appends, to add to the indexes once applied.
+    accepted: Vec<(StreamId, CommandId, u64, u64)>,
     recorded_at: RecordedAt,
-    records: usize,
+    /// One request's records, encoded before any of them joins a chunk, so a
+    /// rejected request leaves the group untouched.
+    scratch: Vec<u8>,
+    ranges: Vec<Range<usize>>,
+    /// Set if a record could not join a chunk (which no record under
+    /// `MAX_RECORD_BYTES` can cause): the group is then not applied at all.
+    broken: Option<StorageError>,
+}
+
+impl Default for Group {
+    fn default() -> Self {
+        Group {
+            chunks: Vec::new(),
+            used: 0,
+            next_position: 1,
+            chain: [0; 32],
+            stream_heads: HashMap::new(),
+            commands: HashMap::new(),
+            accepted: Vec::new(),
+            recorded_at: RecordedAt::from_micros(0),
+            scratch: Vec::new(),
+            ranges: Vec::new(),
+            broken: None,
+        }
+    }
+}
+
+impl Group {
+    fn reset(&mut self, head: ChainHead) {
+        self.used = 0;
+        self.next_position = head.position + 1;
+        self.chain = head.hash;
+        self.stream_heads.clear();
+        self.commands.clear();
+        self.accepted.clear();
+        self.broken = None;
+        self.recorded_at = RecordedAt::now();
+    }
+
+    /// Appends one encoded record at `position` to the group's chunks.
+    fn push(&mut self, position: u64, record: &[u8]) -> Result<(), codec::CodecError> {
+        let start_new = match self.used.checked_sub(1).and_then(|i| self.chunks.get(i)) {
+            None => true,
+            Some(chunk) => chunk.len() + 4 + record.len() > CHUNK_TARGET_BYTES,
+        };
+        if start_new {
+            if self.chunks.len() == self.used {
+                self.chunks.push(Vec::with_capacity(CHUNK_TARGET_BYTES));
+            }
+            let chunk = &mut self.chunks[self.used];
+            chunk.clear();
+            codec::begin_chunk(chunk, position);
+            self.used += 1;
+        }
+        let chunk = &mut self.chunks[self.used - 1];
+        codec::push_chunk_raw(chunk, record)
+    }
 }
 
 impl Sequencer {
@@ -207,37 +274,33 @@ impl Sequencer {
     }
 
     fn apply_group(&mut self, requests: &mut Vec<AppendRequest>) -> Result<Applied, StorageError> {
-        let mut group = Group {
-            batch: sled::Batch::default(),
-            next_position: self.head.position + 1,
-            chain: self.head.hash,
-            stream_heads: HashMap::new(),
-            commands: HashMap::new(),
-            recorded_at: RecordedAt::now(),
-            records: 0,
-        };
+        let mut group = std::mem::take(&mut self.group);
+        group.reset(self.head);
         let mut answers = Vec::with_capacity(requests.len());
-        for request in requests.drain(..) {
-            let answer = self.prepare(&request, &mut group);
-            answers.push((request.reply, answer));
-        }
-        let wrote = group.records > 0;
-        if wrote {
-            if let Err(err) = self.db.apply_batch(group.batch) {
-                let err = StorageError::from(err);
-                let err = self.failure.get_or_init(|| err).clone();
-                tracing::error!(error = %err, "event log apply_batch failed; the writer stops");
-                fail_all(answers, &err);
-                return Err(err);
-            }
-            self.head = ChainHead {
-                position: group.next_position - 1,
-                hash: group.chain,
+        {
+            let indexes = match self.indexes.read() {
+                Ok(guard) => guard,
+                Err(poisoned) => poisoned.into_inner(),
             };
-            if self.stream_heads.len() + group.stream_heads.len() > MAX_CACHED_HEADS {
-                self.stream_heads.clear();
+            for request in requests.drain(..) {
+                let answer = self.prepare(&indexes, &request, &mut group);
+                answers.push((request.reply, answer));
             }
-            self.stream_heads.extend(group.stream_heads);
+        }
+        let wrote = group.used > 0;
+        let result = match group.broken.take() {
+            Some(err) => {
+                let err = self.failure.get_or_init(|| err).clone();
+                tracing::error!(error = %err, "event log group is malformed; the writer stops");
+                Err(err)
+            }
+            None if wrote => self.apply(&group),
+            None => Ok(()),
+        };
+        self.group = group;
+        if let Err(err) = result {
+            fail_all(answers, &err);
+            return Err(err);
         }
         Ok(Applied {
             head: self.head,
@@ -246,10 +309,41 @@ impl Sequencer {
         })
     }
 
-    /// Validates one request against the committed state plus the group so far,
+    /// Applies the group's chunks in one atomic batch, then publishes its
+    /// appends to the indexes.
+    fn apply(&mut self, group: &Group) -> Result<(), StorageError> {
+        let mut batch = sled::Batch::default();
+        for chunk in &group.chunks[..group.used] {
+            let first = codec::decode_chunk(chunk)
+                .map(|records| records.header().first_position)
+                .map_err(|err| StorageError::new(std::io::Error::other(err)))?;
+            batch.insert(&keys::chunk(first)[..], chunk.as_slice());
+        }
+        if let Err(err) = self.db.apply_batch(batch) {
+            let err = StorageError::from(err);
+            let err = self.failure.get_or_init(|| err).clone();
+            tracing::error!(error = %err, "event log apply_batch failed; the writer stops");
+            return Err(err);
+        }
+        self.head = ChainHead {
+            position: group.next_position - 1,
+            hash: group.chain,
+        };
+        let mut indexes = match self.indexes.write() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        for &(stream, command, first, count) in &group.accepted {
+            indexes.add_append(stream, command, first, count);
+        }
+        Ok(())
+    }
+
+    /// Validates one request against the applied state plus the group so far,
     /// and adds its records to the group. A rejection leaves the group untouched.
     fn prepare(
-        &mut self,
+        &self,
+        indexes: &Indexes,
         request: &AppendRequest,
         group: &mut Group,
     ) -> Result<AppendOutcome, AppendError> {
@@ -260,22 +354,14 @@ impl Sequencer {
                 ..*first
             });
         }
-        let stored = self
-            .db
-            .get(keys::command(&command_id))
-            .map_err(|err| AppendError::Storage(err.into()))?;
-        if let Some(stored) = stored {
-            return keys::command_outcome(&stored).ok_or_else(|| {
-                AppendError::Storage(StorageError::new(std::io::Error::other(format!(
-                    "the stored outcome of command {command_id} is malformed"
-                ))))
-            });
+        if let Some(first) = indexes.command(&command_id) {
+            return self.stored_outcome(command_id, first);
         }
 
         let stream = request.stream;
         let current = match group.stream_heads.get(&stream) {
             Some(&version) => version,
-            None => self.applied_stream_head(&stream)?,
+            None => indexes.stream_version(&stream),
         };
         if !request.expected.accepts(current) {
             return Err(AppendError::WrongExpectedVersion {
@@ -286,8 +372,9 @@ impl Sequencer {
         }
 
         let first_position = group.next_position;
-        let mut records: Vec<IVec> = Vec::with_capacity(request.events.len());
         let mut chain = group.chain;
+        group.scratch.clear();
+        group.ranges.clear();
         for (index, event) in request.events.iter().enumerate() {
             let offset = index as u64;
             let envelope = Envelope {
@@ -304,66 +391,86 @@ impl Sequencer {
                 correlation_id: request.meta.correlation_id,
                 prev_hash: chain,
             };
-            self.scratch.clear();
-            codec::encode_record(&envelope, event, &mut self.scratch)
+            let start = group.scratch.len();
+            codec::encode_record(&envelope, event, &mut group.scratch)
                 .map_err(|source| AppendError::Encode { index, source })?;
-            chain = codec::record_hash(&self.scratch);
-            records.push(IVec::from(self.scratch.as_slice()));
+            let record = start..group.scratch.len();
+            chain = codec::record_hash(&group.scratch[record.clone()]);
+            group.ranges.push(record);
         }
 
-        let count = records.len() as u64;
+        let count = group.ranges.len() as u64;
+        let scratch = std::mem::take(&mut group.scratch);
+        let ranges = std::mem::take(&mut group.ranges);
+        let mut pushed = Ok(());
+        for (offset, range) in ranges.iter().enumerate() {
+            pushed = group.push(first_position + offset as u64, &scratch[range.clone()]);
+            if pushed.is_err() {
+                break;
+            }
+        }
+        group.scratch = scratch;
+        group.ranges = ranges;
+        if let Err(err) = pushed {
+            let err = StorageError::new(std::io::Error::other(err));
+            group.broken = Some(err.clone());
+            return Err(AppendError::Storage(err));
+        }
+
         let outcome = AppendOutcome {
             first_position,
             last_position: first_position + count - 1,
             stream_version: current + count,
             deduplicated: false,
         };
-        for (offset, record) in records.into_iter().enumerate() {
-            let offset = offset as u64;
-            let position = first_position + offset;
-            group.batch.insert(&keys::event(position)[..], record);
-            group.batch.insert(
-                &keys::stream_version(&stream, current + 1 + offset)[..],
-                &position.to_be_bytes()[..],
-            );
-        }
-        group.batch.insert(
-            &keys::command(&command_id)[..],
-            &keys::command_value(&outcome)[..],
-        );
         group.next_position += count;
         group.chain = chain;
-        group.records += records_len(count);
         group.stream_heads.insert(stream, outcome.stream_version);
         group.commands.insert(command_id, outcome);
+        group
+            .accepted
+            .push((stream, command_id, first_position, count));
         Ok(outcome)
     }
 
-    fn applied_stream_head(&mut self, stream: &StreamId) -> Result<u64, AppendError> {
-        if let Some(&version) = self.stream_heads.get(stream) {
-            return Ok(version);
-        }
-        let last = self
-            .db
-            .scan_prefix(keys::stream_prefix(stream))
-            .next_back()
-            .transpose()
-            .map_err(|err| AppendError::Storage(err.into()))?;
-        let version = match last {
-            Some((key, _)) => keys::version_of(&key).ok_or_else(|| {
-                AppendError::Storage(StorageError::new(std::io::Error::other(format!(
-                    "malformed stream index key for {stream:?}"
-                ))))
-            })?,
-            None => 0,
+    /// The outcome of the applied append of `command` starting at `first`,
+    /// recomputed from its records (which all carry the command id).
+    fn stored_outcome(&self, command: CommandId, first: u64) -> Result<AppendOutcome, AppendError> {
+        let malformed = |problem: String| {
+            AppendError::Storage(StorageError::new(std::io::Error::other(format!(
+                "the stored append of command {command} at position {first} {problem}"
+            ))))
         };
-        self.stream_heads.insert(*stream, version);
-        Ok(version)
+        let last_possible = self
+            .head
+            .position
+            .min(first.saturating_add(MAX_EVENTS_PER_APPEND as u64 - 1));
+        let mut records = Records::new(&self.db, first, last_possible);
+        let mut outcome: Option<AppendOutcome> = None;
+        while let Some(fields) = records.next_with(|_, bytes| codec::index_fields(bytes)) {
+            let fields = fields
+                .map_err(|err: Error| malformed(err.to_string()))?
+                .map_err(|err| malformed(err.to_string()))?;
+            if fields.command_id != command {
+                break;
+            }
+            let next = match outcome {
+                None => AppendOutcome {
+                    first_position: fields.position,
+                    last_position: fields.position,
+                    stream_version: fields.stream_version,
+                    deduplicated: true,
+                },
+                Some(so_far) => AppendOutcome {
+                    last_position: fields.position,
+                    stream_version: fields.stream_version,
+                    ..so_far
+                },
+            };
+            outcome = Some(next);
+        }
+        outcome.ok_or_else(|| malformed("is not there".to_owned()))
     }
-}
-
-fn records_len(count: u64) -> usize {
-    usize::try_from(count).unwrap_or(usize::MAX)
 }
 
 fn fail_all(answers: Vec<(Reply, Result<AppendOutcome, AppendError>)>, err: &StorageError) {

@@ -3,7 +3,8 @@
 //!
 //! `fixtures/events/` holds the encoded payload of one sample of every event type
 //! and schema version (`<Type>.v<N>.bin`), and a short chain of full stored
-//! records with fixed envelopes (`record.codec<N>.<position>.<Type>.bin`). The
+//! records with fixed envelopes (`record.codec<N>.<position>.<Type>.bin`), and
+//! that chain framed as one stored chunk (`chunk.v<N>.3records.bin`). The
 //! tests decode every file and compare it with the samples of
 //! `backchannel_domain::samples`, then re-encode and compare bytes.
 //!
@@ -85,7 +86,7 @@ fn every_payload_fixture_ever_written_still_decodes() {
     let mut checked = 0;
     for entry in std::fs::read_dir(fixtures_dir()).unwrap() {
         let name = entry.unwrap().file_name().into_string().unwrap();
-        if name.starts_with("record.") {
+        if name.starts_with("record.") || name.starts_with("chunk.") {
             continue;
         }
         let (type_name, version) = name
@@ -174,5 +175,39 @@ fn full_stored_records_are_pinned() {
         assert_eq!(decoded.event, event, "{name}");
         assert_eq!(decoded.envelope.prev_hash, prev_hash, "{name}: chain link");
         prev_hash = codec::record_hash(&stored);
+    }
+}
+
+/// The chunk framing: the three pinned records in one chunk.
+#[test]
+fn the_chunk_framing_is_pinned() {
+    let name = format!("chunk.v{}.3records.bin", codec::CHUNK_FORMAT_VERSION);
+    let chain = record_chain();
+    let mut chunk = Vec::new();
+    codec::begin_chunk(&mut chunk, chain[0].0.position);
+    for (envelope, event) in &chain {
+        codec::push_chunk_record(&mut chunk, envelope, event).unwrap();
+    }
+    check_fixture(&name, &chunk);
+    let stored = std::fs::read(fixtures_dir().join(&name)).unwrap();
+    let records = codec::decode_chunk(&stored).unwrap();
+    assert_eq!(
+        records.header(),
+        codec::ChunkHeader {
+            first_position: 1,
+            count: 3
+        }
+    );
+    let records: Vec<&[u8]> = records.map(Result::unwrap).collect();
+    assert_eq!(records.len(), 3);
+    for ((envelope, event), record) in chain.iter().zip(records) {
+        // Each framed record is byte for byte its record fixture.
+        let file = format!(
+            "record.codec{CODEC_VERSION}.{}.{}.bin",
+            envelope.position,
+            event.event_type().name()
+        );
+        assert_eq!(record, std::fs::read(fixtures_dir().join(file)).unwrap());
+        assert_eq!(codec::decode_record(record).unwrap().envelope, *envelope);
     }
 }

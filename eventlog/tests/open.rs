@@ -63,6 +63,25 @@ fn a_store_of_another_format_is_refused() {
     assert!(err.to_string().contains("format 99"), "{err}");
 }
 
+/// Format 1 (one sled key per event plus index keys) was never deployed; it
+/// is refused rather than migrated.
+#[test]
+fn a_store_of_format_1_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    SledEventLog::open(dir.path()).unwrap().close().unwrap();
+    std::fs::write(
+        dir.path().join("BACKCHANNEL_STORE"),
+        "backchannel-store\nformat 1\n",
+    )
+    .unwrap();
+    let err = SledEventLog::open(dir.path()).err().unwrap();
+    assert!(
+        matches!(err, OpenError::UnsupportedFormat { supported: 2, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("format 1"), "{err}");
+}
+
 #[test]
 fn a_store_in_use_in_this_process_is_refused() {
     let dir = tempfile::tempdir().unwrap();
