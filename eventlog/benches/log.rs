@@ -5,9 +5,11 @@
 //!
 //! Measures, on the file system of the target directory (or `$TMPDIR` when set,
 //! which should not be a tmpfs): the raw write+fsync rate, the bare sled ceiling
-//! (the library's keys and values applied in batches of 256 with flush + fsync),
-//! durable appends with 1, 16 and 256 concurrent writers, and a full-log scan
-//! against raw sled iteration. Figures go to BENCHMARKS.md by hand.
+//! (the library's chunk layout applied in batches of 256 events with flush +
+//! fsync), durable appends with 1, 16 and 256 concurrent writers, a full-log
+//! scan against raw sled iteration, and the time and memory of opening (and so
+//! rebuilding the indexes of) a 1,000,000-event log. Figures go to BENCHMARKS.md
+//! by hand.
 
 use std::fs::File;
 use std::io::Write;
@@ -45,7 +47,12 @@ fn main() {
     if let Ok(only) = std::env::var("EVENTLOG_BENCH_ONLY") {
         match only.as_str() {
             "raw" => drop(raw_fsync(&base, sample.len())),
-            "sled" => drop(bare_sled(&base)),
+            "sled" => {
+                for kib in [4, 8, 16, 32, 64] {
+                    bare_sled(&base, kib * 1024);
+                }
+            }
+            "open" => drop(open_many_commands(&base)),
             "durable" => drop(durable(&base, 256)),
             _ => drop(scan(&base)),
         }
@@ -53,12 +60,13 @@ fn main() {
         return;
     }
     let raw = raw_fsync(&base, sample.len());
-    let ceiling = bare_sled(&base);
+    let ceiling = bare_sled(&base, 8 * 1024);
     let runs: Vec<Durable> = [1, 16, 256]
         .into_iter()
         .map(|w| durable(&base, w))
         .collect();
     let scan = scan(&base);
+    let open = open_many_commands(&base);
 
     println!("| measurement | result |");
     println!("|---|---|");
@@ -69,7 +77,7 @@ fn main() {
         raw.p50_us
     );
     println!(
-        "| bare sled ceiling (`apply_batch` of 256 + `flush` + fsync) | {:.0} events/s |",
+        "| bare sled ceiling (`apply_batch` of 256 events in ≤8 KiB chunks + `flush` + fsync) | {:.0} events/s |",
         ceiling
     );
     for run in &runs {
@@ -96,6 +104,19 @@ fn main() {
         scan.ours,
         100.0 * scan.ours / scan.raw_decode
     );
+    for (label, cost) in [
+        ("1,000,000 events in appends of 1,000", &scan.open),
+        ("1,000,000 one-event appends", &open),
+    ] {
+        println!(
+            "| open (index rebuild), {label} | {:.2} s; {} streams, {} commands; indexes ~{:.1} MiB (estimate), RSS +{:.1} MiB |",
+            cost.secs,
+            cost.streams,
+            cost.commands,
+            cost.index_bytes as f64 / 1048576.0,
+            cost.rss_delta as f64 / 1048576.0
+        );
+    }
     println!();
 
     let w256 = &runs[2];
@@ -248,12 +269,13 @@ fn raw_fsync(base: &std::path::Path, size: usize) -> Raw {
     raw
 }
 
-/// The library's key layout (see `eventlog/src/keys.rs`), rebuilt here so the
-/// ceiling writes exactly what an append of one event writes. Batches are built
-/// before the clock starts: this is sled alone.
-fn bare_sled(base: &std::path::Path) -> f64 {
-    const BATCHES: usize = 160;
-    let path = base.join("bare-sled");
+/// The library's layout (see `eventlog/src/keys.rs`): each batch is one group
+/// of 256 one-event appends, its records framed into chunks of at most
+/// `chunk_bytes` under `e` + first position. Batches are built before the clock
+/// starts: this is sled alone (plus the fdatasync the library adds).
+fn bare_sled(base: &std::path::Path, chunk_bytes: usize) -> f64 {
+    const BATCHES: usize = 400;
+    let path = base.join(format!("bare-sled-{chunk_bytes}"));
     let db = sled::Config::new()
         .path(&path)
         .flush_every_ms(None)
@@ -265,25 +287,29 @@ fn bare_sled(base: &std::path::Path) -> f64 {
     let mut prev = [0u8; 32];
     let mut buf = Vec::new();
     let mut batches = Vec::with_capacity(BATCHES);
-    for round in 0..BATCHES as u64 {
+    let mut chunks = 0usize;
+    for _ in 0..BATCHES as u64 {
         let mut batch = sled::Batch::default();
+        let mut chunk: Vec<u8> = Vec::new();
+        let mut first = 0;
         for id in &streams {
             position += 1;
             let event = message(*id, position);
             buf.clear();
             codec::encode_record(&envelope(position, &event, prev), &event, &mut buf).unwrap();
             prev = codec::record_hash(&buf);
-            let mut key = vec![b'e'];
-            key.extend_from_slice(&position.to_be_bytes());
-            batch.insert(key, buf.as_slice());
-            let mut skey = vec![b's', 1];
-            skey.extend_from_slice(id.as_bytes());
-            skey.extend_from_slice(&(round + 1).to_be_bytes());
-            batch.insert(skey, &position.to_be_bytes()[..]);
-            let mut ckey = vec![b'c'];
-            ckey.extend_from_slice(CommandId::new().as_bytes());
-            batch.insert(ckey, &[0u8; 24][..]);
+            if !chunk.is_empty() && chunk.len() + 4 + buf.len() > chunk_bytes {
+                batch.insert(&chunk_key(first)[..], std::mem::take(&mut chunk));
+                chunks += 1;
+            }
+            if chunk.is_empty() {
+                first = position;
+                codec::begin_chunk(&mut chunk, first);
+            }
+            codec::push_chunk_raw(&mut chunk, &buf).unwrap();
         }
+        batch.insert(&chunk_key(first)[..], chunk);
+        chunks += 1;
         batches.push(batch);
     }
     let start = Instant::now();
@@ -293,8 +319,19 @@ fn bare_sled(base: &std::path::Path) -> f64 {
         db_file.sync_data().unwrap();
     }
     let rate = position as f64 / start.elapsed().as_secs_f64();
-    eprintln!("bare sled ceiling: {rate:.0} events/s");
+    let blobs = std::fs::read_dir(path.join("blobs")).map_or(0, |d| d.count());
+    eprintln!(
+        "bare sled ceiling, chunks <= {} KiB: {rate:.0} events/s ({:.1} chunks per batch, {blobs} blob files)",
+        chunk_bytes / 1024,
+        chunks as f64 / BATCHES as f64
+    );
     rate
+}
+
+fn chunk_key(first: u64) -> [u8; 9] {
+    let mut key = [b'e'; 9];
+    key[1..].copy_from_slice(&first.to_be_bytes());
+    key
 }
 
 struct Durable {
@@ -366,6 +403,7 @@ struct ScanRates {
     raw: f64,
     raw_decode: f64,
     ours: f64,
+    open: OpenCost,
 }
 
 fn best_of<F: FnMut() -> u64>(runs: usize, mut f: F) -> (u64, f64) {
@@ -432,8 +470,10 @@ fn scan(base: &std::path::Path) -> ScanRates {
         let mut bytes = 0usize;
         for entry in db.range(&b"e"[..]..&b"f"[..]) {
             let (_, value) = entry.unwrap();
-            bytes += value.len();
-            n += 1;
+            for record in codec::decode_chunk(&value).unwrap() {
+                bytes += record.unwrap().len();
+                n += 1;
+            }
         }
         std::hint::black_box(bytes);
         n
@@ -442,14 +482,30 @@ fn scan(base: &std::path::Path) -> ScanRates {
         let mut n = 0u64;
         for entry in db.range(&b"e"[..]..&b"f"[..]) {
             let (_, value) = entry.unwrap();
-            std::hint::black_box(codec::decode_record(&value).unwrap());
-            n += 1;
+            for record in codec::decode_chunk(&value).unwrap() {
+                std::hint::black_box(codec::decode_record(record.unwrap()).unwrap());
+                n += 1;
+            }
         }
         n
     });
     drop(db);
 
+    let rss_before = rss_bytes();
+    let opening = Instant::now();
     let log = SledEventLog::open(&path).unwrap();
+    let open_secs = opening.elapsed().as_secs_f64();
+    let stats = log.index_stats();
+    let rss_delta = rss_bytes().saturating_sub(rss_before);
+    eprintln!(
+        "open of {} events ({} streams, {} commands): {:.3} s, indexes ~{:.1} MiB (estimate), RSS +{:.1} MiB",
+        log.head(),
+        stats.streams,
+        stats.commands,
+        open_secs,
+        stats.approx_bytes as f64 / 1048576.0,
+        rss_delta as f64 / 1048576.0
+    );
     let (_, ours) = best_of(3, || {
         let mut n = 0u64;
         for event in log.scan(1) {
@@ -465,5 +521,97 @@ fn scan(base: &std::path::Path) -> ScanRates {
         raw,
         raw_decode,
         ours,
+        open: OpenCost {
+            secs: open_secs,
+            streams: stats.streams,
+            commands: stats.commands,
+            index_bytes: stats.approx_bytes,
+            rss_delta,
+        },
+    }
+}
+
+struct OpenCost {
+    secs: f64,
+    streams: usize,
+    commands: usize,
+    index_bytes: usize,
+    rss_delta: usize,
+}
+
+/// Resident set size of this process, from /proc (0 where unavailable).
+fn rss_bytes() -> usize {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<usize>().ok())
+        .map_or(0, |pages| pages * 4096)
+}
+
+/// The worst case for the indexes: 1,000,000 one-event appends (one command id
+/// each) over 100,000 streams; then the time and memory of reopening it.
+fn open_many_commands(base: &std::path::Path) -> OpenCost {
+    const EVENTS: u64 = 1_000_000;
+    const WRITERS: u64 = 256;
+    let path = base.join("open");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let log = SledEventLog::open(&path).unwrap();
+    let build = Instant::now();
+    runtime.block_on(async {
+        let mut tasks = Vec::new();
+        for _ in 0..WRITERS {
+            let log = log.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut id = ConversationId::new();
+                for n in 0..EVENTS / WRITERS {
+                    if n % 10 == 0 {
+                        id = ConversationId::new();
+                    }
+                    log.append(
+                        StreamId::Conversation(id),
+                        ExpectedVersion::Any,
+                        vec![message(id, n)],
+                        meta(),
+                    )
+                    .await
+                    .unwrap();
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+    });
+    eprintln!(
+        "built {} one-event appends in {:.1} s",
+        log.head(),
+        build.elapsed().as_secs_f64()
+    );
+    log.close().unwrap();
+    let rss_before = rss_bytes();
+    let opening = Instant::now();
+    let log = SledEventLog::open(&path).unwrap();
+    let secs = opening.elapsed().as_secs_f64();
+    let stats = log.index_stats();
+    let rss_delta = rss_bytes().saturating_sub(rss_before);
+    eprintln!(
+        "open of {} events ({} streams, {} commands): {:.3} s, indexes ~{:.1} MiB (estimate), RSS +{:.1} MiB",
+        log.head(),
+        stats.streams,
+        stats.commands,
+        secs,
+        stats.approx_bytes as f64 / 1048576.0,
+        rss_delta as f64 / 1048576.0
+    );
+    log.close().unwrap();
+    OpenCost {
+        secs,
+        streams: stats.streams,
+        commands: stats.commands,
+        index_bytes: stats.approx_bytes,
+        rss_delta,
     }
 }

@@ -16,9 +16,14 @@
 //! Layout:
 //! - [`codec`]: the stored record format; the only module that knows bincode.
 //! - `envelope`: the envelope and the values of the public API.
-//! - `keys`: the sled key layout; `store`: the store directory, its lock, and
-//!   the fsyncs that make sled's writes durable.
-//! - `writer`: the sequencer and syncer threads that group-commit appends.
+//! - `keys`: the sled key layout (chunks of records under their first position,
+//!   nothing else); `chunks`: reading records through chunks; `index`: the
+//!   in-memory stream and command indexes, rebuilt on open by scanning every
+//!   record's envelope (so opening costs time linear in the log's length);
+//!   `store`: the store directory, its lock, and the fsyncs that make sled's
+//!   writes durable.
+//! - `writer`: the sequencer and syncer threads that group-commit appends, one
+//!   sled key per chunk of up to 8 KiB of records.
 //! - `log`: [`SledEventLog`] and its read paths; `tail`: [`SledTail`];
 //!   `verify`: [`SledEventLog::verify`].
 //!

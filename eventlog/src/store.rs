@@ -22,7 +22,9 @@ use crate::keys;
 pub(crate) const MARKER_FILE: &str = "BACKCHANNEL_STORE";
 const LOCK_FILE: &str = "LOCK";
 const SLED_DIR: &str = "sled";
-/// The version of the directory layout and key layout together.
+/// The version of the directory layout and key layout together. Format 2 stores
+/// records in chunks with no index keys; format 1 (a key per record plus index
+/// keys) was never deployed and is refused, not migrated.
 pub(crate) const STORE_FORMAT: u32 = 2;
 
 fn marker_contents() -> String {

@@ -3,9 +3,10 @@
 //! Appends arrive over an unbounded channel (each caller awaits its own reply, so
 //! the queue is bounded by the number of callers). The *sequencer* thread takes
 //! every request waiting, up to [`MAX_GROUP_EVENTS`] events, validates them one by
-//! one against the stream heads plus the earlier requests of the same group,
-//! encodes the accepted ones into one sled batch with gapless positions and the
-//! hash chain, and applies it. It then hands the group to the *syncer* thread,
+//! one against the in-memory indexes plus the earlier requests of the same group,
+//! encodes the accepted ones with gapless positions and the hash chain into
+//! chunks of at most [`CHUNK_TARGET_BYTES`], applies the chunks in one sled batch
+//! (O(1) keys per group, not per event) and adds the appends to the indexes. It then hands the group to the *syncer* thread,
 //! which flushes sled, fsyncs its files, publishes the new committed head and only
 //! then answers the group's callers. While the syncer waits for the disk, the
 //! sequencer already builds and applies the next group, so the CPU work of one
@@ -47,7 +48,7 @@ pub(crate) const MAX_EVENTS_PER_APPEND: usize = 1024;
 /// A chunk is closed once the next record would take it past this size (a
 /// record larger than this gets a chunk of its own). Well below sled's blob
 /// threshold (a quarter of its 512 KiB segment), see BENCHMARKS.md.
-pub(crate) const CHUNK_TARGET_BYTES: usize = 16 * 1024;
+pub(crate) const CHUNK_TARGET_BYTES: usize = 8 * 1024;
 /// Applied groups the syncer may lag behind before the sequencer waits for it.
 const MAX_GROUPS_IN_FLIGHT: usize = 4;
 
