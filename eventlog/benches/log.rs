@@ -49,7 +49,7 @@ fn main() {
             "raw" => drop(raw_fsync(&base, sample.len())),
             "sled" => {
                 for kib in [4, 8, 16, 32, 64] {
-                    bare_sled(&base, kib * 1024);
+                    bare_sled(&base, kib * 1024, 256);
                 }
             }
             "open" => drop(open_many_commands(&base)),
@@ -60,10 +60,18 @@ fn main() {
         return;
     }
     let raw = raw_fsync(&base, sample.len());
-    let ceiling = bare_sled(&base, 8 * 1024);
-    let runs: Vec<Durable> = [1, 16, 256]
+    let ceiling = bare_sled(&base, 8 * 1024, 256);
+    // Each run is followed by the bare sled ceiling at the batch size the library
+    // actually formed in that run (its mean events per group commit): "the same
+    // batch size" as the issue puts it.
+    let runs: Vec<(Durable, f64)> = [1, 16, 256]
         .into_iter()
-        .map(|w| durable(&base, w))
+        .map(|w| {
+            let run = durable(&base, w);
+            let group = run.events_per_group.round().max(1.0) as usize;
+            let same_batch = bare_sled(&base, 8 * 1024, group);
+            (run, same_batch)
+        })
         .collect();
     let scan = scan(&base);
     let open = open_many_commands(&base);
@@ -80,14 +88,18 @@ fn main() {
         "| bare sled ceiling (`apply_batch` of 256 events in ≤8 KiB chunks + `flush` + fsync) | {:.0} events/s |",
         ceiling
     );
-    for run in &runs {
+    for (run, same_batch) in &runs {
         println!(
-            "| durable appends, {} writer(s) | {:.0} events/s, p50 {:.0} µs, p99 {:.0} µs; {:.2}× raw fsync rate, {:.0}% of sled ceiling |",
+            "| durable appends, {} writer(s) | {:.0} events/s, p50 {:.0} µs, p99 {:.0} µs; {:.2}× raw fsync rate; {:.1} events per group, {:.1} per fsync; bare sled at that batch size {:.0} events/s → {:.0}% of it ({:.0}% of the 256-event ceiling) |",
             run.writers,
             run.events_per_sec,
             run.p50_us,
             run.p99_us,
             run.events_per_sec / raw.ops_per_sec,
+            run.events_per_group,
+            run.events_per_sync,
+            same_batch,
+            100.0 * run.events_per_sec / same_batch,
             100.0 * run.events_per_sec / ceiling
         );
     }
@@ -119,8 +131,8 @@ fn main() {
     }
     println!();
 
-    let w256 = &runs[2];
-    let w1 = &runs[0];
+    let (w256, w256_ceiling) = (&runs[2].0, runs[2].1);
+    let w1 = &runs[0].0;
     let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
     println!("Targets:");
     println!(
@@ -129,9 +141,14 @@ fn main() {
         verdict(w256.events_per_sec >= 80_000.0)
     );
     println!(
-        "- 256 writers ≥ half the bare sled ceiling: {:.0}% → {}",
-        100.0 * w256.events_per_sec / ceiling,
-        verdict(w256.events_per_sec >= ceiling / 2.0)
+        "- 256 writers ≥ half the bare sled ceiling at the same batch size ({:.0} events): {:.0}% → {}",
+        w256.events_per_group,
+        100.0 * w256.events_per_sec / w256_ceiling,
+        verdict(w256.events_per_sec >= w256_ceiling / 2.0)
+    );
+    println!(
+        "  (against the 256-event-batch ceiling: {:.0}%)",
+        100.0 * w256.events_per_sec / ceiling
     );
     println!(
         "- single-writer p50 ≤ 3× one raw write+fsync: {:.0} µs vs {:.0} µs ({:.2}×) → {}",
@@ -273,22 +290,23 @@ fn raw_fsync(base: &std::path::Path, size: usize) -> Raw {
 /// of 256 one-event appends, its records framed into chunks of at most
 /// `chunk_bytes` under `e` + first position. Batches are built before the clock
 /// starts: this is sled alone (plus the fdatasync the library adds).
-fn bare_sled(base: &std::path::Path, chunk_bytes: usize) -> f64 {
-    const BATCHES: usize = 400;
-    let path = base.join(format!("bare-sled-{chunk_bytes}"));
+fn bare_sled(base: &std::path::Path, chunk_bytes: usize, group: usize) -> f64 {
+    // About 100,000 events, at least 200 and at most 2,000 batches.
+    let batches_n = (100_000 / group.max(1)).clamp(200, 2_000);
+    let path = base.join(format!("bare-sled-{chunk_bytes}-{group}"));
     let db = sled::Config::new()
         .path(&path)
         .flush_every_ms(None)
         .open()
         .unwrap();
     let db_file = File::open(path.join("db")).unwrap();
-    let streams: Vec<ConversationId> = (0..256).map(|_| ConversationId::new()).collect();
+    let streams: Vec<ConversationId> = (0..group).map(|_| ConversationId::new()).collect();
     let mut position = 0u64;
     let mut prev = [0u8; 32];
     let mut buf = Vec::new();
-    let mut batches = Vec::with_capacity(BATCHES);
+    let mut batches = Vec::with_capacity(batches_n);
     let mut chunks = 0usize;
-    for _ in 0..BATCHES as u64 {
+    for _ in 0..batches_n {
         let mut batch = sled::Batch::default();
         let mut chunk: Vec<u8> = Vec::new();
         let mut first = 0;
@@ -321,9 +339,9 @@ fn bare_sled(base: &std::path::Path, chunk_bytes: usize) -> f64 {
     let rate = position as f64 / start.elapsed().as_secs_f64();
     let blobs = std::fs::read_dir(path.join("blobs")).map_or(0, |d| d.count());
     eprintln!(
-        "bare sled ceiling, chunks <= {} KiB: {rate:.0} events/s ({:.1} chunks per batch, {blobs} blob files)",
+        "bare sled ceiling, batches of {group} events, chunks <= {} KiB: {rate:.0} events/s ({:.1} chunks per batch, {blobs} blob files)",
         chunk_bytes / 1024,
-        chunks as f64 / BATCHES as f64
+        chunks as f64 / batches_n as f64
     );
     rate
 }
@@ -337,6 +355,10 @@ fn chunk_key(first: u64) -> [u8; 9] {
 struct Durable {
     writers: usize,
     events_per_sec: f64,
+    /// Mean events per group commit (one `apply_batch`).
+    events_per_group: f64,
+    /// Mean events per flush + fsync.
+    events_per_sync: f64,
     p50_us: f64,
     p99_us: f64,
 }
@@ -383,17 +405,24 @@ fn durable(base: &std::path::Path, writers: usize) -> Durable {
         }
         let elapsed = start.elapsed().as_secs_f64();
         latencies.sort_by(f64::total_cmp);
+        let stats = log.commit_stats();
         Durable {
             writers,
             events_per_sec: latencies.len() as f64 / elapsed,
+            events_per_group: stats.events as f64 / stats.groups.max(1) as f64,
+            events_per_sync: stats.events as f64 / stats.syncs.max(1) as f64,
             p50_us: percentile(&latencies, 0.5),
             p99_us: percentile(&latencies, 0.99),
         }
     });
     log.close().unwrap();
     eprintln!(
-        "durable, {writers} writers: {:.0} events/s, p50 {:.0} µs, p99 {:.0} µs",
-        result.events_per_sec, result.p50_us, result.p99_us
+        "durable, {writers} writers: {:.0} events/s, p50 {:.0} µs, p99 {:.0} µs, {:.1} events/group, {:.1} events/fsync",
+        result.events_per_sec,
+        result.p50_us,
+        result.p99_us,
+        result.events_per_group,
+        result.events_per_sync
     );
     result
 }

@@ -56,6 +56,7 @@ pub use index::IndexStats;
 pub use log::{Scan, SledEventLog};
 pub use tail::SledTail;
 pub use verify::VerifyReport;
+pub use writer::CommitStats;
 
 /// The event log as the rest of the system sees it.
 pub trait EventLog: Send + Sync {

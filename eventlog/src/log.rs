@@ -14,7 +14,7 @@ use crate::error::{AppendError, Error, OpenError, StorageError};
 use crate::index::{self, IndexStats, Indexes};
 use crate::store;
 use crate::tail::SledTail;
-use crate::writer::{self, AppendRequest, Request};
+use crate::writer::{self, AppendRequest, CommitStats, Counters, Request};
 
 /// The event log stored in a sled database in one directory.
 ///
@@ -38,6 +38,8 @@ pub(crate) struct Inner {
     /// changes them.
     pub(crate) indexes: Arc<RwLock<Indexes>>,
     requests: mpsc::UnboundedSender<Request>,
+    /// The writer's counters: groups, events, syncs.
+    counters: Arc<Counters>,
     /// Taken by whoever stops the writer first (`close` or `Drop`).
     writer: Mutex<Option<JoinHandle<Result<(), StorageError>>>>,
     /// Held for the life of the store; declared last so it is released last.
@@ -56,6 +58,7 @@ impl SledEventLog {
         let indexes = Arc::new(RwLock::new(loaded.indexes));
         let (committed_tx, committed) = watch::channel(head.position);
         let (requests, receiver) = mpsc::unbounded_channel();
+        let counters = Arc::new(Counters::default());
         let handle = writer::spawn(
             opened.db.clone(),
             opened.syncer,
@@ -63,6 +66,7 @@ impl SledEventLog {
             indexes.clone(),
             committed_tx,
             receiver,
+            counters.clone(),
         )
         .map_err(|source| OpenError::Io {
             path: path.clone(),
@@ -75,6 +79,7 @@ impl SledEventLog {
                 committed,
                 indexes,
                 requests,
+                counters,
                 writer: Mutex::new(Some(handle)),
                 _lock: opened.lock,
             }),
@@ -83,6 +88,13 @@ impl SledEventLog {
 
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// How the writer grouped appends and synced since open (for monitoring
+    /// and benchmarks: events per group is the batch size the bench's bare-sled
+    /// ceiling is measured at).
+    pub fn commit_stats(&self) -> CommitStats {
+        self.inner.counters.snapshot()
     }
 
     /// The size of the in-memory indexes (for monitoring and benchmarks).

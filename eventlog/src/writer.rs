@@ -26,6 +26,7 @@
 
 use std::collections::HashMap;
 use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock, mpsc as std_mpsc};
 
 use backchannel_domain::events::{Event, StreamId};
@@ -77,6 +78,36 @@ pub(crate) struct ChainHead {
     pub(crate) hash: Hash,
 }
 
+/// What the writer has done since the store was opened: how appends were
+/// grouped and how often the disk was synced (see [`crate::SledEventLog::commit_stats`]).
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    groups: AtomicU64,
+    events: AtomicU64,
+    syncs: AtomicU64,
+}
+
+/// A snapshot of the writer's counters since the store was opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommitStats {
+    /// Groups applied to sled, each one atomic `apply_batch`.
+    pub groups: u64,
+    /// Events appended (deduplicated retries and rejected appends excluded).
+    pub events: u64,
+    /// sled `flush` + fsync rounds; one can cover several groups.
+    pub syncs: u64,
+}
+
+impl Counters {
+    pub(crate) fn snapshot(&self) -> CommitStats {
+        CommitStats {
+            groups: self.groups.load(Ordering::Relaxed),
+            events: self.events.load(Ordering::Relaxed),
+            syncs: self.syncs.load(Ordering::Relaxed),
+        }
+    }
+}
+
 /// Starts the writer threads; the returned thread is the sequencer, which joins
 /// the syncer before it returns.
 pub(crate) fn spawn(
@@ -86,6 +117,7 @@ pub(crate) fn spawn(
     indexes: Arc<RwLock<Indexes>>,
     committed: watch::Sender<u64>,
     requests: mpsc::UnboundedReceiver<Request>,
+    counters: Arc<Counters>,
 ) -> std::io::Result<std::thread::JoinHandle<Result<(), StorageError>>> {
     let failure = Arc::new(OnceLock::new());
     let (applied_tx, applied_rx) = std_mpsc::sync_channel(MAX_GROUPS_IN_FLIGHT);
@@ -94,6 +126,7 @@ pub(crate) fn spawn(
         syncer,
         committed,
         failure: failure.clone(),
+        counters: counters.clone(),
     };
     let sync_thread = std::thread::Builder::new()
         .name("eventlog-syncer".to_owned())
@@ -104,6 +137,7 @@ pub(crate) fn spawn(
         indexes,
         group: Group::default(),
         failure,
+        counters,
     };
     std::thread::Builder::new()
         .name("eventlog-writer".to_owned())
@@ -131,6 +165,7 @@ struct Sequencer {
     group: Group,
     /// Set once by whichever thread first hits a storage error.
     failure: Arc<OnceLock<StorageError>>,
+    counters: Arc<Counters>,
 }
 
 /// The state of the group being built: what it would commit if applied.
@@ -326,6 +361,9 @@ impl Sequencer {
             tracing::error!(error = %err, "event log apply_batch failed; the writer stops");
             return Err(err);
         }
+        let events = group.next_position - 1 - self.head.position;
+        self.counters.groups.fetch_add(1, Ordering::Relaxed);
+        self.counters.events.fetch_add(events, Ordering::Relaxed);
         self.head = ChainHead {
             position: group.next_position - 1,
             hash: group.chain,
@@ -487,6 +525,7 @@ struct SyncStage {
     /// Tells readers and tails the last committed position.
     committed: watch::Sender<u64>,
     failure: Arc<OnceLock<StorageError>>,
+    counters: Arc<Counters>,
 }
 
 impl SyncStage {
@@ -510,6 +549,7 @@ impl SyncStage {
                     }
                     return Err(err);
                 }
+                self.counters.syncs.fetch_add(1, Ordering::Relaxed);
             }
             if let Some(last) = groups.last() {
                 // Publish before answering, so a caller that sees its append

@@ -336,6 +336,28 @@ async fn reads_see_an_append_as_soon_as_it_returns() {
 }
 
 #[tokio::test]
+async fn commit_stats_count_groups_events_and_syncs() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = SledEventLog::open(dir.path()).unwrap();
+    let id = conversation(8);
+    // One caller, one append at a time: every append is its own group and sync.
+    for n in 0..5 {
+        log.append(
+            StreamId::Conversation(id),
+            ExpectedVersion::Exact(2 * n),
+            vec![message(id, n), message(id, n + 100)],
+            meta(),
+        )
+        .await
+        .unwrap();
+    }
+    let stats = log.commit_stats();
+    assert_eq!(stats.events, 10);
+    assert_eq!(stats.groups, 5);
+    assert_eq!(stats.syncs, 5);
+}
+
+#[tokio::test]
 async fn a_closed_log_refuses_appends() {
     let dir = tempfile::tempdir().unwrap();
     let log = SledEventLog::open(dir.path()).unwrap();
