@@ -31,6 +31,46 @@ fn marker_contents() -> String {
     format!("backchannel-store\nformat {STORE_FORMAT}\n")
 }
 
+/// sled keeps its own lock on its `db` file until the last of its internal
+/// handles is gone, which can be a moment after a previous `SledEventLog` in this
+/// process was closed (sled's I/O threads finish on their own). We hold our own
+/// lock already, so no other Backchannel process has the store: wait, briefly,
+/// for sled's lock to be free rather than fail a close-then-reopen.
+fn wait_for_sled_lock(path: &Path, db_file: &Path) -> Result<(), OpenError> {
+    const PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
+    let start = std::time::Instant::now();
+    loop {
+        let file = match File::open(db_file) {
+            Ok(file) => file,
+            Err(err) if err.kind() == ErrorKind::NotFound => return Ok(()),
+            Err(source) => {
+                return Err(OpenError::Io {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        };
+        match file.try_lock() {
+            // Dropping `file` releases the probe lock at once.
+            Ok(()) => return Ok(()),
+            Err(TryLockError::WouldBlock) if start.elapsed() < PATIENCE => {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(TryLockError::WouldBlock) => {
+                return Err(OpenError::StoreInUse {
+                    path: path.to_owned(),
+                });
+            }
+            Err(TryLockError::Error(source)) => {
+                return Err(OpenError::Io {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        }
+    }
+}
+
 /// An open, locked store. Dropping it releases the lock (the `lock` field).
 pub(crate) struct OpenedStore {
     pub(crate) db: sled::Db,
@@ -64,6 +104,7 @@ pub(crate) fn open(path: &Path) -> Result<OpenedStore, OpenError> {
     }
 
     let sled_path = path.join(SLED_DIR);
+    wait_for_sled_lock(path, &sled_path.join("db"))?;
     let config = sled::Config::new()
         .path(&sled_path)
         // Every commit flushes and fsyncs explicitly; the background flusher
