@@ -35,6 +35,7 @@
 use std::future::Future;
 
 use backchannel_domain::events::{Event, StreamId};
+use backchannel_domain::ids::CommandId;
 
 mod chunks;
 pub mod codec;
@@ -94,6 +95,10 @@ pub trait EventLog: Send + Sync {
 
     /// The last committed position (0 for an empty log).
     fn head(&self) -> u64;
+
+    /// The outcome of an earlier committed append with this command id, if
+    /// any, so a retried command can be answered without deciding it again.
+    fn command_outcome(&self, command: CommandId) -> Result<Option<AppendOutcome>, Error>;
 }
 
 /// A follower of the log; see [`EventLog::tail`].
@@ -137,6 +142,10 @@ impl EventLog for SledEventLog {
 
     fn head(&self) -> u64 {
         SledEventLog::head(self)
+    }
+
+    fn command_outcome(&self, command: CommandId) -> Result<Option<AppendOutcome>, Error> {
+        SledEventLog::command_outcome(self, command)
     }
 }
 

@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use std::thread::JoinHandle;
 
 use backchannel_domain::events::{Event, StreamId};
+use backchannel_domain::ids::CommandId;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::chunks::{self, ChunkCursor, Records};
@@ -166,6 +167,27 @@ impl SledEventLog {
     /// The last committed position (0 for an empty log).
     pub fn head(&self) -> u64 {
         *self.inner.committed.borrow()
+    }
+
+    /// The outcome of an earlier, committed append with this command id, if
+    /// any (`deduplicated: true`): lets a caller answer a retried command
+    /// without deciding it again.
+    pub fn command_outcome(&self, command: CommandId) -> Result<Option<AppendOutcome>, Error> {
+        let head = self.head();
+        let first = self.indexes().command(&command);
+        match first {
+            Some(first) if first <= head => {
+                writer::stored_outcome(&self.inner.db, command, first, head)
+                    .map(Some)
+                    .map_err(|err| match err {
+                        AppendError::Storage(err) => Error::Storage(err),
+                        other => Error::Storage(StorageError::new(std::io::Error::other(
+                            other.to_string(),
+                        ))),
+                    })
+            }
+            _ => Ok(None),
+        }
     }
 
     /// The events of `stream` from `from_version` (1 = the beginning) up to the

@@ -472,43 +472,9 @@ impl Sequencer {
         Ok(outcome)
     }
 
-    /// The outcome of the applied append of `command` starting at `first`,
-    /// recomputed from its records (which all carry the command id).
+    /// The outcome of the applied append of `command` starting at `first`.
     fn stored_outcome(&self, command: CommandId, first: u64) -> Result<AppendOutcome, AppendError> {
-        let malformed = |problem: String| {
-            AppendError::Storage(StorageError::new(std::io::Error::other(format!(
-                "the stored append of command {command} at position {first} {problem}"
-            ))))
-        };
-        let last_possible = self
-            .head
-            .position
-            .min(first.saturating_add(MAX_EVENTS_PER_APPEND as u64 - 1));
-        let mut records = Records::new(&self.db, first, last_possible);
-        let mut outcome: Option<AppendOutcome> = None;
-        while let Some(fields) = records.next_with(|_, bytes| codec::index_fields(bytes)) {
-            let fields = fields
-                .map_err(|err: Error| malformed(err.to_string()))?
-                .map_err(|err| malformed(err.to_string()))?;
-            if fields.command_id != command {
-                break;
-            }
-            let next = match outcome {
-                None => AppendOutcome {
-                    first_position: fields.position,
-                    last_position: fields.position,
-                    stream_version: fields.stream_version,
-                    deduplicated: true,
-                },
-                Some(so_far) => AppendOutcome {
-                    last_position: fields.position,
-                    stream_version: fields.stream_version,
-                    ..so_far
-                },
-            };
-            outcome = Some(next);
-        }
-        outcome.ok_or_else(|| malformed("is not there".to_owned()))
+        stored_outcome(&self.db, command, first, self.head.position)
     }
 }
 
@@ -566,4 +532,45 @@ impl SyncStage {
         self.db.flush()?;
         self.syncer.sync()
     }
+}
+
+/// The outcome of the append of `command` starting at `first`, recomputed from
+/// its records up to `head` (they all carry the command id).
+pub(crate) fn stored_outcome(
+    db: &sled::Db,
+    command: CommandId,
+    first: u64,
+    head: u64,
+) -> Result<AppendOutcome, AppendError> {
+    let malformed = |problem: String| {
+        AppendError::Storage(StorageError::new(std::io::Error::other(format!(
+            "the stored append of command {command} at position {first} {problem}"
+        ))))
+    };
+    let last_possible = head.min(first.saturating_add(MAX_EVENTS_PER_APPEND as u64 - 1));
+    let mut records = Records::new(db, first, last_possible);
+    let mut outcome: Option<AppendOutcome> = None;
+    while let Some(fields) = records.next_with(|_, bytes| codec::index_fields(bytes)) {
+        let fields = fields
+            .map_err(|err: Error| malformed(err.to_string()))?
+            .map_err(|err| malformed(err.to_string()))?;
+        if fields.command_id != command {
+            break;
+        }
+        let next = match outcome {
+            None => AppendOutcome {
+                first_position: fields.position,
+                last_position: fields.position,
+                stream_version: fields.stream_version,
+                deduplicated: true,
+            },
+            Some(so_far) => AppendOutcome {
+                last_position: fields.position,
+                stream_version: fields.stream_version,
+                ..so_far
+            },
+        };
+        outcome = Some(next);
+    }
+    outcome.ok_or_else(|| malformed("is not there".to_owned()))
 }

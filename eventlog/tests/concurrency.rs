@@ -336,6 +336,30 @@ async fn reads_see_an_append_as_soon_as_it_returns() {
 }
 
 #[tokio::test]
+async fn a_committed_command_outcome_can_be_looked_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = SledEventLog::open(dir.path()).unwrap();
+    let id = conversation(9);
+    let command = CommandId::new();
+    assert_eq!(log.command_outcome(command).unwrap(), None);
+    let first = log
+        .append(
+            StreamId::Conversation(id),
+            ExpectedVersion::NoStream,
+            vec![opened(id), message(id, 1)],
+            meta_for(command),
+        )
+        .await
+        .unwrap();
+    let found = log.command_outcome(command).unwrap().unwrap();
+    assert_eq!(found.first_position, first.first_position);
+    assert_eq!(found.last_position, first.last_position);
+    assert_eq!(found.stream_version, first.stream_version);
+    assert!(found.deduplicated);
+    assert_eq!(log.command_outcome(CommandId::new()).unwrap(), None);
+}
+
+#[tokio::test]
 async fn commit_stats_count_groups_events_and_syncs() {
     let dir = tempfile::tempdir().unwrap();
     let log = SledEventLog::open(dir.path()).unwrap();
