@@ -117,6 +117,12 @@ pub enum Command {
     ReopenConversation {
         conversation: ConversationId,
     },
+    /// The acting staff member read their notifications up to the one caused
+    /// by the event at global position `up_to`.
+    MarkNotificationsRead {
+        company: CompanyId,
+        up_to: u64,
+    },
 }
 
 impl Command {
@@ -137,7 +143,8 @@ impl Command {
             | Command::AddGroupMember { company, .. }
             | Command::RemoveGroupMember { company, .. }
             | Command::AddGroupSupervisor { company, .. }
-            | Command::RemoveGroupSupervisor { company, .. } => StreamId::Company(*company),
+            | Command::RemoveGroupSupervisor { company, .. }
+            | Command::MarkNotificationsRead { company, .. } => StreamId::Company(*company),
             Command::OpenConversation { conversation, .. }
             | Command::AssignConversation { conversation, .. }
             | Command::InviteToRoom { conversation, .. }

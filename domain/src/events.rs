@@ -170,6 +170,15 @@ pub struct ConversationReopened {
     pub assignee: Option<StaffId>,
 }
 
+/// A staff member has read their notifications up to (and including) the one
+/// caused by the event at global position `up_to`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotificationsMarkedRead {
+    pub company: CompanyId,
+    pub staff: StaffId,
+    pub up_to: u64,
+}
+
 /// Every event the log can hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -195,6 +204,7 @@ pub enum Event {
     PrivateMessagePosted(PrivateMessagePosted),
     ConversationClosed(ConversationClosed),
     ConversationReopened(ConversationReopened),
+    NotificationsMarkedRead(NotificationsMarkedRead),
 }
 
 /// The name of an event's type, without its payload. `ALL` lists every one.
@@ -222,10 +232,11 @@ pub enum EventType {
     PrivateMessagePosted,
     ConversationClosed,
     ConversationReopened,
+    NotificationsMarkedRead,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 22] = [
+    pub const ALL: [EventType; 23] = [
         EventType::CompanyCreated,
         EventType::PrivacySettingsChanged,
         EventType::StaffAdded,
@@ -248,6 +259,7 @@ impl EventType {
         EventType::PrivateMessagePosted,
         EventType::ConversationClosed,
         EventType::ConversationReopened,
+        EventType::NotificationsMarkedRead,
     ];
 
     /// The stored type name. Never change one: stored events are forever.
@@ -275,6 +287,7 @@ impl EventType {
             EventType::PrivateMessagePosted => "PrivateMessagePosted",
             EventType::ConversationClosed => "ConversationClosed",
             EventType::ConversationReopened => "ConversationReopened",
+            EventType::NotificationsMarkedRead => "NotificationsMarkedRead",
         }
     }
 
@@ -313,6 +326,7 @@ impl Event {
             Event::PrivateMessagePosted(_) => EventType::PrivateMessagePosted,
             Event::ConversationClosed(_) => EventType::ConversationClosed,
             Event::ConversationReopened(_) => EventType::ConversationReopened,
+            Event::NotificationsMarkedRead(_) => EventType::NotificationsMarkedRead,
         }
     }
 
@@ -341,6 +355,7 @@ impl Event {
             Event::PrivateMessagePosted(e) => StreamId::Conversation(e.conversation),
             Event::ConversationClosed(e) => StreamId::Conversation(e.conversation),
             Event::ConversationReopened(e) => StreamId::Conversation(e.conversation),
+            Event::NotificationsMarkedRead(e) => StreamId::Company(e.company),
         }
     }
 }

@@ -31,7 +31,7 @@ pub mod values;
 pub mod visibility;
 
 pub use commands::Command;
-pub use decide::decide;
+pub use decide::{decide, may_issue_staff_token};
 pub use error::{DomainError, ErrorCode};
 pub use events::{Event, EventType, StreamId};
 pub use model::Actor;

@@ -141,6 +141,11 @@ pub fn one_of_each() -> Vec<Event> {
             conversation,
             assignee: Some(agent),
         }),
+        Event::NotificationsMarkedRead(NotificationsMarkedRead {
+            company,
+            staff: agent,
+            up_to: 42,
+        }),
     ]
 }
 

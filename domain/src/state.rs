@@ -33,6 +33,8 @@ pub struct Staff {
     pub role: Role,
     pub permissions: BTreeSet<Permission>,
     pub active: bool,
+    /// Notifications caused by events up to this global position are read.
+    pub notifications_read_up_to: u64,
 }
 
 impl Staff {
@@ -169,6 +171,7 @@ impl State {
                         role: e.role,
                         permissions: BTreeSet::new(),
                         active: true,
+                        notifications_read_up_to: 0,
                     },
                 );
             }
@@ -282,6 +285,11 @@ impl State {
             Event::ConversationClosed(e) => {
                 if let Some(conversation) = self.conversations.get_mut(&e.conversation) {
                     conversation.status = ConversationStatus::Closed;
+                }
+            }
+            Event::NotificationsMarkedRead(e) => {
+                if let Some(staff) = self.staff.get_mut(&e.staff) {
+                    staff.notifications_read_up_to = staff.notifications_read_up_to.max(e.up_to);
                 }
             }
             Event::ConversationReopened(e) => {

@@ -537,3 +537,24 @@ fn adding_an_existing_member_records_nothing() {
         )
         .then_expect(vec![]);
 }
+
+#[test]
+fn owners_and_admins_issue_tokens_but_only_the_owner_for_admins() {
+    use backchannel_domain::may_issue_staff_token;
+    let w = World::new();
+    let state = given(w.setup()).state();
+    let code =
+        |actor, target| may_issue_staff_token(&state, staff(actor), target).map_err(|e| e.code());
+    assert_eq!(code(w.owner, w.admin), Ok(()));
+    assert_eq!(code(w.owner, w.a), Ok(()));
+    assert_eq!(code(w.admin, w.a), Ok(()));
+    assert_eq!(code(w.admin, w.supervisor), Ok(()));
+    assert_eq!(code(w.admin, w.admin), Ok(()));
+    assert_eq!(code(w.admin, w.owner), Err(Forbidden));
+    assert_eq!(code(w.supervisor, w.a), Err(Forbidden));
+    assert_eq!(code(w.a, w.a), Err(Forbidden));
+    assert_eq!(code(w.admin, w.z), Err(Validation));
+    assert_eq!(code(w.admin, w.x), Err(NotFound));
+    assert_eq!(code(w.x, w.a), Err(NotFound));
+    assert_eq!(code(w.z, w.a), Err(Unauthenticated));
+}

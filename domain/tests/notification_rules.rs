@@ -115,3 +115,34 @@ fn public_messages_and_directory_events_notify_nobody() {
         vec![]
     );
 }
+
+#[test]
+fn staff_mark_their_own_notifications_read_forward_only() {
+    use backchannel_domain::commands::Command;
+    let w = World::new();
+    let mark = |up_to| Command::MarkNotificationsRead {
+        company: w.acme,
+        up_to,
+    };
+    given(w.setup())
+        .when(staff(w.a), mark(10))
+        .then_expect(vec![Event::NotificationsMarkedRead(
+            NotificationsMarkedRead {
+                company: w.acme,
+                staff: w.a,
+                up_to: 10,
+            },
+        )]);
+    let mut events = w.setup();
+    events.push(Event::NotificationsMarkedRead(NotificationsMarkedRead {
+        company: w.acme,
+        staff: w.a,
+        up_to: 10,
+    }));
+    given(events.clone())
+        .when(staff(w.a), mark(7))
+        .then_expect(vec![]);
+    given(events)
+        .when(staff(w.x), mark(12))
+        .then_error(backchannel_domain::ErrorCode::NotFound);
+}

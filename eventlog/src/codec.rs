@@ -299,6 +299,7 @@ pub fn encode_payload(event: &Event, out: &mut Vec<u8>) -> Result<(), CodecError
         Event::PrivateMessagePosted(e) => encode_struct(event_type, e, out),
         Event::ConversationClosed(e) => encode_struct(event_type, e, out),
         Event::ConversationReopened(e) => encode_struct(event_type, e, out),
+        Event::NotificationsMarkedRead(e) => encode_struct(event_type, e, out),
     }
 }
 
@@ -382,6 +383,9 @@ pub fn decode_payload(
         }
         (T::ConversationReopened, 1) => {
             decode_struct(event_type, v, bytes).map(Event::ConversationReopened)
+        }
+        (T::NotificationsMarkedRead, 1) => {
+            decode_struct(event_type, v, bytes).map(Event::NotificationsMarkedRead)
         }
         (event_type, version) => Err(CodecError::UnknownSchemaVersion {
             event_type: event_type.name(),

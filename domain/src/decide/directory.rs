@@ -60,6 +60,19 @@ pub(super) fn decide(
     };
     let me = acting_staff(state, actor, company_id)?;
     let current = company(state, company_id)?;
+    // Every active staff member manages their own notifications.
+    if let Command::MarkNotificationsRead { company, up_to } = command {
+        if *up_to <= me.notifications_read_up_to {
+            return Ok(Vec::new());
+        }
+        return Ok(vec![Event::NotificationsMarkedRead(
+            NotificationsMarkedRead {
+                company: *company,
+                staff: me.id,
+                up_to: *up_to,
+            },
+        )]);
+    }
     if !me.role.is_owner_or_admin() {
         return Err(DomainError::Forbidden(
             "only the owner or an admin can manage the company",
@@ -67,7 +80,7 @@ pub(super) fn decide(
     }
 
     let events = match command {
-        Command::CreateCompany { .. } => Vec::new(),
+        Command::CreateCompany { .. } | Command::MarkNotificationsRead { .. } => Vec::new(),
         Command::UpdatePrivacySettings {
             company,
             private_conversations_enabled,

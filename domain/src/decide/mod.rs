@@ -101,3 +101,30 @@ fn viewable_conversation(
         .ok_or(DomainError::NotFound(Missing::Conversation))?;
     Ok((conversation, group))
 }
+
+/// SPEC section 8: owners and admins mint tokens for their staff. Only the owner
+/// mints for the owner or an admin (a token is the identity it names, so minting
+/// one for a higher role would be an escalation); the target must be active.
+pub fn may_issue_staff_token(
+    state: &State,
+    actor: Actor,
+    target: StaffId,
+) -> Result<(), DomainError> {
+    let me = active_staff(state, actor)?;
+    if !me.role.is_owner_or_admin() {
+        return Err(DomainError::Forbidden(
+            "only the owner or an admin can issue staff tokens",
+        ));
+    }
+    let target = staff_of(state, me.company, target)?;
+    if target.role.is_owner_or_admin() && me.role != crate::model::Role::Owner && target.id != me.id
+    {
+        return Err(DomainError::Forbidden(
+            "only the owner can issue tokens for the owner or an admin",
+        ));
+    }
+    if !target.active {
+        return Err(DomainError::validation("the staff member is deactivated"));
+    }
+    Ok(())
+}
