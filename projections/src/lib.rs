@@ -1,13 +1,37 @@
 //! # backchannel-projections
 //!
-//! Read models per audience (owner/admin, supervisor, agent, customer, auditor),
-//! fed from the event log. Each projection is a pure `apply(event)` plus the last
-//! global position it applied, so it can catch up after a restart and be rebuilt
-//! from position 0.
+//! Read models per audience (owner/admin, supervisor, agent, customer), fed from
+//! the event log in order. Each one is a pure `apply` of a recorded event; together
+//! they record the last global position applied ([`ReadModels::position`]), so a
+//! server catches up from there after a restart and a rebuild from position 0
+//! gives the same models.
 //!
-//! This crate must never know sled, HTTP or GraphQL; it reads the log through
-//! `backchannel_eventlog::EventLog` and answers "may S see C" only through
-//! `backchannel_domain::visibility`.
+//! Every query that returns conversation data takes the viewer and answers "may
+//! they see it" only through `backchannel_domain::visibility` (via
+//! [`State::access`]). Indexes only choose *candidates* cheaply; the policy
+//! decides.
 //!
-//! Status: the read models arrive with the issue "Per-audience projections and
-//! the GraphQL API server". Nothing here is implemented yet.
+//! This crate knows nothing about sled, HTTP or GraphQL; it reads recorded
+//! events, whatever log they come from.
+//!
+//! Layout:
+//! - [`summaries`]: one summary per conversation, and the indexes a page needs.
+//! - `listing`: the viewer's conversation list, counts and the enquiry overview.
+//! - [`timelines`]: the positions of each conversation's events, per audience.
+//! - [`customer`]: what a customer may ever see — a type with no private variant.
+//! - [`notifications`]: stored notifications with read/unread state.
+
+mod listing;
+mod models;
+
+pub mod customer;
+pub mod notifications;
+pub mod summaries;
+pub mod timelines;
+
+pub use backchannel_domain::State;
+pub use customer::CustomerView;
+pub use listing::{Column, ConversationFilter, Overview};
+pub use models::{Applied, Denied, Page, ProjectionError, ReadModels};
+pub use notifications::StoredNotification;
+pub use summaries::ConversationSummary;

@@ -1,0 +1,251 @@
+//! A viewer's conversation list, its count, and the enquiry overview.
+//!
+//! The indexes give, for each viewer, a handful of id sets that together hold
+//! every conversation they may see and few they may not (their room, and per
+//! group the parts R2, R4, R5 and R6 can open). The sets are merged newest
+//! first and every candidate is checked with the visibility policy, so a page
+//! costs O(page size × sets), not a scan of the company.
+
+use std::collections::{BTreeSet, BinaryHeap};
+
+use backchannel_domain::error::{DomainError, Missing};
+use backchannel_domain::ids::{ConversationId, GroupId, StaffId};
+use backchannel_domain::model::{Channel, ConversationStatus, Permission, RoutingType};
+use backchannel_domain::state::Staff;
+use backchannel_domain::visibility::supervises;
+
+use crate::models::{Page, ReadModels};
+use crate::summaries::ConversationSummary;
+
+const STATUSES: [ConversationStatus; 3] = [
+    ConversationStatus::Queued,
+    ConversationStatus::Handling,
+    ConversationStatus::Closed,
+];
+
+/// Narrows a list; `None` fields match everything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ConversationFilter {
+    pub status: Option<ConversationStatus>,
+    pub group: Option<GroupId>,
+    pub assignee: Option<StaffId>,
+    pub channel: Option<Channel>,
+}
+
+impl ConversationFilter {
+    fn matches(&self, c: &ConversationSummary) -> bool {
+        self.status.is_none_or(|s| s == c.status)
+            && self.group.is_none_or(|g| g == c.group)
+            && self.assignee.is_none_or(|a| Some(a) == c.assignee)
+            && self.channel.is_none_or(|ch| ch == c.channel)
+    }
+
+    fn statuses(&self) -> Vec<ConversationStatus> {
+        self.status.map_or(STATUSES.to_vec(), |s| vec![s])
+    }
+}
+
+/// One column of the enquiry overview.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column<'a> {
+    /// How many of the group's conversations in this status the viewer may see.
+    pub count: usize,
+    /// The newest of them.
+    pub items: Vec<&'a ConversationSummary>,
+}
+
+/// SPEC section 8's `enquiryOverview(groupId)`: QUEUED / HANDLING / CLOSED.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Overview<'a> {
+    pub group: GroupId,
+    pub queued: Column<'a>,
+    pub handling: Column<'a>,
+    pub closed: Column<'a>,
+}
+
+impl ReadModels {
+    /// A page of the conversations `viewer` may see, newest first, after the
+    /// cursor `after` (exclusive).
+    pub fn conversations(
+        &self,
+        viewer: StaffId,
+        filter: &ConversationFilter,
+        first: usize,
+        after: Option<ConversationId>,
+    ) -> Page<&ConversationSummary> {
+        let mut items = Vec::with_capacity(first.min(128));
+        let mut has_next = false;
+        for summary in self.visible(viewer, *filter, after) {
+            if items.len() == first {
+                has_next = true;
+                break;
+            }
+            items.push(summary);
+        }
+        Page { items, has_next }
+    }
+
+    /// How many conversations `viewer` may see through `filter`.
+    pub fn count_conversations(&self, viewer: StaffId, filter: &ConversationFilter) -> usize {
+        self.visible(viewer, *filter, None).count()
+    }
+
+    /// The enquiry overview of `group` for `viewer`: open to the owner, admins,
+    /// the group's supervisors and its members; each column holds only what the
+    /// viewer may see.
+    pub fn overview(
+        &self,
+        viewer: StaffId,
+        group: GroupId,
+        per_column: usize,
+    ) -> Result<Overview<'_>, DomainError> {
+        let state = self.state();
+        let staff = state
+            .staff
+            .get(&viewer)
+            .filter(|s| s.active)
+            .ok_or(DomainError::Unauthenticated)?;
+        let g = state
+            .groups
+            .get(&group)
+            .filter(|g| g.company == staff.company)
+            .ok_or(DomainError::NotFound(Missing::Group))?;
+        let allowed =
+            staff.role.is_owner_or_admin() || supervises(staff, g) || g.is_member(staff.id);
+        if !allowed {
+            return Err(DomainError::Forbidden(
+                "only the owner, admins, and the group's supervisors and members see its overview",
+            ));
+        }
+        let column = |status| {
+            let filter = ConversationFilter {
+                status: Some(status),
+                group: Some(group),
+                ..ConversationFilter::default()
+            };
+            Column {
+                count: self.count_conversations(viewer, &filter),
+                items: self.conversations(viewer, &filter, per_column, None).items,
+            }
+        };
+        Ok(Overview {
+            group,
+            queued: column(ConversationStatus::Queued),
+            handling: column(ConversationStatus::Handling),
+            closed: column(ConversationStatus::Closed),
+        })
+    }
+
+    /// Every conversation `viewer` may see through `filter`, newest first.
+    fn visible<'a>(
+        &'a self,
+        viewer: StaffId,
+        filter: ConversationFilter,
+        after: Option<ConversationId>,
+    ) -> impl Iterator<Item = &'a ConversationSummary> + 'a {
+        let sets = match self.state().staff.get(&viewer) {
+            Some(staff) if staff.active => self.candidate_sets(staff, &filter),
+            _ => Vec::new(),
+        };
+        merge_newest_first(sets, after).filter_map(move |id| {
+            let summary = self.conversations.get(id)?;
+            (filter.matches(summary) && self.check(viewer, id).is_ok()).then_some(summary)
+        })
+    }
+
+    /// Id sets that together cover everything `staff` may see (SPEC section 3),
+    /// chosen from the indexes; the policy still checks every candidate.
+    fn candidate_sets<'a>(
+        &'a self,
+        staff: &Staff,
+        filter: &ConversationFilter,
+    ) -> Vec<&'a BTreeSet<ConversationId>> {
+        let state = self.state();
+        let index = &self.conversations;
+        let statuses = filter.statuses();
+        let mut sets = Vec::new();
+        let groups = state
+            .groups
+            .values()
+            .filter(|g| g.company == staff.company)
+            .filter(|g| filter.group.is_none_or(|id| id == g.id));
+        if staff.role.is_owner_or_admin() {
+            // R1: everything in the company.
+            if filter.group.is_none() && filter.status.is_none() {
+                sets.push(index.company_set(staff.company));
+            } else {
+                for g in groups {
+                    for &s in &statuses {
+                        sets.push(index.group_set((g.id, s, false)));
+                        sets.push(index.group_set((g.id, s, true)));
+                    }
+                }
+            }
+            return sets;
+        }
+        // R3: the viewer's rooms.
+        sets.push(index.participant_set(staff.id));
+        let privacy_on = state
+            .companies
+            .get(&staff.company)
+            .is_some_and(|c| c.settings.private_conversations_enabled);
+        let history = staff.has(Permission::EnquiryHistory);
+        for g in groups {
+            let member = g.is_member(staff.id);
+            let all_of_group = supervises(staff, g) || (member && !privacy_on);
+            for &s in &statuses {
+                // R2 sees the whole group; R5 the public part of it.
+                if all_of_group || member {
+                    sets.push(index.group_set((g.id, s, false)));
+                }
+                let private_part = all_of_group
+                    // R6: private, queued, broadcast.
+                    || (member && s == ConversationStatus::Queued && g.routing == RoutingType::Broadcast)
+                    // R4: closed enquiries for history holders.
+                    || (history
+                        && s == ConversationStatus::Closed
+                        && (member || g.is_supervisor(staff.id)));
+                if private_part {
+                    sets.push(index.group_set((g.id, s, true)));
+                }
+            }
+        }
+        sets
+    }
+}
+
+/// Merges sets of ids, each walked newest first from before `after`, into one
+/// newest-first sequence without duplicates.
+fn merge_newest_first<'a>(
+    sets: Vec<&'a BTreeSet<ConversationId>>,
+    after: Option<ConversationId>,
+) -> impl Iterator<Item = ConversationId> + 'a {
+    let mut walkers: Vec<Box<dyn Iterator<Item = ConversationId> + 'a>> = sets
+        .into_iter()
+        .map(|set| -> Box<dyn Iterator<Item = ConversationId> + 'a> {
+            match after {
+                Some(cursor) => Box::new(set.range(..cursor).rev().copied()),
+                None => Box::new(set.iter().rev().copied()),
+            }
+        })
+        .collect();
+    let mut heap: BinaryHeap<(ConversationId, usize)> = BinaryHeap::new();
+    for (i, walker) in walkers.iter_mut().enumerate() {
+        if let Some(id) = walker.next() {
+            heap.push((id, i));
+        }
+    }
+    let mut last: Option<ConversationId> = None;
+    std::iter::from_fn(move || {
+        while let Some((id, i)) = heap.pop() {
+            if let Some(next) = walkers[i].next() {
+                heap.push((next, i));
+            }
+            if last != Some(id) {
+                last = Some(id);
+                return Some(id);
+            }
+        }
+        None
+    })
+}

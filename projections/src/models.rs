@@ -1,0 +1,150 @@
+//! [`ReadModels`]: every read model, applied together in log order, with the
+//! last global position applied as their checkpoint.
+
+use backchannel_domain::State;
+use backchannel_domain::ids::{ConversationId, StaffId};
+use backchannel_domain::visibility::Access;
+use backchannel_eventlog::RecordedEvent;
+
+use crate::customer::{CustomerView, Customers, customer_event};
+use crate::notifications::{Notifications, StoredNotification};
+use crate::summaries::{ConversationSummary, Conversations};
+use crate::timelines::Timelines;
+
+/// Why a viewer gets nothing of a conversation (SPEC section 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Denied {
+    /// It exists in the viewer's company; nothing of it may be shown.
+    #[error("you do not have access to this conversation")]
+    Restricted,
+    /// Another company's, or none at all: indistinguishable.
+    #[error("conversation not found")]
+    NotFound,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProjectionError {
+    /// Events must be applied in log order, each exactly once.
+    #[error("expected the event at position {expected}, got position {got}")]
+    OutOfOrder { expected: u64, got: u64 },
+}
+
+/// One page of a list, and whether more follow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub has_next: bool,
+}
+
+/// What applying one event produced, for live delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Applied {
+    pub notifications: Vec<StoredNotification>,
+}
+
+/// Every read model. Not shared by itself: the server wraps it in a lock and
+/// one projector task applies the log to it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ReadModels {
+    position: u64,
+    state: State,
+    pub(crate) conversations: Conversations,
+    timelines: Timelines,
+    customers: Customers,
+    notifications: Notifications,
+}
+
+impl ReadModels {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The last global position applied (0: nothing yet).
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+
+    /// The domain state: the directory, and what decisions and the visibility
+    /// policy read.
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// Applies the next event of the log. Anything but `position() + 1` is
+    /// refused and changes nothing.
+    pub fn apply(&mut self, recorded: &RecordedEvent) -> Result<Applied, ProjectionError> {
+        let expected = self.position + 1;
+        let got = recorded.envelope.position;
+        if got != expected {
+            return Err(ProjectionError::OutOfOrder { expected, got });
+        }
+        self.state.apply(&recorded.event);
+        self.conversations.apply(recorded);
+        self.timelines.apply(recorded);
+        if let Some(event) = customer_event(&self.state, &recorded.event) {
+            self.customers
+                .apply(got, recorded.envelope.recorded_at, &event);
+        }
+        let notifications = self.notifications.apply(&self.state, recorded);
+        self.position = got;
+        Ok(Applied { notifications })
+    }
+
+    /// The conversation's summary, if `viewer` may see it.
+    pub fn conversation(
+        &self,
+        viewer: StaffId,
+        id: ConversationId,
+    ) -> Result<&ConversationSummary, Denied> {
+        self.check(viewer, id)?;
+        self.conversations.get(id).ok_or(Denied::NotFound)
+    }
+
+    /// Global positions of the conversation's events (public and private
+    /// messages and system events), if `viewer` may see it.
+    pub fn timeline(&self, viewer: StaffId, id: ConversationId) -> Result<&[u64], Denied> {
+        self.check(viewer, id)?;
+        Ok(self.timelines.positions(id))
+    }
+
+    /// The customer's own conversation, built only from customer events.
+    pub fn customer_conversation(&self, conversation: ConversationId) -> Option<CustomerView<'_>> {
+        self.customers.view(conversation)
+    }
+
+    /// The viewer's notifications, newest first, older than `before` if given.
+    pub fn notifications(
+        &self,
+        viewer: StaffId,
+        first: usize,
+        before: Option<u64>,
+    ) -> Page<&StoredNotification> {
+        let all = self.notifications.of(viewer);
+        let end = before.map_or(all.len(), |b| all.partition_point(|n| n.id < b));
+        let start = end.saturating_sub(first);
+        Page {
+            items: all[start..end].iter().rev().collect(),
+            has_next: start > 0,
+        }
+    }
+
+    /// How many of the viewer's notifications are unread.
+    pub fn unread_notifications(&self, viewer: StaffId) -> usize {
+        let read_up_to = self
+            .state
+            .staff
+            .get(&viewer)
+            .map_or(0, |s| s.notifications_read_up_to);
+        let all = self.notifications.of(viewer);
+        all.len() - all.partition_point(|n| n.id <= read_up_to)
+    }
+
+    /// The one visibility policy, as this crate's answer type.
+    pub(crate) fn check(&self, viewer: StaffId, id: ConversationId) -> Result<(), Denied> {
+        match self.state.access(viewer, id) {
+            Access::Granted(_) => Ok(()),
+            Access::Restricted => Err(Denied::Restricted),
+            Access::NotFound => Err(Denied::NotFound),
+        }
+    }
+}
