@@ -26,6 +26,11 @@
 //!   sled key per chunk of up to 8 KiB of records.
 //! - `log`: [`SledEventLog`] and its read paths; `tail`: [`SledTail`];
 //!   `verify`: [`SledEventLog::verify`].
+//! - `chain`: [`ChainCheck`], the invariants checked one record at a time;
+//!   [`portable`]: the exported log file (export, reading, checking);
+//!   `import`: [`SledEventLog::import`], records written verbatim into a new
+//!   store; `snapshot`: [`SledEventLog::open_snapshot`], reading a stopped
+//!   server's store through a copy, never writing to it.
 //!
 //! Invariants: positions start at 1 and are gapless in commit order; stream
 //! versions start at 1 and are contiguous; record `n` carries the blake3 hash of
@@ -37,24 +42,30 @@ use std::future::Future;
 use backchannel_domain::events::{Event, StreamId};
 use backchannel_domain::ids::CommandId;
 
+mod chain;
 mod chunks;
 pub mod codec;
 mod envelope;
 mod error;
+mod import;
 mod index;
 mod keys;
 mod log;
+pub mod portable;
+mod snapshot;
 mod store;
 mod tail;
 mod verify;
 mod writer;
 
+pub use chain::ChainCheck;
 pub use envelope::{
     AppendMeta, AppendOutcome, Envelope, ExpectedVersion, Hash, RecordedAt, RecordedEvent,
 };
 pub use error::{AppendError, Error, OpenError, StorageError};
+pub use import::ImportError;
 pub use index::IndexStats;
-pub use log::{Scan, SledEventLog};
+pub use log::{RawRecords, Scan, SledEventLog};
 pub use tail::SledTail;
 pub use verify::VerifyReport;
 pub use writer::CommitStats;

@@ -15,7 +15,7 @@ use crate::error::{AppendError, Error, OpenError, StorageError};
 use crate::index::{self, IndexStats, Indexes};
 use crate::store;
 use crate::tail::SledTail;
-use crate::writer::{self, AppendRequest, CommitStats, Counters, Request};
+use crate::writer::{self, AppendRequest, ChainHead, CommitStats, Counters, Request};
 
 /// The event log stored in a sled database in one directory.
 ///
@@ -55,8 +55,17 @@ impl SledEventLog {
         let path = path.as_ref().to_owned();
         let opened = store::open(&path)?;
         let loaded = index::load(&path, &opened.db)?;
-        let head = loaded.head;
-        let indexes = Arc::new(RwLock::new(loaded.indexes));
+        Self::start(path, opened, loaded.head, loaded.indexes)
+    }
+
+    /// Starts the writer over an opened store whose head and indexes are known.
+    pub(crate) fn start(
+        path: PathBuf,
+        opened: store::OpenedStore,
+        head: ChainHead,
+        indexes: Indexes,
+    ) -> Result<Self, OpenError> {
+        let indexes = Arc::new(RwLock::new(indexes));
         let (committed_tx, committed) = watch::channel(head.position);
         let (requests, receiver) = mpsc::unbounded_channel();
         let counters = Arc::new(Counters::default());
@@ -273,6 +282,23 @@ impl SledEventLog {
         self.scan_range(from_position.max(1), self.head())
     }
 
+    /// The stored bytes of the records from `from` to `to` (both included, and
+    /// clipped to the committed head), undecoded: what an export copies.
+    pub fn raw_records(&self, from: u64, to: u64) -> RawRecords {
+        RawRecords {
+            records: Records::new(&self.inner.db, from.max(1), to.min(self.head())),
+        }
+    }
+
+    /// The stored bytes of the committed record at `position`.
+    pub fn raw_record(&self, position: u64) -> Result<Vec<u8>, Error> {
+        if position == 0 || position > self.head() {
+            return Err(chunks::missing(position));
+        }
+        let (cursor, range) = chunks::open_at(&self.inner.db, position)?;
+        Ok(cursor.bytes()[range].to_vec())
+    }
+
     pub(crate) fn scan_range(&self, from: u64, to: u64) -> Scan {
         Scan {
             records: Records::new(&self.inner.db, from, to),
@@ -302,6 +328,21 @@ impl Iterator for Scan {
         self.records
             .next_with(decode_at)
             .map(|decoded| decoded.and_then(|event| event))
+    }
+}
+
+/// A synchronous iterator over committed records as stored: (position, bytes).
+/// Checks positions and chunk framing like [`Scan`]; decodes nothing.
+pub struct RawRecords {
+    records: Records,
+}
+
+impl Iterator for RawRecords {
+    type Item = Result<(u64, Vec<u8>), Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.records
+            .next_with(|position, bytes| (position, bytes.to_vec()))
     }
 }
 

@@ -20,7 +20,7 @@ use crate::error::{OpenError, StorageError};
 use crate::keys;
 
 pub(crate) const MARKER_FILE: &str = "BACKCHANNEL_STORE";
-const LOCK_FILE: &str = "LOCK";
+pub(crate) const LOCK_FILE: &str = "LOCK";
 const SLED_DIR: &str = "sled";
 /// The version of the directory layout and key layout together. Format 2 stores
 /// records in chunks with no index keys; format 1 (a key per record plus index

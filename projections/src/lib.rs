@@ -20,13 +20,24 @@
 //! - [`timelines`]: the positions of each conversation's events, per audience.
 //! - [`customer`]: what a customer may ever see — a type with no private variant.
 //! - [`notifications`]: stored notifications with read/unread state.
+//! - [`replay`]: [`EventSource`], a log replayed from a position (a store or
+//!   an exported file); [`time`]: RFC 3339 for reports and audit trails.
+//! - [`report`]: the closed-enquiry report, streamed (CLI and HTTP share it).
+//! - [`audit`]: the history of a conversation, a staff member or a company.
+//! - [`access`]: the state at an instant of the log, and who could view what
+//!   then, by which rule (the same policy function).
 
 mod listing;
 mod models;
 
+pub mod access;
+pub mod audit;
 pub mod customer;
 pub mod notifications;
+pub mod replay;
+pub mod report;
 pub mod summaries;
+pub mod time;
 pub mod timelines;
 
 pub use backchannel_domain::State;
@@ -34,4 +45,5 @@ pub use customer::CustomerView;
 pub use listing::{Column, ConversationFilter, Overview};
 pub use models::{Applied, Denied, Page, ProjectionError, ReadModels};
 pub use notifications::StoredNotification;
+pub use replay::EventSource;
 pub use summaries::ConversationSummary;

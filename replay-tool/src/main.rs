@@ -1,19 +1,20 @@
-//! # replay-tool
-//!
-//! The auditors' and export jobs' command line: export/import, verify, rebuild,
-//! audit, access and report, all by replaying the event log. The only crate
-//! that knows the terminal (progress bars, exit codes).
-//!
-//! Status: its commands arrive with the issue "replay-tool, reports and
-//! fixtures". Until then it says so and exits with status 2, rather than
-//! pretending to work.
+//! `replay-tool`: see the library's docs and `replay-tool --help`.
 
 use std::process::ExitCode;
 
+use backchannel_replay_tool::cli::Cli;
+use clap::Parser;
+
 fn main() -> ExitCode {
-    eprintln!(
-        "replay-tool: no commands are implemented yet (export, import, verify, rebuild, \
-         audit, access and report arrive with the replay-tool issue)"
-    );
-    ExitCode::from(2)
+    let cli = Cli::parse();
+    match backchannel_replay_tool::run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            // `replay-tool ... | head` closing the pipe early is not worth a message.
+            if !failure.broken_pipe {
+                eprintln!("replay-tool: {failure}");
+            }
+            failure.exit_code()
+        }
+    }
 }

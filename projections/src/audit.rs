@@ -1,0 +1,430 @@
+//! Audit trails (SPEC section 9): who did what, when, through which command —
+//! for a conversation, a staff member (what they did, and what was done to
+//! them) or a company — as text for humans or JSON Lines for tools.
+//!
+//! Entries are written as the log is replayed (memory: the domain state, for
+//! names). Names are the ones current at each event. Message bodies, public
+//! and private, are part of an audit trail: this is an owner's/auditor's view.
+
+use std::io::Write;
+use std::ops::ControlFlow;
+
+use backchannel_domain::State;
+use backchannel_domain::events::{self, Event, MessageAuthor, StreamId};
+use backchannel_domain::ids::{CompanyId, ConversationId, GroupId, StaffId};
+use backchannel_domain::model::{Actor, RoutingType};
+use backchannel_eventlog::RecordedEvent;
+use serde::Serialize;
+
+use crate::replay::EventSource;
+use crate::report::channel_name;
+use crate::time::format_rfc3339;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditSubject {
+    Conversation(ConversationId),
+    Staff(StaffId),
+    Company(CompanyId),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditFormat {
+    Text,
+    JsonLines,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("no {kind} with id {id} in the log")]
+    UnknownSubject { kind: &'static str, id: String },
+    #[error("reading the log failed: {0}")]
+    Source(Box<dyn std::error::Error + Send + Sync>),
+    #[error("writing the audit trail failed: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+/// Writes the audit trail of `subject` to `out`; returns the number of entries.
+/// An id the log never mentions is an error (and nothing is written).
+pub fn write_audit<S: EventSource, W: Write>(
+    source: &S,
+    subject: AuditSubject,
+    format: AuditFormat,
+    mut out: W,
+) -> Result<u64, AuditError> {
+    let mut state = State::default();
+    let mut entries = 0u64;
+    let mut failure = None;
+    source
+        .replay(1, source.head(), &mut |recorded| {
+            state.apply(&recorded.event);
+            if !concerns(&state, subject, recorded) {
+                return ControlFlow::Continue(());
+            }
+            let written = match format {
+                AuditFormat::Text => writeln!(out, "{}", text_line(&state, recorded)),
+                AuditFormat::JsonLines => writeln!(out, "{}", json_line(&state, recorded)),
+            };
+            match written {
+                Ok(()) => {
+                    entries += 1;
+                    ControlFlow::Continue(())
+                }
+                Err(err) => {
+                    failure = Some(err);
+                    ControlFlow::Break(())
+                }
+            }
+        })
+        .map_err(|err| AuditError::Source(Box::new(err)))?;
+    if let Some(err) = failure {
+        return Err(err.into());
+    }
+    out.flush()?;
+    let known = match subject {
+        AuditSubject::Conversation(id) => state.conversations.contains_key(&id),
+        AuditSubject::Staff(id) => state.staff.contains_key(&id),
+        AuditSubject::Company(id) => state.companies.contains_key(&id),
+    };
+    if !known && entries == 0 {
+        let (kind, id) = match subject {
+            AuditSubject::Conversation(id) => ("conversation", id.to_string()),
+            AuditSubject::Staff(id) => ("staff member", id.to_string()),
+            AuditSubject::Company(id) => ("company", id.to_string()),
+        };
+        return Err(AuditError::UnknownSubject { kind, id });
+    }
+    Ok(entries)
+}
+
+/// Whether the event belongs to the subject's trail (`state` has the event applied).
+fn concerns(state: &State, subject: AuditSubject, recorded: &RecordedEvent) -> bool {
+    let event = &recorded.event;
+    match subject {
+        AuditSubject::Conversation(id) => event.stream() == StreamId::Conversation(id),
+        AuditSubject::Company(id) => match event.stream() {
+            StreamId::Company(company) => company == id,
+            StreamId::Conversation(c) => {
+                state.conversations.get(&c).is_some_and(|c| c.company == id)
+            }
+        },
+        AuditSubject::Staff(id) => {
+            recorded.envelope.actor == Actor::Staff(id) || mentions_staff(event, id)
+        }
+    }
+}
+
+fn mentions_staff(event: &Event, id: StaffId) -> bool {
+    match event {
+        Event::StaffAdded(e) => e.staff == id,
+        Event::StaffRoleChanged(e) => e.staff == id,
+        Event::PermissionGranted(e) => e.staff == id,
+        Event::PermissionRevoked(e) => e.staff == id,
+        Event::StaffDeactivated(e) => e.staff == id,
+        Event::GroupMemberAdded(e)
+        | Event::GroupMemberRemoved(e)
+        | Event::GroupSupervisorAdded(e)
+        | Event::GroupSupervisorRemoved(e) => e.staff == id,
+        Event::ConversationAssigned(e) => e.assignee == id || e.previous_assignee == Some(id),
+        Event::StaffInvitedToRoom(e) => e.staff == id,
+        Event::ConversationReopened(e) => e.assignee == Some(id),
+        Event::NotificationsMarkedRead(e) => e.staff == id,
+        Event::MessagePosted(e) => e.author == MessageAuthor::Staff(id),
+        Event::PrivateMessagePosted(e) => e.author == id,
+        _ => false,
+    }
+}
+
+fn staff_label(state: &State, id: StaffId) -> String {
+    match state.staff.get(&id) {
+        Some(staff) => format!("{:?} ({id})", staff.name.as_str()),
+        None => format!("staff {id}"),
+    }
+}
+
+fn group_label(state: &State, id: GroupId) -> String {
+    match state.groups.get(&id) {
+        Some(group) => format!("group {:?} ({id})", group.name.as_str()),
+        None => format!("group {id}"),
+    }
+}
+
+fn actor_label(state: &State, actor: Actor) -> String {
+    match actor {
+        Actor::Staff(id) => format!("staff {}", staff_label(state, id)),
+        Actor::Customer(c) => match state.conversations.get(&c) {
+            Some(conversation) => format!("customer {:?}", conversation.customer.as_str()),
+            None => "customer".to_owned(),
+        },
+        Actor::System => "system".to_owned(),
+    }
+}
+
+fn routing_name(routing: RoutingType) -> &'static str {
+    match routing {
+        RoutingType::Broadcast => "BROADCAST",
+        RoutingType::RoundRobin => "ROUND_ROBIN",
+    }
+}
+
+fn on_off(flag: bool) -> &'static str {
+    if flag { "on" } else { "off" }
+}
+
+/// A one-line human description of what the event did.
+pub fn describe(state: &State, event: &Event) -> String {
+    let staff = |id| staff_label(state, id);
+    let group = |id| group_label(state, id);
+    match event {
+        Event::CompanyCreated(e) => {
+            format!("created company {:?} ({})", e.name.as_str(), e.company)
+        }
+        Event::PrivacySettingsChanged(e) => format!(
+            "set privateConversationsEnabled {}, newConversationsPrivate {}",
+            on_off(e.private_conversations_enabled),
+            on_off(e.new_conversations_private)
+        ),
+        Event::StaffAdded(e) => format!("added {} as {}", staff(e.staff), e.role),
+        Event::StaffRoleChanged(e) => {
+            format!("changed the role of {} to {}", staff(e.staff), e.role)
+        }
+        Event::PermissionGranted(e) => {
+            format!("granted {:?} to {}", e.permission, staff(e.staff))
+        }
+        Event::PermissionRevoked(e) => {
+            format!("revoked {:?} from {}", e.permission, staff(e.staff))
+        }
+        Event::StaffDeactivated(e) => format!("deactivated {}", staff(e.staff)),
+        Event::GroupCreated(e) => format!(
+            "created group {:?} ({}) with routing {}",
+            e.name.as_str(),
+            e.group,
+            routing_name(e.routing)
+        ),
+        Event::GroupRenamed(e) => format!("renamed {} to {:?}", group(e.group), e.name.as_str()),
+        Event::GroupRoutingChanged(e) => format!(
+            "set the routing of {} to {}",
+            group(e.group),
+            routing_name(e.routing)
+        ),
+        Event::GroupMemberAdded(e) => format!("added {} to {}", staff(e.staff), group(e.group)),
+        Event::GroupMemberRemoved(e) => {
+            format!("removed {} from {}", staff(e.staff), group(e.group))
+        }
+        Event::GroupSupervisorAdded(e) => {
+            format!("made {} a supervisor of {}", staff(e.staff), group(e.group))
+        }
+        Event::GroupSupervisorRemoved(e) => format!(
+            "removed {} as a supervisor of {}",
+            staff(e.staff),
+            group(e.group)
+        ),
+        Event::ConversationOpened(e) => format!(
+            "opened conversation {} in {} on {} for customer {:?}{}",
+            e.conversation,
+            group(e.group),
+            channel_name(e.channel),
+            e.customer.as_str(),
+            if e.private { ", private" } else { ", public" }
+        ),
+        Event::ConversationAssigned(e) => {
+            let how = if e.round_robin { " (round robin)" } else { "" };
+            match e.previous_assignee {
+                Some(previous) => format!(
+                    "transferred conversation {} from {} to {}{how}",
+                    e.conversation,
+                    staff(previous),
+                    staff(e.assignee)
+                ),
+                None => format!(
+                    "assigned conversation {} to {}{how}",
+                    e.conversation,
+                    staff(e.assignee)
+                ),
+            }
+        }
+        Event::StaffInvitedToRoom(e) => format!(
+            "invited {} into conversation {}",
+            staff(e.staff),
+            e.conversation
+        ),
+        Event::ConversationPrivacyChanged(e) => format!(
+            "made conversation {} {}",
+            e.conversation,
+            if e.private { "private" } else { "public" }
+        ),
+        Event::MessagePosted(e) => {
+            let author = match e.author {
+                MessageAuthor::Staff(id) => staff(id),
+                MessageAuthor::Customer => "the customer".to_owned(),
+            };
+            format!(
+                "PUBLIC message {} in conversation {} by {author}: {:?}",
+                e.message,
+                e.conversation,
+                e.body.as_str()
+            )
+        }
+        Event::PrivateMessagePosted(e) => format!(
+            "PRIVATE message {} in conversation {} by {}: {:?}",
+            e.message,
+            e.conversation,
+            staff(e.author),
+            e.body.as_str()
+        ),
+        Event::ConversationClosed(e) => format!("closed conversation {}", e.conversation),
+        Event::ConversationReopened(e) => match e.assignee {
+            Some(assignee) => format!(
+                "reopened conversation {}, back to {}",
+                e.conversation,
+                staff(assignee)
+            ),
+            None => format!("reopened conversation {} into the queue", e.conversation),
+        },
+        Event::NotificationsMarkedRead(e) => format!(
+            "{} marked notifications read up to position {}",
+            staff(e.staff),
+            e.up_to
+        ),
+    }
+}
+
+fn text_line(state: &State, recorded: &RecordedEvent) -> String {
+    let envelope = &recorded.envelope;
+    format!(
+        "{} #{} {} by {}: {} [command {}]",
+        format_rfc3339(envelope.recorded_at),
+        envelope.position,
+        envelope.event_type.name(),
+        actor_label(state, envelope.actor),
+        describe(state, &recorded.event),
+        envelope.command_id
+    )
+}
+
+/// One JSON Lines entry. A struct, not a `serde_json::Map`, so the field order
+/// is fixed whatever features other crates turn on in serde_json.
+#[derive(Serialize)]
+struct JsonEntry<'a> {
+    position: u64,
+    recorded_at: String,
+    event_type: &'static str,
+    schema_version: u16,
+    event_id: String,
+    stream: JsonStream,
+    actor: JsonActor,
+    command_id: String,
+    correlation_id: String,
+    summary: String,
+    event: Payload<'a>,
+}
+
+#[derive(Serialize)]
+struct JsonStream {
+    kind: &'static str,
+    id: String,
+    version: u64,
+}
+
+#[derive(Serialize)]
+struct JsonActor {
+    kind: &'static str,
+    id: Option<String>,
+    name: Option<String>,
+}
+
+fn json_line(state: &State, recorded: &RecordedEvent) -> String {
+    let envelope = &recorded.envelope;
+    let (actor_kind, actor_id, actor_name) = match envelope.actor {
+        Actor::Staff(id) => (
+            "STAFF",
+            Some(id.to_string()),
+            state.staff.get(&id).map(|s| s.name.to_string()),
+        ),
+        Actor::Customer(c) => (
+            "CUSTOMER",
+            Some(c.to_string()),
+            state.conversations.get(&c).map(|c| c.customer.to_string()),
+        ),
+        Actor::System => ("SYSTEM", None, None),
+    };
+    let (stream_kind, stream_id) = match envelope.stream {
+        StreamId::Company(id) => ("company", id.to_string()),
+        StreamId::Conversation(id) => ("conversation", id.to_string()),
+    };
+    let entry = JsonEntry {
+        position: envelope.position,
+        recorded_at: format_rfc3339(envelope.recorded_at),
+        event_type: envelope.event_type.name(),
+        schema_version: envelope.schema_version,
+        event_id: envelope.event_id.to_string(),
+        stream: JsonStream {
+            kind: stream_kind,
+            id: stream_id,
+            version: envelope.stream_version,
+        },
+        actor: JsonActor {
+            kind: actor_kind,
+            id: actor_id,
+            name: actor_name,
+        },
+        command_id: envelope.command_id.to_string(),
+        correlation_id: envelope.correlation_id.to_string(),
+        summary: describe(state, &recorded.event),
+        event: payload(&recorded.event),
+    };
+    serde_json::to_string(&entry).unwrap_or_default()
+}
+
+/// The event's own fields (serde's derive of the domain structs).
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Payload<'a> {
+    CompanyCreated(&'a events::CompanyCreated),
+    PrivacySettingsChanged(&'a events::PrivacySettingsChanged),
+    StaffAdded(&'a events::StaffAdded),
+    StaffRoleChanged(&'a events::StaffRoleChanged),
+    PermissionGranted(&'a events::PermissionGranted),
+    PermissionRevoked(&'a events::PermissionRevoked),
+    StaffDeactivated(&'a events::StaffDeactivated),
+    GroupCreated(&'a events::GroupCreated),
+    GroupRenamed(&'a events::GroupRenamed),
+    GroupRoutingChanged(&'a events::GroupRoutingChanged),
+    GroupStaff(&'a events::GroupStaff),
+    ConversationOpened(&'a events::ConversationOpened),
+    ConversationAssigned(&'a events::ConversationAssigned),
+    StaffInvitedToRoom(&'a events::StaffInvitedToRoom),
+    ConversationPrivacyChanged(&'a events::ConversationPrivacyChanged),
+    MessagePosted(&'a events::MessagePosted),
+    PrivateMessagePosted(&'a events::PrivateMessagePosted),
+    ConversationClosed(&'a events::ConversationClosed),
+    ConversationReopened(&'a events::ConversationReopened),
+    NotificationsMarkedRead(&'a events::NotificationsMarkedRead),
+}
+
+fn payload(event: &Event) -> Payload<'_> {
+    match event {
+        Event::CompanyCreated(e) => Payload::CompanyCreated(e),
+        Event::PrivacySettingsChanged(e) => Payload::PrivacySettingsChanged(e),
+        Event::StaffAdded(e) => Payload::StaffAdded(e),
+        Event::StaffRoleChanged(e) => Payload::StaffRoleChanged(e),
+        Event::PermissionGranted(e) => Payload::PermissionGranted(e),
+        Event::PermissionRevoked(e) => Payload::PermissionRevoked(e),
+        Event::StaffDeactivated(e) => Payload::StaffDeactivated(e),
+        Event::GroupCreated(e) => Payload::GroupCreated(e),
+        Event::GroupRenamed(e) => Payload::GroupRenamed(e),
+        Event::GroupRoutingChanged(e) => Payload::GroupRoutingChanged(e),
+        Event::GroupMemberAdded(e)
+        | Event::GroupMemberRemoved(e)
+        | Event::GroupSupervisorAdded(e)
+        | Event::GroupSupervisorRemoved(e) => Payload::GroupStaff(e),
+        Event::ConversationOpened(e) => Payload::ConversationOpened(e),
+        Event::ConversationAssigned(e) => Payload::ConversationAssigned(e),
+        Event::StaffInvitedToRoom(e) => Payload::StaffInvitedToRoom(e),
+        Event::ConversationPrivacyChanged(e) => Payload::ConversationPrivacyChanged(e),
+        Event::MessagePosted(e) => Payload::MessagePosted(e),
+        Event::PrivateMessagePosted(e) => Payload::PrivateMessagePosted(e),
+        Event::ConversationClosed(e) => Payload::ConversationClosed(e),
+        Event::ConversationReopened(e) => Payload::ConversationReopened(e),
+        Event::NotificationsMarkedRead(e) => Payload::NotificationsMarkedRead(e),
+    }
+}

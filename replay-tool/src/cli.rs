@@ -1,0 +1,236 @@
+//! The command line (clap). Every command has `--help`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+pub const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  the log is broken: verify found a fault, or a command met a corrupt,
+     tampered or truncated log (the message names the first bad position)
+  2  bad command line: unknown flags, malformed ids or times
+  3  source or destination unusable: store in use by a running server,
+     missing path, not a store, non-empty import target, --server (not yet)
+  4  refused: the --as staff member may not read these closed enquiries
+  5  unknown id: conversation, staff, company or group not in the log
+  6  not a Backchannel log export: empty, foreign or unsupported version
+  7  reading or writing failed (disk, pipe)";
+
+/// Audit, verify, export and report on a Backchannel event log by replaying it.
+///
+/// Reads a stopped server's store (--data-dir, through a copy: never written
+/// to) or an exported log file (--file). Data goes to stdout (or --out);
+/// progress bars and summaries to stderr, bars only on a terminal.
+#[derive(Debug, Parser)]
+#[command(name = "replay-tool", version, after_help = EXIT_CODES)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// No progress bars, no summaries on stderr.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write the whole log as a portable, versioned file (hash chain included).
+    #[command(after_help = EXIT_CODES)]
+    Export(ExportArgs),
+    /// Create a store from an exported file (into an empty or new directory only).
+    #[command(after_help = EXIT_CODES)]
+    Import(ImportArgs),
+    /// Recompute the hash chain and check every invariant; exit 1 at the first fault.
+    #[command(after_help = EXIT_CODES)]
+    Verify(SourceOnly),
+    /// Rebuild every read model from position 1 (in memory, as the server keeps
+    /// them) and report events/s.
+    #[command(after_help = EXIT_CODES)]
+    Rebuild(SourceOnly),
+    /// The history of a conversation, a staff member or a company: who did
+    /// what, when, through which command.
+    #[command(after_help = EXIT_CODES)]
+    Audit(AuditArgs),
+    /// Who could view a conversation at an instant, or what a staff member
+    /// could view, and by which rule (R1–R6).
+    #[command(after_help = EXIT_CODES)]
+    Access(AccessArgs),
+    /// The closed-enquiry chat-history report (CSV or JSON), private messages
+    /// included and marked.
+    #[command(after_help = EXIT_CODES)]
+    Report(ReportArgs),
+    /// Write a large synthetic store, deterministic from a seed (for benchmarks).
+    #[command(after_help = EXIT_CODES)]
+    Generate(GenerateArgs),
+    /// Measure verify, rebuild and report throughput and peak memory on a log.
+    #[command(after_help = EXIT_CODES)]
+    Bench(BenchArgs),
+}
+
+/// Where the log is read from: exactly one of them.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false, id = "source")]
+pub struct SourceArgs {
+    /// A stopped server's store directory (read through a temporary copy).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// An exported log file (see `export`).
+    #[arg(long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// A running server's URL (with --token). Not available yet.
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SourceOpts {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// An owner's or admin's token for --server.
+    #[arg(long, value_name = "TOKEN", requires = "server")]
+    pub token: Option<String>,
+    /// Where the copy of a --data-dir store goes (default: the system temp dir).
+    #[arg(long, value_name = "DIR")]
+    pub scratch_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct SourceOnly {
+    #[command(flatten)]
+    pub source: SourceOpts,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub source: SourceOpts,
+    /// The file to write (`-`: stdout). An existing file is not overwritten.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The exported log file to import.
+    #[arg(long, value_name = "FILE")]
+    pub file: PathBuf,
+    /// The store directory to create (missing or empty).
+    #[arg(long, value_name = "DIR")]
+    pub into: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LineFormat {
+    Text,
+    Jsonl,
+}
+
+#[derive(Debug, Args)]
+#[group(id = "subject", required = true, multiple = false, args = ["conversation", "staff", "company"])]
+pub struct AuditArgs {
+    #[command(flatten)]
+    pub source: SourceOpts,
+    /// A conversation's history.
+    #[arg(long, value_name = "ID")]
+    pub conversation: Option<String>,
+    /// What a staff member did, and what was done to them.
+    #[arg(long, value_name = "ID")]
+    pub staff: Option<String>,
+    /// Everything in a company.
+    #[arg(long, value_name = "ID")]
+    pub company: Option<String>,
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: LineFormat,
+}
+
+#[derive(Debug, Args)]
+#[group(id = "subject", required = true, multiple = false, args = ["conversation", "staff"])]
+pub struct AccessArgs {
+    #[command(flatten)]
+    pub source: SourceOpts,
+    /// Who could view this conversation (every staff member of its company).
+    #[arg(long, value_name = "ID")]
+    pub conversation: Option<String>,
+    /// Which conversations this staff member could view.
+    #[arg(long, value_name = "ID")]
+    pub staff: Option<String>,
+    /// The instant, RFC 3339 (e.g. 2025-03-01T09:30:00Z): the log up to the
+    /// last event recorded at or before it. Default: the end of the log.
+    #[arg(long, value_name = "TIME", conflicts_with = "at_position")]
+    pub at: Option<String>,
+    /// The instant as a global position: just after that event.
+    #[arg(long, value_name = "N")]
+    pub at_position: Option<u64>,
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: LineFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ReportFormatArg {
+    Csv,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub source: SourceOpts,
+    /// Conversations closed at or after this time (RFC 3339).
+    #[arg(long, value_name = "TIME")]
+    pub from: String,
+    /// ... and before this time (RFC 3339, excluded).
+    #[arg(long, value_name = "TIME")]
+    pub to: String,
+    /// Only this group.
+    #[arg(long, value_name = "ID")]
+    pub group: Option<String>,
+    /// Only this company (implied by --as).
+    #[arg(long, value_name = "ID")]
+    pub company: Option<String>,
+    /// Apply this staff member's permissions (SPEC section 4): owner and admins
+    /// all groups, supervisors and ENQUIRY_HISTORY holders their groups,
+    /// anyone else is refused.
+    #[arg(long = "as", value_name = "STAFF_ID")]
+    pub viewer: Option<String>,
+    #[arg(long, value_enum, default_value = "csv")]
+    pub format: ReportFormatArg,
+    /// Write to this file instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Conversations to open (about 10 events each).
+    #[arg(long, default_value_t = 1000)]
+    pub conversations: u64,
+    #[arg(long, default_value_t = 3)]
+    pub companies: u32,
+    /// Stop once this many events are written.
+    #[arg(long, value_name = "N")]
+    pub max_events: Option<u64>,
+    /// The store directory to create (missing or empty).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub source: SourceOpts,
+    /// Run one measurement in this process and print it as a JSON line. Without
+    /// it, every measurement runs in a child process of its own (so each peak
+    /// memory is its own) and a table compares them to the raw scan.
+    #[arg(long, value_enum)]
+    pub only: Option<BenchPart>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum BenchPart {
+    Scan,
+    Verify,
+    Rebuild,
+    Report,
+}

@@ -1,0 +1,94 @@
+//! `export`: the log as a portable file (see `eventlog::portable`).
+
+use std::fs::{self, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::time::Instant;
+
+use backchannel_eventlog::portable::{FileSummary, PortableError, PortableWriter};
+
+use crate::cli::ExportArgs;
+use crate::commands::{group_digits, note, open_source, rate};
+use crate::failure::{Failure, Kind};
+use crate::progress::Progress;
+use crate::source::{Source, file_error, open_reader};
+
+pub fn run(args: &ExportArgs, quiet: bool) -> Result<(), Failure> {
+    let source = open_source(&args.source)?;
+    let started = Instant::now();
+    let progress = Progress::new("exporting", quiet);
+    progress.start_pass(backchannel_projections::EventSource::head(&source));
+    let to_stdout = args.out.as_os_str() == "-";
+    let summary = if to_stdout {
+        let stdout = io::stdout().lock();
+        write(&source, BufWriter::new(stdout), &progress)
+    } else {
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&args.out)
+            .map_err(|err| {
+                let kind = if err.kind() == io::ErrorKind::AlreadyExists {
+                    Kind::Unavailable
+                } else {
+                    Kind::Io
+                };
+                Failure::new(
+                    kind,
+                    format!("{}: {err} (export never overwrites)", args.out.display()),
+                )
+            })?;
+        let result = write(&source, BufWriter::new(&file), &progress).and_then(|summary| {
+            file.sync_all()
+                .map_err(|err| Failure::new(Kind::Io, err.to_string()))?;
+            Ok(summary)
+        });
+        if result.is_err() {
+            let _ = fs::remove_file(&args.out);
+        }
+        result
+    }?;
+    progress.finish();
+    let seconds = started.elapsed().as_secs_f64();
+    note(
+        quiet,
+        format_args!(
+            "exported {} events ({} streams, {} bytes) from {} in {seconds:.2} s ({}); head hash {}",
+            group_digits(summary.events),
+            summary.streams,
+            group_digits(summary.bytes),
+            source.describe(),
+            rate(summary.events, seconds),
+            hex(&summary.head_hash)
+        ),
+    );
+    Ok(())
+}
+
+fn write<W: Write>(source: &Source, out: W, progress: &Progress) -> Result<FileSummary, Failure> {
+    match source {
+        Source::Store { log, path, .. } => log
+            .export(out, |position| progress.at(position))
+            .map_err(|err| file_error(path, err)),
+        Source::File { path, .. } => {
+            let mut reader = open_reader(path)?;
+            let header = reader.header();
+            let mut writer = PortableWriter::new(out, header.events, header.head_hash)
+                .map_err(|err| file_error(path, err))?;
+            while let Some(event) = reader.next_record() {
+                let event = event.map_err(|err| file_error(path, err))?;
+                writer
+                    .push(reader.record_bytes())
+                    .map_err(|err| file_error(path, err))?;
+                progress.at(event.envelope.position);
+            }
+            writer
+                .finish()
+                .map(|(_, summary)| summary)
+                .map_err(|err: PortableError| file_error(path, err))
+        }
+    }
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,93 @@
+//! `import`: a store from an exported file. The file is read twice: first
+//! checked in full (chain, versions, trailer), and only if it is sound are its
+//! records written — so a bad file writes nothing.
+
+use std::fs;
+use std::time::Instant;
+
+use backchannel_eventlog::{ImportError, SledEventLog};
+
+use crate::cli::ImportArgs;
+use crate::commands::export::hex;
+use crate::commands::{group_digits, note, rate};
+use crate::failure::{Failure, Kind};
+use crate::progress::Progress;
+use crate::source::{file_error, open_error, open_reader};
+
+pub fn run(args: &ImportArgs, quiet: bool) -> Result<(), Failure> {
+    let started = Instant::now();
+    let progress = Progress::new("checking", quiet);
+    let mut reader = open_reader(&args.file)?;
+    progress.start_pass(reader.header().events);
+    while let Some(event) = reader.next_record() {
+        let event = event.map_err(|err| {
+            let failure = file_error(&args.file, err);
+            Failure::new(
+                failure.kind,
+                format!("refusing the import, nothing written: {failure}"),
+            )
+        })?;
+        progress.at(event.envelope.position);
+    }
+    let checked = reader.summary();
+
+    let existed = args.into.exists();
+    if existed {
+        let empty = fs::read_dir(&args.into)
+            .map(|mut entries| entries.next().is_none())
+            .unwrap_or(false);
+        if !empty {
+            return Err(Failure::new(
+                Kind::Unavailable,
+                format!(
+                    "{}: not empty; import only into a new or empty directory",
+                    args.into.display()
+                ),
+            ));
+        }
+    }
+    let progress = Progress::new("importing", quiet);
+    let mut reader = open_reader(&args.file)?;
+    progress.start_pass(reader.header().events);
+    let records = std::iter::from_fn(|| {
+        let event = reader.next_record()?;
+        Some(event.map(|event| {
+            progress.at(event.envelope.position);
+            reader.record_bytes().to_vec()
+        }))
+    });
+    let imported = SledEventLog::import(&args.into, records);
+    let log = match imported {
+        Ok(log) => log,
+        Err(err) => {
+            if !existed {
+                let _ = fs::remove_dir_all(&args.into);
+            }
+            return Err(match err {
+                ImportError::Open(err) => open_error(&args.into, err),
+                ImportError::NotEmpty { .. } => Failure::new(Kind::Unavailable, err.to_string()),
+                ImportError::Invalid(_) | ImportError::Source(_) => {
+                    Failure::new(Kind::Broken, err.to_string())
+                }
+                ImportError::Storage(_) => Failure::new(Kind::Io, err.to_string()),
+            });
+        }
+    };
+    let head = log.head();
+    log.close()
+        .map_err(|err| Failure::new(Kind::Io, format!("closing the new store failed: {err}")))?;
+    progress.finish();
+    let seconds = started.elapsed().as_secs_f64();
+    note(
+        quiet,
+        format_args!(
+            "imported {} events ({} streams) into {} in {seconds:.2} s ({}); head hash {}",
+            group_digits(head),
+            checked.streams,
+            args.into.display(),
+            rate(head, seconds),
+            hex(&checked.head_hash)
+        ),
+    );
+    Ok(())
+}

@@ -1,0 +1,102 @@
+//! One file per command. Each takes its parsed arguments and returns a
+//! [`Failure`] with the exit code to use.
+
+pub mod access;
+pub mod audit;
+pub mod bench;
+pub mod export;
+pub mod generate;
+pub mod import;
+pub mod rebuild;
+pub mod report;
+pub mod verify;
+
+use std::str::FromStr;
+
+use backchannel_eventlog::RecordedAt;
+use backchannel_projections::time::parse_rfc3339;
+
+use crate::cli::SourceOpts;
+use crate::failure::{Failure, Kind};
+use crate::source::{Source, SourceError};
+
+/// Opens the one source the flags name.
+pub fn open_source(opts: &SourceOpts) -> Result<Source, Failure> {
+    if let Some(url) = &opts.source.server {
+        return Err(Failure::new(
+            Kind::Unavailable,
+            format!(
+                "--server {url}: reading from a running server is not available yet (the \
+                 server's log endpoint does not exist yet); export the log on the server's \
+                 machine, or stop the server and use --data-dir"
+            ),
+        ));
+    }
+    if let Some(dir) = &opts.source.data_dir {
+        return Source::open_store(dir, opts.scratch_dir.as_deref());
+    }
+    if let Some(file) = &opts.source.file {
+        return Source::open_file(file);
+    }
+    Err(Failure::new(
+        Kind::Usage,
+        "name a source: --data-dir DIR or --file FILE",
+    ))
+}
+
+/// A reading error part way through: the log is broken (with its position),
+/// or the disk failed.
+pub fn source_failure(err: SourceError) -> Failure {
+    match &err {
+        SourceError::Store(backchannel_eventlog::Error::Storage(_)) => {
+            Failure::new(Kind::Io, err.to_string())
+        }
+        SourceError::File {
+            source: backchannel_eventlog::portable::PortableError::Io(_),
+            ..
+        } => Failure::new(Kind::Io, err.to_string()),
+        _ => Failure::new(Kind::Broken, err.to_string()),
+    }
+}
+
+/// Parses an id flag.
+pub fn parse_id<T: FromStr>(flag: &str, value: &str) -> Result<T, Failure>
+where
+    T::Err: std::fmt::Display,
+{
+    value
+        .parse()
+        .map_err(|err| Failure::new(Kind::Usage, format!("--{flag} {value:?}: {err}")))
+}
+
+pub fn parse_time(flag: &str, value: &str) -> Result<RecordedAt, Failure> {
+    parse_rfc3339(value).map_err(|err| Failure::new(Kind::Usage, format!("--{flag}: {err}")))
+}
+
+/// Summaries go to stderr, so stdout stays data only.
+pub fn note(quiet: bool, message: std::fmt::Arguments<'_>) {
+    if !quiet {
+        eprintln!("{message}");
+    }
+}
+
+/// Events per second, for humans.
+pub fn rate(events: u64, seconds: f64) -> String {
+    if seconds <= 0.0 {
+        return "n/a".to_owned();
+    }
+    let per_second = events as f64 / seconds;
+    format!("{} events/s", group_digits(per_second.round() as u64))
+}
+
+pub fn group_digits(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}

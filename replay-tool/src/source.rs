@@ -1,0 +1,223 @@
+//! Where the log comes from. Sources are never written to.
+//!
+//! - `--data-dir`: a stopped server's store, read through a copy
+//!   (`SledEventLog::open_snapshot`: sled cannot open read-only, and its
+//!   recovery may write); a running server's store is refused as in use.
+//! - `--file`: an exported log file, checked record by record on every read.
+//! - `--server`: not available yet (the server's log endpoint comes later).
+
+use std::fs::File;
+use std::io::BufReader;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+
+use backchannel_eventlog::portable::{PortableError, PortableReader};
+use backchannel_eventlog::{OpenError, RecordedEvent, SledEventLog};
+use backchannel_projections::EventSource;
+
+use crate::failure::{Failure, Kind};
+use crate::progress::Progress;
+
+pub enum Source {
+    Store {
+        log: SledEventLog,
+        /// The copy; removed when the source is dropped.
+        _scratch: tempfile::TempDir,
+        path: PathBuf,
+    },
+    File {
+        path: PathBuf,
+        events: u64,
+    },
+}
+
+/// Why reading a source failed part way.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error(transparent)]
+    Store(#[from] backchannel_eventlog::Error),
+    #[error("{path}: {source}")]
+    File {
+        path: PathBuf,
+        #[source]
+        source: PortableError,
+    },
+}
+
+impl SourceError {
+    pub fn position(&self) -> Option<u64> {
+        match self {
+            SourceError::Store(
+                backchannel_eventlog::Error::Corrupt { position, .. }
+                | backchannel_eventlog::Error::Broken { position, .. },
+            ) => Some(*position),
+            SourceError::Store(_) => None,
+            SourceError::File { source, .. } => source.position(),
+        }
+    }
+}
+
+pub fn open_error(path: &Path, err: OpenError) -> Failure {
+    let kind = match &err {
+        OpenError::StoreInUse { .. } => {
+            return Failure::new(
+                Kind::Unavailable,
+                format!(
+                    "the store at {} is in use by a running server (its LOCK is held); \
+                     stop the server, or export the log from it, and try again",
+                    path.display()
+                ),
+            );
+        }
+        OpenError::Corrupt { .. } => Kind::Broken,
+        OpenError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+            Kind::Unavailable
+        }
+        OpenError::NotAStore { .. }
+        | OpenError::NotADirectory { .. }
+        | OpenError::UnsupportedFormat { .. } => Kind::Unavailable,
+        OpenError::Io { .. } | OpenError::Storage { .. } => Kind::Io,
+    };
+    Failure::new(kind, err.to_string())
+}
+
+pub fn file_error(path: &Path, err: PortableError) -> Failure {
+    let kind = match &err {
+        PortableError::Io(_) => Kind::Io,
+        PortableError::Foreign
+        | PortableError::Empty
+        | PortableError::UnsupportedFileVersion { .. }
+        | PortableError::UnsupportedCodecVersion { .. } => Kind::BadInput,
+        _ => Kind::Broken,
+    };
+    Failure::new(kind, format!("{}: {err}", path.display()))
+}
+
+impl Source {
+    pub fn open_store(path: &Path, scratch_parent: Option<&Path>) -> Result<Source, Failure> {
+        if !path.exists() {
+            return Err(Failure::new(
+                Kind::Unavailable,
+                format!("{}: no such directory", path.display()),
+            ));
+        }
+        let scratch = match scratch_parent {
+            Some(parent) => tempfile::Builder::new()
+                .prefix("replay-tool-")
+                .tempdir_in(parent),
+            None => tempfile::Builder::new().prefix("replay-tool-").tempdir(),
+        }
+        .map_err(|err| {
+            Failure::new(
+                Kind::Io,
+                format!("cannot create a scratch directory: {err}"),
+            )
+        })?;
+        let log = SledEventLog::open_snapshot(path, scratch.path().join("store"))
+            .map_err(|err| open_error(path, err))?;
+        Ok(Source::Store {
+            log,
+            _scratch: scratch,
+            path: path.to_owned(),
+        })
+    }
+
+    pub fn open_file(path: &Path) -> Result<Source, Failure> {
+        let reader = open_reader(path)?;
+        Ok(Source::File {
+            path: path.to_owned(),
+            events: reader.header().events,
+        })
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Source::Store { path, .. } => format!("store {}", path.display()),
+            Source::File { path, .. } => format!("file {}", path.display()),
+        }
+    }
+}
+
+pub fn open_reader(path: &Path) -> Result<PortableReader<BufReader<File>>, Failure> {
+    let file = File::open(path).map_err(|err| {
+        let kind = if err.kind() == std::io::ErrorKind::NotFound {
+            Kind::Unavailable
+        } else {
+            Kind::Io
+        };
+        Failure::new(kind, format!("{}: {err}", path.display()))
+    })?;
+    PortableReader::new(BufReader::with_capacity(1 << 20, file))
+        .map_err(|err| file_error(path, err))
+}
+
+impl EventSource for Source {
+    type Error = SourceError;
+
+    fn head(&self) -> u64 {
+        match self {
+            Source::Store { log, .. } => log.head(),
+            Source::File { events, .. } => *events,
+        }
+    }
+
+    fn replay(
+        &self,
+        from: u64,
+        to: u64,
+        visit: &mut dyn FnMut(&RecordedEvent) -> ControlFlow<()>,
+    ) -> Result<(), SourceError> {
+        match self {
+            Source::Store { log, .. } => Ok(log.replay(from, to, visit)?),
+            Source::File { path, .. } => {
+                let fail = |source| SourceError::File {
+                    path: path.clone(),
+                    source,
+                };
+                let file = File::open(path).map_err(|err| fail(err.into()))?;
+                let mut reader =
+                    PortableReader::new(BufReader::with_capacity(1 << 20, file)).map_err(fail)?;
+                while let Some(event) = reader.next_record() {
+                    let event = event.map_err(fail)?;
+                    let position = event.envelope.position;
+                    if position > to {
+                        break;
+                    }
+                    if position >= from && visit(&event).is_break() {
+                        break;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// A source that moves a progress bar as events go by.
+pub struct Tracked<'a> {
+    pub source: &'a Source,
+    pub progress: &'a Progress,
+}
+
+impl EventSource for Tracked<'_> {
+    type Error = SourceError;
+
+    fn head(&self) -> u64 {
+        self.source.head()
+    }
+
+    fn replay(
+        &self,
+        from: u64,
+        to: u64,
+        visit: &mut dyn FnMut(&RecordedEvent) -> ControlFlow<()>,
+    ) -> Result<(), SourceError> {
+        self.progress.start_pass(to.min(self.source.head()));
+        let result = self.source.replay(from, to, &mut |event| {
+            self.progress.at(event.envelope.position);
+            visit(event)
+        });
+        self.progress.end_pass();
+        result
+    }
+}
