@@ -1,8 +1,41 @@
 //! # backchannel-api
 //!
-//! The server: axum + async-graphql, the staff schema at `/graphql`, the customer
-//! schema at `/customer/graphql`, reports, health and readiness, and the
-//! `backchannel` binary. The only crate that knows HTTP and GraphQL.
+//! The server: axum + async-graphql, the staff schema at `/graphql`, the
+//! customer schema at `/customer/graphql` (both with `graphql-transport-ws`
+//! websockets), health and readiness, and the `backchannel` binary. The only
+//! crate that knows HTTP and GraphQL. It holds no business rule: commands are
+//! decided by `backchannel_domain::decide`, reads are answered by
+//! `backchannel_projections` (which asks the one visibility policy).
 //!
-//! Status: arrives with the issue "Per-audience projections and the GraphQL API
-//! server". Nothing here is implemented yet.
+//! Layout:
+//! - [`startup`]: `Application::build(config)` and `run_until_stopped()`;
+//!   [`config`], [`cli`] (flags and env), [`secret`] (the signing secret).
+//! - [`desk`]: the command path (idempotency, optimistic concurrency,
+//!   read-your-writes) and the projector task feeding the read models and
+//!   live subscriptions.
+//! - [`auth`]: staff and customer tokens; [`context`]: who is asking,
+//!   re-checked against the current state on every request.
+//! - [`http`]: routes, body limit, batch refusal, websockets, GraphiQL.
+//! - [`staff`]: the staff schema; [`customer`]: the customer schema, built
+//!   only from the customer projection (no private data can reach it).
+//! - [`graphql`]: shared scalars, enums, cursors, and the error-code extension;
+//!   [`error`]: the boundary's error type and its `extensions.code`.
+//! - [`demo`]: the demo company; [`admin`]: the `init` and `token` commands.
+
+pub mod admin;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod context;
+pub mod customer;
+pub mod demo;
+pub mod desk;
+pub mod error;
+pub mod graphql;
+pub mod http;
+pub mod secret;
+pub mod staff;
+pub mod startup;
+
+pub use config::{Config, Limits};
+pub use startup::{Application, Shutdown, StartError};

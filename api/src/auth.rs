@@ -1,0 +1,246 @@
+//! Tokens (SPEC section 8): HS256 JWTs signed with the server's secret.
+//!
+//! A staff token names the staff member and their company; a customer token
+//! names one conversation (and its company). The audience keeps the two apart,
+//! so neither works on the other endpoint. A token proves identity only: role,
+//! permissions and whether the staff member is still active are read from the
+//! current state on every request and every subscription event.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use backchannel_domain::ids::{CompanyId, ConversationId, StaffId};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+const STAFF_AUDIENCE: &str = "backchannel-staff";
+const CUSTOMER_AUDIENCE: &str = "backchannel-customer";
+const ISSUER: &str = "backchannel";
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    /// The staff id, or the conversation id for a customer.
+    sub: String,
+    /// The company.
+    cid: String,
+    aud: String,
+    iss: String,
+    iat: u64,
+    exp: u64,
+}
+
+/// Who a valid staff token names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StaffIdentity {
+    pub staff: StaffId,
+    pub company: CompanyId,
+}
+
+/// Who a valid customer token names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CustomerIdentity {
+    pub conversation: ConversationId,
+    pub company: CompanyId,
+}
+
+/// Why a token was refused. Clients only see `UNAUTHENTICATED`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("no token was given")]
+    Missing,
+    #[error("the token is invalid or has expired")]
+    Invalid,
+}
+
+/// A minted token and when it expires.
+#[derive(Debug, Clone)]
+pub struct Minted {
+    pub token: String,
+    pub expires_at: SystemTime,
+}
+
+/// Mints and checks tokens with one secret.
+#[derive(Clone)]
+pub struct Tokens {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    lifetime: Duration,
+}
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokens")
+            .field("lifetime", &self.lifetime)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Tokens {
+    pub fn new(secret: &[u8], lifetime: Duration) -> Self {
+        Tokens {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            lifetime,
+        }
+    }
+
+    pub fn mint_staff(&self, identity: StaffIdentity) -> Result<Minted, TokenError> {
+        self.mint(
+            identity.staff.to_string(),
+            identity.company.to_string(),
+            STAFF_AUDIENCE,
+            SystemTime::now(),
+        )
+    }
+
+    pub fn mint_customer(&self, identity: CustomerIdentity) -> Result<Minted, TokenError> {
+        self.mint(
+            identity.conversation.to_string(),
+            identity.company.to_string(),
+            CUSTOMER_AUDIENCE,
+            SystemTime::now(),
+        )
+    }
+
+    /// Mints a staff token as if issued at `issued_at` (tests make expired ones).
+    pub fn mint_staff_at(
+        &self,
+        identity: StaffIdentity,
+        issued_at: SystemTime,
+    ) -> Result<Minted, TokenError> {
+        self.mint(
+            identity.staff.to_string(),
+            identity.company.to_string(),
+            STAFF_AUDIENCE,
+            issued_at,
+        )
+    }
+
+    fn mint(
+        &self,
+        sub: String,
+        cid: String,
+        aud: &str,
+        issued_at: SystemTime,
+    ) -> Result<Minted, TokenError> {
+        let iat = issued_at
+            .duration_since(UNIX_EPOCH)
+            .map_err(|_| TokenError::Invalid)?
+            .as_secs();
+        let expires_at = issued_at + self.lifetime;
+        let claims = Claims {
+            sub,
+            cid,
+            aud: aud.to_owned(),
+            iss: ISSUER.to_owned(),
+            iat,
+            exp: iat.saturating_add(self.lifetime.as_secs()),
+        };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|_| TokenError::Invalid)?;
+        Ok(Minted { token, expires_at })
+    }
+
+    pub fn verify_staff(&self, token: &str) -> Result<StaffIdentity, TokenError> {
+        let claims = self.verify(token, STAFF_AUDIENCE)?;
+        Ok(StaffIdentity {
+            staff: claims.sub.parse().map_err(|_| TokenError::Invalid)?,
+            company: claims.cid.parse().map_err(|_| TokenError::Invalid)?,
+        })
+    }
+
+    pub fn verify_customer(&self, token: &str) -> Result<CustomerIdentity, TokenError> {
+        let claims = self.verify(token, CUSTOMER_AUDIENCE)?;
+        Ok(CustomerIdentity {
+            conversation: claims.sub.parse().map_err(|_| TokenError::Invalid)?,
+            company: claims.cid.parse().map_err(|_| TokenError::Invalid)?,
+        })
+    }
+
+    fn verify(&self, token: &str, audience: &str) -> Result<Claims, TokenError> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_audience(&[audience]);
+        validation.set_issuer(&[ISSUER]);
+        validation.set_required_spec_claims(&["exp", "aud", "iss", "sub"]);
+        validation.leeway = 5;
+        jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
+            .map(|data| data.claims)
+            .map_err(|_| TokenError::Invalid)
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` header value.
+pub fn bearer(header: Option<&str>) -> Result<&str, TokenError> {
+    let value = header.ok_or(TokenError::Missing)?.trim();
+    let token = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .ok_or(TokenError::Invalid)?
+        .trim();
+    if token.is_empty() {
+        return Err(TokenError::Missing);
+    }
+    Ok(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tokens() -> Tokens {
+        Tokens::new(&[7; 32], Duration::from_secs(3600))
+    }
+
+    fn identity() -> StaffIdentity {
+        StaffIdentity {
+            staff: StaffId::new(),
+            company: CompanyId::new(),
+        }
+    }
+
+    #[test]
+    fn staff_tokens_round_trip() {
+        let me = identity();
+        let minted = tokens().mint_staff(me).map(|m| m.token);
+        assert_eq!(minted.and_then(|t| tokens().verify_staff(&t)), Ok(me));
+    }
+
+    #[test]
+    fn expired_tokens_are_refused() {
+        let old = SystemTime::now() - Duration::from_secs(7200);
+        let minted = tokens().mint_staff_at(identity(), old).map(|m| m.token);
+        assert_eq!(
+            minted.and_then(|t| tokens().verify_staff(&t)),
+            Err(TokenError::Invalid)
+        );
+    }
+
+    #[test]
+    fn a_customer_token_is_not_a_staff_token() {
+        let customer = CustomerIdentity {
+            conversation: ConversationId::new(),
+            company: CompanyId::new(),
+        };
+        let minted = tokens().mint_customer(customer).map(|m| m.token);
+        assert_eq!(
+            minted.and_then(|t| tokens().verify_staff(&t)),
+            Err(TokenError::Invalid)
+        );
+    }
+
+    #[test]
+    fn another_secret_is_refused() {
+        let minted = tokens().mint_staff(identity()).map(|m| m.token);
+        let other = Tokens::new(&[8; 32], Duration::from_secs(3600));
+        assert_eq!(
+            minted.and_then(|t| other.verify_staff(&t)),
+            Err(TokenError::Invalid)
+        );
+    }
+
+    #[test]
+    fn bearer_headers_are_parsed() {
+        assert_eq!(bearer(Some("Bearer abc")), Ok("abc"));
+        assert_eq!(bearer(None), Err(TokenError::Missing));
+        assert_eq!(bearer(Some("Basic abc")), Err(TokenError::Invalid));
+    }
+}

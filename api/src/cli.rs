@@ -1,0 +1,122 @@
+//! The `backchannel` command line: `serve`, `init` and `token`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{Config, Limits};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "backchannel",
+    version,
+    about = "The Backchannel support desk server"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: CliCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CliCommand {
+    /// Serve the GraphQL API (staff at /graphql, customers at /customer/graphql).
+    Serve(ServeArgs),
+    /// Create a company with its owner; prints the owner's token and the widget key.
+    Init(InitArgs),
+    /// Mint a token for a staff member (the server must be stopped: one process owns the store).
+    Token(TokenArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    /// Where the event store and the token secret live.
+    #[arg(long, env = "BACKCHANNEL_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// Token signing secret (at least 32 bytes). Default: generated once into <data-dir>/secret.
+    #[arg(long, env = "BACKCHANNEL_SECRET", hide_env_values = true)]
+    pub secret: Option<String>,
+    /// Lifetime of minted tokens, in days.
+    #[arg(long, env = "BACKCHANNEL_TOKEN_DAYS", default_value_t = 30)]
+    pub token_days: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Address to listen on.
+    #[arg(long, env = "BACKCHANNEL_ADDR", default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+    /// Do not serve GraphiQL at / and /customer.
+    #[arg(long, env = "BACKCHANNEL_NO_GRAPHIQL")]
+    pub no_graphiql: bool,
+    /// Refuse introspection queries.
+    #[arg(long, env = "BACKCHANNEL_NO_INTROSPECTION")]
+    pub no_introspection: bool,
+    /// Largest request body in bytes.
+    #[arg(long, env = "BACKCHANNEL_MAX_BODY_BYTES", default_value_t = Limits::default().max_body_bytes)]
+    pub max_body_bytes: usize,
+    /// Deepest query.
+    #[arg(long, env = "BACKCHANNEL_MAX_DEPTH", default_value_t = Limits::default().max_depth)]
+    pub max_depth: usize,
+    /// Highest query complexity.
+    #[arg(long, env = "BACKCHANNEL_MAX_COMPLEXITY", default_value_t = Limits::default().max_complexity)]
+    pub max_complexity: usize,
+    /// Largest page size (`first`); at most 100.
+    #[arg(long, env = "BACKCHANNEL_MAX_PAGE_SIZE", default_value_t = Limits::default().max_page_size,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=100))]
+    pub max_page_size: usize,
+    /// Load the demo company and print a token for each role.
+    #[arg(long, env = "BACKCHANNEL_DEMO")]
+    pub demo: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// The company's name.
+    #[arg(long)]
+    pub company: String,
+    /// The owner's name.
+    #[arg(long)]
+    pub owner: String,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// The staff member's id.
+    #[arg(long)]
+    pub staff: String,
+}
+
+impl StoreArgs {
+    /// A configuration for commands that only need the store and the secret.
+    pub fn config(&self) -> Config {
+        let mut config = Config::new(self.data_dir.clone(), SocketAddr::from(([127, 0, 0, 1], 0)));
+        config.secret = self.secret.clone();
+        config.token_lifetime = Duration::from_secs(self.token_days.saturating_mul(24 * 3600));
+        config
+    }
+}
+
+impl ServeArgs {
+    pub fn config(&self) -> Config {
+        let mut config = self.store.config();
+        config.addr = self.addr;
+        config.graphiql = !self.no_graphiql;
+        config.introspection = !self.no_introspection;
+        config.limits = Limits {
+            max_body_bytes: self.max_body_bytes,
+            max_depth: self.max_depth,
+            max_complexity: self.max_complexity,
+            max_page_size: self.max_page_size,
+        };
+        config.demo = self.demo;
+        config
+    }
+}

@@ -1,0 +1,65 @@
+//! The server's configuration, as the `serve` subcommand's flags and
+//! environment variables fill it (see `cli`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Bounds on what one request may ask (SPEC section 8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest request body; more is `413 PAYLOAD_TOO_LARGE`.
+    pub max_body_bytes: usize,
+    /// Deepest selection set; more is `QUERY_TOO_COMPLEX`.
+    pub max_depth: usize,
+    /// Highest complexity (one per field, times page sizes where declared).
+    pub max_complexity: usize,
+    /// Largest `first` of a page; more is `VALIDATION`. SPEC: at most 100.
+    pub max_page_size: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 64 * 1024,
+            max_depth: 12,
+            max_complexity: 500,
+            max_page_size: 100,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Holds `store/` (the event log) and `secret`.
+    pub data_dir: PathBuf,
+    pub addr: SocketAddr,
+    /// The token signing secret; `None`: generated once into `<data_dir>/secret`.
+    pub secret: Option<String>,
+    pub graphiql: bool,
+    pub introspection: bool,
+    pub limits: Limits,
+    pub token_lifetime: Duration,
+    /// Load the demo company (fixtures/demo/demo.json) at start.
+    pub demo: bool,
+}
+
+impl Config {
+    /// Everything at its default, serving on `addr` with data in `data_dir`.
+    pub fn new(data_dir: PathBuf, addr: SocketAddr) -> Self {
+        Config {
+            data_dir,
+            addr,
+            secret: None,
+            graphiql: true,
+            introspection: true,
+            limits: Limits::default(),
+            token_lifetime: Duration::from_secs(30 * 24 * 3600),
+            demo: false,
+        }
+    }
+
+    pub fn store_dir(&self) -> PathBuf {
+        self.data_dir.join("store")
+    }
+}

@@ -1,0 +1,103 @@
+//! What every resolver finds in the GraphQL context: the desk, the token
+//! keys, the limits, and who is asking.
+
+use std::sync::Arc;
+
+use async_graphql::Context;
+use backchannel_domain::ids::{CompanyId, ConversationId, StaffId};
+
+use crate::auth::{CustomerIdentity, StaffIdentity, TokenError, Tokens};
+use crate::config::Limits;
+use crate::desk::Desk;
+use crate::error::{ApiError, ApiResult};
+
+/// Shared by both schemas (schema data).
+#[derive(Clone, Debug)]
+pub struct Shared {
+    pub desk: Arc<Desk>,
+    pub tokens: Tokens,
+    pub limits: Limits,
+}
+
+/// The staff token of the request or websocket connection, as checked.
+#[derive(Debug, Clone, Copy)]
+pub struct StaffAuth(pub Result<StaffIdentity, TokenError>);
+
+/// The customer token of the request or websocket connection, as checked.
+#[derive(Debug, Clone, Copy)]
+pub struct CustomerAuth(pub Result<CustomerIdentity, TokenError>);
+
+/// The signed-in staff member, checked against the current state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Me {
+    pub id: StaffId,
+    pub company: CompanyId,
+}
+
+pub fn shared<'a>(ctx: &Context<'a>) -> ApiResult<&'a Shared> {
+    ctx.data::<Shared>()
+        .map_err(|_| ApiError::internal("schema data", "Shared is missing"))
+}
+
+/// The signed-in staff member: a valid token whose staff member exists in
+/// that company and is active *now*. Called by every staff resolver, so a
+/// deactivation takes effect on the next request.
+pub fn me(ctx: &Context<'_>) -> ApiResult<Me> {
+    let identity = match ctx.data_opt::<StaffAuth>() {
+        Some(StaffAuth(Ok(identity))) => *identity,
+        Some(StaffAuth(Err(TokenError::Invalid))) => {
+            return Err(ApiError::Unauthenticated(
+                "the token is invalid or has expired",
+            ));
+        }
+        _ => return Err(ApiError::Unauthenticated("a staff token is required")),
+    };
+    let desk = &shared(ctx)?.desk;
+    check_staff(desk, identity)
+}
+
+/// Is the identity active staff of its company in the current state?
+pub fn check_staff(desk: &Desk, identity: StaffIdentity) -> ApiResult<Me> {
+    let models = desk.models();
+    match models.state().staff.get(&identity.staff) {
+        Some(staff) if staff.active && staff.company == identity.company => Ok(Me {
+            id: staff.id,
+            company: staff.company,
+        }),
+        _ => Err(ApiError::Unauthenticated(
+            "the account is unknown or no longer active",
+        )),
+    }
+}
+
+/// The customer's conversation: a valid customer token for a conversation
+/// that exists.
+pub fn customer(ctx: &Context<'_>) -> ApiResult<CustomerIdentity> {
+    let identity = match ctx.data_opt::<CustomerAuth>() {
+        Some(CustomerAuth(Ok(identity))) => *identity,
+        Some(CustomerAuth(Err(TokenError::Invalid))) => {
+            return Err(ApiError::Unauthenticated(
+                "the token is invalid or has expired",
+            ));
+        }
+        _ => return Err(ApiError::Unauthenticated("a customer token is required")),
+    };
+    let desk = &shared(ctx)?.desk;
+    let exists = desk
+        .models()
+        .state()
+        .conversations
+        .get(&identity.conversation)
+        .is_some_and(|c| c.company == identity.company);
+    if !exists {
+        return Err(ApiError::Unauthenticated(
+            "the token's conversation does not exist",
+        ));
+    }
+    Ok(identity)
+}
+
+/// The conversation id a customer token is scoped to.
+pub fn customer_conversation(ctx: &Context<'_>) -> ApiResult<ConversationId> {
+    customer(ctx).map(|c| c.conversation)
+}

@@ -1,0 +1,143 @@
+use async_graphql::{Context, ID, Object, SimpleObject};
+use backchannel_domain::error::Missing;
+use backchannel_domain::events::Event;
+use backchannel_domain::ids::{ConversationId, GroupId, MessageId, WidgetKey};
+use backchannel_domain::model::{Actor, MessageVisibility};
+use backchannel_domain::values::{MessageBody, Name};
+use backchannel_domain::{Command, DomainError};
+
+use crate::auth::CustomerIdentity;
+use crate::context::{customer, shared};
+use crate::customer::types::{CustomerConversation, CustomerMessage, conversation, message};
+use crate::error::{ApiError, ApiResult};
+use crate::graphql::enums::Channel;
+use crate::graphql::ids::parse;
+
+pub struct Mutation;
+
+/// A new conversation and the token to follow it with.
+#[derive(SimpleObject)]
+pub struct StartedConversation {
+    /// Send it as `Authorization: Bearer <token>` from now on.
+    pub token: String,
+    pub conversation: CustomerConversation,
+}
+
+#[Object]
+impl Mutation {
+    /// Starts a conversation with the company whose widget key this is.
+    /// Needs no token; answers with one scoped to the new conversation.
+    async fn start_conversation(
+        &self,
+        ctx: &Context<'_>,
+        widget_key: ID,
+        group_id: ID,
+        customer_name: String,
+        #[graphql(default_with = "Channel::Chat")] channel: Channel,
+        message: Option<String>,
+    ) -> ApiResult<StartedConversation> {
+        let widget_key: WidgetKey = parse(&widget_key)?;
+        let group: GroupId = parse(&group_id)?;
+        let customer_name =
+            Name::parse(&customer_name).map_err(|e| ApiError::validation(e.to_string()))?;
+        let body = message
+            .map(|m| MessageBody::parse(&m).map_err(|e| ApiError::validation(e.to_string())))
+            .transpose()?;
+        let shared = shared(ctx)?;
+        let company = shared
+            .desk
+            .models()
+            .state()
+            .company_by_widget_key(widget_key)
+            .map(|c| c.id)
+            .ok_or(DomainError::NotFound(Missing::Company))?;
+        let id = ConversationId::new();
+        let actor = Actor::Customer(id);
+        let open = Command::OpenConversation {
+            company,
+            conversation: id,
+            group,
+            channel: channel.into(),
+            customer: customer_name,
+        };
+        shared
+            .desk
+            .execute(actor, "startConversation", open, None)
+            .await?;
+        if let Some(body) = body {
+            let send = Command::SendMessage {
+                conversation: id,
+                message: MessageId::new(),
+                visibility: MessageVisibility::Public,
+                body,
+            };
+            shared
+                .desk
+                .execute(actor, "sendMessage", send, None)
+                .await?;
+        }
+        let token = shared
+            .tokens
+            .mint_customer(CustomerIdentity {
+                conversation: id,
+                company,
+            })
+            .map_err(|err| ApiError::internal("minting a customer token", err))?;
+        Ok(StartedConversation {
+            token: token.token,
+            conversation: conversation(&shared.desk, id).await?,
+        })
+    }
+
+    /// Posts a message to your conversation.
+    async fn send_message(
+        &self,
+        ctx: &Context<'_>,
+        body: String,
+        idempotency_key: Option<String>,
+    ) -> ApiResult<CustomerMessage> {
+        let me = customer(ctx)?;
+        let body = MessageBody::parse(&body).map_err(|e| ApiError::validation(e.to_string()))?;
+        let desk = &shared(ctx)?.desk;
+        let command = Command::SendMessage {
+            conversation: me.conversation,
+            message: MessageId::new(),
+            visibility: MessageVisibility::Public,
+            body,
+        };
+        let executed = desk
+            .execute(
+                Actor::Customer(me.conversation),
+                "sendMessage",
+                command,
+                idempotency_key.as_deref(),
+            )
+            .await?;
+        executed
+            .events
+            .iter()
+            .find(|r| matches!(r.event, Event::MessagePosted(_)))
+            .and_then(|r| message(desk, r))
+            .ok_or_else(|| ApiError::internal("customer sendMessage", "no message event"))
+    }
+
+    /// Ends your chat.
+    async fn close_conversation(
+        &self,
+        ctx: &Context<'_>,
+        idempotency_key: Option<String>,
+    ) -> ApiResult<CustomerConversation> {
+        let me = customer(ctx)?;
+        let desk = &shared(ctx)?.desk;
+        desk.execute(
+            Actor::Customer(me.conversation),
+            "closeConversation",
+            Command::CloseConversation {
+                conversation: me.conversation,
+            },
+            idempotency_key.as_deref(),
+        )
+        .await?;
+        conversation(desk, me.conversation).await
+    }
+}

@@ -1,0 +1,86 @@
+//! The one error type of the API boundary and its mapping to GraphQL errors.
+//!
+//! Every error a client sees carries `extensions.code` (SPEC section 8). Domain
+//! refusals keep their own code and safe message; storage failures are logged
+//! with their cause and shown as a bland `INTERNAL` error.
+
+use async_graphql::ErrorExtensions;
+use backchannel_domain::{DomainError, ErrorCode};
+
+/// Why a GraphQL operation failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ApiError {
+    /// A refusal by the domain rules (or by the visibility policy on a read).
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    /// Missing, malformed, expired or revoked credentials.
+    #[error("{0}")]
+    Unauthenticated(&'static str),
+    /// Bad input caught at the edge (ids, cursors, page sizes, bodies).
+    #[error("{0}")]
+    Validation(String),
+    /// The command kept losing optimistic-concurrency races.
+    #[error("the target kept changing while the command was decided; try again")]
+    Busy,
+    /// A live subscription fell too far behind the log and was ended.
+    #[error("the subscription fell behind; subscribe again")]
+    Lagged,
+    /// The server is shutting down.
+    #[error("the server is shutting down")]
+    ShuttingDown,
+    /// A failure of the server (storage, projections); the cause is logged.
+    #[error("internal error")]
+    Internal,
+}
+
+impl ApiError {
+    pub fn validation(message: impl Into<String>) -> Self {
+        ApiError::Validation(message.into())
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::Domain(err) => err.code().as_str(),
+            ApiError::Unauthenticated(_) => ErrorCode::Unauthenticated.as_str(),
+            ApiError::Validation(_) => ErrorCode::Validation.as_str(),
+            ApiError::Busy => ErrorCode::Conflict.as_str(),
+            ApiError::Lagged => LAGGED,
+            ApiError::ShuttingDown | ApiError::Internal => INTERNAL,
+        }
+    }
+
+    /// Logs the cause of an internal failure and returns the bland error.
+    pub fn internal(context: &str, cause: impl std::fmt::Display) -> Self {
+        tracing::error!(%cause, "{context}");
+        ApiError::Internal
+    }
+}
+
+/// The code of server failures (not a client error, so not in SPEC's list).
+pub const INTERNAL: &str = "INTERNAL";
+
+impl ErrorExtensions for ApiError {
+    fn extend(&self) -> async_graphql::Error {
+        async_graphql::Error::new(self.to_string()).extend_with(|_, e| {
+            e.set("code", self.code());
+            if let ApiError::Domain(DomainError::Conflict {
+                current_assignee: Some(assignee),
+            }) = self
+            {
+                e.set("currentAssignee", assignee.to_string());
+            }
+        })
+    }
+}
+
+impl From<ApiError> for async_graphql::Error {
+    fn from(err: ApiError) -> Self {
+        err.extend()
+    }
+}
+
+/// The code of a subscription ended because it fell behind.
+pub const LAGGED: &str = "LAGGED";
+
+/// Results of resolvers.
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,35 @@
+//! Parsing ids and page sizes at the edge: malformed input is `VALIDATION`.
+
+use std::str::FromStr;
+
+use async_graphql::ID;
+
+use crate::error::ApiError;
+
+/// Parses a GraphQL `ID` into a domain id.
+pub fn parse<T>(id: &ID) -> Result<T, ApiError>
+where
+    T: FromStr<Err = backchannel_domain::ids::IdParseError>,
+{
+    id.as_str()
+        .parse()
+        .map_err(|err: backchannel_domain::ids::IdParseError| ApiError::validation(err.to_string()))
+}
+
+/// Renders a domain id as a GraphQL `ID`.
+pub fn id(value: impl std::fmt::Display) -> ID {
+    ID(value.to_string())
+}
+
+/// A page size: 1..=`max` (SPEC section 8: at most 100).
+pub fn page_size(first: Option<i32>, default: usize, max: usize) -> Result<usize, ApiError> {
+    let Some(first) = first else {
+        return Ok(default.min(max));
+    };
+    match usize::try_from(first) {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(ApiError::validation(format!(
+            "`first` must be between 1 and {max}"
+        ))),
+    }
+}

@@ -1,0 +1,238 @@
+//! The HTTP surface: the two GraphQL endpoints (POST for queries and
+//! mutations, GET upgrades to `graphql-transport-ws` websockets), GraphiQL,
+//! health and readiness. Request bodies are read here with the size limit,
+//! and batched (JSON array) requests are refused before GraphQL sees them.
+
+use std::time::Instant;
+
+use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
+use async_graphql::{Data, ObjectType, Schema, SubscriptionType};
+use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{State, WebSocketUpgrade};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use backchannel_domain::ErrorCode;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde_json::json;
+use tower_http::trace::TraceLayer;
+
+use crate::auth::{Tokens, bearer};
+use crate::context::{CustomerAuth, Shared, StaffAuth};
+use crate::customer::CustomerSchema;
+use crate::staff::StaffSchema;
+
+/// Everything the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub staff: StaffSchema,
+    pub customer: CustomerSchema,
+    pub shared: Shared,
+}
+
+pub fn router(state: AppState, graphiql: bool) -> Router {
+    let mut router = Router::new()
+        .route("/graphql", get(staff_ws).post(staff_graphql))
+        .route("/customer/graphql", get(customer_ws).post(customer_graphql))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz));
+    if graphiql {
+        router = router
+            .route("/", get(|| graphiql_page("/graphql")))
+            .route("/customer", get(|| graphiql_page("/customer/graphql")));
+    }
+    router.layer(TraceLayer::new_for_http()).with_state(state)
+}
+
+async fn graphiql_page(endpoint: &'static str) -> Html<String> {
+    Html(
+        GraphiQLSource::build()
+            .endpoint(endpoint)
+            .subscription_endpoint(endpoint)
+            .finish(),
+    )
+}
+
+async fn healthz() -> &'static str {
+    "alive\n"
+}
+
+/// Ready when the read models have applied everything in the log.
+async fn readyz(State(app): State<AppState>) -> Response {
+    let desk = &app.shared.desk;
+    if desk.is_caught_up() {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        let body = format!(
+            "catching up: applied {} of {}\n",
+            desk.applied_position(),
+            desk.log().head()
+        );
+        (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
+    }
+}
+
+/// A GraphQL-shaped error response outside GraphQL execution.
+pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
+    (status, axum::Json(body)).into_response()
+}
+
+/// Reads one GraphQL request from the body, or answers the refusal.
+async fn read_request(body: Body, limit: usize) -> Result<async_graphql::Request, Response> {
+    let bytes: Bytes = match Limited::new(body, limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(err) if err.downcast_ref::<LengthLimitError>().is_some() => {
+            return Err(error_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorCode::PayloadTooLarge.as_str(),
+                &format!("the request body is larger than {limit} bytes"),
+            ));
+        }
+        Err(_) => {
+            return Err(error_response(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::Validation.as_str(),
+                "the request body could not be read",
+            ));
+        }
+    };
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(error_response(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::Validation.as_str(),
+            "batched requests are not supported: send one operation per request",
+        ));
+    }
+    serde_json::from_slice(&bytes).map_err(|_| {
+        error_response(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::Validation.as_str(),
+            "the body must be a JSON GraphQL request: {\"query\": ..., \"variables\": ...}",
+        )
+    })
+}
+
+fn authorization(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+}
+
+async fn execute<Q, M, S>(
+    schema: &Schema<Q, M, S>,
+    request: async_graphql::Request,
+    endpoint: &'static str,
+) -> Response
+where
+    Q: ObjectType + 'static,
+    M: ObjectType + 'static,
+    S: SubscriptionType + 'static,
+{
+    let started = Instant::now();
+    let operation = request.operation_name.clone();
+    let response = schema.execute(request).await;
+    let codes: Vec<String> = response
+        .errors
+        .iter()
+        .filter_map(|e| e.extensions.as_ref().and_then(|x| x.get("code")))
+        .map(|c| c.to_string())
+        .collect();
+    tracing::info!(
+        endpoint,
+        operation = operation.as_deref().unwrap_or("-"),
+        errors = ?codes,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "graphql"
+    );
+    axum::Json(response).into_response()
+}
+
+async fn staff_graphql(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let request = match read_request(body, app.shared.limits.max_body_bytes).await {
+        Ok(request) => request,
+        Err(refused) => return refused,
+    };
+    let auth = staff_auth(&app.shared.tokens, authorization(&headers));
+    execute(&app.staff, request.data(auth), "staff").await
+}
+
+async fn customer_graphql(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let request = match read_request(body, app.shared.limits.max_body_bytes).await {
+        Ok(request) => request,
+        Err(refused) => return refused,
+    };
+    let auth = customer_auth(&app.shared.tokens, authorization(&headers));
+    execute(&app.customer, request.data(auth), "customer").await
+}
+
+fn staff_auth(tokens: &Tokens, header: Option<&str>) -> StaffAuth {
+    StaffAuth(bearer(header).and_then(|t| tokens.verify_staff(t)))
+}
+
+fn customer_auth(tokens: &Tokens, header: Option<&str>) -> CustomerAuth {
+    CustomerAuth(bearer(header).and_then(|t| tokens.verify_customer(t)))
+}
+
+/// The token of a websocket's `connection_init` payload: `Authorization`
+/// (`"Bearer <token>"`), `authorization`, or `token` (the bare token).
+fn payload_token(payload: &serde_json::Value) -> Option<String> {
+    let object = payload.as_object()?;
+    for key in ["Authorization", "authorization"] {
+        if let Some(value) = object.get(key).and_then(|v| v.as_str()) {
+            return Some(value.to_owned());
+        }
+    }
+    object
+        .get("token")
+        .and_then(|v| v.as_str())
+        .map(|t| format!("Bearer {t}"))
+}
+
+async fn staff_ws(
+    State(app): State<AppState>,
+    protocol: GraphQLProtocol,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let header = authorization(&headers).map(str::to_owned);
+    let tokens = app.shared.tokens.clone();
+    let schema = app.staff.clone();
+    upgrade
+        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |socket| {
+            GraphQLWebSocket::new(socket, schema, protocol)
+                .on_connection_init(move |payload| async move {
+                    let token = payload_token(&payload).or(header);
+                    let mut data = Data::default();
+                    data.insert(staff_auth(&tokens, token.as_deref()));
+                    Ok(data)
+                })
+                .serve()
+        })
+}
+
+async fn customer_ws(
+    State(app): State<AppState>,
+    protocol: GraphQLProtocol,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let header = authorization(&headers).map(str::to_owned);
+    let tokens = app.shared.tokens.clone();
+    let schema = app.customer.clone();
+    upgrade
+        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |socket| {
+            GraphQLWebSocket::new(socket, schema, protocol)
+                .on_connection_init(move |payload| async move {
+                    let token = payload_token(&payload).or(header);
+                    let mut data = Data::default();
+                    data.insert(customer_auth(&tokens, token.as_deref()));
+                    Ok(data)
+                })
+                .serve()
+        })
+}

@@ -1,0 +1,122 @@
+//! The token signing secret: given by configuration, or generated once and kept
+//! in `<data-dir>/secret` (mode 0600) so tokens survive restarts.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use rand::RngCore;
+
+/// Shortest secret accepted from configuration, in bytes.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("the signing secret must be at least {MIN_SECRET_BYTES} bytes long")]
+    TooShort,
+    #[error("cannot read or write the secret file {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the secret file {path} is corrupt (expected hex text)")]
+    Corrupt { path: PathBuf },
+}
+
+/// The secret to sign with: `configured` if given, else the data dir's file,
+/// created on first use.
+pub fn load_or_create(data_dir: &Path, configured: Option<&str>) -> Result<Vec<u8>, SecretError> {
+    if let Some(secret) = configured {
+        if secret.len() < MIN_SECRET_BYTES {
+            return Err(SecretError::TooShort);
+        }
+        return Ok(secret.as_bytes().to_vec());
+    }
+    let path = data_dir.join("secret");
+    let io = |source| SecretError::Io {
+        path: path.clone(),
+        source,
+    };
+    match fs::read_to_string(&path) {
+        Ok(text) => decode_hex(text.trim()).ok_or(SecretError::Corrupt { path: path.clone() }),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            fs::create_dir_all(data_dir).map_err(io)?;
+            let mut secret = vec![0u8; 32];
+            rand::rng().fill_bytes(&mut secret);
+            write_private(&path, &encode_hex(&secret)).map_err(io)?;
+            Ok(secret)
+        }
+        Err(err) => Err(io(err)),
+    }
+}
+
+/// Writes a new file readable by its owner only, fsynced, via a temp file.
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(&tmp)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()?;
+    fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+fn encode_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn decode_hex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) || text.len() < 2 * MIN_SECRET_BYTES {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| {
+            text.get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_generated_secret_is_kept_private_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = load_or_create(dir.path(), None).unwrap();
+        let second = load_or_create(dir.path(), None).unwrap();
+        assert_eq!(first, second);
+        assert_eq!(first.len(), 32);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(dir.path().join("secret"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    #[test]
+    fn short_configured_secrets_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            load_or_create(dir.path(), Some("short")),
+            Err(SecretError::TooShort)
+        ));
+    }
+}

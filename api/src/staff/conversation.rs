@@ -1,0 +1,251 @@
+//! Conversations as staff see them: a summary from the read models, checked
+//! by the visibility policy for the viewer, and its timeline from the log.
+
+use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
+use backchannel_domain::error::Missing;
+use backchannel_domain::ids::{ConversationId, StaffId};
+use backchannel_domain::visibility::Rule;
+use backchannel_domain::{Access, DomainError};
+use backchannel_projections::{ConversationFilter as Filter, ConversationSummary, Denied};
+
+use crate::context::{Me, shared};
+use crate::error::{ApiError, ApiResult};
+use crate::graphql::enums::{AccessRule, Channel, ConversationStatus};
+use crate::graphql::ids::{id, parse};
+use crate::graphql::time::DateTime;
+use crate::staff::directory::{Group, Staff, staff_list, staff_one};
+use crate::staff::timeline::TimelineItem;
+
+pub fn denied(denied: Denied) -> ApiError {
+    match denied {
+        Denied::Restricted => DomainError::RestrictedAccess.into(),
+        Denied::NotFound => DomainError::NotFound(Missing::Conversation).into(),
+    }
+}
+
+/// The conversation as `me` may see it now, or the policy's refusal.
+pub fn load(ctx: &Context<'_>, me: Me, id: ConversationId) -> ApiResult<Conversation> {
+    let desk = &shared(ctx)?.desk;
+    let models = desk.models();
+    let summary = models.conversation(me.id, id).map_err(denied)?.clone();
+    let access = models.state().access(me.id, id);
+    let effectively_private = models
+        .state()
+        .conversations
+        .get(&id)
+        .is_some_and(|c| models.state().is_effectively_private(c));
+    Ok(Conversation {
+        viewer: me.id,
+        rule: match access {
+            Access::Granted(rule) => Some(rule),
+            _ => None,
+        },
+        effectively_private,
+        summary,
+    })
+}
+
+/// Like [`load`], but `None` when the viewer cannot see it (mutation payloads).
+pub fn load_if_visible(
+    ctx: &Context<'_>,
+    me: Me,
+    id: ConversationId,
+) -> ApiResult<Option<Conversation>> {
+    match load(ctx, me, id) {
+        Ok(c) => Ok(Some(c)),
+        Err(ApiError::Domain(DomainError::RestrictedAccess | DomainError::NotFound(_))) => Ok(None),
+        Err(err) => Err(err),
+    }
+}
+
+pub struct Conversation {
+    viewer: StaffId,
+    rule: Option<Rule>,
+    effectively_private: bool,
+    summary: ConversationSummary,
+}
+
+impl Conversation {
+    pub fn from_summary(
+        ctx: &Context<'_>,
+        viewer: StaffId,
+        summary: &ConversationSummary,
+    ) -> ApiResult<Self> {
+        let desk = &shared(ctx)?.desk;
+        let models = desk.models();
+        let state = models.state();
+        Ok(Conversation {
+            viewer,
+            rule: match state.access(viewer, summary.id) {
+                Access::Granted(rule) => Some(rule),
+                _ => None,
+            },
+            effectively_private: state
+                .conversations
+                .get(&summary.id)
+                .is_some_and(|c| state.is_effectively_private(c)),
+            summary: summary.clone(),
+        })
+    }
+}
+
+#[Object]
+impl Conversation {
+    async fn id(&self) -> ID {
+        id(self.summary.id)
+    }
+
+    async fn group(&self, ctx: &Context<'_>) -> ApiResult<Option<Group>> {
+        let desk = &shared(ctx)?.desk;
+        let models = desk.models();
+        Ok(models
+            .state()
+            .groups
+            .get(&self.summary.group)
+            .cloned()
+            .map(Group))
+    }
+
+    async fn channel(&self) -> Channel {
+        self.summary.channel.into()
+    }
+
+    async fn customer_name(&self) -> &str {
+        self.summary.customer.as_str()
+    }
+
+    /// The conversation's own privacy flag.
+    async fn private(&self) -> bool {
+        self.summary.private
+    }
+
+    /// Private in effect: its flag and the company's `privateConversationsEnabled`.
+    async fn effectively_private(&self) -> bool {
+        self.effectively_private
+    }
+
+    async fn status(&self) -> ConversationStatus {
+        self.summary.status.into()
+    }
+
+    async fn assignee(&self, ctx: &Context<'_>) -> ApiResult<Option<Staff>> {
+        staff_one(ctx, self.summary.assignee)
+    }
+
+    /// The assignee and the staff invited into the room.
+    async fn participants(&self, ctx: &Context<'_>) -> ApiResult<Vec<Staff>> {
+        staff_list(ctx, self.summary.participants.iter().copied())
+    }
+
+    async fn opened_at(&self) -> DateTime {
+        self.summary.opened_at.into()
+    }
+
+    async fn updated_at(&self) -> DateTime {
+        self.summary.updated_at.into()
+    }
+
+    async fn closed_at(&self) -> Option<DateTime> {
+        self.summary.closed_at.map(DateTime)
+    }
+
+    async fn public_message_count(&self) -> u32 {
+        self.summary.public_messages
+    }
+
+    async fn private_message_count(&self) -> u32 {
+        self.summary.private_messages
+    }
+
+    /// The rule of SPEC section 3 that lets you see this conversation.
+    async fn access_rule(&self) -> Option<AccessRule> {
+        self.rule.map(Into::into)
+    }
+
+    /// The last message, public or private.
+    async fn last_message(&self, ctx: &Context<'_>) -> ApiResult<Option<TimelineItem>> {
+        let Some(position) = self.summary.last_message else {
+            return Ok(None);
+        };
+        // Visibility is checked again: the summary may be older than the state.
+        let desk = &shared(ctx)?.desk;
+        desk.models()
+            .conversation(self.viewer, self.summary.id)
+            .map_err(denied)?;
+        let events = desk.read_positions(&[position]).await?;
+        Ok(events.first().and_then(TimelineItem::from_recorded))
+    }
+
+    /// Public and private messages and system events, oldest first.
+    async fn timeline(&self, ctx: &Context<'_>) -> ApiResult<Vec<TimelineItem>> {
+        let desk = &shared(ctx)?.desk;
+        let positions = desk
+            .models()
+            .timeline(self.viewer, self.summary.id)
+            .map_err(denied)?
+            .to_vec();
+        let events = desk.read_positions(&positions).await?;
+        Ok(events
+            .iter()
+            .filter_map(TimelineItem::from_recorded)
+            .collect())
+    }
+}
+
+/// Narrows a conversation list; every field is optional.
+#[derive(InputObject, Default)]
+pub struct ConversationFilter {
+    pub status: Option<ConversationStatus>,
+    pub group_id: Option<ID>,
+    pub assignee_id: Option<ID>,
+    pub channel: Option<Channel>,
+}
+
+impl ConversationFilter {
+    pub fn parse(&self) -> ApiResult<Filter> {
+        Ok(Filter {
+            status: self.status.map(Into::into),
+            group: self.group_id.as_ref().map(parse).transpose()?,
+            assignee: self.assignee_id.as_ref().map(parse).transpose()?,
+            channel: self.channel.map(Into::into),
+        })
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct PageInfo {
+    pub has_next_page: bool,
+    pub end_cursor: Option<String>,
+}
+
+#[derive(SimpleObject)]
+pub struct ConversationEdge {
+    pub cursor: String,
+    pub node: Conversation,
+}
+
+/// A Relay connection of the conversations the viewer may see.
+#[derive(SimpleObject)]
+pub struct ConversationConnection {
+    pub edges: Vec<ConversationEdge>,
+    pub page_info: PageInfo,
+    /// How many conversations match, as the viewer may see them.
+    pub total_count: u64,
+}
+
+/// One column of the enquiry overview.
+#[derive(SimpleObject)]
+pub struct OverviewColumn {
+    /// How many the viewer may see in this column (not only those listed).
+    pub count: u64,
+    pub items: Vec<Conversation>,
+}
+
+/// A group's conversations by status, as the viewer may see them.
+#[derive(SimpleObject)]
+pub struct EnquiryOverview {
+    pub group: Group,
+    pub queued: OverviewColumn,
+    pub handling: OverviewColumn,
+    pub closed: OverviewColumn,
+}

@@ -1,0 +1,722 @@
+//! The staff schema's mutations. Each one parses its input at the edge
+//! (`VALIDATION`), runs one domain command through the desk, and answers from
+//! the stored events and the read models after they applied them.
+
+use async_graphql::{Context, ID, Object, SimpleObject};
+use backchannel_domain::error::Missing;
+use backchannel_domain::events::Event;
+use backchannel_domain::ids::{ConversationId, GroupId, MessageId, StaffId};
+use backchannel_domain::model::{Actor, Role as DomainRole};
+use backchannel_domain::values::{MessageBody, Name};
+use backchannel_domain::{Command, DomainError, may_issue_staff_token};
+
+use crate::auth::StaffIdentity;
+use crate::context::{Me, me, shared};
+use crate::desk::Executed;
+use crate::error::{ApiError, ApiResult};
+use crate::graphql::enums::{Channel, MessageVisibility, Permission, Role, RoutingType};
+use crate::graphql::ids::{id, parse};
+use crate::graphql::time::DateTime;
+use crate::staff::conversation::{Conversation, load_if_visible};
+use crate::staff::directory::{Company, Group, Staff};
+use crate::staff::timeline::TimelineItem;
+
+pub struct Mutation;
+
+fn name(input: &str) -> ApiResult<Name> {
+    Name::parse(input).map_err(|e| ApiError::validation(e.to_string()))
+}
+
+async fn run(
+    ctx: &Context<'_>,
+    operation: &str,
+    command: impl FnOnce(Me) -> ApiResult<Command>,
+    idempotency_key: Option<String>,
+) -> ApiResult<(Me, Executed)> {
+    let me = me(ctx)?;
+    let command = command(me)?;
+    let desk = &shared(ctx)?.desk;
+    let executed = desk
+        .execute(
+            Actor::Staff(me.id),
+            operation,
+            command,
+            idempotency_key.as_deref(),
+        )
+        .await?;
+    Ok((me, executed))
+}
+
+/// The result of a mutation on one conversation.
+#[derive(SimpleObject)]
+pub struct ConversationPayload {
+    pub conversation_id: ID,
+    /// The conversation as you may see it now; null if you no longer may
+    /// (e.g. you transferred a private conversation to a colleague).
+    pub conversation: Option<Conversation>,
+}
+
+fn conversation_payload(
+    ctx: &Context<'_>,
+    me: Me,
+    conversation: ConversationId,
+) -> ApiResult<ConversationPayload> {
+    Ok(ConversationPayload {
+        conversation_id: id(conversation),
+        conversation: load_if_visible(ctx, me, conversation)?,
+    })
+}
+
+/// The result of `sendMessage`.
+#[derive(SimpleObject)]
+pub struct MessagePayload {
+    /// The stored message (the first one, for a retried idempotency key).
+    pub message: TimelineItem,
+    pub conversation: Option<Conversation>,
+}
+
+/// The result of `markNotificationsRead`.
+#[derive(SimpleObject)]
+pub struct NotificationsRead {
+    pub unread_count: u64,
+}
+
+/// A token minted by `issueStaffToken`.
+#[derive(SimpleObject)]
+pub struct IssuedToken {
+    pub token: String,
+    pub staff: Staff,
+    pub expires_at: DateTime,
+}
+
+fn staff_now(ctx: &Context<'_>, staff: StaffId) -> ApiResult<Staff> {
+    let desk = &shared(ctx)?.desk;
+    let models = desk.models();
+    models
+        .state()
+        .staff
+        .get(&staff)
+        .cloned()
+        .map(Staff)
+        .ok_or(DomainError::NotFound(Missing::Staff).into())
+}
+
+fn group_now(ctx: &Context<'_>, group: GroupId) -> ApiResult<Group> {
+    let desk = &shared(ctx)?.desk;
+    let models = desk.models();
+    models
+        .state()
+        .groups
+        .get(&group)
+        .cloned()
+        .map(Group)
+        .ok_or(DomainError::NotFound(Missing::Group).into())
+}
+
+#[Object]
+impl Mutation {
+    /// Opens a conversation on a customer's behalf (e.g. logging a call).
+    async fn open_conversation(
+        &self,
+        ctx: &Context<'_>,
+        group_id: ID,
+        customer_name: String,
+        channel: Channel,
+        idempotency_key: Option<String>,
+    ) -> ApiResult<ConversationPayload> {
+        let group: GroupId = parse(&group_id)?;
+        let customer = name(&customer_name)?;
+        let (me, executed) = run(
+            ctx,
+            "openConversation",
+            |me| {
+                Ok(Command::OpenConversation {
+                    company: me.company,
+                    conversation: ConversationId::new(),
+                    group,
+                    channel: channel.into(),
+                    customer,
+                })
+            },
+            idempotency_key,
+        )
+        .await?;
+        let opened = executed
+            .events
+            .iter()
+            .find_map(|r| match &r.event {
+                Event::ConversationOpened(e) => Some(e.conversation),
+                _ => None,
+            })
+            .ok_or_else(|| ApiError::internal("openConversation", "no ConversationOpened event"))?;
+        conversation_payload(ctx, me, opened)
+    }
+
+    /// Assigns a queued conversation, or transfers a handled one.
+    async fn assign_conversation(
+        &self,
+        ctx: &Context<'_>,
+        conversation_id: ID,
+        assignee_id: ID,
+        idempotency_key: Option<String>,
+    ) -> ApiResult<ConversationPayload> {
+        let conversation: ConversationId = parse(&conversation_id)?;
+        let assignee: StaffId = parse(&assignee_id)?;
+        let (me, _) = run(
+            ctx,
+            "assignConversation",
+            |_| {
+                Ok(Command::AssignConversation {
+                    conversation,
+                    assignee,
+                })
+            },
+            idempotency_key,
+        )
+        .await?;
+        conversation_payload(ctx, me, conversation)
+    }
+
+    async fn invite_to_room(
+        &self,
+        ctx: &Context<'_>,
+        conversation_id: ID,
+        staff_id: ID,
+        idempotency_key: Option<String>,
+    ) -> ApiResult<ConversationPayload> {
+        let conversation: ConversationId = parse(&conversation_id)?;
+        let staff: StaffId = parse(&staff_id)?;
+        let (me, _) = run(
+            ctx,
+            "inviteToRoom",
+            |_| {
+                Ok(Command::InviteToRoom {
+                    conversation,
+                    staff,
+                })
+            },
+            idempotency_key,
+        )
+        .await?;
+        conversation_payload(ctx, me, conversation)
+    }
+
+    /// Posts a `PUBLIC` message (the customer sees it) or a `PRIVATE` one
+    /// (staff only; not in `EMAIL` and `CALL` conversations).
+    async fn send_message(
+        &self,
+        ctx: &Context<'_>,
+        conversation_id: ID,
+        body: String,
+        visibility: MessageVisibility,
+        idempotency_key: Option<String>,
+    ) -> ApiResult<MessagePayload> {
+        let conversation: ConversationId = parse(&conversation_id)?;
+        let body = MessageBody::parse(&body).map_err(|e| ApiError::validation(e.to_string()))?;
+        let (me, executed) = run(
+            ctx,
+            "sendMessage",
+            |_| {
+                Ok(Command::SendMessage {
+                    conversation,
+                    message: MessageId::new(),
+                    visibility: visibility.into(),
+                    body,
+                })
+            },
+            idempotency_key,
+        )
+        .await?;
+        let message = executed
+            .events
+            .iter()
+            .find(|r| {
+                matches!(
+                    r.event,
+                    Event::MessagePosted(_) | Event::PrivateMessagePosted(_)
+                )
+            })
+            .and_then(TimelineItem::from_recorded)
+            .ok_or_else(|| ApiError::internal("sendMessage", "no message event"))?;
+        Ok(MessagePayload {
+            message,
+            conversation: load_if_visible(ctx, me, conversation)?,
+        })
+    }
+
+    /// Owner and admins: make one conversation private or public.
+    async fn set_conversation_privacy(
+        &self,
+        ctx: &Context<'_>,
+        conversation_id: ID,
+        private: bool,
+        idempotency_key: Option<String>,
+    ) -> ApiResult<ConversationPayload> {
+        let conversation: ConversationId = parse(&conversation_id)?;
+        let (me, _) = run(
+            ctx,
+            "setConversationPrivacy",
+            |_| {
+                Ok(Command::SetConversationPrivacy {
+                    conversation,
+                    private,
+                })
+            },
+            idempotency_key,
+        )
+        .await?;
+        conversation_payload(ctx, me, conversation)
+    }
+
+    async fn close_conversation(
+        &self,
+        ctx: &Context<'_>,
+        conversation_id: ID,
+        idempotency_key: Option<String>,
+    ) -> ApiResult<ConversationPayload> {
+        let conversation: ConversationId = parse(&conversation_id)?;
+        let (me, _) = run(
+            ctx,
+            "closeConversation",
+            |_| Ok(Command::CloseConversation { conversation }),
+            idempotency_key,
+        )
+        .await?;
+        conversation_payload(ctx, me, conversation)
+    }
+
+    async fn reopen_conversation(
+        &self,
+        ctx: &Context<'_>,
+        conversation_id: ID,
+        idempotency_key: Option<String>,
+    ) -> ApiResult<ConversationPayload> {
+        let conversation: ConversationId = parse(&conversation_id)?;
+        let (me, _) = run(
+            ctx,
+            "reopenConversation",
+            |_| Ok(Command::ReopenConversation { conversation }),
+            idempotency_key,
+        )
+        .await?;
+        conversation_payload(ctx, me, conversation)
+    }
+
+    /// Owner and admins. An omitted setting keeps its current value.
+    async fn update_privacy_settings(
+        &self,
+        ctx: &Context<'_>,
+        private_conversations_enabled: Option<bool>,
+        new_conversations_private: Option<bool>,
+        idempotency_key: Option<String>,
+    ) -> ApiResult<Company> {
+        let desk = &shared(ctx)?.desk;
+        let (me, _) = run(
+            ctx,
+            "updatePrivacySettings",
+            |me| {
+                let current = desk
+                    .models()
+                    .state()
+                    .companies
+                    .get(&me.company)
+                    .map(|c| c.settings)
+                    .unwrap_or_default();
+                Ok(Command::UpdatePrivacySettings {
+                    company: me.company,
+                    private_conversations_enabled: private_conversations_enabled
+                        .unwrap_or(current.private_conversations_enabled),
+                    new_conversations_private: new_conversations_private
+                        .unwrap_or(current.new_conversations_private),
+                })
+            },
+            idempotency_key,
+        )
+        .await?;
+        let models = desk.models();
+        models
+            .state()
+            .companies
+            .get(&me.company)
+            .cloned()
+            .map(Company)
+            .ok_or(DomainError::NotFound(Missing::Company).into())
+    }
+
+    async fn create_group(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+        routing: RoutingType,
+        idempotency_key: Option<String>,
+    ) -> ApiResult<Group> {
+        let group_name = self::name(&name)?;
+        let (_, executed) = run(
+            ctx,
+            "createGroup",
+            |me| {
+                Ok(Command::CreateGroup {
+                    company: me.company,
+                    group: GroupId::new(),
+                    name: group_name,
+                    routing: routing.into(),
+                })
+            },
+            idempotency_key,
+        )
+        .await?;
+        let created = executed
+            .events
+            .iter()
+            .find_map(|r| match &r.event {
+                Event::GroupCreated(e) => Some(e.group),
+                _ => None,
+            })
+            .ok_or_else(|| ApiError::internal("createGroup", "no GroupCreated event"))?;
+        group_now(ctx, created)
+    }
+
+    async fn rename_group(
+        &self,
+        ctx: &Context<'_>,
+        group_id: ID,
+        name: String,
+        idempotency_key: Option<String>,
+    ) -> ApiResult<Group> {
+        let group: GroupId = parse(&group_id)?;
+        let group_name = self::name(&name)?;
+        run(
+            ctx,
+            "renameGroup",
+            |me| {
+                Ok(Command::RenameGroup {
+                    company: me.company,
+                    group,
+                    name: group_name,
+                })
+            },
+            idempotency_key,
+        )
+        .await?;
+        group_now(ctx, group)
+    }
+
+    async fn set_group_routing(
+        &self,
+        ctx: &Context<'_>,
+        group_id: ID,
+        routing: RoutingType,
+        idempotency_key: Option<String>,
+    ) -> ApiResult<Group> {
+        let group: GroupId = parse(&group_id)?;
+        run(
+            ctx,
+            "setGroupRouting",
+            |me| {
+                Ok(Command::SetGroupRouting {
+                    company: me.company,
+                    group,
+                    routing: routing.into(),
+                })
+            },
+            idempotency_key,
+        )
+        .await?;
+        group_now(ctx, group)
+    }
+
+    async fn add_group_member(
+        &self,
+        ctx: &Context<'_>,
+        group_id: ID,
+        staff_id: ID,
+        idempotency_key: Option<String>,
+    ) -> ApiResult<Group> {
+        let (group, staff): (GroupId, StaffId) = (parse(&group_id)?, parse(&staff_id)?);
+        run(
+            ctx,
+            "addGroupMember",
+            |me| {
+                Ok(Command::AddGroupMember {
+                    company: me.company,
+                    group,
+                    staff,
+                })
+            },
+            idempotency_key,
+        )
+        .await?;
+        group_now(ctx, group)
+    }
+
+    async fn remove_group_member(
+        &self,
+        ctx: &Context<'_>,
+        group_id: ID,
+        staff_id: ID,
+        idempotency_key: Option<String>,
+    ) -> ApiResult<Group> {
+        let (group, staff): (GroupId, StaffId) = (parse(&group_id)?, parse(&staff_id)?);
+        run(
+            ctx,
+            "removeGroupMember",
+            |me| {
+                Ok(Command::RemoveGroupMember {
+                    company: me.company,
+                    group,
+                    staff,
+                })
+            },
+            idempotency_key,
+        )
+        .await?;
+        group_now(ctx, group)
+    }
+
+    /// The staff member must hold the `SUPERVISOR` role.
+    async fn add_group_supervisor(
+        &self,
+        ctx: &Context<'_>,
+        group_id: ID,
+        staff_id: ID,
+        idempotency_key: Option<String>,
+    ) -> ApiResult<Group> {
+        let (group, staff): (GroupId, StaffId) = (parse(&group_id)?, parse(&staff_id)?);
+        run(
+            ctx,
+            "addGroupSupervisor",
+            |me| {
+                Ok(Command::AddGroupSupervisor {
+                    company: me.company,
+                    group,
+                    staff,
+                })
+            },
+            idempotency_key,
+        )
+        .await?;
+        group_now(ctx, group)
+    }
+
+    async fn remove_group_supervisor(
+        &self,
+        ctx: &Context<'_>,
+        group_id: ID,
+        staff_id: ID,
+        idempotency_key: Option<String>,
+    ) -> ApiResult<Group> {
+        let (group, staff): (GroupId, StaffId) = (parse(&group_id)?, parse(&staff_id)?);
+        run(
+            ctx,
+            "removeGroupSupervisor",
+            |me| {
+                Ok(Command::RemoveGroupSupervisor {
+                    company: me.company,
+                    group,
+                    staff,
+                })
+            },
+            idempotency_key,
+        )
+        .await?;
+        group_now(ctx, group)
+    }
+
+    /// Owner and admins (only the owner adds admins).
+    async fn add_staff(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+        role: Role,
+        idempotency_key: Option<String>,
+    ) -> ApiResult<Staff> {
+        let staff_name = self::name(&name)?;
+        let (_, executed) = run(
+            ctx,
+            "addStaff",
+            |me| {
+                Ok(Command::AddStaff {
+                    company: me.company,
+                    staff: StaffId::new(),
+                    name: staff_name,
+                    role: role.into(),
+                })
+            },
+            idempotency_key,
+        )
+        .await?;
+        let added = executed
+            .events
+            .iter()
+            .find_map(|r| match &r.event {
+                Event::StaffAdded(e) => Some(e.staff),
+                _ => None,
+            })
+            .ok_or_else(|| ApiError::internal("addStaff", "no StaffAdded event"))?;
+        staff_now(ctx, added)
+    }
+
+    async fn change_role(
+        &self,
+        ctx: &Context<'_>,
+        staff_id: ID,
+        role: Role,
+        idempotency_key: Option<String>,
+    ) -> ApiResult<Staff> {
+        let staff: StaffId = parse(&staff_id)?;
+        let role: DomainRole = role.into();
+        run(
+            ctx,
+            "changeRole",
+            |me| {
+                Ok(Command::ChangeRole {
+                    company: me.company,
+                    staff,
+                    role,
+                })
+            },
+            idempotency_key,
+        )
+        .await?;
+        staff_now(ctx, staff)
+    }
+
+    async fn grant_permission(
+        &self,
+        ctx: &Context<'_>,
+        staff_id: ID,
+        permission: Permission,
+        idempotency_key: Option<String>,
+    ) -> ApiResult<Staff> {
+        let staff: StaffId = parse(&staff_id)?;
+        run(
+            ctx,
+            "grantPermission",
+            |me| {
+                Ok(Command::GrantPermission {
+                    company: me.company,
+                    staff,
+                    permission: permission.into(),
+                })
+            },
+            idempotency_key,
+        )
+        .await?;
+        staff_now(ctx, staff)
+    }
+
+    async fn revoke_permission(
+        &self,
+        ctx: &Context<'_>,
+        staff_id: ID,
+        permission: Permission,
+        idempotency_key: Option<String>,
+    ) -> ApiResult<Staff> {
+        let staff: StaffId = parse(&staff_id)?;
+        run(
+            ctx,
+            "revokePermission",
+            |me| {
+                Ok(Command::RevokePermission {
+                    company: me.company,
+                    staff,
+                    permission: permission.into(),
+                })
+            },
+            idempotency_key,
+        )
+        .await?;
+        staff_now(ctx, staff)
+    }
+
+    /// Their tokens stop working at once and their subscriptions end.
+    async fn deactivate_staff(
+        &self,
+        ctx: &Context<'_>,
+        staff_id: ID,
+        idempotency_key: Option<String>,
+    ) -> ApiResult<Staff> {
+        let staff: StaffId = parse(&staff_id)?;
+        run(
+            ctx,
+            "deactivateStaff",
+            |me| {
+                Ok(Command::DeactivateStaff {
+                    company: me.company,
+                    staff,
+                })
+            },
+            idempotency_key,
+        )
+        .await?;
+        staff_now(ctx, staff)
+    }
+
+    /// Marks your notifications read up to (and including) `upTo`.
+    async fn mark_notifications_read(
+        &self,
+        ctx: &Context<'_>,
+        up_to: ID,
+        idempotency_key: Option<String>,
+    ) -> ApiResult<NotificationsRead> {
+        let up_to: u64 = up_to
+            .as_str()
+            .parse()
+            .map_err(|_| ApiError::validation("not a valid notification id"))?;
+        let (me, _) = run(
+            ctx,
+            "markNotificationsRead",
+            |me| {
+                Ok(Command::MarkNotificationsRead {
+                    company: me.company,
+                    up_to,
+                })
+            },
+            idempotency_key,
+        )
+        .await?;
+        let desk = &shared(ctx)?.desk;
+        Ok(NotificationsRead {
+            unread_count: desk.models().unread_notifications(me.id) as u64,
+        })
+    }
+
+    /// Owner and admins mint a token for a staff member (only the owner for
+    /// the owner or an admin). Minting records no event.
+    async fn issue_staff_token(&self, ctx: &Context<'_>, staff_id: ID) -> ApiResult<IssuedToken> {
+        let me = me(ctx)?;
+        let target: StaffId = parse(&staff_id)?;
+        let shared = shared(ctx)?;
+        let staff = {
+            let models = shared.desk.models();
+            may_issue_staff_token(models.state(), Actor::Staff(me.id), target)?;
+            models
+                .state()
+                .staff
+                .get(&target)
+                .cloned()
+                .ok_or(DomainError::NotFound(Missing::Staff))?
+        };
+        let minted = shared
+            .tokens
+            .mint_staff(StaffIdentity {
+                staff: staff.id,
+                company: staff.company,
+            })
+            .map_err(|err| ApiError::internal("minting a token", err))?;
+        tracing::info!(issuer = %me.id, staff = %staff.id, "staff token issued");
+        Ok(IssuedToken {
+            token: minted.token,
+            expires_at: DateTime(system_time_to_recorded(minted.expires_at)),
+            staff: Staff(staff),
+        })
+    }
+}
+
+pub fn system_time_to_recorded(at: std::time::SystemTime) -> backchannel_eventlog::RecordedAt {
+    let micros = at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+        .unwrap_or(0);
+    backchannel_eventlog::RecordedAt::from_micros(micros)
+}

@@ -1,0 +1,307 @@
+//! The staff schema's queries.
+
+use async_graphql::{Context, ID, Object, SimpleObject};
+use backchannel_domain::DomainError;
+use backchannel_domain::error::Missing;
+use backchannel_domain::ids::{ConversationId, GroupId};
+use backchannel_domain::model::Role;
+use backchannel_projections::ConversationSummary;
+
+use crate::context::{me, shared};
+use crate::error::{ApiError, ApiResult};
+use crate::graphql::cursor;
+use crate::graphql::ids::{page_size, parse};
+use crate::graphql::time::DateTime;
+use crate::staff::conversation::{
+    Conversation, ConversationConnection, ConversationEdge, ConversationFilter, EnquiryOverview,
+    OverviewColumn, PageInfo, denied, load,
+};
+use crate::staff::directory::{Company, Group, Staff};
+use crate::staff::notification::{Notification, NotificationConnection, NotificationEdge};
+use crate::staff::timeline::ActorRef;
+
+const DEFAULT_PAGE: usize = 20;
+
+pub struct Query;
+
+#[Object]
+impl Query {
+    /// The signed-in staff member.
+    async fn me(&self, ctx: &Context<'_>) -> ApiResult<Staff> {
+        let me = me(ctx)?;
+        let desk = &shared(ctx)?.desk;
+        let models = desk.models();
+        models
+            .state()
+            .staff
+            .get(&me.id)
+            .cloned()
+            .map(Staff)
+            .ok_or(ApiError::Unauthenticated("the account is unknown"))
+    }
+
+    /// Your company and its privacy settings.
+    async fn company(&self, ctx: &Context<'_>) -> ApiResult<Company> {
+        let me = me(ctx)?;
+        let desk = &shared(ctx)?.desk;
+        let models = desk.models();
+        models
+            .state()
+            .companies
+            .get(&me.company)
+            .cloned()
+            .map(Company)
+            .ok_or(DomainError::NotFound(Missing::Company).into())
+    }
+
+    /// Your company's staff, by name.
+    async fn staff(&self, ctx: &Context<'_>) -> ApiResult<Vec<Staff>> {
+        let me = me(ctx)?;
+        let desk = &shared(ctx)?.desk;
+        let models = desk.models();
+        let mut staff: Vec<Staff> = models
+            .state()
+            .staff
+            .values()
+            .filter(|s| s.company == me.company)
+            .cloned()
+            .map(Staff)
+            .collect();
+        staff.sort_by(|a, b| a.0.name.cmp(&b.0.name).then(a.0.id.cmp(&b.0.id)));
+        Ok(staff)
+    }
+
+    /// Your company's groups, by name.
+    async fn groups(&self, ctx: &Context<'_>) -> ApiResult<Vec<Group>> {
+        let me = me(ctx)?;
+        let desk = &shared(ctx)?.desk;
+        let models = desk.models();
+        let mut groups: Vec<Group> = models
+            .state()
+            .groups
+            .values()
+            .filter(|g| g.company == me.company)
+            .cloned()
+            .map(Group)
+            .collect();
+        groups.sort_by(|a, b| a.0.name.cmp(&b.0.name).then(a.0.id.cmp(&b.0.id)));
+        Ok(groups)
+    }
+
+    /// The conversations you may see, newest first.
+    #[graphql(complexity = "first.unwrap_or(20).clamp(1, 100) as usize * child_complexity")]
+    async fn conversations(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<ConversationFilter>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> ApiResult<ConversationConnection> {
+        let me = me(ctx)?;
+        let shared = shared(ctx)?;
+        let first = page_size(first, DEFAULT_PAGE, shared.limits.max_page_size)?;
+        let filter = filter.unwrap_or_default().parse()?;
+        let after: Option<ConversationId> = after
+            .map(|c| {
+                cursor::decode("conversation", &c)?
+                    .parse()
+                    .map_err(|_| ApiError::validation("not a valid conversation cursor"))
+            })
+            .transpose()?;
+        let models = shared.desk.models();
+        let page = models.conversations(me.id, &filter, first, after);
+        let has_next = page.has_next;
+        let items: Vec<ConversationSummary> = page.items.into_iter().cloned().collect();
+        let total = models.count_conversations(me.id, &filter);
+        // `from_summary` takes the read lock again: never nest read guards.
+        drop(models);
+        let edges = items
+            .iter()
+            .map(|s| {
+                Ok(ConversationEdge {
+                    cursor: cursor::encode("conversation", &s.id.to_string()),
+                    node: Conversation::from_summary(ctx, me.id, s)?,
+                })
+            })
+            .collect::<ApiResult<Vec<_>>>()?;
+        Ok(ConversationConnection {
+            page_info: PageInfo {
+                has_next_page: has_next,
+                end_cursor: edges.last().map(|e| e.cursor.clone()),
+            },
+            edges,
+            total_count: total as u64,
+        })
+    }
+
+    /// One conversation: `RESTRICTED_ACCESS` if it exists but you may not see
+    /// it, `NOT_FOUND` if it does not exist (or is another company's).
+    async fn conversation(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Conversation> {
+        let me = me(ctx)?;
+        load(ctx, me, parse(&id)?)
+    }
+
+    /// A group's conversations in three columns, as you may see them.
+    #[graphql(complexity = "3 * first.unwrap_or(20).clamp(1, 100) as usize * child_complexity")]
+    async fn enquiry_overview(
+        &self,
+        ctx: &Context<'_>,
+        group_id: ID,
+        first: Option<i32>,
+    ) -> ApiResult<EnquiryOverview> {
+        let me = me(ctx)?;
+        let shared = shared(ctx)?;
+        let per_column = page_size(first, DEFAULT_PAGE, shared.limits.max_page_size)?;
+        let group: GroupId = parse(&group_id)?;
+        let models = shared.desk.models();
+        let overview = models.overview(me.id, group, per_column)?;
+        let group = models
+            .state()
+            .groups
+            .get(&group)
+            .cloned()
+            .map(Group)
+            .ok_or(DomainError::NotFound(Missing::Group))?;
+        let columns: Vec<(usize, Vec<ConversationSummary>)> =
+            [&overview.queued, &overview.handling, &overview.closed]
+                .into_iter()
+                .map(|c| (c.count, c.items.iter().map(|s| (*s).clone()).collect()))
+                .collect();
+        drop(models);
+        let mut columns = columns
+            .into_iter()
+            .map(|(count, items)| {
+                Ok(OverviewColumn {
+                    count: count as u64,
+                    items: items
+                        .iter()
+                        .map(|s| Conversation::from_summary(ctx, me.id, s))
+                        .collect::<ApiResult<Vec<_>>>()?,
+                })
+            })
+            .collect::<ApiResult<Vec<_>>>()?
+            .into_iter();
+        let mut next = || {
+            columns.next().unwrap_or(OverviewColumn {
+                count: 0,
+                items: Vec::new(),
+            })
+        };
+        Ok(EnquiryOverview {
+            group,
+            queued: next(),
+            handling: next(),
+            closed: next(),
+        })
+    }
+
+    /// Your notifications, newest first, with read state.
+    #[graphql(complexity = "first.unwrap_or(20).clamp(1, 100) as usize * child_complexity")]
+    async fn notifications(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> ApiResult<NotificationConnection> {
+        let me = me(ctx)?;
+        let shared = shared(ctx)?;
+        let first = page_size(first, DEFAULT_PAGE, shared.limits.max_page_size)?;
+        let before: Option<u64> = after
+            .map(|c| {
+                cursor::decode("notification", &c)?
+                    .parse()
+                    .map_err(|_| ApiError::validation("not a valid notification cursor"))
+            })
+            .transpose()?;
+        let models = shared.desk.models();
+        let read_up_to = models
+            .state()
+            .staff
+            .get(&me.id)
+            .map_or(0, |s| s.notifications_read_up_to);
+        let page = models.notifications(me.id, first, before);
+        let edges: Vec<NotificationEdge> = page
+            .items
+            .iter()
+            .map(|n| NotificationEdge {
+                cursor: cursor::encode("notification", &n.id.to_string()),
+                node: Notification {
+                    stored: **n,
+                    read: n.id <= read_up_to,
+                },
+            })
+            .collect();
+        Ok(NotificationConnection {
+            page_info: PageInfo {
+                has_next_page: page.has_next,
+                end_cursor: edges.last().map(|e| e.cursor.clone()),
+            },
+            edges,
+            unread_count: models.unread_notifications(me.id) as u64,
+        })
+    }
+
+    /// Owner and admins: the envelopes of a conversation's events (who, what,
+    /// when, which command), oldest first.
+    async fn audit_trail(
+        &self,
+        ctx: &Context<'_>,
+        conversation_id: ID,
+    ) -> ApiResult<Vec<AuditEntry>> {
+        let me = me(ctx)?;
+        let conversation: ConversationId = parse(&conversation_id)?;
+        let desk = &shared(ctx)?.desk;
+        let positions = {
+            let models = desk.models();
+            let role = models.state().staff.get(&me.id).map(|s| s.role);
+            let exists = models
+                .state()
+                .conversations
+                .get(&conversation)
+                .is_some_and(|c| c.company == me.company);
+            if !exists {
+                return Err(DomainError::NotFound(Missing::Conversation).into());
+            }
+            if !role.is_some_and(Role::is_owner_or_admin) {
+                return Err(DomainError::Forbidden(
+                    "only the owner and admins can read audit trails",
+                )
+                .into());
+            }
+            models
+                .timeline(me.id, conversation)
+                .map_err(denied)?
+                .to_vec()
+        };
+        let events = desk.read_positions(&positions).await?;
+        Ok(events
+            .into_iter()
+            .map(|r| AuditEntry {
+                position: ID(r.envelope.position.to_string()),
+                stream_version: r.envelope.stream_version,
+                event_id: ID(r.envelope.event_id.to_string()),
+                event_type: r.envelope.event_type.name().to_owned(),
+                schema_version: i32::from(r.envelope.schema_version),
+                at: DateTime(r.envelope.recorded_at),
+                actor: r.envelope.actor.into(),
+                command_id: ID(r.envelope.command_id.to_string()),
+                correlation_id: ID(r.envelope.correlation_id.to_string()),
+            })
+            .collect())
+    }
+}
+
+/// One stored event's envelope (no payload).
+#[derive(SimpleObject)]
+pub struct AuditEntry {
+    /// Global position in the log.
+    pub position: ID,
+    pub stream_version: u64,
+    pub event_id: ID,
+    pub event_type: String,
+    pub schema_version: i32,
+    pub at: DateTime,
+    pub actor: ActorRef,
+    pub command_id: ID,
+    pub correlation_id: ID,
+}

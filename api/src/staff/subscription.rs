@@ -1,0 +1,131 @@
+//! The staff schema's subscriptions. Every event re-checks, against the state
+//! after that event, that the subscriber is still active staff (else the
+//! stream ends with `UNAUTHENTICATED`) and still may view the conversation
+//! (else it ends with `RESTRICTED_ACCESS`).
+
+use std::sync::Arc;
+
+use async_graphql::{Context, ID, Subscription as GqlSubscription};
+use backchannel_domain::StreamId;
+use backchannel_domain::ids::ConversationId;
+use futures_util::Stream;
+use futures_util::stream::unfold;
+use tokio::sync::broadcast::Receiver;
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::auth::StaffIdentity;
+use crate::context::{Me, check_staff, me, shared};
+use crate::desk::{Committed, Desk};
+use crate::error::{ApiError, ApiResult};
+use crate::graphql::ids::parse;
+use crate::staff::conversation::{denied, load};
+use crate::staff::notification::Notification;
+use crate::staff::timeline::TimelineItem;
+
+pub struct Subscription;
+
+type Live = (Receiver<Arc<Committed>>, Arc<Desk>);
+type LiveNotifications = (Receiver<Arc<Committed>>, Arc<Desk>, Vec<Notification>);
+
+fn still_me(desk: &Desk, me: Me) -> ApiResult<()> {
+    check_staff(
+        desk,
+        StaffIdentity {
+            staff: me.id,
+            company: me.company,
+        },
+    )
+    .map(|_| ())
+}
+
+/// The next committed event, or the error that ends the stream.
+async fn next(rx: &mut Receiver<Arc<Committed>>) -> Option<ApiResult<Arc<Committed>>> {
+    match rx.recv().await {
+        Ok(committed) => Some(Ok(committed)),
+        Err(RecvError::Lagged(_)) => Some(Err(ApiError::Lagged)),
+        Err(RecvError::Closed) => None,
+    }
+}
+
+#[GqlSubscription]
+impl Subscription {
+    /// The conversation's timeline items as they are committed.
+    async fn conversation_events(
+        &self,
+        ctx: &Context<'_>,
+        conversation_id: ID,
+    ) -> Result<impl Stream<Item = ApiResult<TimelineItem>> + use<>, ApiError> {
+        let me = me(ctx)?;
+        let conversation: ConversationId = parse(&conversation_id)?;
+        let desk = shared(ctx)?.desk.clone();
+        // Subscribe before checking, so nothing committed in between is lost.
+        let rx = desk.subscribe().ok_or(ApiError::ShuttingDown)?;
+        load(ctx, me, conversation)?;
+        let stream = StreamId::Conversation(conversation);
+        Ok(unfold(
+            Some((rx, desk)),
+            move |live: Option<Live>| async move {
+                let (mut rx, desk) = live?;
+                loop {
+                    let committed = match next(&mut rx).await? {
+                        Ok(committed) => committed,
+                        Err(err) => return Some((Err(err), None)),
+                    };
+                    let check = still_me(&desk, me).and_then(|()| {
+                        desk.models()
+                            .conversation(me.id, conversation)
+                            .map(|_| ())
+                            .map_err(denied)
+                    });
+                    if let Err(err) = check {
+                        return Some((Err(err), None));
+                    }
+                    if committed.recorded.event.stream() == stream
+                        && let Some(item) = TimelineItem::from_recorded(&committed.recorded)
+                    {
+                        return Some((Ok(item), Some((rx, desk))));
+                    }
+                }
+            },
+        ))
+    }
+
+    /// Your notifications as they happen.
+    async fn notifications(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<impl Stream<Item = ApiResult<Notification>> + use<>, ApiError> {
+        let me = me(ctx)?;
+        let desk = shared(ctx)?.desk.clone();
+        let rx = desk.subscribe().ok_or(ApiError::ShuttingDown)?;
+        let pending: Vec<Notification> = Vec::new();
+        Ok(unfold(
+            Some((rx, desk, pending)),
+            move |live: Option<LiveNotifications>| async move {
+                let (mut rx, desk, mut pending) = live?;
+                loop {
+                    if let Some(n) = pending.pop() {
+                        return Some((Ok(n), Some((rx, desk, pending))));
+                    }
+                    let committed = match next(&mut rx).await? {
+                        Ok(committed) => committed,
+                        Err(err) => return Some((Err(err), None)),
+                    };
+                    if let Err(err) = still_me(&desk, me) {
+                        return Some((Err(err), None));
+                    }
+                    pending = committed
+                        .notifications
+                        .iter()
+                        .rev()
+                        .filter(|n| n.recipient == me.id)
+                        .map(|n| Notification {
+                            stored: *n,
+                            read: false,
+                        })
+                        .collect();
+                }
+            },
+        ))
+    }
+}

@@ -1,0 +1,230 @@
+//! A conversation's timeline as staff see it: public messages, private
+//! messages and system events, each marked by its type. Built from stored
+//! events; only ever called for events of a conversation the viewer may view.
+
+use async_graphql::{Context, Enum, ID, Object, SimpleObject, Union};
+use backchannel_domain::events::{Event, MessageAuthor};
+use backchannel_domain::ids::StaffId;
+use backchannel_domain::model::Actor;
+use backchannel_eventlog::RecordedEvent;
+
+use crate::error::ApiResult;
+use crate::graphql::enums::{ActorKind, MessageVisibility};
+use crate::graphql::ids::id;
+use crate::graphql::time::DateTime;
+use crate::staff::directory::{Staff, staff_one};
+
+/// One entry of a conversation's timeline.
+#[derive(Union)]
+pub enum TimelineItem {
+    PublicMessage(PublicMessage),
+    PrivateMessage(PrivateMessage),
+    SystemEvent(SystemEvent),
+}
+
+impl TimelineItem {
+    pub fn from_recorded(recorded: &RecordedEvent) -> Option<TimelineItem> {
+        let position = recorded.envelope.position;
+        let at = DateTime(recorded.envelope.recorded_at);
+        Some(match &recorded.event {
+            Event::MessagePosted(e) => TimelineItem::PublicMessage(PublicMessage {
+                id: id(e.message),
+                position: position_id(position),
+                at,
+                author: match e.author {
+                    MessageAuthor::Customer => None,
+                    MessageAuthor::Staff(s) => Some(s),
+                },
+                body: e.body.as_str().to_owned(),
+            }),
+            Event::PrivateMessagePosted(e) => TimelineItem::PrivateMessage(PrivateMessage {
+                id: id(e.message),
+                position: position_id(position),
+                at,
+                author: e.author,
+                body: e.body.as_str().to_owned(),
+            }),
+            event => {
+                let (kind, staff) = system_kind(event)?;
+                TimelineItem::SystemEvent(SystemEvent {
+                    position: position_id(position),
+                    at,
+                    kind,
+                    actor: recorded.envelope.actor,
+                    staff,
+                })
+            }
+        })
+    }
+}
+
+fn position_id(position: u64) -> ID {
+    ID(position.to_string())
+}
+
+/// A message the customer sees.
+pub struct PublicMessage {
+    id: ID,
+    position: ID,
+    at: DateTime,
+    /// `None`: the customer wrote it.
+    author: Option<StaffId>,
+    body: String,
+}
+
+#[Object]
+impl PublicMessage {
+    async fn id(&self) -> &ID {
+        &self.id
+    }
+
+    /// The message's place in the log (orders the timeline).
+    async fn position(&self) -> &ID {
+        &self.position
+    }
+
+    async fn at(&self) -> DateTime {
+        self.at
+    }
+
+    /// Always `PUBLIC`.
+    async fn visibility(&self) -> MessageVisibility {
+        MessageVisibility::Public
+    }
+
+    /// True when the customer wrote it.
+    async fn from_customer(&self) -> bool {
+        self.author.is_none()
+    }
+
+    /// The staff author; null when the customer wrote it.
+    async fn author(&self, ctx: &Context<'_>) -> ApiResult<Option<Staff>> {
+        staff_one(ctx, self.author)
+    }
+
+    async fn body(&self) -> &str {
+        &self.body
+    }
+}
+
+/// A staff-only message: never shown to the customer.
+pub struct PrivateMessage {
+    id: ID,
+    position: ID,
+    at: DateTime,
+    author: StaffId,
+    body: String,
+}
+
+#[Object]
+impl PrivateMessage {
+    async fn id(&self) -> &ID {
+        &self.id
+    }
+
+    async fn position(&self) -> &ID {
+        &self.position
+    }
+
+    async fn at(&self) -> DateTime {
+        self.at
+    }
+
+    /// Always `PRIVATE`.
+    async fn visibility(&self) -> MessageVisibility {
+        MessageVisibility::Private
+    }
+
+    async fn author(&self, ctx: &Context<'_>) -> ApiResult<Option<Staff>> {
+        staff_one(ctx, Some(self.author))
+    }
+
+    async fn body(&self) -> &str {
+        &self.body
+    }
+}
+
+/// What happened to the conversation, other than a message.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+pub enum SystemEventKind {
+    Opened,
+    Assigned,
+    InvitedToRoom,
+    MadePrivate,
+    MadePublic,
+    Closed,
+    Reopened,
+}
+
+fn system_kind(event: &Event) -> Option<(SystemEventKind, Option<StaffId>)> {
+    Some(match event {
+        Event::ConversationOpened(_) => (SystemEventKind::Opened, None),
+        Event::ConversationAssigned(e) => (SystemEventKind::Assigned, Some(e.assignee)),
+        Event::StaffInvitedToRoom(e) => (SystemEventKind::InvitedToRoom, Some(e.staff)),
+        Event::ConversationPrivacyChanged(e) if e.private => (SystemEventKind::MadePrivate, None),
+        Event::ConversationPrivacyChanged(_) => (SystemEventKind::MadePublic, None),
+        Event::ConversationClosed(_) => (SystemEventKind::Closed, None),
+        Event::ConversationReopened(e) => (SystemEventKind::Reopened, e.assignee),
+        _ => return None,
+    })
+}
+
+/// Who caused an event.
+#[derive(SimpleObject)]
+pub struct ActorRef {
+    pub kind: ActorKind,
+    /// The staff id, or the conversation id for a customer; null for the system.
+    pub id: Option<ID>,
+}
+
+impl From<Actor> for ActorRef {
+    fn from(actor: Actor) -> Self {
+        match actor {
+            Actor::Staff(s) => ActorRef {
+                kind: ActorKind::Staff,
+                id: Some(id(s)),
+            },
+            Actor::Customer(c) => ActorRef {
+                kind: ActorKind::Customer,
+                id: Some(id(c)),
+            },
+            Actor::System => ActorRef {
+                kind: ActorKind::System,
+                id: None,
+            },
+        }
+    }
+}
+
+/// A change of the conversation's routing, room, privacy or lifecycle.
+pub struct SystemEvent {
+    position: ID,
+    at: DateTime,
+    kind: SystemEventKind,
+    actor: Actor,
+    staff: Option<StaffId>,
+}
+
+#[Object]
+impl SystemEvent {
+    async fn position(&self) -> &ID {
+        &self.position
+    }
+
+    async fn at(&self) -> DateTime {
+        self.at
+    }
+
+    async fn kind(&self) -> SystemEventKind {
+        self.kind
+    }
+
+    async fn actor(&self) -> ActorRef {
+        self.actor.into()
+    }
+
+    /// The staff member the event is about: the assignee, or the invitee.
+    async fn staff(&self, ctx: &Context<'_>) -> ApiResult<Option<Staff>> {
+        staff_one(ctx, self.staff)
+    }
+}

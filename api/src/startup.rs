@@ -1,0 +1,173 @@
+//! Building and running the server: `Application::build(config)` opens the
+//! store, starts the projector, binds the listener (port 0 in tests), and
+//! `run_until_stopped` serves until SIGTERM, ctrl-c or a [`Shutdown`] handle,
+//! then finishes in-flight requests and closes the log (flush + fsync).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::auth::Tokens;
+use crate::config::Config;
+use crate::context::Shared;
+use crate::demo::{DemoError, DemoTokens};
+use crate::desk::Desk;
+use crate::http::{AppState, router};
+use crate::secret::{SecretError, load_or_create};
+use crate::{customer, staff};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    #[error("cannot open the event store: {0}")]
+    Open(#[from] backchannel_eventlog::OpenError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the projections could not catch up with the log")]
+    CatchUp,
+    #[error("cannot load the demo company: {0}")]
+    Demo(#[from] DemoError),
+}
+
+/// Asks a running application to stop gracefully.
+#[derive(Clone, Debug)]
+pub struct Shutdown(Arc<watch::Sender<bool>>);
+
+impl Shutdown {
+    pub fn trigger(&self) {
+        self.0.send_replace(true);
+    }
+}
+
+pub struct Application {
+    listener: TcpListener,
+    addr: SocketAddr,
+    desk: Arc<Desk>,
+    tokens: Tokens,
+    app: axum::Router,
+    shutdown: Shutdown,
+    demo: Option<DemoTokens>,
+}
+
+/// Opens the store under the data dir and waits for the projections to
+/// catch up (used by `serve`, `init` and `token`).
+pub async fn open_desk(config: &Config) -> Result<(Arc<Desk>, Tokens), StartError> {
+    let secret = load_or_create(&config.data_dir, config.secret.as_deref())?;
+    let tokens = Tokens::new(&secret, config.token_lifetime);
+    let desk = Desk::open(&config.store_dir())?;
+    desk.caught_up().await.map_err(|_| StartError::CatchUp)?;
+    Ok((desk, tokens))
+}
+
+impl Application {
+    pub async fn build(config: Config) -> Result<Application, StartError> {
+        let (desk, tokens) = open_desk(&config).await?;
+        let demo = if config.demo {
+            Some(crate::demo::load(&desk, &tokens).await?)
+        } else {
+            None
+        };
+        let shared = Shared {
+            desk: desk.clone(),
+            tokens: tokens.clone(),
+            limits: config.limits,
+        };
+        let state = AppState {
+            staff: staff::schema(shared.clone(), config.introspection),
+            customer: customer::schema(shared.clone(), config.introspection),
+            shared,
+        };
+        let listener = TcpListener::bind(config.addr)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: config.addr,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: config.addr,
+            source,
+        })?;
+        let (tx, _) = watch::channel(false);
+        Ok(Application {
+            listener,
+            addr,
+            desk,
+            tokens,
+            app: router(state, config.graphiql),
+            shutdown: Shutdown(Arc::new(tx)),
+            demo,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    pub fn desk(&self) -> Arc<Desk> {
+        self.desk.clone()
+    }
+
+    pub fn tokens(&self) -> &Tokens {
+        &self.tokens
+    }
+
+    /// The demo's tokens, when built with `demo`.
+    pub fn demo(&self) -> Option<&DemoTokens> {
+        self.demo.as_ref()
+    }
+
+    pub fn shutdown_handle(&self) -> Shutdown {
+        self.shutdown.clone()
+    }
+
+    /// Serves until a signal or the shutdown handle; then stops accepting,
+    /// lets in-flight requests finish, and closes the log.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let mut stop = self.shutdown.0.subscribe();
+        tracing::info!(addr = %self.addr, "listening");
+        let served = axum::serve(self.listener, self.app)
+            .with_graceful_shutdown(async move {
+                tokio::select! {
+                    _ = stop.wait_for(|stop| *stop) => tracing::info!("shutdown requested"),
+                    _ = signal() => tracing::info!("signal received, shutting down"),
+                }
+            })
+            .await;
+        self.desk.close().await;
+        served
+    }
+}
+
+async fn signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

@@ -1,0 +1,101 @@
+//! SPEC section 8: bounded bodies, depth, complexity, pages; no batches.
+
+use serde_json::json;
+
+use crate::support::*;
+
+#[tokio::test]
+async fn an_oversized_body_is_413_payload_too_large() {
+    let app = TestApp::spawn().await;
+    let body = format!(
+        r#"{{"query":"{{ me {{ id }} }}","variables":{{"x":"{}"}}}}"#,
+        "a".repeat(70 * 1024)
+    );
+    let reply = app
+        .post("/graphql", Some(&app.token("owner")), body.as_bytes())
+        .await;
+    assert_eq!(reply.status, 413);
+    assert_eq!(reply.code(), Some("PAYLOAD_TOO_LARGE"));
+}
+
+#[tokio::test]
+async fn a_deep_query_is_too_complex() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = crate::support::config(dir.path().to_owned());
+    config.limits.max_depth = 4;
+    let mut app = TestApp::spawn_with(config).await;
+    let deep = "{ conversations { edges { node { assignee { id } } } } }";
+    let reply = app.staff(&app.token("owner"), deep, json!({})).await;
+    assert_eq!(reply.code(), Some("QUERY_TOO_COMPLEX"), "{:?}", reply.body);
+    let shallow = "{ me { id } }";
+    assert!(
+        app.staff(&app.token("owner"), shallow, json!({}))
+            .await
+            .code()
+            .is_none()
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_costly_query_is_too_complex() {
+    let app = TestApp::spawn().await;
+    let query = "{ conversations(first: 100) { edges { node { id customerName status channel private openedAt updatedAt } } } }";
+    let reply = app.staff(&app.token("owner"), query, json!({})).await;
+    assert_eq!(reply.code(), Some("QUERY_TOO_COMPLEX"), "{:?}", reply.body);
+}
+
+#[tokio::test]
+async fn a_page_over_100_is_a_validation_error() {
+    let app = TestApp::spawn().await;
+    let reply = app
+        .staff(
+            &app.token("owner"),
+            "{ notifications(first: 101) { unreadCount } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(reply.code(), Some("VALIDATION"));
+}
+
+#[tokio::test]
+async fn batched_requests_are_refused() {
+    let app = TestApp::spawn().await;
+    let reply = app
+        .post(
+            "/graphql",
+            Some(&app.token("owner")),
+            br#"[{"query":"{ me { id } }"},{"query":"{ me { id } }"}]"#,
+        )
+        .await;
+    assert_eq!(reply.status, 400);
+    assert_eq!(reply.code(), Some("VALIDATION"));
+}
+
+#[tokio::test]
+async fn introspection_can_be_switched_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = crate::support::config(dir.path().to_owned());
+    config.introspection = false;
+    config.graphiql = false;
+    let mut app = TestApp::spawn_with(config).await;
+    let reply = app
+        .staff(
+            &app.token("owner"),
+            "{ __schema { types { name } } }",
+            json!({}),
+        )
+        .await;
+    // async-graphql answers introspection with nothing when it is disabled.
+    assert!(reply.data()["__schema"].is_null(), "{:?}", reply.body);
+    let (status, _) = app.get("/").await;
+    assert_eq!(status, 404);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn health_and_readiness_answer() {
+    let app = TestApp::spawn().await;
+    assert_eq!(app.get("/healthz").await.0, 200);
+    assert_eq!(app.get("/readyz").await.0, 200);
+}

@@ -1,0 +1,12 @@
+//! The server over real HTTP on port 0, with the demo company loaded.
+//! One test binary, one module per area.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
+mod support;
+
+mod auth;
+mod consistency;
+mod errors;
+mod limits;
+mod mutations;
+mod shutdown;

@@ -1,0 +1,51 @@
+//! SPEC section 10: a graceful shutdown loses no acknowledged event.
+
+use backchannel_eventlog::SledEventLog;
+use serde_json::json;
+
+use crate::support::*;
+
+#[tokio::test]
+async fn acknowledged_events_survive_a_graceful_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = TestApp::spawn_with(config(dir.path().to_owned())).await;
+    let mut acknowledged = 0;
+    for i in 0..10 {
+        let reply = app
+            .staff(
+                &app.token("agent 1"),
+                "mutation($id: ID!, $b: String!) { sendMessage(conversationId: $id, body: $b, visibility: PRIVATE) { message { ... on PrivateMessage { position } } } }",
+                json!({ "id": CASEY, "b": format!("note {i}") }),
+            )
+            .await;
+        let position: u64 = reply.data()["sendMessage"]["message"]["position"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        acknowledged = acknowledged.max(position);
+    }
+    app.stop().await;
+    drop(app);
+    let log = tokio::task::spawn_blocking({
+        let store = dir.path().join("store");
+        move || SledEventLog::open(store)
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(log.head() >= acknowledged);
+    log.close().unwrap();
+
+    // And the server starts again on the same data, demo already loaded.
+    let mut again = TestApp::spawn_with(config(dir.path().to_owned())).await;
+    let reply = again
+        .staff(
+            &again.token("agent 1"),
+            "query($id: ID!) { conversation(id: $id) { privateMessageCount } }",
+            json!({ "id": CASEY }),
+        )
+        .await;
+    assert_eq!(reply.data()["conversation"]["privateMessageCount"], 11);
+    again.stop().await;
+}
