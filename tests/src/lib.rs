@@ -1,8 +1,15 @@
 //! # backchannel-tests
 //!
-//! End-to-end tests that start the real server on port 0 and speak real HTTP
-//! and websockets to it, as the desk app and the chat widget do.
+//! Tests across crates, speaking to the real thing.
 //!
-//! Status: the server arrives with the issue "Per-audience projections and the
-//! GraphQL API server"; its end-to-end tests will live here. The foundation's
-//! own tests live beside their crates (`domain/tests`, `eventlog/tests`).
+//! - `tests/decide_append_replay.rs`: the foundation end to end (domain
+//!   decisions appended to a real sled log, replayed after a restart).
+//! - `tests/e2e/`: the real server on port 0, over real HTTP and websockets
+//!   (`graphql-transport-ws`), as the desk app and the chat widget use it.
+//!   `support/` starts the server and holds the HTTP and websocket clients and
+//!   a company builder that sets companies up through GraphQL; each other
+//!   module is one area of SPEC.md (private conversations, round robin,
+//!   private messages, concurrency, the authorization matrix, bad input).
+//!
+//! The crate's own tests live beside their crates (`domain/tests`,
+//! `eventlog/tests`, `api/tests`); this one is for what crosses them.

@@ -1,0 +1,9 @@
+//! The real server, a websocket client, and companies built through GraphQL.
+
+pub mod company;
+pub mod server;
+pub mod ws;
+
+pub use company::*;
+pub use server::TestServer;
+pub use ws::{Frame, Subscription};
