@@ -7,3 +7,4 @@
 mod support;
 
 mod private_conversations;
+mod round_robin;
