@@ -7,4 +7,5 @@
 mod support;
 
 mod private_conversations;
+mod private_messages;
 mod round_robin;
