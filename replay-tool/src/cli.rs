@@ -225,6 +225,12 @@ pub struct BenchArgs {
     /// memory is its own) and a table compares them to the raw scan.
     #[arg(long, value_enum)]
     pub only: Option<BenchPart>,
+    /// The report's range (RFC 3339; default: everything, i.e. every closed
+    /// enquiry of the log).
+    #[arg(long, value_name = "TIME")]
+    pub report_from: Option<String>,
+    #[arg(long, value_name = "TIME")]
+    pub report_to: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

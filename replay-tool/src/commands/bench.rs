@@ -13,7 +13,7 @@ use backchannel_projections::report::{ReportFormat, ReportRequest, write_report}
 use serde::{Deserialize, Serialize};
 
 use crate::cli::{BenchArgs, BenchPart};
-use crate::commands::{group_digits, open_source, rebuild, source_failure, verify};
+use crate::commands::{group_digits, open_source, parse_time, rebuild, source_failure, verify};
 use crate::failure::{Failure, Kind};
 use crate::progress::Progress;
 
@@ -62,16 +62,28 @@ fn measure(args: &BenchArgs, part: BenchPart) -> Result<Measurement, Failure> {
         BenchPart::Verify => verify::check(&source, &progress)?.events,
         BenchPart::Rebuild => rebuild::rebuild(&source, &progress)?.position(),
         BenchPart::Report => {
+            let from = match &args.report_from {
+                Some(at) => parse_time("report-from", at)?,
+                None => RecordedAt::from_micros(0),
+            };
+            let to = match &args.report_to {
+                Some(at) => parse_time("report-to", at)?,
+                None => RecordedAt::from_micros(i64::MAX),
+            };
             let request = ReportRequest {
-                from: RecordedAt::from_micros(0),
-                to: RecordedAt::from_micros(i64::MAX),
+                from,
+                to,
                 group: None,
                 company: None,
                 viewer: None,
                 format: ReportFormat::Csv,
             };
-            write_report(&source, &request, io::sink())
+            let summary = write_report(&source, &request, io::sink())
                 .map_err(|err| Failure::new(Kind::Broken, err.to_string()))?;
+            eprintln!(
+                "report: {} conversations, {} rows",
+                summary.conversations, summary.rows
+            );
             source.head()
         }
     };
@@ -118,6 +130,14 @@ fn run_all(args: &BenchArgs, quiet: bool) -> Result<(), Failure> {
             .err()
             .unwrap_or_else(|| Failure::new(Kind::Unavailable, "--server is not available yet")));
     }
+    for (flag, value) in [
+        ("--report-from", &args.report_from),
+        ("--report-to", &args.report_to),
+    ] {
+        if let Some(value) = value {
+            source_args.extend([flag.to_owned(), value.clone()]);
+        }
+    }
     let mut results = Vec::new();
     for part in ["scan", "verify", "rebuild", "report"] {
         if !quiet {
@@ -129,6 +149,9 @@ fn run_all(args: &BenchArgs, quiet: bool) -> Result<(), Failure> {
             .args(["--only", part])
             .output()
             .map_err(|err| Failure::new(Kind::Io, format!("running the {part} bench: {err}")))?;
+        if !quiet {
+            eprint!("{}", String::from_utf8_lossy(&output.stderr));
+        }
         if !output.status.success() {
             return Err(Failure::new(
                 Kind::Broken,
