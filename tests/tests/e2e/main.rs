@@ -6,6 +6,7 @@
 
 mod support;
 
+mod authorization;
 mod concurrency;
 mod private_conversations;
 mod private_messages;

@@ -5,5 +5,5 @@ pub mod server;
 pub mod ws;
 
 pub use company::*;
-pub use server::TestServer;
+pub use server::{Reply, TestServer};
 pub use ws::{Frame, Subscription};
