@@ -7,6 +7,7 @@
 mod support;
 
 mod authorization;
+mod bad_input;
 mod concurrency;
 mod private_conversations;
 mod private_messages;

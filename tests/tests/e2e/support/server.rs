@@ -15,6 +15,9 @@ use tokio::task::JoinHandle;
 
 use crate::support::ws::Subscription;
 
+/// The servers' token signing secret, so tests can forge and expire tokens.
+pub const SECRET: &str = "e2e-secret-e2e-secret-e2e-secret-e2e-secret";
+
 /// A running server and its data directory (removed when dropped).
 pub struct TestServer {
     pub addr: SocketAddr,
@@ -61,7 +64,8 @@ impl TestServer {
     /// through `init`, then starts the server on that data directory.
     pub async fn start(companies: &[&str]) -> (TestServer, Vec<Initialized>) {
         let dir = tempfile::tempdir().unwrap();
-        let config = Config::new(dir.path().to_owned(), SocketAddr::from(([127, 0, 0, 1], 0)));
+        let mut config = Config::new(dir.path().to_owned(), SocketAddr::from(([127, 0, 0, 1], 0)));
+        config.secret = Some(SECRET.to_owned());
         let mut created = Vec::new();
         for name in companies {
             created.push(init(&config, name, &format!("{name} Owner")).await.unwrap());
@@ -135,15 +139,21 @@ impl TestServer {
         .await
     }
 
-    /// POSTs raw bytes as a JSON body.
+    /// POSTs raw bytes as a JSON body, with a bearer token if any.
     pub async fn post(&self, path: &str, token: Option<&str>, body: &[u8]) -> Reply {
+        let authorization = token.map(|t| format!("Bearer {t}"));
+        self.post_as(path, authorization.as_deref(), body).await
+    }
+
+    /// POSTs raw bytes with this `Authorization` header value, if any.
+    pub async fn post_as(&self, path: &str, authorization: Option<&str>, body: &[u8]) -> Reply {
         let mut head = format!(
             "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
             self.addr,
             body.len()
         );
-        if let Some(token) = token {
-            head.push_str(&format!("Authorization: Bearer {token}\r\n"));
+        if let Some(value) = authorization {
+            head.push_str(&format!("Authorization: {value}\r\n"));
         }
         head.push_str("\r\n");
         let mut request = head.into_bytes();
