@@ -12,3 +12,4 @@ mod concurrency;
 mod private_conversations;
 mod private_messages;
 mod round_robin;
+mod tenancy;

@@ -232,3 +232,89 @@ async fn a_private_conversation_disappears_for_the_group_once_assigned() {
     }
     server.stop().await;
 }
+
+/// Filters narrow what the viewer may see; they never widen it.
+#[tokio::test]
+async fn filters_and_counts_never_reveal_a_hidden_conversation() {
+    let (server, created) = TestServer::start(&["Acme"]).await;
+    let acme = Company::new(&server, &created[0]);
+    let a = acme.add_staff("Alice Agent", "AGENT").await;
+    let b = acme.add_staff("Bob Agent", "AGENT").await;
+    let support = acme.add_group("Support", "BROADCAST", &[&a, &b]).await;
+    acme.privacy(&acme.owner, true, true).await;
+    let casey = acme.start(&support, "Casey", "SOCIAL", "Hello").await;
+    ok(
+        &server,
+        &a,
+        ASSIGN,
+        json!({ "c": casey.conversation, "s": a.id }),
+    )
+    .await;
+
+    let filters = [
+        json!({}),
+        json!({ "status": "HANDLING" }),
+        json!({ "groupId": support }),
+        json!({ "assigneeId": a.id }),
+        json!({ "channel": "SOCIAL" }),
+        json!({ "status": "HANDLING", "groupId": support, "assigneeId": a.id, "channel": "SOCIAL" }),
+    ];
+    for filter in filters {
+        let theirs = ok(&server, &a, LIST, json!({ "f": filter })).await;
+        assert_eq!(listed(&theirs), (vec![casey.conversation.clone()], 1));
+        let hidden = ok(&server, &b, LIST, json!({ "f": filter })).await;
+        assert_eq!(listed(&hidden), (vec![], 0), "{filter}: {hidden}");
+    }
+    server.stop().await;
+}
+
+/// Open subscriptions are re-checked on every commit, whatever stream it is
+/// on: a company switch, a removal from a group, a deactivation.
+#[tokio::test]
+async fn open_subscriptions_end_when_their_viewer_loses_the_right() {
+    let (server, created) = TestServer::start(&["Acme"]).await;
+    let acme = Company::new(&server, &created[0]);
+    let a = acme.add_staff("Alice Agent", "AGENT").await;
+    let b = acme.add_staff("Bob Agent", "AGENT").await;
+    let sofia = acme.add_staff("Sofia Supervisor", "SUPERVISOR").await;
+    let support = acme.add_group("Support", "BROADCAST", &[&a, &b]).await;
+    acme.add_supervisor(&support, &sofia).await;
+    // Public for now: the switch is off, new conversations are born private.
+    acme.privacy(&acme.owner, false, true).await;
+    let casey = acme.start(&support, "Casey", "CHAT", "Hello").await;
+    let id = casey.conversation.as_str();
+    ok(&server, &a, ASSIGN, json!({ "c": id, "s": a.id })).await;
+
+    // The company switch on: B (R5 until now) is cut off at once.
+    let mut b_events = server
+        .subscribe_staff(&b.token, EVENTS_LIVE, json!({ "c": id }))
+        .await;
+    acme.privacy(&acme.owner, true, true).await;
+    assert_eq!(b_events.next().await.code(), Some("RESTRICTED_ACCESS"));
+
+    // The supervisor removed from the group: cut off too.
+    let mut sofia_events = server
+        .subscribe_staff(&sofia.token, EVENTS_LIVE, json!({ "c": id }))
+        .await;
+    acme.as_owner(
+        "removeGroupSupervisor",
+        "mutation($g: ID!, $s: ID!) { removeGroupSupervisor(groupId: $g, staffId: $s) { id } }",
+        json!({ "g": support, "s": sofia.id }),
+    )
+    .await;
+    assert_eq!(sofia_events.next().await.code(), Some("RESTRICTED_ACCESS"));
+
+    // The assignee deactivated: both her streams end as unauthenticated.
+    let mut a_events = server
+        .subscribe_staff(&a.token, EVENTS_LIVE, json!({ "c": id }))
+        .await;
+    let mut a_notes = server
+        .subscribe_staff(&a.token, NOTIFICATIONS_LIVE, json!({}))
+        .await;
+    acme.deactivate(&a).await;
+    assert_eq!(a_events.next().await.code(), Some("UNAUTHENTICATED"));
+    assert_eq!(a_notes.next().await.code(), Some("UNAUTHENTICATED"));
+    let reply = server.staff(&a.token, LIST, json!({})).await;
+    assert_eq!(reply.code(), Some("UNAUTHENTICATED"));
+    server.stop().await;
+}
