@@ -27,6 +27,7 @@ pub struct StartedConversation {
 impl Mutation {
     /// Starts a conversation with the company whose widget key this is.
     /// Needs no token; answers with one scoped to the new conversation.
+    #[graphql(complexity = "crate::config::MUTATION_COST")]
     async fn start_conversation(
         &self,
         ctx: &Context<'_>,
@@ -90,6 +91,7 @@ impl Mutation {
     }
 
     /// Posts a message to your conversation.
+    #[graphql(complexity = "crate::config::MUTATION_COST")]
     async fn send_message(
         &self,
         ctx: &Context<'_>,
@@ -122,6 +124,7 @@ impl Mutation {
     }
 
     /// Ends your chat.
+    #[graphql(complexity = "crate::config::MUTATION_COST")]
     async fn close_conversation(
         &self,
         ctx: &Context<'_>,

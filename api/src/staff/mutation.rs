@@ -116,6 +116,7 @@ fn group_now(ctx: &Context<'_>, group: GroupId) -> ApiResult<Group> {
 #[Object]
 impl Mutation {
     /// Opens a conversation on a customer's behalf (e.g. logging a call).
+    #[graphql(complexity = "crate::config::MUTATION_COST")]
     async fn open_conversation(
         &self,
         ctx: &Context<'_>,
@@ -153,6 +154,7 @@ impl Mutation {
     }
 
     /// Assigns a queued conversation, or transfers a handled one.
+    #[graphql(complexity = "crate::config::MUTATION_COST")]
     async fn assign_conversation(
         &self,
         ctx: &Context<'_>,
@@ -177,6 +179,7 @@ impl Mutation {
         conversation_payload(ctx, me, conversation)
     }
 
+    #[graphql(complexity = "crate::config::MUTATION_COST")]
     async fn invite_to_room(
         &self,
         ctx: &Context<'_>,
@@ -203,6 +206,7 @@ impl Mutation {
 
     /// Posts a `PUBLIC` message (the customer sees it) or a `PRIVATE` one
     /// (staff only; not in `EMAIL` and `CALL` conversations).
+    #[graphql(complexity = "crate::config::MUTATION_COST")]
     async fn send_message(
         &self,
         ctx: &Context<'_>,
@@ -245,6 +249,7 @@ impl Mutation {
     }
 
     /// Owner and admins: make one conversation private or public.
+    #[graphql(complexity = "crate::config::MUTATION_COST")]
     async fn set_conversation_privacy(
         &self,
         ctx: &Context<'_>,
@@ -268,6 +273,7 @@ impl Mutation {
         conversation_payload(ctx, me, conversation)
     }
 
+    #[graphql(complexity = "crate::config::MUTATION_COST")]
     async fn close_conversation(
         &self,
         ctx: &Context<'_>,
@@ -285,6 +291,7 @@ impl Mutation {
         conversation_payload(ctx, me, conversation)
     }
 
+    #[graphql(complexity = "crate::config::MUTATION_COST")]
     async fn reopen_conversation(
         &self,
         ctx: &Context<'_>,
@@ -303,6 +310,7 @@ impl Mutation {
     }
 
     /// Owner and admins. An omitted setting keeps its current value.
+    #[graphql(complexity = "crate::config::MUTATION_COST")]
     async fn update_privacy_settings(
         &self,
         ctx: &Context<'_>,
@@ -343,6 +351,7 @@ impl Mutation {
             .ok_or(DomainError::NotFound(Missing::Company).into())
     }
 
+    #[graphql(complexity = "crate::config::MUTATION_COST")]
     async fn create_group(
         &self,
         ctx: &Context<'_>,
@@ -376,6 +385,7 @@ impl Mutation {
         group_now(ctx, created)
     }
 
+    #[graphql(complexity = "crate::config::MUTATION_COST")]
     async fn rename_group(
         &self,
         ctx: &Context<'_>,
@@ -401,6 +411,7 @@ impl Mutation {
         group_now(ctx, group)
     }
 
+    #[graphql(complexity = "crate::config::MUTATION_COST")]
     async fn set_group_routing(
         &self,
         ctx: &Context<'_>,
@@ -425,6 +436,7 @@ impl Mutation {
         group_now(ctx, group)
     }
 
+    #[graphql(complexity = "crate::config::MUTATION_COST")]
     async fn add_group_member(
         &self,
         ctx: &Context<'_>,
@@ -449,6 +461,7 @@ impl Mutation {
         group_now(ctx, group)
     }
 
+    #[graphql(complexity = "crate::config::MUTATION_COST")]
     async fn remove_group_member(
         &self,
         ctx: &Context<'_>,
@@ -474,6 +487,7 @@ impl Mutation {
     }
 
     /// The staff member must hold the `SUPERVISOR` role.
+    #[graphql(complexity = "crate::config::MUTATION_COST")]
     async fn add_group_supervisor(
         &self,
         ctx: &Context<'_>,
@@ -498,6 +512,7 @@ impl Mutation {
         group_now(ctx, group)
     }
 
+    #[graphql(complexity = "crate::config::MUTATION_COST")]
     async fn remove_group_supervisor(
         &self,
         ctx: &Context<'_>,
@@ -523,6 +538,7 @@ impl Mutation {
     }
 
     /// Owner and admins (only the owner adds admins).
+    #[graphql(complexity = "crate::config::MUTATION_COST")]
     async fn add_staff(
         &self,
         ctx: &Context<'_>,
@@ -556,6 +572,7 @@ impl Mutation {
         staff_now(ctx, added)
     }
 
+    #[graphql(complexity = "crate::config::MUTATION_COST")]
     async fn change_role(
         &self,
         ctx: &Context<'_>,
@@ -581,6 +598,7 @@ impl Mutation {
         staff_now(ctx, staff)
     }
 
+    #[graphql(complexity = "crate::config::MUTATION_COST")]
     async fn grant_permission(
         &self,
         ctx: &Context<'_>,
@@ -605,6 +623,7 @@ impl Mutation {
         staff_now(ctx, staff)
     }
 
+    #[graphql(complexity = "crate::config::MUTATION_COST")]
     async fn revoke_permission(
         &self,
         ctx: &Context<'_>,
@@ -630,6 +649,7 @@ impl Mutation {
     }
 
     /// Their tokens stop working at once and their subscriptions end.
+    #[graphql(complexity = "crate::config::MUTATION_COST")]
     async fn deactivate_staff(
         &self,
         ctx: &Context<'_>,
@@ -653,6 +673,7 @@ impl Mutation {
     }
 
     /// Marks your notifications read up to (and including) `upTo`.
+    #[graphql(complexity = "crate::config::MUTATION_COST")]
     async fn mark_notifications_read(
         &self,
         ctx: &Context<'_>,
@@ -683,6 +704,7 @@ impl Mutation {
 
     /// Owner and admins mint a token for a staff member (only the owner for
     /// the owner or an admin). Minting records no event.
+    #[graphql(complexity = "crate::config::MUTATION_COST")]
     async fn issue_staff_token(&self, ctx: &Context<'_>, staff_id: ID) -> ApiResult<IssuedToken> {
         let me = me(ctx)?;
         let target: StaffId = parse(&staff_id)?;

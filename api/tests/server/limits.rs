@@ -40,8 +40,30 @@ async fn a_deep_query_is_too_complex() {
 #[tokio::test]
 async fn a_costly_query_is_too_complex() {
     let app = TestApp::spawn().await;
-    let query = "{ conversations(first: 100) { edges { node { id customerName status channel private openedAt updatedAt } } } }";
-    let reply = app.staff(&app.token("owner"), query, json!({})).await;
+    // A full inbox page is fine...
+    let page = "conversations(first: 100) { edges { node { id customerName status channel private openedAt updatedAt } } }";
+    let reply = app
+        .staff(&app.token("owner"), &format!("{{ {page} }}"), json!({}))
+        .await;
+    assert_eq!(reply.code(), None, "{:?}", reply.body);
+    // ...three of them in one request are not.
+    let query = format!("{{ a: {page} b: {page} c: {page} }}");
+    let reply = app.staff(&app.token("owner"), &query, json!({})).await;
+    assert_eq!(reply.code(), Some("QUERY_TOO_COMPLEX"), "{:?}", reply.body);
+}
+
+#[tokio::test]
+async fn one_request_carries_at_most_twenty_mutations() {
+    let app = TestApp::spawn().await;
+    let mutations = |n: usize| {
+        let fields: String = (0..n)
+            .map(|i| format!("m{i}: markNotificationsRead(upTo: \"1\") "))
+            .collect();
+        format!("mutation {{ {fields} }}")
+    };
+    let reply = app
+        .staff(&app.token("owner"), &mutations(21), json!({}))
+        .await;
     assert_eq!(reply.code(), Some("QUERY_TOO_COMPLEX"), "{:?}", reply.body);
 }
 

@@ -1,0 +1,631 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Server benchmark: reported, not asserted.
+//!
+//! `cargo bench -p backchannel-api --bench server`
+//!
+//! Builds a store of 100,000 conversations (1,000,000 events) through the real
+//! event log, starts the real `backchannel` binary on it (a separate process),
+//! and drives it over loopback with 64 keep-alive connections: the agent inbox
+//! (`conversations(first: 50)`) and a conversation timeline, beside a trivial
+//! axum JSON handler as the ceiling, in the same run. Also the server's resident
+//! memory per conversation (loaded minus empty, divided by the conversations).
+//!
+//! `SERVER_BENCH_CONVERSATIONS` and `SERVER_BENCH_SECONDS` shrink it for a
+//! quick look.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use backchannel_api::auth::{StaffIdentity, Tokens};
+use backchannel_domain::events::*;
+use backchannel_domain::ids::*;
+use backchannel_domain::model::{Actor, Channel, Permission, Role, RoutingType};
+use backchannel_domain::values::{MessageBody, Name};
+use backchannel_eventlog::{AppendMeta, ExpectedVersion, SledEventLog};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+const CONNECTIONS: usize = 64;
+const AGENTS_PER_GROUP: usize = 50;
+const SECRET: &str = "benchmark-secret-benchmark-secret-0123456789";
+
+fn main() {
+    let conversations: usize = env_or("SERVER_BENCH_CONVERSATIONS", 100_000);
+    let seconds: f64 = env_or("SERVER_BENCH_SECONDS", 5.0);
+    let base = bench_dir();
+    println!("# Server benchmark\n");
+    println!(
+        "{conversations} conversations, {CONNECTIONS} connections, {seconds} s per measurement, dir {}",
+        base.display()
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+
+    // Resident memory of a server with an empty store: the baseline.
+    let empty_dir = base.join("empty");
+    let (mut empty, empty_addr) = start_server(&empty_dir);
+    runtime.block_on(wait_ready(empty_addr, Duration::from_secs(60)));
+    let empty_rss = rss_kib(empty.id());
+    stop(&mut empty);
+
+    let data_dir = base.join("loaded");
+    let start = Instant::now();
+    let world = runtime.block_on(load(&data_dir.join("store"), conversations));
+    let load_secs = start.elapsed().as_secs_f64();
+    println!(
+        "loaded {} events in {load_secs:.1} s ({:.0} events/s through the durable log)",
+        world.events,
+        world.events as f64 / load_secs
+    );
+
+    let start = Instant::now();
+    let (mut server, addr) = start_server(&data_dir);
+    runtime.block_on(wait_ready(addr, Duration::from_secs(600)));
+    let ready_secs = start.elapsed().as_secs_f64();
+    let loaded_rss = rss_kib(server.id());
+    println!(
+        "server ready (read models caught up) in {ready_secs:.1} s; RSS {loaded_rss} KiB (empty store: {empty_rss} KiB)"
+    );
+
+    let tokens = Tokens::new(SECRET.as_bytes(), Duration::from_secs(3600));
+    let agent_tokens: Vec<String> = world
+        .agents
+        .iter()
+        .map(|&staff| {
+            tokens
+                .mint_staff(StaffIdentity {
+                    staff,
+                    company: world.company,
+                })
+                .unwrap()
+                .token
+        })
+        .collect();
+    let agent_tokens = Arc::new(agent_tokens);
+    let mine = Arc::new(world.assigned);
+
+    let ceiling_addr = runtime.block_on(start_ceiling());
+    let ceiling = runtime.block_on(drive(ceiling_addr, seconds, |_, _| {
+        Request::get("/json".to_owned())
+    }));
+    let inbox_query = r#"{"query":"{ conversations(first: 50) { edges { node { id status channel customer assignee { id } updatedAt } } pageInfo { hasNextPage endCursor } } }"}"#;
+    let inbox = {
+        let tokens = agent_tokens.clone();
+        runtime.block_on(drive(addr, seconds, move |conn, _| {
+            Request::graphql(inbox_query.to_owned(), tokens[conn % tokens.len()].clone())
+        }))
+    };
+    let timeline = {
+        let tokens = agent_tokens.clone();
+        let mine = mine.clone();
+        runtime.block_on(drive(addr, seconds, move |conn, n| {
+            let agent = conn % tokens.len();
+            let own = &mine[agent];
+            let id = own[n % own.len()];
+            let query = format!(
+                r#"{{"query":"{{ conversation(id: \"{id}\") {{ id status timeline {{ __typename ... on PublicMessage {{ at body fromCustomer }} ... on PrivateMessage {{ at body }} ... on SystemEvent {{ at kind }} }} }} }}"}}"#
+            );
+            Request::graphql(query, tokens[agent].clone())
+        }))
+    };
+    let after_rss = rss_kib(server.id());
+    stop(&mut server);
+
+    let per_conversation =
+        (loaded_rss.saturating_sub(empty_rss)) as f64 * 1024.0 / conversations as f64;
+    println!();
+    println!("| measurement | requests/s | p50 | p99 | errors | vs ceiling |");
+    println!("|---|---|---|---|---|---|");
+    for (name, r) in [
+        ("trivial axum JSON handler (ceiling)", &ceiling),
+        ("agent inbox, `conversations(first: 50)`", &inbox),
+        ("conversation timeline (10 events)", &timeline),
+    ] {
+        println!(
+            "| {name} | {:.0} | {:.2} ms | {:.2} ms | {} | {:.0}% |",
+            r.rate,
+            r.p50_ms,
+            r.p99_ms,
+            r.errors,
+            100.0 * r.rate / ceiling.rate
+        );
+    }
+    println!();
+    println!(
+        "resident memory: {loaded_rss} KiB loaded, {empty_rss} KiB empty, {after_rss} KiB after the load → {per_conversation:.0} bytes per conversation"
+    );
+    println!();
+    println!("Targets:");
+    let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
+    println!(
+        "- inbox ≥ 5,000 requests/s at p99 < 20 ms: {:.0}/s, p99 {:.2} ms → {}",
+        inbox.rate,
+        inbox.p99_ms,
+        verdict(inbox.rate >= 5000.0 && inbox.p99_ms < 20.0)
+    );
+    println!(
+        "- ≤ 2 KB resident per conversation: {per_conversation:.0} bytes → {}",
+        verdict(per_conversation <= 2048.0)
+    );
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn bench_dir() -> PathBuf {
+    let root = std::env::var_os("TMPDIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let dir = root.join(format!("server-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+// ---- the synthetic desk ----
+
+struct World {
+    company: CompanyId,
+    agents: Vec<StaffId>,
+    /// Per agent (same order as `agents`), conversations assigned to them.
+    assigned: Vec<Vec<ConversationId>>,
+    events: u64,
+}
+
+fn name(s: &str) -> Name {
+    Name::parse(s).unwrap()
+}
+
+fn body(s: &str) -> MessageBody {
+    MessageBody::parse(s).unwrap()
+}
+
+fn meta() -> AppendMeta {
+    AppendMeta {
+        command_id: CommandId::new(),
+        correlation_id: CorrelationId::new(),
+        actor: Actor::System,
+    }
+}
+
+/// A company with privacy on, a BROADCAST group Support and a ROUND_ROBIN
+/// group Sales of 50 agents each; `n` conversations of 10 events each:
+/// opened, assigned (10% of Support's stay queued and get customer messages
+/// instead), 6 public messages, a private one, and closed or one more reply.
+async fn load(store: &Path, n: usize) -> World {
+    let log = SledEventLog::open(store).unwrap();
+    let company = CompanyId::new();
+    let owner = StaffId::new();
+    let support = GroupId::new();
+    let sales = GroupId::new();
+    let mut setup = vec![
+        Event::CompanyCreated(CompanyCreated {
+            company,
+            name: name("Bench Inc"),
+            widget_key: WidgetKey::new(),
+        }),
+        Event::StaffAdded(StaffAdded {
+            company,
+            staff: owner,
+            name: name("Owner"),
+            role: Role::Owner,
+        }),
+        Event::PrivacySettingsChanged(PrivacySettingsChanged {
+            company,
+            private_conversations_enabled: true,
+            new_conversations_private: true,
+        }),
+        Event::GroupCreated(GroupCreated {
+            company,
+            group: support,
+            name: name("Support"),
+            routing: RoutingType::Broadcast,
+        }),
+        Event::GroupCreated(GroupCreated {
+            company,
+            group: sales,
+            name: name("Sales"),
+            routing: RoutingType::RoundRobin,
+        }),
+    ];
+    let mut agents = Vec::new();
+    for (g, group) in [support, sales].into_iter().enumerate() {
+        for i in 0..AGENTS_PER_GROUP {
+            let staff = StaffId::new();
+            setup.push(Event::StaffAdded(StaffAdded {
+                company,
+                staff,
+                name: name(&format!("Agent {g}-{i}")),
+                role: Role::Agent,
+            }));
+            setup.push(Event::GroupMemberAdded(GroupStaff {
+                company,
+                group,
+                staff,
+            }));
+            if i == 0 {
+                setup.push(Event::PermissionGranted(PermissionGranted {
+                    company,
+                    staff,
+                    permission: Permission::EnquiryHistory,
+                }));
+            }
+            agents.push(staff);
+        }
+    }
+    let mut events = setup.len() as u64;
+    log.append(
+        StreamId::Company(company),
+        ExpectedVersion::NoStream,
+        setup,
+        meta(),
+    )
+    .await
+    .unwrap();
+
+    let mut assigned = vec![Vec::new(); agents.len()];
+    let mut plans = Vec::with_capacity(n);
+    for i in 0..n {
+        let conversation = ConversationId::new();
+        let in_support = i % 2 == 0;
+        let (group, agent_index) = if in_support {
+            (support, (i / 2) % AGENTS_PER_GROUP)
+        } else {
+            (sales, AGENTS_PER_GROUP + (i / 2) % AGENTS_PER_GROUP)
+        };
+        // 10% of Support stays queued, spread over every agent's share.
+        let queued = in_support && (i / 100) % 10 == 7;
+        let agent = agents[agent_index];
+        let channel = [
+            Channel::Chat,
+            Channel::Social,
+            Channel::Chat,
+            Channel::Social,
+        ][i % 4];
+        let mut conv = vec![Event::ConversationOpened(ConversationOpened {
+            company,
+            conversation,
+            group,
+            channel,
+            customer: name(&format!("Customer {i}")),
+            private: true,
+        })];
+        let message = |k: u64, from_customer: bool| {
+            Event::MessagePosted(MessagePosted {
+                conversation,
+                message: MessageId::new(),
+                author: if from_customer {
+                    MessageAuthor::Customer
+                } else {
+                    MessageAuthor::Staff(agent)
+                },
+                body: body(&format!(
+                    "Message {k} of conversation {i}: where is my order?"
+                )),
+            })
+        };
+        if queued {
+            conv.extend((0..9).map(|k| message(k, true)));
+        } else {
+            assigned[agent_index].push(conversation);
+            conv.push(Event::ConversationAssigned(ConversationAssigned {
+                conversation,
+                assignee: agent,
+                previous_assignee: None,
+                round_robin: !in_support,
+            }));
+            conv.extend((0..6).map(|k| message(k, k % 2 == 0)));
+            conv.push(Event::PrivateMessagePosted(PrivateMessagePosted {
+                conversation,
+                message: MessageId::new(),
+                author: agent,
+                body: body("Note to self: check the courier."),
+            }));
+            conv.push(if i % 3 == 0 {
+                Event::ConversationClosed(ConversationClosed { conversation })
+            } else {
+                message(7, false)
+            });
+        }
+        events += conv.len() as u64;
+        plans.push((conversation, conv));
+    }
+
+    // 64 appenders; each conversation is one append of its 10 events.
+    let plans = Arc::new(std::sync::Mutex::new(plans));
+    let mut tasks = Vec::new();
+    for _ in 0..64 {
+        let log = log.clone();
+        let plans = plans.clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let next = plans.lock().unwrap().pop();
+                let Some((conversation, conv)) = next else {
+                    break;
+                };
+                log.append(
+                    StreamId::Conversation(conversation),
+                    ExpectedVersion::NoStream,
+                    conv,
+                    meta(),
+                )
+                .await
+                .unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    log.close().unwrap();
+    World {
+        company,
+        agents,
+        assigned,
+        events,
+    }
+}
+
+// ---- the server process ----
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start_server(data_dir: &Path) -> (Child, SocketAddr) {
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_backchannel"))
+        .args(["serve", "--no-graphiql"])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .arg("--addr")
+        .arg(addr.to_string())
+        .env("BACKCHANNEL_SECRET", SECRET)
+        .env("BACKCHANNEL_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    (child, addr)
+}
+
+fn stop(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+async fn wait_ready(addr: SocketAddr, patience: Duration) {
+    let start = Instant::now();
+    loop {
+        if let Ok(mut conn) = Conn::connect(addr).await
+            && let Ok((200, _)) = conn.send(&Request::get("/readyz".to_owned())).await
+        {
+            return;
+        }
+        assert!(start.elapsed() < patience, "the server did not get ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn start_ceiling() -> SocketAddr {
+    use axum::{Json, Router, routing::get};
+    let app = Router::new().route(
+        "/json",
+        get(|| async { Json(serde_json::json!({ "data": { "ok": true } })) }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+// ---- the load generator: a minimal keep-alive HTTP/1.1 client ----
+
+struct Request {
+    method: &'static str,
+    path: String,
+    token: Option<String>,
+    body: String,
+}
+
+impl Request {
+    fn get(path: String) -> Self {
+        Request {
+            method: "GET",
+            path,
+            token: None,
+            body: String::new(),
+        }
+    }
+
+    fn graphql(body: String, token: String) -> Self {
+        Request {
+            method: "POST",
+            path: "/graphql".to_owned(),
+            token: Some(token),
+            body,
+        }
+    }
+}
+
+struct Conn {
+    stream: BufReader<TcpStream>,
+}
+
+impl Conn {
+    async fn connect(addr: SocketAddr) -> std::io::Result<Conn> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(Conn {
+            stream: BufReader::new(stream),
+        })
+    }
+
+    async fn send(&mut self, request: &Request) -> std::io::Result<(u16, Vec<u8>)> {
+        let mut head = format!(
+            "{} {} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+            request.method,
+            request.path,
+            request.body.len()
+        );
+        if let Some(token) = &request.token {
+            head.push_str(&format!("Authorization: Bearer {token}\r\n"));
+        }
+        head.push_str("\r\n");
+        head.push_str(&request.body);
+        self.stream.get_mut().write_all(head.as_bytes()).await?;
+
+        let mut line = String::new();
+        self.stream.read_line(&mut line).await?;
+        let status: u16 = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| std::io::Error::other(format!("bad status line {line:?}")))?;
+        let mut length = None;
+        let mut chunked = false;
+        loop {
+            line.clear();
+            self.stream.read_line(&mut line).await?;
+            let header = line.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            let lower = header.to_ascii_lowercase();
+            if let Some(v) = lower.strip_prefix("content-length:") {
+                length = v.trim().parse::<usize>().ok();
+            }
+            if lower.starts_with("transfer-encoding:") && lower.contains("chunked") {
+                chunked = true;
+            }
+        }
+        let mut body = Vec::new();
+        if chunked {
+            loop {
+                line.clear();
+                self.stream.read_line(&mut line).await?;
+                let size = usize::from_str_radix(line.trim(), 16)
+                    .map_err(|_| std::io::Error::other("bad chunk size"))?;
+                let mut chunk = vec![0; size + 2];
+                self.stream.read_exact(&mut chunk).await?;
+                if size == 0 {
+                    break;
+                }
+                body.extend_from_slice(&chunk[..size]);
+            }
+        } else if let Some(length) = length {
+            body.resize(length, 0);
+            self.stream.read_exact(&mut body).await?;
+        }
+        Ok((status, body))
+    }
+}
+
+struct Outcome {
+    rate: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    errors: usize,
+}
+
+/// `CONNECTIONS` connections, each sending `make(connection, n)` back to back
+/// for `seconds`; a response counts as an error unless it is 200 without
+/// `"errors"` in its body.
+async fn drive<F>(addr: SocketAddr, seconds: f64, make: F) -> Outcome
+where
+    F: Fn(usize, usize) -> Request + Send + Sync + 'static,
+{
+    let make = Arc::new(make);
+    // A short warm-up, then the measurement.
+    for (warm, duration) in [(true, 0.5_f64), (false, seconds)] {
+        let start = Instant::now();
+        let deadline = Duration::from_secs_f64(duration);
+        let mut tasks = Vec::new();
+        for c in 0..CONNECTIONS {
+            let make = make.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut conn = Conn::connect(addr).await.unwrap();
+                let mut latencies = Vec::new();
+                let mut errors = 0;
+                let mut n = 0;
+                while start.elapsed() < deadline {
+                    let request = make(c, n);
+                    n += 1;
+                    let t = Instant::now();
+                    match conn.send(&request).await {
+                        Ok((200, body)) if !contains(&body, b"\"errors\"") => {}
+                        Ok((status, body)) => {
+                            if errors == 0 && c == 0 {
+                                eprintln!(
+                                    "first error ({status}): {}",
+                                    String::from_utf8_lossy(&body[..body.len().min(300)])
+                                );
+                            }
+                            errors += 1;
+                        }
+                        Err(_) => {
+                            errors += 1;
+                            conn = Conn::connect(addr).await.unwrap();
+                        }
+                    }
+                    latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+                }
+                (latencies, errors)
+            }));
+        }
+        let mut latencies = Vec::new();
+        let mut errors = 0;
+        for task in tasks {
+            let (l, e) = task.await.unwrap();
+            latencies.extend(l);
+            errors += e;
+        }
+        if warm {
+            continue;
+        }
+        let elapsed = start.elapsed().as_secs_f64();
+        latencies.sort_by(f64::total_cmp);
+        let pct =
+            |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+        return Outcome {
+            rate: latencies.len() as f64 / elapsed,
+            p50_ms: pct(0.5),
+            p99_ms: pct(0.99),
+            errors,
+        };
+    }
+    unreachable!("the measurement returns")
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
