@@ -94,7 +94,7 @@ fn main() {
     let ceiling = runtime.block_on(drive(ceiling_addr, seconds, |_, _| {
         Request::get("/json".to_owned())
     }));
-    let inbox_query = r#"{"query":"{ conversations(first: 50) { edges { node { id status channel customer assignee { id } updatedAt } } pageInfo { hasNextPage endCursor } } }"}"#;
+    let inbox_query = r#"{"query":"{ conversations(first: 50) { edges { node { id status channel customerName assignee { id } updatedAt } } pageInfo { hasNextPage endCursor } } }"}"#;
     let inbox = {
         let tokens = agent_tokens.clone();
         runtime.block_on(drive(addr, seconds, move |conn, _| {

@@ -26,6 +26,8 @@ const SLED_DIR: &str = "sled";
 /// records in chunks with no index keys; format 1 (a key per record plus index
 /// keys) was never deployed and is refused, not migrated.
 pub(crate) const STORE_FORMAT: u32 = 2;
+/// sled's page cache, in bytes (see `open`).
+const SLED_CACHE_BYTES: u64 = 32 * 1024 * 1024;
 
 fn marker_contents() -> String {
     format!("backchannel-store\nformat {STORE_FORMAT}\n")
@@ -109,7 +111,11 @@ pub(crate) fn open(path: &Path) -> Result<OpenedStore, OpenError> {
         .path(&sled_path)
         // Every commit flushes and fsyncs explicitly; the background flusher
         // would only add contention.
-        .flush_every_ms(None);
+        .flush_every_ms(None)
+        // sled's default page cache is 1 GiB, and a replay at start would fill
+        // it with the whole log. Reads after start are by position (a
+        // timeline, a page of the log), which the OS page cache serves well.
+        .cache_capacity(SLED_CACHE_BYTES);
     let db = match catch_unwind(AssertUnwindSafe(|| config.open())) {
         Ok(Ok(db)) => db,
         Ok(Err(sled::Error::Corruption { .. })) => {

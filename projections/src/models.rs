@@ -118,14 +118,8 @@ impl ReadModels {
         viewer: StaffId,
         first: usize,
         before: Option<u64>,
-    ) -> Page<&StoredNotification> {
-        let all = self.notifications.of(viewer);
-        let end = before.map_or(all.len(), |b| all.partition_point(|n| n.id < b));
-        let start = end.saturating_sub(first);
-        Page {
-            items: all[start..end].iter().rev().collect(),
-            has_next: start > 0,
-        }
+    ) -> Page<StoredNotification> {
+        self.notifications.page(viewer, first, before)
     }
 
     /// How many of the viewer's notifications are unread.
@@ -135,8 +129,7 @@ impl ReadModels {
             .staff
             .get(&viewer)
             .map_or(0, |s| s.notifications_read_up_to);
-        let all = self.notifications.of(viewer);
-        all.len() - all.partition_point(|n| n.id <= read_up_to)
+        self.notifications.count_after(viewer, read_up_to)
     }
 
     /// The one visibility policy, as this crate's answer type.

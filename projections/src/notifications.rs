@@ -1,5 +1,15 @@
-//! Stored notifications (SPEC section 5), per recipient, oldest first, with the
-//! read mark kept in the domain state (`Staff::notifications_read_up_to`).
+//! Stored notifications (SPEC section 5) with read/unread state; the read mark
+//! is the `NotificationsMarkedRead` event, kept in the domain state.
+//!
+//! Every active member and supervisor of a group is told of every conversation
+//! opened in it, so storing one row per recipient would cost a row per member
+//! per conversation. Instead the model keeps, per group, the list of openings,
+//! and per staff member the stretches of the log during which they were in the
+//! group's audience (active, and a member or supervisor); a member's opening
+//! notifications are the openings inside their stretches. Personal
+//! notifications (assignment, invitation, private message) are stored per
+//! recipient. `tests/notifications.rs` checks the result against
+//! `domain::notify::notifications`, the rule's one definition.
 //!
 //! A notification carries no customer content, so it needs no visibility check:
 //! members are told of every new conversation in their groups, even a private
@@ -8,10 +18,13 @@
 use std::collections::HashMap;
 
 use backchannel_domain::State;
+use backchannel_domain::events::Event;
 use backchannel_domain::ids::{ConversationId, GroupId, StaffId};
-use backchannel_domain::model::Channel;
+use backchannel_domain::model::{Actor, Channel};
 use backchannel_domain::notify::{NotificationKind, notifications};
 use backchannel_eventlog::{RecordedAt, RecordedEvent};
+
+use crate::models::Page;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoredNotification {
@@ -25,23 +38,54 @@ pub struct StoredNotification {
     pub at: RecordedAt,
 }
 
+/// A conversation opened in a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Opening {
+    position: u64,
+    conversation: ConversationId,
+    channel: Channel,
+    at: RecordedAt,
+}
+
+/// A stretch of the log during which a staff member was told of a group's
+/// openings: positions in `(from, to]` (`to: None`: still open).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stretch {
+    group: GroupId,
+    from: u64,
+    to: Option<u64>,
+}
+
+impl Stretch {
+    fn contains(&self, position: u64) -> bool {
+        position > self.from && self.to.is_none_or(|to| position <= to)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Notifications {
-    by_recipient: HashMap<StaffId, Vec<StoredNotification>>,
+    openings: HashMap<GroupId, Vec<Opening>>,
+    stretches: HashMap<StaffId, Vec<Stretch>>,
+    /// Openings a staff member made themselves (nobody is told of their own
+    /// action), sorted; only those inside one of their stretches.
+    own_openings: HashMap<StaffId, Vec<u64>>,
+    personal: HashMap<StaffId, Vec<StoredNotification>>,
 }
 
 impl Notifications {
-    /// Stores the notifications of `recorded`; `state` already includes it.
+    /// Records the notifications of `recorded`; `state` already includes it.
+    /// Returns them all (openings included) for live delivery.
     pub(crate) fn apply(
         &mut self,
         state: &State,
         recorded: &RecordedEvent,
     ) -> Vec<StoredNotification> {
+        let position = recorded.envelope.position;
         let produced: Vec<StoredNotification> =
             notifications(state, &recorded.event, recorded.envelope.actor)
                 .into_iter()
                 .map(|n| StoredNotification {
-                    id: recorded.envelope.position,
+                    id: position,
                     recipient: n.recipient,
                     kind: n.kind,
                     conversation: n.conversation,
@@ -50,13 +94,167 @@ impl Notifications {
                     at: recorded.envelope.recorded_at,
                 })
                 .collect();
-        for n in &produced {
-            self.by_recipient.entry(n.recipient).or_default().push(*n);
+        match &recorded.event {
+            Event::ConversationOpened(e) => {
+                self.openings.entry(e.group).or_default().push(Opening {
+                    position,
+                    conversation: e.conversation,
+                    channel: e.channel,
+                    at: recorded.envelope.recorded_at,
+                });
+                if let Actor::Staff(actor) = recorded.envelope.actor
+                    && self.in_audience(actor, e.group, position)
+                {
+                    self.own_openings.entry(actor).or_default().push(position);
+                }
+            }
+            Event::GroupMemberAdded(e)
+            | Event::GroupMemberRemoved(e)
+            | Event::GroupSupervisorAdded(e)
+            | Event::GroupSupervisorRemoved(e) => {
+                self.update_audience(state, e.staff, e.group, position);
+            }
+            Event::StaffDeactivated(e) => {
+                for stretch in self.stretches.entry(e.staff).or_default() {
+                    if stretch.to.is_none() {
+                        stretch.to = Some(position);
+                    }
+                }
+            }
+            _ => {
+                for n in produced
+                    .iter()
+                    .filter(|n| n.kind != NotificationKind::ConversationOpened)
+                {
+                    self.personal.entry(n.recipient).or_default().push(*n);
+                }
+            }
         }
         produced
     }
 
-    pub(crate) fn of(&self, staff: StaffId) -> &[StoredNotification] {
-        self.by_recipient.get(&staff).map_or(&[], Vec::as_slice)
+    /// Opens or closes `staff`'s stretch for `group` to match the state.
+    fn update_audience(&mut self, state: &State, staff: StaffId, group: GroupId, position: u64) {
+        let should = state.staff.get(&staff).is_some_and(|s| s.active)
+            && state
+                .groups
+                .get(&group)
+                .is_some_and(|g| g.is_member(staff) || g.is_supervisor(staff));
+        let stretches = self.stretches.entry(staff).or_default();
+        let open = stretches
+            .iter_mut()
+            .find(|s| s.group == group && s.to.is_none());
+        match (should, open) {
+            (true, None) => stretches.push(Stretch {
+                group,
+                from: position,
+                to: None,
+            }),
+            (false, Some(stretch)) => stretch.to = Some(position),
+            _ => {}
+        }
+    }
+
+    fn in_audience(&self, staff: StaffId, group: GroupId, position: u64) -> bool {
+        self.stretches
+            .get(&staff)
+            .is_some_and(|all| all.iter().any(|s| s.group == group && s.contains(position)))
+    }
+
+    /// The staff member's notifications, newest first, older than `before`.
+    pub(crate) fn page(
+        &self,
+        staff: StaffId,
+        first: usize,
+        before: Option<u64>,
+    ) -> Page<StoredNotification> {
+        let mut items = Vec::with_capacity(first.min(128));
+        let mut has_next = false;
+        for n in self.newest_first(staff, before) {
+            if items.len() == first {
+                has_next = true;
+                break;
+            }
+            items.push(n);
+        }
+        Page { items, has_next }
+    }
+
+    /// How many of the staff member's notifications come after `read_up_to`.
+    pub(crate) fn count_after(&self, staff: StaffId, read_up_to: u64) -> usize {
+        let personal = self.personal.get(&staff).map_or(0, |all| {
+            all.len() - all.partition_point(|n| n.id <= read_up_to)
+        });
+        let openings: usize = self.stretches.get(&staff).map_or(0, |stretches| {
+            stretches
+                .iter()
+                .map(|s| {
+                    let list = self.openings_of(s.group);
+                    let lo = list.partition_point(|o| o.position <= s.from.max(read_up_to));
+                    let hi =
+                        s.to.map_or(list.len(), |to| list.partition_point(|o| o.position <= to));
+                    hi.saturating_sub(lo)
+                })
+                .sum()
+        });
+        let own = self.own_openings.get(&staff).map_or(0, |all| {
+            all.len() - all.partition_point(|p| *p <= read_up_to)
+        });
+        personal + openings - own.min(openings)
+    }
+
+    fn openings_of(&self, group: GroupId) -> &[Opening] {
+        self.openings.get(&group).map_or(&[], Vec::as_slice)
+    }
+
+    /// Every notification of `staff` before `before`, newest first: the
+    /// personal ones and the openings inside their stretches, merged.
+    fn newest_first(
+        &self,
+        staff: StaffId,
+        before: Option<u64>,
+    ) -> impl Iterator<Item = StoredNotification> + '_ {
+        let limit = before.unwrap_or(u64::MAX);
+        let own: &[u64] = self.own_openings.get(&staff).map_or(&[], Vec::as_slice);
+        let mut sources: Vec<Box<dyn Iterator<Item = StoredNotification> + '_>> = Vec::new();
+        let personal = self.personal.get(&staff).map_or(&[][..], Vec::as_slice);
+        let end = personal.partition_point(|n| n.id < limit);
+        sources.push(Box::new(personal[..end].iter().rev().copied()));
+        for stretch in self.stretches.get(&staff).map_or(&[][..], Vec::as_slice) {
+            let group = stretch.group;
+            let list = self.openings_of(group);
+            let lo = list.partition_point(|o| o.position <= stretch.from);
+            let upper = stretch
+                .to
+                .map_or(limit, |to| limit.min(to.saturating_add(1)));
+            let hi = list.partition_point(|o| o.position < upper);
+            sources.push(Box::new(
+                list[lo..hi.max(lo)]
+                    .iter()
+                    .rev()
+                    .filter(move |o| own.binary_search(&o.position).is_err())
+                    .map(move |o| StoredNotification {
+                        id: o.position,
+                        recipient: staff,
+                        kind: NotificationKind::ConversationOpened,
+                        conversation: o.conversation,
+                        group,
+                        channel: o.channel,
+                        at: o.at,
+                    }),
+            ));
+        }
+        let mut heads: Vec<Option<StoredNotification>> =
+            sources.iter_mut().map(|s| s.next()).collect();
+        std::iter::from_fn(move || {
+            let (index, _) = heads
+                .iter()
+                .enumerate()
+                .filter_map(|(i, h)| h.map(|n| (i, n.id)))
+                .max_by_key(|(_, id)| *id)?;
+            let next = heads[index].take();
+            heads[index] = sources[index].next();
+            next
+        })
     }
 }

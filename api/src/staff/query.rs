@@ -231,7 +231,7 @@ impl Query {
             .map(|n| NotificationEdge {
                 cursor: cursor::encode("notification", &n.id.to_string()),
                 node: Notification {
-                    stored: **n,
+                    stored: *n,
                     read: n.id <= read_up_to,
                 },
             })
