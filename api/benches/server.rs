@@ -11,7 +11,7 @@
 //! memory per conversation (loaded minus empty, divided by the conversations).
 //!
 //! `SERVER_BENCH_CONVERSATIONS` and `SERVER_BENCH_SECONDS` shrink it for a
-//! quick look.
+//! quick look; `SERVER_BENCH_KEEP=1` keeps the store for profiling.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -30,6 +30,9 @@ use tokio::net::TcpStream;
 
 const CONNECTIONS: usize = 64;
 const AGENTS_PER_GROUP: usize = 50;
+/// How long a server is left idle before its resident memory is read: the
+/// allocator returns the catch-up's transient memory meanwhile.
+const SETTLE: Duration = Duration::from_secs(5);
 const SECRET: &str = "benchmark-secret-benchmark-secret-0123456789";
 
 fn main() {
@@ -51,6 +54,7 @@ fn main() {
     let empty_dir = base.join("empty");
     let (mut empty, empty_addr) = start_server(&empty_dir);
     runtime.block_on(wait_ready(empty_addr, Duration::from_secs(60)));
+    std::thread::sleep(SETTLE);
     let empty_rss = rss_kib(empty.id());
     stop(&mut empty);
 
@@ -68,9 +72,12 @@ fn main() {
     let (mut server, addr) = start_server(&data_dir);
     runtime.block_on(wait_ready(addr, Duration::from_secs(600)));
     let ready_secs = start.elapsed().as_secs_f64();
+    let catch_up_rss = rss_kib(server.id());
+    std::thread::sleep(SETTLE);
     let loaded_rss = rss_kib(server.id());
     println!(
-        "server ready (read models caught up) in {ready_secs:.1} s; RSS {loaded_rss} KiB (empty store: {empty_rss} KiB)"
+        "server ready (read models caught up) in {ready_secs:.1} s; RSS {catch_up_rss} KiB right then, {loaded_rss} KiB {} s later (empty store: {empty_rss} KiB)",
+        SETTLE.as_secs()
     );
 
     let tokens = Tokens::new(SECRET.as_bytes(), Duration::from_secs(3600));
@@ -153,7 +160,11 @@ fn main() {
         "- ≤ 2 KB resident per conversation: {per_conversation:.0} bytes → {}",
         verdict(per_conversation <= 2048.0)
     );
-    let _ = std::fs::remove_dir_all(&base);
+    if std::env::var_os("SERVER_BENCH_KEEP").is_some() {
+        println!("kept {}", base.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&base);
+    }
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {

@@ -7,6 +7,12 @@ use backchannel_api::cli::{Cli, CliCommand};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
+/// glibc's allocator slows down and holds on to freed memory once the read
+/// models and sled's pages make the heap large and fragmented (BENCHMARKS.md,
+/// server section); mimalloc keeps both in check.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();

@@ -6,7 +6,9 @@ use backchannel_domain::error::Missing;
 use backchannel_domain::ids::{ConversationId, StaffId};
 use backchannel_domain::visibility::Rule;
 use backchannel_domain::{Access, DomainError};
-use backchannel_projections::{ConversationFilter as Filter, ConversationSummary, Denied};
+use backchannel_projections::{
+    ConversationFilter as Filter, ConversationSummary, Denied, ReadModels,
+};
 
 use crate::context::{Me, shared};
 use crate::error::{ApiError, ApiResult};
@@ -73,8 +75,17 @@ impl Conversation {
     ) -> ApiResult<Self> {
         let desk = &shared(ctx)?.desk;
         let models = desk.models();
+        Ok(Self::from_models(&models, viewer, summary))
+    }
+
+    /// Under a read guard the caller already holds (never take a second one).
+    pub fn from_models(
+        models: &ReadModels,
+        viewer: StaffId,
+        summary: &ConversationSummary,
+    ) -> Self {
         let state = models.state();
-        Ok(Conversation {
+        Conversation {
             viewer,
             rule: match state.access(viewer, summary.id) {
                 Access::Granted(rule) => Some(rule),
@@ -85,7 +96,7 @@ impl Conversation {
                 .get(&summary.id)
                 .is_some_and(|c| state.is_effectively_private(c)),
             summary: summary.clone(),
-        })
+        }
     }
 }
 

@@ -111,24 +111,22 @@ impl Query {
         let models = shared.desk.models();
         let page = models.conversations(me.id, &filter, first, after);
         let has_next = page.has_next;
-        let items: Vec<ConversationSummary> = page.items.into_iter().cloned().collect();
         // Counting walks every visible conversation: only when asked for.
         let total = if ctx.look_ahead().field("totalCount").exists() {
             models.count_conversations(me.id, &filter)
         } else {
             0
         };
-        // `from_summary` takes the read lock again: never nest read guards.
-        drop(models);
-        let edges = items
-            .iter()
-            .map(|s| {
-                Ok(ConversationEdge {
-                    cursor: cursor::encode("conversation", &s.id.to_string()),
-                    node: Conversation::from_summary(ctx, me.id, s)?,
-                })
+        // One read guard for the whole page; nodes carry what they need.
+        let edges: Vec<ConversationEdge> = page
+            .items
+            .into_iter()
+            .map(|s| ConversationEdge {
+                cursor: cursor::encode("conversation", &s.id.to_string()),
+                node: Conversation::from_models(&models, me.id, s),
             })
-            .collect::<ApiResult<Vec<_>>>()?;
+            .collect();
+        drop(models);
         Ok(ConversationConnection {
             page_info: PageInfo {
                 has_next_page: has_next,
