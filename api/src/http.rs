@@ -36,6 +36,7 @@ pub fn router(state: AppState, graphiql: bool) -> Router {
     let mut router = Router::new()
         .route("/graphql", get(staff_ws).post(staff_graphql))
         .route("/customer/graphql", get(customer_ws).post(customer_graphql))
+        .route("/reports/enquiries", get(crate::report::enquiries))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz));
     if graphiql {

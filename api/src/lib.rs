@@ -33,6 +33,7 @@ pub mod desk;
 pub mod error;
 pub mod graphql;
 pub mod http;
+pub mod report;
 pub mod secret;
 pub mod staff;
 pub mod startup;

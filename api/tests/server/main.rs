@@ -9,4 +9,5 @@ mod consistency;
 mod errors;
 mod limits;
 mod mutations;
+mod report;
 mod shutdown;

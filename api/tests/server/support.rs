@@ -10,6 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 
+pub const COMPANY: &str = "01900000-0000-7000-8000-00000000c001";
 pub const SUPPORT: &str = "01900000-0000-7000-8000-00000000b001";
 pub const SALES: &str = "01900000-0000-7000-8000-00000000b002";
 /// Chat, Support, handled by Alice, private.
@@ -138,6 +139,19 @@ impl TestApp {
         );
         let (status, body) = self.send(request.as_bytes()).await;
         (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    /// A GET with an optional bearer token; the raw body.
+    pub async fn get_as(&self, path: &str, token: Option<&str>) -> (u16, Vec<u8>) {
+        let mut request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
+            self.addr
+        );
+        if let Some(token) = token {
+            request.push_str(&format!("Authorization: Bearer {token}\r\n"));
+        }
+        request.push_str("\r\n");
+        self.send(request.as_bytes()).await
     }
 
     async fn send(&self, request: &[u8]) -> (u16, Vec<u8>) {
