@@ -68,6 +68,17 @@ pub async fn init(config: &Config, company: &str, owner: &str) -> Result<Initial
     })
 }
 
+/// A server operator's token (`token --operator`): needs only the secret, so
+/// it can be minted while the server runs.
+pub fn operator_token(config: &Config) -> Result<String, AdminError> {
+    let secret = crate::secret::load_or_create(&config.data_dir, config.secret.as_deref())
+        .map_err(StartError::from)?;
+    crate::auth::Tokens::new(&secret, config.token_lifetime)
+        .mint_operator()
+        .map(|m| m.token)
+        .map_err(|e| AdminError::Invalid(e.to_string()))
+}
+
 pub async fn token(config: &Config, staff: &str) -> Result<String, AdminError> {
     let staff: StaffId = staff
         .parse()

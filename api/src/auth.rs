@@ -14,6 +14,9 @@ use serde::{Deserialize, Serialize};
 
 const STAFF_AUDIENCE: &str = "backchannel-staff";
 const CUSTOMER_AUDIENCE: &str = "backchannel-customer";
+const OPERATOR_AUDIENCE: &str = "backchannel-operator";
+/// The subject of an operator token (it names no staff member or company).
+const OPERATOR_SUBJECT: &str = "operator";
 const ISSUER: &str = "backchannel";
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -99,6 +102,27 @@ impl Tokens {
             CUSTOMER_AUDIENCE,
             SystemTime::now(),
         )
+    }
+
+    /// Mints a server operator's token: whoever runs the server (it reads the
+    /// signing secret), not a member of any company. It only opens `GET /log`,
+    /// the whole log of every company; the GraphQL endpoints refuse it.
+    pub fn mint_operator(&self) -> Result<Minted, TokenError> {
+        self.mint(
+            OPERATOR_SUBJECT.to_owned(),
+            String::new(),
+            OPERATOR_AUDIENCE,
+            SystemTime::now(),
+        )
+    }
+
+    /// Whether `token` is a valid operator token.
+    pub fn verify_operator(&self, token: &str) -> Result<(), TokenError> {
+        let claims = self.verify(token, OPERATOR_AUDIENCE)?;
+        if claims.sub != OPERATOR_SUBJECT {
+            return Err(TokenError::Invalid);
+        }
+        Ok(())
     }
 
     /// Mints a staff token as if issued at `issued_at` (tests make expired ones).
@@ -223,6 +247,20 @@ mod tests {
         let minted = tokens().mint_customer(customer).map(|m| m.token);
         assert_eq!(
             minted.and_then(|t| tokens().verify_staff(&t)),
+            Err(TokenError::Invalid)
+        );
+    }
+
+    #[test]
+    fn operator_tokens_are_neither_staff_nor_customer_tokens() {
+        let minted = tokens().mint_operator().map(|m| m.token);
+        let token = minted.unwrap_or_default();
+        assert_eq!(tokens().verify_operator(&token), Ok(()));
+        assert_eq!(tokens().verify_staff(&token), Err(TokenError::Invalid));
+        assert_eq!(tokens().verify_customer(&token), Err(TokenError::Invalid));
+        let staff = tokens().mint_staff(identity()).map(|m| m.token);
+        assert_eq!(
+            staff.and_then(|t| tokens().verify_operator(&t)),
             Err(TokenError::Invalid)
         );
     }

@@ -25,7 +25,9 @@ pub enum CliCommand {
     Serve(ServeArgs),
     /// Create a company with its owner; prints the owner's token and the widget key.
     Init(InitArgs),
-    /// Mint a token for a staff member (the server must be stopped: one process owns the store).
+    /// Mint a token for a staff member (the server must be stopped: one process
+    /// owns the store), or with --operator a server operator's token for
+    /// `GET /log` (only the secret is read: the server may be running).
     Token(TokenArgs),
 }
 
@@ -90,8 +92,16 @@ pub struct TokenArgs {
     #[command(flatten)]
     pub store: StoreArgs,
     /// The staff member's id.
+    #[arg(
+        long,
+        required_unless_present = "operator",
+        conflicts_with = "operator"
+    )]
+    pub staff: Option<String>,
+    /// A server operator's token instead: it reads the whole log of every
+    /// company over `GET /log` (`replay-tool --server`), and nothing else.
     #[arg(long)]
-    pub staff: String,
+    pub operator: bool,
 }
 
 impl StoreArgs {

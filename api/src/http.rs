@@ -37,6 +37,7 @@ pub fn router(state: AppState, graphiql: bool) -> Router {
         .route("/graphql", get(staff_ws).post(staff_graphql))
         .route("/customer/graphql", get(customer_ws).post(customer_graphql))
         .route("/reports/enquiries", get(crate::report::enquiries))
+        .route("/log", get(crate::log_export::page))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz));
     if graphiql {

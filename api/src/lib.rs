@@ -20,6 +20,8 @@
 //!   only from the customer projection (no private data can reach it).
 //! - [`graphql`]: shared scalars, enums, cursors, and the error-code extension;
 //!   [`error`]: the boundary's error type and its `extensions.code`.
+//! - [`report`]: `GET /reports/enquiries`; [`log_export`]: `GET /log`
+//!   (the paged log for `replay-tool --server`).
 //! - [`demo`]: the demo company; [`admin`]: the `init` and `token` commands.
 
 pub mod admin;
@@ -33,6 +35,7 @@ pub mod desk;
 pub mod error;
 pub mod graphql;
 pub mod http;
+pub mod log_export;
 pub mod report;
 pub mod secret;
 pub mod staff;

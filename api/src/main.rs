@@ -55,9 +55,12 @@ async fn main() -> anyhow::Result<()> {
             println!("owner token\n{}", created.owner_token);
         }
         CliCommand::Token(args) => {
-            let token = backchannel_api::admin::token(&args.store.config(), &args.staff)
-                .await
-                .context("cannot mint the token")?;
+            let config = args.store.config();
+            let token = match &args.staff {
+                Some(staff) => backchannel_api::admin::token(&config, staff).await,
+                None => backchannel_api::admin::operator_token(&config),
+            }
+            .context("cannot mint the token")?;
             println!("{token}");
         }
     }

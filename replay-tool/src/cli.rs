@@ -11,8 +11,9 @@ Exit codes:
      tampered or truncated log (the message names the first bad position)
   2  bad command line: unknown flags, malformed ids or times
   3  source or destination unusable: store in use by a running server,
-     missing path, not a store, non-empty import target, --server (not yet)
-  4  refused: the --as staff member may not read these closed enquiries
+     missing path, not a store, non-empty import target, server unreachable
+  4  refused: the --as staff member may not read these closed enquiries, or
+     the --server refused the --token (401/403)
   5  unknown id: conversation, staff, company or group not in the log
   6  not a Backchannel log export: empty, foreign or unsupported version
   7  reading or writing failed (disk, pipe)";
@@ -20,7 +21,8 @@ Exit codes:
 /// Audit, verify, export and report on a Backchannel event log by replaying it.
 ///
 /// Reads a stopped server's store (--data-dir, through a copy: never written
-/// to) or an exported log file (--file). Data goes to stdout (or --out);
+/// to), an exported log file (--file), or a running server's log (--server
+/// URL --token T, fetched over plain http into a temporary file). Data goes to stdout (or --out);
 /// progress bars and summaries to stderr, bars only on a terminal.
 #[derive(Debug, Parser)]
 #[command(name = "replay-tool", version, after_help = EXIT_CODES)]
@@ -77,7 +79,9 @@ pub struct SourceArgs {
     /// An exported log file (see `export`).
     #[arg(long, value_name = "FILE")]
     pub file: Option<PathBuf>,
-    /// A running server's URL (with --token). Not available yet.
+    /// A running server's URL, http://HOST:PORT (with --token): its log is
+    /// fetched page by page (GET /log) into a temporary file under
+    /// --scratch-dir. Plain http only: loopback or a trusted LAN.
     #[arg(long, value_name = "URL")]
     pub server: Option<String>,
 }
@@ -86,10 +90,17 @@ pub struct SourceArgs {
 pub struct SourceOpts {
     #[command(flatten)]
     pub source: SourceArgs,
-    /// An owner's or admin's token for --server.
+    /// For --server: a server operator's token (`backchannel token
+    /// --operator`), or an owner's or admin's while their company is the
+    /// server's only one (the log is one hash chain across companies).
     #[arg(long, value_name = "TOKEN", requires = "server")]
     pub token: Option<String>,
-    /// Where the copy of a --data-dir store goes (default: the system temp dir).
+    /// Records per `GET /log` page for --server (tests use small pages).
+    #[arg(long, value_name = "N", hide = true, default_value_t = crate::remote::PAGE,
+          value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub server_page: u64,
+    /// Where the copy of a --data-dir store, or a --server log, goes (default:
+    /// the system temp dir).
     #[arg(long, value_name = "DIR")]
     pub scratch_dir: Option<PathBuf>,
 }

@@ -13,10 +13,11 @@ pub enum Kind {
     /// 2: bad command line (clap's own code too): flags, ids, times.
     Usage,
     /// 3: the source or destination cannot be used: a store in use by a running
-    /// server, a missing path, not a store, a non-empty import target,
-    /// `--server` (not available yet).
+    /// server, a missing path, not a store, a non-empty import target, an
+    /// unreachable `--server`.
     Unavailable,
-    /// 4: refused: the `--as` staff member may not read this report.
+    /// 4: refused: the `--as` staff member may not read this report, or the
+    /// `--server` refused the token.
     Forbidden,
     /// 5: an id the log does not know (conversation, staff, company, group).
     NotFound,

@@ -5,14 +5,14 @@
 //! event log; plus `generate` (a synthetic log) and `bench`. The only crate
 //! that knows the terminal (progress bars, exit codes).
 //!
-//! It reads a stopped server's store through a copy, or an exported file, and
-//! never writes to its source. The report, audit and access logic lives in
+//! It reads a stopped server's store through a copy, an exported file, or a
+//! running server's `GET /log`, and never writes to its source. The report, audit and access logic lives in
 //! `projections` (`report`, `audit`, `access`) so the server can serve the
 //! same bytes; this crate parses flags, opens sources, draws progress and maps
 //! errors to exit codes.
 //!
 //! Layout: [`cli`] (clap), [`commands`] (one file per command), [`source`]
-//! (store copy or file; `--server` says it is not available yet),
+//! (store copy, file, or a server's log fetched by [`remote`] into a file),
 //! [`progress`] (bars on a terminal's stderr only), [`failure`] (exit codes),
 //! [`recorder`] (commands → records with chosen ids and times, for scenarios
 //! and the generator), [`generate`] (the synthetic log).
@@ -23,6 +23,7 @@ pub mod failure;
 pub mod generate;
 pub mod progress;
 pub mod recorder;
+pub mod remote;
 pub mod source;
 
 use cli::{Cli, Command};

@@ -4,7 +4,8 @@
 //!   (`SledEventLog::open_snapshot`: sled cannot open read-only, and its
 //!   recovery may write); a running server's store is refused as in use.
 //! - `--file`: an exported log file, checked record by record on every read.
-//! - `--server`: not available yet (the server's log endpoint comes later).
+//! - `--server URL --token T`: a running server's `GET /log`, fetched into a
+//!   temporary portable file (see [`crate::remote`]), then read as `--file`.
 
 use std::fs::File;
 use std::io::BufReader;
@@ -28,6 +29,10 @@ pub enum Source {
     File {
         path: PathBuf,
         events: u64,
+        /// What `describe` says (the file, or the server it came from).
+        label: String,
+        /// The temporary directory of a downloaded log; removed on drop.
+        _scratch: Option<tempfile::TempDir>,
     },
 }
 
@@ -101,18 +106,7 @@ impl Source {
                 format!("{}: no such directory", path.display()),
             ));
         }
-        let scratch = match scratch_parent {
-            Some(parent) => tempfile::Builder::new()
-                .prefix("replay-tool-")
-                .tempdir_in(parent),
-            None => tempfile::Builder::new().prefix("replay-tool-").tempdir(),
-        }
-        .map_err(|err| {
-            Failure::new(
-                Kind::Io,
-                format!("cannot create a scratch directory: {err}"),
-            )
-        })?;
+        let scratch = scratch_dir(scratch_parent)?;
         let log = SledEventLog::open_snapshot(path, scratch.path().join("store"))
             .map_err(|err| open_error(path, err))?;
         Ok(Source::Store {
@@ -127,15 +121,58 @@ impl Source {
         Ok(Source::File {
             path: path.to_owned(),
             events: reader.header().events,
+            label: format!("file {}", path.display()),
+            _scratch: None,
+        })
+    }
+
+    /// A running server's log (`GET /log`), fetched into a temporary file
+    /// under `scratch_parent` (checked as it arrives), then read as a file.
+    pub fn open_server(
+        url: &str,
+        token: &str,
+        page: u64,
+        scratch_parent: Option<&Path>,
+        quiet: bool,
+    ) -> Result<Source, Failure> {
+        let scratch = scratch_dir(scratch_parent)?;
+        let path = scratch.path().join("server.bclog");
+        let events = crate::remote::download(
+            url,
+            token,
+            page,
+            &path,
+            &Progress::new("downloading", quiet),
+        )?;
+        Ok(Source::File {
+            path,
+            events,
+            label: format!("server {url}"),
+            _scratch: Some(scratch),
         })
     }
 
     pub fn describe(&self) -> String {
         match self {
             Source::Store { path, .. } => format!("store {}", path.display()),
-            Source::File { path, .. } => format!("file {}", path.display()),
+            Source::File { label, .. } => label.clone(),
         }
     }
+}
+
+fn scratch_dir(parent: Option<&Path>) -> Result<tempfile::TempDir, Failure> {
+    match parent {
+        Some(parent) => tempfile::Builder::new()
+            .prefix("replay-tool-")
+            .tempdir_in(parent),
+        None => tempfile::Builder::new().prefix("replay-tool-").tempdir(),
+    }
+    .map_err(|err| {
+        Failure::new(
+            Kind::Io,
+            format!("cannot create a scratch directory: {err}"),
+        )
+    })
 }
 
 pub fn open_reader(path: &Path) -> Result<PortableReader<BufReader<File>>, Failure> {

@@ -57,7 +57,7 @@ pub fn run(args: &AccessArgs, quiet: bool) -> Result<(), Failure> {
         .as_deref()
         .map(|id| parse_id("staff", id))
         .transpose()?;
-    let source = open_source(&args.source)?;
+    let source = open_source(&args.source, quiet)?;
     let progress = Progress::new("replaying", quiet);
     let tracked = Tracked {
         source: &source,

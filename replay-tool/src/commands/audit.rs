@@ -27,7 +27,7 @@ pub fn run(args: &AuditArgs, quiet: bool) -> Result<(), Failure> {
         LineFormat::Text => AuditFormat::Text,
         LineFormat::Jsonl => AuditFormat::JsonLines,
     };
-    let source = open_source(&args.source)?;
+    let source = open_source(&args.source, quiet)?;
     let progress = Progress::new("auditing", quiet);
     let tracked = Tracked {
         source: &source,

@@ -44,7 +44,7 @@ pub fn run(args: &BenchArgs, quiet: bool) -> Result<(), Failure> {
 }
 
 fn measure(args: &BenchArgs, part: BenchPart) -> Result<Measurement, Failure> {
-    let source = open_source(&args.source)?;
+    let source = open_source(&args.source, true)?;
     let progress = Progress::new("bench", true);
     let rss_at_start = proc_status("VmRSS:");
     let started = Instant::now();
@@ -126,9 +126,10 @@ fn run_all(args: &BenchArgs, quiet: bool) -> Result<(), Failure> {
         source_args.extend(["--scratch-dir".to_owned(), dir.display().to_string()]);
     }
     if args.source.source.server.is_some() {
-        return Err(open_source(&args.source)
-            .err()
-            .unwrap_or_else(|| Failure::new(Kind::Unavailable, "--server is not available yet")));
+        return Err(Failure::new(
+            Kind::Usage,
+            "bench reads a store or a file; export the server's log first (`export --server`)",
+        ));
     }
     for (flag, value) in [
         ("--report-from", &args.report_from),

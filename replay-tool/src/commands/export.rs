@@ -13,7 +13,7 @@ use crate::progress::Progress;
 use crate::source::{Source, file_error, open_reader};
 
 pub fn run(args: &ExportArgs, quiet: bool) -> Result<(), Failure> {
-    let source = open_source(&args.source)?;
+    let source = open_source(&args.source, quiet)?;
     let started = Instant::now();
     let progress = Progress::new("exporting", quiet);
     progress.start_pass(backchannel_projections::EventSource::head(&source));

@@ -21,16 +21,21 @@ use crate::failure::{Failure, Kind};
 use crate::source::{Source, SourceError};
 
 /// Opens the one source the flags name.
-pub fn open_source(opts: &SourceOpts) -> Result<Source, Failure> {
+pub fn open_source(opts: &SourceOpts, quiet: bool) -> Result<Source, Failure> {
     if let Some(url) = &opts.source.server {
-        return Err(Failure::new(
-            Kind::Unavailable,
-            format!(
-                "--server {url}: reading from a running server is not available yet (the \
-                 server's log endpoint does not exist yet); export the log on the server's \
-                 machine, or stop the server and use --data-dir"
-            ),
-        ));
+        let Some(token) = &opts.token else {
+            return Err(Failure::new(
+                Kind::Usage,
+                "--server needs --token (an operator token, or an owner's or admin's)",
+            ));
+        };
+        return Source::open_server(
+            url,
+            token,
+            opts.server_page,
+            opts.scratch_dir.as_deref(),
+            quiet,
+        );
     }
     if let Some(dir) = &opts.source.data_dir {
         return Source::open_store(dir, opts.scratch_dir.as_deref());
@@ -40,7 +45,7 @@ pub fn open_source(opts: &SourceOpts) -> Result<Source, Failure> {
     }
     Err(Failure::new(
         Kind::Usage,
-        "name a source: --data-dir DIR or --file FILE",
+        "name a source: --data-dir DIR, --file FILE or --server URL --token T",
     ))
 }
 

@@ -15,7 +15,7 @@ use crate::progress::Progress;
 use crate::source::{Source, Tracked};
 
 pub fn run(args: &SourceOnly, quiet: bool) -> Result<(), Failure> {
-    let source = open_source(&args.source)?;
+    let source = open_source(&args.source, quiet)?;
     let started = Instant::now();
     let models = rebuild(&source, &Progress::new("rebuilding", quiet))?;
     let seconds = started.elapsed().as_secs_f64();

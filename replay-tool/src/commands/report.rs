@@ -41,7 +41,7 @@ pub fn run(args: &ReportArgs, quiet: bool) -> Result<(), Failure> {
     if request.from >= request.to {
         return Err(Failure::new(Kind::Usage, "--from must be before --to"));
     }
-    let source = open_source(&args.source)?;
+    let source = open_source(&args.source, quiet)?;
     let progress = Progress::new("report", quiet);
     let tracked = Tracked {
         source: &source,

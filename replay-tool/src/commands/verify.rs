@@ -13,7 +13,7 @@ use crate::progress::Progress;
 use crate::source::{Source, SourceError, file_error, open_reader};
 
 pub fn run(args: &SourceOnly, quiet: bool) -> Result<(), Failure> {
-    let source = open_source(&args.source)?;
+    let source = open_source(&args.source, quiet)?;
     let started = Instant::now();
     let report = check(&source, &Progress::new("verifying", quiet))?;
     let seconds = started.elapsed().as_secs_f64();

@@ -1,0 +1,198 @@
+//! `GET /log?from=P&limit=N[&to=Q]`: the stored log, paged by global position,
+//! for `replay-tool --server` (SPEC section 9).
+//!
+//! The body is the records from `P` up to `min(P + N − 1, upto)` exactly as
+//! the store holds them, each preceded by its length (u32 big-endian): the
+//! record framing of the portable export file (`eventlog::portable`), so the
+//! client checks the hash chain exactly as for an exported file. `upto` is
+//! the last position this caller may read now (capped by `to`, which the
+//! client sets to the first page's `upto` so every page belongs to one
+//! snapshot); the headers say it and the hash of its record:
+//!
+//! - `x-backchannel-upto`: that position (0: an empty log);
+//! - `x-backchannel-upto-hash`: blake3 of its stored record, hex (the
+//!   export header's head hash);
+//! - `x-backchannel-codec`: the records' codec version.
+//!
+//! # Who may read it
+//!
+//! The log is one hash chain across every company, so a page cannot be
+//! narrowed to one company without breaking the chain (and `verify`). It is
+//! served whole, and so only to:
+//!
+//! - a **server operator** token (`backchannel token --operator`, minted with
+//!   the server's secret: whoever runs the server can read its store anyway);
+//! - an active **owner or admin** (role read from the current state) while
+//!   their company is the only company on the server: every record up to
+//!   `upto` is then their company's. `upto` is the read models' position read
+//!   under the same lock as that check, so a company created meanwhile is never
+//!   in the page; once a second company exists, owners and admins get
+//!   `FORBIDDEN` and need the operator.
+//!
+//! Anyone else is `FORBIDDEN`; a missing, bad or expired token, or a
+//! deactivated account, `UNAUTHENTICATED`. Errors are GraphQL-shaped JSON.
+
+use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use backchannel_domain::ErrorCode;
+use backchannel_eventlog::codec;
+use serde::Deserialize;
+
+use crate::auth::bearer;
+use crate::http::{AppState, error_response};
+
+/// The most records one page holds.
+pub const MAX_PAGE: u64 = 10_000;
+
+#[derive(Debug, Deserialize)]
+pub struct LogParams {
+    from: Option<u64>,
+    limit: Option<u64>,
+    to: Option<u64>,
+}
+
+fn refuse(status: StatusCode, code: ErrorCode, message: &str) -> Response {
+    error_response(status, code.as_str(), message)
+}
+
+/// The last position the caller may read, or the refusal.
+fn readable_upto(app: &AppState, headers: &HeaderMap) -> Result<u64, Box<Response>> {
+    let unauthenticated = |message: &str| {
+        Box::new(refuse(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::Unauthenticated,
+            message,
+        ))
+    };
+    let header = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let Ok(token) = bearer(header) else {
+        return Err(unauthenticated(
+            "an operator token, or an owner's or admin's token, is required",
+        ));
+    };
+    let tokens = &app.shared.tokens;
+    if tokens.verify_operator(token).is_ok() {
+        return Ok(app.shared.desk.log().head());
+    }
+    let Ok(identity) = tokens.verify_staff(token) else {
+        return Err(unauthenticated("the token is invalid or has expired"));
+    };
+    let models = app.shared.desk.models();
+    let state = models.state();
+    let Some(me) = state
+        .staff
+        .get(&identity.staff)
+        .filter(|s| s.active && s.company == identity.company)
+    else {
+        return Err(unauthenticated(
+            "not signed in, or the account is no longer active",
+        ));
+    };
+    if !me.role.is_owner_or_admin() {
+        return Err(Box::new(refuse(
+            StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden,
+            "only the owner or an admin may read the log",
+        )));
+    }
+    let only_company = state.companies.len() == 1 && state.companies.contains_key(&me.company);
+    if !only_company {
+        return Err(Box::new(refuse(
+            StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden,
+            "the log holds other companies' events too and is one hash chain, so it is served \
+             only whole, to the server operator (`backchannel token --operator`)",
+        )));
+    }
+    Ok(models.position())
+}
+
+pub async fn page(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    params: Result<Query<LogParams>, QueryRejection>,
+) -> Response {
+    let upto = match readable_upto(&app, &headers) {
+        Ok(upto) => upto,
+        Err(refused) => return *refused,
+    };
+    let invalid = |message: &str| refuse(StatusCode::BAD_REQUEST, ErrorCode::Validation, message);
+    let Ok(Query(params)) = params else {
+        return invalid("`from`, `limit` and `to` are positions (whole numbers)");
+    };
+    let from = params.from.unwrap_or(1);
+    let limit = params.limit.unwrap_or(MAX_PAGE);
+    if from == 0 {
+        return invalid("`from` starts at 1");
+    }
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return invalid(&format!("`limit` must be in 1..={MAX_PAGE}"));
+    }
+    let upto = match params.to {
+        Some(to) if to > upto => {
+            return invalid(&format!(
+                "`to` {to} is past the last position you may read ({upto})"
+            ));
+        }
+        Some(to) => to,
+        None => upto,
+    };
+    let last = upto.min(from.saturating_add(limit - 1));
+    let log = app.shared.desk.log().clone();
+    let read = tokio::task::spawn_blocking(move || {
+        let upto_hash = match upto {
+            0 => [0; 32],
+            _ => codec::record_hash(&log.raw_record(upto)?),
+        };
+        let mut body = Vec::new();
+        if from <= last {
+            for record in log.raw_records(from, last) {
+                let (_, bytes) = record?;
+                let len = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
+                body.extend_from_slice(&len.to_be_bytes());
+                body.extend_from_slice(&bytes);
+            }
+        }
+        Ok::<_, backchannel_eventlog::Error>((upto_hash, body))
+    })
+    .await;
+    let (upto_hash, body) = match read {
+        Ok(Ok(read)) => read,
+        Ok(Err(err)) => {
+            tracing::error!(%err, "reading the log for GET /log failed");
+            return error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL",
+                "the log could not be read",
+            );
+        }
+        Err(_) => {
+            return error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL",
+                "the log could not be read",
+            );
+        }
+    };
+    let hex: String = upto_hash.iter().map(|b| format!("{b:02x}")).collect();
+    let mut response = Body::from(body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/vnd.backchannel.log-page"),
+    );
+    headers.insert("x-backchannel-upto", HeaderValue::from(upto));
+    if let Ok(value) = HeaderValue::from_str(&hex) {
+        headers.insert("x-backchannel-upto-hash", value);
+    }
+    headers.insert(
+        "x-backchannel-codec",
+        HeaderValue::from(u16::from(codec::CODEC_VERSION)),
+    );
+    response
+}

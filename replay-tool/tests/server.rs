@@ -1,0 +1,197 @@
+#![allow(clippy::unwrap_used)]
+
+//! `--server URL --token T` against the real server (the api library on port
+//! 0 with the demo company): the same answers as the stopped server's store
+//! (`--data-dir`) and its export (`--file`), and the endpoint's refusals.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use backchannel_api::{Application, Config};
+use backchannel_domain::Command;
+use backchannel_domain::ids::{CompanyId, StaffId, WidgetKey};
+use backchannel_domain::model::Actor;
+use backchannel_domain::values::Name;
+use support::*;
+
+const DEMO_COMPANY: &str = "01900000-0000-7000-8000-00000000c001";
+const DEMO_CASEY: &str = "01900000-0000-7000-8000-00000000d001";
+const DEMO_BOB: &str = "01900000-0000-7000-8000-000000005005";
+
+struct Running {
+    runtime: tokio::runtime::Runtime,
+    url: String,
+    operator: String,
+    desk: std::sync::Arc<backchannel_api::desk::Desk>,
+    demo: backchannel_api::demo::DemoTokens,
+    shutdown: backchannel_api::Shutdown,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+fn start(data_dir: &Path) -> Running {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut config = Config::new(data_dir.to_owned(), SocketAddr::from(([127, 0, 0, 1], 0)));
+    config.demo = true;
+    let app = runtime.block_on(Application::build(config)).unwrap();
+    let url = format!("http://{}", app.addr());
+    let operator = app.tokens().mint_operator().unwrap().token;
+    let desk = app.desk();
+    let demo = app.demo().cloned().unwrap();
+    let shutdown = app.shutdown_handle();
+    let server = runtime.spawn(app.run_until_stopped());
+    Running {
+        runtime,
+        url,
+        operator,
+        desk,
+        demo,
+        shutdown,
+        server,
+    }
+}
+
+impl Running {
+    fn token(&self, role: &str) -> String {
+        self.demo
+            .staff
+            .iter()
+            .find(|(label, ..)| label == role)
+            .map(|(.., token)| token.clone())
+            .unwrap()
+    }
+
+    /// The tool over `--server`, in pages of 7 records.
+    fn tool(&self, args: &[&str], token: &str) -> std::process::Output {
+        let mut all = args.to_vec();
+        all.extend([
+            "--server",
+            &self.url,
+            "--token",
+            token,
+            "--server-page",
+            "7",
+        ]);
+        tool(&all)
+    }
+
+    fn stop(self) {
+        self.shutdown.trigger();
+        self.runtime.block_on(self.server).unwrap().unwrap();
+    }
+}
+
+const REPORT: [&str; 5] = [
+    "report",
+    "--from",
+    "2000-01-01T00:00:00Z",
+    "--to",
+    "2100-01-01T00:00:00Z",
+];
+
+/// The commands compared across sources (verify's summary without its timing).
+fn answers(run: impl Fn(&[&str]) -> std::process::Output) -> Vec<String> {
+    let ok = |args: &[&str]| {
+        let out = run(args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        stdout(&out)
+    };
+    let verify = ok(&["verify"]);
+    let verify = verify.split(" (").next().unwrap().to_owned();
+    let mut json = REPORT.to_vec();
+    json.extend(["--format", "json", "--as", DEMO_BOB]);
+    vec![
+        verify,
+        ok(&REPORT),
+        ok(&json),
+        ok(&["audit", "--company", DEMO_COMPANY, "--format", "jsonl"]),
+        ok(&["audit", "--conversation", DEMO_CASEY]),
+        ok(&["access", "--conversation", DEMO_CASEY]),
+    ]
+}
+
+#[test]
+fn the_servers_log_reads_like_its_store_and_its_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = start(&data);
+    let operator = server.operator.clone();
+    let owner = server.token("owner");
+    let by_operator = answers(|args| server.tool(args, &operator));
+    // A single-company server: its owner reads the same log.
+    let by_owner = answers(|args| server.tool(args, &owner));
+    let exported = dir.path().join("server.bclog");
+    let out = server.tool(&["export", "--out", s(&exported)], &operator);
+    assert!(out.status.success(), "{}", stderr(&out));
+    server.stop();
+
+    let store = data.join("store");
+    let file = dir.path().join("store.bclog");
+    let out = tool(&["export", "--data-dir", s(&store), "--out", s(&file)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read(&exported).unwrap(),
+        std::fs::read(&file).unwrap(),
+        "export --server and export --data-dir give the same bytes"
+    );
+    let by_store = answers(|args| {
+        let mut all = args.to_vec();
+        all.extend(["--data-dir", s(&store)]);
+        tool(&all)
+    });
+    let by_file = answers(|args| {
+        let mut all = args.to_vec();
+        all.extend(["--file", s(&file)]);
+        tool(&all)
+    });
+    assert!(by_store[0].starts_with("OK: "), "{}", by_store[0]);
+    assert_eq!(by_operator, by_store);
+    assert_eq!(by_owner, by_store);
+    assert_eq!(by_file, by_store);
+}
+
+#[test]
+fn the_log_endpoint_refuses_who_may_not_read_every_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(&dir.path().join("data"));
+    let refused = |token: &str, code: &str| {
+        let out = server.tool(&["verify"], token);
+        assert_eq!(support::code(&out), 4, "{}", stderr(&out));
+        assert!(stderr(&out).contains(code), "{}", stderr(&out));
+    };
+    refused(&server.token("supervisor"), "FORBIDDEN");
+    refused(&server.token("agent 2"), "FORBIDDEN");
+    refused("not-a-token", "UNAUTHENTICATED");
+    refused(&server.demo.customer.clone(), "UNAUTHENTICATED");
+
+    // A second company on the server: the owner's log would hold its events.
+    server
+        .runtime
+        .block_on(server.desk.execute(
+            Actor::System,
+            "init",
+            Command::CreateCompany {
+                company: CompanyId::new(),
+                name: Name::parse("Other Co").unwrap(),
+                widget_key: WidgetKey::new(),
+                owner: StaffId::new(),
+                owner_name: Name::parse("Other Owner").unwrap(),
+            },
+            None,
+        ))
+        .unwrap();
+    refused(&server.token("owner"), "operator");
+    let out = server.tool(&["verify"], &server.operator);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Unreachable server: exit 3; https: a usage error.
+    let out = tool(&["verify", "--server", "http://127.0.0.1:1", "--token", "x"]);
+    assert_eq!(support::code(&out), 3, "{}", stderr(&out));
+    let out = tool(&["verify", "--server", "https://example.org", "--token", "x"]);
+    assert_eq!(support::code(&out), 2, "{}", stderr(&out));
+    server.stop();
+}
