@@ -1,7 +1,12 @@
 //! The demo company (`serve --demo`), from `fixtures/demo/demo.json`.
 //!
-//! Every step is a domain command run through the desk, exactly like a
-//! mutation, with an idempotency key derived from its place in the fixture.
+//! Every step ([`plan`]) is a domain command run through the desk, exactly
+//! like a mutation, with an idempotency key derived from its place in the
+//! fixture. The fixture covers every role (owner, admin, a supervisor, agents
+//! in a BROADCAST and a ROUND_ROBIN group, an ENQUIRY_HISTORY holder), every
+//! status and channel, private and public conversations, public and private
+//! messages, and privacy changed over time (a conversation made public and
+//! private again, the company switch off and on).
 //! Loading again (or after an interrupted load) re-runs the same commands,
 //! which the log recognises and answers without appending: idempotent.
 
@@ -45,7 +50,28 @@ struct Fixture {
     groups: Vec<FixtureGroup>,
     privacy: FixturePrivacy,
     conversations: Vec<FixtureConversation>,
+    /// What happens after the conversations above, in order.
+    #[serde(default)]
+    timeline: Vec<FixtureLater>,
     tokens: FixtureTokens,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+enum FixtureLater {
+    Conversation(FixtureConversation),
+    #[serde(rename_all = "camelCase")]
+    SetConversationPrivacy {
+        by: StaffId,
+        conversation: ConversationId,
+        private: bool,
+    },
+    #[serde(rename_all = "camelCase")]
+    UpdatePrivacySettings {
+        by: StaffId,
+        private_conversations_enabled: bool,
+        new_conversations_private: bool,
+    },
 }
 
 #[derive(Deserialize)]
@@ -138,171 +164,193 @@ pub struct DemoTokens {
     pub customer: String,
 }
 
-struct Steps<'a> {
-    desk: &'a Desk,
-    n: usize,
+/// One step of the demo: a command and who issues it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DemoStep {
+    pub actor: Actor,
+    pub command: Command,
 }
 
-impl Steps<'_> {
-    async fn run(&mut self, actor: Actor, command: Command) -> Result<(), DemoError> {
-        self.n += 1;
-        let step = format!("demo/{}", self.n);
-        self.desk
-            .execute(actor, "demo", command, Some(&step))
-            .await
-            .map(|_| ())
-            .map_err(|source| DemoError::Step { step, source })
+/// Every step of the demo, in order: what [`load`] runs through the desk
+/// (step *n* with the idempotency key `demo/<n>`, counting from 1), and what
+/// the replay tool's deterministic demo log (`fixtures/demo/demo.bclog`)
+/// records with fixed times.
+pub fn plan() -> Result<Vec<DemoStep>, DemoError> {
+    let fixture: Fixture = serde_json::from_str(DEMO_JSON)?;
+    let company = fixture.company.id;
+    let owner = Actor::Staff(fixture.owner.id);
+    let mut steps = Vec::new();
+    let mut step = |actor: Actor, command: Command| steps.push(DemoStep { actor, command });
+    step(
+        Actor::System,
+        Command::CreateCompany {
+            company,
+            name: Name::parse(&fixture.company.name)?,
+            widget_key: fixture.company.widget_key,
+            owner: fixture.owner.id,
+            owner_name: Name::parse(&fixture.owner.name)?,
+        },
+    );
+    for staff in &fixture.staff {
+        step(
+            owner,
+            Command::AddStaff {
+                company,
+                staff: staff.id,
+                name: Name::parse(&staff.name)?,
+                role: staff.role,
+            },
+        );
+        for permission in &staff.permissions {
+            step(
+                owner,
+                Command::GrantPermission {
+                    company,
+                    staff: staff.id,
+                    permission: *permission,
+                },
+            );
+        }
     }
+    for group in &fixture.groups {
+        step(
+            owner,
+            Command::CreateGroup {
+                company,
+                group: group.id,
+                name: Name::parse(&group.name)?,
+                routing: group.routing,
+            },
+        );
+        for staff in &group.members {
+            step(
+                owner,
+                Command::AddGroupMember {
+                    company,
+                    group: group.id,
+                    staff: *staff,
+                },
+            );
+        }
+        for staff in &group.supervisors {
+            step(
+                owner,
+                Command::AddGroupSupervisor {
+                    company,
+                    group: group.id,
+                    staff: *staff,
+                },
+            );
+        }
+    }
+    step(
+        owner,
+        Command::UpdatePrivacySettings {
+            company,
+            private_conversations_enabled: fixture.privacy.private_conversations_enabled,
+            new_conversations_private: fixture.privacy.new_conversations_private,
+        },
+    );
+    for conversation in &fixture.conversations {
+        conversation_steps(company, conversation, &mut step)?;
+    }
+    for later in &fixture.timeline {
+        match later {
+            FixtureLater::Conversation(conversation) => {
+                conversation_steps(company, conversation, &mut step)?;
+            }
+            FixtureLater::SetConversationPrivacy {
+                by,
+                conversation,
+                private,
+            } => step(
+                Actor::Staff(*by),
+                Command::SetConversationPrivacy {
+                    conversation: *conversation,
+                    private: *private,
+                },
+            ),
+            FixtureLater::UpdatePrivacySettings {
+                by,
+                private_conversations_enabled,
+                new_conversations_private,
+            } => step(
+                Actor::Staff(*by),
+                Command::UpdatePrivacySettings {
+                    company,
+                    private_conversations_enabled: *private_conversations_enabled,
+                    new_conversations_private: *new_conversations_private,
+                },
+            ),
+        }
+    }
+    Ok(steps)
+}
+
+/// Opening, assignment, messages and close of one fixture conversation.
+fn conversation_steps(
+    company: CompanyId,
+    conversation: &FixtureConversation,
+    step: &mut impl FnMut(Actor, Command),
+) -> Result<(), DemoError> {
+    let customer = Actor::Customer(conversation.id);
+    step(
+        customer,
+        Command::OpenConversation {
+            company,
+            conversation: conversation.id,
+            group: conversation.group,
+            channel: conversation.channel,
+            customer: Name::parse(&conversation.customer)?,
+        },
+    );
+    if let Some(assign) = &conversation.assign {
+        step(
+            Actor::Staff(assign.by),
+            Command::AssignConversation {
+                conversation: conversation.id,
+                assignee: assign.to,
+            },
+        );
+    }
+    for message in &conversation.messages {
+        let author = if message.from == "customer" {
+            customer
+        } else {
+            Actor::Staff(message.from.parse().map_err(|_| DemoError::Step {
+                step: format!("message {}", message.id),
+                source: ApiError::validation("`from` must be \"customer\" or a staff id"),
+            })?)
+        };
+        step(
+            author,
+            Command::SendMessage {
+                conversation: conversation.id,
+                message: message.id,
+                visibility: message.visibility,
+                body: MessageBody::parse(&message.body)?,
+            },
+        );
+    }
+    if let Some(by) = conversation.closed_by {
+        step(
+            Actor::Staff(by),
+            Command::CloseConversation {
+                conversation: conversation.id,
+            },
+        );
+    }
+    Ok(())
 }
 
 /// Loads the demo company (idempotently) and mints its tokens.
 pub async fn load(desk: &Arc<Desk>, tokens: &Tokens) -> Result<DemoTokens, DemoError> {
     let fixture: Fixture = serde_json::from_str(DEMO_JSON)?;
-    let company = fixture.company.id;
-    let owner = Actor::Staff(fixture.owner.id);
-    let mut steps = Steps { desk, n: 0 };
-    steps
-        .run(
-            Actor::System,
-            Command::CreateCompany {
-                company,
-                name: Name::parse(&fixture.company.name)?,
-                widget_key: fixture.company.widget_key,
-                owner: fixture.owner.id,
-                owner_name: Name::parse(&fixture.owner.name)?,
-            },
-        )
-        .await?;
-    for staff in &fixture.staff {
-        let name = Name::parse(&staff.name)?;
-        steps
-            .run(
-                owner,
-                Command::AddStaff {
-                    company,
-                    staff: staff.id,
-                    name,
-                    role: staff.role,
-                },
-            )
-            .await?;
-        for permission in &staff.permissions {
-            steps
-                .run(
-                    owner,
-                    Command::GrantPermission {
-                        company,
-                        staff: staff.id,
-                        permission: *permission,
-                    },
-                )
-                .await?;
-        }
-    }
-    for group in &fixture.groups {
-        let name = Name::parse(&group.name)?;
-        steps
-            .run(
-                owner,
-                Command::CreateGroup {
-                    company,
-                    group: group.id,
-                    name,
-                    routing: group.routing,
-                },
-            )
-            .await?;
-        for staff in &group.members {
-            steps
-                .run(
-                    owner,
-                    Command::AddGroupMember {
-                        company,
-                        group: group.id,
-                        staff: *staff,
-                    },
-                )
-                .await?;
-        }
-        for staff in &group.supervisors {
-            steps
-                .run(
-                    owner,
-                    Command::AddGroupSupervisor {
-                        company,
-                        group: group.id,
-                        staff: *staff,
-                    },
-                )
-                .await?;
-        }
-    }
-    steps
-        .run(
-            owner,
-            Command::UpdatePrivacySettings {
-                company,
-                private_conversations_enabled: fixture.privacy.private_conversations_enabled,
-                new_conversations_private: fixture.privacy.new_conversations_private,
-            },
-        )
-        .await?;
-    for conversation in &fixture.conversations {
-        let customer = Actor::Customer(conversation.id);
-        steps
-            .run(
-                customer,
-                Command::OpenConversation {
-                    company,
-                    conversation: conversation.id,
-                    group: conversation.group,
-                    channel: conversation.channel,
-                    customer: Name::parse(&conversation.customer)?,
-                },
-            )
-            .await?;
-        if let Some(assign) = &conversation.assign {
-            steps
-                .run(
-                    Actor::Staff(assign.by),
-                    Command::AssignConversation {
-                        conversation: conversation.id,
-                        assignee: assign.to,
-                    },
-                )
-                .await?;
-        }
-        for message in &conversation.messages {
-            let author = if message.from == "customer" {
-                customer
-            } else {
-                Actor::Staff(message.from.parse().map_err(|_| DemoError::Step {
-                    step: format!("message {}", message.id),
-                    source: ApiError::validation("`from` must be \"customer\" or a staff id"),
-                })?)
-            };
-            steps
-                .run(
-                    author,
-                    Command::SendMessage {
-                        conversation: conversation.id,
-                        message: message.id,
-                        visibility: message.visibility,
-                        body: MessageBody::parse(&message.body)?,
-                    },
-                )
-                .await?;
-        }
-        if let Some(by) = conversation.closed_by {
-            steps
-                .run(
-                    Actor::Staff(by),
-                    Command::CloseConversation {
-                        conversation: conversation.id,
-                    },
-                )
-                .await?;
-        }
+    for (n, step) in plan()?.into_iter().enumerate() {
+        let key = format!("demo/{}", n + 1);
+        desk.execute(step.actor, "demo", step.command, Some(&key))
+            .await
+            .map_err(|source| DemoError::Step { step: key, source })?;
     }
     tokens_for(desk, tokens, &fixture)
 }
