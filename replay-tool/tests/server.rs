@@ -195,3 +195,80 @@ fn the_log_endpoint_refuses_who_may_not_read_every_record() {
     assert_eq!(support::code(&out), 2, "{}", stderr(&out));
     server.stop();
 }
+
+#[test]
+fn rebuild_gives_the_read_models_of_the_live_server() {
+    use backchannel_domain::ids::{ConversationId, MessageId};
+    use backchannel_domain::model::MessageVisibility;
+    use backchannel_domain::values::MessageBody;
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = start(&data);
+    let staff = |id: &str| Actor::Staff(id.parse().unwrap());
+    let conversation = |id: &str| id.parse::<ConversationId>().unwrap();
+    const ALICE: &str = "01900000-0000-7000-8000-000000005004";
+    const CAROL: &str = "01900000-0000-7000-8000-000000005006";
+    const SUPERVISOR: &str = "01900000-0000-7000-8000-000000005003";
+    const DANA: &str = "01900000-0000-7000-8000-00000000d002";
+    const EVAN: &str = "01900000-0000-7000-8000-00000000d003";
+    const FRANKIE: &str = "01900000-0000-7000-8000-00000000d004";
+    let steps = [
+        (
+            staff(ALICE),
+            Command::SendMessage {
+                conversation: conversation(DEMO_CASEY),
+                message: MessageId::new(),
+                visibility: MessageVisibility::Private,
+                body: MessageBody::parse("A note for the room").unwrap(),
+            },
+        ),
+        (
+            staff(SUPERVISOR),
+            Command::AssignConversation {
+                conversation: conversation(DANA),
+                assignee: DEMO_BOB.parse().unwrap(),
+            },
+        ),
+        (
+            staff(CAROL),
+            Command::CloseConversation {
+                conversation: conversation(EVAN),
+            },
+        ),
+        (
+            staff(DEMO_BOB),
+            Command::ReopenConversation {
+                conversation: conversation(FRANKIE),
+            },
+        ),
+        (
+            staff(DEMO_BOB),
+            Command::MarkNotificationsRead {
+                company: DEMO_COMPANY.parse().unwrap(),
+                up_to: 10,
+            },
+        ),
+    ];
+    for (actor, command) in steps {
+        server
+            .runtime
+            .block_on(server.desk.execute(actor, "test", command, None))
+            .unwrap();
+    }
+    let live = server.desk.models().clone();
+    assert!(live.position() > 50, "the mutations were applied");
+    server.stop();
+
+    let source =
+        backchannel_replay_tool::source::Source::open_store(&data.join("store"), None).unwrap();
+    let rebuilt = backchannel_replay_tool::commands::rebuild::rebuild(
+        &source,
+        &backchannel_replay_tool::progress::Progress::new("rebuilding", true),
+    )
+    .unwrap();
+    assert!(
+        rebuilt == live,
+        "rebuilt read models differ from the live ones"
+    );
+}
