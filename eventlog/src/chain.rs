@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use backchannel_domain::events::StreamId;
 
 use crate::codec::{self, CodecError};
-use crate::envelope::{Hash, RecordedEvent};
+use crate::envelope::{Envelope, Hash, RecordedEvent};
 use crate::error::Error;
 
 /// Checks that records come in order from position 1 without gaps, that each
@@ -41,16 +41,38 @@ impl ChainCheck {
     /// changes, and the error names the position the record should have had.
     pub fn check(&mut self, bytes: &[u8]) -> Result<RecordedEvent, Error> {
         let position = self.next_position;
-        let broken = |problem: String| Error::Broken { position, problem };
+        self.size(bytes)?;
+        let recorded =
+            codec::decode_record(bytes).map_err(|source| Error::Corrupt { position, source })?;
+        self.link(bytes, &recorded.envelope)?;
+        Ok(recorded)
+    }
+
+    /// [`ChainCheck::check`] without decoding the payload: position, hash
+    /// link and stream version from the envelope. For a reader whose consumer
+    /// decodes the payload itself (and reports a payload that does not decode
+    /// as `Corrupt` at that position).
+    pub fn check_envelope(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        let position = self.next_position;
+        self.size(bytes)?;
+        let (envelope, _) =
+            codec::decode_envelope(bytes).map_err(|source| Error::Corrupt { position, source })?;
+        self.link(bytes, &envelope)
+    }
+
+    fn size(&self, bytes: &[u8]) -> Result<(), Error> {
         if bytes.len() > codec::MAX_RECORD_BYTES {
             return Err(Error::Corrupt {
-                position,
+                position: self.next_position,
                 source: CodecError::TooLarge { size: bytes.len() },
             });
         }
-        let recorded =
-            codec::decode_record(bytes).map_err(|source| Error::Corrupt { position, source })?;
-        let envelope = &recorded.envelope;
+        Ok(())
+    }
+
+    fn link(&mut self, bytes: &[u8], envelope: &Envelope) -> Result<(), Error> {
+        let position = self.next_position;
+        let broken = |problem: String| Error::Broken { position, problem };
         if envelope.position != position {
             return Err(broken(format!(
                 "the record says it is at position {}",
@@ -72,7 +94,7 @@ impl ChainCheck {
         self.streams.insert(envelope.stream, version + 1);
         self.chain = codec::record_hash(bytes);
         self.next_position += 1;
-        Ok(recorded)
+        Ok(())
     }
 
     /// Records checked so far (the last good position).

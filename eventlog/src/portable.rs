@@ -255,6 +255,8 @@ pub struct PortableReader<R: Read> {
     check: ChainCheck,
     record: Vec<u8>,
     done: bool,
+    /// Records read by [`PortableReader::next_trusted`].
+    trusted: u64,
 }
 
 impl<R: Read> PortableReader<R> {
@@ -303,6 +305,7 @@ impl<R: Read> PortableReader<R> {
             check: ChainCheck::new(),
             record: Vec::new(),
             done: false,
+            trusted: 0,
         })
     }
 
@@ -358,7 +361,100 @@ impl<R: Read> PortableReader<R> {
     }
 
     fn read_record(&mut self) -> Result<RecordedEvent, PortableError> {
-        let position = self.check.events() + 1;
+        self.read_frame()?;
+        let record_offset = self.offset + 4;
+        let recorded = self
+            .check
+            .check(&self.record)
+            .map_err(|source| PortableError::Record {
+                offset: record_offset,
+                source,
+            })?;
+        self.hash_frame();
+        Ok(recorded)
+    }
+
+    /// The next record checked like [`PortableReader::next_record`] except
+    /// that its payload is not decoded (see [`ChainCheck::check_envelope`]):
+    /// its bytes are in [`PortableReader::record_bytes`], and `Some(Ok(()))`
+    /// says they passed. The caller decodes the payload.
+    pub fn next_checked_raw(&mut self) -> Option<Result<(), PortableError>> {
+        if self.done {
+            return None;
+        }
+        let result = if self.check.events() < self.header.events {
+            self.read_frame()
+                .and_then(|()| {
+                    let record_offset = self.offset + 4;
+                    self.check.check_envelope(&self.record).map_err(|source| {
+                        PortableError::Record {
+                            offset: record_offset,
+                            source,
+                        }
+                    })
+                })
+                .map(|()| {
+                    self.hash_frame();
+                    Some(())
+                })
+        } else {
+            self.read_trailer().map(|()| None)
+        };
+        match result {
+            Ok(Some(())) => Some(Ok(())),
+            Ok(None) => {
+                self.done = true;
+                None
+            }
+            Err(err) => {
+                self.done = true;
+                Some(Err(err))
+            }
+        }
+    }
+
+    /// The next record of a file this process has already read through
+    /// completely without a fault (and which has not changed since): framing,
+    /// decoding and gapless positions are checked, the hash chain, stream
+    /// versions and trailer are not. `None` after the last record announced.
+    pub fn next_trusted(&mut self) -> Option<Result<RecordedEvent, PortableError>> {
+        if self.done || self.trusted >= self.header.events {
+            self.done = true;
+            return None;
+        }
+        let position = self.trusted + 1;
+        let result = self.read_frame().and_then(|()| {
+            let offset = self.offset + 4;
+            let recorded =
+                codec::decode_record(&self.record).map_err(|source| PortableError::Record {
+                    offset,
+                    source: Error::Corrupt { position, source },
+                })?;
+            if recorded.envelope.position != position {
+                return Err(PortableError::Record {
+                    offset,
+                    source: Error::Broken {
+                        position,
+                        problem: format!(
+                            "the record says it is at position {} (the file changed?)",
+                            recorded.envelope.position
+                        ),
+                    },
+                });
+            }
+            self.offset += 4 + self.record.len() as u64;
+            self.trusted = position;
+            Ok(recorded)
+        });
+        if result.is_err() {
+            self.done = true;
+        }
+        Some(result)
+    }
+
+    /// Reads the next length-prefixed record into `self.record`.
+    fn read_frame(&mut self) -> Result<(), PortableError> {
+        let position = self.check.events().max(self.trusted) + 1;
         let mut len = [0u8; 4];
         if read_full(&mut self.input, &mut len)? < len.len() {
             return Err(self.bad(
@@ -386,18 +482,15 @@ impl<R: Read> PortableReader<R> {
                 Some(position),
             ));
         }
-        let record_offset = self.offset + 4;
-        let recorded = self
-            .check
-            .check(&self.record)
-            .map_err(|source| PortableError::Record {
-                offset: record_offset,
-                source,
-            })?;
+        Ok(())
+    }
+
+    /// Adds the checked record's frame to the trailer checksum and moves on.
+    fn hash_frame(&mut self) {
+        let len = self.record.len();
         self.hasher.update(&(len as u32).to_be_bytes());
         self.hasher.update(&self.record);
         self.offset += 4 + len as u64;
-        Ok(recorded)
     }
 
     fn read_trailer(&mut self) -> Result<(), PortableError> {

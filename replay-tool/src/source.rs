@@ -3,7 +3,10 @@
 //! - `--data-dir`: a stopped server's store, read through a copy
 //!   (`SledEventLog::open_snapshot`: sled cannot open read-only, and its
 //!   recovery may write); a running server's store is refused as in use.
-//! - `--file`: an exported log file, checked record by record on every read.
+//! - `--file`: an exported log file. The first pass of a command checks all
+//!   of it (chain, invariants, trailer) on a second thread while it replays;
+//!   later passes of the same command only decode, while the file's length
+//!   and modification time are unchanged.
 //! - `--server URL --token T`: a running server's `GET /log`, fetched into a
 //!   temporary portable file (see [`crate::remote`]), then read as `--file`.
 
@@ -11,9 +14,10 @@ use std::fs::File;
 use std::io::BufReader;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError, mpsc};
 
 use backchannel_eventlog::portable::{PortableError, PortableReader};
-use backchannel_eventlog::{OpenError, RecordedEvent, SledEventLog};
+use backchannel_eventlog::{OpenError, RecordedEvent, SledEventLog, codec};
 use backchannel_projections::EventSource;
 
 use crate::failure::{Failure, Kind};
@@ -33,7 +37,38 @@ pub enum Source {
         label: String,
         /// The temporary directory of a downloaded log; removed on drop.
         _scratch: Option<tempfile::TempDir>,
+        /// Set once a pass read the whole file without a fault (see
+        /// [`Source::replay`]).
+        verified: Mutex<Option<Stamp>>,
     },
+}
+
+/// What a file looked like when it was verified: later passes trust it only
+/// while its length and modification time are unchanged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stamp {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+}
+
+impl Stamp {
+    fn of(path: &Path) -> Option<Stamp> {
+        let meta = std::fs::metadata(path).ok()?;
+        Some(Stamp {
+            len: meta.len(),
+            modified: meta.modified().ok(),
+        })
+    }
+}
+
+/// Records per batch handed from the checking thread to the replay.
+const BATCH: usize = 1024;
+
+/// A batch of checked records: their bytes back to back, and where each ends.
+#[derive(Default)]
+struct Batch {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
 }
 
 /// Why reading a source failed part way.
@@ -47,6 +82,13 @@ pub enum SourceError {
         #[source]
         source: PortableError,
     },
+    /// A checked record of a file whose payload does not decode.
+    #[error("{path}: {source}")]
+    Record {
+        path: PathBuf,
+        #[source]
+        source: backchannel_eventlog::Error,
+    },
 }
 
 impl SourceError {
@@ -58,6 +100,13 @@ impl SourceError {
             ) => Some(*position),
             SourceError::Store(_) => None,
             SourceError::File { source, .. } => source.position(),
+            SourceError::Record {
+                source:
+                    backchannel_eventlog::Error::Corrupt { position, .. }
+                    | backchannel_eventlog::Error::Broken { position, .. },
+                ..
+            } => Some(*position),
+            SourceError::Record { .. } => None,
         }
     }
 }
@@ -123,6 +172,7 @@ impl Source {
             events: reader.header().events,
             label: format!("file {}", path.display()),
             _scratch: None,
+            verified: Mutex::new(None),
         })
     }
 
@@ -149,6 +199,7 @@ impl Source {
             events,
             label: format!("server {url}"),
             _scratch: Some(scratch),
+            verified: Mutex::new(None),
         })
     }
 
@@ -206,28 +257,133 @@ impl EventSource for Source {
     ) -> Result<(), SourceError> {
         match self {
             Source::Store { log, .. } => Ok(log.replay(from, to, visit)?),
-            Source::File { path, .. } => {
-                let fail = |source| SourceError::File {
-                    path: path.clone(),
-                    source,
+            Source::File { path, verified, .. } => {
+                let stamp = Stamp::of(path);
+                let trusted = {
+                    let verified = verified.lock().unwrap_or_else(PoisonError::into_inner);
+                    verified.is_some() && *verified == stamp
                 };
-                let file = File::open(path).map_err(|err| fail(err.into()))?;
-                let mut reader =
-                    PortableReader::new(BufReader::with_capacity(1 << 20, file)).map_err(fail)?;
-                while let Some(event) = reader.next_record() {
-                    let event = event.map_err(fail)?;
-                    let position = event.envelope.position;
-                    if position > to {
-                        break;
-                    }
-                    if position >= from && visit(&event).is_break() {
-                        break;
-                    }
+                if trusted {
+                    return trusted_pass(path, from, to, visit);
+                }
+                checked_pass(path, from, to, visit)?;
+                if stamp.is_some() && Stamp::of(path) == stamp {
+                    *verified.lock().unwrap_or_else(PoisonError::into_inner) = stamp;
                 }
                 Ok(())
             }
         }
     }
+}
+
+/// A pass over a file that checks all of it, whatever `from` and `to` say:
+/// a thread reads the file and checks framing, positions, hash links, stream
+/// versions, the head hash and the trailer checksum (`next_checked_raw`),
+/// handing each record on only once it passed; this thread decodes the
+/// payloads and visits `from..=to`. The two overlap, so the check costs
+/// little time. Any fault fails the pass, also one after `to` or after the
+/// visitor stopped.
+fn checked_pass(
+    path: &Path,
+    from: u64,
+    to: u64,
+    visit: &mut dyn FnMut(&RecordedEvent) -> ControlFlow<()>,
+) -> Result<(), SourceError> {
+    let fail = |source| SourceError::File {
+        path: path.to_owned(),
+        source,
+    };
+    let file = File::open(path).map_err(|err| fail(err.into()))?;
+    let mut reader = PortableReader::new(BufReader::with_capacity(1 << 20, file)).map_err(fail)?;
+    let (sender, batches) = mpsc::sync_channel::<Batch>(8);
+    std::thread::scope(|scope| {
+        let checker = scope.spawn(move || {
+            let mut sender = Some(sender);
+            let mut batch = Batch::default();
+            while let Some(checked) = reader.next_checked_raw() {
+                checked?;
+                let Some(to_replay) = &sender else { continue };
+                batch.bytes.extend_from_slice(reader.record_bytes());
+                batch.ends.push(batch.bytes.len());
+                if batch.ends.len() == BATCH && to_replay.send(std::mem::take(&mut batch)).is_err()
+                {
+                    // The replay stopped: keep checking, stop handing over.
+                    sender = None;
+                }
+            }
+            if let Some(to_replay) = sender
+                && !batch.ends.is_empty()
+            {
+                let _ = to_replay.send(batch);
+            }
+            Ok::<(), PortableError>(())
+        });
+        let mut position = 0u64;
+        let mut replayed = Ok(());
+        'batches: for batch in batches.iter() {
+            let mut start = 0;
+            for &end in &batch.ends {
+                let bytes = &batch.bytes[start..end];
+                start = end;
+                position += 1;
+                if position > to {
+                    break 'batches;
+                }
+                if position < from {
+                    continue;
+                }
+                match codec::decode_record(bytes) {
+                    Ok(event) => {
+                        if visit(&event).is_break() {
+                            break 'batches;
+                        }
+                    }
+                    Err(source) => {
+                        replayed = Err(SourceError::Record {
+                            path: path.to_owned(),
+                            source: backchannel_eventlog::Error::Corrupt { position, source },
+                        });
+                        break 'batches;
+                    }
+                }
+            }
+        }
+        drop(batches);
+        let checked = checker
+            .join()
+            .unwrap_or_else(|_| Err(PortableError::Io(std::io::Error::other("the check failed"))));
+        // A record the replay could not decode comes before any fault the
+        // check found later.
+        replayed?;
+        checked.map_err(fail)
+    })
+}
+
+/// A later pass over a file a pass of this process verified completely:
+/// records are decoded and their positions checked, the chain not again.
+fn trusted_pass(
+    path: &Path,
+    from: u64,
+    to: u64,
+    visit: &mut dyn FnMut(&RecordedEvent) -> ControlFlow<()>,
+) -> Result<(), SourceError> {
+    let fail = |source| SourceError::File {
+        path: path.to_owned(),
+        source,
+    };
+    let file = File::open(path).map_err(|err| fail(err.into()))?;
+    let mut reader = PortableReader::new(BufReader::with_capacity(1 << 20, file)).map_err(fail)?;
+    while let Some(event) = reader.next_trusted() {
+        let event = event.map_err(fail)?;
+        let position = event.envelope.position;
+        if position > to {
+            break;
+        }
+        if position >= from && visit(&event).is_break() {
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// A source that moves a progress bar as events go by.

@@ -325,6 +325,26 @@ fn verify_catches_one_tampered_byte() {
             "2026-01-01T00:00:00Z",
         ]);
         assert_eq!(code(&out), 1, "{}", stderr(&out));
+        // Every command fails, also one whose replay stops before the
+        // tampered record (the first pass of a command checks the whole file).
+        let c1 = C1.to_string();
+        let company = ACME.to_string();
+        for args in [
+            vec!["rebuild"],
+            vec!["audit", "--company", &company],
+            vec!["access", "--conversation", &c1, "--at-position", "20"],
+            vec!["export", "--out", "-"],
+        ] {
+            let mut all = args.clone();
+            all.extend(["--file", s(&path)]);
+            let out = tool(&all);
+            assert_eq!(code(&out), 1, "{name}, {args:?}: {}", stderr(&out));
+            assert!(
+                stderr(&out).contains(&format!("position {expected}")),
+                "{name}, {args:?}: {}",
+                stderr(&out)
+            );
+        }
     }
 }
 
