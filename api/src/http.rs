@@ -27,8 +27,12 @@ use crate::staff::StaffSchema;
 /// Everything the handlers share.
 #[derive(Clone)]
 pub struct AppState {
+    /// Behind HTTP requests (codes added after execution).
     pub staff: StaffSchema,
     pub customer: CustomerSchema,
+    /// Behind websockets (codes added by an extension as responses stream).
+    pub staff_ws: StaffSchema,
+    pub customer_ws: CustomerSchema,
     pub shared: Shared,
 }
 
@@ -135,7 +139,11 @@ where
 {
     let started = Instant::now();
     let operation = request.operation_name.clone();
-    let response = schema.execute(request).await;
+    let mut response = schema.execute(request).await;
+    response
+        .errors
+        .iter_mut()
+        .for_each(crate::graphql::codes::add_code);
     let codes: Vec<String> = response
         .errors
         .iter()
@@ -201,7 +209,7 @@ async fn staff_ws(
 ) -> Response {
     let header = authorization(&headers).map(str::to_owned);
     let tokens = app.shared.tokens.clone();
-    let schema = app.staff.clone();
+    let schema = app.staff_ws.clone();
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |socket| {
@@ -224,7 +232,7 @@ async fn customer_ws(
 ) -> Response {
     let header = authorization(&headers).map(str::to_owned);
     let tokens = app.shared.tokens.clone();
-    let schema = app.customer.clone();
+    let schema = app.customer_ws.clone();
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |socket| {

@@ -82,6 +82,8 @@ impl Application {
         let state = AppState {
             staff: staff::schema(shared.clone(), config.introspection),
             customer: customer::schema(shared.clone(), config.introspection),
+            staff_ws: staff::websocket_schema(shared.clone(), config.introspection),
+            customer_ws: customer::websocket_schema(shared.clone(), config.introspection),
             shared,
         };
         let listener = TcpListener::bind(config.addr)

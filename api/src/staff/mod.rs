@@ -17,13 +17,29 @@ use crate::graphql::codes::ErrorCodes;
 
 pub type StaffSchema = Schema<query::Query, mutation::Mutation, subscription::Subscription>;
 
+/// The schema behind HTTP requests. Errors async-graphql raises itself get
+/// their `extensions.code` in `http::execute`, after execution: an extension
+/// would wrap every field's resolution, which costs a quarter of an inbox
+/// page's time (BENCHMARKS.md, server).
 pub fn schema(shared: Shared, introspection: bool) -> StaffSchema {
+    build(shared, introspection, false)
+}
+
+/// The schema behind websockets: the same, with the `ErrorCodes` extension,
+/// which gives subscription responses their codes as they stream.
+pub fn websocket_schema(shared: Shared, introspection: bool) -> StaffSchema {
+    build(shared, introspection, true)
+}
+
+fn build(shared: Shared, introspection: bool, with_codes: bool) -> StaffSchema {
     let limits = shared.limits;
-    let builder = Schema::build(query::Query, mutation::Mutation, subscription::Subscription)
+    let mut builder = Schema::build(query::Query, mutation::Mutation, subscription::Subscription)
         .data(shared)
-        .extension(ErrorCodes)
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity);
+    if with_codes {
+        builder = builder.extension(ErrorCodes);
+    }
     if introspection {
         builder.finish()
     } else {
