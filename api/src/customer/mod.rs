@@ -14,14 +14,11 @@ pub mod types;
 use async_graphql::Schema;
 
 use crate::context::Shared;
-use crate::graphql::codes::ErrorCodes;
+use crate::graphql::build_schema;
 
 pub type CustomerSchema = Schema<query::Query, mutation::Mutation, subscription::Subscription>;
 
-/// The schema behind HTTP requests. Errors async-graphql raises itself get
-/// their `extensions.code` in `http::execute`, after execution: an extension
-/// would wrap every field's resolution, which costs a quarter of an inbox
-/// page's time (BENCHMARKS.md, server).
+/// The schema behind HTTP requests (error codes added after execution).
 pub fn schema(shared: Shared, introspection: bool) -> CustomerSchema {
     build(shared, introspection, false)
 }
@@ -33,17 +30,12 @@ pub fn websocket_schema(shared: Shared, introspection: bool) -> CustomerSchema {
 }
 
 fn build(shared: Shared, introspection: bool, with_codes: bool) -> CustomerSchema {
-    let limits = shared.limits;
-    let mut builder = Schema::build(query::Query, mutation::Mutation, subscription::Subscription)
-        .data(shared)
-        .limit_depth(limits.max_depth)
-        .limit_complexity(limits.max_complexity);
-    if with_codes {
-        builder = builder.extension(ErrorCodes);
-    }
-    if introspection {
-        builder.finish()
-    } else {
-        builder.disable_introspection().finish()
-    }
+    build_schema(
+        query::Query,
+        mutation::Mutation,
+        subscription::Subscription,
+        shared,
+        introspection,
+        with_codes,
+    )
 }

@@ -6,3 +6,40 @@ pub mod cursor;
 pub mod enums;
 pub mod ids;
 pub mod time;
+
+use async_graphql::{ObjectType, Schema, SubscriptionType};
+
+use crate::context::Shared;
+use crate::graphql::codes::ErrorCodes;
+
+/// Builds either schema with the shared data and limits. `with_codes` adds the
+/// `ErrorCodes` extension, for websockets only: it wraps every field's
+/// resolution, so HTTP requests get their codes after execution instead
+/// (`http::execute`).
+pub fn build_schema<Q, M, S>(
+    query: Q,
+    mutation: M,
+    subscription: S,
+    shared: Shared,
+    introspection: bool,
+    with_codes: bool,
+) -> Schema<Q, M, S>
+where
+    Q: ObjectType + 'static,
+    M: ObjectType + 'static,
+    S: SubscriptionType + 'static,
+{
+    let limits = shared.limits;
+    let mut builder = Schema::build(query, mutation, subscription)
+        .data(shared)
+        .limit_depth(limits.max_depth)
+        .limit_complexity(limits.max_complexity);
+    if with_codes {
+        builder = builder.extension(ErrorCodes);
+    }
+    if introspection {
+        builder.finish()
+    } else {
+        builder.disable_introspection().finish()
+    }
+}

@@ -13,14 +13,11 @@ pub mod timeline;
 use async_graphql::Schema;
 
 use crate::context::Shared;
-use crate::graphql::codes::ErrorCodes;
+use crate::graphql::build_schema;
 
 pub type StaffSchema = Schema<query::Query, mutation::Mutation, subscription::Subscription>;
 
-/// The schema behind HTTP requests. Errors async-graphql raises itself get
-/// their `extensions.code` in `http::execute`, after execution: an extension
-/// would wrap every field's resolution, which costs a quarter of an inbox
-/// page's time (BENCHMARKS.md, server).
+/// The schema behind HTTP requests (error codes added after execution).
 pub fn schema(shared: Shared, introspection: bool) -> StaffSchema {
     build(shared, introspection, false)
 }
@@ -32,17 +29,12 @@ pub fn websocket_schema(shared: Shared, introspection: bool) -> StaffSchema {
 }
 
 fn build(shared: Shared, introspection: bool, with_codes: bool) -> StaffSchema {
-    let limits = shared.limits;
-    let mut builder = Schema::build(query::Query, mutation::Mutation, subscription::Subscription)
-        .data(shared)
-        .limit_depth(limits.max_depth)
-        .limit_complexity(limits.max_complexity);
-    if with_codes {
-        builder = builder.extension(ErrorCodes);
-    }
-    if introspection {
-        builder.finish()
-    } else {
-        builder.disable_introspection().finish()
-    }
+    build_schema(
+        query::Query,
+        mutation::Mutation,
+        subscription::Subscription,
+        shared,
+        introspection,
+        with_codes,
+    )
 }
