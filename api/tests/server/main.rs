@@ -8,6 +8,7 @@ mod auth;
 mod consistency;
 mod errors;
 mod limits;
+mod log_export;
 mod mutations;
 mod report;
 mod shutdown;
