@@ -13,7 +13,7 @@ use backchannel_projections::{
 use crate::context::{Me, shared};
 use crate::error::{ApiError, ApiResult};
 use crate::graphql::enums::{AccessRule, Channel, ConversationStatus};
-use crate::graphql::ids::{id, parse};
+use crate::graphql::ids::{id, page_size, parse};
 use crate::graphql::time::DateTime;
 use crate::staff::directory::{Group, Staff, staff_list, staff_one};
 use crate::staff::timeline::TimelineItem;
@@ -187,14 +187,35 @@ impl Conversation {
         Ok(events.first().and_then(TimelineItem::from_recorded))
     }
 
-    /// Public and private messages and system events, oldest first.
-    async fn timeline(&self, ctx: &Context<'_>) -> ApiResult<Vec<TimelineItem>> {
-        let desk = &shared(ctx)?.desk;
-        let positions = desk
+    /// Public and private messages and system events, oldest first: at most
+    /// `first` of them (default and maximum: the page-size limit), after the
+    /// item whose `position` is `after`.
+    #[graphql(complexity = "first.unwrap_or(100).clamp(1, 100) as usize * child_complexity")]
+    async fn timeline(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<ID>,
+    ) -> ApiResult<Vec<TimelineItem>> {
+        let shared = shared(ctx)?;
+        let max = shared.limits.max_page_size;
+        let first = page_size(first, max, max)?;
+        let after: u64 = match after {
+            None => 0,
+            Some(position) => position
+                .parse()
+                .map_err(|_| ApiError::validation("`after` must be a timeline item's position"))?,
+        };
+        let desk = &shared.desk;
+        let positions: Vec<u64> = desk
             .models()
             .timeline(self.viewer, self.summary.id)
             .map_err(denied)?
-            .to_vec();
+            .iter()
+            .copied()
+            .filter(|p| *p > after)
+            .take(first)
+            .collect();
         let events = desk.read_positions(&positions).await?;
         Ok(events
             .iter()
