@@ -150,7 +150,10 @@ impl Tokens {
             .duration_since(UNIX_EPOCH)
             .map_err(|_| TokenError::Invalid)?
             .as_secs();
-        let expires_at = issued_at + self.lifetime;
+        // A lifetime past what `SystemTime` can represent is refused, not a panic.
+        let expires_at = issued_at
+            .checked_add(self.lifetime)
+            .ok_or(TokenError::Invalid)?;
         let claims = Claims {
             sub,
             cid,
@@ -219,6 +222,12 @@ mod tests {
             staff: StaffId::new(),
             company: CompanyId::new(),
         }
+    }
+
+    #[test]
+    fn a_lifetime_past_the_clock_is_refused_not_a_panic() {
+        let tokens = Tokens::new(&[7; 32], Duration::MAX);
+        assert!(tokens.mint_staff(identity()).is_err());
     }
 
     #[test]

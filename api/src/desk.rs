@@ -159,7 +159,19 @@ impl Desk {
                     .command_outcome(id)
                     .map_err(|err| ApiError::internal("looking up a command", err))?;
                 if let Some(outcome) = earlier {
-                    return self.finish(outcome).await;
+                    let executed = self.finish(outcome).await?;
+                    // The same key on another conversation (or company) is
+                    // another request: say so rather than answer the first.
+                    if executed
+                        .events
+                        .first()
+                        .is_some_and(|e| e.envelope.stream != command.stream())
+                    {
+                        return Err(ApiError::validation(
+                            "this idempotency key was already used for another request",
+                        ));
+                    }
+                    return Ok(executed);
                 }
                 id
             }

@@ -112,9 +112,9 @@ pub async fn enquiries(
         Ok(Ok(())) => {}
         Ok(Err(err)) => return refusal(err),
         Err(_) => {
-            return refuse(
+            return error_response(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                ErrorCode::Validation,
+                "INTERNAL",
                 "the report could not be written",
             );
         }

@@ -262,9 +262,9 @@ impl State {
                     return;
                 };
                 conversation.assignee = Some(e.assignee);
+                // A transfer hands the room over: the previous assignee is no
+                // longer a participant unless they were also invited.
                 conversation.status = ConversationStatus::Handling;
-                // A transfer hands the room over: the previous assignee leaves it
-                // unless they were also invited.
                 if e.round_robin
                     && let Some(group) = self.groups.get_mut(&conversation.group)
                 {

@@ -547,13 +547,6 @@ impl<'a> ChunkRecords<'a> {
         self.header
     }
 
-    /// The position of the record the next call returns.
-    pub fn next_position(&self) -> u64 {
-        self.header
-            .first_position
-            .saturating_add(u64::from(self.read))
-    }
-
     fn fail(&mut self, reason: &'static str) -> Option<Result<&'a [u8], CodecError>> {
         self.failed = true;
         Some(Err(CodecError::BadChunk(reason)))

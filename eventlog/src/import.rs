@@ -62,8 +62,15 @@ impl SledEventLog {
         let path = path.as_ref().to_owned();
         let mut opened = store::open(&path)?;
         if let Some(entry) = opened.db.scan_prefix([keys::CHUNK]).next_back() {
-            let (key, _) = entry.map_err(StorageError::from)?;
-            let events = keys::position_of(&key).unwrap_or(0);
+            let (key, chunk) = entry.map_err(StorageError::from)?;
+            // The last chunk's last position: its first plus its count.
+            let events = codec::decode_chunk(&chunk).map_or_else(
+                |_| keys::position_of(&key).unwrap_or(0),
+                |records| {
+                    let header = records.header();
+                    header.first_position + u64::from(header.count) - 1
+                },
+            );
             return Err(ImportError::NotEmpty { path, events });
         }
         let mut indexes = Indexes::default();

@@ -61,14 +61,6 @@ impl Conversations {
         self.by_id.get(&id)
     }
 
-    pub fn len(&self) -> usize {
-        self.by_id.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.by_id.is_empty()
-    }
-
     pub(crate) fn group_set(&self, key: GroupKey) -> &BTreeSet<ConversationId> {
         self.by_group.get(&key).unwrap_or(&EMPTY)
     }

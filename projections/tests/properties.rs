@@ -52,6 +52,26 @@ enum Op {
     Grant {
         to: usize,
     },
+    Member {
+        support: bool,
+        staff: usize,
+        add: bool,
+    },
+    Supervisor {
+        support: bool,
+        add: bool,
+    },
+    Routing {
+        support: bool,
+        broadcast: bool,
+    },
+    Role {
+        staff: usize,
+        supervisor: bool,
+    },
+    Deactivate {
+        staff: usize,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -66,7 +86,12 @@ fn op() -> impl Strategy<Value = Op> {
         1 => c.clone().prop_map(|conv| Op::Close { conv }),
         1 => c.prop_map(|conv| Op::Reopen { conv }),
         1 => (any::<bool>(), any::<bool>()).prop_map(|(enabled, new_private)| Op::Switch { enabled, new_private }),
-        1 => s.prop_map(|to| Op::Grant { to }),
+        1 => s.clone().prop_map(|to| Op::Grant { to }),
+        1 => (any::<bool>(), s.clone(), any::<bool>()).prop_map(|(support, staff, add)| Op::Member { support, staff, add }),
+        1 => (any::<bool>(), any::<bool>()).prop_map(|(support, add)| Op::Supervisor { support, add }),
+        1 => (any::<bool>(), any::<bool>()).prop_map(|(support, broadcast)| Op::Routing { support, broadcast }),
+        1 => (s.clone(), any::<bool>()).prop_map(|(staff, supervisor)| Op::Role { staff, supervisor }),
+        1 => s.prop_map(|staff| Op::Deactivate { staff }),
     ]
 }
 
@@ -167,6 +192,81 @@ fn play(desk: &mut Desk, convs: &mut Vec<ConversationId>, op: &Op) {
                 company: desk.company,
                 private_conversations_enabled: enabled,
                 new_conversations_private: new_private,
+            },
+        )),
+        Op::Member {
+            support,
+            staff,
+            add,
+        } => {
+            let (company, staff) = (desk.company, pool[staff]);
+            let group = if support { desk.support } else { desk.sales };
+            Some((
+                Actor::Staff(desk.owner),
+                if add {
+                    Command::AddGroupMember {
+                        company,
+                        group,
+                        staff,
+                    }
+                } else {
+                    Command::RemoveGroupMember {
+                        company,
+                        group,
+                        staff,
+                    }
+                },
+            ))
+        }
+        Op::Supervisor { support, add } => {
+            let (company, staff) = (desk.company, desk.supervisor);
+            let group = if support { desk.support } else { desk.sales };
+            Some((
+                Actor::Staff(desk.owner),
+                if add {
+                    Command::AddGroupSupervisor {
+                        company,
+                        group,
+                        staff,
+                    }
+                } else {
+                    Command::RemoveGroupSupervisor {
+                        company,
+                        group,
+                        staff,
+                    }
+                },
+            ))
+        }
+        Op::Routing { support, broadcast } => Some((
+            Actor::Staff(desk.owner),
+            Command::SetGroupRouting {
+                company: desk.company,
+                group: if support { desk.support } else { desk.sales },
+                routing: if broadcast {
+                    backchannel_domain::model::RoutingType::Broadcast
+                } else {
+                    backchannel_domain::model::RoutingType::RoundRobin
+                },
+            },
+        )),
+        Op::Role { staff, supervisor } => Some((
+            Actor::Staff(desk.owner),
+            Command::ChangeRole {
+                company: desk.company,
+                staff: pool[staff],
+                role: if supervisor {
+                    backchannel_domain::model::Role::Supervisor
+                } else {
+                    backchannel_domain::model::Role::Agent
+                },
+            },
+        )),
+        Op::Deactivate { staff } => Some((
+            Actor::Staff(desk.owner),
+            Command::DeactivateStaff {
+                company: desk.company,
+                staff: pool[staff],
             },
         )),
         Op::Grant { to } => Some((

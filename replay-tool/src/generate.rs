@@ -145,10 +145,6 @@ impl Generator {
         }
     }
 
-    pub fn events(&self) -> u64 {
-        self.rec.head()
-    }
-
     /// Conversations opened so far.
     pub fn opened(&self) -> u64 {
         self.opened

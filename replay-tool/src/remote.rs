@@ -23,6 +23,11 @@ use crate::progress::Progress;
 
 /// Records per page asked of the server (its cap).
 pub const PAGE: u64 = 10_000;
+/// The most a page's body can hold (PAGE records at the largest record size,
+/// each with its length prefix), with room for an error body: anything larger
+/// is refused before memory is reserved for it.
+const MAX_BODY_BYTES: usize =
+    PAGE as usize * (4 + backchannel_eventlog::codec::MAX_RECORD_BYTES) + 64 * 1024;
 
 /// Where the server is.
 #[derive(Debug, Clone)]
@@ -140,6 +145,11 @@ fn get(endpoint: &Endpoint, path: &str, token: &str) -> Result<Response, String>
                 break;
             }
             let start = response.body.len();
+            if size > MAX_BODY_BYTES - start {
+                return Err(format!(
+                    "the response body is larger than a page can be ({MAX_BODY_BYTES} bytes)"
+                ));
+            }
             response.body.resize(start + size, 0);
             reader
                 .read_exact(&mut response.body[start..])
@@ -151,6 +161,11 @@ fn get(endpoint: &Endpoint, path: &str, token: &str) -> Result<Response, String>
         let length: usize = length
             .parse()
             .map_err(|_| format!("bad Content-Length {length:?}"))?;
+        if length > MAX_BODY_BYTES {
+            return Err(format!(
+                "Content-Length {length} is larger than a page can be ({MAX_BODY_BYTES} bytes)"
+            ));
+        }
         response.body.resize(length, 0);
         reader.read_exact(&mut response.body).map_err(broken)?;
     } else {

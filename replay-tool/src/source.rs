@@ -91,26 +91,6 @@ pub enum SourceError {
     },
 }
 
-impl SourceError {
-    pub fn position(&self) -> Option<u64> {
-        match self {
-            SourceError::Store(
-                backchannel_eventlog::Error::Corrupt { position, .. }
-                | backchannel_eventlog::Error::Broken { position, .. },
-            ) => Some(*position),
-            SourceError::Store(_) => None,
-            SourceError::File { source, .. } => source.position(),
-            SourceError::Record {
-                source:
-                    backchannel_eventlog::Error::Corrupt { position, .. }
-                    | backchannel_eventlog::Error::Broken { position, .. },
-                ..
-            } => Some(*position),
-            SourceError::Record { .. } => None,
-        }
-    }
-}
-
 pub fn open_error(path: &Path, err: OpenError) -> Failure {
     let kind = match &err {
         OpenError::StoreInUse { .. } => {

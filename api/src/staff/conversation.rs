@@ -29,22 +29,8 @@ pub fn denied(denied: Denied) -> ApiError {
 pub fn load(ctx: &Context<'_>, me: Me, id: ConversationId) -> ApiResult<Conversation> {
     let desk = &shared(ctx)?.desk;
     let models = desk.models();
-    let summary = models.conversation(me.id, id).map_err(denied)?.clone();
-    let access = models.state().access(me.id, id);
-    let effectively_private = models
-        .state()
-        .conversations
-        .get(&id)
-        .is_some_and(|c| models.state().is_effectively_private(c));
-    Ok(Conversation {
-        viewer: me.id,
-        rule: match access {
-            Access::Granted(rule) => Some(rule),
-            _ => None,
-        },
-        effectively_private,
-        summary,
-    })
+    let summary = models.conversation(me.id, id).map_err(denied)?;
+    Ok(Conversation::from_models(&models, me.id, summary))
 }
 
 /// Like [`load`], but `None` when the viewer cannot see it (mutation payloads).
@@ -68,16 +54,6 @@ pub struct Conversation {
 }
 
 impl Conversation {
-    pub fn from_summary(
-        ctx: &Context<'_>,
-        viewer: StaffId,
-        summary: &ConversationSummary,
-    ) -> ApiResult<Self> {
-        let desk = &shared(ctx)?.desk;
-        let models = desk.models();
-        Ok(Self::from_models(&models, viewer, summary))
-    }
-
     /// Under a read guard the caller already holds (never take a second one).
     pub fn from_models(
         models: &ReadModels,

@@ -5,7 +5,6 @@ use backchannel_domain::DomainError;
 use backchannel_domain::error::Missing;
 use backchannel_domain::ids::{ConversationId, GroupId};
 use backchannel_domain::model::Role;
-use backchannel_projections::ConversationSummary;
 
 use crate::context::{me, shared};
 use crate::error::{ApiError, ApiResult};
@@ -156,6 +155,8 @@ impl Query {
         let shared = shared(ctx)?;
         let per_column = page_size(first, DEFAULT_PAGE, shared.limits.max_page_size)?;
         let group: GroupId = parse(&group_id)?;
+        // Everything under one read guard: the columns were checked against
+        // this state, and the nodes must not be built from a later one.
         let models = shared.desk.models();
         let overview = models.overview(me.id, group, per_column)?;
         let group = models
@@ -165,36 +166,19 @@ impl Query {
             .cloned()
             .map(Group)
             .ok_or(DomainError::NotFound(Missing::Group))?;
-        let columns: Vec<(usize, Vec<ConversationSummary>)> =
-            [&overview.queued, &overview.handling, &overview.closed]
-                .into_iter()
-                .map(|c| (c.count, c.items.iter().map(|s| (*s).clone()).collect()))
-                .collect();
-        drop(models);
-        let mut columns = columns
-            .into_iter()
-            .map(|(count, items)| {
-                Ok(OverviewColumn {
-                    count: count as u64,
-                    items: items
-                        .iter()
-                        .map(|s| Conversation::from_summary(ctx, me.id, s))
-                        .collect::<ApiResult<Vec<_>>>()?,
-                })
-            })
-            .collect::<ApiResult<Vec<_>>>()?
-            .into_iter();
-        let mut next = || {
-            columns.next().unwrap_or(OverviewColumn {
-                count: 0,
-                items: Vec::new(),
-            })
+        let column = |c: &backchannel_projections::Column<'_>| OverviewColumn {
+            count: c.count as u64,
+            items: c
+                .items
+                .iter()
+                .map(|s| Conversation::from_models(&models, me.id, s))
+                .collect(),
         };
         Ok(EnquiryOverview {
             group,
-            queued: next(),
-            handling: next(),
-            closed: next(),
+            queued: column(&overview.queued),
+            handling: column(&overview.handling),
+            closed: column(&overview.closed),
         })
     }
 

@@ -162,3 +162,27 @@ async fn a_timeline_pages_by_position() {
         .await;
     assert_eq!(bad_cursor.code(), Some("VALIDATION"));
 }
+
+#[tokio::test]
+async fn an_idempotency_key_reused_on_another_conversation_is_refused() {
+    let app = TestApp::spawn().await;
+    let alice = app.token("agent 1");
+    let first = app
+        .staff(
+            &alice,
+            SEND,
+            json!({ "id": CASEY, "body": "one", "key": "reused" }),
+        )
+        .await;
+    assert!(first.code().is_none(), "{:?}", first.body);
+    let head = app.desk.log().head();
+    let other = app
+        .staff(
+            &alice,
+            SEND,
+            json!({ "id": DANA, "body": "two", "key": "reused" }),
+        )
+        .await;
+    assert_eq!(other.code(), Some("VALIDATION"), "{:?}", other.body);
+    assert_eq!(app.desk.log().head(), head);
+}

@@ -78,7 +78,7 @@ pub(super) fn decide(
                 other => other?,
             };
             check_open(conv)?;
-            let manager = me.role.is_owner_or_admin() || supervises(me, group);
+            let manager = manages(me, group);
             match conv.status {
                 ConversationStatus::Queued => {
                     let broadcast_member =
@@ -128,10 +128,7 @@ pub(super) fn decide(
         } => {
             let (me, conv, group) = staff_context(state, actor, *conversation)?;
             check_open(conv)?;
-            if !(me.role.is_owner_or_admin()
-                || supervises(me, group)
-                || conv.assignee == Some(me.id))
-            {
+            if !manages_or_handles(me, group, conv) {
                 return Err(DomainError::Forbidden(
                     "only the owner, admins, the group's supervisors or the assignee can invite into the room",
                 ));
@@ -182,10 +179,7 @@ pub(super) fn decide(
             }
             let (me, conv, group) = staff_context(state, actor, *conversation)?;
             check_open(conv)?;
-            if !(me.role.is_owner_or_admin()
-                || supervises(me, group)
-                || conv.assignee == Some(me.id))
-            {
+            if !manages_or_handles(me, group, conv) {
                 return Err(DomainError::Forbidden(
                     "only the owner, admins, the group's supervisors or the assignee can close this conversation",
                 ));
@@ -197,10 +191,7 @@ pub(super) fn decide(
             if conv.status != ConversationStatus::Closed {
                 return Err(DomainError::validation("the conversation is not closed"));
             }
-            if !(me.role.is_owner_or_admin()
-                || supervises(me, group)
-                || conv.assignee == Some(me.id))
-            {
+            if !manages_or_handles(me, group, conv) {
                 return Err(DomainError::Forbidden(
                     "only the owner, admins, the group's supervisors or the last assignee can reopen this conversation",
                 ));
@@ -262,8 +253,7 @@ fn send_message(
                 return Err(DomainError::PrivateMessagesUnsupported);
             }
             // Owner, admins and supervisors may whisper "from the overview".
-            let may_whisper =
-                conv.is_participant(me.id) || me.role.is_owner_or_admin() || supervises(me, group);
+            let may_whisper = conv.is_participant(me.id) || manages(me, group);
             if !may_whisper {
                 return Err(DomainError::Forbidden(
                     "only participants, the owner, admins and the group's supervisors can post private messages",
@@ -299,6 +289,17 @@ fn lost_the_race(state: &State, actor: Actor, conversation: ConversationId) -> D
     } else {
         DomainError::RestrictedAccess
     }
+}
+
+/// The owner, an admin, or a supervisor of the conversation's group.
+fn manages(me: &Staff, group: &Group) -> bool {
+    me.role.is_owner_or_admin() || supervises(me, group)
+}
+
+/// Manages the conversation's group, or is its assignee: who may invite,
+/// close and reopen (SPEC section 4).
+fn manages_or_handles(me: &Staff, group: &Group, conv: &Conversation) -> bool {
+    manages(me, group) || conv.assignee == Some(me.id)
 }
 
 /// The acting staff member and the conversation they may view.

@@ -28,7 +28,10 @@ pub fn run(args: &GenerateArgs, quiet: bool) -> Result<(), Failure> {
     }
     let started = Instant::now();
     let progress = Progress::new("generating", quiet);
-    progress.start_pass(args.max_events.unwrap_or(args.conversations * 10));
+    progress.start_pass(
+        args.max_events
+            .unwrap_or(args.conversations.saturating_mul(10)),
+    );
     let mut generator = Generator::new(GenerateOptions {
         seed: args.seed,
         conversations: args.conversations,
