@@ -78,11 +78,16 @@ impl std::fmt::Debug for Desk {
 }
 
 impl Desk {
-    /// Opens the store and starts projecting it from the beginning.
+    /// Opens the store, building the read models from the whole log in the
+    /// same pass that opens it (blocking: linear in the log's length), then
+    /// starts projecting what is appended from there on.
     pub fn open(store_dir: &std::path::Path) -> Result<Arc<Desk>, OpenError> {
-        let log = SledEventLog::open(store_dir)?;
-        let models = Arc::new(RwLock::new(ReadModels::new()));
-        let (applied_tx, applied) = watch::channel(0);
+        let mut models = ReadModels::new();
+        let log = SledEventLog::open_replaying(store_dir, 1, |recorded| {
+            models.apply(&recorded).map(drop)
+        })?;
+        let (applied_tx, applied) = watch::channel(models.position());
+        let models = Arc::new(RwLock::new(models));
         let (live_tx, _) = broadcast::channel(LIVE_CAPACITY);
         let projector = tokio::spawn(project(
             log.clone(),

@@ -87,7 +87,18 @@ pub enum OpenError {
         #[source]
         source: StorageError,
     },
+    /// What [`crate::SledEventLog::open_replaying`]'s visitor refused.
+    #[error("replaying the store at {path} stopped at position {position}: {source}")]
+    Replay {
+        path: PathBuf,
+        position: u64,
+        #[source]
+        source: ReplayError,
+    },
 }
+
+/// Why a replay visitor refused an event.
+pub type ReplayError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Why a read (or a verification) failed.
 #[derive(Debug, Clone, thiserror::Error)]

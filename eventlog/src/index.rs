@@ -26,7 +26,8 @@ use backchannel_domain::ids::CommandId;
 use crate::chunks::ChunkCursor;
 use crate::codec;
 use crate::envelope::Hash;
-use crate::error::{Error, OpenError};
+use crate::envelope::RecordedEvent;
+use crate::error::{Error, OpenError, ReplayError};
 use crate::keys;
 use crate::writer::ChainHead;
 
@@ -143,9 +144,22 @@ pub(crate) struct Loaded {
     pub(crate) indexes: Indexes,
 }
 
+/// What [`load`] hands every record from a position on, fully decoded (see
+/// [`crate::SledEventLog::open_replaying`]).
+pub(crate) struct Replay<'a> {
+    pub(crate) from: u64,
+    pub(crate) visit: &'a mut dyn FnMut(RecordedEvent) -> Result<(), ReplayError>,
+}
+
 /// Scans every chunk, checking the framing and that positions and stream
-/// versions are contiguous, and builds the indexes from the envelopes.
-pub(crate) fn load(path: &Path, db: &sled::Db) -> Result<Loaded, OpenError> {
+/// versions are contiguous, and builds the indexes from the envelopes; with a
+/// [`Replay`], also decodes each record from its position on and hands it over,
+/// in the same pass.
+pub(crate) fn load(
+    path: &Path,
+    db: &sled::Db,
+    mut replay: Option<Replay<'_>>,
+) -> Result<Loaded, OpenError> {
     let corrupt = |err: Error| OpenError::Corrupt {
         path: path.to_owned(),
         reason: err.to_string(),
@@ -201,6 +215,14 @@ pub(crate) fn load(path: &Path, db: &sled::Db) -> Result<Loaded, OpenError> {
                     .entry(fields.command_id)
                     .or_insert(position);
                 last_command = Some(fields.command_id);
+            }
+            if let Some(replay) = replay.as_mut().filter(|r| position >= r.from) {
+                let recorded = crate::log::decode_at(position, record).map_err(corrupt)?;
+                (replay.visit)(recorded).map_err(|source| OpenError::Replay {
+                    path: path.to_owned(),
+                    position,
+                    source,
+                })?;
             }
             if is_last && position + 1 == cursor.header().end_position() {
                 last_hash = codec::record_hash(record);

@@ -62,7 +62,7 @@ pub use chain::ChainCheck;
 pub use envelope::{
     AppendMeta, AppendOutcome, Envelope, ExpectedVersion, Hash, RecordedAt, RecordedEvent,
 };
-pub use error::{AppendError, Error, OpenError, StorageError};
+pub use error::{AppendError, Error, OpenError, ReplayError, StorageError};
 pub use import::ImportError;
 pub use index::IndexStats;
 pub use log::{RawRecords, Scan, SledEventLog};

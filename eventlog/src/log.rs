@@ -54,7 +54,36 @@ impl SledEventLog {
     pub fn open(path: impl AsRef<Path>) -> Result<Self, OpenError> {
         let path = path.as_ref().to_owned();
         let opened = store::open(&path)?;
-        let loaded = index::load(&path, &opened.db)?;
+        let loaded = index::load(&path, &opened.db, None)?;
+        Self::start(path, opened, loaded.head, loaded.indexes)
+    }
+
+    /// Opens the store like [`SledEventLog::open`], and in the same pass over
+    /// the log hands every event from `from_position` on to `visit`, in order,
+    /// before any append can happen: how a server's read models catch up.
+    ///
+    /// sled keeps every page a bulk scan reads resident (see `store::reopen`),
+    /// so after the pass sled is closed and opened again, which returns that
+    /// memory; only then does the writer start. An error from `visit` stops the
+    /// open: [`OpenError::Replay`] names the position.
+    pub fn open_replaying<F, E>(
+        path: impl AsRef<Path>,
+        from_position: u64,
+        mut visit: F,
+    ) -> Result<Self, OpenError>
+    where
+        F: FnMut(RecordedEvent) -> Result<(), E>,
+        E: Into<crate::error::ReplayError>,
+    {
+        let path = path.as_ref().to_owned();
+        let opened = store::open(&path)?;
+        let mut visit = |recorded| visit(recorded).map_err(Into::into);
+        let replay = index::Replay {
+            from: from_position.max(1),
+            visit: &mut visit,
+        };
+        let loaded = index::load(&path, &opened.db, Some(replay))?;
+        let opened = store::reopen(&path, opened)?;
         Self::start(path, opened, loaded.head, loaded.indexes)
     }
 

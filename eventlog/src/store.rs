@@ -106,37 +106,7 @@ pub(crate) fn open(path: &Path) -> Result<OpenedStore, OpenError> {
     }
 
     let sled_path = path.join(SLED_DIR);
-    wait_for_sled_lock(path, &sled_path.join("db"))?;
-    let config = sled::Config::new()
-        .path(&sled_path)
-        // Every commit flushes and fsyncs explicitly; the background flusher
-        // would only add contention.
-        .flush_every_ms(None)
-        // sled's default page cache is 1 GiB, and a replay at start would fill
-        // it with the whole log. Reads after start are by position (a
-        // timeline, a page of the log), which the OS page cache serves well.
-        .cache_capacity(SLED_CACHE_BYTES);
-    let db = match catch_unwind(AssertUnwindSafe(|| config.open())) {
-        Ok(Ok(db)) => db,
-        Ok(Err(sled::Error::Corruption { .. })) => {
-            return Err(OpenError::Corrupt {
-                path: path.to_owned(),
-                reason: "sled reports corruption in its files".to_owned(),
-            });
-        }
-        Ok(Err(err)) => {
-            return Err(OpenError::Storage {
-                path: path.to_owned(),
-                source: err.into(),
-            });
-        }
-        Err(_) => {
-            return Err(OpenError::Corrupt {
-                path: path.to_owned(),
-                reason: "sled panicked while recovering its files".to_owned(),
-            });
-        }
-    };
+    let db = open_sled(path, &sled_path)?;
 
     // sled writes its `conf` file and creates its directories without fsync;
     // make them durable before the first acknowledged commit depends on them.
@@ -154,6 +124,58 @@ pub(crate) fn open(path: &Path) -> Result<OpenedStore, OpenError> {
         write_marker(path).map_err(io)?;
     }
     Ok(opened)
+}
+
+/// Opens sled in `sled_path`, turning its errors (and its panics on some
+/// corrupt files) into [`OpenError`]s.
+fn open_sled(path: &Path, sled_path: &Path) -> Result<sled::Db, OpenError> {
+    wait_for_sled_lock(path, &sled_path.join("db"))?;
+    let config = sled::Config::new()
+        .path(sled_path)
+        // Every commit flushes and fsyncs explicitly; the background flusher
+        // would only add contention.
+        .flush_every_ms(None)
+        // sled's default page cache is 1 GiB. Reads after start are by
+        // position (a timeline, a page of the log), which the OS page cache
+        // serves well. (sled does not hold to this bound during a bulk scan,
+        // hence [`reopen`].)
+        .cache_capacity(SLED_CACHE_BYTES);
+    match catch_unwind(AssertUnwindSafe(|| config.open())) {
+        Ok(Ok(db)) => Ok(db),
+        Ok(Err(sled::Error::Corruption { .. })) => Err(OpenError::Corrupt {
+            path: path.to_owned(),
+            reason: "sled reports corruption in its files".to_owned(),
+        }),
+        Ok(Err(err)) => Err(OpenError::Storage {
+            path: path.to_owned(),
+            source: err.into(),
+        }),
+        Err(_) => Err(OpenError::Corrupt {
+            path: path.to_owned(),
+            reason: "sled panicked while recovering its files".to_owned(),
+        }),
+    }
+}
+
+/// Closes sled and opens it again, keeping our lock on the store: what sled
+/// has read is dropped with it.
+///
+/// sled 0.34 evicts from its page cache only after enough accesses per cache
+/// shard (it batches them), so one pass over the whole log leaves every page
+/// it read resident, whatever `cache_capacity` says (spacejam/sled#1410): at 1M
+/// events, ~235 MiB. Opening replays the log once; dropping sled afterwards
+/// returns that memory. Nothing is written in between, so nothing needs a sync.
+pub(crate) fn reopen(path: &Path, opened: OpenedStore) -> Result<OpenedStore, OpenError> {
+    let OpenedStore { db, syncer, lock } = opened;
+    drop(syncer);
+    drop(db);
+    let sled_path = path.join(SLED_DIR);
+    let db = open_sled(path, &sled_path)?;
+    let syncer = Syncer::new(&sled_path).map_err(|source| OpenError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok(OpenedStore { db, syncer, lock })
 }
 
 /// Refuses anything that is not (or cannot become) a store. Returns whether the

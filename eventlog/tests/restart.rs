@@ -6,7 +6,7 @@
 mod support;
 
 use backchannel_domain::ids::CommandId;
-use backchannel_eventlog::{AppendError, ExpectedVersion, SledEventLog};
+use backchannel_eventlog::{AppendError, ExpectedVersion, OpenError, SledEventLog};
 use support::{conversation, message, meta_for, opened, stream};
 
 #[tokio::test]
@@ -135,4 +135,94 @@ async fn stream_positions(log: &SledEventLog) -> Vec<Vec<(u64, u64)>> {
         );
     }
     all
+}
+
+/// `open_replaying` hands over every event from the given position, in order,
+/// fully decoded, in the pass that rebuilds the indexes; then the log works as
+/// after `open` (sled has been closed and reopened in between).
+#[tokio::test]
+async fn open_replaying_hands_over_the_log_then_appends_continue() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = SledEventLog::open(dir.path()).unwrap();
+    for n in 0..40u64 {
+        let id = conversation(n % 4);
+        let event = if n < 4 { opened(id) } else { message(id, n) };
+        log.append(
+            stream(n % 4),
+            ExpectedVersion::Any,
+            vec![event],
+            meta_for(CommandId::new()),
+        )
+        .await
+        .unwrap();
+    }
+    let expected: Vec<_> = log.scan(15).map(Result::unwrap).collect();
+    let retry = CommandId::new();
+    let before_retry = log
+        .append(
+            stream(1),
+            ExpectedVersion::Any,
+            vec![message(conversation(1), 500)],
+            meta_for(retry),
+        )
+        .await
+        .unwrap();
+    log.close().unwrap();
+
+    let mut seen = Vec::new();
+    let log = SledEventLog::open_replaying(dir.path(), 15, |recorded| {
+        seen.push(recorded);
+        Ok::<(), std::convert::Infallible>(())
+    })
+    .unwrap();
+    assert_eq!(seen.len(), expected.len() + 1, "positions 15 to 41");
+    assert_eq!(seen[..expected.len()], expected[..]);
+    assert_eq!(seen.last().unwrap().envelope.position, 41);
+    assert_eq!(log.head(), 41);
+
+    // The indexes were built in the same pass: a retry is deduplicated, stream
+    // versions continue, and a new append lands after the head.
+    let retried = log
+        .append(
+            stream(1),
+            ExpectedVersion::Any,
+            vec![message(conversation(1), 500)],
+            meta_for(retry),
+        )
+        .await
+        .unwrap();
+    assert!(retried.deduplicated);
+    assert_eq!(retried.first_position, before_retry.first_position);
+    let next = log
+        .append(
+            stream(2),
+            ExpectedVersion::Exact(10),
+            vec![message(conversation(2), 600)],
+            meta_for(CommandId::new()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(next.first_position, 42);
+    assert_eq!(next.stream_version, 11);
+    log.verify().unwrap();
+    log.close().unwrap();
+
+    // A visitor's refusal stops the open and names the position; the store is
+    // left as it was and opens again.
+    let err = SledEventLog::open_replaying(dir.path(), 1, |recorded| {
+        if recorded.envelope.position == 7 {
+            Err("refused")
+        } else {
+            Ok(())
+        }
+    })
+    .err()
+    .unwrap();
+    assert!(
+        matches!(err, OpenError::Replay { position: 7, .. }),
+        "{err}"
+    );
+    let log = SledEventLog::open(dir.path()).unwrap();
+    assert_eq!(log.head(), 42);
+    log.verify().unwrap();
 }

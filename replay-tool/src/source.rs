@@ -103,7 +103,7 @@ pub fn open_error(path: &Path, err: OpenError) -> Failure {
                 ),
             );
         }
-        OpenError::Corrupt { .. } => Kind::Broken,
+        OpenError::Corrupt { .. } | OpenError::Replay { .. } => Kind::Broken,
         OpenError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
             Kind::Unavailable
         }
