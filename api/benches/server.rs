@@ -4,7 +4,7 @@
 //! `cargo bench -p backchannel-api --bench server`
 //!
 //! Builds a store of 100,000 conversations (1,000,000 events) through the real
-//! event log, starts the real `backchannel` binary on it (a separate process),
+//! event log (one append per event, conversations interleaved), starts the real `backchannel` binary on it (a separate process),
 //! and drives it over loopback with 64 keep-alive connections: the agent inbox
 //! (`conversations(first: 50)`) and a conversation timeline, beside a trivial
 //! axum JSON handler as the ceiling, in the same run. Also the server's resident
@@ -353,31 +353,42 @@ async fn load(store: &Path, n: usize) -> World {
         plans.push((conversation, conv));
     }
 
-    // 64 appenders; each conversation is one append of its 10 events.
-    let plans = Arc::new(std::sync::Mutex::new(plans));
-    let mut tasks = Vec::new();
-    for _ in 0..64 {
-        let log = log.clone();
-        let plans = plans.clone();
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let next = plans.lock().unwrap().pop();
-                let Some((conversation, conv)) = next else {
-                    break;
-                };
-                log.append(
-                    StreamId::Conversation(conversation),
-                    ExpectedVersion::NoStream,
-                    conv,
-                    meta(),
-                )
-                .await
-                .unwrap();
-            }
-        }));
-    }
-    for task in tasks {
-        task.await.unwrap();
+    // As on a real desk, every event is an append (a command) of its own, and
+    // conversations interleave: stage k appends the k-th event of every
+    // conversation, through 64 concurrent appenders, so a conversation's
+    // events lie ~n positions apart in the log.
+    let plans = Arc::new(plans);
+    let stages = plans.iter().map(|(_, conv)| conv.len()).max().unwrap_or(0);
+    for stage in 0..stages {
+        let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..64 {
+            let log = log.clone();
+            let plans = plans.clone();
+            let next = next.clone();
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some((conversation, conv)) = plans.get(i) else {
+                        break;
+                    };
+                    let Some(event) = conv.get(stage) else {
+                        continue;
+                    };
+                    log.append(
+                        StreamId::Conversation(*conversation),
+                        ExpectedVersion::Exact(stage as u64),
+                        vec![event.clone()],
+                        meta(),
+                    )
+                    .await
+                    .unwrap();
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
     }
     log.close().unwrap();
     World {
