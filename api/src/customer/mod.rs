@@ -6,6 +6,7 @@
 //! staff-only data. Nothing in this module touches `Event`, the staff
 //! summaries or the staff schema's types; keep it that way.
 
+pub mod messages;
 pub mod mutation;
 pub mod query;
 pub mod subscription;

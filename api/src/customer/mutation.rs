@@ -86,7 +86,7 @@ impl Mutation {
             .map_err(|err| ApiError::internal("minting a customer token", err))?;
         Ok(StartedConversation {
             token: token.token,
-            conversation: conversation(&shared.desk, id).await?,
+            conversation: conversation(&shared.desk, id)?,
         })
     }
 
@@ -141,6 +141,6 @@ impl Mutation {
             idempotency_key.as_deref(),
         )
         .await?;
-        conversation(desk, me.conversation).await
+        conversation(desk, me.conversation)
     }
 }

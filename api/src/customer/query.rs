@@ -11,6 +11,6 @@ impl Query {
     /// Your conversation (the one your token is for), public messages only.
     async fn conversation(&self, ctx: &Context<'_>) -> ApiResult<CustomerConversation> {
         let id = customer_conversation(ctx)?;
-        conversation(&shared(ctx)?.desk, id).await
+        conversation(&shared(ctx)?.desk, id)
     }
 }

@@ -1,10 +1,13 @@
 //! What a customer sees: their conversation and its public messages.
 
-use async_graphql::{Enum, ID, SimpleObject};
+use async_graphql::{ComplexObject, Context, Enum, ID, SimpleObject};
 use backchannel_domain::ids::ConversationId;
 use backchannel_eventlog::RecordedEvent;
+use backchannel_projections::ReadModels;
 use backchannel_projections::customer::{CustomerAuthor, CustomerEvent, customer_event};
 
+use crate::context::shared;
+use crate::customer::messages::{self, CustomerMessageConnection, PageRequest};
 use crate::desk::Desk;
 use crate::error::{ApiError, ApiResult};
 use crate::graphql::enums::{Channel, ConversationStatus};
@@ -29,76 +32,134 @@ pub struct CustomerMessage {
     /// The staff member's display name; null for your own messages.
     pub author_name: Option<String>,
     pub body: String,
+    /// The message's place in your chat, as `messages` takes it (`after:`,
+    /// `before:`); the same as its edge's cursor. A message received from
+    /// `sendMessage` or the `messages` subscription can be paged from, e.g.
+    /// `messages(after:)` with the last one seen, after a reconnect.
+    pub cursor: String,
 }
 
 /// Your conversation with the company.
 #[derive(SimpleObject)]
+#[graphql(complex)]
 pub struct CustomerConversation {
     pub id: ID,
     pub channel: Channel,
     pub status: ConversationStatus,
     pub customer_name: String,
     pub opened_at: DateTime,
-    /// The chat, oldest first.
-    pub messages: Vec<CustomerMessage>,
+    #[graphql(skip)]
+    pub conversation: ConversationId,
 }
 
-/// The customer-safe view of one stored event, if it has one.
-pub fn message(desk: &Desk, recorded: &RecordedEvent) -> Option<CustomerMessage> {
-    let event = customer_event(desk.models().state(), &recorded.event)?;
-    match event {
-        CustomerEvent::Message {
-            message,
-            author,
-            body,
-            ..
-        } => {
-            let (author, author_name) = match author {
-                CustomerAuthor::Customer => (Author::Customer, None),
-                CustomerAuthor::Staff { name } => (Author::Staff, Some(name.as_str().to_owned())),
-            };
-            Some(CustomerMessage {
-                id: id(message),
-                at: DateTime(recorded.envelope.recorded_at),
-                author,
-                author_name,
-                body: body.as_str().to_owned(),
-            })
-        }
-        _ => None,
+#[ComplexObject]
+impl CustomerConversation {
+    /// The chat, oldest first, a page at a time (a Relay connection).
+    /// Forward: `first` messages (default and maximum: the page-size limit,
+    /// 100) after the message whose cursor is `after`, from the oldest
+    /// without it. Backward, as a chat opens at its newest: `last` messages
+    /// before the message whose cursor is `before`, up to the newest without
+    /// it; they are still listed oldest first. Mixing the two directions
+    /// (`first` or `after` with `last` or `before`) is `VALIDATION`.
+    #[graphql(
+        complexity = "first.or(last).unwrap_or(100).clamp(1, 100) as usize * child_complexity"
+    )]
+    async fn messages(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> ApiResult<CustomerMessageConnection> {
+        let shared = shared(ctx)?;
+        let request = PageRequest::parse(
+            first,
+            after.as_deref(),
+            last,
+            before.as_deref(),
+            shared.limits.max_page_size,
+        )?;
+        messages::page(&shared.desk, self.conversation, request).await
     }
 }
 
-/// The customer's conversation, built from the customer view only.
-pub async fn conversation(
-    desk: &Desk,
+/// The customer-safe view of one stored event, if it is a message, with its
+/// cursor (for `sendMessage` and the subscription).
+pub fn message(desk: &Desk, recorded: &RecordedEvent) -> Option<CustomerMessage> {
+    let models = desk.models();
+    let event = customer_event(models.state(), &recorded.event)?;
+    let ordinal = models
+        .customer_conversation(event.conversation())?
+        .positions
+        .binary_search(&recorded.envelope.position)
+        .ok()?;
+    from_event(event, recorded, ordinal)
+}
+
+/// The customer-safe view of `recorded` if it is a message of `conversation`;
+/// `ordinal` is its index in the customer view's positions. Under a read
+/// guard the caller holds.
+pub fn message_at(
+    models: &ReadModels,
     conversation: ConversationId,
-) -> ApiResult<CustomerConversation> {
-    let not_found = || {
-        ApiError::Domain(backchannel_domain::DomainError::NotFound(
-            backchannel_domain::error::Missing::Conversation,
-        ))
+    recorded: &RecordedEvent,
+    ordinal: usize,
+) -> Option<CustomerMessage> {
+    let event = customer_event(models.state(), &recorded.event)?;
+    if event.conversation() != conversation {
+        return None;
+    }
+    from_event(event, recorded, ordinal)
+}
+
+fn from_event(
+    event: CustomerEvent,
+    recorded: &RecordedEvent,
+    ordinal: usize,
+) -> Option<CustomerMessage> {
+    let CustomerEvent::Message {
+        message,
+        author,
+        body,
+        ..
+    } = event
+    else {
+        return None;
     };
-    let (header, positions) = {
-        let models = desk.models();
-        let view = models
-            .customer_conversation(conversation)
-            .ok_or_else(not_found)?;
-        (
-            CustomerConversation {
-                id: id(view.id),
-                channel: view.channel.into(),
-                status: view.status.into(),
-                customer_name: view.customer.as_str().to_owned(),
-                opened_at: DateTime(view.opened_at),
-                messages: Vec::new(),
-            },
-            view.positions.to_vec(),
-        )
+    let (author, author_name) = match author {
+        CustomerAuthor::Customer => (Author::Customer, None),
+        CustomerAuthor::Staff { name } => (Author::Staff, Some(name.as_str().to_owned())),
     };
-    let events = desk.read_positions(&positions).await?;
+    Some(CustomerMessage {
+        id: id(message),
+        at: DateTime(recorded.envelope.recorded_at),
+        author,
+        author_name,
+        body: body.as_str().to_owned(),
+        cursor: messages::cursor(ordinal),
+    })
+}
+
+pub fn not_found() -> ApiError {
+    ApiError::Domain(backchannel_domain::DomainError::NotFound(
+        backchannel_domain::error::Missing::Conversation,
+    ))
+}
+
+/// The customer's conversation, built from the customer view only. Its
+/// messages are read when (and as far as) the query pages through them.
+pub fn conversation(desk: &Desk, conversation: ConversationId) -> ApiResult<CustomerConversation> {
+    let models = desk.models();
+    let view = models
+        .customer_conversation(conversation)
+        .ok_or_else(not_found)?;
     Ok(CustomerConversation {
-        messages: events.iter().filter_map(|r| message(desk, r)).collect(),
-        ..header
+        id: id(view.id),
+        channel: view.channel.into(),
+        status: view.status.into(),
+        customer_name: view.customer.as_str().to_owned(),
+        opened_at: DateTime(view.opened_at),
+        conversation: view.id,
     })
 }

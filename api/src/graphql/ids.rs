@@ -21,15 +21,26 @@ pub fn id(value: impl std::fmt::Display) -> ID {
     ID(value.to_string())
 }
 
-/// A page size: 1..=`max` (SPEC section 8: at most 100).
+/// A page size given as `first`: 1..=`max` (SPEC section 8: at most 100).
 pub fn page_size(first: Option<i32>, default: usize, max: usize) -> Result<usize, ApiError> {
-    let Some(first) = first else {
+    page_size_of("first", first, default, max)
+}
+
+/// A page size given as the argument `name` (`first`, `last`): 1..=`max`,
+/// `default` (at most `max`) when absent.
+pub fn page_size_of(
+    name: &str,
+    size: Option<i32>,
+    default: usize,
+    max: usize,
+) -> Result<usize, ApiError> {
+    let Some(size) = size else {
         return Ok(default.min(max));
     };
-    match usize::try_from(first) {
+    match usize::try_from(size) {
         Ok(n) if (1..=max).contains(&n) => Ok(n),
         _ => Err(ApiError::validation(format!(
-            "`first` must be between 1 and {max}"
+            "`{name}` must be between 1 and {max}"
         ))),
     }
 }

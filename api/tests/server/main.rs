@@ -6,6 +6,7 @@ mod support;
 
 mod auth;
 mod consistency;
+mod customer_paging;
 mod errors;
 mod limits;
 mod log_export;

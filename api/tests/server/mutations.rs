@@ -282,7 +282,7 @@ async fn customers_start_chat_and_never_see_private_messages() {
     let started = app
         .customer(
             None,
-            "mutation($w: ID!, $g: ID!) { startConversation(widgetKey: $w, groupId: $g, customerName: \"Ivy\", message: \"Hello?\") { token conversation { status messages { author body } } } }",
+            "mutation($w: ID!, $g: ID!) { startConversation(widgetKey: $w, groupId: $g, customerName: \"Ivy\", message: \"Hello?\") { token conversation { status messages { edges { node { author body } } } } } }",
             json!({ "w": app.demo.widget_key.to_string(), "g": SUPPORT }),
         )
         .await;
@@ -302,7 +302,7 @@ async fn customers_start_chat_and_never_see_private_messages() {
     let own = app
         .customer(
             Some(&app.demo.customer.clone()),
-            "{ conversation { messages { body authorName } } }",
+            "{ conversation { messages { edges { node { body authorName } } } } }",
             json!({}),
         )
         .await;

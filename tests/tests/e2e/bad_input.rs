@@ -169,7 +169,10 @@ async fn bad_input_gets_its_code_and_appends_nothing() {
             body: request(
                 &format!(
                     "{{ {} }}",
-                    aliases(450, "conversation { id messages { id body author at } }")
+                    aliases(
+                        450,
+                        "conversation { id messages { edges { node { id body author at } } } }"
+                    )
                 ),
                 json!({}),
             ),

@@ -136,24 +136,29 @@ async fn a_whisper_reaches_staff_live_and_never_the_customer() {
 
     // The customer: the public messages around the whisper, live, and not it.
     let mut live_bodies = Vec::new();
+    let mut live_cursors = Vec::new();
     for _ in 0..3 {
         let m = customer_live.next_data("messages").await;
         live_bodies.push(m["body"].as_str().unwrap().to_owned());
+        live_cursors.push(m["cursor"].as_str().unwrap().to_owned());
     }
     assert_eq!(
         live_bodies,
         ["Any news?", "Checking now", "Good news: 10% off"]
     );
 
-    // On query: the messages (and so their count) are the public ones only.
+    // On query: the messages (and so their count) are the public ones only,
+    // and a live message's cursor is its cursor in the page.
     let view = server
         .customer(Some(&casey.token), CUSTOMER_CONVERSATION, json!({}))
         .await;
-    let bodies: Vec<&str> = view.ok("customer conversation")["conversation"]["messages"]
+    let edges = view.ok("customer conversation")["conversation"]["messages"]["edges"]
         .as_array()
         .unwrap()
+        .clone();
+    let bodies: Vec<&str> = edges
         .iter()
-        .map(|m| m["body"].as_str().unwrap())
+        .map(|e| e["node"]["body"].as_str().unwrap())
         .collect();
     assert_eq!(
         bodies,
@@ -164,6 +169,11 @@ async fn a_whisper_reaches_staff_live_and_never_the_customer() {
             "Good news: 10% off"
         ]
     );
+    let page_cursors: Vec<&str> = edges[1..]
+        .iter()
+        .map(|e| e["cursor"].as_str().unwrap())
+        .collect();
+    assert_eq!(page_cursors, live_cursors);
     customer_wire.push(view.text.clone());
     let staff_view = ok(&server, &a, TIMELINE, json!({ "id": id })).await;
     assert_eq!(staff_view["conversation"]["publicMessageCount"], 4);

@@ -192,9 +192,9 @@ pub const EVENTS_LIVE: &str = "subscription($c: ID!) { conversationEvents(conver
     __typename ... on PublicMessage { body } ... on PrivateMessage { body } ... on SystemEvent { kind } } }";
 
 pub const CUSTOMER_CONVERSATION: &str =
-    "{ conversation { id status messages { id author body } } }";
+    "{ conversation { id status messages { edges { cursor node { id author body } } } } }";
 
-pub const CUSTOMER_MESSAGES_LIVE: &str = "subscription { messages { id author body } }";
+pub const CUSTOMER_MESSAGES_LIVE: &str = "subscription { messages { id author body cursor } }";
 
 /// The ids a `conversations` answer lists, and its `totalCount`.
 pub fn listed(data: &Value) -> (Vec<String>, u64) {
