@@ -17,12 +17,13 @@
 use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
-use backchannel_domain::ids::{CommandId, CorrelationId};
+use backchannel_domain::events::StreamId;
+use backchannel_domain::ids::{CommandId, ConversationId, CorrelationId, StaffId};
 use backchannel_domain::{Actor, Command, decide};
 use backchannel_eventlog::{
     AppendError, AppendMeta, AppendOutcome, ExpectedVersion, OpenError, RecordedEvent, SledEventLog,
 };
-use backchannel_projections::{ReadModels, StoredNotification};
+use backchannel_projections::{Denied, ReadModels, StoredNotification};
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
@@ -86,6 +87,7 @@ impl Desk {
         let log = SledEventLog::open_replaying(store_dir, 1, |recorded| {
             models.apply(&recorded).map(drop)
         })?;
+        models.shrink_to_fit();
         let (applied_tx, applied) = watch::channel(models.position());
         let models = Arc::new(RwLock::new(models));
         let (live_tx, _) = broadcast::channel(LIVE_CAPACITY);
@@ -112,6 +114,22 @@ impl Desk {
     /// an await.
     pub fn models(&self) -> RwLockReadGuard<'_, ReadModels> {
         self.models.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The positions of a conversation's timeline (its stream in the log), if
+    /// `viewer` may read it: checked by the visibility policy and read from the
+    /// log's stream index up to what `models` (the caller's guard, so the check
+    /// and the positions agree with whatever else it checked) have applied.
+    pub fn timeline_positions(
+        &self,
+        models: &ReadModels,
+        viewer: StaffId,
+        conversation: ConversationId,
+    ) -> Result<Vec<u64>, Denied> {
+        models.timeline(viewer, conversation)?;
+        Ok(self
+            .log
+            .stream_positions(&StreamId::Conversation(conversation), models.position()))
     }
 
     pub fn applied_position(&self) -> u64 {

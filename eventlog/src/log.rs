@@ -228,6 +228,14 @@ impl SledEventLog {
         }
     }
 
+    /// The positions of `stream`'s events, oldest first, up to `up_to` (and
+    /// never past the committed head): what a conversation's timeline pages
+    /// through, from the in-memory stream index, without reading the log.
+    pub fn stream_positions(&self, stream: &StreamId, up_to: u64) -> Vec<u64> {
+        self.indexes()
+            .stream_positions(stream, 1, up_to.min(self.head()))
+    }
+
     /// The events of `stream` from `from_version` (1 = the beginning) up to the
     /// committed head.
     ///

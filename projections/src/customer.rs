@@ -193,6 +193,13 @@ impl Customers {
         }
     }
 
+    /// Gives back the slack of vectors grown by doubling (after a catch-up).
+    pub(crate) fn shrink_to_fit(&mut self) {
+        for conversation in self.by_conversation.values_mut() {
+            conversation.positions.shrink_to_fit();
+        }
+    }
+
     pub(crate) fn view(&self, id: ConversationId) -> Option<CustomerView<'_>> {
         self.by_conversation.get(&id).map(|c| CustomerView {
             id,

@@ -17,7 +17,6 @@
 //! Layout:
 //! - [`summaries`]: one summary per conversation, and the indexes a page needs.
 //! - `listing`: the viewer's conversation list, counts and the enquiry overview.
-//! - [`timelines`]: the positions of each conversation's events, per audience.
 //! - [`customer`]: what a customer may ever see — a type with no private variant.
 //! - [`notifications`]: stored notifications with read/unread state.
 //! - [`replay`]: [`EventSource`], a log replayed from a position (a store or
@@ -38,7 +37,6 @@ pub mod replay;
 pub mod report;
 pub mod summaries;
 pub mod time;
-pub mod timelines;
 
 pub use backchannel_domain::State;
 pub use customer::CustomerView;

@@ -9,7 +9,6 @@ use backchannel_eventlog::RecordedEvent;
 use crate::customer::{CustomerView, Customers, customer_event};
 use crate::notifications::{Notifications, StoredNotification};
 use crate::summaries::{ConversationSummary, Conversations};
-use crate::timelines::Timelines;
 
 /// Why a viewer gets nothing of a conversation (SPEC section 3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -49,7 +48,6 @@ pub struct ReadModels {
     position: u64,
     state: State,
     pub(crate) conversations: Conversations,
-    timelines: Timelines,
     customers: Customers,
     notifications: Notifications,
 }
@@ -80,7 +78,6 @@ impl ReadModels {
         }
         self.state.apply(&recorded.event);
         self.conversations.apply(recorded);
-        self.timelines.apply(recorded);
         if let Some(event) = customer_event(&self.state, &recorded.event) {
             self.customers
                 .apply(got, recorded.envelope.recorded_at, &event);
@@ -88,6 +85,12 @@ impl ReadModels {
         let notifications = self.notifications.apply(&self.state, recorded);
         self.position = got;
         Ok(Applied { notifications })
+    }
+
+    /// Gives back the slack that vectors grown by doubling keep: call it after
+    /// a bulk catch-up; it changes no answer.
+    pub fn shrink_to_fit(&mut self) {
+        self.customers.shrink_to_fit();
     }
 
     /// The conversation's summary, if `viewer` may see it.
@@ -100,11 +103,13 @@ impl ReadModels {
         self.conversations.get(id).ok_or(Denied::NotFound)
     }
 
-    /// Global positions of the conversation's events (public and private
-    /// messages and system events), if `viewer` may see it.
-    pub fn timeline(&self, viewer: StaffId, id: ConversationId) -> Result<&[u64], Denied> {
-        self.check(viewer, id)?;
-        Ok(self.timelines.positions(id))
+    /// Whether `viewer` may read the conversation's timeline: its events
+    /// (public and private messages and system events) are the conversation's
+    /// stream in the log, whose positions the log's stream index holds
+    /// (`SledEventLog::stream_positions`); read them up to [`Self::position`],
+    /// under the same guard as this check.
+    pub fn timeline(&self, viewer: StaffId, id: ConversationId) -> Result<(), Denied> {
+        self.check(viewer, id)
     }
 
     /// The customer's own conversation, built only from customer events.

@@ -184,11 +184,9 @@ impl Conversation {
         };
         let desk = &shared.desk;
         let positions: Vec<u64> = desk
-            .models()
-            .timeline(self.viewer, self.summary.id)
+            .timeline_positions(&desk.models(), self.viewer, self.summary.id)
             .map_err(denied)?
-            .iter()
-            .copied()
+            .into_iter()
             .filter(|p| *p > after)
             .take(first)
             .collect();

@@ -255,10 +255,8 @@ impl Query {
                 )
                 .into());
             }
-            models
-                .timeline(me.id, conversation)
+            desk.timeline_positions(&models, me.id, conversation)
                 .map_err(denied)?
-                .to_vec()
         };
         let events = desk.read_positions(&positions).await?;
         Ok(events
