@@ -121,16 +121,16 @@ pub fn customer_event(state: &State, event: &Event) -> Option<CustomerEvent> {
     }
 }
 
-/// One customer's conversation as they may see it.
+/// What the customer model keeps of one conversation: only what differs from
+/// the staff side. The header (company, channel, customer's name, opening
+/// time) is the conversation's own, taken from the domain state and the
+/// summary when a view is made (`ReadModels::customer_conversation`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct CustomerConversation {
-    company: CompanyId,
-    channel: Channel,
-    status: ConversationStatus,
-    customer: Name,
-    opened_at: RecordedAt,
+    /// The status as the customer has been told it.
+    pub(crate) status: ConversationStatus,
     /// Global positions of the events that have a customer view, in order.
-    positions: Vec<u64>,
+    pub(crate) positions: Vec<u64>,
 }
 
 /// What the customer read model answers.
@@ -154,22 +154,12 @@ pub(crate) struct Customers {
 }
 
 impl Customers {
-    pub(crate) fn apply(&mut self, position: u64, at: RecordedAt, event: &CustomerEvent) {
-        if let CustomerEvent::Opened {
-            conversation,
-            company,
-            channel,
-            customer,
-        } = event
-        {
+    pub(crate) fn apply(&mut self, position: u64, event: &CustomerEvent) {
+        if let CustomerEvent::Opened { conversation, .. } = event {
             self.by_conversation.insert(
                 *conversation,
                 CustomerConversation {
-                    company: *company,
-                    channel: *channel,
                     status: ConversationStatus::Queued,
-                    customer: customer.clone(),
-                    opened_at: at,
                     positions: vec![position],
                 },
             );
@@ -200,15 +190,7 @@ impl Customers {
         }
     }
 
-    pub(crate) fn view(&self, id: ConversationId) -> Option<CustomerView<'_>> {
-        self.by_conversation.get(&id).map(|c| CustomerView {
-            id,
-            company: c.company,
-            channel: c.channel,
-            status: c.status,
-            customer: &c.customer,
-            opened_at: c.opened_at,
-            positions: &c.positions,
-        })
+    pub(crate) fn get(&self, id: ConversationId) -> Option<&CustomerConversation> {
+        self.by_conversation.get(&id)
     }
 }

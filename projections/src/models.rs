@@ -79,8 +79,7 @@ impl ReadModels {
         self.state.apply(&recorded.event);
         self.conversations.apply(recorded);
         if let Some(event) = customer_event(&self.state, &recorded.event) {
-            self.customers
-                .apply(got, recorded.envelope.recorded_at, &event);
+            self.customers.apply(got, &event);
         }
         let notifications = self.notifications.apply(&self.state, recorded);
         self.position = got;
@@ -114,7 +113,18 @@ impl ReadModels {
 
     /// The customer's own conversation, built only from customer events.
     pub fn customer_conversation(&self, conversation: ConversationId) -> Option<CustomerView<'_>> {
-        self.customers.view(conversation)
+        let own = self.customers.get(conversation)?;
+        let header = self.state.conversations.get(&conversation)?;
+        let summary = self.conversations.get(conversation)?;
+        Some(CustomerView {
+            id: conversation,
+            company: header.company,
+            channel: header.channel,
+            status: own.status,
+            customer: &header.customer,
+            opened_at: summary.opened_at,
+            positions: &own.positions,
+        })
     }
 
     /// The viewer's notifications, newest first, older than `before` if given.

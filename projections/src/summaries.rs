@@ -26,8 +26,6 @@ pub struct ConversationSummary {
     pub private: bool,
     pub status: ConversationStatus,
     pub assignee: Option<StaffId>,
-    /// The assignee and the staff invited into the room.
-    pub participants: Vec<StaffId>,
     /// The staff invited into the room (the assignee is a participant anyway).
     pub invited: Vec<StaffId>,
     pub opened_at: RecordedAt,
@@ -86,7 +84,6 @@ impl Conversations {
                 private: e.private,
                 status: ConversationStatus::Queued,
                 assignee: None,
-                participants: Vec::new(),
                 invited: Vec::new(),
                 opened_at: at,
                 updated_at: at,
@@ -114,7 +111,7 @@ impl Conversations {
             return;
         };
         let old_key = key_of(summary);
-        let old_participants = summary.participants.clone();
+        let old_participants = summary.participants();
         summary.updated_at = at;
         match &recorded.event {
             Event::ConversationAssigned(e) => {
@@ -148,9 +145,8 @@ impl Conversations {
             }
             _ => {}
         }
-        summary.participants = participants(summary);
         let new_key = key_of(summary);
-        let new_participants = summary.participants.clone();
+        let new_participants = summary.participants();
         if new_key != old_key {
             if let Some(set) = self.by_group.get_mut(&old_key) {
                 set.remove(&id);
@@ -174,18 +170,16 @@ impl Conversations {
     }
 }
 
-/// The assignee and the invitees, in that order, without duplicates. A
-/// transfer hands the room over: the previous assignee leaves it unless they
-/// were also invited (as `State` has it).
-fn participants(summary: &ConversationSummary) -> Vec<StaffId> {
-    let mut all: Vec<StaffId> = summary.assignee.into_iter().collect();
-    all.extend(
-        summary
-            .invited
-            .iter()
-            .filter(|s| Some(**s) != summary.assignee),
-    );
-    all
+impl ConversationSummary {
+    /// The assignee and the invitees, in that order, without duplicates
+    /// (derived, not stored: a summary per conversation is the bulk of the
+    /// read models). A transfer hands the room over: the previous assignee
+    /// leaves it unless they were also invited (as `State` has it).
+    pub fn participants(&self) -> Vec<StaffId> {
+        let mut all: Vec<StaffId> = self.assignee.into_iter().collect();
+        all.extend(self.invited.iter().filter(|s| Some(**s) != self.assignee));
+        all
+    }
 }
 
 fn key_of(summary: &ConversationSummary) -> GroupKey {

@@ -165,12 +165,12 @@ fn summaries_count_messages_and_track_the_room() {
     assert_eq!(s.private_messages, 1);
     assert_eq!(s.last_public_message, Some(public));
     assert_eq!(s.last_message, Some(whisper));
-    assert_eq!(s.participants, vec![desk.a, desk.d]);
+    assert_eq!(s.participants(), vec![desk.a, desk.d]);
     assert_eq!(s.status, ConversationStatus::Handling);
     // The transfer hands the room over; the invitee stays.
     desk.assign(desk.a, c, desk.b);
     let s = desk.models.conversation(desk.admin, c).unwrap();
-    assert_eq!(s.participants, vec![desk.b, desk.d]);
+    assert_eq!(s.participants(), vec![desk.b, desk.d]);
     let mine = ConversationFilter {
         assignee: Some(desk.b),
         ..ConversationFilter::default()

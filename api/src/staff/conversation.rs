@@ -121,7 +121,7 @@ impl Conversation {
 
     /// The assignee and the staff invited into the room.
     async fn participants(&self, ctx: &Context<'_>) -> ApiResult<Vec<Staff>> {
-        staff_list(ctx, self.summary.participants.iter().copied())
+        staff_list(ctx, self.summary.participants().into_iter())
     }
 
     async fn opened_at(&self) -> DateTime {
