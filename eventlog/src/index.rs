@@ -8,7 +8,8 @@
 //!   `read_stream` and the stream heads optimistic concurrency checks against;
 //! - the **command index**: command id → the first position of the append it
 //!   made, for idempotency. A retry's outcome (last position, stream version) is
-//!   recomputed from the stored records, which carry the command id.
+//!   recomputed from the stored records, which carry the command id. Kept as a
+//!   sorted vector plus recent commands ([`CommandIndex`]).
 //!
 //! Only the sequencer thread changes them (under the write lock, after its batch
 //! is applied); readers take the read lock briefly and never look past the
