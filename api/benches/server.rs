@@ -125,8 +125,8 @@ fn main() {
     let after_rss = rss_kib(server.id());
     stop(&mut server);
 
-    let per_conversation =
-        (loaded_rss.saturating_sub(empty_rss)) as f64 * 1024.0 / conversations as f64;
+    let per = |kib: u64| (kib.saturating_sub(empty_rss)) as f64 * 1024.0 / conversations as f64;
+    let per_conversation = per(loaded_rss);
     println!();
     println!("| measurement | requests/s | p50 | p99 | errors | vs ceiling |");
     println!("|---|---|---|---|---|---|");
@@ -145,7 +145,6 @@ fn main() {
         );
     }
     println!();
-    let per = |kib: u64| (kib.saturating_sub(empty_rss)) as f64 * 1024.0 / conversations as f64;
     println!(
         "resident memory: {loaded_rss} KiB loaded, {empty_rss} KiB empty → {per_conversation:.0} bytes per conversation; after the inbox load {after_inbox_rss} KiB ({:.0} bytes), after the timeline load {after_rss} KiB ({:.0} bytes)",
         per(after_inbox_rss),
