@@ -5,12 +5,14 @@
 //! group and channel. Members are told of every new conversation in their
 //! groups, even a private one they will never be able to open.
 
+use serde::{Deserialize, Serialize};
+
 use crate::events::Event;
 use crate::ids::{ConversationId, GroupId, StaffId};
 use crate::model::{Actor, Channel};
 use crate::state::State;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum NotificationKind {
     /// A new conversation in one of your groups.
     ConversationOpened,

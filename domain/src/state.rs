@@ -6,18 +6,20 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use serde::{Deserialize, Serialize};
+
 use crate::events::{Event, StreamId};
 use crate::ids::{CompanyId, ConversationId, GroupId, StaffId, WidgetKey};
 use crate::model::{Channel, ConversationStatus, Permission, Role, RoutingType};
 use crate::values::Name;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct PrivacySettings {
     pub private_conversations_enabled: bool,
     pub new_conversations_private: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Company {
     pub id: CompanyId,
     pub name: Name,
@@ -25,7 +27,7 @@ pub struct Company {
     pub settings: PrivacySettings,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Staff {
     pub id: StaffId,
     pub company: CompanyId,
@@ -43,7 +45,7 @@ impl Staff {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Group {
     pub id: GroupId,
     pub company: CompanyId,
@@ -66,7 +68,7 @@ impl Group {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Conversation {
     pub id: ConversationId,
     pub company: CompanyId,
@@ -89,7 +91,10 @@ impl Conversation {
 }
 
 /// Everything the decisions and the visibility policy need, for every company.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+///
+/// Serializable so a server can checkpoint it with its read models (the
+/// checkpoint format is the projections crate's, and versioned there).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct State {
     pub companies: HashMap<CompanyId, Company>,
     pub staff: HashMap<StaffId, Staff>,

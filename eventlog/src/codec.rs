@@ -55,6 +55,13 @@
 //! records, not chunks, so how records are grouped into chunks changes no hash.
 //! `fixtures/events/chunk.v1.3records.bin` pins the framing.
 //!
+//! # Checkpoint payloads
+//!
+//! A checkpoint (`crate::checkpoint`) stores a read model's state as one serde
+//! value in the same bincode configuration as record payloads, without their
+//! size limit; the checkpoint file carries the codec version, and its checksum
+//! is verified before the payload is decoded.
+//!
 //! bincode 2.0.1 is unmaintained upstream (RUSTSEC-2025-0141). It is pinned and
 //! confined to this module, so replacing it means writing codec version 2 here
 //! and nothing else.
@@ -84,6 +91,15 @@ const PAYLOAD_CONFIG: Configuration<
     bincode::config::Varint,
     Limit<MAX_RECORD_BYTES>,
 > = bincode::config::standard().with_limit::<MAX_RECORD_BYTES>();
+
+/// The bincode configuration of checkpoint payloads in codec version 1: the
+/// payloads' own, without the per-record limit (a checkpoint holds a whole
+/// read model; its bytes are checked against their checksum before decoding).
+const CHECKPOINT_CONFIG: Configuration<
+    bincode::config::LittleEndian,
+    bincode::config::Varint,
+    bincode::config::NoLimit,
+> = bincode::config::standard();
 
 const HEADER_LEN: usize = 142;
 const STREAM_COMPANY: u8 = 0;
@@ -133,6 +149,8 @@ pub enum CodecError {
     },
     #[error("the record is {size} bytes, more than the limit of {MAX_RECORD_BYTES}")]
     TooLarge { size: usize },
+    #[error("the checkpoint payload does not encode or decode: {0}")]
+    Checkpoint(String),
     #[error("unknown chunk format version {0} (this build reads version {CHUNK_FORMAT_VERSION})")]
     UnknownChunkVersion(u8),
     #[error("the chunk framing is broken: {0}")]
@@ -314,6 +332,26 @@ fn encode_struct<T: Serialize>(
             event_type: event_type.name(),
             reason: err.to_string(),
         })
+}
+
+/// Writes `value` as a checkpoint payload (codec version 1).
+pub fn encode_checkpoint<T: Serialize>(
+    value: &T,
+    out: &mut impl std::io::Write,
+) -> Result<(), CodecError> {
+    bincode::serde::encode_into_std_write(value, out, CHECKPOINT_CONFIG)
+        .map(|_| ())
+        .map_err(|err| CodecError::Checkpoint(err.to_string()))
+}
+
+/// Reads a checkpoint payload written by [`encode_checkpoint`]. Only for bytes
+/// whose checksum has been verified: without a limit, a damaged length could
+/// ask for any allocation.
+pub fn decode_checkpoint<T: DeserializeOwned>(
+    input: &mut impl std::io::Read,
+) -> Result<T, CodecError> {
+    bincode::serde::decode_from_std_read(input, CHECKPOINT_CONFIG)
+        .map_err(|err| CodecError::Checkpoint(err.to_string()))
 }
 
 /// Decodes a payload written for `(event_type, schema_version)`.

@@ -14,7 +14,9 @@ pub type Hash = [u8; 32];
 ///
 /// Read from the system clock by the writer thread; it orders nothing (the global
 /// position does), it is information for humans and reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct RecordedAt(i64);
 
 impl RecordedAt {

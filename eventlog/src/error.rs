@@ -87,6 +87,14 @@ pub enum OpenError {
         #[source]
         source: StorageError,
     },
+    /// [`crate::SledEventLog::open_resuming`]: the log does not hold the
+    /// record a checkpoint was taken after (another store's checkpoint, or a
+    /// log that lost its tail). Nothing was visited.
+    #[error(
+        "the log at {path} does not continue the checkpoint: it does not hold the record \
+         the checkpoint was taken after (position {position})"
+    )]
+    DoesNotContinue { path: PathBuf, position: u64 },
     /// What [`crate::SledEventLog::open_replaying`]'s visitor refused.
     #[error("replaying the store at {path} stopped at position {position}: {source}")]
     Replay {

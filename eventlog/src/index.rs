@@ -231,6 +231,10 @@ pub(crate) struct Loaded {
 /// [`crate::SledEventLog::open_replaying`]).
 pub(crate) struct Replay<'a> {
     pub(crate) from: u64,
+    /// The hash the record at `from - 1` must have (a checkpoint's): the open
+    /// fails with [`OpenError::DoesNotContinue`] before visiting anything
+    /// unless the log holds that very record.
+    pub(crate) after: Option<Hash>,
     pub(crate) visit: &'a mut dyn FnMut(RecordedEvent) -> Result<(), ReplayError>,
 }
 
@@ -297,6 +301,15 @@ pub(crate) fn load(
                 commands.push((fields.command_id, position));
                 last_command = Some(fields.command_id);
             }
+            if let Some(replay) = replay.as_ref().filter(|r| position + 1 == r.from)
+                && let Some(after) = replay.after
+                && codec::record_hash(record) != after
+            {
+                return Err(OpenError::DoesNotContinue {
+                    path: path.to_owned(),
+                    position,
+                });
+            }
             if let Some(replay) = replay.as_mut().filter(|r| position >= r.from) {
                 let recorded = crate::log::decode_at(position, record).map_err(corrupt)?;
                 (replay.visit)(recorded).map_err(|source| OpenError::Replay {
@@ -310,6 +323,16 @@ pub(crate) fn load(
             }
             expected = position + 1;
         }
+    }
+    if let Some(replay) = &replay
+        && replay.after.is_some()
+        && expected < replay.from
+    {
+        // The log ends before the record the replay was to resume after.
+        return Err(OpenError::DoesNotContinue {
+            path: path.to_owned(),
+            position: replay.from - 1,
+        });
     }
     // Vectors grown by doubling hold up to twice what they need; most streams
     // (conversations) are short, and stay so.

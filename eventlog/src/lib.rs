@@ -43,6 +43,7 @@ use backchannel_domain::events::{Event, StreamId};
 use backchannel_domain::ids::CommandId;
 
 mod chain;
+mod checkpoint;
 mod chunks;
 pub mod codec;
 mod envelope;
@@ -59,6 +60,9 @@ mod verify;
 mod writer;
 
 pub use chain::ChainCheck;
+pub use checkpoint::{
+    CHECKPOINT_FORMAT, Checkpoint, CheckpointError, ResumePoint, SavedCheckpoint,
+};
 pub use envelope::{
     AppendMeta, AppendOutcome, Envelope, ExpectedVersion, Hash, RecordedAt, RecordedEvent,
 };

@@ -8,9 +8,10 @@ use backchannel_domain::events::{Event, StreamId};
 use backchannel_domain::ids::CommandId;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::checkpoint::ResumePoint;
 use crate::chunks::{self, ChunkCursor, Records};
 use crate::codec;
-use crate::envelope::{AppendMeta, AppendOutcome, ExpectedVersion, RecordedEvent};
+use crate::envelope::{AppendMeta, AppendOutcome, ExpectedVersion, Hash, RecordedEvent};
 use crate::error::{AppendError, Error, OpenError, StorageError};
 use crate::index::{self, IndexStats, Indexes};
 use crate::store;
@@ -75,13 +76,43 @@ impl SledEventLog {
         F: FnMut(RecordedEvent) -> Result<(), E>,
         E: Into<crate::error::ReplayError>,
     {
-        let path = path.as_ref().to_owned();
+        Self::open_visiting(path.as_ref(), from_position.max(1), None, &mut |recorded| {
+            visit(recorded).map_err(Into::into)
+        })
+    }
+
+    /// [`SledEventLog::open_replaying`] from a checkpoint: hands `visit` every
+    /// event after `after.position`, once the pass has checked that the record
+    /// there hashes to `after.hash`. If it does not, or the log is shorter, the
+    /// open fails with [`OpenError::DoesNotContinue`] before anything is
+    /// visited, and the caller rebuilds from position 1.
+    pub fn open_resuming<F, E>(
+        path: impl AsRef<Path>,
+        after: ResumePoint,
+        mut visit: F,
+    ) -> Result<Self, OpenError>
+    where
+        F: FnMut(RecordedEvent) -> Result<(), E>,
+        E: Into<crate::error::ReplayError>,
+    {
+        let after_hash = (after.position > 0).then_some(after.hash);
+        Self::open_visiting(
+            path.as_ref(),
+            after.position.saturating_add(1),
+            after_hash,
+            &mut |recorded| visit(recorded).map_err(Into::into),
+        )
+    }
+
+    fn open_visiting(
+        path: &Path,
+        from: u64,
+        after: Option<Hash>,
+        visit: &mut dyn FnMut(RecordedEvent) -> Result<(), crate::error::ReplayError>,
+    ) -> Result<Self, OpenError> {
+        let path = path.to_owned();
         let opened = store::open(&path)?;
-        let mut visit = |recorded| visit(recorded).map_err(Into::into);
-        let replay = index::Replay {
-            from: from_position.max(1),
-            visit: &mut visit,
-        };
+        let replay = index::Replay { from, after, visit };
         let loaded = index::load(&path, &opened.db, Some(replay))?;
         let opened = store::reopen(&path, opened)?;
         Self::start(path, opened, loaded.head, loaded.indexes)

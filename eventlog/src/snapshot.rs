@@ -14,6 +14,7 @@ use std::fs::{self, File, TryLockError};
 use std::io::ErrorKind;
 use std::path::Path;
 
+use crate::checkpoint::CHECKPOINT_DIR;
 use crate::error::OpenError;
 use crate::log::SledEventLog;
 use crate::store::{LOCK_FILE, MARKER_FILE};
@@ -78,7 +79,9 @@ fn copy_dir(from: &Path, to: &Path, top: bool) -> std::io::Result<()> {
     for entry in fs::read_dir(from)? {
         let entry = entry?;
         let name = entry.file_name();
-        if top && name == LOCK_FILE {
+        // The lock is the source's; checkpoints are a server's start-up cache,
+        // which a read-only copy never uses.
+        if top && (name == LOCK_FILE || name == CHECKPOINT_DIR) {
             continue;
         }
         let kind = entry.file_type()?;
