@@ -125,7 +125,7 @@ pub fn customer_event(state: &State, event: &Event) -> Option<CustomerEvent> {
 /// the staff side. The header (company, channel, customer's name, opening
 /// time) is the conversation's own, taken from the domain state and the
 /// summary when a view is made (`ReadModels::customer_conversation`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct CustomerConversation {
     /// The status as the customer has been told it.
     pub(crate) status: ConversationStatus,
@@ -148,7 +148,7 @@ pub struct CustomerView<'a> {
 }
 
 /// The customer read model. Its `apply` takes [`CustomerEvent`]s only.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Customers {
     by_conversation: HashMap<ConversationId, CustomerConversation>,
 }

@@ -17,6 +17,8 @@
 //! Layout:
 //! - [`summaries`]: one summary per conversation, and the indexes a page needs.
 //! - `listing`: the viewer's conversation list, counts and the enquiry overview.
+//! - [`checkpoint`]: the models saved at a position, so a start replays only
+//!   the tail ([`checkpoint::open_with_read_models`]).
 //! - [`customer`]: what a customer may ever see — a type with no private variant.
 //! - [`notifications`]: stored notifications with read/unread state.
 //! - [`replay`]: [`EventSource`], a log replayed from a position (a store or
@@ -31,6 +33,7 @@ mod models;
 
 pub mod access;
 pub mod audit;
+pub mod checkpoint;
 pub mod customer;
 pub mod notifications;
 pub mod replay;

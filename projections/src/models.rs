@@ -43,7 +43,7 @@ pub struct Applied {
 
 /// Every read model. Not shared by itself: the server wraps it in a lock and
 /// one projector task applies the log to it.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct ReadModels {
     position: u64,
     state: State,

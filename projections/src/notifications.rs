@@ -26,7 +26,7 @@ use backchannel_eventlog::{RecordedAt, RecordedEvent};
 
 use crate::models::Page;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StoredNotification {
     /// The global position of the event that caused it: unique per recipient.
     pub id: u64,
@@ -39,7 +39,7 @@ pub struct StoredNotification {
 }
 
 /// A conversation opened in a group.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct Opening {
     position: u64,
     conversation: ConversationId,
@@ -49,7 +49,7 @@ struct Opening {
 
 /// A stretch of the log during which a staff member was told of a group's
 /// openings: positions in `(from, to]` (`to: None`: still open).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct Stretch {
     group: GroupId,
     from: u64,
@@ -62,7 +62,7 @@ impl Stretch {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Notifications {
     openings: HashMap<GroupId, Vec<Opening>>,
     stretches: HashMap<StaffId, Vec<Stretch>>,

@@ -14,7 +14,7 @@ use backchannel_domain::values::Name;
 use backchannel_eventlog::{RecordedAt, RecordedEvent};
 
 /// What staff see of a conversation in lists and headers.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ConversationSummary {
     pub id: ConversationId,
     pub company: CompanyId,
@@ -42,7 +42,7 @@ pub struct ConversationSummary {
 /// Where a conversation sits in the group index.
 pub(crate) type GroupKey = (GroupId, ConversationStatus, bool);
 
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Conversations {
     pub(crate) by_id: HashMap<ConversationId, ConversationSummary>,
     pub(crate) by_company: HashMap<CompanyId, BTreeSet<ConversationId>>,

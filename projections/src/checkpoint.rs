@@ -1,0 +1,82 @@
+//! Checkpoints of the read models: saved when a server stops, so the next start
+//! replays only the events after them instead of the whole log.
+//!
+//! [`ReadModels`] record the last position they applied; the checkpoint stores
+//! them with the hash of the record at that position (`eventlog`'s checkpoint
+//! file). [`open_with_read_models`] resumes from a checkpoint only if the log
+//! still holds that very record, and otherwise (no checkpoint, another kind,
+//! damage, another store's) rebuilds from position 1: a checkpoint can make a
+//! start faster, never different. `tests/checkpoint.rs` checks that a resumed
+//! start equals a rebuild from position 1.
+
+use std::path::Path;
+
+use backchannel_eventlog::{CheckpointError, OpenError, SavedCheckpoint, SledEventLog};
+
+use crate::models::ReadModels;
+
+/// The checkpoint's file name in the store.
+pub const CHECKPOINT_NAME: &str = "read-models";
+
+/// What the checkpoint holds, and the version of its shape. **Change the
+/// version whenever a type inside [`ReadModels`] changes** (a field added,
+/// removed, reordered or retyped, in this crate or in `domain::State`): a
+/// checkpoint of another kind is then ignored and the models are rebuilt, where
+/// an old one would otherwise be decoded as garbage. `tests/checkpoint.rs` pins
+/// the demo's checkpoint, so forgetting fails a test.
+pub const CHECKPOINT_KIND: &str = "backchannel-projections/read-models/1";
+
+/// How the read models were built at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Start {
+    /// From a checkpoint taken at `position`; `replayed` events followed it.
+    Resumed { position: u64, replayed: u64 },
+    /// From position 1: there was no usable checkpoint (`why` says what was
+    /// wrong with the one there, if any).
+    Rebuilt { replayed: u64, why: Option<String> },
+}
+
+/// Opens the store at `path` and builds the read models in the same pass:
+/// from its checkpoint when it has a usable one, else from position 1.
+/// Blocking: linear in the events replayed.
+pub fn open_with_read_models(path: &Path) -> Result<(SledEventLog, ReadModels, Start), OpenError> {
+    let mut why = None;
+    match SledEventLog::load_checkpoint::<ReadModels>(path, CHECKPOINT_NAME, CHECKPOINT_KIND) {
+        Ok(Some(checkpoint)) if checkpoint.value.position() == checkpoint.after.position => {
+            let position = checkpoint.after.position;
+            let mut models = checkpoint.value;
+            match SledEventLog::open_resuming(path, checkpoint.after, |recorded| {
+                models.apply(&recorded).map(drop)
+            }) {
+                Ok(log) => {
+                    let replayed = models.position() - position;
+                    return Ok((log, models, Start::Resumed { position, replayed }));
+                }
+                Err(err @ OpenError::DoesNotContinue { .. }) => why = Some(err.to_string()),
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(Some(_)) => {
+            why = Some("the checkpoint's models disagree with its position".to_owned());
+        }
+        Ok(None) => {}
+        Err(err) => why = Some(err.to_string()),
+    }
+    let mut models = ReadModels::new();
+    let log = SledEventLog::open_replaying(path, 1, |recorded| models.apply(&recorded).map(drop))?;
+    let replayed = models.position();
+    Ok((log, models, Start::Rebuilt { replayed, why }))
+}
+
+/// Saves `models` as the store's checkpoint (blocking: writes and fsyncs them
+/// whole). Nothing to save before the first event.
+pub fn save_read_models(
+    log: &SledEventLog,
+    models: &ReadModels,
+) -> Result<Option<SavedCheckpoint>, CheckpointError> {
+    if models.position() == 0 {
+        return Ok(None);
+    }
+    log.save_checkpoint(CHECKPOINT_NAME, CHECKPOINT_KIND, models.position(), models)
+        .map(Some)
+}
