@@ -15,7 +15,8 @@
 //! events, whatever log they come from.
 //!
 //! Layout:
-//! - [`summaries`]: one summary per conversation, and the indexes a page needs.
+//! - [`summaries`]: what the state lacks of each conversation (its activity),
+//!   the summary composed from both on read, and the indexes a page needs.
 //! - `listing`: the viewer's conversation list, counts and the enquiry overview.
 //! - [`customer`]: what a customer may ever see — a type with no private variant.
 //! - [`notifications`]: stored notifications with read/unread state.
