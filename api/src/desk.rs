@@ -23,6 +23,7 @@ use backchannel_domain::{Actor, Command, decide};
 use backchannel_eventlog::{
     AppendError, AppendMeta, AppendOutcome, ExpectedVersion, OpenError, RecordedEvent, SledEventLog,
 };
+use backchannel_projections::checkpoint::{self, Start};
 use backchannel_projections::{Denied, ReadModels, StoredNotification};
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
@@ -68,6 +69,8 @@ pub struct Desk {
     /// every live stream ends.
     live: Mutex<Option<broadcast::Sender<Arc<Committed>>>>,
     projector: Mutex<Option<JoinHandle<()>>>,
+    /// How the read models were built when the desk opened.
+    start: Start,
 }
 
 impl std::fmt::Debug for Desk {
@@ -79,15 +82,38 @@ impl std::fmt::Debug for Desk {
 }
 
 impl Desk {
-    /// Opens the store, building the read models from the whole log in the
-    /// same pass that opens it (blocking: linear in the log's length), then
-    /// starts projecting what is appended from there on.
+    /// Opens the store and builds the read models in the same pass: from the
+    /// checkpoint the last clean shutdown saved, replaying only the events
+    /// after it, or else from the whole log (blocking: linear in the events
+    /// replayed). Then starts projecting what is appended from there on.
     pub fn open(store_dir: &std::path::Path) -> Result<Arc<Desk>, OpenError> {
-        let mut models = ReadModels::new();
-        let log = SledEventLog::open_replaying(store_dir, 1, |recorded| {
-            models.apply(&recorded).map(drop)
-        })?;
+        let started = std::time::Instant::now();
+        let (log, mut models, start) = checkpoint::open_with_read_models(store_dir)?;
         models.shrink_to_fit();
+        let elapsed_ms = started.elapsed().as_millis();
+        match &start {
+            Start::Resumed { position, replayed } => tracing::info!(
+                checkpoint = position,
+                replayed,
+                elapsed_ms,
+                "read models resumed from their checkpoint"
+            ),
+            Start::Rebuilt {
+                replayed,
+                why: None,
+            } => {
+                tracing::info!(replayed, elapsed_ms, "read models built from the log");
+            }
+            Start::Rebuilt {
+                replayed,
+                why: Some(why),
+            } => tracing::warn!(
+                replayed,
+                elapsed_ms,
+                %why,
+                "the read models' checkpoint was not usable; built them from the log"
+            ),
+        }
         let (applied_tx, applied) = watch::channel(models.position());
         let models = Arc::new(RwLock::new(models));
         let (live_tx, _) = broadcast::channel(LIVE_CAPACITY);
@@ -103,7 +129,14 @@ impl Desk {
             applied,
             live: Mutex::new(Some(live_tx)),
             projector: Mutex::new(Some(projector)),
+            start,
         }))
+    }
+
+    /// How the read models were built at open: resumed from a checkpoint, or
+    /// rebuilt from the log.
+    pub fn start(&self) -> &Start {
+        &self.start
     }
 
     pub fn log(&self) -> &SledEventLog {
@@ -305,6 +338,30 @@ impl Desk {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
+        self.save_checkpoint().await;
+    }
+
+    /// Saves the read models as the store's checkpoint, so the next start
+    /// replays only what follows. Best effort: without it the next start
+    /// replays more, and loses nothing.
+    async fn save_checkpoint(&self) {
+        let log = self.log.clone();
+        let models = self.models.clone();
+        let saved = tokio::task::spawn_blocking(move || {
+            let models = models.read().unwrap_or_else(PoisonError::into_inner);
+            checkpoint::save_read_models(&log, &models)
+        })
+        .await;
+        match saved {
+            Ok(Ok(Some(saved))) => tracing::info!(
+                position = saved.after.position,
+                bytes = saved.bytes,
+                "read models checkpointed"
+            ),
+            Ok(Ok(None)) => {}
+            Ok(Err(err)) => tracing::warn!(%err, "could not checkpoint the read models"),
+            Err(err) => tracing::error!(%err, "checkpointing the read models panicked"),
+        }
     }
 }
 

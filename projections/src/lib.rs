@@ -15,7 +15,8 @@
 //! events, whatever log they come from.
 //!
 //! Layout:
-//! - [`summaries`]: one summary per conversation, and the indexes a page needs.
+//! - [`summaries`]: what the state lacks of each conversation (its activity),
+//!   the summary composed from both on read, and the indexes a page needs.
 //! - `listing`: the viewer's conversation list, counts and the enquiry overview.
 //! - [`checkpoint`]: the models saved at a position, so a start replays only
 //!   the tail ([`checkpoint::open_with_read_models`]).

@@ -11,11 +11,11 @@ use std::collections::{BTreeSet, BinaryHeap};
 use backchannel_domain::error::{DomainError, Missing};
 use backchannel_domain::ids::{ConversationId, GroupId, StaffId};
 use backchannel_domain::model::{Channel, ConversationStatus, Permission, RoutingType};
-use backchannel_domain::state::Staff;
+use backchannel_domain::state::{Conversation, Staff};
 use backchannel_domain::visibility::supervises;
 
 use crate::models::{Page, ReadModels};
-use crate::summaries::ConversationSummary;
+use crate::summaries::{Activity, ConversationSummary};
 
 const STATUSES: [ConversationStatus; 3] = [
     ConversationStatus::Queued,
@@ -33,7 +33,7 @@ pub struct ConversationFilter {
 }
 
 impl ConversationFilter {
-    fn matches(&self, c: &ConversationSummary) -> bool {
+    fn matches(&self, c: &Conversation) -> bool {
         self.status.is_none_or(|s| s == c.status)
             && self.group.is_none_or(|g| g == c.group)
             && self.assignee.is_none_or(|a| Some(a) == c.assignee)
@@ -47,40 +47,40 @@ impl ConversationFilter {
 
 /// One column of the enquiry overview.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Column<'a> {
+pub struct Column {
     /// How many of the group's conversations in this status the viewer may see.
     pub count: usize,
     /// The newest of them.
-    pub items: Vec<&'a ConversationSummary>,
+    pub items: Vec<ConversationSummary>,
 }
 
 /// SPEC section 8's `enquiryOverview(groupId)`: QUEUED / HANDLING / CLOSED.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Overview<'a> {
+pub struct Overview {
     pub group: GroupId,
-    pub queued: Column<'a>,
-    pub handling: Column<'a>,
-    pub closed: Column<'a>,
+    pub queued: Column,
+    pub handling: Column,
+    pub closed: Column,
 }
 
 impl ReadModels {
     /// A page of the conversations `viewer` may see, newest first, after the
-    /// cursor `after` (exclusive).
+    /// cursor `after` (exclusive). Summaries are composed for the page only.
     pub fn conversations(
         &self,
         viewer: StaffId,
         filter: &ConversationFilter,
         first: usize,
         after: Option<ConversationId>,
-    ) -> Page<&ConversationSummary> {
+    ) -> Page<ConversationSummary> {
         let mut items = Vec::with_capacity(first.min(128));
         let mut has_next = false;
-        for summary in self.visible(viewer, *filter, after) {
+        for (conversation, activity) in self.visible(viewer, *filter, after) {
             if items.len() == first {
                 has_next = true;
                 break;
             }
-            items.push(summary);
+            items.push(ConversationSummary::new(conversation, activity));
         }
         Page { items, has_next }
     }
@@ -98,7 +98,7 @@ impl ReadModels {
         viewer: StaffId,
         group: GroupId,
         per_column: usize,
-    ) -> Result<Overview<'_>, DomainError> {
+    ) -> Result<Overview, DomainError> {
         let state = self.state();
         let staff = state
             .staff
@@ -136,20 +136,23 @@ impl ReadModels {
         })
     }
 
-    /// Every conversation `viewer` may see through `filter`, newest first.
+    /// Every conversation `viewer` may see through `filter`, newest first, as
+    /// the parts of its summary (composed only for what a page returns).
     fn visible<'a>(
         &'a self,
         viewer: StaffId,
         filter: ConversationFilter,
         after: Option<ConversationId>,
-    ) -> impl Iterator<Item = &'a ConversationSummary> + 'a {
+    ) -> impl Iterator<Item = (&'a Conversation, &'a Activity)> + 'a {
         let sets = match self.state().staff.get(&viewer) {
             Some(staff) if staff.active => self.candidate_sets(staff, &filter),
             _ => Vec::new(),
         };
         merge_newest_first(sets, after).filter_map(move |id| {
-            let summary = self.conversations.get(id)?;
-            (filter.matches(summary) && self.check(viewer, id).is_ok()).then_some(summary)
+            let conversation = self.state().conversations.get(&id)?;
+            let activity = self.conversations.activity(id)?;
+            (filter.matches(conversation) && self.check(viewer, id).is_ok())
+                .then_some((conversation, activity))
         })
     }
 

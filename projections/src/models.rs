@@ -8,7 +8,7 @@ use backchannel_eventlog::RecordedEvent;
 
 use crate::customer::{CustomerView, Customers, customer_event};
 use crate::notifications::{Notifications, StoredNotification};
-use crate::summaries::{ConversationSummary, Conversations};
+use crate::summaries::{ConversationSummary, Conversations, Placement};
 
 /// Why a viewer gets nothing of a conversation (SPEC section 3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -76,8 +76,11 @@ impl ReadModels {
         if got != expected {
             return Err(ProjectionError::OutOfOrder { expected, got });
         }
+        // The summaries' indexes follow the state: where the conversation sat
+        // before the event, and (read from the state) where it sits after.
+        let before = Placement::of(&self.state, &recorded.event);
         self.state.apply(&recorded.event);
-        self.conversations.apply(recorded);
+        self.conversations.apply(recorded, before, &self.state);
         if let Some(event) = customer_event(&self.state, &recorded.event) {
             self.customers.apply(got, &event);
         }
@@ -92,14 +95,17 @@ impl ReadModels {
         self.customers.shrink_to_fit();
     }
 
-    /// The conversation's summary, if `viewer` may see it.
+    /// The conversation's summary, if `viewer` may see it (composed from the
+    /// state and the stored activity: a copy, made only after the check).
     pub fn conversation(
         &self,
         viewer: StaffId,
         id: ConversationId,
-    ) -> Result<&ConversationSummary, Denied> {
+    ) -> Result<ConversationSummary, Denied> {
         self.check(viewer, id)?;
-        self.conversations.get(id).ok_or(Denied::NotFound)
+        let conversation = self.state.conversations.get(&id).ok_or(Denied::NotFound)?;
+        let activity = self.conversations.activity(id).ok_or(Denied::NotFound)?;
+        Ok(ConversationSummary::new(conversation, activity))
     }
 
     /// Whether `viewer` may read the conversation's timeline: its events
@@ -115,14 +121,14 @@ impl ReadModels {
     pub fn customer_conversation(&self, conversation: ConversationId) -> Option<CustomerView<'_>> {
         let own = self.customers.get(conversation)?;
         let header = self.state.conversations.get(&conversation)?;
-        let summary = self.conversations.get(conversation)?;
+        let activity = self.conversations.activity(conversation)?;
         Some(CustomerView {
             id: conversation,
             company: header.company,
             channel: header.channel,
             status: own.status,
             customer: &header.customer,
-            opened_at: summary.opened_at,
+            opened_at: activity.opened_at,
             positions: &own.positions,
         })
     }

@@ -55,11 +55,7 @@ pub struct Conversation {
 
 impl Conversation {
     /// Under a read guard the caller already holds (never take a second one).
-    pub fn from_models(
-        models: &ReadModels,
-        viewer: StaffId,
-        summary: &ConversationSummary,
-    ) -> Self {
+    pub fn from_models(models: &ReadModels, viewer: StaffId, summary: ConversationSummary) -> Self {
         let state = models.state();
         Conversation {
             viewer,
@@ -71,7 +67,7 @@ impl Conversation {
                 .conversations
                 .get(&summary.id)
                 .is_some_and(|c| state.is_effectively_private(c)),
-            summary: summary.clone(),
+            summary,
         }
     }
 }
@@ -155,9 +151,11 @@ impl Conversation {
             return Ok(None);
         };
         // Visibility is checked again: the summary may be older than the state.
+        // The message is a timeline item, so the timeline's check (the policy,
+        // without composing a summary to throw away).
         let desk = &shared(ctx)?.desk;
         desk.models()
-            .conversation(self.viewer, self.summary.id)
+            .timeline(self.viewer, self.summary.id)
             .map_err(denied)?;
         let events = desk.read_positions(&[position]).await?;
         Ok(events.first().and_then(TimelineItem::from_recorded))

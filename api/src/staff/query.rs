@@ -166,19 +166,19 @@ impl Query {
             .cloned()
             .map(Group)
             .ok_or(DomainError::NotFound(Missing::Group))?;
-        let column = |c: &backchannel_projections::Column<'_>| OverviewColumn {
+        let column = |c: backchannel_projections::Column| OverviewColumn {
             count: c.count as u64,
             items: c
                 .items
-                .iter()
+                .into_iter()
                 .map(|s| Conversation::from_models(&models, me.id, s))
                 .collect(),
         };
         Ok(EnquiryOverview {
             group,
-            queued: column(&overview.queued),
-            handling: column(&overview.handling),
-            closed: column(&overview.closed),
+            queued: column(overview.queued),
+            handling: column(overview.handling),
+            closed: column(overview.closed),
         })
     }
 

@@ -71,12 +71,10 @@ impl Subscription {
                         Ok(committed) => committed,
                         Err(err) => return Some((Err(err), None)),
                     };
-                    let check = still_me(&desk, me).and_then(|()| {
-                        desk.models()
-                            .conversation(me.id, conversation)
-                            .map(|_| ())
-                            .map_err(denied)
-                    });
+                    // The timeline's check: the policy, without composing a
+                    // summary per committed event and subscriber.
+                    let check = still_me(&desk, me)
+                        .and_then(|()| desk.models().timeline(me.id, conversation).map_err(denied));
                     if let Err(err) = check {
                         return Some((Err(err), None));
                     }

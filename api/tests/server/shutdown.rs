@@ -1,6 +1,8 @@
 //! SPEC section 10: a graceful shutdown loses no acknowledged event.
 
 use backchannel_eventlog::SledEventLog;
+use backchannel_projections::ReadModels;
+use backchannel_projections::checkpoint::{self, Start};
 use serde_json::json;
 
 use crate::support::*;
@@ -48,4 +50,77 @@ async fn acknowledged_events_survive_a_graceful_shutdown() {
         .await;
     assert_eq!(reply.data()["conversation"]["privateMessageCount"], 11);
     again.stop().await;
+}
+
+/// A graceful shutdown checkpoints the read models; the next start resumes
+/// from there, replaying nothing, and the checkpoint a later shutdown writes
+/// equals the models rebuilt from the whole log.
+#[tokio::test]
+async fn a_restart_resumes_the_read_models_from_the_shutdown_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let mut app = TestApp::spawn_with(config(dir.path().to_owned())).await;
+    assert!(
+        matches!(app.desk.start(), Start::Rebuilt { why: None, .. }),
+        "a new data dir has no checkpoint: {:?}",
+        app.desk.start()
+    );
+    let note = "mutation($id: ID!, $b: String!) { sendMessage(conversationId: $id, body: $b, visibility: PRIVATE) { message { __typename } } }";
+    for i in 0..3 {
+        app.staff(
+            &app.token("agent 1"),
+            note,
+            json!({ "id": CASEY, "b": format!("note {i}") }),
+        )
+        .await
+        .data();
+    }
+    let head = app.desk.log().head();
+    app.stop().await;
+    drop(app);
+
+    let mut again = TestApp::spawn_with(config(dir.path().to_owned())).await;
+    assert_eq!(
+        again.desk.start(),
+        &Start::Resumed {
+            position: head,
+            replayed: 0
+        }
+    );
+    let count = "query($id: ID!) { conversation(id: $id) { privateMessageCount } }";
+    let reply = again
+        .staff(&again.token("agent 1"), count, json!({ "id": CASEY }))
+        .await;
+    assert_eq!(reply.data()["conversation"]["privateMessageCount"], 4);
+    again
+        .staff(
+            &again.token("agent 1"),
+            note,
+            json!({ "id": CASEY, "b": "after" }),
+        )
+        .await
+        .data();
+    let head = again.desk.log().head();
+    again.stop().await;
+    drop(again);
+
+    let (saved, rebuilt) = tokio::task::spawn_blocking(move || {
+        let saved = SledEventLog::load_checkpoint::<ReadModels>(
+            &store,
+            checkpoint::CHECKPOINT_NAME,
+            checkpoint::CHECKPOINT_KIND,
+        )
+        .unwrap()
+        .unwrap();
+        let mut rebuilt = ReadModels::new();
+        let log =
+            SledEventLog::open_replaying(&store, 1, |recorded| rebuilt.apply(&recorded).map(drop))
+                .unwrap();
+        log.close().unwrap();
+        (saved, rebuilt)
+    })
+    .await
+    .unwrap();
+    assert_eq!(saved.after.position, head);
+    assert_eq!(saved.value, rebuilt);
 }
