@@ -117,7 +117,7 @@ fn main() {
             let own = &mine[agent];
             let id = own[n % own.len()];
             let query = format!(
-                r#"{{"query":"{{ conversation(id: \"{id}\") {{ id status timeline {{ __typename ... on PublicMessage {{ at body fromCustomer }} ... on PrivateMessage {{ at body }} ... on SystemEvent {{ at kind }} }} }} }}"}}"#
+                r#"{{"query":"{{ conversation(id: \"{id}\") {{ id status timeline(first: 10) {{ edges {{ node {{ __typename ... on PublicMessage {{ at body fromCustomer }} ... on PrivateMessage {{ at body }} ... on SystemEvent {{ at kind }} }} }} }} }} }}"}}"#
             );
             Request::graphql(query, tokens[agent].clone())
         }))

@@ -7,7 +7,7 @@ use backchannel_projections::ReadModels;
 use backchannel_projections::customer::{CustomerAuthor, CustomerEvent, customer_event};
 
 use crate::context::shared;
-use crate::customer::messages::{self, CustomerMessageConnection, PageRequest};
+use crate::customer::messages::{self, CustomerMessageConnection};
 use crate::desk::Desk;
 use crate::error::{ApiError, ApiResult};
 use crate::graphql::enums::{Channel, ConversationStatus};
@@ -73,7 +73,7 @@ impl CustomerConversation {
         before: Option<String>,
     ) -> ApiResult<CustomerMessageConnection> {
         let shared = shared(ctx)?;
-        let request = PageRequest::parse(
+        let request = messages::request(
             first,
             after.as_deref(),
             last,

@@ -1,10 +1,13 @@
 //! GraphQL pieces both schemas share: scalars, enums mirrored from `domain`,
-//! opaque cursors, id parsing, and the extension that gives every error a code.
+//! opaque cursors, paging by ordinal (`PageInfo` and the windows behind the
+//! customer's `messages` and the staff `timeline`), id parsing, and the
+//! extension that gives every error a code.
 
 pub mod codes;
 pub mod cursor;
 pub mod enums;
 pub mod ids;
+pub mod paging;
 pub mod time;
 
 use async_graphql::{ObjectType, Schema, SubscriptionType};

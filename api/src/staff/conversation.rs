@@ -13,10 +13,12 @@ use backchannel_projections::{
 use crate::context::{Me, shared};
 use crate::error::{ApiError, ApiResult};
 use crate::graphql::enums::{AccessRule, Channel, ConversationStatus};
-use crate::graphql::ids::{id, page_size, parse};
+use crate::graphql::ids::{id, parse};
+use crate::graphql::paging::PageInfo;
 use crate::graphql::time::DateTime;
 use crate::staff::directory::{Group, Staff, staff_list, staff_one};
 use crate::staff::timeline::TimelineItem;
+use crate::staff::timeline_connection::{self, TimelineConnection};
 
 pub fn denied(denied: Denied) -> ApiError {
     match denied {
@@ -161,38 +163,33 @@ impl Conversation {
         Ok(events.first().and_then(TimelineItem::from_recorded))
     }
 
-    /// Public and private messages and system events, oldest first: at most
-    /// `first` of them (default and maximum: the page-size limit), after the
-    /// item whose `position` is `after`.
-    #[graphql(complexity = "first.unwrap_or(100).clamp(1, 100) as usize * child_complexity")]
+    /// Public and private messages and system events, oldest first, a page
+    /// at a time (a Relay connection). Forward: `first` items (default and
+    /// maximum: the page-size limit, 100) after the item whose cursor is
+    /// `after`, from the oldest without it. Backward: `last` items before the
+    /// item whose cursor is `before`, up to the newest without it; they are
+    /// still listed oldest first. Mixing the two directions (`first` or
+    /// `after` with `last` or `before`) is `VALIDATION`.
+    #[graphql(
+        complexity = "first.or(last).unwrap_or(100).clamp(1, 100) as usize * child_complexity"
+    )]
     async fn timeline(
         &self,
         ctx: &Context<'_>,
         first: Option<i32>,
-        after: Option<ID>,
-    ) -> ApiResult<Vec<TimelineItem>> {
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> ApiResult<TimelineConnection> {
         let shared = shared(ctx)?;
-        let max = shared.limits.max_page_size;
-        let first = page_size(first, max, max)?;
-        let after: u64 = match after {
-            None => 0,
-            Some(position) => position
-                .parse()
-                .map_err(|_| ApiError::validation("`after` must be a timeline item's position"))?,
-        };
-        let desk = &shared.desk;
-        let positions: Vec<u64> = desk
-            .timeline_positions(&desk.models(), self.viewer, self.summary.id)
-            .map_err(denied)?
-            .into_iter()
-            .filter(|p| *p > after)
-            .take(first)
-            .collect();
-        let events = desk.read_positions(&positions).await?;
-        Ok(events
-            .iter()
-            .filter_map(TimelineItem::from_recorded)
-            .collect())
+        let request = timeline_connection::request(
+            first,
+            after.as_deref(),
+            last,
+            before.as_deref(),
+            shared.limits.max_page_size,
+        )?;
+        timeline_connection::page(&shared.desk, self.viewer, self.summary.id, request).await
     }
 }
 
@@ -214,12 +211,6 @@ impl ConversationFilter {
             channel: self.channel.map(Into::into),
         })
     }
-}
-
-#[derive(SimpleObject)]
-pub struct PageInfo {
-    pub has_next_page: bool,
-    pub end_cursor: Option<String>,
 }
 
 #[derive(SimpleObject)]

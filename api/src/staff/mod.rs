@@ -9,6 +9,7 @@ pub mod notification;
 pub mod query;
 pub mod subscription;
 pub mod timeline;
+pub mod timeline_connection;
 
 use async_graphql::Schema;
 

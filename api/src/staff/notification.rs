@@ -9,8 +9,8 @@ use crate::context::shared;
 use crate::error::ApiResult;
 use crate::graphql::enums::{Channel, NotificationKind};
 use crate::graphql::ids::id;
+use crate::graphql::paging::PageInfo;
 use crate::graphql::time::DateTime;
-use crate::staff::conversation::PageInfo;
 use crate::staff::directory::Group;
 
 pub struct Notification {

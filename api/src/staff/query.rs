@@ -10,10 +10,11 @@ use crate::context::{me, shared};
 use crate::error::{ApiError, ApiResult};
 use crate::graphql::cursor;
 use crate::graphql::ids::{page_size, parse};
+use crate::graphql::paging::PageInfo;
 use crate::graphql::time::DateTime;
 use crate::staff::conversation::{
     Conversation, ConversationConnection, ConversationEdge, ConversationFilter, EnquiryOverview,
-    OverviewColumn, PageInfo, denied, load,
+    OverviewColumn, denied, load,
 };
 use crate::staff::directory::{Company, Group, Staff};
 use crate::staff::notification::{Notification, NotificationConnection, NotificationEdge};
@@ -100,6 +101,7 @@ impl Query {
         let shared = shared(ctx)?;
         let first = page_size(first, DEFAULT_PAGE, shared.limits.max_page_size)?;
         let filter = filter.unwrap_or_default().parse()?;
+        let has_previous_page = after.is_some();
         let after: Option<ConversationId> = after
             .map(|c| {
                 cursor::decode("conversation", &c)?
@@ -129,6 +131,8 @@ impl Query {
         Ok(ConversationConnection {
             page_info: PageInfo {
                 has_next_page: has_next,
+                has_previous_page,
+                start_cursor: edges.first().map(|e| e.cursor.clone()),
                 end_cursor: edges.last().map(|e| e.cursor.clone()),
             },
             edges,
@@ -193,6 +197,8 @@ impl Query {
         let me = me(ctx)?;
         let shared = shared(ctx)?;
         let first = page_size(first, DEFAULT_PAGE, shared.limits.max_page_size)?;
+        let has_previous_page = after.is_some();
+        // Newest first: what comes after the cursor is older.
         let before: Option<u64> = after
             .map(|c| {
                 cursor::decode("notification", &c)?
@@ -221,6 +227,8 @@ impl Query {
         Ok(NotificationConnection {
             page_info: PageInfo {
                 has_next_page: page.has_next,
+                has_previous_page,
+                start_cursor: edges.first().map(|e| e.cursor.clone()),
                 end_cursor: edges.last().map(|e| e.cursor.clone()),
             },
             edges,

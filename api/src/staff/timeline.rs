@@ -1,6 +1,7 @@
 //! A conversation's timeline as staff see it: public messages, private
 //! messages and system events, each marked by its type. Built from stored
 //! events; only ever called for events of a conversation the viewer may view.
+//! Paged by `timeline_connection`; every item carries its cursor there.
 
 use async_graphql::{Context, Enum, ID, Object, SimpleObject, Union};
 use backchannel_domain::events::{Event, MessageAuthor};
@@ -13,6 +14,7 @@ use crate::graphql::enums::{ActorKind, MessageVisibility};
 use crate::graphql::ids::id;
 use crate::graphql::time::DateTime;
 use crate::staff::directory::{Staff, staff_one};
+use crate::staff::timeline_connection;
 
 /// One entry of a conversation's timeline.
 #[derive(Union)]
@@ -23,13 +25,14 @@ pub enum TimelineItem {
 }
 
 impl TimelineItem {
+    /// The item a stored event of a conversation's stream is, if any.
     pub fn from_recorded(recorded: &RecordedEvent) -> Option<TimelineItem> {
-        let position = recorded.envelope.position;
+        let cursor = timeline_connection::cursor(ordinal(recorded)?);
         let at = DateTime(recorded.envelope.recorded_at);
         Some(match &recorded.event {
             Event::MessagePosted(e) => TimelineItem::PublicMessage(PublicMessage {
                 id: id(e.message),
-                position: position_id(position),
+                cursor,
                 at,
                 author: match e.author {
                     MessageAuthor::Customer => None,
@@ -39,7 +42,7 @@ impl TimelineItem {
             }),
             Event::PrivateMessagePosted(e) => TimelineItem::PrivateMessage(PrivateMessage {
                 id: id(e.message),
-                position: position_id(position),
+                cursor,
                 at,
                 author: e.author,
                 body: e.body.as_str().to_owned(),
@@ -47,7 +50,8 @@ impl TimelineItem {
             event => {
                 let (kind, staff) = system_kind(event)?;
                 TimelineItem::SystemEvent(SystemEvent {
-                    position: position_id(position),
+                    id: id(recorded.envelope.event_id),
+                    cursor,
                     at,
                     kind,
                     actor: recorded.envelope.actor,
@@ -58,14 +62,16 @@ impl TimelineItem {
     }
 }
 
-fn position_id(position: u64) -> ID {
-    ID(position.to_string())
+/// A stored event's place in its conversation's timeline: its index in the
+/// stream (versions count from 1). `None` for an event of no stream version.
+pub fn ordinal(recorded: &RecordedEvent) -> Option<usize> {
+    usize::try_from(recorded.envelope.stream_version.checked_sub(1)?).ok()
 }
 
 /// A message the customer sees.
 pub struct PublicMessage {
     id: ID,
-    position: ID,
+    cursor: String,
     at: DateTime,
     /// `None`: the customer wrote it.
     author: Option<StaffId>,
@@ -74,13 +80,17 @@ pub struct PublicMessage {
 
 #[Object]
 impl PublicMessage {
+    /// The message's id.
     async fn id(&self) -> &ID {
         &self.id
     }
 
-    /// The message's place in the log (orders the timeline).
-    async fn position(&self) -> &ID {
-        &self.position
+    /// The item's place in the conversation's timeline, as `timeline` takes
+    /// it (`after:`, `before:`); the same as its edge's cursor. An item from
+    /// `sendMessage` or `conversationEvents` can be paged from, e.g.
+    /// `timeline(after:)` with the last one seen, after a reconnect.
+    async fn cursor(&self) -> &str {
+        &self.cursor
     }
 
     async fn at(&self) -> DateTime {
@@ -110,7 +120,7 @@ impl PublicMessage {
 /// A staff-only message: never shown to the customer.
 pub struct PrivateMessage {
     id: ID,
-    position: ID,
+    cursor: String,
     at: DateTime,
     author: StaffId,
     body: String,
@@ -118,12 +128,17 @@ pub struct PrivateMessage {
 
 #[Object]
 impl PrivateMessage {
+    /// The message's id.
     async fn id(&self) -> &ID {
         &self.id
     }
 
-    async fn position(&self) -> &ID {
-        &self.position
+    /// The item's place in the conversation's timeline, as `timeline` takes
+    /// it (`after:`, `before:`); the same as its edge's cursor. An item from
+    /// `sendMessage` or `conversationEvents` can be paged from, e.g.
+    /// `timeline(after:)` with the last one seen, after a reconnect.
+    async fn cursor(&self) -> &str {
+        &self.cursor
     }
 
     async fn at(&self) -> DateTime {
@@ -198,7 +213,8 @@ impl From<Actor> for ActorRef {
 
 /// A change of the conversation's routing, room, privacy or lifecycle.
 pub struct SystemEvent {
-    position: ID,
+    id: ID,
+    cursor: String,
     at: DateTime,
     kind: SystemEventKind,
     actor: Actor,
@@ -207,8 +223,17 @@ pub struct SystemEvent {
 
 #[Object]
 impl SystemEvent {
-    async fn position(&self) -> &ID {
-        &self.position
+    /// The stored event's id (as the audit trail's `eventId`).
+    async fn id(&self) -> &ID {
+        &self.id
+    }
+
+    /// The item's place in the conversation's timeline, as `timeline` takes
+    /// it (`after:`, `before:`); the same as its edge's cursor. An item from
+    /// `sendMessage` or `conversationEvents` can be paged from, e.g.
+    /// `timeline(after:)` with the last one seen, after a reconnect.
+    async fn cursor(&self) -> &str {
+        &self.cursor
     }
 
     async fn at(&self) -> DateTime {

@@ -220,13 +220,17 @@ async fn backward(app: &TestApp, chat: &Chat, last: Option<usize>) -> Vec<Page> 
     }
 }
 
-/// The global positions of a staff timeline's public messages.
+/// The owner's audit trail of a conversation: its events' global positions.
+const AUDIT: &str = "query($c: ID!) { auditTrail(conversationId: $c) { position eventType } }";
+
+/// The global positions of an audit trail's public messages.
 fn positions(reply: &Value) -> Vec<u64> {
-    reply["data"]["conversation"]["timeline"]
+    reply["data"]["auditTrail"]
         .as_array()
         .unwrap()
         .iter()
-        .filter_map(|item| item["position"].as_str())
+        .filter(|entry| entry["eventType"] == "MessagePosted")
+        .filter_map(|entry| entry["position"].as_str())
         .map(|p| p.parse().unwrap())
         .collect()
 }
@@ -313,15 +317,12 @@ async fn bad_cursors_and_sizes_are_validation_and_append_nothing() {
     let made = |value: &str| URL_SAFE_NO_PAD.encode(value);
     // A cursor of the long chat, past the end of this one's list.
     let foreign = page(&app, &long, json!({ "last": 1 })).await.cursors[0].clone();
-    // The global position of this chat's last message, as staff see it.
-    let timeline = app
-        .staff(
-            &app.token("owner"),
-            "query($c: ID!) { conversation(id: $c) { timeline { ... on PublicMessage { position } } } }",
-            json!({ "c": chat.id }),
-        )
+    // The global position of this chat's last message, as the owner's audit
+    // trail tells it.
+    let audit = app
+        .staff(&app.token("owner"), AUDIT, json!({ "c": chat.id }))
         .await;
-    let position = positions(&timeline.body).pop().unwrap();
+    let position = positions(&audit.body).pop().unwrap();
     let head = app.desk.log().head();
     let cases: Vec<(&str, Value)> = vec![
         ("first 0", json!({ "first": 0 })),
@@ -433,14 +434,10 @@ async fn cursors_count_the_customers_own_events_not_log_positions() {
     // then the other two messages.
     assert_eq!(decoded, ["message:1", "message:3", "message:4"]);
     // The messages' global positions are far beyond: the demo came first.
-    let timeline = app
-        .staff(
-            &app.token("owner"),
-            "query($c: ID!) { conversation(id: $c) { timeline { ... on PublicMessage { position } } } }",
-            json!({ "c": chat.id }),
-        )
+    let audit = app
+        .staff(&app.token("owner"), AUDIT, json!({ "c": chat.id }))
         .await;
-    let first = positions(&timeline.body)[0];
+    let first = positions(&audit.body)[0];
     assert!(first > 10, "{first}");
     // A sent message's cursor is its cursor in the chat.
     let sent = customer_ok(

@@ -13,3 +13,4 @@ mod log_export;
 mod mutations;
 mod report;
 mod shutdown;
+mod staff_timeline_paging;

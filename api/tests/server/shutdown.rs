@@ -1,5 +1,7 @@
 //! SPEC section 10: a graceful shutdown loses no acknowledged event.
 
+use backchannel_domain::events::{Event, StreamId};
+use backchannel_domain::ids::ConversationId;
 use backchannel_eventlog::SledEventLog;
 use backchannel_projections::ReadModels;
 use backchannel_projections::checkpoint::{self, Start};
@@ -11,21 +13,20 @@ use crate::support::*;
 async fn acknowledged_events_survive_a_graceful_shutdown() {
     let dir = tempfile::tempdir().unwrap();
     let mut app = TestApp::spawn_with(config(dir.path().to_owned())).await;
-    let mut acknowledged = 0;
+    let mut acknowledged = Vec::new();
     for i in 0..10 {
         let reply = app
             .staff(
                 &app.token("agent 1"),
-                "mutation($id: ID!, $b: String!) { sendMessage(conversationId: $id, body: $b, visibility: PRIVATE) { message { ... on PrivateMessage { position } } } }",
+                "mutation($id: ID!, $b: String!) { sendMessage(conversationId: $id, body: $b, visibility: PRIVATE) { message { ... on PrivateMessage { id } } } }",
                 json!({ "id": CASEY, "b": format!("note {i}") }),
             )
             .await;
-        let position: u64 = reply.data()["sendMessage"]["message"]["position"]
+        let id = reply.data()["sendMessage"]["message"]["id"]
             .as_str()
             .unwrap()
-            .parse()
-            .unwrap();
-        acknowledged = acknowledged.max(position);
+            .to_owned();
+        acknowledged.push(id);
     }
     app.stop().await;
     drop(app);
@@ -36,7 +37,21 @@ async fn acknowledged_events_survive_a_graceful_shutdown() {
     .await
     .unwrap()
     .unwrap();
-    assert!(log.head() >= acknowledged);
+    // Every acknowledged message is in the conversation's stream.
+    let casey: ConversationId = CASEY.parse().unwrap();
+    let stored: Vec<String> = log
+        .read_stream(StreamId::Conversation(casey), 1)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|r| match r.event {
+            Event::PrivateMessagePosted(e) => Some(e.message.to_string()),
+            _ => None,
+        })
+        .collect();
+    for id in &acknowledged {
+        assert!(stored.contains(id), "{id} was lost");
+    }
     log.close().unwrap();
 
     // And the server starts again on the same data, demo already loaded.

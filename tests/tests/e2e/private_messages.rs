@@ -9,14 +9,15 @@ const WHISPER: &str = "Offer the voucher, code WHISPER-7F3A";
 
 const TIMELINE: &str = "query($id: ID!) { conversation(id: $id) { accessRule status
     publicMessageCount privateMessageCount participants { id }
-    timeline { __typename ... on PublicMessage { body } ... on PrivateMessage { body author { id } } } } }";
+    timeline { edges { node { __typename ... on PublicMessage { body } ... on PrivateMessage { body author { id } } } } } } }";
 
 /// The bodies of a staff timeline's private messages.
 fn private_bodies(data: &Value) -> Vec<String> {
-    data["conversation"]["timeline"]
+    data["conversation"]["timeline"]["edges"]
         .as_array()
         .unwrap()
         .iter()
+        .map(|edge| &edge["node"])
         .filter(|item| item["__typename"] == "PrivateMessage")
         .map(|item| item["body"].as_str().unwrap().to_owned())
         .collect()

@@ -1,0 +1,120 @@
+//! Paging a conversation's timeline (`Conversation.timeline`).
+//!
+//! The timeline is the conversation's stream in the log: `Desk::timeline_positions`
+//! lists its events' global positions, in order, once the visibility policy
+//! has let the viewer in (under the same read guard). A page is a
+//! [`crate::graphql::paging`] page over that list, reading only its windows'
+//! events from the log.
+//!
+//! A cursor is of kind `timeline`, and its ordinal is the item's index in
+//! that list, which is its stream version minus one: what an item carries as
+//! `cursor` wherever it appears (`sendMessage`, `conversationEvents`,
+//! `lastMessage`), checked against the index on every page. It says no more
+//! than how many events came before the item in this conversation, which the
+//! viewer sees anyway; never the global position.
+
+use std::ops::Range;
+
+use async_graphql::SimpleObject;
+use backchannel_domain::ids::{ConversationId, StaffId};
+
+use crate::desk::Desk;
+use crate::error::{ApiError, ApiResult};
+use crate::graphql::paging::{PageInfo, PageRequest, Paging};
+use crate::staff::conversation::denied;
+use crate::staff::timeline::{self, TimelineItem};
+
+const TIMELINE: Paging = Paging::new(
+    "timeline",
+    "this cursor is not an item of the conversation's timeline",
+);
+
+/// A page of a conversation's timeline, oldest first.
+#[derive(SimpleObject)]
+pub struct TimelineConnection {
+    pub edges: Vec<TimelineEdge>,
+    pub page_info: PageInfo,
+}
+
+#[derive(SimpleObject)]
+pub struct TimelineEdge {
+    pub cursor: String,
+    pub node: TimelineItem,
+}
+
+/// The cursor of the item at `ordinal` in the conversation's timeline.
+pub fn cursor(ordinal: usize) -> String {
+    TIMELINE.cursor(ordinal)
+}
+
+/// What a `timeline` field asked for, checked (sizes, direction, cursors).
+pub fn request(
+    first: Option<i32>,
+    after: Option<&str>,
+    last: Option<i32>,
+    before: Option<&str>,
+    max: usize,
+) -> ApiResult<PageRequest> {
+    TIMELINE.request(first, after, last, before, max)
+}
+
+/// One page of the timeline of `conversation`, if `viewer` may read it now
+/// (else the policy's refusal, whatever the cursor).
+pub async fn page(
+    desk: &Desk,
+    viewer: StaffId,
+    conversation: ConversationId,
+    request: PageRequest,
+) -> ApiResult<TimelineConnection> {
+    let positions = desk
+        .timeline_positions(&desk.models(), viewer, conversation)
+        .map_err(denied)?;
+    let positions = positions.as_slice();
+    let page = TIMELINE
+        .page(positions.len(), request, move |ordinals| {
+            read_window(desk, positions, ordinals)
+        })
+        .await?;
+    let (edges, page_info) = page.into_edges(|cursor, node| TimelineEdge { cursor, node });
+    Ok(TimelineConnection { edges, page_info })
+}
+
+/// The items at the ordinals `ordinals` of the timeline whose positions are
+/// `positions`, oldest first, each with its ordinal.
+async fn read_window(
+    desk: &Desk,
+    positions: &[u64],
+    ordinals: Range<usize>,
+) -> ApiResult<Vec<(usize, TimelineItem)>> {
+    let wanted = positions
+        .get(ordinals.clone())
+        .ok_or_else(|| ApiError::internal("paging a timeline", "a window past the list"))?;
+    let events = desk.read_positions(wanted).await?;
+    // Each event must be the one its ordinal names: anything else could be
+    // another conversation's.
+    if !events
+        .iter()
+        .map(|r| r.envelope.position)
+        .eq(wanted.iter().copied())
+    {
+        return Err(ApiError::internal(
+            "paging a timeline",
+            "the log returned other positions than asked",
+        ));
+    }
+    let mut items = Vec::with_capacity(events.len());
+    for (ordinal, recorded) in ordinals.zip(&events) {
+        // Items carry the cursor of their stream version elsewhere; it must
+        // be the one they are paged by.
+        if timeline::ordinal(recorded) != Some(ordinal) {
+            return Err(ApiError::internal(
+                "paging a timeline",
+                "an event's stream version is not its place in the stream",
+            ));
+        }
+        if let Some(item) = TimelineItem::from_recorded(recorded) {
+            items.push((ordinal, item));
+        }
+    }
+    Ok(items)
+}
