@@ -197,17 +197,20 @@ impl ReadModels {
             let member = g.is_member(staff.id);
             let all_of_group = supervises(staff, g) || (member && !privacy_on);
             for &s in &statuses {
+                // R4: closed enquiries, public and private, for history
+                // holders among the group's members and named supervisors
+                // (named, whatever their role now: not only through R2).
+                let history_part = history
+                    && s == ConversationStatus::Closed
+                    && (member || g.is_supervisor(staff.id));
                 // R2 sees the whole group; R5 the public part of it.
-                if all_of_group || member {
+                if all_of_group || member || history_part {
                     sets.push(index.group_set((g.id, s, false)));
                 }
                 let private_part = all_of_group
                     // R6: private, queued, broadcast.
                     || (member && s == ConversationStatus::Queued && g.routing == RoutingType::Broadcast)
-                    // R4: closed enquiries for history holders.
-                    || (history
-                        && s == ConversationStatus::Closed
-                        && (member || g.is_supervisor(staff.id)));
+                    || history_part;
                 if private_part {
                     sets.push(index.group_set((g.id, s, true)));
                 }

@@ -366,6 +366,49 @@ proptest! {
     }
 }
 
+/// Found by the property above: a supervisor granted ENQUIRY_HISTORY, then
+/// made an agent, is still named among the group's supervisors, so R4 grants
+/// them its closed enquiries, public ones included; the list must hold them.
+#[test]
+fn a_demoted_named_supervisor_with_enquiry_history_lists_closed_enquiries() {
+    let mut desk = Desk::new();
+    let mut convs = Vec::new();
+    for op in [
+        Op::Grant { to: 2 },
+        Op::Open {
+            group: true,
+            channel: 0,
+        },
+        Op::Close { conv: 0 },
+        Op::Open {
+            group: false,
+            channel: 0,
+        },
+        Op::Role {
+            staff: 2,
+            supervisor: false,
+        },
+        Op::Open {
+            group: false,
+            channel: 0,
+        },
+    ] {
+        play(&mut desk, &mut convs, &op);
+    }
+    let viewer = desk.supervisor;
+    let filter = ConversationFilter::default();
+    let expected = brute_force(&desk.models, viewer, &filter, &convs);
+    assert!(
+        expected.contains(&convs[0]),
+        "the policy grants the closed enquiry (R4)"
+    );
+    assert_eq!(paged(&desk.models, viewer, &filter, 100), expected);
+    assert_eq!(
+        desk.models.count_conversations(viewer, &filter),
+        expected.len()
+    );
+}
+
 #[test]
 fn events_out_of_order_are_refused_and_change_nothing() {
     let desk = Desk::new();
