@@ -290,7 +290,9 @@ impl Desk {
     }
 
     /// The events at `positions` (ascending), read in runs of consecutive
-    /// positions.
+    /// positions: exactly those, in that order, or an error. Callers found
+    /// the positions through a visibility check, so an event at any other
+    /// position could be another conversation's.
     pub async fn read_positions(&self, positions: &[u64]) -> ApiResult<Vec<RecordedEvent>> {
         let mut events = Vec::with_capacity(positions.len());
         let mut i = 0;
@@ -307,6 +309,16 @@ impl Desk {
                 .map_err(|err| ApiError::internal("reading the log", err))?;
             events.extend(run);
             i = end;
+        }
+        if !events
+            .iter()
+            .map(|r| r.envelope.position)
+            .eq(positions.iter().copied())
+        {
+            return Err(ApiError::internal(
+                "reading the log",
+                "the log returned other positions than asked",
+            ));
         }
         Ok(events)
     }

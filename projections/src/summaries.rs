@@ -16,7 +16,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::num::NonZeroU64;
 
 use backchannel_domain::State;
-use backchannel_domain::events::Event;
+use backchannel_domain::events::{Event, StreamId};
 use backchannel_domain::ids::{CompanyId, ConversationId, GroupId, StaffId};
 use backchannel_domain::model::{Channel, ConversationStatus};
 use backchannel_domain::state::Conversation;
@@ -268,17 +268,11 @@ fn participants<'a>(
     all
 }
 
+/// The conversation an event is about: the one whose stream it is on.
 fn conversation_of(event: &Event) -> Option<ConversationId> {
-    match event {
-        Event::ConversationOpened(e) => Some(e.conversation),
-        Event::ConversationAssigned(e) => Some(e.conversation),
-        Event::StaffInvitedToRoom(e) => Some(e.conversation),
-        Event::ConversationPrivacyChanged(e) => Some(e.conversation),
-        Event::MessagePosted(e) => Some(e.conversation),
-        Event::PrivateMessagePosted(e) => Some(e.conversation),
-        Event::ConversationClosed(e) => Some(e.conversation),
-        Event::ConversationReopened(e) => Some(e.conversation),
-        _ => None,
+    match event.stream() {
+        StreamId::Conversation(id) => Some(id),
+        StreamId::Company(_) => None,
     }
 }
 

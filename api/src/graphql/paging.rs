@@ -78,7 +78,7 @@ impl Paging {
 
     /// The cursor of the entry at `ordinal`.
     pub fn cursor(&self, ordinal: usize) -> String {
-        cursor::encode(self.kind, &ordinal.to_string())
+        ordinal_cursor(self.kind, ordinal)
     }
 
     /// The ordinal a cursor names; `VALIDATION` unless it is one
@@ -185,7 +185,7 @@ impl Paging {
 impl<T> Page<T> {
     /// The page's edges, made by `edge(cursor, node)`, and where it sits.
     pub fn into_edges<E>(self, mut edge: impl FnMut(String, T) -> E) -> (Vec<E>, PageInfo) {
-        let cursor = |ordinal: usize| cursor::encode(self.kind, &ordinal.to_string());
+        let cursor = |ordinal: usize| ordinal_cursor(self.kind, ordinal);
         let info = PageInfo {
             has_next_page: self.has_next_page,
             has_previous_page: self.has_previous_page,
@@ -199,6 +199,11 @@ impl<T> Page<T> {
             .collect();
         (edges, info)
     }
+}
+
+/// The cursor of the entry at `ordinal` of a list of `kind`.
+fn ordinal_cursor(kind: &str, ordinal: usize) -> String {
+    cursor::encode(kind, &ordinal.to_string())
 }
 
 /// Up to `size` entries among the ordinals `range`, taken from its start
