@@ -98,21 +98,27 @@ fn main() {
     let mine = Arc::new(world.assigned);
 
     let ceiling_addr = runtime.block_on(start_ceiling());
-    let ceiling = runtime.block_on(drive(ceiling_addr, seconds, |_, _| {
+    let ceiling = runtime.block_on(drive("ceiling", ceiling_addr, None, seconds, |_, _| {
         Request::get("/json".to_owned())
     }));
     let inbox_query = r#"{"query":"{ conversations(first: 50) { edges { node { id status channel customerName assignee { id } updatedAt } } pageInfo { hasNextPage endCursor } } }"}"#;
     let inbox = {
         let tokens = agent_tokens.clone();
-        runtime.block_on(drive(addr, seconds, move |conn, _| {
-            Request::graphql(inbox_query.to_owned(), tokens[conn % tokens.len()].clone())
-        }))
+        runtime.block_on(drive(
+            "inbox",
+            addr,
+            Some(server.id()),
+            seconds,
+            move |conn, _| {
+                Request::graphql(inbox_query.to_owned(), tokens[conn % tokens.len()].clone())
+            },
+        ))
     };
     let after_inbox_rss = rss_kib(server.id());
     let timeline = {
         let tokens = agent_tokens.clone();
         let mine = mine.clone();
-        runtime.block_on(drive(addr, seconds, move |conn, n| {
+        runtime.block_on(drive("timeline", addr, Some(server.id()), seconds, move |conn, n| {
             let agent = conn % tokens.len();
             let own = &mine[agent];
             let id = own[n % own.len()];
@@ -141,20 +147,26 @@ fn main() {
     let per = |kib: u64| (kib.saturating_sub(empty_rss)) as f64 * 1024.0 / conversations as f64;
     let per_conversation = per(loaded_rss);
     println!();
-    println!("| measurement | requests/s | p50 | p99 | errors | vs ceiling |");
-    println!("|---|---|---|---|---|---|");
+    println!(
+        "| measurement | requests/s | p50 | p99 | errors | vs ceiling | server CPU per request | load generator CPU per request |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
     for (name, r) in [
         ("trivial axum JSON handler (ceiling)", &ceiling),
         ("agent inbox, `conversations(first: 50)`", &inbox),
         ("conversation timeline (10 events)", &timeline),
     ] {
+        let server_cpu = r
+            .server_cpu_us
+            .map_or_else(|| "(in process)".to_owned(), |us| format!("{us:.0} µs"));
         println!(
-            "| {name} | {:.0} | {:.2} ms | {:.2} ms | {} | {:.0}% |",
+            "| {name} | {:.0} | {:.2} ms | {:.2} ms | {} | {:.0}% | {server_cpu} | {:.0} µs |",
             r.rate,
             r.p50_ms,
             r.p99_ms,
             r.errors,
-            100.0 * r.rate / ceiling.rate
+            100.0 * r.rate / ceiling.rate,
+            r.client_cpu_us,
         );
     }
     println!();
@@ -600,18 +612,57 @@ struct Outcome {
     p50_ms: f64,
     p99_ms: f64,
     errors: usize,
+    /// CPU time (user + system) the server process spent per request during
+    /// the measurement; `None` for the ceiling, which runs in this process.
+    server_cpu_us: Option<f64>,
+    /// CPU time this process (the load generator) spent per request.
+    client_cpu_us: f64,
+}
+
+/// User plus system CPU time of a process so far, in microseconds, from
+/// `/proc/<pid>/stat` (fields 14 and 15, in clock ticks).
+fn cpu_us(pid: u32) -> f64 {
+    let ticks_per_second: f64 = Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0);
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            // The command name (field 2) may hold spaces: count after its ')'.
+            let rest = s.rsplit_once(')')?.1;
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let user: f64 = fields.get(11)?.parse().ok()?;
+            let system: f64 = fields.get(12)?.parse().ok()?;
+            Some((user + system) * 1e6 / ticks_per_second)
+        })
+        .unwrap_or(0.0)
 }
 
 /// `CONNECTIONS` connections, each sending `make(connection, n)` back to back
 /// for `seconds`; a response counts as an error unless it is 200 without
 /// `"errors"` in its body.
-async fn drive<F>(addr: SocketAddr, seconds: f64, make: F) -> Outcome
+async fn drive<F>(
+    what: &str,
+    addr: SocketAddr,
+    server: Option<u32>,
+    seconds: f64,
+    make: F,
+) -> Outcome
 where
     F: Fn(usize, usize) -> Request + Send + Sync + 'static,
 {
     let make = Arc::new(make);
     // A short warm-up, then the measurement.
     for (warm, duration) in [(true, 0.5_f64), (false, seconds)] {
+        if !warm {
+            // On stderr, so a profiler can be attached to the right phase.
+            eprintln!("measuring {what} for {seconds} s");
+        }
+        let cpu_before = (server.map(cpu_us), cpu_us(std::process::id()));
         let start = Instant::now();
         let deadline = Duration::from_secs_f64(duration);
         let mut tasks = Vec::new();
@@ -658,6 +709,11 @@ where
             continue;
         }
         let elapsed = start.elapsed().as_secs_f64();
+        let requests = latencies.len().max(1) as f64;
+        let server_cpu_us = server
+            .zip(cpu_before.0)
+            .map(|(pid, before)| (cpu_us(pid) - before) / requests);
+        let client_cpu_us = (cpu_us(std::process::id()) - cpu_before.1) / requests;
         latencies.sort_by(f64::total_cmp);
         let pct =
             |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
@@ -666,6 +722,8 @@ where
             p50_ms: pct(0.5),
             p99_ms: pct(0.99),
             errors,
+            server_cpu_us,
+            client_cpu_us,
         };
     }
     unreachable!("the measurement returns")

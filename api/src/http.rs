@@ -3,6 +3,7 @@
 //! health and readiness. Request bodies are read here with the size limit,
 //! and batched (JSON array) requests are refused before GraphQL sees them.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
@@ -22,6 +23,7 @@ use tower_http::trace::TraceLayer;
 use crate::auth::{Tokens, bearer};
 use crate::context::{CustomerAuth, Shared, StaffAuth};
 use crate::customer::CustomerSchema;
+use crate::graphql::parsed::ParsedQueries;
 use crate::staff::StaffSchema;
 
 /// Everything the handlers share.
@@ -34,6 +36,8 @@ pub struct AppState {
     pub staff_ws: StaffSchema,
     pub customer_ws: CustomerSchema,
     pub shared: Shared,
+    /// Parsed documents of the query texts clients repeat (HTTP only).
+    pub parsed: Arc<ParsedQueries>,
 }
 
 pub fn router(state: AppState, graphiql: bool) -> Router {
@@ -161,19 +165,21 @@ where
 }
 
 async fn staff_graphql(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    let request = match read_request(body, app.shared.limits.max_body_bytes).await {
+    let mut request = match read_request(body, app.shared.limits.max_body_bytes).await {
         Ok(request) => request,
         Err(refused) => return refused,
     };
+    app.parsed.prepare(&mut request);
     let auth = staff_auth(&app.shared.tokens, authorization(&headers));
     execute(&app.staff, request.data(auth), "staff").await
 }
 
 async fn customer_graphql(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    let request = match read_request(body, app.shared.limits.max_body_bytes).await {
+    let mut request = match read_request(body, app.shared.limits.max_body_bytes).await {
         Ok(request) => request,
         Err(refused) => return refused,
     };
+    app.parsed.prepare(&mut request);
     let auth = customer_auth(&app.shared.tokens, authorization(&headers));
     execute(&app.customer, request.data(auth), "customer").await
 }

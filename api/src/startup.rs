@@ -85,6 +85,7 @@ impl Application {
             staff_ws: staff::websocket_schema(shared.clone(), config.introspection),
             customer_ws: customer::websocket_schema(shared.clone(), config.introspection),
             shared,
+            parsed: Default::default(),
         };
         let listener = TcpListener::bind(config.addr)
             .await

@@ -15,12 +15,35 @@ pub fn format_rfc3339(at: RecordedAt) -> String {
     let days = seconds.div_euclid(SECONDS_PER_DAY);
     let second_of_day = seconds.rem_euclid(SECONDS_PER_DAY);
     let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{fraction:06}Z",
+    let (hour, minute, second) = (
         second_of_day / 3600,
         second_of_day / 60 % 60,
-        second_of_day % 60
-    )
+        second_of_day % 60,
+    );
+    if !(0..=9999).contains(&year) {
+        return format!(
+            "{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{fraction:06}Z"
+        );
+    }
+    // Every timestamp a server renders takes this path: digits written into
+    // place (a page of 50 conversations renders 50 of them).
+    let mut text = *b"0000-00-00T00:00:00.000000Z";
+    for (range, value) in [
+        (0..4, year),
+        (5..7, month),
+        (8..10, day),
+        (11..13, hour),
+        (14..16, minute),
+        (17..19, second),
+        (20..26, fraction),
+    ] {
+        let mut value = value;
+        for digit in text[range].iter_mut().rev() {
+            *digit = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+    }
+    text.iter().map(|&b| char::from(b)).collect()
 }
 
 /// The input was not an RFC 3339 date-time.
@@ -150,6 +173,35 @@ mod tests {
     fn check(input: &str, expect: Option<&str>) {
         let got = parse_rfc3339(input).ok().map(format_rfc3339);
         assert_eq!(got.as_deref(), expect, "{input}");
+    }
+
+    /// The digits written into place agree with `format!` everywhere.
+    #[test]
+    fn formatting_agrees_with_the_plain_rendering() {
+        let reference = |at: RecordedAt| {
+            let micros = at.as_micros();
+            let seconds = micros.div_euclid(MICROS_PER_SECOND);
+            let fraction = micros.rem_euclid(MICROS_PER_SECOND);
+            let s = seconds.rem_euclid(SECONDS_PER_DAY);
+            let (year, month, day) = civil_from_days(seconds.div_euclid(SECONDS_PER_DAY));
+            format!(
+                "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{fraction:06}Z",
+                s / 3600,
+                s / 60 % 60,
+                s % 60
+            )
+        };
+        let mut micros: i64 = -62_167_219_200_000_000 - 5; // just before year 0
+        let step = 7_919_876_543_211; // ~92 days and an odd fraction
+        while micros < 253_402_300_800_000_000 + step {
+            let at = RecordedAt::from_micros(micros);
+            assert_eq!(format_rfc3339(at), reference(at), "{micros}");
+            micros += step;
+        }
+        for micros in [i64::MIN, i64::MIN + 1, -1, 0, 1, i64::MAX - 1, i64::MAX] {
+            let at = RecordedAt::from_micros(micros);
+            assert_eq!(format_rfc3339(at), reference(at), "{micros}");
+        }
     }
 
     #[test]

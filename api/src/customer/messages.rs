@@ -22,6 +22,7 @@ use crate::customer::types::{CustomerMessage, message_at, not_found};
 use crate::desk::Desk;
 use crate::error::{ApiError, ApiResult};
 use crate::graphql::paging::{PageInfo, PageRequest, Paging};
+use crate::graphql::serial::Serial;
 
 const MESSAGES: Paging = Paging::new(
     "message",
@@ -30,12 +31,14 @@ const MESSAGES: Paging = Paging::new(
 
 /// A page of the chat, oldest first.
 #[derive(SimpleObject)]
+#[graphql(serial)]
 pub struct CustomerMessageConnection {
-    pub edges: Vec<CustomerMessageEdge>,
+    pub edges: Serial<CustomerMessageEdge>,
     pub page_info: PageInfo,
 }
 
 #[derive(SimpleObject)]
+#[graphql(serial)]
 pub struct CustomerMessageEdge {
     pub cursor: String,
     pub node: CustomerMessage,
@@ -75,7 +78,10 @@ pub async fn page(
         })
         .await?;
     let (edges, page_info) = page.into_edges(|cursor, node| CustomerMessageEdge { cursor, node });
-    Ok(CustomerMessageConnection { edges, page_info })
+    Ok(CustomerMessageConnection {
+        edges: edges.into(),
+        page_info,
+    })
 }
 
 /// The messages among the ordinals `ordinals` of the customer view's list,

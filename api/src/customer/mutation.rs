@@ -17,13 +17,14 @@ pub struct Mutation;
 
 /// A new conversation and the token to follow it with.
 #[derive(SimpleObject)]
+#[graphql(serial)]
 pub struct StartedConversation {
     /// Send it as `Authorization: Bearer <token>` from now on.
     pub token: String,
     pub conversation: CustomerConversation,
 }
 
-#[Object]
+#[Object(serial)]
 impl Mutation {
     /// Starts a conversation with the company whose widget key this is.
     /// Needs no token; answers with one scoped to the new conversation.

@@ -6,7 +6,7 @@ use crate::error::ApiResult;
 
 pub struct Query;
 
-#[Object]
+#[Object(serial)]
 impl Query {
     /// Your conversation (the one your token is for), public messages only.
     async fn conversation(&self, ctx: &Context<'_>) -> ApiResult<CustomerConversation> {

@@ -25,6 +25,7 @@ pub enum Author {
 
 /// A message of the chat.
 #[derive(SimpleObject)]
+#[graphql(serial)]
 pub struct CustomerMessage {
     pub id: ID,
     pub at: DateTime,
@@ -41,7 +42,7 @@ pub struct CustomerMessage {
 
 /// Your conversation with the company.
 #[derive(SimpleObject)]
-#[graphql(complex)]
+#[graphql(complex, serial)]
 pub struct CustomerConversation {
     pub id: ID,
     pub channel: Channel,

@@ -1,13 +1,15 @@
 //! GraphQL pieces both schemas share: scalars, enums mirrored from `domain`,
 //! opaque cursors, paging by ordinal (`PageInfo` and the windows behind the
-//! customer's `messages` and the staff `timeline`), id parsing, and the
-//! extension that gives every error a code.
+//! customer's `messages` and the staff `timeline`), id parsing, the cache of
+//! parsed query texts, and the extension that gives every error a code.
 
 pub mod codes;
 pub mod cursor;
 pub mod enums;
 pub mod ids;
 pub mod paging;
+pub mod parsed;
+pub mod serial;
 pub mod time;
 
 use async_graphql::{ObjectType, Schema, SubscriptionType};

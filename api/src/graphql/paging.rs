@@ -34,6 +34,7 @@ const MIN_WINDOW: usize = 16;
 
 /// Where a page sits in its list.
 #[derive(SimpleObject)]
+#[graphql(serial)]
 pub struct PageInfo {
     /// More entries follow the page. Paging backward (`last`/`before`):
     /// true exactly when a `before` cursor was given (its entry follows).

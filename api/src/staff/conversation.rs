@@ -15,6 +15,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::graphql::enums::{AccessRule, Channel, ConversationStatus};
 use crate::graphql::ids::{id, parse};
 use crate::graphql::paging::PageInfo;
+use crate::graphql::serial::Serial;
 use crate::graphql::time::DateTime;
 use crate::staff::directory::{Group, Staff, staff_list, staff_one};
 use crate::staff::timeline::TimelineItem;
@@ -74,7 +75,7 @@ impl Conversation {
     }
 }
 
-#[Object]
+#[Object(serial)]
 impl Conversation {
     async fn id(&self) -> ID {
         id(self.summary.id)
@@ -159,7 +160,10 @@ impl Conversation {
         desk.models()
             .timeline(self.viewer, self.summary.id)
             .map_err(denied)?;
-        let events = desk.read_positions(&[position]).await?;
+        // Boxed, like `timeline`'s page: every field of a conversation is
+        // resolved in a future as big as the biggest field's, so the two that
+        // read the log keep theirs on the heap.
+        let events = Box::pin(desk.read_positions(&[position])).await?;
         Ok(events.first().and_then(TimelineItem::from_recorded))
     }
 
@@ -189,7 +193,13 @@ impl Conversation {
             before.as_deref(),
             shared.limits.max_page_size,
         )?;
-        timeline_connection::page(&shared.desk, self.viewer, self.summary.id, request).await
+        Box::pin(timeline_connection::page(
+            &shared.desk,
+            self.viewer,
+            self.summary.id,
+            request,
+        ))
+        .await
     }
 }
 
@@ -214,6 +224,7 @@ impl ConversationFilter {
 }
 
 #[derive(SimpleObject)]
+#[graphql(serial)]
 pub struct ConversationEdge {
     pub cursor: String,
     pub node: Conversation,
@@ -221,8 +232,9 @@ pub struct ConversationEdge {
 
 /// A Relay connection of the conversations the viewer may see.
 #[derive(SimpleObject)]
+#[graphql(serial)]
 pub struct ConversationConnection {
-    pub edges: Vec<ConversationEdge>,
+    pub edges: Serial<ConversationEdge>,
     pub page_info: PageInfo,
     /// How many conversations match, as the viewer may see them.
     pub total_count: u64,
@@ -230,14 +242,16 @@ pub struct ConversationConnection {
 
 /// One column of the enquiry overview.
 #[derive(SimpleObject)]
+#[graphql(serial)]
 pub struct OverviewColumn {
     /// How many the viewer may see in this column (not only those listed).
     pub count: u64,
-    pub items: Vec<Conversation>,
+    pub items: Serial<Conversation>,
 }
 
 /// A group's conversations by status, as the viewer may see them.
 #[derive(SimpleObject)]
+#[graphql(serial)]
 pub struct EnquiryOverview {
     pub group: Group,
     pub queued: OverviewColumn,

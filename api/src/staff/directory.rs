@@ -15,7 +15,7 @@ use crate::graphql::ids::id;
 /// A member of the company's staff.
 pub struct Staff(pub state::Staff);
 
-#[Object(name = "Staff")]
+#[Object(name = "Staff", serial)]
 impl Staff {
     async fn id(&self) -> ID {
         id(self.0.id)
@@ -59,7 +59,7 @@ pub fn staff_one(ctx: &Context<'_>, staff: Option<StaffId>) -> ApiResult<Option<
 /// A team: members handle its conversations, supervisors oversee them.
 pub struct Group(pub state::Group);
 
-#[Object(name = "Group")]
+#[Object(name = "Group", serial)]
 impl Group {
     async fn id(&self) -> ID {
         id(self.0.id)
@@ -85,6 +85,7 @@ impl Group {
 
 /// SPEC section 2.
 #[derive(SimpleObject)]
+#[graphql(serial)]
 pub struct PrivacySettings {
     pub private_conversations_enabled: bool,
     pub new_conversations_private: bool,
@@ -92,7 +93,7 @@ pub struct PrivacySettings {
 
 pub struct Company(pub state::Company);
 
-#[Object(name = "Company")]
+#[Object(name = "Company", serial)]
 impl Company {
     async fn id(&self) -> ID {
         id(self.0.id)

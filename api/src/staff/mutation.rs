@@ -49,6 +49,7 @@ async fn run(
 
 /// The result of a mutation on one conversation.
 #[derive(SimpleObject)]
+#[graphql(serial)]
 pub struct ConversationPayload {
     pub conversation_id: ID,
     /// The conversation as you may see it now; null if you no longer may
@@ -69,6 +70,7 @@ fn conversation_payload(
 
 /// The result of `sendMessage`.
 #[derive(SimpleObject)]
+#[graphql(serial)]
 pub struct MessagePayload {
     /// The stored message (the first one, for a retried idempotency key).
     pub message: TimelineItem,
@@ -77,12 +79,14 @@ pub struct MessagePayload {
 
 /// The result of `markNotificationsRead`.
 #[derive(SimpleObject)]
+#[graphql(serial)]
 pub struct NotificationsRead {
     pub unread_count: u64,
 }
 
 /// A token minted by `issueStaffToken`.
 #[derive(SimpleObject)]
+#[graphql(serial)]
 pub struct IssuedToken {
     pub token: String,
     pub staff: Staff,
@@ -113,7 +117,7 @@ fn group_now(ctx: &Context<'_>, group: GroupId) -> ApiResult<Group> {
         .ok_or(DomainError::NotFound(Missing::Group).into())
 }
 
-#[Object]
+#[Object(serial)]
 impl Mutation {
     /// Opens a conversation on a customer's behalf (e.g. logging a call).
     #[graphql(complexity = "crate::config::MUTATION_COST")]

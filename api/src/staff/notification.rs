@@ -10,6 +10,7 @@ use crate::error::ApiResult;
 use crate::graphql::enums::{Channel, NotificationKind};
 use crate::graphql::ids::id;
 use crate::graphql::paging::PageInfo;
+use crate::graphql::serial::Serial;
 use crate::graphql::time::DateTime;
 use crate::staff::directory::Group;
 
@@ -18,7 +19,7 @@ pub struct Notification {
     pub read: bool,
 }
 
-#[Object]
+#[Object(serial)]
 impl Notification {
     /// Pass it to `markNotificationsRead(upTo:)`.
     async fn id(&self) -> ID {
@@ -58,6 +59,7 @@ impl Notification {
 }
 
 #[derive(SimpleObject)]
+#[graphql(serial)]
 pub struct NotificationEdge {
     pub cursor: String,
     pub node: Notification,
@@ -65,8 +67,9 @@ pub struct NotificationEdge {
 
 /// Your notifications, newest first.
 #[derive(SimpleObject)]
+#[graphql(serial)]
 pub struct NotificationConnection {
-    pub edges: Vec<NotificationEdge>,
+    pub edges: Serial<NotificationEdge>,
     pub page_info: PageInfo,
     pub unread_count: u64,
 }

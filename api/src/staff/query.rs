@@ -24,7 +24,7 @@ const DEFAULT_PAGE: usize = 20;
 
 pub struct Query;
 
-#[Object]
+#[Object(serial)]
 impl Query {
     /// The signed-in staff member.
     async fn me(&self, ctx: &Context<'_>) -> ApiResult<Staff> {
@@ -135,7 +135,7 @@ impl Query {
                 start_cursor: edges.first().map(|e| e.cursor.clone()),
                 end_cursor: edges.last().map(|e| e.cursor.clone()),
             },
-            edges,
+            edges: edges.into(),
             total_count: total as u64,
         })
     }
@@ -231,7 +231,7 @@ impl Query {
                 start_cursor: edges.first().map(|e| e.cursor.clone()),
                 end_cursor: edges.last().map(|e| e.cursor.clone()),
             },
-            edges,
+            edges: edges.into(),
             unread_count: models.unread_notifications(me.id) as u64,
         })
     }
@@ -286,6 +286,7 @@ impl Query {
 
 /// One stored event's envelope (no payload).
 #[derive(SimpleObject)]
+#[graphql(serial)]
 pub struct AuditEntry {
     /// Global position in the log.
     pub position: ID,

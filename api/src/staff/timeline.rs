@@ -78,7 +78,7 @@ pub struct PublicMessage {
     body: String,
 }
 
-#[Object]
+#[Object(serial)]
 impl PublicMessage {
     /// The message's id.
     async fn id(&self) -> &ID {
@@ -126,7 +126,7 @@ pub struct PrivateMessage {
     body: String,
 }
 
-#[Object]
+#[Object(serial)]
 impl PrivateMessage {
     /// The message's id.
     async fn id(&self) -> &ID {
@@ -186,6 +186,7 @@ fn system_kind(event: &Event) -> Option<(SystemEventKind, Option<StaffId>)> {
 
 /// Who caused an event.
 #[derive(SimpleObject)]
+#[graphql(serial)]
 pub struct ActorRef {
     pub kind: ActorKind,
     /// The staff id, or the conversation id for a customer; null for the system.
@@ -221,7 +222,7 @@ pub struct SystemEvent {
     staff: Option<StaffId>,
 }
 
-#[Object]
+#[Object(serial)]
 impl SystemEvent {
     /// The stored event's id (as the audit trail's `eventId`).
     async fn id(&self) -> &ID {

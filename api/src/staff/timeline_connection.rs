@@ -21,6 +21,7 @@ use backchannel_domain::ids::{ConversationId, StaffId};
 use crate::desk::Desk;
 use crate::error::{ApiError, ApiResult};
 use crate::graphql::paging::{PageInfo, PageRequest, Paging};
+use crate::graphql::serial::Serial;
 use crate::staff::conversation::denied;
 use crate::staff::timeline::{self, TimelineItem};
 
@@ -31,12 +32,14 @@ const TIMELINE: Paging = Paging::new(
 
 /// A page of a conversation's timeline, oldest first.
 #[derive(SimpleObject)]
+#[graphql(serial)]
 pub struct TimelineConnection {
-    pub edges: Vec<TimelineEdge>,
+    pub edges: Serial<TimelineEdge>,
     pub page_info: PageInfo,
 }
 
 #[derive(SimpleObject)]
+#[graphql(serial)]
 pub struct TimelineEdge {
     pub cursor: String,
     pub node: TimelineItem,
@@ -76,7 +79,10 @@ pub async fn page(
         })
         .await?;
     let (edges, page_info) = page.into_edges(|cursor, node| TimelineEdge { cursor, node });
-    Ok(TimelineConnection { edges, page_info })
+    Ok(TimelineConnection {
+        edges: edges.into(),
+        page_info,
+    })
 }
 
 /// The items at the ordinals `ordinals` of the timeline whose positions are

@@ -1,0 +1,124 @@
+//! Parsed documents by query text.
+//!
+//! A desk app or a widget sends the same few query texts over and over. Each
+//! is parsed once here and handed to the schema as a copy, so a request skips
+//! the parser (about a tenth of the server's work for the agent inbox).
+//! Validation, the depth and complexity limits and the visibility policy still
+//! run on every request: the cache only saves turning text into a syntax tree,
+//! which depends on nothing but the text.
+//!
+//! Bounded: at most [`ParsedQueries::CAPACITY`] documents of at most
+//! [`ParsedQueries::MAX_QUERY_BYTES`] each. When it is full it is emptied and
+//! fills again with what is asked next: a client sending ever-new texts can
+//! only bring the server back to parsing every request, never grow it.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use async_graphql::parser::parse_query;
+use async_graphql::parser::types::ExecutableDocument;
+
+#[derive(Default)]
+pub struct ParsedQueries {
+    documents: Mutex<HashMap<String, ExecutableDocument>>,
+}
+
+impl ParsedQueries {
+    pub const CAPACITY: usize = 256;
+    pub const MAX_QUERY_BYTES: usize = 8 * 1024;
+
+    /// The parsed document of `query`, from the cache or parsed now (and
+    /// remembered if small enough). `None` when it does not parse: the schema
+    /// then parses it itself and answers with its usual error.
+    pub fn document(&self, query: &str) -> Option<ExecutableDocument> {
+        if let Some(document) = self.lock().get(query) {
+            return Some(document.clone());
+        }
+        let document = parse_query(query).ok()?;
+        if query.len() <= Self::MAX_QUERY_BYTES {
+            let mut documents = self.lock();
+            if documents.len() >= Self::CAPACITY {
+                documents.clear();
+            }
+            documents.insert(query.to_owned(), document.clone());
+        }
+        Some(document)
+    }
+
+    /// Sets `request`'s parsed document when its query parses.
+    pub fn prepare(&self, request: &mut async_graphql::Request) {
+        if let Some(document) = self.document(&request.query) {
+            request.set_parsed_query(document);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, ExecutableDocument>> {
+        // A panic while holding the lock cannot leave the map half-changed
+        // in a way that matters: every entry is a whole parse of its key.
+        self.documents
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INBOX: &str = "{ conversations(first: 50) { edges { node { id status } } } }";
+
+    fn same(a: &ExecutableDocument, b: &ExecutableDocument) -> bool {
+        format!("{a:?}") == format!("{b:?}")
+    }
+
+    #[test]
+    fn a_cached_document_is_the_parse_of_its_text() {
+        let cache = ParsedQueries::default();
+        let first = cache.document(INBOX).expect("parses");
+        let second = cache.document(INBOX).expect("parses");
+        let fresh = parse_query(INBOX).expect("parses");
+        assert!(same(&first, &fresh));
+        assert!(same(&second, &fresh));
+        assert_eq!(cache.len(), 1);
+
+        let other = "query Mine { me { id } }";
+        let doc = cache.document(other).expect("parses");
+        assert!(same(&doc, &parse_query(other).expect("parses")));
+        assert!(!same(&doc, &fresh));
+        assert_eq!(cache.len(), 2);
+    }
+
+    #[test]
+    fn a_text_that_does_not_parse_is_neither_answered_nor_kept() {
+        let cache = ParsedQueries::default();
+        assert!(cache.document("{ conversations(first: ").is_none());
+        assert!(cache.document("").is_none());
+        assert!(cache.is_empty());
+    }
+
+    #[test]
+    fn it_never_holds_more_than_its_capacity_nor_big_texts() {
+        let cache = ParsedQueries::default();
+        for i in 0..ParsedQueries::CAPACITY * 2 + 7 {
+            let query = format!("{{ a{i} }}");
+            assert!(cache.document(&query).is_some());
+            assert!(cache.len() <= ParsedQueries::CAPACITY);
+        }
+        let cache = ParsedQueries::default();
+        let big = format!(
+            "{{ {} }}",
+            "a ".repeat(ParsedQueries::MAX_QUERY_BYTES / 2 + 1)
+        );
+        assert!(big.len() > ParsedQueries::MAX_QUERY_BYTES);
+        assert!(cache.document(&big).is_some());
+        assert!(cache.is_empty());
+    }
+}
