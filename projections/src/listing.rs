@@ -12,7 +12,7 @@ use backchannel_domain::error::{DomainError, Missing};
 use backchannel_domain::ids::{ConversationId, GroupId, StaffId};
 use backchannel_domain::model::{Channel, ConversationStatus, Permission, RoutingType};
 use backchannel_domain::state::{Conversation, Staff};
-use backchannel_domain::visibility::supervises;
+use backchannel_domain::visibility::{Rule, supervises};
 
 use crate::models::{Page, ReadModels};
 use crate::summaries::{Activity, ConversationSummary};
@@ -75,12 +75,17 @@ impl ReadModels {
     ) -> Page<ConversationSummary> {
         let mut items = Vec::with_capacity(first.min(128));
         let mut has_next = false;
-        for (conversation, activity) in self.visible(viewer, *filter, after) {
+        for (conversation, activity, rule) in self.visible(viewer, *filter, after) {
             if items.len() == first {
                 has_next = true;
                 break;
             }
-            items.push(ConversationSummary::new(conversation, activity));
+            items.push(ConversationSummary::new(
+                self.state(),
+                conversation,
+                activity,
+                rule,
+            ));
         }
         Page { items, has_next }
     }
@@ -137,13 +142,14 @@ impl ReadModels {
     }
 
     /// Every conversation `viewer` may see through `filter`, newest first, as
-    /// the parts of its summary (composed only for what a page returns).
+    /// the parts of its summary (composed only for what a page returns) and
+    /// the rule that grants it.
     fn visible<'a>(
         &'a self,
         viewer: StaffId,
         filter: ConversationFilter,
         after: Option<ConversationId>,
-    ) -> impl Iterator<Item = (&'a Conversation, &'a Activity)> + 'a {
+    ) -> impl Iterator<Item = (&'a Conversation, &'a Activity, Rule)> + 'a {
         let sets = match self.state().staff.get(&viewer) {
             Some(staff) if staff.active => self.candidate_sets(staff, &filter),
             _ => Vec::new(),
@@ -151,8 +157,11 @@ impl ReadModels {
         merge_newest_first(sets, after).filter_map(move |id| {
             let conversation = self.state().conversations.get(&id)?;
             let activity = self.conversations.activity(id)?;
-            (filter.matches(conversation) && self.check(viewer, id).is_ok())
-                .then_some((conversation, activity))
+            if !filter.matches(conversation) {
+                return None;
+            }
+            let rule = self.check(viewer, id).ok()?;
+            Some((conversation, activity, rule))
         })
     }
 

@@ -3,7 +3,7 @@
 
 use backchannel_domain::State;
 use backchannel_domain::ids::{ConversationId, StaffId};
-use backchannel_domain::visibility::Access;
+use backchannel_domain::visibility::{Access, Rule};
 use backchannel_eventlog::RecordedEvent;
 
 use crate::customer::{CustomerView, Customers, customer_event};
@@ -102,10 +102,15 @@ impl ReadModels {
         viewer: StaffId,
         id: ConversationId,
     ) -> Result<ConversationSummary, Denied> {
-        self.check(viewer, id)?;
+        let rule = self.check(viewer, id)?;
         let conversation = self.state.conversations.get(&id).ok_or(Denied::NotFound)?;
         let activity = self.conversations.activity(id).ok_or(Denied::NotFound)?;
-        Ok(ConversationSummary::new(conversation, activity))
+        Ok(ConversationSummary::new(
+            &self.state,
+            conversation,
+            activity,
+            rule,
+        ))
     }
 
     /// Whether `viewer` may read the conversation's timeline: its events
@@ -114,7 +119,7 @@ impl ReadModels {
     /// (`SledEventLog::stream_positions`); read them up to [`Self::position`],
     /// under the same guard as this check.
     pub fn timeline(&self, viewer: StaffId, id: ConversationId) -> Result<(), Denied> {
-        self.check(viewer, id)
+        self.check(viewer, id).map(|_| ())
     }
 
     /// The customer's own conversation, built only from customer events.
@@ -153,10 +158,11 @@ impl ReadModels {
         self.notifications.count_after(viewer, read_up_to)
     }
 
-    /// The one visibility policy, as this crate's answer type.
-    pub(crate) fn check(&self, viewer: StaffId, id: ConversationId) -> Result<(), Denied> {
+    /// The one visibility policy, as this crate's answer type: the rule that
+    /// grants `viewer` the conversation, or why not.
+    pub(crate) fn check(&self, viewer: StaffId, id: ConversationId) -> Result<Rule, Denied> {
         match self.state.access(viewer, id) {
-            Access::Granted(_) => Ok(()),
+            Access::Granted(rule) => Ok(rule),
             Access::Restricted => Err(Denied::Restricted),
             Access::NotFound => Err(Denied::NotFound),
         }

@@ -21,10 +21,12 @@ use backchannel_domain::ids::{CompanyId, ConversationId, GroupId, StaffId};
 use backchannel_domain::model::{Channel, ConversationStatus};
 use backchannel_domain::state::Conversation;
 use backchannel_domain::values::Name;
+use backchannel_domain::visibility::Rule;
 use backchannel_eventlog::{RecordedAt, RecordedEvent};
 
 /// What staff see of a conversation in lists and headers: the state's
-/// conversation and its activity, composed when read.
+/// conversation and its activity, composed when read, for one viewer the
+/// visibility policy granted it to (with the rule that did).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConversationSummary {
     pub id: ConversationId,
@@ -49,11 +51,22 @@ pub struct ConversationSummary {
     pub last_public_message: Option<u64>,
     /// Global position of the last message, public or private: staff only.
     pub last_message: Option<u64>,
+    /// The rule of SPEC section 3 that granted it to the viewer it was
+    /// composed for (a summary is only ever composed after the policy's yes).
+    pub rule: Rule,
+    /// Private in effect: its flag and the company's switch.
+    pub effectively_private: bool,
 }
 
 impl ConversationSummary {
-    /// The summary of `conversation`, as the state has it, with its activity.
-    pub(crate) fn new(conversation: &Conversation, activity: &Activity) -> Self {
+    /// The summary of `conversation`, as the state has it, with its activity,
+    /// for a viewer the policy granted it to by `rule`.
+    pub(crate) fn new(
+        state: &State,
+        conversation: &Conversation,
+        activity: &Activity,
+        rule: Rule,
+    ) -> Self {
         ConversationSummary {
             id: conversation.id,
             company: conversation.company,
@@ -71,6 +84,8 @@ impl ConversationSummary {
             private_messages: activity.private_messages,
             last_public_message: activity.last_public_message.map(NonZeroU64::get),
             last_message: activity.last_message.map(NonZeroU64::get),
+            rule,
+            effectively_private: state.is_effectively_private(conversation),
         }
     }
 

@@ -11,6 +11,7 @@ use backchannel_domain::model::{
     Actor, Channel, ConversationStatus, MessageVisibility, Permission,
 };
 use backchannel_domain::values::MessageBody;
+use backchannel_domain::visibility::Access;
 use backchannel_projections::{ConversationFilter, ProjectionError, ReadModels};
 use proptest::prelude::*;
 use support::{Desk, name};
@@ -317,6 +318,13 @@ fn paged(
     let mut after = None;
     loop {
         let page = models.conversations(viewer, filter, size, after);
+        let state = models.state();
+        for s in &page.items {
+            // Each row carries the rule the policy grants it by.
+            assert_eq!(Access::Granted(s.rule), state.access(viewer, s.id));
+            let c = &state.conversations[&s.id];
+            assert_eq!(s.effectively_private, state.is_effectively_private(c));
+        }
         all.extend(page.items.iter().map(|s| s.id));
         if !page.has_next {
             break;
@@ -352,7 +360,11 @@ proptest! {
             }
             for c in &convs {
                 let granted = desk.models.state().access(viewer, *c).is_granted();
-                prop_assert_eq!(desk.models.conversation(viewer, *c).is_ok(), granted);
+                let lookup = desk.models.conversation(viewer, *c);
+                prop_assert_eq!(lookup.is_ok(), granted);
+                if let Ok(summary) = lookup {
+                    prop_assert_eq!(Access::Granted(summary.rule), desk.models.state().access(viewer, *c));
+                }
                 prop_assert_eq!(desk.models.timeline(viewer, *c).is_ok(), granted);
             }
         }

@@ -2,13 +2,10 @@
 //! by the visibility policy for the viewer, and its timeline from the log.
 
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
+use backchannel_domain::DomainError;
 use backchannel_domain::error::Missing;
 use backchannel_domain::ids::{ConversationId, StaffId};
-use backchannel_domain::visibility::Rule;
-use backchannel_domain::{Access, DomainError};
-use backchannel_projections::{
-    ConversationFilter as Filter, ConversationSummary, Denied, ReadModels,
-};
+use backchannel_projections::{ConversationFilter as Filter, ConversationSummary, Denied};
 
 use crate::context::{Me, shared};
 use crate::error::{ApiError, ApiResult};
@@ -33,7 +30,7 @@ pub fn load(ctx: &Context<'_>, me: Me, id: ConversationId) -> ApiResult<Conversa
     let desk = &shared(ctx)?.desk;
     let models = desk.models();
     let summary = models.conversation(me.id, id).map_err(denied)?;
-    Ok(Conversation::from_models(&models, me.id, summary))
+    Ok(Conversation::new(me.id, summary))
 }
 
 /// Like [`load`], but `None` when the viewer cannot see it (mutation payloads).
@@ -51,27 +48,14 @@ pub fn load_if_visible(
 
 pub struct Conversation {
     viewer: StaffId,
-    rule: Option<Rule>,
-    effectively_private: bool,
     summary: ConversationSummary,
 }
 
 impl Conversation {
-    /// Under a read guard the caller already holds (never take a second one).
-    pub fn from_models(models: &ReadModels, viewer: StaffId, summary: ConversationSummary) -> Self {
-        let state = models.state();
-        Conversation {
-            viewer,
-            rule: match state.access(viewer, summary.id) {
-                Access::Granted(rule) => Some(rule),
-                _ => None,
-            },
-            effectively_private: state
-                .conversations
-                .get(&summary.id)
-                .is_some_and(|c| state.is_effectively_private(c)),
-            summary,
-        }
+    /// `summary` as the read models composed it for `viewer`, after the
+    /// policy's check (which it carries: the rule that granted it).
+    pub fn new(viewer: StaffId, summary: ConversationSummary) -> Self {
+        Conversation { viewer, summary }
     }
 }
 
@@ -107,7 +91,7 @@ impl Conversation {
 
     /// Private in effect: its flag and the company's `privateConversationsEnabled`.
     async fn effectively_private(&self) -> bool {
-        self.effectively_private
+        self.summary.effectively_private
     }
 
     async fn status(&self) -> ConversationStatus {
@@ -145,7 +129,7 @@ impl Conversation {
 
     /// The rule of SPEC section 3 that lets you see this conversation.
     async fn access_rule(&self) -> Option<AccessRule> {
-        self.rule.map(Into::into)
+        Some(self.summary.rule.into())
     }
 
     /// The last message, public or private.

@@ -124,7 +124,7 @@ impl Query {
             .into_iter()
             .map(|s| ConversationEdge {
                 cursor: cursor::encode("conversation", &s.id.to_string()),
-                node: Conversation::from_models(&models, me.id, s),
+                node: Conversation::new(me.id, s),
             })
             .collect();
         drop(models);
@@ -175,7 +175,7 @@ impl Query {
             items: c
                 .items
                 .into_iter()
-                .map(|s| Conversation::from_models(&models, me.id, s))
+                .map(|s| Conversation::new(me.id, s))
                 .collect(),
         };
         Ok(EnquiryOverview {
