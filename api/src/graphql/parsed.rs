@@ -7,7 +7,11 @@
 //! run on every request: the cache only saves turning text into a syntax tree,
 //! which depends on nothing but the text.
 //!
-//! Bounded: at most [`ParsedQueries::CAPACITY`] documents of at most
+//! A text is kept parsed from its second sighting on: a text seen once (say a
+//! query with an id written into it instead of passed as a variable) costs
+//! only remembering that it was seen, not a copy of its document.
+//!
+//! Bounded: at most [`ParsedQueries::CAPACITY`] texts of at most
 //! [`ParsedQueries::MAX_QUERY_BYTES`] each. When it is full it is emptied and
 //! fills again with what is asked next: a client sending ever-new texts can
 //! only bring the server back to parsing every request, never grow it.
@@ -20,7 +24,8 @@ use async_graphql::parser::types::ExecutableDocument;
 
 #[derive(Default)]
 pub struct ParsedQueries {
-    documents: Mutex<HashMap<String, ExecutableDocument>>,
+    /// `None`: seen once, not kept parsed yet.
+    documents: Mutex<HashMap<String, Option<ExecutableDocument>>>,
 }
 
 impl ParsedQueries {
@@ -31,16 +36,18 @@ impl ParsedQueries {
     /// remembered if small enough). `None` when it does not parse: the schema
     /// then parses it itself and answers with its usual error.
     pub fn document(&self, query: &str) -> Option<ExecutableDocument> {
-        if let Some(document) = self.lock().get(query) {
-            return Some(document.clone());
-        }
+        let seen = match self.lock().get(query) {
+            Some(Some(document)) => return Some(document.clone()),
+            Some(None) => true,
+            None => false,
+        };
         let document = parse_query(query).ok()?;
         if query.len() <= Self::MAX_QUERY_BYTES {
             let mut documents = self.lock();
             if documents.len() >= Self::CAPACITY {
                 documents.clear();
             }
-            documents.insert(query.to_owned(), document.clone());
+            documents.insert(query.to_owned(), seen.then(|| document.clone()));
         }
         Some(document)
     }
@@ -52,15 +59,21 @@ impl ParsedQueries {
         }
     }
 
+    /// How many texts it holds, parsed or only seen.
     pub fn len(&self) -> usize {
         self.lock().len()
+    }
+
+    /// How many texts it holds parsed.
+    pub fn parsed(&self) -> usize {
+        self.lock().values().filter(|d| d.is_some()).count()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, ExecutableDocument>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Option<ExecutableDocument>>> {
         // A panic while holding the lock cannot leave the map half-changed
         // in a way that matters: every entry is a whole parse of its key.
         self.documents
@@ -82,18 +95,22 @@ mod tests {
     #[test]
     fn a_cached_document_is_the_parse_of_its_text() {
         let cache = ParsedQueries::default();
-        let first = cache.document(INBOX).expect("parses");
-        let second = cache.document(INBOX).expect("parses");
         let fresh = parse_query(INBOX).expect("parses");
-        assert!(same(&first, &fresh));
-        assert!(same(&second, &fresh));
-        assert_eq!(cache.len(), 1);
+        for sighting in 1..=3 {
+            let document = cache.document(INBOX).expect("parses");
+            assert!(same(&document, &fresh), "sighting {sighting}");
+            assert_eq!(cache.len(), 1);
+            // Kept parsed from the second sighting on.
+            assert_eq!(cache.parsed(), usize::from(sighting > 1));
+        }
 
         let other = "query Mine { me { id } }";
-        let doc = cache.document(other).expect("parses");
-        assert!(same(&doc, &parse_query(other).expect("parses")));
-        assert!(!same(&doc, &fresh));
-        assert_eq!(cache.len(), 2);
+        for _ in 0..2 {
+            let doc = cache.document(other).expect("parses");
+            assert!(same(&doc, &parse_query(other).expect("parses")));
+            assert!(!same(&doc, &fresh));
+        }
+        assert_eq!((cache.len(), cache.parsed()), (2, 2));
     }
 
     #[test]
@@ -110,14 +127,17 @@ mod tests {
         for i in 0..ParsedQueries::CAPACITY * 2 + 7 {
             let query = format!("{{ a{i} }}");
             assert!(cache.document(&query).is_some());
+            assert!(cache.document(&query).is_some());
             assert!(cache.len() <= ParsedQueries::CAPACITY);
         }
+        assert!(cache.parsed() > 0);
         let cache = ParsedQueries::default();
         let big = format!(
             "{{ {} }}",
             "a ".repeat(ParsedQueries::MAX_QUERY_BYTES / 2 + 1)
         );
         assert!(big.len() > ParsedQueries::MAX_QUERY_BYTES);
+        assert!(cache.document(&big).is_some());
         assert!(cache.document(&big).is_some());
         assert!(cache.is_empty());
     }
