@@ -161,7 +161,26 @@ where
         elapsed_ms = started.elapsed().as_millis() as u64,
         "graphql"
     );
-    axum::Json(response).into_response()
+    json_response(&response)
+}
+
+/// `response` as a JSON body. Like `axum::Json`, but into a buffer sized for
+/// a page of results: `axum::Json` starts at 128 bytes and grows by copying,
+/// seven times for a 50-conversation inbox.
+fn json_response(response: &async_graphql::Response) -> Response {
+    let mut body = Vec::with_capacity(16 * 1024);
+    match serde_json::to_writer(&mut body, response) {
+        Ok(()) => (
+            [(header::CONTENT_TYPE, "application/json")],
+            Bytes::from(body),
+        )
+            .into_response(),
+        Err(_) => error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            crate::error::INTERNAL,
+            "the response could not be written",
+        ),
+    }
 }
 
 async fn staff_graphql(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Response {

@@ -86,6 +86,29 @@ impl Running {
     }
 }
 
+/// Opens the store of a server this process has just stopped. The store's
+/// `LOCK` is an flock, which lives as long as any copy of its descriptor: a
+/// sibling test forking a child (to run the tool) in that instant hands the
+/// child a copy until its `exec` closes it, and under load that can take a
+/// moment. So "in use" is retried for a while; anything else fails at once.
+fn open_stopped_store(store: &Path) -> backchannel_replay_tool::source::Source {
+    use backchannel_replay_tool::failure::Kind;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match backchannel_replay_tool::source::Source::open_store(store, None) {
+            Ok(source) => return source,
+            Err(failure)
+                if failure.kind == Kind::Unavailable
+                    && failure.message.contains("in use")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(failure) => panic!("opening the stopped server's store: {failure:?}"),
+        }
+    }
+}
+
 const REPORT: [&str; 5] = [
     "report",
     "--from",
@@ -260,8 +283,7 @@ fn rebuild_gives_the_read_models_of_the_live_server() {
     assert!(live.position() > 50, "the mutations were applied");
     server.stop();
 
-    let source =
-        backchannel_replay_tool::source::Source::open_store(&data.join("store"), None).unwrap();
+    let source = open_stopped_store(&data.join("store"));
     let rebuilt = backchannel_replay_tool::commands::rebuild::rebuild(
         &source,
         &backchannel_replay_tool::progress::Progress::new("rebuilding", true),
