@@ -88,8 +88,33 @@ impl Desk {
     /// replayed). Then starts projecting what is appended from there on.
     pub fn open(store_dir: &std::path::Path) -> Result<Arc<Desk>, OpenError> {
         let started = std::time::Instant::now();
-        let (log, mut models, start) = checkpoint::open_with_read_models(store_dir)?;
-        models.shrink_to_fit();
+        // The catch-up runs on a thread of its own that ends with it. The
+        // allocator (mimalloc) gives a thread's freed memory back to the
+        // system when that thread allocates again or ends; on the caller's
+        // thread (the runtime's main thread, idle once the server runs) the
+        // pass's transient hundreds of MiB could stay resident for good.
+        let opened = std::thread::scope(|scope| {
+            std::thread::Builder::new()
+                .name("catch-up".to_owned())
+                .spawn_scoped(scope, || {
+                    checkpoint::open_with_read_models(store_dir).map(|(log, mut models, start)| {
+                        models.shrink_to_fit();
+                        (log, models, start)
+                    })
+                })
+                .map(|thread| thread.join())
+        });
+        let (log, models, start) = match opened {
+            Ok(Ok(opened)) => opened?,
+            // A panic in the pass panics the caller, as it did on its thread.
+            Ok(Err(panic)) => std::panic::resume_unwind(panic),
+            Err(source) => {
+                return Err(OpenError::Io {
+                    path: store_dir.to_owned(),
+                    source,
+                });
+            }
+        };
         let elapsed_ms = started.elapsed().as_millis();
         match &start {
             Start::Resumed { position, replayed } => tracing::info!(
