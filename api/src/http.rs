@@ -165,8 +165,8 @@ where
 }
 
 /// `response` as a JSON body. Like `axum::Json`, but into a buffer sized for
-/// a page of results: `axum::Json` starts at 128 bytes and grows by copying,
-/// seven times for a 50-conversation inbox.
+/// a page of results: `axum::Json` starts at 128 bytes and grows by copying
+/// (a 50-conversation inbox answer is ~12 KB).
 fn json_response(response: &async_graphql::Response) -> Response {
     let mut body = Vec::with_capacity(16 * 1024);
     match serde_json::to_writer(&mut body, response) {

@@ -59,20 +59,6 @@ impl ParsedQueries {
         }
     }
 
-    /// How many texts it holds, parsed or only seen.
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    /// How many texts it holds parsed.
-    pub fn parsed(&self) -> usize {
-        self.lock().values().filter(|d| d.is_some()).count()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Option<ExecutableDocument>>> {
         // A panic while holding the lock cannot leave the map half-changed
         // in a way that matters: every entry is a whole parse of its key.
@@ -90,6 +76,22 @@ mod tests {
 
     fn same(a: &ExecutableDocument, b: &ExecutableDocument) -> bool {
         format!("{a:?}") == format!("{b:?}")
+    }
+
+    impl ParsedQueries {
+        /// How many texts it holds, parsed or only seen.
+        fn len(&self) -> usize {
+            self.lock().len()
+        }
+
+        /// How many texts it holds parsed.
+        fn parsed(&self) -> usize {
+            self.lock().values().filter(|d| d.is_some()).count()
+        }
+
+        fn is_empty(&self) -> bool {
+            self.len() == 0
+        }
     }
 
     #[test]
