@@ -168,19 +168,38 @@ impl Tokens {
     }
 
     pub fn verify_staff(&self, token: &str) -> Result<StaffIdentity, TokenError> {
+        self.verify_staff_until(token).map(|(identity, _)| identity)
+    }
+
+    /// The staff identity and when the token expires (a websocket ends then).
+    pub fn verify_staff_until(
+        &self,
+        token: &str,
+    ) -> Result<(StaffIdentity, SystemTime), TokenError> {
         let claims = self.verify(token, STAFF_AUDIENCE)?;
-        Ok(StaffIdentity {
+        let identity = StaffIdentity {
             staff: claims.sub.parse().map_err(|_| TokenError::Invalid)?,
             company: claims.cid.parse().map_err(|_| TokenError::Invalid)?,
-        })
+        };
+        Ok((identity, expiry(&claims)))
     }
 
     pub fn verify_customer(&self, token: &str) -> Result<CustomerIdentity, TokenError> {
+        self.verify_customer_until(token)
+            .map(|(identity, _)| identity)
+    }
+
+    /// The customer identity and when the token expires.
+    pub fn verify_customer_until(
+        &self,
+        token: &str,
+    ) -> Result<(CustomerIdentity, SystemTime), TokenError> {
         let claims = self.verify(token, CUSTOMER_AUDIENCE)?;
-        Ok(CustomerIdentity {
+        let identity = CustomerIdentity {
             conversation: claims.sub.parse().map_err(|_| TokenError::Invalid)?,
             company: claims.cid.parse().map_err(|_| TokenError::Invalid)?,
-        })
+        };
+        Ok((identity, expiry(&claims)))
     }
 
     fn verify(&self, token: &str, audience: &str) -> Result<Claims, TokenError> {
@@ -193,6 +212,14 @@ impl Tokens {
             .map(|data| data.claims)
             .map_err(|_| TokenError::Invalid)
     }
+}
+
+/// When a verified token expires (its `exp`, without the leeway granted to
+/// other clocks: this server minted it).
+fn expiry(claims: &Claims) -> SystemTime {
+    UNIX_EPOCH
+        .checked_add(Duration::from_secs(claims.exp))
+        .unwrap_or(UNIX_EPOCH)
 }
 
 /// The token of an `Authorization: Bearer <token>` header value.

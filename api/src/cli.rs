@@ -73,6 +73,8 @@ pub struct ServeArgs {
     /// Load the demo company and print a token for each role.
     #[arg(long, env = "BACKCHANNEL_DEMO")]
     pub demo: bool,
+    #[command(flatten)]
+    pub transport: crate::transport::TransportArgs,
 }
 
 #[derive(Debug, Args)]
@@ -127,6 +129,7 @@ impl ServeArgs {
             max_page_size: self.max_page_size,
         };
         config.demo = self.demo;
+        config.transport = self.transport.limits();
         config
     }
 }

@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::transport::TransportLimits;
+
 /// Bounds on what one request may ask (SPEC section 8).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -39,6 +41,8 @@ pub struct Config {
     pub graphiql: bool,
     pub introspection: bool,
     pub limits: Limits,
+    /// Timeouts and caps of connections and websockets.
+    pub transport: TransportLimits,
     pub token_lifetime: Duration,
     /// Load the demo company (fixtures/demo/demo.json) at start.
     pub demo: bool,
@@ -54,6 +58,7 @@ impl Config {
             graphiql: true,
             introspection: true,
             limits: Limits::default(),
+            transport: TransportLimits::default(),
             token_lifetime: Duration::from_secs(30 * 24 * 3600),
             demo: false,
         }

@@ -3,15 +3,15 @@
 //! health and readiness. Request bodies are read here with the size limit,
 //! and batched (JSON array) requests are refused before GraphQL sees them.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
+use async_graphql::http::GraphiQLSource;
 use async_graphql::{Data, ObjectType, Schema, SubscriptionType};
-use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{State, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -25,6 +25,7 @@ use crate::context::{CustomerAuth, Shared, StaffAuth};
 use crate::customer::CustomerSchema;
 use crate::graphql::parsed::ParsedQueries;
 use crate::staff::StaffSchema;
+use crate::websocket::{self, Endpoint, Session, Sockets};
 
 /// Everything the handlers share.
 #[derive(Clone)]
@@ -36,8 +37,10 @@ pub struct AppState {
     pub staff_ws: StaffSchema,
     pub customer_ws: CustomerSchema,
     pub shared: Shared,
-    /// Parsed documents of the query texts clients repeat (HTTP only).
+    /// Parsed documents of the query texts clients repeat.
     pub parsed: Arc<ParsedQueries>,
+    /// The open websockets, their caps and the stop signal.
+    pub sockets: Arc<Sockets>,
 }
 
 pub fn router(state: AppState, graphiql: bool) -> Router {
@@ -94,6 +97,13 @@ pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response
 async fn read_request(body: Body, limit: usize) -> Result<async_graphql::Request, Response> {
     let bytes: Bytes = match Limited::new(body, limit).collect().await {
         Ok(collected) => collected.to_bytes(),
+        Err(err) if crate::transport::is_body_timeout(err.as_ref()) => {
+            return Err(error_response(
+                StatusCode::REQUEST_TIMEOUT,
+                ErrorCode::Validation.as_str(),
+                "the request body did not arrive in time",
+            ));
+        }
         Err(err) if err.downcast_ref::<LengthLimitError>().is_some() => {
             return Err(error_response(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -228,46 +238,52 @@ fn payload_token(payload: &serde_json::Value) -> Option<String> {
 
 async fn staff_ws(
     State(app): State<AppState>,
-    protocol: GraphQLProtocol,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let header = authorization(&headers).map(str::to_owned);
     let tokens = app.shared.tokens.clone();
-    let schema = app.staff_ws.clone();
-    upgrade
-        .protocols(ALL_WEBSOCKET_PROTOCOLS)
-        .on_upgrade(move |socket| {
-            GraphQLWebSocket::new(socket, schema, protocol)
-                .on_connection_init(move |payload| async move {
-                    let token = payload_token(&payload).or(header);
-                    let mut data = Data::default();
-                    data.insert(staff_auth(&tokens, token.as_deref()));
-                    Ok(data)
-                })
-                .serve()
-        })
+    let desk = app.shared.desk.clone();
+    let endpoint = Endpoint {
+        schema: app.staff_ws.clone(),
+        parsed: app.parsed.clone(),
+        limits: app.shared.limits,
+        authenticate: Box::new(move |payload| {
+            let token = payload_token(payload).or(header);
+            let (identity, expires_at) = bearer(token.as_deref())
+                .and_then(|t| tokens.verify_staff_until(t))
+                .ok()?;
+            crate::context::check_staff(&desk, identity).ok()?;
+            let mut data = Data::default();
+            data.insert(StaffAuth(Ok(identity)));
+            Some(Session { data, expires_at })
+        }),
+    };
+    websocket::upgrade(&app.sockets, remote, upgrade, endpoint)
 }
 
 async fn customer_ws(
     State(app): State<AppState>,
-    protocol: GraphQLProtocol,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let header = authorization(&headers).map(str::to_owned);
     let tokens = app.shared.tokens.clone();
-    let schema = app.customer_ws.clone();
-    upgrade
-        .protocols(ALL_WEBSOCKET_PROTOCOLS)
-        .on_upgrade(move |socket| {
-            GraphQLWebSocket::new(socket, schema, protocol)
-                .on_connection_init(move |payload| async move {
-                    let token = payload_token(&payload).or(header);
-                    let mut data = Data::default();
-                    data.insert(customer_auth(&tokens, token.as_deref()));
-                    Ok(data)
-                })
-                .serve()
-        })
+    let endpoint = Endpoint {
+        schema: app.customer_ws.clone(),
+        parsed: app.parsed.clone(),
+        limits: app.shared.limits,
+        authenticate: Box::new(move |payload| {
+            let token = payload_token(payload).or(header);
+            let (identity, expires_at) = bearer(token.as_deref())
+                .and_then(|t| tokens.verify_customer_until(t))
+                .ok()?;
+            let mut data = Data::default();
+            data.insert(CustomerAuth(Ok(identity)));
+            Some(Session { data, expires_at })
+        }),
+    };
+    websocket::upgrade(&app.sockets, remote, upgrade, endpoint)
 }

@@ -15,7 +15,9 @@
 //!   live subscriptions.
 //! - [`auth`]: staff and customer tokens; [`context`]: who is asking,
 //!   re-checked against the current state on every request.
-//! - [`http`]: routes, body limit, batch refusal, websockets, GraphiQL.
+//! - [`http`]: routes, body limit, batch refusal, GraphiQL;
+//!   [`transport`]: the accept loop, its timeouts, connection cap and
+//!   graceful stop; [`websocket`]: the `graphql-transport-ws` protocol.
 //! - [`staff`]: the staff schema; [`customer`]: the customer schema, built
 //!   only from the customer projection (no private data can reach it).
 //! - [`graphql`]: shared scalars, enums, cursors, and the error-code extension;
@@ -40,6 +42,8 @@ pub mod report;
 pub mod secret;
 pub mod staff;
 pub mod startup;
+pub mod transport;
+pub mod websocket;
 
 pub use config::{Config, Limits};
 pub use startup::{Application, Shutdown, StartError};

@@ -1,7 +1,9 @@
 //! Building and running the server: `Application::build(config)` opens the
 //! store, starts the projector, binds the listener (port 0 in tests), and
 //! `run_until_stopped` serves until SIGTERM, ctrl-c or a [`Shutdown`] handle,
-//! then finishes in-flight requests and closes the log (flush + fsync).
+//! then stops gracefully (see [`crate::transport`]): in-flight requests get a
+//! grace period, websockets close with 1001, what is left is dropped, and the
+//! log is always closed (flush + fsync, checkpoint).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,6 +18,8 @@ use crate::demo::{DemoError, DemoTokens};
 use crate::desk::Desk;
 use crate::http::{AppState, router};
 use crate::secret::{SecretError, load_or_create};
+use crate::transport::TransportLimits;
+use crate::websocket::Sockets;
 use crate::{customer, staff};
 
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +56,8 @@ pub struct Application {
     desk: Arc<Desk>,
     tokens: Tokens,
     app: axum::Router,
+    transport: TransportLimits,
+    sockets: Arc<Sockets>,
     shutdown: Shutdown,
     demo: Option<DemoTokens>,
 }
@@ -79,6 +85,8 @@ impl Application {
             tokens: tokens.clone(),
             limits: config.limits,
         };
+        let (tx, stop) = watch::channel(false);
+        let sockets = Sockets::new(config.transport, stop);
         let state = AppState {
             staff: staff::schema(shared.clone(), config.introspection),
             customer: customer::schema(shared.clone(), config.introspection),
@@ -86,6 +94,7 @@ impl Application {
             customer_ws: customer::websocket_schema(shared.clone(), config.introspection),
             shared,
             parsed: Default::default(),
+            sockets: sockets.clone(),
         };
         let listener = TcpListener::bind(config.addr)
             .await
@@ -97,13 +106,14 @@ impl Application {
             addr: config.addr,
             source,
         })?;
-        let (tx, _) = watch::channel(false);
         Ok(Application {
             listener,
             addr,
             desk,
             tokens,
             app: router(state, config.graphiql),
+            transport: config.transport,
+            sockets,
             shutdown: Shutdown(Arc::new(tx)),
             demo,
         })
@@ -135,20 +145,39 @@ impl Application {
     }
 
     /// Serves until a signal or the shutdown handle; then stops accepting,
-    /// lets in-flight requests finish, and closes the log.
+    /// lets in-flight requests finish within the grace period, closes the
+    /// websockets, drops what is left, and closes the log.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let mut stop = self.shutdown.0.subscribe();
-        tracing::info!(addr = %self.addr, "listening");
-        let served = axum::serve(self.listener, self.app)
-            .with_graceful_shutdown(async move {
+        let stop = self.shutdown.0.subscribe();
+        let requested = {
+            let mut stop = self.shutdown.0.subscribe();
+            let shutdown = self.shutdown.clone();
+            async move {
                 tokio::select! {
                     _ = stop.wait_for(|stop| *stop) => tracing::info!("shutdown requested"),
                     _ = signal() => tracing::info!("signal received, shutting down"),
                 }
-            })
-            .await;
+                // Tell the connections and websockets.
+                shutdown.trigger();
+            }
+        };
+        tracing::info!(addr = %self.addr, "listening");
+        let grace = self.transport.grace;
+        let served = crate::transport::serve(self.listener, self.app, self.transport, stop);
+        tokio::join!(served, requested);
+        // Websockets close with 1001 at once; give them the grace period to
+        // say so, then go on without them.
+        if tokio::time::timeout(grace, self.sockets.closed())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                open = self.sockets.open_count(),
+                "websockets still open after the grace period"
+            );
+        }
         self.desk.close().await;
-        served
+        Ok(())
     }
 }
 
