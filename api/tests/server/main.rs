@@ -14,3 +14,4 @@ mod mutations;
 mod report;
 mod shutdown;
 mod staff_timeline_paging;
+mod websocket;
