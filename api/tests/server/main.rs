@@ -13,5 +13,6 @@ mod log_export;
 mod mutations;
 mod report;
 mod shutdown;
+mod slow_clients;
 mod staff_timeline_paging;
 mod websocket;
