@@ -414,3 +414,28 @@ async fn an_operation_refused_before_execution_gets_an_error_message() {
     assert_eq!(next["type"], "next", "{next}");
     assert!(next["payload"]["data"]["conversation"]["id"].is_string());
 }
+
+/// A query or mutation over a websocket has an execution deadline. With none
+/// at all, a mutation (which waits for its append) is cut off at once.
+#[tokio::test]
+async fn single_result_operations_have_a_deadline() {
+    let (app, _dir) = spawn_with(TransportLimits {
+        ws_operation_timeout: Duration::ZERO,
+        ..TransportLimits::default()
+    })
+    .await;
+    let mut ws = Ws::connect(app.addr, "/graphql").await;
+    ws.init(&app.token("agent 1")).await;
+    ws.subscribe("m", NOTE, json!({ "id": CASEY, "b": "late" }))
+        .await;
+    let error = ws.message().await;
+    assert_eq!(error["type"], "error", "{error}");
+    assert_eq!(error["id"], "m");
+    assert_eq!(
+        error["payload"][0]["extensions"]["code"],
+        "QUERY_TOO_COMPLEX"
+    );
+    // Subscriptions have no such deadline.
+    ws.subscribe("n", NOTIFICATIONS, json!({})).await;
+    assert!(ws.ping().await.is_empty());
+}
