@@ -249,7 +249,7 @@ enum ClientMessage {
     Pong {},
     Subscribe {
         id: String,
-        payload: async_graphql::Request,
+        payload: Box<async_graphql::Request>,
     },
     Complete {
         id: String,
@@ -409,7 +409,7 @@ where
                     return Err(Close::new(4401, "Unauthorized"));
                 };
                 let data = data.clone();
-                self.subscribe(id, payload, data).await
+                self.subscribe(id, *payload, data).await
             }
             ClientMessage::Complete { id } => {
                 self.operations.remove(&id);

@@ -307,7 +307,7 @@ async fn live(
 ) -> String {
     // A refused subscription answers at once; data before the trigger is
     // someone else's.
-    if let Some(frame @ (Frame::Errors(_) | Frame::Complete)) =
+    if let Some(frame @ (Frame::Errors(_) | Frame::Complete | Frame::Closed(_))) =
         subscription.next_within(Duration::from_millis(1)).await
     {
         return frame_answer(frame);
@@ -338,6 +338,10 @@ fn frame_answer(frame: Frame) -> String {
         Frame::Data(_) => "ok".to_owned(),
         Frame::Errors(_) => short(frame.code().unwrap_or("no code")),
         Frame::Complete => "ended".to_owned(),
+        // graphql-transport-ws refuses a missing or bad token at
+        // `connection_init` with 4403: the table's UNAUTHENTICATED.
+        Frame::Closed(4403) => short("UNAUTHENTICATED"),
+        Frame::Closed(code) => format!("closed {code}"),
     }
 }
 

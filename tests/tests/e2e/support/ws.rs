@@ -28,6 +28,9 @@ pub enum Frame {
     Errors(Value),
     /// `complete`, or the socket closed.
     Complete,
+    /// The socket closed with this code before the subscription started: a
+    /// refused `connection_init` (4403 for a missing or bad token).
+    Closed(u16),
 }
 
 impl Frame {
@@ -47,6 +50,10 @@ pub struct Subscription {
     /// Messages that arrived while waiting for a pong.
     early: Vec<Value>,
     ended: bool,
+    /// The close code, when the server closed the socket.
+    close_code: Option<u16>,
+    /// Closed before the ack: the init was refused with this code.
+    refused: Option<u16>,
 }
 
 impl Subscription {
@@ -70,6 +77,8 @@ impl Subscription {
             transcript: Vec::new(),
             early: Vec::new(),
             ended: false,
+            close_code: None,
+            refused: None,
         };
         let payload = match token {
             Some(token) => json!({ "Authorization": format!("Bearer {token}") }),
@@ -78,7 +87,11 @@ impl Subscription {
         subscription
             .send(json!({ "type": "connection_init", "payload": payload }))
             .await;
-        let ack = subscription.message().await.expect("connection_ack");
+        let Some(ack) = subscription.message().await else {
+            subscription.ended = true;
+            subscription.refused = Some(subscription.close_code.unwrap_or(1005));
+            return subscription;
+        };
         assert_eq!(ack["type"], "connection_ack", "{ack}");
         subscription
             .send(json!({
@@ -134,7 +147,10 @@ impl Subscription {
                     }
                     return Some(message);
                 }
-                Message::Close(_) => return None,
+                Message::Close(frame) => {
+                    self.close_code = frame.map(|f| u16::from(f.code));
+                    return None;
+                }
                 _ => continue,
             }
         }
@@ -142,6 +158,9 @@ impl Subscription {
 
     /// The next frame of the subscription; panics after [`PATIENCE`].
     pub async fn next(&mut self) -> Frame {
+        if let Some(code) = self.refused {
+            return Frame::Closed(code);
+        }
         if !self.early.is_empty() {
             let message = self.early.remove(0);
             return self.frame(message);
@@ -175,7 +194,7 @@ impl Subscription {
 
     /// The next frame if one comes within `wait`.
     pub async fn next_within(&mut self, wait: Duration) -> Option<Frame> {
-        if !self.early.is_empty() || self.ended {
+        if !self.early.is_empty() || self.ended || self.refused.is_some() {
             return Some(self.next().await);
         }
         tokio::time::timeout(wait, self.next()).await.ok()
