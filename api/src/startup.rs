@@ -159,15 +159,17 @@ impl Application {
                 }
                 // Tell the connections and websockets.
                 shutdown.trigger();
+                tokio::time::Instant::now()
             }
         };
         tracing::info!(addr = %self.addr, "listening");
         let grace = self.transport.grace;
         let served = crate::transport::serve(self.listener, self.app, self.transport, stop);
-        tokio::join!(served, requested);
-        // Websockets close with 1001 at once; give them the grace period to
-        // say so, then go on without them.
-        if tokio::time::timeout(grace, self.sockets.closed())
+        let ((), stopped_at) = tokio::join!(served, requested);
+        // Websockets closed with 1001 meanwhile; those that could not say so
+        // within the same grace period are left behind.
+        let deadline = stopped_at.checked_add(grace).unwrap_or(stopped_at);
+        if tokio::time::timeout_at(deadline, self.sockets.closed())
             .await
             .is_err()
         {

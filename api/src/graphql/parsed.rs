@@ -7,6 +7,8 @@
 //! run on every request: the cache only saves turning text into a syntax tree,
 //! which depends on nothing but the text.
 //!
+//! Websockets use it too (`websocket.rs`).
+//!
 //! A text is kept parsed from its second sighting on: a text seen once (say a
 //! query with an id written into it instead of passed as a variable) costs
 //! only remembering that it was seen, not a copy of its document.
