@@ -534,6 +534,7 @@ where
     }
 
     async fn close(mut self, close: Close) {
+        tracing::debug!(code = close.code, reason = %close.reason, "closing a websocket");
         let frame = CloseFrame {
             code: close.code,
             reason: truncate(&close.reason, MAX_CLOSE_REASON).into(),

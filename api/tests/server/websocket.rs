@@ -266,6 +266,16 @@ async fn a_duplicate_subscription_id_closes_with_4409() {
         ws.closed().await,
         (4409, "Subscriber for same already exists".to_owned())
     );
+    // A long id still leaves a reason that fits a control frame.
+    let long = "é".repeat(60);
+    let mut ws = Ws::connect(app.addr, "/graphql").await;
+    ws.init(&app.token("agent 1")).await;
+    ws.subscribe(&long, NOTIFICATIONS, json!({})).await;
+    ws.subscribe(&long, NOTIFICATIONS, json!({})).await;
+    let (code, reason) = ws.closed().await;
+    assert_eq!(code, 4409);
+    assert!(reason.len() <= 123, "{} bytes: {reason}", reason.len());
+    assert!(reason.starts_with("Subscriber for éé"), "{reason}");
 }
 
 #[tokio::test]
@@ -344,9 +354,9 @@ async fn an_idle_subscription_ends_when_its_token_expires() {
         staff,
         company: app.demo.company,
     };
-    // Issued so that it expires two seconds from now.
+    // Issued so that it expires two to three seconds from now.
     let lifetime = Duration::from_secs(30 * 24 * 3600);
-    let issued = SystemTime::now() - lifetime + Duration::from_secs(2);
+    let issued = SystemTime::now() - lifetime + Duration::from_secs(3);
     let short = app.app_tokens.mint_staff_at(identity, issued).unwrap();
     let mut ws = Ws::connect(app.addr, "/graphql").await;
     ws.init(&short.token).await;
