@@ -245,7 +245,7 @@ async fn a_subscribe_before_the_ack_closes_with_4401() {
 #[tokio::test]
 async fn no_init_in_time_closes_with_4408() {
     let (app, _dir) = spawn_with(TransportLimits {
-        ws_init_timeout: Duration::from_secs(1),
+        ws_init_timeout: Duration::from_secs(2),
         ..TransportLimits::default()
     })
     .await;
