@@ -17,6 +17,7 @@ fn open(w: &World, c: ConversationId, group: backchannel_domain::ids::GroupId) -
         group,
         channel: Channel::Chat,
         customer: name("Carla Customer"),
+        first_message: None,
     }
 }
 
@@ -72,6 +73,7 @@ fn staff_open_conversations_on_behalf_of_a_customer() {
                 group: w.support,
                 channel: Channel::Call,
                 customer: name("Carla Customer"),
+                first_message: None,
             },
         )
         .then_expect(vec![w.opened(c, w.support, Channel::Call, false)]);

@@ -185,6 +185,7 @@ async fn decided_events_survive_a_restart_and_replay_to_the_same_state() {
                 group,
                 channel,
                 customer: name("Carla"),
+                first_message: None,
             },
         )
         .await
@@ -276,6 +277,7 @@ async fn two_agents_taking_the_same_conversation_one_wins_the_other_learns_who()
             group: desk.support,
             channel: Channel::Chat,
             customer: name("Carla"),
+            first_message: None,
         },
     )
     .await
