@@ -288,9 +288,10 @@ impl Desk {
                 return self.retried(outcome, &command, fingerprint).await;
             }
         }
+        // Unkeyed: a fresh command id and correlation id (`default` is `new`).
         let meta = AppendMeta {
-            command_id: keyed.unwrap_or_else(CommandId::new),
-            correlation_id: fingerprint.unwrap_or_else(CorrelationId::new),
+            command_id: keyed.unwrap_or_default(),
+            correlation_id: fingerprint.unwrap_or_default(),
             actor,
         };
         let _turn = match self.company_written_by(&command) {
@@ -314,7 +315,9 @@ impl Desk {
                     return self.retried(outcome, &command, fingerprint).await;
                 }
                 Ok(outcome) => return self.finish(outcome).await,
-                Err(AppendError::WrongExpectedVersion { stream, current, .. }) => {
+                Err(AppendError::WrongExpectedVersion {
+                    stream, current, ..
+                }) => {
                     tracing::debug!(
                         operation,
                         ?stream,

@@ -31,9 +31,14 @@ fn company_event(n: u8) -> Event {
 async fn an_append_to_two_streams_lands_whole_with_each_streams_versions() {
     let dir = tempfile::tempdir().unwrap();
     let log = SledEventLog::open(dir.path()).unwrap();
-    log.append(company_stream(), ExpectedVersion::NoStream, vec![company_event(1)], meta())
-        .await
-        .unwrap();
+    log.append(
+        company_stream(),
+        ExpectedVersion::NoStream,
+        vec![company_event(1)],
+        meta(),
+    )
+    .await
+    .unwrap();
     let c = conversation(1);
     let outcome = log
         .append_to_streams(
@@ -65,7 +70,10 @@ async fn an_append_to_two_streams_lands_whole_with_each_streams_versions() {
             .collect();
         assert_eq!(versions, [(1, 1), (3, 2)]);
         let all = log.read_all(2, 10).await.unwrap();
-        assert!(all.iter().all(|r| r.envelope.command_id == all[0].envelope.command_id));
+        assert!(
+            all.iter()
+                .all(|r| r.envelope.command_id == all[0].envelope.command_id)
+        );
         log.verify().unwrap();
         log
     };
@@ -80,9 +88,14 @@ async fn an_append_to_two_streams_lands_whole_with_each_streams_versions() {
 async fn a_stale_expectation_on_either_stream_rejects_the_whole_append() {
     let dir = tempfile::tempdir().unwrap();
     let log = SledEventLog::open(dir.path()).unwrap();
-    log.append(company_stream(), ExpectedVersion::NoStream, vec![company_event(1)], meta())
-        .await
-        .unwrap();
+    log.append(
+        company_stream(),
+        ExpectedVersion::NoStream,
+        vec![company_event(1)],
+        meta(),
+    )
+    .await
+    .unwrap();
     let c = conversation(1);
     let cases = [
         // The company moved on since the decision.
@@ -108,14 +121,22 @@ async fn a_stale_expectation_on_either_stream_rejects_the_whole_append() {
     // A stream named only as a condition is checked and left alone.
     let refused = log
         .append_to_streams(
-            vec![(stream(1), ExpectedVersion::NoStream), (company_stream(), ExpectedVersion::Exact(7))],
+            vec![
+                (stream(1), ExpectedVersion::NoStream),
+                (company_stream(), ExpectedVersion::Exact(7)),
+            ],
             vec![opened(c)],
             meta(),
         )
         .await;
-    assert!(matches!(refused, Err(AppendError::WrongExpectedVersion { stream, current: 1, .. }) if stream == company_stream()));
+    assert!(
+        matches!(refused, Err(AppendError::WrongExpectedVersion { stream, current: 1, .. }) if stream == company_stream())
+    );
     log.append_to_streams(
-        vec![(stream(1), ExpectedVersion::NoStream), (company_stream(), ExpectedVersion::Exact(1))],
+        vec![
+            (stream(1), ExpectedVersion::NoStream),
+            (company_stream(), ExpectedVersion::Exact(1)),
+        ],
         vec![opened(c)],
         meta(),
     )
@@ -138,12 +159,18 @@ async fn malformed_multi_stream_appends_are_refused_before_the_writer() {
         )
         .await;
     assert!(
-        matches!(no_expectation, Err(AppendError::WrongStream { index: 1, .. })),
+        matches!(
+            no_expectation,
+            Err(AppendError::WrongStream { index: 1, .. })
+        ),
         "{no_expectation:?}"
     );
     let twice = log
         .append_to_streams(
-            vec![(stream(1), ExpectedVersion::Any), (stream(1), ExpectedVersion::Any)],
+            vec![
+                (stream(1), ExpectedVersion::Any),
+                (stream(1), ExpectedVersion::Any),
+            ],
             vec![opened(c)],
             meta(),
         )
@@ -152,8 +179,13 @@ async fn malformed_multi_stream_appends_are_refused_before_the_writer() {
         matches!(twice, Err(AppendError::DuplicateStream { .. })),
         "{twice:?}"
     );
-    let empty = log.append_to_streams(Vec::new(), vec![opened(c)], meta()).await;
-    assert!(matches!(empty, Err(AppendError::WrongStream { index: 0, .. })), "{empty:?}");
+    let empty = log
+        .append_to_streams(Vec::new(), vec![opened(c)], meta())
+        .await;
+    assert!(
+        matches!(empty, Err(AppendError::WrongStream { index: 0, .. })),
+        "{empty:?}"
+    );
     assert_eq!(log.head(), 0);
     log.close().unwrap();
 }
@@ -179,7 +211,10 @@ async fn a_retried_multi_stream_append_is_deduplicated_by_its_command_id() {
     let (first, second) = tokio::join!(append(log.clone()), append(log.clone()));
     let (first, second) = (first.unwrap(), second.unwrap());
     assert_eq!(first.first_position, second.first_position);
-    assert!(first.deduplicated != second.deduplicated, "{first:?} {second:?}");
+    assert!(
+        first.deduplicated != second.deduplicated,
+        "{first:?} {second:?}"
+    );
     let third = append(log.clone()).await.unwrap();
     assert!(third.deduplicated);
     assert_eq!((third.first_position, third.last_position), (1, 2));

@@ -560,7 +560,16 @@ mod tests {
 
     #[test]
     fn other_cells_are_written_as_they_are() {
-        for text in ["Alice", "1-2", "a=b", " =x", "'quoted", "", "é=", "\u{feff}="] {
+        for text in [
+            "Alice",
+            "1-2",
+            "a=b",
+            " =x",
+            "'quoted",
+            "",
+            "é=",
+            "\u{feff}=",
+        ] {
             assert_eq!(neutralise(text).as_ref(), text.as_bytes());
         }
     }

@@ -1,10 +1,10 @@
 use async_graphql::{Context, ID, Object, SimpleObject};
+use backchannel_domain::commands::FirstMessage;
 use backchannel_domain::error::Missing;
 use backchannel_domain::events::Event;
 use backchannel_domain::ids::{ConversationId, GroupId, MessageId, WidgetKey};
 use backchannel_domain::model::{Actor, MessageVisibility};
 use backchannel_domain::values::{MessageBody, Name};
-use backchannel_domain::commands::FirstMessage;
 use backchannel_domain::{Command, DomainError};
 
 use crate::auth::CustomerIdentity;
@@ -89,7 +89,9 @@ impl Mutation {
                 Event::ConversationOpened(e) => Some(e.conversation),
                 _ => None,
             })
-            .ok_or_else(|| ApiError::internal("startConversation", "no ConversationOpened event"))?;
+            .ok_or_else(|| {
+                ApiError::internal("startConversation", "no ConversationOpened event")
+            })?;
         let token = shared
             .tokens
             .mint_customer(CustomerIdentity {

@@ -116,7 +116,10 @@ async fn round_robin_openings_at_once_are_dealt_out_in_turn() {
         let to_b = turns.iter().filter(|t| ***t == b.id).count();
         assert_eq!((to_a, to_b), (5, 5), "round {round}: {turns:?}");
         for pair in turns.windows(2) {
-            assert_ne!(pair[0], pair[1], "round {round}: the turn alternates: {turns:?}");
+            assert_ne!(
+                pair[0], pair[1],
+                "round {round}: the turn alternates: {turns:?}"
+            );
         }
     }
     server.stop().await;
@@ -176,17 +179,28 @@ async fn a_retried_creating_mutation_gets_the_first_id() {
         for again in [&retry, &two, &three] {
             assert_eq!(id_of(again), id_of(&first), "{operation}: {}", again.text);
         }
-        assert_eq!(server.log_head(), head, "{operation}: a retry appends nothing");
+        assert_eq!(
+            server.log_head(),
+            head,
+            "{operation}: a retry appends nothing"
+        );
         let other = server.staff(&owner.token, query, other_args).await;
-        assert_eq!(other.code(), Some("VALIDATION"), "{operation}: {}", other.text);
-        assert_eq!(server.log_head(), head, "{operation}: a refusal appends nothing");
+        assert_eq!(
+            other.code(),
+            Some("VALIDATION"),
+            "{operation}: {}",
+            other.text
+        );
+        assert_eq!(
+            server.log_head(),
+            head,
+            "{operation}: a refusal appends nothing"
+        );
     }
 
     // The customer's start: keyed by the widget, answered with the first
     // conversation and a token for it.
-    let start = |name: &str, message: &str, key: &str| {
-        json!({ "w": acme.widget_key, "g": support, "n": name, "m": message, "k": key })
-    };
+    let start = |name: &str, message: &str, key: &str| json!({ "w": acme.widget_key, "g": support, "n": name, "m": message, "k": key });
     let key = "5b0f6c2e-2a36-4d1b-9c8e-0f1e2d3c4b5a";
     let first = server
         .customer(None, START_KEYED, start("Casey", "Hello", key))
@@ -203,7 +217,11 @@ async fn a_retried_creating_mutation_gets_the_first_id() {
         .customer(Some(token), CUSTOMER_CONVERSATION, json!({}))
         .await;
     assert_eq!(own.ok("conversation")["conversation"]["id"], first_id);
-    assert_eq!(server.log_head(), head, "startConversation: a retry appends nothing");
+    assert_eq!(
+        server.log_head(),
+        head,
+        "startConversation: a retry appends nothing"
+    );
     let other = server
         .customer(None, START_KEYED, start("Casey", "Other words", key))
         .await;
@@ -269,9 +287,17 @@ async fn conflict_names_the_assignee_only_to_who_may_view_it() {
     let no_name = |reply: &Reply| {
         assert_eq!(reply.code(), Some("CONFLICT"), "{}", reply.text);
         let error = &reply.body["errors"][0];
-        assert!(error["extensions"]["currentAssignee"].is_null(), "{}", reply.text);
+        assert!(
+            error["extensions"]["currentAssignee"].is_null(),
+            "{}",
+            reply.text
+        );
         for who in [&a.id, "Alice"] {
-            assert!(!reply.text.contains(who), "names the assignee: {}", reply.text);
+            assert!(
+                !reply.text.contains(who),
+                "names the assignee: {}",
+                reply.text
+            );
         }
     };
 
@@ -279,21 +305,33 @@ async fn conflict_names_the_assignee_only_to_who_may_view_it() {
     let taken = acme.start(&support, "Casey", "CHAT", "Hello").await;
     let c = taken.conversation.as_str();
     ok(&server, &a, ASSIGN, json!({ "c": c, "s": a.id })).await;
-    no_name(&server.staff(&b.token, ASSIGN, json!({ "c": c, "s": b.id })).await);
+    no_name(
+        &server
+            .staff(&b.token, ASSIGN, json!({ "c": c, "s": b.id }))
+            .await,
+    );
 
     // Closed after it was taken: the same answer, so the status does not show.
     let closed = acme.start(&support, "Dana", "CHAT", "Hello").await;
     let d = closed.conversation.as_str();
     ok(&server, &a, ASSIGN, json!({ "c": d, "s": a.id })).await;
     ok(&server, &a, CLOSE, json!({ "c": d })).await;
-    no_name(&server.staff(&b.token, ASSIGN, json!({ "c": d, "s": b.id })).await);
+    no_name(
+        &server
+            .staff(&b.token, ASSIGN, json!({ "c": d, "s": b.id }))
+            .await,
+    );
 
     // Transferred away from Bob: he lost sight of it.
     let transferred = acme.start(&support, "Erin", "CHAT", "Hello").await;
     let e = transferred.conversation.as_str();
     ok(&server, &b, ASSIGN, json!({ "c": e, "s": b.id })).await;
     ok(&server, &b, ASSIGN, json!({ "c": e, "s": a.id })).await;
-    no_name(&server.staff(&b.token, ASSIGN, json!({ "c": e, "s": b.id })).await);
+    no_name(
+        &server
+            .staff(&b.token, ASSIGN, json!({ "c": e, "s": b.id }))
+            .await,
+    );
 
     // Joined later: never saw it queued, still learns only that it was taken.
     let late = acme.add_staff("Lena Late", "AGENT").await;
@@ -303,14 +341,20 @@ async fn conflict_names_the_assignee_only_to_who_may_view_it() {
         json!({ "g": support, "s": late.id }),
     )
     .await;
-    no_name(&server.staff(&late.token, ASSIGN, json!({ "c": c, "s": late.id })).await);
+    no_name(
+        &server
+            .staff(&late.token, ASSIGN, json!({ "c": c, "s": late.id }))
+            .await,
+    );
 
     // A public conversation: Bob may view it, so he is told who has it.
     acme.privacy(&acme.owner, true, false).await;
     let public = acme.start(&support, "Finn", "CHAT", "Hello").await;
     let f = public.conversation.as_str();
     ok(&server, &a, ASSIGN, json!({ "c": f, "s": a.id })).await;
-    let told = server.staff(&b.token, ASSIGN, json!({ "c": f, "s": b.id })).await;
+    let told = server
+        .staff(&b.token, ASSIGN, json!({ "c": f, "s": b.id }))
+        .await;
     assert_eq!(told.code(), Some("CONFLICT"), "{}", told.text);
     assert_eq!(
         told.body["errors"][0]["extensions"]["currentAssignee"],
@@ -362,7 +406,13 @@ async fn report_csv_cells_cannot_run_as_formulas() {
             .await;
         let c = customer.conversation.as_str();
         ok(&server, &a, ASSIGN, json!({ "c": c, "s": a.id })).await;
-        ok(&server, &a, SEND, json!({ "c": c, "b": cell, "v": "PUBLIC" })).await;
+        ok(
+            &server,
+            &a,
+            SEND,
+            json!({ "c": c, "b": cell, "v": "PUBLIC" }),
+        )
+        .await;
         ok(&server, &a, CLOSE, json!({ "c": c })).await;
     }
     let csv = get(
@@ -414,8 +464,8 @@ async fn get(server: &TestServer, path: &str, token: &str) -> String {
     }
     let mut out = Vec::new();
     while let Some(end) = body.windows(2).position(|w| w == b"\r\n") {
-        let size = usize::from_str_radix(std::str::from_utf8(&body[..end]).unwrap().trim(), 16)
-            .unwrap();
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&body[..end]).unwrap().trim(), 16).unwrap();
         if size == 0 {
             break;
         }
