@@ -105,7 +105,25 @@ async fn round_robin_openings_at_once_are_dealt_out_in_turn() {
                 }
             }
         });
-        let opened = futures_util::future::join_all(openings).await;
+        // Directory changes write the same company stream meanwhile; none of
+        // them may run out of attempts.
+        let hires = (0..5).map(|n| {
+            let (server, acme) = (&server, &acme);
+            async move {
+                let reply = server
+                    .staff(
+                        &acme.owner.token,
+                        ADD_STAFF,
+                        json!({ "n": format!("Hire {round}-{n}"), "r": "AGENT" }),
+                    )
+                    .await;
+                reply.ok("addStaff");
+            }
+        });
+        let (opened, _) = tokio::join!(
+            futures_util::future::join_all(openings),
+            futures_util::future::join_all(hires),
+        );
         let mut in_log_order = BTreeMap::new();
         for c in &opened {
             let position = audit(&server, &acme.owner, c).await[0].0;
