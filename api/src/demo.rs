@@ -302,6 +302,7 @@ fn conversation_steps(
             group: conversation.group,
             channel: conversation.channel,
             customer: Name::parse(&conversation.customer)?,
+            first_message: None,
         },
     );
     if let Some(assign) = &conversation.assign {

@@ -4,21 +4,32 @@
 //! them in step with the log, and it runs commands (SPEC section 7):
 //!
 //! 1. A command with an idempotency key gets a command id derived from
-//!    (actor, operation, key); if the log already holds that command, the
-//!    answer is rebuilt from its stored events and nothing is decided again.
+//!    (actor, operation, key), and a fingerprint of its arguments (stored as
+//!    the append's correlation id); if the log already holds that command,
+//!    the answer is rebuilt from its stored events and nothing is decided
+//!    again, provided the fingerprints match (else `VALIDATION`).
 //! 2. Otherwise it is decided against the read models' `State` (read lock,
-//!    released before any await) and appended with the stream version the
-//!    decision read. If another command got there first
-//!    (`WrongExpectedVersion`), the desk waits until the projections reach the
-//!    log head and decides again, a bounded number of times.
+//!    released before any await) and appended with the version the decision
+//!    read of every stream its events touch (one atomic multi-stream append:
+//!    a round-robin opening also takes the turn on the company stream). If
+//!    another command got there first (`WrongExpectedVersion`), the desk
+//!    waits until the projections reach the log head and decides again, a
+//!    bounded number of times. Commands that write a company stream are
+//!    decided one at a time per company in this process, so a burst of them
+//!    does not spend that budget; across processes the expectations keep
+//!    them correct.
 //! 3. The answer waits until the projections have applied the append, so a
 //!    query issued after a mutation returned sees its effect.
 
 use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
-use backchannel_domain::events::StreamId;
-use backchannel_domain::ids::{CommandId, ConversationId, CorrelationId, StaffId};
+use backchannel_domain::State;
+use backchannel_domain::events::{Event, StreamId};
+use backchannel_domain::ids::{
+    CommandId, CompanyId, ConversationId, CorrelationId, StaffId, WidgetKey,
+};
+use backchannel_domain::model::RoutingType;
 use backchannel_domain::{Actor, Command, decide};
 use backchannel_eventlog::{
     AppendError, AppendMeta, AppendOutcome, ExpectedVersion, OpenError, RecordedEvent, SledEventLog,
@@ -30,8 +41,17 @@ use tokio::task::JoinHandle;
 
 use crate::error::{ApiError, ApiResult};
 
-/// How often a command is decided again after losing a race for its stream.
-const MAX_ATTEMPTS: usize = 5;
+/// How often a command is decided again after losing a race for one of its
+/// streams. Generous, because a company stream is shared by every directory
+/// change and round-robin opening of the company (and, once several
+/// processes share a log, by theirs); bounded, because each attempt waits
+/// for the projections.
+const MAX_ATTEMPTS: usize = 32;
+/// Stripes of the per-company lock around company-stream decisions.
+const COMPANY_STRIPES: usize = 64;
+/// Shortest idempotency key of `startConversation`: its retry hands out the
+/// conversation and a token for it, so the key must be unguessable.
+pub const MIN_START_KEY_CHARS: usize = 16;
 /// How many committed events a slow subscriber may fall behind.
 const LIVE_CAPACITY: usize = 4096;
 /// Longest idempotency key, in bytes.
@@ -71,6 +91,12 @@ pub struct Desk {
     projector: Mutex<Option<JoinHandle<()>>>,
     /// How the read models were built when the desk opened.
     start: Start,
+    /// Serialises, in this process, decide + append + apply of commands that
+    /// write a company's stream (directory changes, round-robin openings),
+    /// striped by company: they would conflict on that stream's version
+    /// anyway, and one at a time none has to decide again. Held across the
+    /// append's await, so a tokio mutex.
+    company_turns: Box<[tokio::sync::Mutex<()>]>,
 }
 
 impl std::fmt::Debug for Desk {
@@ -155,6 +181,9 @@ impl Desk {
             live: Mutex::new(Some(live_tx)),
             projector: Mutex::new(Some(projector)),
             start,
+            company_turns: (0..COMPANY_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
         }))
     }
 
@@ -232,61 +261,68 @@ impl Desk {
         command: Command,
         idempotency_key: Option<&str>,
     ) -> ApiResult<Executed> {
-        let command_id = match idempotency_key {
-            Some(key) => {
-                let id = command_id(actor, operation, key)?;
-                let earlier = self
-                    .log
-                    .command_outcome(id)
-                    .map_err(|err| ApiError::internal("looking up a command", err))?;
-                if let Some(outcome) = earlier {
-                    let executed = self.finish(outcome).await?;
-                    // The same key on another conversation (or company) is
-                    // another request: say so rather than answer the first.
-                    if executed
-                        .events
-                        .first()
-                        .is_some_and(|e| e.envelope.stream != command.stream())
-                    {
-                        return Err(ApiError::validation(
-                            "this idempotency key was already used for another request",
-                        ));
-                    }
-                    return Ok(executed);
-                }
-                id
+        let keyed = idempotency_key
+            .map(|key| command_id(actor, operation, key))
+            .transpose()?;
+        self.execute_as(actor, operation, command, keyed).await
+    }
+
+    /// Runs a command under `keyed`, the command id an idempotency key
+    /// derived (`None`: a fresh id, no idempotency). For callers whose key is
+    /// not scoped to the actor (`startConversation`: see
+    /// [`start_command_id`]).
+    pub async fn execute_as(
+        &self,
+        actor: Actor,
+        operation: &str,
+        command: Command,
+        keyed: Option<CommandId>,
+    ) -> ApiResult<Executed> {
+        let fingerprint = keyed.map(|_| arguments_fingerprint(operation, &command));
+        if let Some(id) = keyed {
+            let earlier = self
+                .log
+                .command_outcome(id)
+                .map_err(|err| ApiError::internal("looking up a command", err))?;
+            if let Some(outcome) = earlier {
+                return self.retried(outcome, &command, fingerprint).await;
             }
-            None => CommandId::new(),
-        };
+        }
+        // Unkeyed: a fresh command id and correlation id (`default` is `new`).
         let meta = AppendMeta {
-            command_id,
-            correlation_id: CorrelationId::new(),
+            command_id: keyed.unwrap_or_default(),
+            correlation_id: fingerprint.unwrap_or_default(),
             actor,
         };
-        let stream = command.stream();
+        let _turn = match self.company_written_by(&command) {
+            Some(company) => Some(self.company_turns[stripe(company)].lock().await),
+            None => None,
+        };
         for _ in 0..MAX_ATTEMPTS {
             let (events, expected) = {
                 let models = self.models();
                 let state = models.state();
-                (
-                    decide(state, &command, actor)?,
-                    state.stream_version(stream),
-                )
+                let events = decide(state, &command, actor)?;
+                let expected = expectations(state, &command, &events);
+                (events, expected)
             };
             if events.is_empty() {
                 return Ok(Executed::default());
             }
-            match self
-                .log
-                .append(stream, ExpectedVersion::Exact(expected), events, meta)
-                .await
-            {
+            match self.log.append_to_streams(expected, events, meta).await {
+                // A concurrent attempt with the same key got there first.
+                Ok(outcome) if outcome.deduplicated => {
+                    return self.retried(outcome, &command, fingerprint).await;
+                }
                 Ok(outcome) => return self.finish(outcome).await,
-                Err(AppendError::WrongExpectedVersion { current, .. }) => {
+                Err(AppendError::WrongExpectedVersion {
+                    stream, current, ..
+                }) => {
                     tracing::debug!(
                         operation,
+                        ?stream,
                         current,
-                        "lost a race for the stream, deciding again"
+                        "lost a race for a stream, deciding again"
                     );
                     self.caught_up().await?;
                 }
@@ -294,6 +330,52 @@ impl Desk {
             }
         }
         Err(ApiError::Busy)
+    }
+
+    /// The answer to a retried key: the first attempt's, if it asked for the
+    /// same thing. Its fingerprint is stored as the append's correlation id; an
+    /// append from before fingerprints (a correlation id that is not a UUIDv8)
+    /// is compared by its stream, as it was then.
+    async fn retried(
+        &self,
+        outcome: AppendOutcome,
+        command: &Command,
+        fingerprint: Option<CorrelationId>,
+    ) -> ApiResult<Executed> {
+        let executed = self.finish(outcome).await?;
+        let same = executed.events.first().is_none_or(|first| {
+            let stored = first.envelope.correlation_id;
+            match fingerprint {
+                Some(fingerprint) if is_fingerprint(stored) => stored == fingerprint,
+                _ => first.envelope.stream == command.stream(),
+            }
+        });
+        if !same {
+            return Err(ApiError::validation(
+                "this idempotency key was already used for another request",
+            ));
+        }
+        Ok(executed)
+    }
+
+    /// The company whose stream `command` may write (directory changes, and
+    /// openings in a round-robin group, which take a turn), if any.
+    fn company_written_by(&self, command: &Command) -> Option<CompanyId> {
+        match command {
+            Command::OpenConversation { company, group, .. } => {
+                let models = self.models();
+                let round_robin = models
+                    .state()
+                    .groups
+                    .get(group)
+                    .is_some_and(|g| g.routing == RoutingType::RoundRobin);
+                round_robin.then_some(*company)
+            }
+            other => match other.stream() {
+                StreamId::Company(company) => Some(company),
+                StreamId::Conversation(_) => None,
+            },
+        }
     }
 
     /// Waits for the projections to apply an append, then reads its events.
@@ -446,15 +528,100 @@ async fn project(
     tracing::info!("the log closed; the projector stopped");
 }
 
+/// The streams a decision's append must find as the decision saw them: the
+/// command's own stream and every stream its events touch, each at the
+/// version `state` has (the state the events were decided against).
+fn expectations(
+    state: &State,
+    command: &Command,
+    events: &[Event],
+) -> Vec<(StreamId, ExpectedVersion)> {
+    let mut expected = vec![(
+        command.stream(),
+        ExpectedVersion::Exact(state.stream_version(command.stream())),
+    )];
+    for stream in events.iter().map(Event::stream) {
+        if !expected.iter().any(|(s, _)| *s == stream) {
+            expected.push((stream, ExpectedVersion::Exact(state.stream_version(stream))));
+        }
+    }
+    expected
+}
+
+fn stripe(company: CompanyId) -> usize {
+    let bytes = company.as_bytes();
+    // The low bytes of a UUIDv7 are random.
+    usize::from(bytes[15]) % COMPANY_STRIPES
+}
+
+/// A UUIDv8 from the first 16 bytes of a blake3 digest.
+fn uuid_v8(digest: &blake3::Hash) -> [u8; 16] {
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest.as_bytes()[..16]);
+    bytes[6] = (bytes[6] & 0x0f) | 0x80;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    bytes
+}
+
+/// The fingerprint of a keyed command's arguments: a UUIDv8 from blake3 of
+/// the operation and the command's JSON serialisation with the ids it
+/// creates left out (`Command::without_created_ids`: the server picks them
+/// afresh for every attempt). Stored as the append's correlation id, so a
+/// retry with the same key can tell the same request (the first answer)
+/// from another one (`VALIDATION`). A correlation id that is a UUIDv8 is a
+/// fingerprint; the random ones of unkeyed commands are UUIDv7.
+pub fn arguments_fingerprint(operation: &str, command: &Command) -> CorrelationId {
+    // Serialising plain data to JSON cannot fail; if it ever did, every
+    // attempt would hash the same empty text, which still matches itself.
+    let arguments = serde_json::to_vec(&command.without_created_ids()).unwrap_or_default();
+    let digest = blake3::Hasher::new()
+        .update(b"backchannel/arguments/v1\0")
+        .update(operation.as_bytes())
+        .update(b"\0")
+        .update(&arguments)
+        .finalize();
+    CorrelationId::from_bytes(uuid_v8(&digest))
+}
+
+fn is_fingerprint(correlation: CorrelationId) -> bool {
+    correlation.as_bytes()[6] >> 4 == 8
+}
+
+fn check_key(key: &str, min_chars: usize) -> ApiResult<()> {
+    if key.chars().count() < min_chars || key.len() > MAX_IDEMPOTENCY_KEY_BYTES {
+        return Err(ApiError::validation(if min_chars <= 1 {
+            format!("an idempotency key must be 1 to {MAX_IDEMPOTENCY_KEY_BYTES} bytes")
+        } else {
+            format!(
+                "this idempotency key must be at least {min_chars} characters (a random UUID) and at most {MAX_IDEMPOTENCY_KEY_BYTES} bytes"
+            )
+        }));
+    }
+    Ok(())
+}
+
+/// The command id of a keyed `startConversation`. Its caller has no
+/// identity yet, so the key is scoped to the widget key; and since a retry
+/// hands back the conversation and a token for it, the key must be
+/// unguessable: at least [`MIN_START_KEY_CHARS`] characters (a random UUID
+/// per conversation the customer starts).
+pub fn start_command_id(widget_key: WidgetKey, key: &str) -> ApiResult<CommandId> {
+    check_key(key, MIN_START_KEY_CHARS)?;
+    let digest = blake3::Hasher::new()
+        .update(b"backchannel/idempotency/v1\0")
+        .update(b"w")
+        .update(widget_key.as_bytes())
+        .update(b"startConversation\0")
+        .update(key.as_bytes())
+        .finalize();
+    Ok(CommandId::from_bytes(uuid_v8(&digest)))
+}
+
 /// The command id of an idempotent command: a UUIDv8 from blake3 of
 /// (actor, operation, key), so the same caller retrying the same mutation
 /// with the same key names the same command.
 pub fn command_id(actor: Actor, operation: &str, key: &str) -> ApiResult<CommandId> {
-    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_BYTES {
-        return Err(ApiError::validation(format!(
-            "an idempotency key must be 1 to {MAX_IDEMPOTENCY_KEY_BYTES} bytes"
-        )));
-    }
+    check_key(key, 1)?;
     let mut hasher = blake3::Hasher::new();
     hasher.update(b"backchannel/idempotency/v1\0");
     match actor {
@@ -466,12 +633,7 @@ pub fn command_id(actor: Actor, operation: &str, key: &str) -> ApiResult<Command
         .update(operation.as_bytes())
         .update(b"\0")
         .update(key.as_bytes());
-    let digest = hasher.finalize();
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest.as_bytes()[..16]);
-    bytes[6] = (bytes[6] & 0x0f) | 0x80;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    Ok(CommandId::from_bytes(bytes))
+    Ok(CommandId::from_bytes(uuid_v8(&hasher.finalize())))
 }
 
 #[cfg(test)]

@@ -2,12 +2,16 @@
 //! chosen by the caller, so deciding stays pure and a retried command creates the
 //! same ids. Values are already parsed (`Name`, `MessageBody`).
 
+use serde::Serialize;
+
 use crate::events::StreamId;
 use crate::ids::{CompanyId, ConversationId, GroupId, MessageId, StaffId, WidgetKey};
 use crate::model::{Channel, MessageVisibility, Permission, Role, RoutingType};
 use crate::values::{MessageBody, Name};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Serializable so the API can fingerprint a request's arguments (an
+/// idempotency key reused with other arguments is refused).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum Command {
     /// Creates a company with its owner. Only the server itself (`backchannel init`).
     CreateCompany {
@@ -91,6 +95,9 @@ pub enum Command {
         group: GroupId,
         channel: Channel,
         customer: Name,
+        /// The customer's first message, posted in the same append as the
+        /// opening (SPEC section 7: both or neither).
+        first_message: Option<FirstMessage>,
     },
     /// Assigns a queued conversation, or transfers a handled one.
     AssignConversation {
@@ -125,7 +132,49 @@ pub enum Command {
     },
 }
 
+/// A customer's first message, sent with the opening of their conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FirstMessage {
+    pub message: MessageId,
+    pub body: MessageBody,
+}
+
 impl Command {
+    /// The command as its caller asked for it: the ids of what it creates
+    /// (which the server picks afresh for every attempt) set to nil, so that
+    /// two attempts of one request compare equal, and a request with other
+    /// arguments does not.
+    pub fn without_created_ids(&self) -> Command {
+        let mut command = self.clone();
+        match &mut command {
+            Command::CreateCompany {
+                company,
+                widget_key,
+                owner,
+                ..
+            } => {
+                *company = CompanyId::from_bytes([0; 16]);
+                *widget_key = WidgetKey::from_bytes([0; 16]);
+                *owner = StaffId::from_bytes([0; 16]);
+            }
+            Command::AddStaff { staff, .. } => *staff = StaffId::from_bytes([0; 16]),
+            Command::CreateGroup { group, .. } => *group = GroupId::from_bytes([0; 16]),
+            Command::OpenConversation {
+                conversation,
+                first_message,
+                ..
+            } => {
+                *conversation = ConversationId::from_bytes([0; 16]);
+                if let Some(first) = first_message {
+                    first.message = MessageId::from_bytes([0; 16]);
+                }
+            }
+            Command::SendMessage { message, .. } => *message = MessageId::from_bytes([0; 16]),
+            _ => {}
+        }
+        command
+    }
+
     /// The stream the command's events are appended to; the caller reads its
     /// version before deciding and appends with it as the expected version.
     pub fn stream(&self) -> StreamId {

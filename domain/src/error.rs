@@ -83,7 +83,7 @@ pub enum DomainError {
     #[error("{0}")]
     Validation(String),
     /// Someone else changed the target first, e.g. took the conversation.
-    #[error("the conversation is already assigned")]
+    #[error("the conversation was already taken")]
     Conflict { current_assignee: Option<StaffId> },
     #[error("private messages are not available in email and call conversations")]
     PrivateMessagesUnsupported,

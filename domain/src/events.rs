@@ -170,6 +170,20 @@ pub struct ConversationReopened {
     pub assignee: Option<StaffId>,
 }
 
+/// The round-robin rotation of `group` chose `assignee` for `conversation`.
+///
+/// Recorded on the company stream, in the same append as the conversation's
+/// opening and assignment, so that openings decided against the same
+/// rotation conflict on the company stream's version: two can never take the
+/// same turn, on one node or several (SPEC section 7).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoundRobinTurnTaken {
+    pub company: CompanyId,
+    pub group: GroupId,
+    pub conversation: ConversationId,
+    pub assignee: StaffId,
+}
+
 /// A staff member has read their notifications up to (and including) the one
 /// caused by the event at global position `up_to`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -205,6 +219,7 @@ pub enum Event {
     ConversationClosed(ConversationClosed),
     ConversationReopened(ConversationReopened),
     NotificationsMarkedRead(NotificationsMarkedRead),
+    RoundRobinTurnTaken(RoundRobinTurnTaken),
 }
 
 /// The name of an event's type, without its payload. `ALL` lists every one.
@@ -233,10 +248,11 @@ pub enum EventType {
     ConversationClosed,
     ConversationReopened,
     NotificationsMarkedRead,
+    RoundRobinTurnTaken,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 23] = [
+    pub const ALL: [EventType; 24] = [
         EventType::CompanyCreated,
         EventType::PrivacySettingsChanged,
         EventType::StaffAdded,
@@ -260,6 +276,7 @@ impl EventType {
         EventType::ConversationClosed,
         EventType::ConversationReopened,
         EventType::NotificationsMarkedRead,
+        EventType::RoundRobinTurnTaken,
     ];
 
     /// The stored type name. Never change one: stored events are forever.
@@ -288,6 +305,7 @@ impl EventType {
             EventType::ConversationClosed => "ConversationClosed",
             EventType::ConversationReopened => "ConversationReopened",
             EventType::NotificationsMarkedRead => "NotificationsMarkedRead",
+            EventType::RoundRobinTurnTaken => "RoundRobinTurnTaken",
         }
     }
 
@@ -327,6 +345,7 @@ impl Event {
             Event::ConversationClosed(_) => EventType::ConversationClosed,
             Event::ConversationReopened(_) => EventType::ConversationReopened,
             Event::NotificationsMarkedRead(_) => EventType::NotificationsMarkedRead,
+            Event::RoundRobinTurnTaken(_) => EventType::RoundRobinTurnTaken,
         }
     }
 
@@ -356,6 +375,7 @@ impl Event {
             Event::ConversationClosed(e) => StreamId::Conversation(e.conversation),
             Event::ConversationReopened(e) => StreamId::Conversation(e.conversation),
             Event::NotificationsMarkedRead(e) => StreamId::Company(e.company),
+            Event::RoundRobinTurnTaken(e) => StreamId::Company(e.company),
         }
     }
 }

@@ -146,6 +146,12 @@ pub fn one_of_each() -> Vec<Event> {
             staff: agent,
             up_to: 42,
         }),
+        Event::RoundRobinTurnTaken(RoundRobinTurnTaken {
+            company,
+            group,
+            conversation,
+            assignee: agent,
+        }),
     ]
 }
 

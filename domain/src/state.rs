@@ -292,6 +292,13 @@ impl State {
                     conversation.status = ConversationStatus::Closed;
                 }
             }
+            // Logs written before this event existed hold only the
+            // assignment (above), which keeps the rotation right on its own.
+            Event::RoundRobinTurnTaken(e) => {
+                if let Some(group) = self.groups.get_mut(&e.group) {
+                    group.last_round_robin = Some(e.assignee);
+                }
+            }
             Event::NotificationsMarkedRead(e) => {
                 if let Some(staff) = self.staff.get_mut(&e.staff) {
                     staff.notifications_read_up_to = staff.notifications_read_up_to.max(e.up_to);

@@ -17,6 +17,7 @@ fn open(w: &World, c: ConversationId, group: backchannel_domain::ids::GroupId) -
         group,
         channel: Channel::Chat,
         customer: name("Carla Customer"),
+        first_message: None,
     }
 }
 
@@ -72,6 +73,7 @@ fn staff_open_conversations_on_behalf_of_a_customer() {
                 group: w.support,
                 channel: Channel::Call,
                 customer: name("Carla Customer"),
+                first_message: None,
             },
         )
         .then_expect(vec![w.opened(c, w.support, Channel::Call, false)]);
@@ -120,6 +122,92 @@ fn round_robin_assigns_at_opening_in_rotation() {
         events.extend(new);
     }
     assert_eq!(assignees, vec![w.d, w.e, w.d]);
+}
+
+#[test]
+fn a_round_robin_opening_records_the_turn_on_the_company_stream() {
+    let w = World::new();
+    let c = ConversationId::new();
+    let new = given(w.setup())
+        .when(Actor::Customer(c), open(&w, c, w.sales))
+        .events();
+    assert_eq!(new.len(), 3, "{new:?}");
+    assert_eq!(
+        new[2],
+        Event::RoundRobinTurnTaken(RoundRobinTurnTaken {
+            company: w.acme,
+            group: w.sales,
+            conversation: c,
+            assignee: w.d,
+        })
+    );
+    assert_eq!(new[2].stream(), StreamId::Company(w.acme));
+}
+
+#[test]
+fn the_rotation_follows_the_turn_and_old_logs_assignments_alike() {
+    let w = World::new();
+    let next = |events: Vec<Event>| {
+        let c = ConversationId::new();
+        let new = given(events)
+            .when(Actor::Customer(c), open(&w, c, w.sales))
+            .events();
+        match &new[1] {
+            Event::ConversationAssigned(a) => a.assignee,
+            other => panic!("expected an assignment, got {other:?}"),
+        }
+    };
+    let earlier = ConversationId::new();
+    // The turn alone (the assignment not marked round robin).
+    let mut events = w.setup();
+    events.push(w.opened(earlier, w.sales, Channel::Chat, false));
+    events.push(assigned(earlier, w.d, None));
+    events.push(Event::RoundRobinTurnTaken(RoundRobinTurnTaken {
+        company: w.acme,
+        group: w.sales,
+        conversation: earlier,
+        assignee: w.d,
+    }));
+    assert_eq!(next(events), w.e);
+    // A log from before the turn event: the round-robin assignment alone.
+    let mut events = w.setup();
+    events.push(w.opened(earlier, w.sales, Channel::Chat, false));
+    let mut old = assigned(earlier, w.d, None);
+    if let Event::ConversationAssigned(a) = &mut old {
+        a.round_robin = true;
+    }
+    events.push(old);
+    assert_eq!(next(events), w.e);
+}
+
+#[test]
+fn a_first_message_is_posted_with_the_opening() {
+    let w = World::new();
+    let c = ConversationId::new();
+    let message = backchannel_domain::ids::MessageId::new();
+    let body = backchannel_domain::values::MessageBody::parse("Hello there").unwrap();
+    let command = Command::OpenConversation {
+        company: w.acme,
+        conversation: c,
+        group: w.support,
+        channel: Channel::Chat,
+        customer: name("Carla Customer"),
+        first_message: Some(backchannel_domain::commands::FirstMessage {
+            message,
+            body: body.clone(),
+        }),
+    };
+    given(w.setup())
+        .when(Actor::Customer(c), command)
+        .then_expect(vec![
+            w.opened(c, w.support, Channel::Chat, false),
+            Event::MessagePosted(MessagePosted {
+                conversation: c,
+                message,
+                author: MessageAuthor::Customer,
+                body,
+            }),
+        ]);
 }
 
 #[test]
@@ -194,11 +282,37 @@ fn the_assignee_must_be_an_active_member_of_the_group() {
 }
 
 #[test]
-fn the_second_of_two_assigners_gets_conflict_naming_the_winner() {
+fn the_second_of_two_assigners_of_a_private_conversation_learns_it_was_taken_not_by_whom() {
     let w = World::new();
     let c = ConversationId::new();
     // A took it; B, working from the queue as it was, now tries to take it.
+    // B can no longer view it (R6 ended), so is not told who has it.
     let mut events = queued(&w, c);
+    events.push(assigned(c, w.a, None));
+    let conflict = backchannel_domain::DomainError::Conflict {
+        current_assignee: None,
+    };
+    let decide = |events: &[Event]| {
+        backchannel_domain::decide(
+            &backchannel_domain::State::from_events(events),
+            &assign(c, w.b),
+            staff(w.b),
+        )
+    };
+    assert_eq!(decide(&events), Err(conflict.clone()));
+    // Closed since: the same answer, so the status does not show either.
+    events.push(Event::ConversationClosed(
+        backchannel_domain::events::ConversationClosed { conversation: c },
+    ));
+    assert_eq!(decide(&events), Err(conflict));
+}
+
+#[test]
+fn the_second_of_two_assigners_of_a_public_conversation_is_told_who_has_it() {
+    let w = World::new();
+    let c = ConversationId::new();
+    let mut events = w.setup();
+    events.push(w.opened(c, w.support, Channel::Chat, false));
     events.push(assigned(c, w.a, None));
     let result = backchannel_domain::decide(
         &backchannel_domain::State::from_events(&events),

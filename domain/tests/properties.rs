@@ -169,6 +169,7 @@ fn to_command(w: &World, p: &Pools, op: &Op) -> (Actor, Command) {
                 group: groups[group],
                 channel: channels[channel],
                 customer: name("Pat"),
+                first_message: None,
             },
         ),
         Op::Assign {

@@ -318,6 +318,7 @@ pub fn encode_payload(event: &Event, out: &mut Vec<u8>) -> Result<(), CodecError
         Event::ConversationClosed(e) => encode_struct(event_type, e, out),
         Event::ConversationReopened(e) => encode_struct(event_type, e, out),
         Event::NotificationsMarkedRead(e) => encode_struct(event_type, e, out),
+        Event::RoundRobinTurnTaken(e) => encode_struct(event_type, e, out),
     }
 }
 
@@ -424,6 +425,9 @@ pub fn decode_payload(
         }
         (T::NotificationsMarkedRead, 1) => {
             decode_struct(event_type, v, bytes).map(Event::NotificationsMarkedRead)
+        }
+        (T::RoundRobinTurnTaken, 1) => {
+            decode_struct(event_type, v, bytes).map(Event::RoundRobinTurnTaken)
         }
         (event_type, version) => Err(CodecError::UnknownSchemaVersion {
             event_type: event_type.name(),

@@ -149,6 +149,10 @@ pub enum AppendError {
     },
     #[error("an append may hold at most {max} events, this one has {count}")]
     TooManyEvents { count: usize, max: usize },
+    #[error("an append may name at most {max} streams, this one names {count}")]
+    TooManyStreams { count: usize, max: usize },
+    #[error("{stream:?} has two expected versions in one append")]
+    DuplicateStream { stream: StreamId },
     #[error("event {index} cannot be stored: {source}")]
     Encode {
         index: usize,

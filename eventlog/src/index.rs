@@ -181,7 +181,22 @@ impl Indexes {
         self.commands.get(command)
     }
 
-    /// Records an applied append of `count` events from `first_position`.
+    /// Records `count` applied events of `stream` at consecutive positions
+    /// from `first_position` (its next versions).
+    pub(crate) fn add_run(&mut self, stream: StreamId, first_position: u64, count: u64) {
+        self.streams
+            .entry(stream)
+            .or_default()
+            .extend(first_position..first_position + count);
+    }
+
+    /// Records the first position of an applied append by `command`.
+    pub(crate) fn add_command(&mut self, command: CommandId, first_position: u64) {
+        self.commands.insert(command, first_position);
+    }
+
+    /// Records an applied append of `count` events of one stream from
+    /// `first_position`.
     pub(crate) fn add_append(
         &mut self,
         stream: StreamId,
@@ -189,11 +204,8 @@ impl Indexes {
         first_position: u64,
         count: u64,
     ) {
-        self.streams
-            .entry(stream)
-            .or_default()
-            .extend(first_position..first_position + count);
-        self.commands.insert(command, first_position);
+        self.add_run(stream, first_position, count);
+        self.add_command(command, first_position);
     }
 
     pub(crate) fn stats(&self) -> IndexStats {

@@ -69,7 +69,7 @@ pub use envelope::{
 pub use error::{AppendError, Error, OpenError, ReplayError, StorageError};
 pub use import::ImportError;
 pub use index::IndexStats;
-pub use log::{RawRecords, Scan, SledEventLog};
+pub use log::{MAX_STREAMS_PER_APPEND, RawRecords, Scan, SledEventLog};
 pub use tail::SledTail;
 pub use verify::VerifyReport;
 pub use writer::CommitStats;
@@ -87,6 +87,17 @@ pub trait EventLog: Send + Sync {
         &self,
         stream: StreamId,
         expected: ExpectedVersion,
+        events: Vec<Event>,
+        meta: AppendMeta,
+    ) -> impl Future<Output = Result<AppendOutcome, AppendError>> + Send;
+
+    /// Appends `events` of several streams atomically, with one expected
+    /// version per stream (see [`SledEventLog::append_to_streams`]): every
+    /// expectation is checked against the same state and one stale one
+    /// rejects the whole append; idempotency as for `append`.
+    fn append_to_streams(
+        &self,
+        expected: Vec<(StreamId, ExpectedVersion)>,
         events: Vec<Event>,
         meta: AppendMeta,
     ) -> impl Future<Output = Result<AppendOutcome, AppendError>> + Send;
@@ -133,6 +144,15 @@ impl EventLog for SledEventLog {
         meta: AppendMeta,
     ) -> impl Future<Output = Result<AppendOutcome, AppendError>> + Send {
         SledEventLog::append(self, stream, expected, events, meta)
+    }
+
+    fn append_to_streams(
+        &self,
+        expected: Vec<(StreamId, ExpectedVersion)>,
+        events: Vec<Event>,
+        meta: AppendMeta,
+    ) -> impl Future<Output = Result<AppendOutcome, AppendError>> + Send {
+        SledEventLog::append_to_streams(self, expected, events, meta)
     }
 
     fn read_stream(

@@ -18,6 +18,10 @@ use crate::store;
 use crate::tail::SledTail;
 use crate::writer::{self, AppendRequest, ChainHead, CommitStats, Counters, Request};
 
+/// Most streams one append may name (its events' streams and any it only
+/// checks): a decision touches one or two.
+pub const MAX_STREAMS_PER_APPEND: usize = 16;
+
 /// The event log stored in a sled database in one directory.
 ///
 /// Cheap to clone; every clone shares one writer thread. The store stays open
@@ -188,6 +192,7 @@ impl SledEventLog {
     }
 
     /// Appends `events` to `stream` atomically and durably (see the crate docs).
+    /// The one-stream case of [`SledEventLog::append_to_streams`].
     ///
     /// Dropping the returned future does not cancel an append already handed to
     /// the writer; retry with the same command id to learn its outcome.
@@ -198,15 +203,6 @@ impl SledEventLog {
         events: Vec<Event>,
         meta: AppendMeta,
     ) -> Result<AppendOutcome, AppendError> {
-        if events.is_empty() {
-            return Err(AppendError::NoEvents);
-        }
-        if events.len() > writer::MAX_EVENTS_PER_APPEND {
-            return Err(AppendError::TooManyEvents {
-                count: events.len(),
-                max: writer::MAX_EVENTS_PER_APPEND,
-            });
-        }
         if let Some((index, found)) = events
             .iter()
             .map(Event::stream)
@@ -219,11 +215,67 @@ impl SledEventLog {
                 found,
             });
         }
+        self.append_to_streams(vec![(stream, expected)], events, meta)
+            .await
+    }
+
+    /// Appends `events`, which may belong to several streams (each event
+    /// names its own: `Event::stream`), atomically and durably: with one
+    /// expected version per stream in `expected`, all checked by the writer
+    /// against the same state, in the same group commit. One stale
+    /// expectation rejects the whole append
+    /// ([`AppendError::WrongExpectedVersion`] names that stream); a command id
+    /// seen before appends nothing and returns the first outcome. Every
+    /// event's stream must have an expectation ([`AppendError::WrongStream`]
+    /// otherwise); a stream may be listed without events, as a condition on a
+    /// stream the caller's decision read; no stream may be listed twice, and
+    /// at most [`MAX_STREAMS_PER_APPEND`] may be. The outcome's
+    /// `stream_version` is that of the last event's stream.
+    ///
+    /// Dropping the returned future does not cancel an append already handed to
+    /// the writer; retry with the same command id to learn its outcome.
+    pub async fn append_to_streams(
+        &self,
+        expected: Vec<(StreamId, ExpectedVersion)>,
+        events: Vec<Event>,
+        meta: AppendMeta,
+    ) -> Result<AppendOutcome, AppendError> {
+        if events.is_empty() {
+            return Err(AppendError::NoEvents);
+        }
+        if events.len() > writer::MAX_EVENTS_PER_APPEND {
+            return Err(AppendError::TooManyEvents {
+                count: events.len(),
+                max: writer::MAX_EVENTS_PER_APPEND,
+            });
+        }
+        if expected.len() > MAX_STREAMS_PER_APPEND {
+            return Err(AppendError::TooManyStreams {
+                count: expected.len(),
+                max: MAX_STREAMS_PER_APPEND,
+            });
+        }
+        for (i, (stream, _)) in expected.iter().enumerate() {
+            if expected[..i].iter().any(|(earlier, _)| earlier == stream) {
+                return Err(AppendError::DuplicateStream { stream: *stream });
+            }
+        }
+        if let Some((index, found)) = events
+            .iter()
+            .map(Event::stream)
+            .enumerate()
+            .find(|(_, found)| !expected.iter().any(|(stream, _)| stream == found))
+        {
+            return Err(AppendError::WrongStream {
+                index,
+                expected: expected.first().map_or(found, |(stream, _)| *stream),
+                found,
+            });
+        }
         let (reply, answer) = oneshot::channel();
         self.inner
             .requests
             .send(Request::Append(AppendRequest {
-                stream,
                 expected,
                 events,
                 meta,

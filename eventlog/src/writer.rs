@@ -60,8 +60,10 @@ pub(crate) enum Request {
 }
 
 pub(crate) struct AppendRequest {
-    pub(crate) stream: StreamId,
-    pub(crate) expected: ExpectedVersion,
+    /// Every stream the append touches (and any it only reads), once, with
+    /// the version the caller decided against; each event names its own
+    /// stream (`Event::stream`), which must be among them.
+    pub(crate) expected: Vec<(StreamId, ExpectedVersion)>,
     pub(crate) events: Vec<Event>,
     pub(crate) meta: AppendMeta,
     pub(crate) reply: oneshot::Sender<Result<AppendOutcome, AppendError>>,
@@ -179,8 +181,15 @@ struct Group {
     stream_heads: HashMap<StreamId, u64>,
     /// Outcomes of this group's accepted appends.
     commands: HashMap<CommandId, AppendOutcome>,
-    /// Accepted appends, to add to the indexes once applied.
-    accepted: Vec<(StreamId, CommandId, u64, u64)>,
+    /// Accepted appends (command, first position), to add to the command
+    /// index once applied.
+    accepted: Vec<(CommandId, u64)>,
+    /// Runs of consecutive positions of one stream (stream, first position,
+    /// count), to add to the stream index once applied: one run per
+    /// single-stream append.
+    runs: Vec<(StreamId, u64, u64)>,
+    /// One request's streams with their versions as its events are numbered.
+    versions: Vec<(StreamId, u64)>,
     recorded_at: RecordedAt,
     /// One request's records, encoded before any of them joins a chunk, so a
     /// rejected request leaves the group untouched.
@@ -201,6 +210,8 @@ impl Default for Group {
             stream_heads: HashMap::new(),
             commands: HashMap::new(),
             accepted: Vec::new(),
+            runs: Vec::new(),
+            versions: Vec::new(),
             recorded_at: RecordedAt::from_micros(0),
             scratch: Vec::new(),
             ranges: Vec::new(),
@@ -217,6 +228,7 @@ impl Group {
         self.stream_heads.clear();
         self.commands.clear();
         self.accepted.clear();
+        self.runs.clear();
         self.broken = None;
         self.recorded_at = RecordedAt::now();
     }
@@ -372,8 +384,11 @@ impl Sequencer {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
-        for &(stream, command, first, count) in &group.accepted {
-            indexes.add_append(stream, command, first, count);
+        for &(stream, first, count) in &group.runs {
+            indexes.add_run(stream, first, count);
+        }
+        for &(command, first) in &group.accepted {
+            indexes.add_command(command, first);
         }
         Ok(())
     }
@@ -397,29 +412,47 @@ impl Sequencer {
             return self.stored_outcome(command_id, first);
         }
 
-        let stream = request.stream;
-        let current = match group.stream_heads.get(&stream) {
-            Some(&version) => version,
-            None => indexes.stream_version(&stream),
-        };
-        if !request.expected.accepts(current) {
-            return Err(AppendError::WrongExpectedVersion {
-                stream,
-                expected: request.expected,
-                current,
-            });
+        // Every expectation against the applied state plus the group so far;
+        // one stale stream rejects the whole request.
+        group.versions.clear();
+        for &(stream, expected) in &request.expected {
+            let current = match group.stream_heads.get(&stream) {
+                Some(&version) => version,
+                None => indexes.stream_version(&stream),
+            };
+            if !expected.accepts(current) {
+                return Err(AppendError::WrongExpectedVersion {
+                    stream,
+                    expected,
+                    current,
+                });
+            }
+            group.versions.push((stream, current));
         }
 
         let first_position = group.next_position;
         let mut chain = group.chain;
+        let mut last_version = 0;
         group.scratch.clear();
         group.ranges.clear();
         for (index, event) in request.events.iter().enumerate() {
             let offset = index as u64;
+            let stream = event.stream();
+            // `SledEventLog::append_to_streams` checked that every event's
+            // stream has an expectation; a request without one is refused.
+            let Some(version) = group.versions.iter_mut().find(|(s, _)| *s == stream) else {
+                return Err(AppendError::WrongStream {
+                    index,
+                    expected: request.expected.first().map_or(stream, |(s, _)| *s),
+                    found: stream,
+                });
+            };
+            version.1 += 1;
+            last_version = version.1;
             let envelope = Envelope {
                 position: first_position + offset,
                 stream,
-                stream_version: current + 1 + offset,
+                stream_version: last_version,
                 event_id: EventId::new(),
                 event_type: event.event_type(),
                 schema_version: event.event_type().current_schema_version(),
@@ -459,16 +492,26 @@ impl Sequencer {
         let outcome = AppendOutcome {
             first_position,
             last_position: first_position + count - 1,
-            stream_version: current + count,
+            stream_version: last_version,
             deduplicated: false,
         };
         group.next_position += count;
         group.chain = chain;
-        group.stream_heads.insert(stream, outcome.stream_version);
+        for &(stream, version) in &group.versions {
+            group.stream_heads.insert(stream, version);
+        }
         group.commands.insert(command_id, outcome);
-        group
-            .accepted
-            .push((stream, command_id, first_position, count));
+        group.accepted.push((command_id, first_position));
+        for (offset, event) in request.events.iter().enumerate() {
+            let position = first_position + offset as u64;
+            let stream = event.stream();
+            match group.runs.last_mut() {
+                Some((last, first, count)) if *last == stream && *first + *count == position => {
+                    *count += 1;
+                }
+                _ => group.runs.push((stream, position, 1)),
+            }
+        }
         Ok(outcome)
     }
 

@@ -128,6 +128,7 @@ fn mentions_staff(event: &Event, id: StaffId) -> bool {
         Event::StaffInvitedToRoom(e) => e.staff == id,
         Event::ConversationReopened(e) => e.assignee == Some(id),
         Event::NotificationsMarkedRead(e) => e.staff == id,
+        Event::RoundRobinTurnTaken(e) => e.assignee == id,
         Event::MessagePosted(e) => e.author == MessageAuthor::Staff(id),
         Event::PrivateMessagePosted(e) => e.author == id,
         _ => false,
@@ -285,6 +286,12 @@ pub fn describe(state: &State, event: &Event) -> String {
             staff(e.staff),
             e.up_to
         ),
+        Event::RoundRobinTurnTaken(e) => format!(
+            "round robin of {} gave conversation {} to {}",
+            group_label(state, e.group),
+            e.conversation,
+            staff(e.assignee)
+        ),
     }
 }
 
@@ -399,6 +406,7 @@ enum Payload<'a> {
     ConversationClosed(&'a events::ConversationClosed),
     ConversationReopened(&'a events::ConversationReopened),
     NotificationsMarkedRead(&'a events::NotificationsMarkedRead),
+    RoundRobinTurnTaken(&'a events::RoundRobinTurnTaken),
 }
 
 fn payload(event: &Event) -> Payload<'_> {
@@ -426,5 +434,6 @@ fn payload(event: &Event) -> Payload<'_> {
         Event::ConversationClosed(e) => Payload::ConversationClosed(e),
         Event::ConversationReopened(e) => Payload::ConversationReopened(e),
         Event::NotificationsMarkedRead(e) => Payload::NotificationsMarkedRead(e),
+        Event::RoundRobinTurnTaken(e) => Payload::RoundRobinTurnTaken(e),
     }
 }

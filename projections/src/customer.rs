@@ -117,7 +117,8 @@ pub fn customer_event(state: &State, event: &Event) -> Option<CustomerEvent> {
         | Event::GroupMemberRemoved(_)
         | Event::GroupSupervisorAdded(_)
         | Event::GroupSupervisorRemoved(_)
-        | Event::NotificationsMarkedRead(_) => None,
+        | Event::NotificationsMarkedRead(_)
+        | Event::RoundRobinTurnTaken(_) => None,
     }
 }
 

@@ -38,7 +38,9 @@
 //! - times: RFC 3339, UTC, microseconds (`2025-03-01T09:30:00.000000Z`).
 //!
 //! CSV: RFC 4180 through the `csv` crate, a header row, `\n` line ends, empty
-//! fields for absent values. JSON: one object
+//! fields for absent values; a cell starting with `=`, `+`, `-`, `@`, a tab or
+//! a carriage return (which a spreadsheet would run as a formula) is written
+//! with a leading `'` ([`neutralise`]). JSON: one object
 //! `{"report":"closed-enquiries","from":…,"to":…,"group":…,"head_position":…,"rows":[…]}`
 //! whose rows have the CSV's fields (absent values `null`), one row per line.
 //!
@@ -52,6 +54,7 @@
 //! the messages go by. Memory is O(directory + closed conversations in range),
 //! flat in the number of messages and of other conversations.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::ops::ControlFlow;
@@ -408,6 +411,23 @@ fn row_of<'a>(
     })
 }
 
+/// A CSV cell a spreadsheet would run as a formula (it starts with `=`, `+`,
+/// `-`, `@`, a tab or a carriage return) gets a leading `'`, OWASP's advice
+/// against formula injection: spreadsheets show the text as it was, and the
+/// quote tells a program reading the file that the cell was neutralised.
+/// Other cells are written as they are. The JSON report is not changed.
+pub fn neutralise(cell: &str) -> Cow<'_, [u8]> {
+    match cell.as_bytes().first() {
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => {
+            let mut quoted = Vec::with_capacity(cell.len() + 1);
+            quoted.push(b'\'');
+            quoted.extend_from_slice(cell.as_bytes());
+            Cow::Owned(quoted)
+        }
+        _ => Cow::Borrowed(cell.as_bytes()),
+    }
+}
+
 enum RowWriter<W: Write> {
     Csv(Box<csv::Writer<W>>),
     Json { out: W, first: bool },
@@ -443,7 +463,29 @@ impl<W: Write> RowWriter<W> {
 
     fn write(&mut self, row: &Row<'_>) -> Result<(), ReportError> {
         match self {
-            RowWriter::Csv(writer) => writer.serialize(row)?,
+            RowWriter::Csv(writer) => {
+                let position = row.position.to_string();
+                let fields: [&str; 17] = [
+                    &row.conversation_id,
+                    &row.company_id,
+                    &row.group_id,
+                    row.group_name,
+                    row.channel,
+                    row.customer,
+                    &row.opened_at,
+                    &row.closed_at,
+                    row.assignee_id.as_deref().unwrap_or(""),
+                    row.assignee_name.unwrap_or(""),
+                    &position,
+                    &row.time,
+                    row.author_kind,
+                    row.author_id.as_deref().unwrap_or(""),
+                    row.author_name,
+                    row.visibility,
+                    row.body,
+                ];
+                writer.write_record(fields.map(neutralise))?;
+            }
             RowWriter::Json { out, first } => {
                 out.write_all(if *first { b"\n" } else { b",\n" })?;
                 serde_json::to_writer(&mut *out, row).map_err(std::io::Error::other)?;
@@ -462,5 +504,73 @@ impl<W: Write> RowWriter<W> {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(text: &'static str) -> Row<'static> {
+        Row {
+            conversation_id: "c".to_owned(),
+            company_id: "co".to_owned(),
+            group_id: "g".to_owned(),
+            group_name: text,
+            channel: "CHAT",
+            customer: text,
+            opened_at: "t0".to_owned(),
+            closed_at: "t1".to_owned(),
+            assignee_id: None,
+            assignee_name: Some(text),
+            position: 7,
+            time: "t".to_owned(),
+            author_kind: "CUSTOMER",
+            author_id: None,
+            author_name: text,
+            visibility: "PUBLIC",
+            body: text,
+        }
+    }
+
+    #[test]
+    fn csv_cells_that_would_run_as_formulas_get_a_leading_quote() {
+        for text in ["=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx"] {
+            let mut out = Vec::new();
+            let request = ReportRequest {
+                from: RecordedAt::from_micros(0),
+                to: RecordedAt::from_micros(1),
+                group: None,
+                company: None,
+                viewer: None,
+                format: ReportFormat::Csv,
+            };
+            let mut writer = RowWriter::new(&mut out, &request, 1).unwrap();
+            writer.write(&row(text)).unwrap();
+            writer.finish().unwrap();
+            let mut reader = csv::Reader::from_reader(out.as_slice());
+            let record = reader.records().next().unwrap().unwrap();
+            let quoted = format!("'{text}");
+            for column in [3, 5, 9, 14, 16] {
+                assert_eq!(&record[column], quoted, "{text:?} in column {column}");
+            }
+            assert_eq!(&record[8], "", "absent values stay empty");
+        }
+    }
+
+    #[test]
+    fn other_cells_are_written_as_they_are() {
+        for text in [
+            "Alice",
+            "1-2",
+            "a=b",
+            " =x",
+            "'quoted",
+            "",
+            "é=",
+            "\u{feff}=",
+        ] {
+            assert_eq!(neutralise(text).as_ref(), text.as_bytes());
+        }
     }
 }

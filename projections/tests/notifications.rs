@@ -91,6 +91,7 @@ fn play(desk: &mut Desk, convs: &mut Vec<ConversationId>, op: &Op) {
                 group: group(support),
                 channel: Channel::Chat,
                 customer: name("Pat"),
+                first_message: None,
             };
             if desk.try_run(actor, command).is_ok() {
                 convs.push(c);

@@ -124,6 +124,7 @@ fn play(desk: &mut Desk, convs: &mut Vec<ConversationId>, op: &Op) {
                         group: g,
                         channel: ch,
                         customer: name("Pat"),
+                        first_message: None,
                     },
                 )
                 .is_ok()

@@ -309,6 +309,7 @@ impl Generator {
             group: plan.groups[group].id,
             channel,
             customer: name(&format!("Customer {n}")),
+            first_message: None,
         };
         if !self.run(actor, command) {
             return;

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use backchannel_domain::commands::Command;
+use backchannel_domain::events::{Event, StreamId};
 use backchannel_domain::ids::*;
 use backchannel_domain::model::{Actor, Channel, MessageVisibility, Role, RoutingType};
 use backchannel_domain::values::{MessageBody, Name};
@@ -26,24 +27,37 @@ async fn execute(
     if events.is_empty() {
         return Ok(());
     }
-    let stream = command.stream();
     let meta = AppendMeta {
         command_id: CommandId::new(),
         correlation_id: CorrelationId::new(),
         actor,
     };
-    log.append(
-        stream,
-        ExpectedVersion::Exact(state.stream_version(stream)),
-        events.clone(),
-        meta,
-    )
-    .await
-    .expect("no concurrent writer in this test");
+    log.append_to_streams(expectations(state, &command, &events), events.clone(), meta)
+        .await
+        .expect("no concurrent writer in this test");
     for event in &events {
         state.apply(event);
     }
     Ok(())
+}
+
+/// Every stream the decision touched, at the version it read (as the
+/// server's desk appends).
+fn expectations(
+    state: &State,
+    command: &Command,
+    events: &[Event],
+) -> Vec<(StreamId, ExpectedVersion)> {
+    let mut streams = vec![command.stream()];
+    for event in events {
+        if !streams.contains(&event.stream()) {
+            streams.push(event.stream());
+        }
+    }
+    streams
+        .into_iter()
+        .map(|s| (s, ExpectedVersion::Exact(state.stream_version(s))))
+        .collect()
 }
 
 struct Desk {
@@ -185,6 +199,7 @@ async fn decided_events_survive_a_restart_and_replay_to_the_same_state() {
                 group,
                 channel,
                 customer: name("Carla"),
+                first_message: None,
             },
         )
         .await
@@ -260,7 +275,7 @@ async fn decided_events_survive_a_restart_and_replay_to_the_same_state() {
 }
 
 #[tokio::test]
-async fn two_agents_taking_the_same_conversation_one_wins_the_other_learns_who() {
+async fn two_agents_taking_the_same_conversation_one_wins_the_other_learns_it_was_taken() {
     let dir = tempfile::tempdir().unwrap();
     let log = SledEventLog::open(dir.path()).unwrap();
     let mut state = State::default();
@@ -276,6 +291,7 @@ async fn two_agents_taking_the_same_conversation_one_wins_the_other_learns_who()
             group: desk.support,
             channel: Channel::Chat,
             customer: name("Carla"),
+            first_message: None,
         },
     )
     .await
@@ -306,8 +322,8 @@ async fn two_agents_taking_the_same_conversation_one_wins_the_other_learns_who()
     assert!(matches!(lost, AppendError::WrongExpectedVersion { .. }));
 
     // The loser's command, decided again on the state that now includes the
-    // winner's event, is a CONFLICT naming the winner, even though the
-    // conversation is private and the loser can no longer view it.
+    // winner's event, is a CONFLICT: the conversation is private and the
+    // loser can no longer view it, so it does not say who won (SPEC 7).
     let state = State::from_events(
         log.scan(1)
             .map(|r| r.unwrap().event)
@@ -325,11 +341,83 @@ async fn two_agents_taking_the_same_conversation_one_wins_the_other_learns_who()
     assert_eq!(
         retry,
         Err(DomainError::Conflict {
-            current_assignee: Some(winner)
+            current_assignee: None
         })
     );
+    assert_ne!(winner, loser);
     assert_eq!(
         state.access(loser, conversation),
         backchannel_domain::Access::Restricted
     );
+}
+
+/// SPEC section 7, on several nodes: two openings in a round-robin group
+/// decided against the same state (two processes sharing the log) pick the
+/// same member, and the turn each records on the company stream makes one
+/// append lose; decided again, the loser gets the next member. No per-process
+/// lock is involved here, only the log's multi-stream expectations.
+#[tokio::test]
+async fn two_round_robin_openings_decided_at_once_cannot_take_the_same_turn() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = SledEventLog::open(dir.path()).unwrap();
+    let mut state = State::default();
+    let desk = build_desk(&log, &mut state).await;
+    let open = |conversation| Command::OpenConversation {
+        company: desk.company,
+        conversation,
+        group: desk.sales,
+        channel: Channel::Chat,
+        customer: name("Carla"),
+        first_message: None,
+    };
+    let assignee_of = |events: &[Event]| {
+        events.iter().find_map(|e| match e {
+            Event::ConversationAssigned(a) => Some(a.assignee),
+            _ => None,
+        })
+    };
+    let (one, two) = (ConversationId::new(), ConversationId::new());
+    let decided: Vec<(Command, Vec<Event>)> = [one, two]
+        .into_iter()
+        .map(|c| {
+            let command = open(c);
+            let events = decide(&state, &command, Actor::Customer(c)).unwrap();
+            (command, events)
+        })
+        .collect();
+    assert_eq!(assignee_of(&decided[0].1), assignee_of(&decided[1].1));
+    let append = |(command, events): &(Command, Vec<Event>), actor| {
+        log.append_to_streams(
+            expectations(&state, command, events),
+            events.clone(),
+            AppendMeta {
+                command_id: CommandId::new(),
+                correlation_id: CorrelationId::new(),
+                actor,
+            },
+        )
+    };
+    let (first, second) = tokio::join!(
+        append(&decided[0], Actor::Customer(one)),
+        append(&decided[1], Actor::Customer(two)),
+    );
+    let (winner, loser) = match (first, second) {
+        (Ok(_), Err(e)) => ((one, &decided[0].1), (two, e)),
+        (Err(e), Ok(_)) => ((two, &decided[1].1), (one, e)),
+        other => panic!("exactly one opening must take the turn, got {other:?}"),
+    };
+    assert!(
+        matches!(loser.1, AppendError::WrongExpectedVersion { stream, .. } if stream == StreamId::Company(desk.company)),
+        "{:?}",
+        loser.1
+    );
+    for event in winner.1 {
+        state.apply(event);
+    }
+    let again = decide(&state, &open(loser.0), Actor::Customer(loser.0)).unwrap();
+    assert_ne!(assignee_of(&again), assignee_of(winner.1), "the next turn");
+    execute(&log, &mut state, Actor::Customer(loser.0), open(loser.0))
+        .await
+        .unwrap();
+    log.verify().unwrap();
 }

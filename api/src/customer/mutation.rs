@@ -1,4 +1,5 @@
 use async_graphql::{Context, ID, Object, SimpleObject};
+use backchannel_domain::commands::FirstMessage;
 use backchannel_domain::error::Missing;
 use backchannel_domain::events::Event;
 use backchannel_domain::ids::{ConversationId, GroupId, MessageId, WidgetKey};
@@ -9,6 +10,7 @@ use backchannel_domain::{Command, DomainError};
 use crate::auth::CustomerIdentity;
 use crate::context::{customer, shared};
 use crate::customer::types::{CustomerConversation, CustomerMessage, conversation, message};
+use crate::desk::start_command_id;
 use crate::error::{ApiError, ApiResult};
 use crate::graphql::enums::Channel;
 use crate::graphql::ids::parse;
@@ -26,9 +28,14 @@ pub struct StartedConversation {
 
 #[Object(serial)]
 impl Mutation {
-    /// Starts a conversation with the company whose widget key this is.
-    /// Needs no token; answers with one scoped to the new conversation.
+    /// Starts a conversation with the company whose widget key this is, with
+    /// an optional first message (one append: both or neither). Needs no
+    /// token; answers with one scoped to the new conversation. A retry with
+    /// the same `idempotencyKey` (a random UUID per conversation: at least
+    /// 16 characters, scoped to the widget key) and the same arguments gets
+    /// the same conversation and a token for it, and appends nothing.
     #[graphql(complexity = "crate::config::MUTATION_COST")]
+    #[allow(clippy::too_many_arguments)]
     async fn start_conversation(
         &self,
         ctx: &Context<'_>,
@@ -37,6 +44,7 @@ impl Mutation {
         customer_name: String,
         #[graphql(default_with = "Channel::Chat")] channel: Channel,
         message: Option<String>,
+        idempotency_key: Option<String>,
     ) -> ApiResult<StartedConversation> {
         let widget_key: WidgetKey = parse(&widget_key)?;
         let group: GroupId = parse(&group_id)?;
@@ -44,6 +52,10 @@ impl Mutation {
             Name::parse(&customer_name).map_err(|e| ApiError::validation(e.to_string()))?;
         let body = message
             .map(|m| MessageBody::parse(&m).map_err(|e| ApiError::validation(e.to_string())))
+            .transpose()?;
+        let keyed = idempotency_key
+            .as_deref()
+            .map(|key| start_command_id(widget_key, key))
             .transpose()?;
         let shared = shared(ctx)?;
         let company = shared
@@ -54,30 +66,32 @@ impl Mutation {
             .map(|c| c.id)
             .ok_or(DomainError::NotFound(Missing::Company))?;
         let id = ConversationId::new();
-        let actor = Actor::Customer(id);
         let open = Command::OpenConversation {
             company,
             conversation: id,
             group,
             channel: channel.into(),
             customer: customer_name,
-        };
-        shared
-            .desk
-            .execute(actor, "startConversation", open, None)
-            .await?;
-        if let Some(body) = body {
-            let send = Command::SendMessage {
-                conversation: id,
+            first_message: body.map(|body| FirstMessage {
                 message: MessageId::new(),
-                visibility: MessageVisibility::Public,
                 body,
-            };
-            shared
-                .desk
-                .execute(actor, "sendMessage", send, None)
-                .await?;
-        }
+            }),
+        };
+        let executed = shared
+            .desk
+            .execute_as(Actor::Customer(id), "startConversation", open, keyed)
+            .await?;
+        // A retried key answers with the first attempt's conversation.
+        let id = executed
+            .events
+            .iter()
+            .find_map(|r| match &r.event {
+                Event::ConversationOpened(e) => Some(e.conversation),
+                _ => None,
+            })
+            .ok_or_else(|| {
+                ApiError::internal("startConversation", "no ConversationOpened event")
+            })?;
         let token = shared
             .tokens
             .mint_customer(CustomerIdentity {

@@ -141,6 +141,7 @@ impl Mutation {
                     group,
                     channel: channel.into(),
                     customer,
+                    first_message: None,
                 })
             },
             idempotency_key,
@@ -676,7 +677,9 @@ impl Mutation {
         staff_now(ctx, staff)
     }
 
-    /// Marks your notifications read up to (and including) `upTo`.
+    /// Marks your notifications read up to (and including) `upTo`, the id of
+    /// a notification: one past the log's end is `VALIDATION` (it would mark
+    /// notifications read before they exist).
     #[graphql(complexity = "crate::config::MUTATION_COST")]
     async fn mark_notifications_read(
         &self,
@@ -688,6 +691,11 @@ impl Mutation {
             .as_str()
             .parse()
             .map_err(|_| ApiError::validation("not a valid notification id"))?;
+        // Every notification the caller can have seen was caused by an event
+        // the read models have applied.
+        if up_to > shared(ctx)?.desk.models().position() {
+            return Err(ApiError::validation("no such notification"));
+        }
         let (me, _) = run(
             ctx,
             "markNotificationsRead",

@@ -25,6 +25,7 @@ pub(super) fn decide(
             group,
             channel,
             customer,
+            first_message,
         } => {
             match actor {
                 Actor::Customer(own) if own == *conversation => {}
@@ -64,6 +65,24 @@ pub(super) fn decide(
                     previous_assignee: None,
                     round_robin: true,
                 }));
+                // The turn, on the company stream: openings decided against the
+                // same rotation conflict there and are decided again.
+                events.push(Event::RoundRobinTurnTaken(RoundRobinTurnTaken {
+                    company: *company_id,
+                    group: group.id,
+                    conversation: *conversation,
+                    assignee,
+                }));
+            }
+            // The customer's own words, whoever records them (the widget, or
+            // staff logging a call).
+            if let Some(first) = first_message {
+                events.push(Event::MessagePosted(MessagePosted {
+                    conversation: *conversation,
+                    message: first.message,
+                    author: MessageAuthor::Customer,
+                    body: first.body.clone(),
+                }));
             }
             Ok(events)
         }
@@ -91,7 +110,8 @@ pub(super) fn decide(
                 }
                 _ => {
                     if !manager && conv.assignee != Some(me.id) {
-                        // Another member got there first: say who has it.
+                        // Another member got there first. The caller may view
+                        // the conversation (`staff_context`), so say who has it.
                         let could_have_taken_it =
                             group.routing == RoutingType::Broadcast && group.is_member(me.id);
                         return Err(if could_have_taken_it {
@@ -269,11 +289,13 @@ fn send_message(
     }
 }
 
-/// A broadcast-group member who tries to take a private conversation that
-/// another member took first can no longer see it (R6 ended), but SPEC section 7
-/// asks for `CONFLICT` naming the current assignee: they saw it queued, and
-/// "someone else took it" is the answer a member expects. Anyone else gets
-/// `RESTRICTED_ACCESS`.
+/// A broadcast-group member who tries to take a private conversation they can
+/// no longer view (another member took it, it was transferred away from them,
+/// or they joined the group after it left the queue) learns that it was
+/// taken, never by whom (SPEC sections 3 and 7): `CONFLICT` without the
+/// assignee. The answer is the same whether it is being handled or closed
+/// since, so the status does not show either. Anyone else who cannot view it
+/// gets `RESTRICTED_ACCESS`.
 fn lost_the_race(state: &State, actor: Actor, conversation: ConversationId) -> DomainError {
     let (Actor::Staff(me), Some(conv)) = (actor, state.conversations.get(&conversation)) else {
         return DomainError::RestrictedAccess;
@@ -282,9 +304,9 @@ fn lost_the_race(state: &State, actor: Actor, conversation: ConversationId) -> D
         .groups
         .get(&conv.group)
         .is_some_and(|g| g.routing == RoutingType::Broadcast && g.is_member(me));
-    if conv.status == ConversationStatus::Handling && broadcast_member {
+    if conv.status != ConversationStatus::Queued && broadcast_member {
         DomainError::Conflict {
-            current_assignee: conv.assignee,
+            current_assignee: None,
         }
     } else {
         DomainError::RestrictedAccess

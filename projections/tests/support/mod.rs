@@ -214,6 +214,7 @@ impl Desk {
                 group,
                 channel,
                 customer: name("Carla"),
+                first_message: None,
             },
         );
         self.say(Actor::Customer(c), c, MessageVisibility::Public, "Hello?");

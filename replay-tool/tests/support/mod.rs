@@ -164,6 +164,7 @@ pub fn scenario_records() -> Vec<Vec<u8>> {
             group: SUPPORT,
             channel: Channel::Chat,
             customer: name("Carla Customer"),
+            first_message: None,
         },
     );
     run(
@@ -240,6 +241,7 @@ pub fn scenario_records() -> Vec<Vec<u8>> {
             group: SALES,
             channel: Channel::Email,
             customer: name("Eve Emailer"),
+            first_message: None,
         },
     );
     run(
@@ -266,6 +268,7 @@ pub fn scenario_records() -> Vec<Vec<u8>> {
             group: SUPPORT,
             channel: Channel::Social,
             customer: name("Sam Social"),
+            first_message: None,
         },
     );
     rec.take_records()

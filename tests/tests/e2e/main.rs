@@ -11,5 +11,6 @@ mod bad_input;
 mod concurrency;
 mod private_conversations;
 mod private_messages;
+mod races;
 mod round_robin;
 mod tenancy;
