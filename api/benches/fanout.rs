@@ -39,7 +39,8 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 const SECRET: &str = "benchmark-secret-benchmark-secret-0123456789";
 const SEND: &str = "mutation($c: ID!, $b: String!) { sendMessage(conversationId: $c, body: $b, visibility: PRIVATE) { message { __typename } } }";
-const EVENTS_LIVE: &str = "subscription($c: ID!) { conversationEvents(conversationId: $c) { __typename } }";
+const EVENTS_LIVE: &str =
+    "subscription($c: ID!) { conversationEvents(conversationId: $c) { __typename } }";
 
 fn main() {
     let subscriptions: usize = env_or("FANOUT_BENCH_SUBSCRIPTIONS", 2000);
@@ -341,7 +342,9 @@ struct Socket {
 
 impl Socket {
     async fn open(addr: SocketAddr, token: &str, conversations: &[ConversationId]) -> Socket {
-        let mut request = format!("ws://{addr}/graphql").into_client_request().unwrap();
+        let mut request = format!("ws://{addr}/graphql")
+            .into_client_request()
+            .unwrap();
         request.headers_mut().insert(
             "Sec-WebSocket-Protocol",
             HeaderValue::from_static("graphql-transport-ws"),
