@@ -15,7 +15,7 @@
 //! concerns, so the ratio stays at most 2.
 //!
 //! `FANOUT_BENCH_SUBSCRIPTIONS` (2000), `FANOUT_BENCH_PER_SOCKET` (50) and
-//! `FANOUT_BENCH_MESSAGES` (300) change the sizes.
+//! `FANOUT_BENCH_MESSAGES` (1000) change the sizes.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -45,7 +45,7 @@ const EVENTS_LIVE: &str =
 fn main() {
     let subscriptions: usize = env_or("FANOUT_BENCH_SUBSCRIPTIONS", 2000);
     let per_socket: usize = env_or("FANOUT_BENCH_PER_SOCKET", 50).max(1);
-    let messages: usize = env_or("FANOUT_BENCH_MESSAGES", 300).max(1);
+    let messages: usize = env_or("FANOUT_BENCH_MESSAGES", 1000).max(1);
     let base = bench_dir();
     println!("# Subscription fan-out benchmark\n");
     println!(
