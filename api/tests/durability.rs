@@ -117,7 +117,7 @@ async fn acknowledged_mutations_survive_sigkill_of_the_server() {
                 acknowledged.clone(),
             )));
         }
-        tokio::time::sleep(Duration::from_millis(rng.random_range(200..1200))).await;
+        tokio::time::sleep(Duration::from_millis(rng.random_range(300..1200))).await;
         server.kill();
         for task in tasks {
             task.await.unwrap();
