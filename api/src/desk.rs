@@ -35,11 +35,13 @@ use backchannel_eventlog::{
     AppendError, AppendMeta, AppendOutcome, ExpectedVersion, OpenError, RecordedEvent, SledEventLog,
 };
 use backchannel_projections::checkpoint::{self, Start};
-use backchannel_projections::{Denied, ReadModels, StoredNotification};
-use tokio::sync::{broadcast, watch};
+use backchannel_projections::{Denied, ReadModels};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::error::{ApiError, ApiResult};
+pub use crate::live::Committed;
+use crate::live::{Feed, Key, Router};
 
 /// How often a command is decided again after losing a race for one of its
 /// streams. Generous, because a company stream is shared by every directory
@@ -52,18 +54,8 @@ const COMPANY_STRIPES: usize = 64;
 /// Shortest idempotency key of `startConversation`: its retry hands out the
 /// conversation and a token for it, so the key must be unguessable.
 pub const MIN_START_KEY_CHARS: usize = 16;
-/// How many committed events a slow subscriber may fall behind.
-const LIVE_CAPACITY: usize = 4096;
 /// Longest idempotency key, in bytes.
 pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 200;
-
-/// One event as the projector applied it, for live subscriptions.
-#[derive(Debug)]
-pub struct Committed {
-    pub recorded: RecordedEvent,
-    /// The notifications this event produced (SPEC section 5).
-    pub notifications: Vec<StoredNotification>,
-}
 
 /// What a command appended (nothing when it changed nothing).
 #[derive(Debug, Default)]
@@ -85,9 +77,9 @@ pub struct Desk {
     /// The last position the projector applied; commands wait on it for
     /// read-your-writes, `/readyz` compares it with the log head.
     applied: watch::Receiver<u64>,
-    /// Applied events for subscriptions. Taken (dropped) at shutdown so that
-    /// every live stream ends.
-    live: Mutex<Option<broadcast::Sender<Arc<Committed>>>>,
+    /// Applied events for subscriptions, routed by conversation, recipient
+    /// and company. Closed at shutdown so that every live stream ends.
+    live: Arc<Router>,
     projector: Mutex<Option<JoinHandle<()>>>,
     /// How the read models were built when the desk opened.
     start: Start,
@@ -167,18 +159,18 @@ impl Desk {
         }
         let (applied_tx, applied) = watch::channel(models.position());
         let models = Arc::new(RwLock::new(models));
-        let (live_tx, _) = broadcast::channel(LIVE_CAPACITY);
+        let live = Router::new();
         let projector = tokio::spawn(project(
             log.clone(),
             models.clone(),
             applied_tx,
-            live_tx.clone(),
+            live.clone(),
         ));
         Ok(Arc::new(Desk {
             log,
             models,
             applied,
-            live: Mutex::new(Some(live_tx)),
+            live,
             projector: Mutex::new(Some(projector)),
             start,
             company_turns: (0..COMPANY_STRIPES)
@@ -243,13 +235,15 @@ impl Desk {
         self.wait_applied(self.log.head()).await
     }
 
-    /// A receiver of events as they are applied; `None` after shutdown.
-    pub fn subscribe(&self) -> Option<broadcast::Receiver<Arc<Committed>>> {
-        self.live
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_ref()
-            .map(broadcast::Sender::subscribe)
+    /// The events routed to `keys` as they are applied (see [`crate::live`]);
+    /// `None` after shutdown.
+    pub fn subscribe(&self, keys: &[Key]) -> Option<Feed> {
+        self.live.subscribe(keys)
+    }
+
+    /// The live subscriptions' router (its counts, for tests and metrics).
+    pub fn live(&self) -> &Router {
+        &self.live
     }
 
     /// Runs a command (see the module docs). `operation` names the mutation, so
@@ -453,10 +447,7 @@ impl Desk {
                 tracing::warn!("the projector did not stop in time");
             }
         }
-        self.live
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
+        self.live.close();
         self.save_checkpoint().await;
     }
 
@@ -489,7 +480,7 @@ async fn project(
     log: SledEventLog,
     models: Arc<RwLock<ReadModels>>,
     applied: watch::Sender<u64>,
-    live: broadcast::Sender<Arc<Committed>>,
+    live: Arc<Router>,
 ) {
     let from = models
         .read()
@@ -513,11 +504,10 @@ async fn project(
         match result {
             Ok(done) => {
                 applied.send_replace(recorded.envelope.position);
-                // No subscriber is fine.
-                let _ = live.send(Arc::new(Committed {
+                live.deliver(Committed {
                     recorded,
                     notifications: done.notifications,
-                }));
+                });
             }
             Err(err) => {
                 tracing::error!(%err, "a projection refused an event; projections stop");

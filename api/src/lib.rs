@@ -37,6 +37,7 @@ pub mod desk;
 pub mod error;
 pub mod graphql;
 pub mod http;
+pub mod live;
 pub mod log_export;
 pub mod report;
 pub mod secret;

@@ -5,6 +5,12 @@
 //! overview, subscriptions, notification payloads, reports, the replay tool —
 //! must ask [`conversation_access`] (directly, or through [`State::access`]).
 //! A path that answers the question any other way is a bug.
+//!
+//! Live subscriptions mirror one fact about this policy for speed (the api's
+//! `live.rs` routes events by it): access to conversation C changes only by
+//! C's own events and by its company's stream events (staff, roles,
+//! permissions, groups, privacy settings), never by another conversation's.
+//! `tests/properties.rs` checks it on random command sequences.
 
 use std::fmt;
 

@@ -390,6 +390,41 @@ fn check_events(before: &State, events: &[Event]) {
     }
 }
 
+/// What live subscriptions are routed by (the api's `live.rs`): the events of
+/// conversation X's stream change neither who is active staff (with which role
+/// and permissions) nor who may view any conversation other than X. So a
+/// conversation's own events and its company's stream events are the only
+/// ones after which a subscriber's access to it must be checked again.
+fn check_only_own_and_company_events_change_access(
+    before: &State,
+    after: &State,
+    events: &[Event],
+) {
+    let Some(StreamId::Conversation(changed)) = events.first().map(Event::stream) else {
+        return;
+    };
+    assert!(
+        events
+            .iter()
+            .all(|e| e.stream() == StreamId::Conversation(changed))
+    );
+    for (id, staff) in &before.staff {
+        let now = after.staff.get(id);
+        assert_eq!(
+            now.map(|s| (s.active, s.role, &s.permissions)),
+            Some((staff.active, staff.role, &staff.permissions)),
+            "an event of {changed:?} changed staff {id:?}"
+        );
+        for conversation in before.conversations.keys().filter(|c| **c != changed) {
+            assert_eq!(
+                after.access(*id, *conversation),
+                before.access(*id, *conversation),
+                "an event of {changed:?} changed what {id:?} may see of {conversation:?}"
+            );
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
@@ -404,9 +439,11 @@ proptest! {
             let (actor, command) = to_command(&w, &pools, op);
             if let Ok(events) = decide(&live, &command, actor) {
                 check_events(&live, &events);
+                let before = live.clone();
                 for event in &events {
                     live.apply(event);
                 }
+                check_only_own_and_company_events_change_access(&before, &live, &events);
                 log.extend(events);
             }
             check_no_agent_sees_anothers_private_conversation(&live);

@@ -4,13 +4,12 @@ use async_graphql::{Context, Subscription as GqlSubscription};
 use backchannel_domain::StreamId;
 use futures_util::Stream;
 use futures_util::stream::unfold;
-use tokio::sync::broadcast::Receiver;
-use tokio::sync::broadcast::error::RecvError;
 
 use crate::context::{customer_conversation, shared};
 use crate::customer::types::{CustomerMessage, message};
-use crate::desk::{Committed, Desk};
+use crate::desk::Desk;
 use crate::error::{ApiError, ApiResult};
+use crate::live::{Feed, Key};
 
 pub struct Subscription;
 
@@ -23,17 +22,19 @@ impl Subscription {
     ) -> Result<impl Stream<Item = ApiResult<CustomerMessage>> + use<>, ApiError> {
         let conversation = customer_conversation(ctx)?;
         let desk = shared(ctx)?.desk.clone();
-        let rx = desk.subscribe().ok_or(ApiError::ShuttingDown)?;
+        // Only its conversation's events are routed to it.
+        let rx = desk
+            .subscribe(&[Key::Conversation(conversation)])
+            .ok_or(ApiError::ShuttingDown)?;
         let stream = StreamId::Conversation(conversation);
         Ok(unfold(
             Some((rx, desk)),
-            move |live: Option<(Receiver<Arc<Committed>>, Arc<Desk>)>| async move {
+            move |live: Option<(Feed, Arc<Desk>)>| async move {
                 let (mut rx, desk) = live?;
                 loop {
-                    let committed = match rx.recv().await {
+                    let committed = match rx.next().await? {
                         Ok(committed) => committed,
-                        Err(RecvError::Lagged(_)) => return Some((Err(ApiError::Lagged), None)),
-                        Err(RecvError::Closed) => return None,
+                        Err(_) => return Some((Err(ApiError::Lagged), None)),
                     };
                     if committed.recorded.event.stream() != stream {
                         continue;

@@ -1,7 +1,10 @@
-//! The staff schema's subscriptions. Every event re-checks, against the state
-//! after that event, that the subscriber is still active staff (else the
-//! stream ends with `UNAUTHENTICATED`) and still may view the conversation
-//! (else it ends with `RESTRICTED_ACCESS`).
+//! The staff schema's subscriptions. Each listens to the events routed to it
+//! (see [`crate::live`]): its conversation's or its notifications, and every
+//! company-stream event of the subscriber's company, the only other events
+//! that can change who may view a conversation or who is active staff. Every
+//! such event re-checks, against the state after it, that the subscriber is
+//! still active staff (else the stream ends with `UNAUTHENTICATED`) and still
+//! may view the conversation (else it ends with `RESTRICTED_ACCESS`).
 
 use std::sync::Arc;
 
@@ -10,22 +13,21 @@ use backchannel_domain::StreamId;
 use backchannel_domain::ids::ConversationId;
 use futures_util::Stream;
 use futures_util::stream::unfold;
-use tokio::sync::broadcast::Receiver;
-use tokio::sync::broadcast::error::RecvError;
 
 use crate::auth::StaffIdentity;
 use crate::context::{Me, check_staff, me, shared};
 use crate::desk::{Committed, Desk};
 use crate::error::{ApiError, ApiResult};
 use crate::graphql::ids::parse;
+use crate::live::{Feed, Key};
 use crate::staff::conversation::{denied, load};
 use crate::staff::notification::Notification;
 use crate::staff::timeline::TimelineItem;
 
 pub struct Subscription;
 
-type Live = (Receiver<Arc<Committed>>, Arc<Desk>);
-type LiveNotifications = (Receiver<Arc<Committed>>, Arc<Desk>, Vec<Notification>);
+type Live = (Feed, Arc<Desk>);
+type LiveNotifications = (Feed, Arc<Desk>, Vec<Notification>);
 
 fn still_me(desk: &Desk, me: Me) -> ApiResult<()> {
     check_staff(
@@ -39,12 +41,10 @@ fn still_me(desk: &Desk, me: Me) -> ApiResult<()> {
 }
 
 /// The next committed event, or the error that ends the stream.
-async fn next(rx: &mut Receiver<Arc<Committed>>) -> Option<ApiResult<Arc<Committed>>> {
-    match rx.recv().await {
-        Ok(committed) => Some(Ok(committed)),
-        Err(RecvError::Lagged(_)) => Some(Err(ApiError::Lagged)),
-        Err(RecvError::Closed) => None,
-    }
+async fn next(feed: &mut Feed) -> Option<ApiResult<Arc<Committed>>> {
+    feed.next()
+        .await
+        .map(|next| next.map_err(|_| ApiError::Lagged))
 }
 
 #[GqlSubscription]
@@ -59,7 +59,9 @@ impl Subscription {
         let conversation: ConversationId = parse(&conversation_id)?;
         let desk = shared(ctx)?.desk.clone();
         // Subscribe before checking, so nothing committed in between is lost.
-        let rx = desk.subscribe().ok_or(ApiError::ShuttingDown)?;
+        let rx = desk
+            .subscribe(&[Key::Conversation(conversation), Key::Company(me.company)])
+            .ok_or(ApiError::ShuttingDown)?;
         load(ctx, me, conversation)?;
         let stream = StreamId::Conversation(conversation);
         Ok(unfold(
@@ -95,7 +97,9 @@ impl Subscription {
     ) -> Result<impl Stream<Item = ApiResult<Notification>> + use<>, ApiError> {
         let me = me(ctx)?;
         let desk = shared(ctx)?.desk.clone();
-        let rx = desk.subscribe().ok_or(ApiError::ShuttingDown)?;
+        let rx = desk
+            .subscribe(&[Key::Recipient(me.id), Key::Company(me.company)])
+            .ok_or(ApiError::ShuttingDown)?;
         let pending: Vec<Notification> = Vec::new();
         Ok(unfold(
             Some((rx, desk, pending)),

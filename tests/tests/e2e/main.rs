@@ -9,6 +9,7 @@ mod support;
 mod authorization;
 mod bad_input;
 mod concurrency;
+mod live_routing;
 mod private_conversations;
 mod private_messages;
 mod races;

@@ -102,6 +102,12 @@ impl TestServer {
         self.desk.log().head()
     }
 
+    /// The desk's router of live subscriptions (what is registered, and how
+    /// many times events were handed to subscriptions).
+    pub fn live(&self) -> &backchannel_api::live::Router {
+        self.desk.live()
+    }
+
     pub async fn staff(&self, token: &str, query: &str, variables: Value) -> Reply {
         let body = json!({ "query": query, "variables": variables }).to_string();
         self.post("/graphql", Some(token), body.as_bytes()).await
