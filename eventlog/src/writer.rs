@@ -7,8 +7,9 @@
 //! encodes the accepted ones with gapless positions and the hash chain into
 //! chunks of at most [`CHUNK_TARGET_BYTES`], applies the chunks in one sled batch
 //! (O(1) keys per group, not per event) and adds the appends to the indexes. It then hands the group to the *syncer* thread,
-//! which flushes sled, fsyncs its files, publishes the new committed head and only
-//! then answers the group's callers. While the syncer waits for the disk, the
+//! which flushes sled, fsyncs its files, records the new committed head in the
+//! store's `HEAD` (fdatasync), publishes it and only then answers the group's
+//! callers. While the syncer waits for the disk, the
 //! sequencer already builds and applies the next group, so the CPU work of one
 //! group overlaps the fsync of the previous one; the syncer covers every group
 //! handed over meanwhile with one flush + fsync.
@@ -484,7 +485,8 @@ fn fail_all(answers: Vec<(Reply, Result<AppendOutcome, AppendError>)>, err: &Sto
     }
 }
 
-/// Makes applied groups durable, publishes the committed head, answers callers.
+/// Makes applied groups durable, records the committed head (`HEAD`, see
+/// `head.rs`), publishes it, answers callers.
 struct SyncStage {
     db: sled::Db,
     syncer: Syncer,
@@ -500,13 +502,18 @@ impl SyncStage {
         while let Ok(first) = applied.recv() {
             groups.push(first);
             groups.extend(applied.try_iter());
-            if groups.iter().any(|g| g.wrote) {
+            let last_head = groups.last().map(|g| g.head);
+            if let Some(head) = last_head.filter(|_| groups.iter().any(|g| g.wrote)) {
+                // sled's records first, then the head record naming them,
+                // then the answers: an acknowledged append is always covered
+                // by `HEAD`, and `HEAD` never names what is not durable.
                 let synced = self
                     .db
                     .flush()
                     .map(|_| ())
                     .map_err(StorageError::from)
-                    .and_then(|()| self.syncer.sync());
+                    .and_then(|()| self.syncer.sync())
+                    .and_then(|()| self.syncer.record_head(head));
                 if let Err(err) = synced {
                     let err = self.failure.get_or_init(|| err).clone();
                     tracing::error!(error = %err, "event log fsync failed; the writer stops");
