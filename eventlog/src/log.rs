@@ -139,6 +139,7 @@ impl SledEventLog {
         let handle = writer::spawn(
             opened.db.clone(),
             opened.syncer,
+            opened.head_file,
             head,
             indexes.clone(),
             committed_tx,

@@ -98,8 +98,10 @@ fn wait_for_sled_lock(path: &Path, db_file: &Path) -> Result<(), OpenError> {
 /// An open, locked store. Dropping it releases the lock (the `lock` field).
 pub(crate) struct OpenedStore {
     pub(crate) db: sled::Db,
-    /// Also owns the head record, which it writes after each sync.
     pub(crate) syncer: Syncer,
+    /// The committed head record; the writer's head stage writes it after
+    /// each sync.
+    pub(crate) head_file: HeadFile,
     pub(crate) lock: File,
     /// The committed head as `HEAD` recorded it when the store was opened.
     pub(crate) recorded: ChainHead,
@@ -176,10 +178,11 @@ pub(crate) fn open(path: &Path) -> Result<OpenedStore, OpenError> {
             });
         }
     };
-    let syncer = Syncer::new(&sled_path, head_file).map_err(io)?;
+    let syncer = Syncer::new(&sled_path).map_err(io)?;
     let mut opened = OpenedStore {
         db,
         syncer,
+        head_file,
         lock,
         recorded,
         legacy: marker == Marker::Legacy,
@@ -208,7 +211,7 @@ pub(crate) fn settle_head(
         source,
     };
     if head.position != opened.recorded.position || head.hash != opened.recorded.hash {
-        opened.syncer.head.record(head).map_err(io)?;
+        opened.head_file.record(head).map_err(io)?;
         opened.recorded = head;
     }
     if opened.legacy {
@@ -261,21 +264,23 @@ pub(crate) fn reopen(path: &Path, opened: OpenedStore) -> Result<OpenedStore, Op
     let OpenedStore {
         db,
         syncer,
+        head_file,
         lock,
         recorded,
         legacy,
     } = opened;
-    let head_file = syncer.head;
+    drop(syncer);
     drop(db);
     let sled_path = path.join(SLED_DIR);
     let db = open_sled(path, &sled_path)?;
-    let syncer = Syncer::new(&sled_path, head_file).map_err(|source| OpenError::Io {
+    let syncer = Syncer::new(&sled_path).map_err(|source| OpenError::Io {
         path: path.to_owned(),
         source,
     })?;
     Ok(OpenedStore {
         db,
         syncer,
+        head_file,
         lock,
         recorded,
         legacy,
@@ -413,8 +418,6 @@ fn sync_path(path: &Path) -> std::io::Result<()> {
 /// reader thread consolidating a page may be writing one while we list them, so
 /// we remember each blob's length when we synced it and sync again if it grew.
 pub(crate) struct Syncer {
-    /// The committed head record, written by [`Syncer::record_head`].
-    pub(crate) head: HeadFile,
     db_file: File,
     blobs_dir_path: PathBuf,
     blobs_dir: File,
@@ -423,10 +426,9 @@ pub(crate) struct Syncer {
 }
 
 impl Syncer {
-    fn new(sled_path: &Path, head: HeadFile) -> std::io::Result<Self> {
+    fn new(sled_path: &Path) -> std::io::Result<Self> {
         let blobs_dir_path = sled_path.join("blobs");
         let mut syncer = Syncer {
-            head,
             db_file: File::open(sled_path.join("db"))?,
             blobs_dir: File::open(&blobs_dir_path)?,
             blobs_dir_path,
@@ -440,13 +442,6 @@ impl Syncer {
     pub(crate) fn sync(&mut self) -> Result<(), StorageError> {
         self.db_file.sync_data()?;
         self.sync_new_blobs()?;
-        Ok(())
-    }
-
-    /// Records `head` as the committed head, durably. Only after
-    /// [`Syncer::sync`] made every record up to it durable.
-    pub(crate) fn record_head(&mut self, head: ChainHead) -> Result<(), StorageError> {
-        self.head.record(head)?;
         Ok(())
     }
 
