@@ -13,12 +13,12 @@
 //! must change its kind, and a checkpoint of another kind is refused rather
 //! than decoded.
 //!
-//! # File format (checkpoint format 1)
+//! # File format (checkpoint format 2)
 //!
 //! | offset | size | field |
 //! |-------:|-----:|-------|
 //! | 0 | 23 | magic `backchannel-checkpoint\n` |
-//! | 23 | 1 | checkpoint format (`1`) |
+//! | 23 | 1 | checkpoint format (`2`; `1` is still read) |
 //! | 24 | 1 | codec version of the payload ([`codec::CODEC_VERSION`]) |
 //! | 25 | 1 | length `k` of the kind |
 //! | 26 | k | kind, UTF-8 |
@@ -26,7 +26,14 @@
 //! | 34+k | 32 | hash of the record at that position |
 //! | 66+k | 8 | payload length `n` (u64 BE) |
 //! | 74+k | 32 | seal: blake3 of the header's bytes before it and the payload's blake3 |
-//! | 106+k | n | payload ([`codec::encode_checkpoint`]) |
+//! | 106+k | 32 | MAC of the seal with the server's head key (see `mac.rs`); zeros when written without a key |
+//! | 138+k | n | payload ([`codec::encode_checkpoint`]) |
+//!
+//! Format 1 is the same without the MAC (the payload at `106+k`): read, and
+//! reported as not authenticated. The seal catches damage; the MAC, which
+//! covers the seal and so the head and the payload, shows the server wrote
+//! it. A checkpoint whose MAC the key does not verify is refused
+//! ([`CheckpointError::Unauthentic`]): the caller rebuilds from the log.
 //!
 //! A checkpoint is written to a temporary file, fsynced, renamed over the old
 //! one and its directory fsynced, so a crash leaves the old checkpoint or the
@@ -43,10 +50,13 @@ use crate::codec::{self, CodecError};
 use crate::envelope::Hash;
 use crate::error::Error;
 use crate::log::SledEventLog;
+use crate::mac::HeadKey;
 
 const MAGIC: &[u8; 23] = b"backchannel-checkpoint\n";
-/// The checkpoint file format this build writes and reads.
-pub const CHECKPOINT_FORMAT: u8 = 1;
+/// The checkpoint file format this build writes (it reads 1 too).
+pub const CHECKPOINT_FORMAT: u8 = 2;
+/// The format before the MAC.
+const UNAUTHENTICATED_FORMAT: u8 = 1;
 /// The directory under the store that holds checkpoints.
 pub(crate) const CHECKPOINT_DIR: &str = "checkpoints";
 const IO_BUFFER: usize = 256 * 1024;
@@ -65,6 +75,9 @@ pub struct ResumePoint {
 pub struct Checkpoint<T> {
     pub after: ResumePoint,
     pub value: T,
+    /// Whether its MAC was checked with the key and verified (false: read
+    /// without a key, written without one, or checkpoint format 1).
+    pub authenticated: bool,
 }
 
 /// What [`SledEventLog::save_checkpoint`] wrote.
@@ -114,6 +127,11 @@ pub enum CheckpointError {
         found: String,
         expected: String,
     },
+    #[error(
+        "{path} was not written by this server (its MAC does not verify with this server's \
+         key): forged, or the secret changed"
+    )]
+    Unauthentic { path: PathBuf },
     #[error("{path} is damaged: {problem}")]
     Damaged { path: PathBuf, problem: String },
     #[error("the checkpoint {path} does not encode or decode: {source}")]
@@ -127,8 +145,9 @@ pub enum CheckpointError {
 impl SledEventLog {
     /// Saves `value`, the state of a read model that has applied this log up to
     /// `position` (committed, ≥ 1), as the checkpoint `name` of this store,
-    /// replacing the previous one durably. Blocking: writes and fsyncs the
-    /// whole value.
+    /// replacing the previous one durably, authenticated with the log's head
+    /// key if it has one ([`SledEventLog::set_head_key`]). Blocking: writes
+    /// and fsyncs the whole value.
     pub fn save_checkpoint<T: Serialize>(
         &self,
         name: &str,
@@ -153,7 +172,7 @@ impl SledEventLog {
             move |source| CheckpointError::Io { path, source }
         };
         fs::create_dir_all(&dir).map_err(io(&dir))?;
-        let bytes = write_file(&tmp, kind, after, value)?;
+        let bytes = write_file(&tmp, kind, after, value, self.head_key())?;
         fs::rename(&tmp, &path).map_err(io(&path))?;
         File::open(&dir)
             .and_then(|d| d.sync_all())
@@ -163,17 +182,29 @@ impl SledEventLog {
 
     /// Reads the checkpoint `name` of the store at `store` (before the store is
     /// opened: its position says where [`SledEventLog::open_resuming`] starts).
-    /// `Ok(None)` when there is none. Blocking.
+    /// `Ok(None)` when there is none. Blocking. Its MAC is not checked.
     pub fn load_checkpoint<T: DeserializeOwned>(
         store: impl AsRef<Path>,
         name: &str,
         kind: &str,
     ) -> Result<Option<Checkpoint<T>>, CheckpointError> {
+        Self::load_checkpoint_keyed(store, name, kind, None)
+    }
+
+    /// [`SledEventLog::load_checkpoint`], checking its MAC with `key`: a
+    /// checkpoint carrying a MAC the key does not verify is
+    /// [`CheckpointError::Unauthentic`].
+    pub fn load_checkpoint_keyed<T: DeserializeOwned>(
+        store: impl AsRef<Path>,
+        name: &str,
+        kind: &str,
+        key: Option<&HeadKey>,
+    ) -> Result<Option<Checkpoint<T>>, CheckpointError> {
         check_name(name)?;
         check_kind(kind)?;
         let path = store.as_ref().join(CHECKPOINT_DIR).join(name);
         match File::open(&path) {
-            Ok(file) => read_file(&path, file, kind).map(Some),
+            Ok(file) => read_file(&path, file, kind, key).map(Some),
             Err(err) if err.kind() == ErrorKind::NotFound => Ok(None),
             Err(source) => Err(CheckpointError::Io { path, source }),
         }
@@ -202,7 +233,7 @@ fn check_kind(kind: &str) -> Result<(), CheckpointError> {
 
 /// The header up to (not including) its seal.
 fn header_fields(kind: &str, after: ResumePoint, payload_len: u64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(106 + kind.len());
+    let mut out = Vec::with_capacity(138 + kind.len());
     out.extend_from_slice(MAGIC);
     out.push(CHECKPOINT_FORMAT);
     out.push(codec::CODEC_VERSION);
@@ -250,6 +281,7 @@ fn write_file<T: Serialize>(
     kind: &str,
     after: ResumePoint,
     value: &T,
+    key: Option<&HeadKey>,
 ) -> Result<u64, CheckpointError> {
     let io = |source| CheckpointError::Io {
         path: path.to_owned(),
@@ -257,7 +289,7 @@ fn write_file<T: Serialize>(
     };
     let mut file = File::create(path).map_err(io)?;
     file.write_all(&header_fields(kind, after, 0))
-        .and_then(|()| file.write_all(&[0; 32]))
+        .and_then(|()| file.write_all(&[0; 64]))
         .map_err(io)?;
     let mut out = BufWriter::with_capacity(
         IO_BUFFER,
@@ -279,6 +311,7 @@ fn write_file<T: Serialize>(
     let mut header = header_fields(kind, after, len);
     let sealed = seal(&header, &hasher.finalize());
     header.extend_from_slice(&sealed);
+    header.extend_from_slice(&key.map_or([0; 32], |key| key.checkpoint_mac(&sealed)));
     file.seek(SeekFrom::Start(0)).map_err(io)?;
     file.write_all(&header).map_err(io)?;
     file.sync_all().map_err(io)?;
@@ -289,6 +322,7 @@ fn read_file<T: DeserializeOwned>(
     path: &Path,
     mut file: File,
     expected_kind: &str,
+    key: Option<&HeadKey>,
 ) -> Result<Checkpoint<T>, CheckpointError> {
     let io = |source| CheckpointError::Io {
         path: path.to_owned(),
@@ -306,14 +340,16 @@ fn read_file<T: DeserializeOwned>(
         });
     }
     let (format, codec_version, kind_len) = (fixed[23], fixed[24], usize::from(fixed[25]));
-    if format != CHECKPOINT_FORMAT || codec_version != codec::CODEC_VERSION {
+    let known = format == CHECKPOINT_FORMAT || format == UNAUTHENTICATED_FORMAT;
+    if !known || codec_version != codec::CODEC_VERSION {
         return Err(CheckpointError::UnsupportedFormat {
             path: path.to_owned(),
             format,
             codec: codec_version,
         });
     }
-    let mut rest = vec![0u8; kind_len + 80];
+    let mac_len = if format == CHECKPOINT_FORMAT { 32 } else { 0 };
+    let mut rest = vec![0u8; kind_len + 80 + mac_len];
     if read_exactly(&mut file, &mut rest).map_err(io)? < rest.len() {
         return Err(damaged("the header is truncated"));
     }
@@ -330,8 +366,9 @@ fn read_file<T: DeserializeOwned>(
     let (position, rest) = split_u64(rest);
     let (hash, rest) = split_hash(rest);
     let (payload_len, rest) = split_u64(rest);
-    let (sealed, _) = split_hash(rest);
-    let payload_at = 106 + kind_len as u64;
+    let (sealed, rest) = split_hash(rest);
+    let mac = (mac_len > 0).then(|| split_hash(rest).0);
+    let payload_at = 106 + (kind_len + mac_len) as u64;
     if file_len.checked_sub(payload_at) != Some(payload_len) {
         return Err(damaged("its length does not match its header"));
     }
@@ -345,6 +382,19 @@ fn read_file<T: DeserializeOwned>(
     if seal(&fields, &hasher.finalize()) != sealed {
         return Err(damaged("it does not match its seal"));
     }
+    let mac = mac.filter(|mac| *mac != [0; 32]);
+    let authenticated = match (key, mac) {
+        (Some(key), Some(mac)) => {
+            let expected = blake3::Hash::from_bytes(key.checkpoint_mac(&sealed));
+            if expected != blake3::Hash::from_bytes(mac) {
+                return Err(CheckpointError::Unauthentic {
+                    path: path.to_owned(),
+                });
+            }
+            true
+        }
+        _ => false,
+    };
     file.seek(SeekFrom::Start(payload_at)).map_err(io)?;
     let mut payload = BufReader::with_capacity(IO_BUFFER, file.take(payload_len));
     let value =
@@ -358,6 +408,7 @@ fn read_file<T: DeserializeOwned>(
     Ok(Checkpoint {
         after: ResumePoint { position, hash },
         value,
+        authenticated,
     })
 }
 
