@@ -25,12 +25,13 @@
 //! | 26+k | 8 | position (u64 BE) |
 //! | 34+k | 32 | hash of the record at that position |
 //! | 66+k | 8 | payload length `n` (u64 BE) |
-//! | 74+k | 32 | seal: blake3 of the header's bytes before it and the payload's blake3 |
-//! | 106+k | 32 | MAC of the seal with the server's head key (see `mac.rs`); zeros when written without a key |
-//! | 138+k | n | payload ([`codec::encode_checkpoint`]) |
+//! | 74+k | 1 | flags: bit 0 set when the MAC is present; other bits `0` |
+//! | 75+k | 32 | seal: blake3 of the header's bytes before it and the payload's blake3 |
+//! | 107+k | 32 | MAC of the seal with the server's head key (see `mac.rs`); zeros when written without a key |
+//! | 139+k | n | payload ([`codec::encode_checkpoint`]) |
 //!
-//! Format 1 is the same without the MAC (the payload at `106+k`): read, and
-//! reported as not authenticated. The seal catches damage; the MAC, which
+//! Format 1 has neither flags nor MAC (the seal at `74+k`, the payload at
+//! `106+k`): read, and reported as not authenticated. The seal catches damage; the MAC, which
 //! covers the seal and so the head and the payload, shows the server wrote
 //! it. A checkpoint whose MAC the key does not verify is refused
 //! ([`CheckpointError::Unauthentic`]): the caller rebuilds from the log.
@@ -232,8 +233,8 @@ fn check_kind(kind: &str) -> Result<(), CheckpointError> {
 }
 
 /// The header up to (not including) its seal.
-fn header_fields(kind: &str, after: ResumePoint, payload_len: u64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(138 + kind.len());
+fn header_fields(kind: &str, after: ResumePoint, payload_len: u64, flags: u8) -> Vec<u8> {
+    let mut out = Vec::with_capacity(139 + kind.len());
     out.extend_from_slice(MAGIC);
     out.push(CHECKPOINT_FORMAT);
     out.push(codec::CODEC_VERSION);
@@ -243,8 +244,12 @@ fn header_fields(kind: &str, after: ResumePoint, payload_len: u64) -> Vec<u8> {
     out.extend_from_slice(&after.position.to_be_bytes());
     out.extend_from_slice(&after.hash);
     out.extend_from_slice(&payload_len.to_be_bytes());
+    out.push(flags);
     out
 }
+
+/// Flag bit: the checkpoint carries a MAC.
+const FLAG_MAC: u8 = 1;
 
 /// What the header ends with: covers every header field and the payload, so a
 /// flipped position is caught like a flipped payload byte.
@@ -288,7 +293,8 @@ fn write_file<T: Serialize>(
         source,
     };
     let mut file = File::create(path).map_err(io)?;
-    file.write_all(&header_fields(kind, after, 0))
+    let flags = if key.is_some() { FLAG_MAC } else { 0 };
+    file.write_all(&header_fields(kind, after, 0, flags))
         .and_then(|()| file.write_all(&[0; 64]))
         .map_err(io)?;
     let mut out = BufWriter::with_capacity(
@@ -308,7 +314,7 @@ fn write_file<T: Serialize>(
         hasher,
         len,
     } = out.into_inner().map_err(|err| io(err.into_error()))?;
-    let mut header = header_fields(kind, after, len);
+    let mut header = header_fields(kind, after, len, flags);
     let sealed = seal(&header, &hasher.finalize());
     header.extend_from_slice(&sealed);
     header.extend_from_slice(&key.map_or([0; 32], |key| key.checkpoint_mac(&sealed)));
@@ -348,13 +354,18 @@ fn read_file<T: DeserializeOwned>(
             codec: codec_version,
         });
     }
-    let mac_len = if format == CHECKPOINT_FORMAT { 32 } else { 0 };
-    let mut rest = vec![0u8; kind_len + 80 + mac_len];
+    // Format 2 adds the flags byte (sealed) and the MAC (after the seal).
+    let (flags_len, mac_len) = if format == CHECKPOINT_FORMAT {
+        (1, 32)
+    } else {
+        (0, 0)
+    };
+    let mut rest = vec![0u8; kind_len + 80 + flags_len + mac_len];
     if read_exactly(&mut file, &mut rest).map_err(io)? < rest.len() {
         return Err(damaged("the header is truncated"));
     }
     let mut fields = fixed.to_vec();
-    fields.extend_from_slice(&rest[..kind_len + 48]);
+    fields.extend_from_slice(&rest[..kind_len + 48 + flags_len]);
     let (kind, rest) = rest.split_at(kind_len);
     if kind != expected_kind.as_bytes() {
         return Err(CheckpointError::OtherKind {
@@ -366,9 +377,11 @@ fn read_file<T: DeserializeOwned>(
     let (position, rest) = split_u64(rest);
     let (hash, rest) = split_hash(rest);
     let (payload_len, rest) = split_u64(rest);
+    let (flags, rest) = rest.split_at(flags_len);
+    let flags = flags.first().copied().unwrap_or(0);
     let (sealed, rest) = split_hash(rest);
     let mac = (mac_len > 0).then(|| split_hash(rest).0);
-    let payload_at = 106 + (kind_len + mac_len) as u64;
+    let payload_at = 106 + (kind_len + flags_len + mac_len) as u64;
     if file_len.checked_sub(payload_at) != Some(payload_len) {
         return Err(damaged("its length does not match its header"));
     }
@@ -382,7 +395,18 @@ fn read_file<T: DeserializeOwned>(
     if seal(&fields, &hasher.finalize()) != sealed {
         return Err(damaged("it does not match its seal"));
     }
-    let mac = mac.filter(|mac| *mac != [0; 32]);
+    // The flags are sealed; the MAC is not (it covers the seal), so one that
+    // the flags say is absent must be zeros.
+    if flags & !FLAG_MAC != 0 {
+        return Err(damaged("unknown header flags"));
+    }
+    let mac = match mac {
+        Some(mac) if flags & FLAG_MAC != 0 => Some(mac),
+        Some(mac) if mac != [0; 32] => {
+            return Err(damaged("a MAC where its header says there is none"));
+        }
+        _ => None,
+    };
     let authenticated = match (key, mac) {
         (Some(key), Some(mac)) => {
             let expected = blake3::Hash::from_bytes(key.checkpoint_mac(&sealed));

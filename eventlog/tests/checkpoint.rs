@@ -11,7 +11,7 @@ use std::path::Path;
 
 use backchannel_domain::ids::CommandId;
 use backchannel_eventlog::{
-    CheckpointError, ExpectedVersion, OpenError, RecordedEvent, ResumePoint, SledEventLog,
+    CheckpointError, ExpectedVersion, HeadKey, OpenError, RecordedEvent, ResumePoint, SledEventLog,
 };
 use support::{conversation, message, meta_for, opened, stream};
 
@@ -279,4 +279,42 @@ async fn damaged_foreign_and_missing_checkpoints_are_errors_not_values() {
         .collect();
     assert_eq!(leftovers, [NAME], "no temporary file left behind");
     log.close().unwrap();
+}
+
+/// A checkpoint written by a log holding the server's key carries a MAC of
+/// its seal: read with that key it is authenticated; with another key it is
+/// `Unauthentic`; every flipped byte, the MAC's included, is an error.
+#[tokio::test]
+async fn a_keyed_checkpoint_is_authenticated_and_every_flip_is_caught() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = SledEventLog::open(dir.path()).unwrap();
+    append_events(&log, 0, 6).await;
+    let key = HeadKey::from_secret(b"the server's secret, 32 bytes or more");
+    log.set_head_key(key.clone()).unwrap();
+    log.save_checkpoint(NAME, KIND, 6, &model_up_to(&log, 6))
+        .unwrap();
+    log.close().unwrap();
+    let load = |key: &HeadKey| {
+        SledEventLog::load_checkpoint_keyed::<Model>(dir.path(), NAME, KIND, Some(key))
+    };
+    let found = load(&key).unwrap().unwrap();
+    assert!(found.authenticated);
+    assert_eq!(found.after.position, 6);
+    let other = HeadKey::from_secret(b"another server's secret, 32 bytes long");
+    assert!(matches!(
+        load(&other),
+        Err(CheckpointError::Unauthentic { .. })
+    ));
+    // Without a key it still reads (as not authenticated).
+    let unchecked = SledEventLog::load_checkpoint::<Model>(dir.path(), NAME, KIND)
+        .unwrap()
+        .unwrap();
+    assert!(!unchecked.authenticated);
+    let good = std::fs::read(checkpoint_file(dir.path())).unwrap();
+    for at in 0..good.len() {
+        let mut bad = good.clone();
+        bad[at] ^= 0x20;
+        std::fs::write(checkpoint_file(dir.path()), &bad).unwrap();
+        assert!(load(&key).is_err(), "a flipped byte at {at} was accepted");
+    }
 }
