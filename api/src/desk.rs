@@ -104,7 +104,14 @@ impl Desk {
     /// checkpoint the last clean shutdown saved, replaying only the events
     /// after it, or else from the whole log (blocking: linear in the events
     /// replayed). Then starts projecting what is appended from there on.
-    pub fn open(store_dir: &std::path::Path) -> Result<Arc<Desk>, OpenError> {
+    ///
+    /// `key` authenticates the head in checkpoints and exports (see
+    /// `log_export`); a checkpoint ahead of the log, or a log shorter or
+    /// different than its committed head, fails the open.
+    pub fn open(
+        store_dir: &std::path::Path,
+        key: &backchannel_eventlog::HeadKey,
+    ) -> Result<Arc<Desk>, OpenError> {
         let started = std::time::Instant::now();
         // The catch-up runs on a thread of its own that ends with it. The
         // allocator (mimalloc) gives a thread's freed memory back to the
@@ -115,10 +122,12 @@ impl Desk {
             std::thread::Builder::new()
                 .name("catch-up".to_owned())
                 .spawn_scoped(scope, || {
-                    checkpoint::open_with_read_models(store_dir).map(|(log, mut models, start)| {
-                        models.shrink_to_fit();
-                        (log, models, start)
-                    })
+                    checkpoint::open_with_read_models(store_dir, Some(key)).map(
+                        |(log, mut models, start)| {
+                            models.shrink_to_fit();
+                            (log, models, start)
+                        },
+                    )
                 })
                 .map(|thread| thread.join())
         });

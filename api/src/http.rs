@@ -49,6 +49,7 @@ pub fn router(state: AppState, graphiql: bool) -> Router {
         .route("/customer/graphql", get(customer_ws).post(customer_graphql))
         .route("/reports/enquiries", get(crate::report::enquiries))
         .route("/log", get(crate::log_export::page))
+        .route("/log/head", get(crate::log_export::head))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz));
     if graphiql {

@@ -12,7 +12,16 @@
 //! - `x-backchannel-upto`: that position (0: an empty log);
 //! - `x-backchannel-upto-hash`: blake3 of its stored record, hex (the
 //!   export header's head hash);
+//! - `x-backchannel-upto-mac`: the server's MAC of that head (see
+//!   `eventlog`'s `mac.rs`: blake3 keyed with a key derived from the server's
+//!   secret), hex; the replay tool puts it in the export's header, so
+//!   `replay-tool verify --key` can tell the server wrote that head;
 //! - `x-backchannel-codec`: the records' codec version.
+//!
+//! `GET /log/head` answers the same caller the head alone, as JSON
+//! (`{"position": N, "hash": "<hex>", "mac": "<hex>"}`), for an operator to
+//! publish elsewhere: `replay-tool verify --expect-head N:<hash>` later checks
+//! that a log (an export, a restored store) still holds it.
 //!
 //! # Who may read it
 //!
@@ -145,10 +154,8 @@ pub async fn page(
     let last = upto.min(from.saturating_add(limit - 1));
     let log = app.shared.desk.log().clone();
     let read = tokio::task::spawn_blocking(move || {
-        let upto_hash = match upto {
-            0 => [0; 32],
-            _ => codec::record_hash(&log.raw_record(upto)?),
-        };
+        let signed = signed_head(&log, upto)?;
+        let upto_hash = signed.hash;
         let mut body = Vec::new();
         if from <= last {
             for record in log.raw_records(from, last) {
@@ -158,10 +165,10 @@ pub async fn page(
                 body.extend_from_slice(&bytes);
             }
         }
-        Ok::<_, backchannel_eventlog::Error>((upto_hash, body))
+        Ok::<_, backchannel_eventlog::Error>((upto_hash, signed.mac, body))
     })
     .await;
-    let (upto_hash, body) = match read {
+    let (upto_hash, upto_mac, body) = match read {
         Ok(Ok(read)) => read,
         Ok(Err(err)) => {
             tracing::error!(%err, "reading the log for GET /log failed");
@@ -190,9 +197,79 @@ pub async fn page(
     if let Ok(value) = HeaderValue::from_str(&hex) {
         headers.insert("x-backchannel-upto-hash", value);
     }
+    if let Some(mac) = upto_mac
+        && let Ok(value) = HeaderValue::from_str(&backchannel_eventlog::hex(&mac))
+    {
+        headers.insert("x-backchannel-upto-mac", value);
+    }
     headers.insert(
         "x-backchannel-codec",
         HeaderValue::from(u16::from(codec::CODEC_VERSION)),
     );
     response
+}
+
+/// The head at `upto` with the log's MAC of it (`None` while the log has no
+/// key, which a server's always has).
+struct Signed {
+    hash: backchannel_eventlog::Hash,
+    mac: Option<backchannel_eventlog::Hash>,
+}
+
+fn signed_head(
+    log: &backchannel_eventlog::SledEventLog,
+    upto: u64,
+) -> Result<Signed, backchannel_eventlog::Error> {
+    match log.head_key() {
+        Some(key) => log.signed_head_at(key, upto).map(|signed| Signed {
+            hash: signed.hash,
+            mac: Some(signed.mac),
+        }),
+        None => Ok(Signed {
+            hash: match upto {
+                0 => [0; 32],
+                _ => codec::record_hash(&log.raw_record(upto)?),
+            },
+            mac: None,
+        }),
+    }
+}
+
+/// `GET /log/head`: the last position the caller may read, the hash of its
+/// record and the server's MAC of both, as JSON; same callers as `GET /log`.
+pub async fn head(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    let upto = match readable_upto(&app, &headers) {
+        Ok(upto) => upto,
+        Err(refused) => return *refused,
+    };
+    let log = app.shared.desk.log().clone();
+    let read = tokio::task::spawn_blocking(move || signed_head(&log, upto)).await;
+    let signed = match read {
+        Ok(Ok(signed)) => signed,
+        Ok(Err(err)) => {
+            tracing::error!(%err, "reading the log's head for GET /log/head failed");
+            return error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL",
+                "the log could not be read",
+            );
+        }
+        Err(_) => {
+            return error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL",
+                "the log could not be read",
+            );
+        }
+    };
+    axum::Json(serde_json::json!({
+        "position": upto,
+        "hash": backchannel_eventlog::hex(&signed.hash),
+        "mac": signed.mac.map(|mac| backchannel_eventlog::hex(&mac)),
+        "macAlgorithm": format!(
+            "blake3 keyed_hash(derive_key({:?}, secret), position u64 BE || hash)",
+            backchannel_eventlog::HEAD_MAC_CONTEXT
+        ),
+    }))
+    .into_response()
 }

@@ -1,5 +1,6 @@
 //! The token signing secret: given by configuration, or generated once and kept
-//! in `<data-dir>/secret` (mode 0600) so tokens survive restarts.
+//! in `<data-dir>/secret` (mode 0600) so tokens survive restarts. The log's
+//! head MAC key is derived from it ([`head_key`]).
 
 use std::fs;
 use std::io::Write;
@@ -49,6 +50,13 @@ pub fn load_or_create(data_dir: &Path, configured: Option<&str>) -> Result<Vec<u
         }
         Err(err) => Err(io(err)),
     }
+}
+
+/// The key the log's head is authenticated with (exports, checkpoints,
+/// `GET /log/head`): derived from the secret, so whoever can verify tokens'
+/// origin can check the head too (`replay-tool verify --key <data-dir>/secret`).
+pub fn head_key(secret: &[u8]) -> backchannel_eventlog::HeadKey {
+    backchannel_eventlog::HeadKey::from_secret(secret)
 }
 
 /// Writes a new file readable by its owner only, fsynced, via a temp file.

@@ -67,7 +67,7 @@ pub struct Application {
 pub async fn open_desk(config: &Config) -> Result<(Arc<Desk>, Tokens), StartError> {
     let secret = load_or_create(&config.data_dir, config.secret.as_deref())?;
     let tokens = Tokens::new(&secret, config.token_lifetime);
-    let desk = Desk::open(&config.store_dir())?;
+    let desk = Desk::open(&config.store_dir(), &crate::secret::head_key(&secret))?;
     desk.caught_up().await.map_err(|_| StartError::CatchUp)?;
     Ok((desk, tokens))
 }

@@ -13,20 +13,28 @@
 //! must change its kind, and a checkpoint of another kind is refused rather
 //! than decoded.
 //!
-//! # File format (checkpoint format 1)
+//! # File format (checkpoint format 2)
 //!
 //! | offset | size | field |
 //! |-------:|-----:|-------|
 //! | 0 | 23 | magic `backchannel-checkpoint\n` |
-//! | 23 | 1 | checkpoint format (`1`) |
+//! | 23 | 1 | checkpoint format (`2`; `1` is still read) |
 //! | 24 | 1 | codec version of the payload ([`codec::CODEC_VERSION`]) |
 //! | 25 | 1 | length `k` of the kind |
 //! | 26 | k | kind, UTF-8 |
 //! | 26+k | 8 | position (u64 BE) |
 //! | 34+k | 32 | hash of the record at that position |
 //! | 66+k | 8 | payload length `n` (u64 BE) |
-//! | 74+k | 32 | seal: blake3 of the header's bytes before it and the payload's blake3 |
-//! | 106+k | n | payload ([`codec::encode_checkpoint`]) |
+//! | 74+k | 1 | flags: bit 0 set when the MAC is present; other bits `0` |
+//! | 75+k | 32 | seal: blake3 of the header's bytes before it and the payload's blake3 |
+//! | 107+k | 32 | MAC of the seal with the server's head key (see `mac.rs`); zeros when written without a key |
+//! | 139+k | n | payload ([`codec::encode_checkpoint`]) |
+//!
+//! Format 1 has neither flags nor MAC (the seal at `74+k`, the payload at
+//! `106+k`): read, and reported as not authenticated. The seal catches damage; the MAC, which
+//! covers the seal and so the head and the payload, shows the server wrote
+//! it. A checkpoint whose MAC the key does not verify is refused
+//! ([`CheckpointError::Unauthentic`]): the caller rebuilds from the log.
 //!
 //! A checkpoint is written to a temporary file, fsynced, renamed over the old
 //! one and its directory fsynced, so a crash leaves the old checkpoint or the
@@ -43,10 +51,13 @@ use crate::codec::{self, CodecError};
 use crate::envelope::Hash;
 use crate::error::Error;
 use crate::log::SledEventLog;
+use crate::mac::HeadKey;
 
 const MAGIC: &[u8; 23] = b"backchannel-checkpoint\n";
-/// The checkpoint file format this build writes and reads.
-pub const CHECKPOINT_FORMAT: u8 = 1;
+/// The checkpoint file format this build writes (it reads 1 too).
+pub const CHECKPOINT_FORMAT: u8 = 2;
+/// The format before the MAC.
+const UNAUTHENTICATED_FORMAT: u8 = 1;
 /// The directory under the store that holds checkpoints.
 pub(crate) const CHECKPOINT_DIR: &str = "checkpoints";
 const IO_BUFFER: usize = 256 * 1024;
@@ -65,6 +76,9 @@ pub struct ResumePoint {
 pub struct Checkpoint<T> {
     pub after: ResumePoint,
     pub value: T,
+    /// Whether its MAC was checked with the key and verified (false: read
+    /// without a key, written without one, or checkpoint format 1).
+    pub authenticated: bool,
 }
 
 /// What [`SledEventLog::save_checkpoint`] wrote.
@@ -114,6 +128,11 @@ pub enum CheckpointError {
         found: String,
         expected: String,
     },
+    #[error(
+        "{path} was not written by this server (its MAC does not verify with this server's \
+         key): forged, or the secret changed"
+    )]
+    Unauthentic { path: PathBuf },
     #[error("{path} is damaged: {problem}")]
     Damaged { path: PathBuf, problem: String },
     #[error("the checkpoint {path} does not encode or decode: {source}")]
@@ -127,8 +146,9 @@ pub enum CheckpointError {
 impl SledEventLog {
     /// Saves `value`, the state of a read model that has applied this log up to
     /// `position` (committed, ≥ 1), as the checkpoint `name` of this store,
-    /// replacing the previous one durably. Blocking: writes and fsyncs the
-    /// whole value.
+    /// replacing the previous one durably, authenticated with the log's head
+    /// key if it has one ([`SledEventLog::set_head_key`]). Blocking: writes
+    /// and fsyncs the whole value.
     pub fn save_checkpoint<T: Serialize>(
         &self,
         name: &str,
@@ -153,7 +173,7 @@ impl SledEventLog {
             move |source| CheckpointError::Io { path, source }
         };
         fs::create_dir_all(&dir).map_err(io(&dir))?;
-        let bytes = write_file(&tmp, kind, after, value)?;
+        let bytes = write_file(&tmp, kind, after, value, self.head_key())?;
         fs::rename(&tmp, &path).map_err(io(&path))?;
         File::open(&dir)
             .and_then(|d| d.sync_all())
@@ -163,17 +183,29 @@ impl SledEventLog {
 
     /// Reads the checkpoint `name` of the store at `store` (before the store is
     /// opened: its position says where [`SledEventLog::open_resuming`] starts).
-    /// `Ok(None)` when there is none. Blocking.
+    /// `Ok(None)` when there is none. Blocking. Its MAC is not checked.
     pub fn load_checkpoint<T: DeserializeOwned>(
         store: impl AsRef<Path>,
         name: &str,
         kind: &str,
     ) -> Result<Option<Checkpoint<T>>, CheckpointError> {
+        Self::load_checkpoint_keyed(store, name, kind, None)
+    }
+
+    /// [`SledEventLog::load_checkpoint`], checking its MAC with `key`: a
+    /// checkpoint carrying a MAC the key does not verify is
+    /// [`CheckpointError::Unauthentic`].
+    pub fn load_checkpoint_keyed<T: DeserializeOwned>(
+        store: impl AsRef<Path>,
+        name: &str,
+        kind: &str,
+        key: Option<&HeadKey>,
+    ) -> Result<Option<Checkpoint<T>>, CheckpointError> {
         check_name(name)?;
         check_kind(kind)?;
         let path = store.as_ref().join(CHECKPOINT_DIR).join(name);
         match File::open(&path) {
-            Ok(file) => read_file(&path, file, kind).map(Some),
+            Ok(file) => read_file(&path, file, kind, key).map(Some),
             Err(err) if err.kind() == ErrorKind::NotFound => Ok(None),
             Err(source) => Err(CheckpointError::Io { path, source }),
         }
@@ -201,8 +233,8 @@ fn check_kind(kind: &str) -> Result<(), CheckpointError> {
 }
 
 /// The header up to (not including) its seal.
-fn header_fields(kind: &str, after: ResumePoint, payload_len: u64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(106 + kind.len());
+fn header_fields(kind: &str, after: ResumePoint, payload_len: u64, flags: u8) -> Vec<u8> {
+    let mut out = Vec::with_capacity(139 + kind.len());
     out.extend_from_slice(MAGIC);
     out.push(CHECKPOINT_FORMAT);
     out.push(codec::CODEC_VERSION);
@@ -212,8 +244,12 @@ fn header_fields(kind: &str, after: ResumePoint, payload_len: u64) -> Vec<u8> {
     out.extend_from_slice(&after.position.to_be_bytes());
     out.extend_from_slice(&after.hash);
     out.extend_from_slice(&payload_len.to_be_bytes());
+    out.push(flags);
     out
 }
+
+/// Flag bit: the checkpoint carries a MAC.
+const FLAG_MAC: u8 = 1;
 
 /// What the header ends with: covers every header field and the payload, so a
 /// flipped position is caught like a flipped payload byte.
@@ -250,14 +286,16 @@ fn write_file<T: Serialize>(
     kind: &str,
     after: ResumePoint,
     value: &T,
+    key: Option<&HeadKey>,
 ) -> Result<u64, CheckpointError> {
     let io = |source| CheckpointError::Io {
         path: path.to_owned(),
         source,
     };
     let mut file = File::create(path).map_err(io)?;
-    file.write_all(&header_fields(kind, after, 0))
-        .and_then(|()| file.write_all(&[0; 32]))
+    let flags = if key.is_some() { FLAG_MAC } else { 0 };
+    file.write_all(&header_fields(kind, after, 0, flags))
+        .and_then(|()| file.write_all(&[0; 64]))
         .map_err(io)?;
     let mut out = BufWriter::with_capacity(
         IO_BUFFER,
@@ -276,9 +314,10 @@ fn write_file<T: Serialize>(
         hasher,
         len,
     } = out.into_inner().map_err(|err| io(err.into_error()))?;
-    let mut header = header_fields(kind, after, len);
+    let mut header = header_fields(kind, after, len, flags);
     let sealed = seal(&header, &hasher.finalize());
     header.extend_from_slice(&sealed);
+    header.extend_from_slice(&key.map_or([0; 32], |key| key.checkpoint_mac(&sealed)));
     file.seek(SeekFrom::Start(0)).map_err(io)?;
     file.write_all(&header).map_err(io)?;
     file.sync_all().map_err(io)?;
@@ -289,6 +328,7 @@ fn read_file<T: DeserializeOwned>(
     path: &Path,
     mut file: File,
     expected_kind: &str,
+    key: Option<&HeadKey>,
 ) -> Result<Checkpoint<T>, CheckpointError> {
     let io = |source| CheckpointError::Io {
         path: path.to_owned(),
@@ -306,19 +346,26 @@ fn read_file<T: DeserializeOwned>(
         });
     }
     let (format, codec_version, kind_len) = (fixed[23], fixed[24], usize::from(fixed[25]));
-    if format != CHECKPOINT_FORMAT || codec_version != codec::CODEC_VERSION {
+    let known = format == CHECKPOINT_FORMAT || format == UNAUTHENTICATED_FORMAT;
+    if !known || codec_version != codec::CODEC_VERSION {
         return Err(CheckpointError::UnsupportedFormat {
             path: path.to_owned(),
             format,
             codec: codec_version,
         });
     }
-    let mut rest = vec![0u8; kind_len + 80];
+    // Format 2 adds the flags byte (sealed) and the MAC (after the seal).
+    let (flags_len, mac_len) = if format == CHECKPOINT_FORMAT {
+        (1, 32)
+    } else {
+        (0, 0)
+    };
+    let mut rest = vec![0u8; kind_len + 80 + flags_len + mac_len];
     if read_exactly(&mut file, &mut rest).map_err(io)? < rest.len() {
         return Err(damaged("the header is truncated"));
     }
     let mut fields = fixed.to_vec();
-    fields.extend_from_slice(&rest[..kind_len + 48]);
+    fields.extend_from_slice(&rest[..kind_len + 48 + flags_len]);
     let (kind, rest) = rest.split_at(kind_len);
     if kind != expected_kind.as_bytes() {
         return Err(CheckpointError::OtherKind {
@@ -330,8 +377,11 @@ fn read_file<T: DeserializeOwned>(
     let (position, rest) = split_u64(rest);
     let (hash, rest) = split_hash(rest);
     let (payload_len, rest) = split_u64(rest);
-    let (sealed, _) = split_hash(rest);
-    let payload_at = 106 + kind_len as u64;
+    let (flags, rest) = rest.split_at(flags_len);
+    let flags = flags.first().copied().unwrap_or(0);
+    let (sealed, rest) = split_hash(rest);
+    let mac = (mac_len > 0).then(|| split_hash(rest).0);
+    let payload_at = 106 + (kind_len + flags_len + mac_len) as u64;
     if file_len.checked_sub(payload_at) != Some(payload_len) {
         return Err(damaged("its length does not match its header"));
     }
@@ -345,6 +395,30 @@ fn read_file<T: DeserializeOwned>(
     if seal(&fields, &hasher.finalize()) != sealed {
         return Err(damaged("it does not match its seal"));
     }
+    // The flags are sealed; the MAC is not (it covers the seal), so one that
+    // the flags say is absent must be zeros.
+    if flags & !FLAG_MAC != 0 {
+        return Err(damaged("unknown header flags"));
+    }
+    let mac = match mac {
+        Some(mac) if flags & FLAG_MAC != 0 => Some(mac),
+        Some(mac) if mac != [0; 32] => {
+            return Err(damaged("a MAC where its header says there is none"));
+        }
+        _ => None,
+    };
+    let authenticated = match (key, mac) {
+        (Some(key), Some(mac)) => {
+            let expected = blake3::Hash::from_bytes(key.checkpoint_mac(&sealed));
+            if expected != blake3::Hash::from_bytes(mac) {
+                return Err(CheckpointError::Unauthentic {
+                    path: path.to_owned(),
+                });
+            }
+            true
+        }
+        _ => false,
+    };
     file.seek(SeekFrom::Start(payload_at)).map_err(io)?;
     let mut payload = BufReader::with_capacity(IO_BUFFER, file.take(payload_len));
     let value =
@@ -358,6 +432,7 @@ fn read_file<T: DeserializeOwned>(
     Ok(Checkpoint {
         after: ResumePoint { position, hash },
         value,
+        authenticated,
     })
 }
 

@@ -87,14 +87,46 @@ pub enum OpenError {
         #[source]
         source: StorageError,
     },
-    /// [`crate::SledEventLog::open_resuming`]: the log does not hold the
-    /// record a checkpoint was taken after (another store's checkpoint, or a
-    /// log that lost its tail). Nothing was visited.
+    /// [`crate::SledEventLog::open_resuming`]: the log's record at the
+    /// checkpoint's position is not the one the checkpoint was taken after
+    /// (another store's checkpoint). Nothing was visited.
     #[error(
         "the log at {path} does not continue the checkpoint: it does not hold the record \
          the checkpoint was taken after (position {position})"
     )]
     DoesNotContinue { path: PathBuf, position: u64 },
+    /// The log is not the one that was acknowledged: it ends before the
+    /// committed head the store recorded (`HEAD`), or its record at that
+    /// position hashes otherwise (media corruption, a lost file, a restored
+    /// old copy of the sled files). Refused rather than served shorter or
+    /// different.
+    #[error(
+        "the log at {path} is not the log that was acknowledged: {problem} (committed head: \
+         position {head}; the log ends at position {log_end}); refusing to open it. Restore \
+         the store from a backup or an export whose head is at least position {head}"
+    )]
+    HeadMismatch {
+        path: PathBuf,
+        /// The committed head's position, as recorded.
+        head: u64,
+        /// Where the log found in sled ends.
+        log_end: u64,
+        problem: String,
+    },
+    /// [`crate::SledEventLog::open_resuming`]: the checkpoint was taken at a
+    /// position past the log's end. The checkpoint is evidence the log was
+    /// acknowledged that far, so this is a fault to report, never a reason
+    /// to rebuild from an earlier position.
+    #[error(
+        "the read-model checkpoint of {path} was taken at position {checkpoint}, but the log \
+         ends at position {log_end}: acknowledged events are missing from the log; refusing \
+         to open it (and to rewind the read models)"
+    )]
+    CheckpointAhead {
+        path: PathBuf,
+        checkpoint: u64,
+        log_end: u64,
+    },
     /// What [`crate::SledEventLog::open_replaying`]'s visitor refused.
     #[error("replaying the store at {path} stopped at position {position}: {source}")]
     Replay {

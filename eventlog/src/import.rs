@@ -6,7 +6,8 @@
 //! written. Chunks are built as the writer builds them (at most
 //! `CHUNK_TARGET_BYTES`, a bigger record alone) and applied in batches; the
 //! in-memory indexes are filled as records are accepted, so the returned log is
-//! exactly what reopening the store would give.
+//! exactly what reopening the store would give. The store's head record
+//! (`HEAD`) names the imported head once the records are durable.
 
 use std::path::Path;
 
@@ -61,6 +62,14 @@ impl SledEventLog {
     {
         let path = path.as_ref().to_owned();
         let mut opened = store::open(&path)?;
+        if opened.recorded.position > 0 {
+            // Its head record says events were acknowledged, whatever sled
+            // still holds.
+            return Err(ImportError::NotEmpty {
+                path,
+                events: opened.recorded.position,
+            });
+        }
         if let Some(entry) = opened.db.scan_prefix([keys::CHUNK]).next_back() {
             let (key, chunk) = entry.map_err(StorageError::from)?;
             // The last chunk's last position: its first plus its count.
@@ -93,6 +102,7 @@ impl SledEventLog {
             position: check.events(),
             hash: check.head_hash(),
         };
+        store::settle_head(&path, &mut opened, head)?;
         Ok(SledEventLog::start(path, opened, head, indexes)?)
     }
 }

@@ -254,9 +254,15 @@ pub(crate) struct Replay<'a> {
 /// versions are contiguous, and builds the indexes from the envelopes; with a
 /// [`Replay`], also decodes each record from its position on and hands it over,
 /// in the same pass.
+///
+/// `recorded` is the committed head the store's `HEAD` names: a log that ends
+/// before it, or whose record there hashes otherwise, is refused with
+/// [`OpenError::HeadMismatch`] (before a replay's checkpoint is looked at:
+/// the log itself is what is wrong).
 pub(crate) fn load(
     path: &Path,
     db: &sled::Db,
+    recorded: ChainHead,
     mut replay: Option<Replay<'_>>,
 ) -> Result<Loaded, OpenError> {
     let corrupt = |err: Error| OpenError::Corrupt {
@@ -269,6 +275,7 @@ pub(crate) fn load(
     let mut expected = 1u64;
     let mut last_command: Option<CommandId> = None;
     let mut last_hash: Hash = [0; 32];
+    let mut hash_at_recorded: Option<Hash> = None;
     let mut chunks = db.scan_prefix([keys::CHUNK]).peekable();
     while let Some(entry) = chunks.next() {
         let (key, value) = entry.map_err(|err| OpenError::Storage {
@@ -330,20 +337,46 @@ pub(crate) fn load(
                     source,
                 })?;
             }
+            if position == recorded.position {
+                hash_at_recorded = Some(codec::record_hash(record));
+            }
             if is_last && position + 1 == cursor.header().end_position() {
                 last_hash = codec::record_hash(record);
             }
             expected = position + 1;
         }
     }
+    let log_end = expected - 1;
+    if log_end < recorded.position {
+        return Err(OpenError::HeadMismatch {
+            path: path.to_owned(),
+            head: recorded.position,
+            log_end,
+            problem: "the log ends before the committed head".to_owned(),
+        });
+    }
+    if recorded.position > 0 && hash_at_recorded != Some(recorded.hash) {
+        return Err(OpenError::HeadMismatch {
+            path: path.to_owned(),
+            head: recorded.position,
+            log_end,
+            problem: format!(
+                "the record at position {} does not carry the committed head's hash {}",
+                recorded.position,
+                crate::mac::hex(&recorded.hash)
+            ),
+        });
+    }
     if let Some(replay) = &replay
         && replay.after.is_some()
         && expected < replay.from
     {
-        // The log ends before the record the replay was to resume after.
-        return Err(OpenError::DoesNotContinue {
+        // The log ends before the record the replay was to resume after:
+        // the checkpoint says the log had been acknowledged that far.
+        return Err(OpenError::CheckpointAhead {
             path: path.to_owned(),
-            position: replay.from - 1,
+            checkpoint: replay.from - 1,
+            log_end,
         });
     }
     // Vectors grown by doubling hold up to twice what they need; most streams
@@ -353,7 +386,7 @@ pub(crate) fn load(
     }
     Ok(Loaded {
         head: ChainHead {
-            position: expected - 1,
+            position: log_end,
             hash: last_hash,
         },
         indexes: Indexes {

@@ -21,7 +21,9 @@
 //!   in-memory stream and command indexes, rebuilt on open by scanning every
 //!   record's envelope (so opening costs time linear in the log's length);
 //!   `store`: the store directory, its lock, and the fsyncs that make sled's
-//!   writes durable.
+//!   writes durable; `head`: the committed head record (`HEAD`) every open
+//!   checks the log against; `mac`: [`HeadKey`], the head authenticated with
+//!   the server's key (exports, checkpoints, `GET /log/head`).
 //! - `writer`: the sequencer and syncer threads that group-commit appends, one
 //!   sled key per chunk of up to 8 KiB of records.
 //! - `log`: [`SledEventLog`] and its read paths; `tail`: [`SledTail`];
@@ -35,7 +37,8 @@
 //! Invariants: positions start at 1 and are gapless in commit order; stream
 //! versions start at 1 and are contiguous; record `n` carries the blake3 hash of
 //! record `n - 1`'s bytes; nothing is readable before it is durable; an append is
-//! all or nothing.
+//! all or nothing; the log is never opened shorter or different than the head
+//! recorded in `HEAD` (an acknowledged append is always covered by it).
 
 use std::future::Future;
 
@@ -48,10 +51,12 @@ mod chunks;
 pub mod codec;
 mod envelope;
 mod error;
+mod head;
 mod import;
 mod index;
 mod keys;
 mod log;
+mod mac;
 pub mod portable;
 mod snapshot;
 mod store;
@@ -70,6 +75,7 @@ pub use error::{AppendError, Error, OpenError, ReplayError, StorageError};
 pub use import::ImportError;
 pub use index::IndexStats;
 pub use log::{MAX_STREAMS_PER_APPEND, RawRecords, Scan, SledEventLog};
+pub use mac::{HEAD_MAC_CONTEXT, HeadKey, SignedHead, hex, parse_hash};
 pub use tail::SledTail;
 pub use verify::VerifyReport;
 pub use writer::CommitStats;

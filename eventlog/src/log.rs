@@ -1,7 +1,7 @@
 //! [`SledEventLog`]: the event log on sled, and its read paths.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, RwLockReadGuard};
 use std::thread::JoinHandle;
 
 use backchannel_domain::events::{Event, StreamId};
@@ -48,6 +48,9 @@ pub(crate) struct Inner {
     counters: Arc<Counters>,
     /// Taken by whoever stops the writer first (`close` or `Drop`).
     writer: Mutex<Option<JoinHandle<Result<(), StorageError>>>>,
+    /// The key exports and checkpoints authenticate the head with, once the
+    /// owner gave it (see `mac.rs`); set once, read by any thread.
+    pub(crate) head_key: OnceLock<crate::mac::HeadKey>,
     /// Held for the life of the store; declared last so it is released last.
     _lock: std::fs::File,
 }
@@ -58,8 +61,9 @@ impl SledEventLog {
     /// (linear in the log's length), and starts the writer thread.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, OpenError> {
         let path = path.as_ref().to_owned();
-        let opened = store::open(&path)?;
-        let loaded = index::load(&path, &opened.db, None)?;
+        let mut opened = store::open(&path)?;
+        let loaded = index::load(&path, &opened.db, opened.recorded, None)?;
+        store::settle_head(&path, &mut opened, loaded.head)?;
         Self::start(path, opened, loaded.head, loaded.indexes)
     }
 
@@ -87,9 +91,11 @@ impl SledEventLog {
 
     /// [`SledEventLog::open_replaying`] from a checkpoint: hands `visit` every
     /// event after `after.position`, once the pass has checked that the record
-    /// there hashes to `after.hash`. If it does not, or the log is shorter, the
-    /// open fails with [`OpenError::DoesNotContinue`] before anything is
-    /// visited, and the caller rebuilds from position 1.
+    /// there hashes to `after.hash`. If it does not, the open fails with
+    /// [`OpenError::DoesNotContinue`] before anything is visited, and the
+    /// caller may rebuild from position 1. If the log ends
+    /// before `after.position`, the open fails with
+    /// [`OpenError::CheckpointAhead`]: acknowledged events are missing.
     pub fn open_resuming<F, E>(
         path: impl AsRef<Path>,
         after: ResumePoint,
@@ -115,9 +121,10 @@ impl SledEventLog {
         visit: &mut dyn FnMut(RecordedEvent) -> Result<(), crate::error::ReplayError>,
     ) -> Result<Self, OpenError> {
         let path = path.to_owned();
-        let opened = store::open(&path)?;
+        let mut opened = store::open(&path)?;
         let replay = index::Replay { from, after, visit };
-        let loaded = index::load(&path, &opened.db, Some(replay))?;
+        let loaded = index::load(&path, &opened.db, opened.recorded, Some(replay))?;
+        store::settle_head(&path, &mut opened, loaded.head)?;
         let opened = store::reopen(&path, opened)?;
         Self::start(path, opened, loaded.head, loaded.indexes)
     }
@@ -136,6 +143,7 @@ impl SledEventLog {
         let handle = writer::spawn(
             opened.db.clone(),
             opened.syncer,
+            opened.head_file,
             head,
             indexes.clone(),
             committed_tx,
@@ -155,6 +163,7 @@ impl SledEventLog {
                 requests,
                 counters,
                 writer: Mutex::new(Some(handle)),
+                head_key: OnceLock::new(),
                 _lock: opened.lock,
             }),
         })

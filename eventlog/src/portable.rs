@@ -1,7 +1,7 @@
 //! The portable log file: a whole log, exported from a store and importable
 //! into an empty one, readable by the replay tool without sled.
 //!
-//! # File format version 1
+//! # File format version 2
 //!
 //! All integers are big-endian.
 //!
@@ -10,12 +10,19 @@
 //! | 0 | 8 | magic `BCLOGEXP` |
 //! | 8 | 2 | file format version ([`FILE_FORMAT_VERSION`]) |
 //! | 10 | 1 | codec version of the records ([`codec::CODEC_VERSION`]) |
-//! | 11 | 1 | reserved, `0` |
+//! | 11 | 1 | flags: bit 0 set when the head carries a MAC; other bits `0` |
 //! | 12 | 8 | event count `n` |
 //! | 20 | 32 | head hash: blake3 of the last record (zeros when `n` = 0) |
-//! | 52 | … | `n` times: record length (u32), then the stored record verbatim |
+//! | 52 | 32 | head MAC: `HeadKey::mac(n, head hash)` with the server's key (see `mac.rs`); zeros without one |
+//! | 84 | … | `n` times: record length (u32), then the stored record verbatim |
 //! | end − 40 | 8 | trailer magic `BCLOGEND` |
 //! | end − 32 | 32 | blake3 of every byte before the trailer |
+//!
+//! Version 1 is the same without the MAC (records start at offset 52, byte 11
+//! is `0`): still read, and reported as not authenticated. The chain, head
+//! hash and trailer show a file is whole and unchanged by accident; only the
+//! MAC shows the server that holds the key wrote that head, since anyone can
+//! recompute the others after rewriting a record (`replay-tool verify --key`).
 //!
 //! Records are the codec records exactly as the store holds them (see
 //! [`codec`]), so every envelope field (position, stream version, event id,
@@ -23,7 +30,7 @@
 //! them: export → import → export gives the same bytes. Chunks are a storage
 //! detail and are not in the file.
 //!
-//! A reader checks, in file order: the magic, the versions, then every record
+//! A reader checks, in file order: the magic, the versions, the flags, then every record
 //! through [`ChainCheck`] (gapless positions from 1, decodes, hash links,
 //! contiguous stream versions), then the count, the head hash, the trailer and
 //! its checksum, and that nothing follows. The first fault is reported with the
@@ -36,12 +43,19 @@ use crate::codec;
 use crate::envelope::{Hash, RecordedEvent};
 use crate::error::Error;
 use crate::log::SledEventLog;
+use crate::mac::HeadKey;
 
-/// The version of this file layout.
-pub const FILE_FORMAT_VERSION: u16 = 1;
+/// The version of this file layout (version 1, without the head MAC, is
+/// still read).
+pub const FILE_FORMAT_VERSION: u16 = 2;
+const FILE_FORMAT_VERSION_1: u16 = 1;
 const MAGIC: &[u8; 8] = b"BCLOGEXP";
 const TRAILER_MAGIC: &[u8; 8] = b"BCLOGEND";
-const HEADER_LEN: usize = 52;
+/// Version 1's header; version 2 adds the 32-byte MAC.
+const HEADER_LEN_V1: usize = 52;
+const HEADER_LEN: usize = HEADER_LEN_V1 + 32;
+/// Flag bit: the header carries a head MAC.
+const FLAG_MAC: u8 = 1;
 const TRAILER_LEN: usize = 40;
 
 /// What a file's header says.
@@ -51,6 +65,19 @@ pub struct FileHeader {
     pub codec_version: u8,
     pub events: u64,
     pub head_hash: Hash,
+    /// The MAC of (`events`, `head_hash`) with the exporting server's key;
+    /// `None`: exported without a key, or file format version 1.
+    pub mac: Option<Hash>,
+}
+
+impl FileHeader {
+    /// Whether the head carries a MAC that `key` verifies. (The reader
+    /// checks the head hash against the records themselves; this checks who
+    /// wrote it.)
+    pub fn authenticated_by(&self, key: &HeadKey) -> bool {
+        self.mac
+            .is_some_and(|mac| key.verifies(self.events, &self.head_hash, &mac))
+    }
 }
 
 /// A fault in a portable file, or a failure reading or writing one.
@@ -64,7 +91,7 @@ pub enum PortableError {
     #[error("the file is empty")]
     Empty,
     #[error(
-        "unsupported file format version {found} (this build reads version {FILE_FORMAT_VERSION})"
+        "unsupported file format version {found} (this build reads versions 1 to {FILE_FORMAT_VERSION})"
     )]
     UnsupportedFileVersion { found: u16 },
     #[error(
@@ -137,6 +164,10 @@ fn encode_header(header: &FileHeader) -> [u8; HEADER_LEN] {
     out[..8].copy_from_slice(MAGIC);
     out[8..10].copy_from_slice(&header.file_format_version.to_be_bytes());
     out[10] = header.codec_version;
+    if let Some(mac) = &header.mac {
+        out[11] = FLAG_MAC;
+        out[52..84].copy_from_slice(mac);
+    }
     out[12..20].copy_from_slice(&header.events.to_be_bytes());
     out[20..52].copy_from_slice(&header.head_hash);
     out
@@ -154,12 +185,26 @@ pub struct PortableWriter<W: Write> {
 }
 
 impl<W: Write> PortableWriter<W> {
+    /// A writer of an unauthenticated file (no head MAC).
     pub fn new(out: W, events: u64, head_hash: Hash) -> Result<Self, PortableError> {
+        Self::with_mac(out, events, head_hash, None)
+    }
+
+    /// A writer whose header carries `mac`, the MAC of (`events`,
+    /// `head_hash`) under the server's key (given by the server, or computed
+    /// with [`HeadKey::mac`]).
+    pub fn with_mac(
+        out: W,
+        events: u64,
+        head_hash: Hash,
+        mac: Option<Hash>,
+    ) -> Result<Self, PortableError> {
         let header = FileHeader {
             file_format_version: FILE_FORMAT_VERSION,
             codec_version: codec::CODEC_VERSION,
             events,
             head_hash,
+            mac,
         };
         let mut out = Hashing {
             out,
@@ -234,7 +279,8 @@ impl SledEventLog {
             0 => [0; 32],
             _ => codec::record_hash(&self.raw_record(head)?),
         };
-        let mut writer = PortableWriter::new(out, head, head_hash)?;
+        let mac = self.head_key().map(|key| key.mac(head, &head_hash));
+        let mut writer = PortableWriter::with_mac(out, head, head_hash, mac)?;
         for record in self.raw_records(1, head) {
             let (position, bytes) = record?;
             writer.push(&bytes)?;
@@ -263,35 +309,58 @@ impl<R: Read> PortableReader<R> {
     /// Reads and checks the header.
     pub fn new(mut input: R) -> Result<Self, PortableError> {
         let mut header = [0u8; HEADER_LEN];
-        let got = read_full(&mut input, &mut header)?;
+        let got = read_full(&mut input, &mut header[..HEADER_LEN_V1])?;
         if got == 0 {
             return Err(PortableError::Empty);
         }
         if got < MAGIC.len() || &header[..8] != MAGIC {
             return Err(PortableError::Foreign);
         }
-        if got < HEADER_LEN {
-            return Err(PortableError::Bad {
-                offset: got as u64,
-                position: None,
-                problem: "the file is truncated inside its header".to_owned(),
-            });
+        let truncated = |got: usize| PortableError::Bad {
+            offset: got as u64,
+            position: None,
+            problem: "the file is truncated inside its header".to_owned(),
+        };
+        if got < HEADER_LEN_V1 {
+            return Err(truncated(got));
         }
         let file_format_version = u16::from_be_bytes([header[8], header[9]]);
-        if file_format_version != FILE_FORMAT_VERSION {
-            return Err(PortableError::UnsupportedFileVersion {
-                found: file_format_version,
-            });
-        }
+        let header_len = match file_format_version {
+            FILE_FORMAT_VERSION_1 => HEADER_LEN_V1,
+            FILE_FORMAT_VERSION => HEADER_LEN,
+            found => return Err(PortableError::UnsupportedFileVersion { found }),
+        };
         if header[10] != codec::CODEC_VERSION {
             return Err(PortableError::UnsupportedCodecVersion { found: header[10] });
+        }
+        let got = HEADER_LEN_V1 + read_full(&mut input, &mut header[HEADER_LEN_V1..header_len])?;
+        if got < header_len {
+            return Err(truncated(got));
+        }
+        let flags = header[11];
+        let known = if file_format_version == FILE_FORMAT_VERSION {
+            FLAG_MAC
+        } else {
+            0
+        };
+        if flags & !known != 0 {
+            return Err(PortableError::Bad {
+                offset: 11,
+                position: None,
+                problem: format!("unknown header flags {flags:#04x} (tampered or a newer file)"),
+            });
         }
         let mut events = [0u8; 8];
         events.copy_from_slice(&header[12..20]);
         let mut head_hash = [0u8; 32];
         head_hash.copy_from_slice(&header[20..52]);
+        let mac = (flags & FLAG_MAC != 0).then(|| {
+            let mut mac = [0u8; 32];
+            mac.copy_from_slice(&header[52..84]);
+            mac
+        });
         let mut hasher = blake3::Hasher::new();
-        hasher.update(&header);
+        hasher.update(&header[..header_len]);
         Ok(PortableReader {
             input,
             header: FileHeader {
@@ -299,9 +368,10 @@ impl<R: Read> PortableReader<R> {
                 codec_version: header[10],
                 events: u64::from_be_bytes(events),
                 head_hash,
+                mac,
             },
             hasher,
-            offset: HEADER_LEN as u64,
+            offset: header_len as u64,
             check: ChainCheck::new(),
             record: Vec::new(),
             done: false,

@@ -9,6 +9,8 @@
 //! it exclusively, so this fails with [`OpenError::StoreInUse`]), copies the
 //! store directory while holding it, releases it, and opens the copy.
 //! The cost is one copy of the store (disk space and a sequential read).
+//! The copy includes the committed head record (`HEAD`), so opening it checks
+//! the log against what was acknowledged exactly as the server's open does.
 
 use std::fs::{self, File, TryLockError};
 use std::io::ErrorKind;

@@ -4,10 +4,17 @@
 //! Layout of a store directory:
 //!
 //! ```text
-//! <store>/BACKCHANNEL_STORE   marker: "backchannel-store\nformat 2\n"
+//! <store>/BACKCHANNEL_STORE   marker: "backchannel-store\nformat 3\n"
+//! <store>/HEAD                the committed head record (see `head.rs`)
 //! <store>/LOCK                exclusive lock while a process has the store open
 //! <store>/sled/               sled's own files: conf, db, blobs/, snap.*
 //! ```
+//!
+//! Format 3 is format 2 plus `HEAD`; the sled key layout is the same (its
+//! `mformat` key still says `backchannel-eventlog/2`). A format-2 store opens:
+//! its first open records the head it finds (nothing earlier can be checked)
+//! and rewrites the marker to format 3. A format-3 store without `HEAD`, or
+//! with both of its slots damaged, is refused.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -17,20 +24,35 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
 use crate::error::{OpenError, StorageError};
+use crate::head::{HEAD_FILE, HeadFile, ReadHead};
 use crate::keys;
+use crate::writer::ChainHead;
 
 pub(crate) const MARKER_FILE: &str = "BACKCHANNEL_STORE";
 pub(crate) const LOCK_FILE: &str = "LOCK";
 const SLED_DIR: &str = "sled";
-/// The version of the directory layout and key layout together. Format 2 stores
-/// records in chunks with no index keys; format 1 (a key per record plus index
-/// keys) was never deployed and is refused, not migrated.
-pub(crate) const STORE_FORMAT: u32 = 2;
+/// The version of the directory layout and key layout together. Format 3 is
+/// format 2 (records in chunks, no index keys) plus the `HEAD` record; format 2
+/// stores are upgraded at their first open; format 1 (a key per record plus
+/// index keys) was never deployed and is refused, not migrated.
+pub(crate) const STORE_FORMAT: u32 = 3;
+/// The format before the head record, still opened (and upgraded).
+const LEGACY_FORMAT: u32 = 2;
 /// sled's page cache, in bytes (see `open`).
 const SLED_CACHE_BYTES: u64 = 32 * 1024 * 1024;
 
-fn marker_contents() -> String {
-    format!("backchannel-store\nformat {STORE_FORMAT}\n")
+fn marker_contents(format: u32) -> String {
+    format!("backchannel-store\nformat {format}\n")
+}
+
+/// What the marker file says.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Marker {
+    /// None yet: a new store.
+    Missing,
+    /// Format 2: no head record yet.
+    Legacy,
+    Current,
 }
 
 /// sled keeps its own lock on its `db` file until the last of its internal
@@ -77,7 +99,14 @@ fn wait_for_sled_lock(path: &Path, db_file: &Path) -> Result<(), OpenError> {
 pub(crate) struct OpenedStore {
     pub(crate) db: sled::Db,
     pub(crate) syncer: Syncer,
+    /// The committed head record; the writer's head stage writes it after
+    /// each sync.
+    pub(crate) head_file: HeadFile,
     pub(crate) lock: File,
+    /// The committed head as `HEAD` recorded it when the store was opened.
+    pub(crate) recorded: ChainHead,
+    /// A format-2 store: its marker is rewritten once its head is recorded.
+    legacy: bool,
 }
 
 pub(crate) fn open(path: &Path) -> Result<OpenedStore, OpenError> {
@@ -85,7 +114,8 @@ pub(crate) fn open(path: &Path) -> Result<OpenedStore, OpenError> {
         path: path.to_owned(),
         source,
     };
-    let has_marker = inspect(path)?;
+    let marker = inspect(path)?;
+    let has_marker = marker != Marker::Missing;
 
     // The lock comes before anything that writes, so two processes can never
     // both open sled (sled's own lock would also refuse, but less clearly).
@@ -115,15 +145,80 @@ pub(crate) fn open(path: &Path) -> Result<OpenedStore, OpenError> {
     sync_path(&sled_path).map_err(io)?;
     sync_path(path).map_err(io)?;
 
+    let (head_file, recorded) = match HeadFile::read(path).map_err(io)? {
+        ReadHead::Found(file, recorded) if has_marker => (file, recorded),
+        ReadHead::Missing | ReadHead::Found(..) | ReadHead::Damaged
+            if marker != Marker::Current =>
+        {
+            // A new store (or one whose creation was interrupted), or a
+            // format-2 store: nothing was recorded, so every log passes the
+            // check once and the open records its head.
+            let empty = ChainHead {
+                position: 0,
+                hash: [0; 32],
+            };
+            (HeadFile::create(path, empty).map_err(io)?, empty)
+        }
+        ReadHead::Missing | ReadHead::Found(..) => {
+            return Err(OpenError::Corrupt {
+                path: path.to_owned(),
+                reason: format!(
+                    "its committed head record ({HEAD_FILE}) is missing, so the log cannot be \
+                     checked against what was acknowledged"
+                ),
+            });
+        }
+        ReadHead::Damaged => {
+            return Err(OpenError::Corrupt {
+                path: path.to_owned(),
+                reason: format!(
+                    "both slots of its committed head record ({HEAD_FILE}) are damaged, so the \
+                     log cannot be checked against what was acknowledged"
+                ),
+            });
+        }
+    };
     let syncer = Syncer::new(&sled_path).map_err(io)?;
-    let mut opened = OpenedStore { db, syncer, lock };
+    let mut opened = OpenedStore {
+        db,
+        syncer,
+        head_file,
+        lock,
+        recorded,
+        legacy: marker == Marker::Legacy,
+    };
     check_format(path, &mut opened, has_marker)?;
     // The marker is written last: a directory holding it always holds an
-    // initialised database, so a database without its format key is corruption.
+    // initialised database and a head record, so a database without its
+    // format key, or a format-3 store without `HEAD`, is corruption.
     if !has_marker {
         write_marker(path).map_err(io)?;
     }
     Ok(opened)
+}
+
+/// After the log was checked against the recorded head (`index::load`):
+/// records the log's actual head if it is further (records durable but never
+/// acknowledged, or a format-2 store's first open), and upgrades a format-2
+/// marker.
+pub(crate) fn settle_head(
+    path: &Path,
+    opened: &mut OpenedStore,
+    head: ChainHead,
+) -> Result<(), OpenError> {
+    let io = |source| OpenError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    if head.position != opened.recorded.position || head.hash != opened.recorded.hash {
+        opened.head_file.record(head).map_err(io)?;
+        opened.recorded = head;
+    }
+    if opened.legacy {
+        write_marker(path).map_err(io)?;
+        opened.legacy = false;
+    }
+    Ok(())
 }
 
 /// Opens sled in `sled_path`, turning its errors (and its panics on some
@@ -166,7 +261,14 @@ fn open_sled(path: &Path, sled_path: &Path) -> Result<sled::Db, OpenError> {
 /// events, ~235 MiB. Opening replays the log once; dropping sled afterwards
 /// returns that memory. Nothing is written in between, so nothing needs a sync.
 pub(crate) fn reopen(path: &Path, opened: OpenedStore) -> Result<OpenedStore, OpenError> {
-    let OpenedStore { db, syncer, lock } = opened;
+    let OpenedStore {
+        db,
+        syncer,
+        head_file,
+        lock,
+        recorded,
+        legacy,
+    } = opened;
     drop(syncer);
     drop(db);
     let sled_path = path.join(SLED_DIR);
@@ -175,13 +277,20 @@ pub(crate) fn reopen(path: &Path, opened: OpenedStore) -> Result<OpenedStore, Op
         path: path.to_owned(),
         source,
     })?;
-    Ok(OpenedStore { db, syncer, lock })
+    Ok(OpenedStore {
+        db,
+        syncer,
+        head_file,
+        lock,
+        recorded,
+        legacy,
+    })
 }
 
 /// Refuses anything that is not (or cannot become) a store. Returns whether the
 /// marker is present; a missing or empty directory will become a new store, and
 /// so will one holding only what an interrupted creation leaves behind.
-fn inspect(path: &Path) -> Result<bool, OpenError> {
+fn inspect(path: &Path) -> Result<Marker, OpenError> {
     let io = |source| OpenError::Io {
         path: path.to_owned(),
         source,
@@ -192,7 +301,7 @@ fn inspect(path: &Path) -> Result<bool, OpenError> {
             if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
                 sync_path(parent).map_err(io)?;
             }
-            return Ok(false);
+            return Ok(Marker::Missing);
         }
         Err(err) => return Err(io(err)),
         Ok(meta) if !meta.is_dir() => {
@@ -203,7 +312,8 @@ fn inspect(path: &Path) -> Result<bool, OpenError> {
         Ok(_) => {}
     }
     match fs::read_to_string(path.join(MARKER_FILE)) {
-        Ok(contents) if contents == marker_contents() => Ok(true),
+        Ok(contents) if contents == marker_contents(STORE_FORMAT) => Ok(Marker::Current),
+        Ok(contents) if contents == marker_contents(LEGACY_FORMAT) => Ok(Marker::Legacy),
         Ok(contents) => Err(OpenError::UnsupportedFormat {
             path: path.to_owned(),
             found: contents.trim().replace('\n', " "),
@@ -215,11 +325,16 @@ fn inspect(path: &Path) -> Result<bool, OpenError> {
             // store. (A leftover `sled` directory holding data without our format
             // key is refused later, by `check_format`.)
             let tmp_marker = format!("{MARKER_FILE}.tmp");
+            let tmp_head = format!("{HEAD_FILE}.tmp");
             let mut entries = fs::read_dir(path).map_err(io)?;
             let foreign = entries.any(|entry| match entry {
                 Ok(entry) => {
                     let name = entry.file_name();
-                    name != LOCK_FILE && name != SLED_DIR && name != tmp_marker.as_str()
+                    name != LOCK_FILE
+                        && name != SLED_DIR
+                        && name != HEAD_FILE
+                        && name != tmp_marker.as_str()
+                        && name != tmp_head.as_str()
                 }
                 Err(_) => true,
             });
@@ -228,7 +343,7 @@ fn inspect(path: &Path) -> Result<bool, OpenError> {
                     path: path.to_owned(),
                 })
             } else {
-                Ok(false)
+                Ok(Marker::Missing)
             }
         }
         Err(err) => Err(io(err)),
@@ -238,7 +353,7 @@ fn inspect(path: &Path) -> Result<bool, OpenError> {
 fn write_marker(path: &Path) -> std::io::Result<()> {
     let tmp = path.join(format!("{MARKER_FILE}.tmp"));
     let mut file = File::create(&tmp)?;
-    file.write_all(marker_contents().as_bytes())?;
+    file.write_all(marker_contents(STORE_FORMAT).as_bytes())?;
     file.sync_all()?;
     fs::rename(&tmp, path.join(MARKER_FILE))?;
     sync_path(path)

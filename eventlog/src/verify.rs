@@ -8,6 +8,7 @@ use crate::chunks::ChunkCursor;
 use crate::codec;
 use crate::envelope::Hash;
 use crate::error::Error;
+use crate::head::{HeadFile, ReadHead};
 use crate::keys;
 use crate::log::{SledEventLog, decode_at};
 
@@ -29,8 +30,18 @@ impl SledEventLog {
     /// the one before, stream versions are contiguous from 1, and the in-memory
     /// stream and command indexes point at each record. The first problem found
     /// is returned as [`Error::Broken`] or [`Error::Corrupt`] with its position.
+    ///
+    /// It also checks the log against the store's committed head record
+    /// (`HEAD`, as the open did): the record at its position must carry its
+    /// hash. (`HEAD` may name a position just past `head` while the writer
+    /// is between recording and publishing it; that is not checked.)
     pub fn verify(&self) -> Result<VerifyReport, Error> {
         let head = self.head();
+        let committed = match HeadFile::read(self.path()) {
+            Ok(ReadHead::Found(_, committed)) if committed.position <= head => Some(committed),
+            _ => None,
+        };
+        let mut hash_at_recorded = None;
         let mut chain: Hash = [0; 32];
         let mut streams: HashMap<StreamId, u64> = HashMap::new();
         let mut expected = 1;
@@ -95,6 +106,9 @@ impl SledEventLog {
                 }
                 drop(indexes);
                 chain = codec::record_hash(bytes);
+                if committed.is_some_and(|c| c.position == position) {
+                    hash_at_recorded = Some(chain);
+                }
                 expected += 1;
             }
         }
@@ -102,6 +116,18 @@ impl SledEventLog {
             return Err(Error::Broken {
                 position: expected,
                 problem: format!("the log ends before its committed head {head}"),
+            });
+        }
+        if let Some(committed) = committed.filter(|c| c.position > 0)
+            && hash_at_recorded != Some(committed.hash)
+        {
+            return Err(Error::Broken {
+                position: committed.position,
+                problem: format!(
+                    "the record does not carry the hash the committed head record (HEAD) names \
+                     for it ({})",
+                    crate::mac::hex(&committed.hash)
+                ),
             });
         }
         let indexes = self.indexes();
@@ -332,6 +358,25 @@ mod tests {
                 "{name}: {reopened}"
             );
         }
+    }
+
+    /// The record at the committed head rewritten in place (bypassing the
+    /// writer): verify names the head record's position.
+    #[tokio::test]
+    async fn a_record_that_differs_from_the_committed_head_record_fails_verify() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = chunked_log(dir.path()).await;
+        let head = log.head();
+        tamper(&log, head, |bytes| {
+            let at = bytes.len() - 3;
+            bytes[at] ^= 0x01;
+        });
+        let err = log.verify().unwrap_err();
+        assert!(
+            matches!(err, Error::Broken { position, .. } if position == head),
+            "unexpected: {err}"
+        );
+        assert!(err.to_string().contains("HEAD"), "{err}");
     }
 
     #[tokio::test]

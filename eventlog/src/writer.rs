@@ -7,8 +7,9 @@
 //! encodes the accepted ones with gapless positions and the hash chain into
 //! chunks of at most [`CHUNK_TARGET_BYTES`], applies the chunks in one sled batch
 //! (O(1) keys per group, not per event) and adds the appends to the indexes. It then hands the group to the *syncer* thread,
-//! which flushes sled, fsyncs its files, publishes the new committed head and only
-//! then answers the group's callers. While the syncer waits for the disk, the
+//! which flushes sled and fsyncs its files, then to the *head* thread, which
+//! records the new committed head in the store's `HEAD` (fdatasync), publishes
+//! it and only then answers the group's callers. While the syncer waits for the disk, the
 //! sequencer already builds and applies the next group, so the CPU work of one
 //! group overlaps the fsync of the previous one; the syncer covers every group
 //! handed over meanwhile with one flush + fsync.
@@ -37,6 +38,7 @@ use crate::chunks::Records;
 use crate::codec;
 use crate::envelope::{AppendMeta, AppendOutcome, Envelope, ExpectedVersion, Hash, RecordedAt};
 use crate::error::{AppendError, Error, StorageError};
+use crate::head::HeadFile;
 use crate::index::Indexes;
 use crate::keys;
 use crate::store::Syncer;
@@ -111,10 +113,12 @@ impl Counters {
 }
 
 /// Starts the writer threads; the returned thread is the sequencer, which joins
-/// the syncer before it returns.
+/// the syncer (which joins the head stage) before it returns.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn spawn(
     db: sled::Db,
     syncer: Syncer,
+    head_file: HeadFile,
     head: ChainHead,
     indexes: Arc<RwLock<Indexes>>,
     committed: watch::Sender<u64>,
@@ -123,16 +127,24 @@ pub(crate) fn spawn(
 ) -> std::io::Result<std::thread::JoinHandle<Result<(), StorageError>>> {
     let failure = Arc::new(OnceLock::new());
     let (applied_tx, applied_rx) = std_mpsc::sync_channel(MAX_GROUPS_IN_FLIGHT);
+    let (synced_tx, synced_rx) = std_mpsc::sync_channel(MAX_GROUPS_IN_FLIGHT);
+    let head_stage = HeadStage {
+        head_file,
+        committed,
+        failure: failure.clone(),
+    };
+    let head_thread = std::thread::Builder::new()
+        .name("eventlog-head".to_owned())
+        .spawn(move || head_stage.run(synced_rx))?;
     let sync_stage = SyncStage {
         db: db.clone(),
         syncer,
-        committed,
         failure: failure.clone(),
         counters: counters.clone(),
     };
     let sync_thread = std::thread::Builder::new()
         .name("eventlog-syncer".to_owned())
-        .spawn(move || sync_stage.run(applied_rx))?;
+        .spawn(move || sync_stage.run(applied_rx, synced_tx, head_thread))?;
     let sequencer = Sequencer {
         db,
         head,
@@ -527,53 +539,137 @@ fn fail_all(answers: Vec<(Reply, Result<AppendOutcome, AppendError>)>, err: &Sto
     }
 }
 
-/// Makes applied groups durable, publishes the committed head, answers callers.
+/// Makes applied groups durable in sled and hands them to the head stage.
 struct SyncStage {
     db: sled::Db,
     syncer: Syncer,
-    /// Tells readers and tails the last committed position.
-    committed: watch::Sender<u64>,
     failure: Arc<OnceLock<StorageError>>,
     counters: Arc<Counters>,
 }
 
+/// A sync round: groups whose records are durable in sled (or that wrote
+/// nothing), waiting for the head record.
+struct Synced {
+    wrote: bool,
+    groups: Vec<Applied>,
+}
+
+/// Records the committed head (`HEAD`, see `head.rs`) after sled's sync,
+/// then publishes it and answers the callers. A thread of its own, so the
+/// head record's fdatasync of one round overlaps sled's flush + fsync of the
+/// next; one head write covers every round synced meanwhile.
+struct HeadStage {
+    head_file: HeadFile,
+    /// Tells readers and tails the last committed position.
+    committed: watch::Sender<u64>,
+    failure: Arc<OnceLock<StorageError>>,
+}
+
 impl SyncStage {
-    fn run(mut self, applied: std_mpsc::Receiver<Applied>) -> Result<(), StorageError> {
-        let mut groups = Vec::new();
+    fn run(
+        mut self,
+        applied: std_mpsc::Receiver<Applied>,
+        synced: std_mpsc::SyncSender<Synced>,
+        head_thread: std::thread::JoinHandle<Result<(), StorageError>>,
+    ) -> Result<(), StorageError> {
+        let result = self.sync_rounds(&applied, &synced);
+        // Closing the hand-over lets the head stage finish and stop.
+        drop(synced);
+        let recorded = match head_thread.join() {
+            Ok(result) => result,
+            Err(_) => Err(StorageError::new(std::io::Error::other(
+                "the event log head-record thread panicked",
+            ))),
+        };
+        result.and(recorded)
+    }
+
+    fn sync_rounds(
+        &mut self,
+        applied: &std_mpsc::Receiver<Applied>,
+        synced: &std_mpsc::SyncSender<Synced>,
+    ) -> Result<(), StorageError> {
         while let Ok(first) = applied.recv() {
-            groups.push(first);
+            let mut groups = vec![first];
             groups.extend(applied.try_iter());
-            if groups.iter().any(|g| g.wrote) {
-                let synced = self
+            let wrote = groups.iter().any(|g| g.wrote);
+            if wrote {
+                let result = self
                     .db
                     .flush()
                     .map(|_| ())
                     .map_err(StorageError::from)
                     .and_then(|()| self.syncer.sync());
-                if let Err(err) = synced {
+                if let Err(err) = result {
                     let err = self.failure.get_or_init(|| err).clone();
                     tracing::error!(error = %err, "event log fsync failed; the writer stops");
-                    for group in groups.drain(..).chain(applied.try_iter()) {
+                    for group in groups.into_iter().chain(applied.try_iter()) {
                         fail_all(group.answers, &err);
                     }
                     return Err(err);
                 }
                 self.counters.syncs.fetch_add(1, Ordering::Relaxed);
             }
-            if let Some(last) = groups.last() {
-                // Publish before answering, so a caller that sees its append
-                // return also sees it in reads (read-your-writes).
-                self.committed.send_replace(last.head.position);
-            }
-            for group in groups.drain(..) {
-                for (reply, answer) in group.answers {
-                    // A caller that stopped waiting does not matter: its append stands.
-                    let _ = reply.send(answer);
+            if let Err(std_mpsc::SendError(round)) = synced.send(Synced { wrote, groups }) {
+                // The head stage stopped after a storage error.
+                let err = self
+                    .failure
+                    .get_or_init(|| {
+                        StorageError::new(std::io::Error::other("the head-record stage stopped"))
+                    })
+                    .clone();
+                for group in round.groups.into_iter().chain(applied.try_iter()) {
+                    fail_all(group.answers, &err);
                 }
+                return Err(err);
             }
         }
         self.db.flush()?;
         self.syncer.sync()
+    }
+}
+
+impl HeadStage {
+    fn run(mut self, synced: std_mpsc::Receiver<Synced>) -> Result<(), StorageError> {
+        let mut rounds = Vec::new();
+        while let Ok(first) = synced.recv() {
+            rounds.push(first);
+            rounds.extend(synced.try_iter());
+            let last = rounds
+                .last()
+                .and_then(|round| round.groups.last())
+                .map(|group| group.head);
+            if let Some(head) = last {
+                // sled's records first (the sync stage), then the head record
+                // naming them, then the answers: an acknowledged append is
+                // always covered by `HEAD`, and `HEAD` never names what is
+                // not durable.
+                if rounds.iter().any(|round| round.wrote)
+                    && let Err(err) = self.head_file.record(head)
+                {
+                    let err = self.failure.get_or_init(|| err.into()).clone();
+                    tracing::error!(error = %err, "writing the event log's head record failed; the writer stops");
+                    for round in rounds.drain(..).chain(synced.try_iter()) {
+                        for group in round.groups {
+                            fail_all(group.answers, &err);
+                        }
+                    }
+                    return Err(err);
+                }
+                // Publish before answering, so a caller that sees its append
+                // return also sees it in reads (read-your-writes).
+                self.committed.send_replace(head.position);
+            }
+            for round in rounds.drain(..) {
+                for group in round.groups {
+                    for (reply, answer) in group.answers {
+                        // A caller that stopped waiting does not matter: its append stands.
+                        let _ = reply.send(answer);
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 }
 

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use backchannel_domain::ids::CommandId;
 use backchannel_eventlog::{
-    CheckpointError, ExpectedVersion, OpenError, RecordedEvent, ResumePoint, SledEventLog,
+    CheckpointError, ExpectedVersion, HeadKey, OpenError, RecordedEvent, ResumePoint, SledEventLog,
 };
 use support::{conversation, message, meta_for, opened, stream};
 
@@ -128,7 +128,8 @@ async fn a_checkpoint_at_the_head_resumes_with_nothing_to_visit() {
 #[tokio::test]
 async fn a_checkpoint_the_log_does_not_continue_is_refused_before_visiting() {
     // Store A's checkpoint at position 5, copied into store B whose log has
-    // other records there; and into store C, whose log is shorter.
+    // other records there; and into store C, whose log is shorter (refused
+    // as a checkpoint ahead of the log).
     let a = tempfile::tempdir().unwrap();
     let b = tempfile::tempdir().unwrap();
     let c = tempfile::tempdir().unwrap();
@@ -156,10 +157,26 @@ async fn a_checkpoint_the_log_does_not_continue_is_refused_before_visiting() {
         })
         .err()
         .unwrap();
-        assert!(
-            matches!(err, OpenError::DoesNotContinue { position: 5, .. }),
-            "{name}: {err}"
-        );
+        // A shorter log is a fault (acknowledged events are missing), not
+        // a reason to rebuild: the checkpoint is past its end.
+        if store == c.path() {
+            assert!(
+                matches!(
+                    err,
+                    OpenError::CheckpointAhead {
+                        checkpoint: 5,
+                        log_end: 3,
+                        ..
+                    }
+                ),
+                "{name}: {err}"
+            );
+        } else {
+            assert!(
+                matches!(err, OpenError::DoesNotContinue { position: 5, .. }),
+                "{name}: {err}"
+            );
+        }
         assert_eq!(visited, 0, "{name}: nothing visited");
         // The refusal released the store.
         assert_eq!(
@@ -262,4 +279,42 @@ async fn damaged_foreign_and_missing_checkpoints_are_errors_not_values() {
         .collect();
     assert_eq!(leftovers, [NAME], "no temporary file left behind");
     log.close().unwrap();
+}
+
+/// A checkpoint written by a log holding the server's key carries a MAC of
+/// its seal: read with that key it is authenticated; with another key it is
+/// `Unauthentic`; every flipped byte, the MAC's included, is an error.
+#[tokio::test]
+async fn a_keyed_checkpoint_is_authenticated_and_every_flip_is_caught() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = SledEventLog::open(dir.path()).unwrap();
+    append_events(&log, 0, 6).await;
+    let key = HeadKey::from_secret(b"the server's secret, 32 bytes or more");
+    log.set_head_key(key.clone()).unwrap();
+    log.save_checkpoint(NAME, KIND, 6, &model_up_to(&log, 6))
+        .unwrap();
+    log.close().unwrap();
+    let load = |key: &HeadKey| {
+        SledEventLog::load_checkpoint_keyed::<Model>(dir.path(), NAME, KIND, Some(key))
+    };
+    let found = load(&key).unwrap().unwrap();
+    assert!(found.authenticated);
+    assert_eq!(found.after.position, 6);
+    let other = HeadKey::from_secret(b"another server's secret, 32 bytes long");
+    assert!(matches!(
+        load(&other),
+        Err(CheckpointError::Unauthentic { .. })
+    ));
+    // Without a key it still reads (as not authenticated).
+    let unchecked = SledEventLog::load_checkpoint::<Model>(dir.path(), NAME, KIND)
+        .unwrap()
+        .unwrap();
+    assert!(!unchecked.authenticated);
+    let good = std::fs::read(checkpoint_file(dir.path())).unwrap();
+    for at in 0..good.len() {
+        let mut bad = good.clone();
+        bad[at] ^= 0x20;
+        std::fs::write(checkpoint_file(dir.path()), &bad).unwrap();
+        assert!(load(&key).is_err(), "a flipped byte at {at} was accepted");
+    }
 }

@@ -76,7 +76,7 @@ fn a_store_of_format_1_is_refused() {
     .unwrap();
     let err = SledEventLog::open(dir.path()).err().unwrap();
     assert!(
-        matches!(err, OpenError::UnsupportedFormat { supported: 2, .. }),
+        matches!(err, OpenError::UnsupportedFormat { supported: 3, .. }),
         "{err}"
     );
     assert!(err.to_string().contains("format 1"), "{err}");

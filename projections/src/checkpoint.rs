@@ -3,15 +3,20 @@
 //!
 //! [`ReadModels`] record the last position they applied; the checkpoint stores
 //! them with the hash of the record at that position (`eventlog`'s checkpoint
-//! file). [`open_with_read_models`] resumes from a checkpoint only if the log
-//! still holds that very record, and otherwise (no checkpoint, another kind,
-//! damage, another store's) rebuilds from position 1: a checkpoint can make a
-//! start faster, never different. `tests/checkpoint.rs` checks that a resumed
-//! start equals a rebuild from position 1.
+//! file), authenticated with the server's head key. [`open_with_read_models`]
+//! resumes from a checkpoint only if the log still holds that very record, and
+//! otherwise (no checkpoint, another kind, damage, a MAC the key does not
+//! verify, another store's) rebuilds from position 1: a checkpoint can make a
+//! start faster, never different. One exception: a checkpoint taken at a
+//! position past the log's end is evidence that the log had been acknowledged
+//! that far, so the open fails ([`OpenError::CheckpointAhead`], naming both
+//! positions) instead of rewinding the read models to a shorter log.
+//! `tests/checkpoint.rs` checks that a resumed start equals a rebuild from
+//! position 1.
 
 use std::path::Path;
 
-use backchannel_eventlog::{CheckpointError, OpenError, SavedCheckpoint, SledEventLog};
+use backchannel_eventlog::{CheckpointError, HeadKey, OpenError, SavedCheckpoint, SledEventLog};
 
 use crate::models::ReadModels;
 
@@ -37,11 +42,32 @@ pub enum Start {
 }
 
 /// Opens the store at `path` and builds the read models in the same pass:
-/// from its checkpoint when it has a usable one, else from position 1.
-/// Blocking: linear in the events replayed.
-pub fn open_with_read_models(path: &Path) -> Result<(SledEventLog, ReadModels, Start), OpenError> {
+/// from its checkpoint when it has a usable one, else from position 1. With
+/// `key` (the server's), the checkpoint's MAC is checked, and the log keeps
+/// the key to authenticate the next checkpoint and its exports. Blocking:
+/// linear in the events replayed.
+///
+/// Fails with [`OpenError::CheckpointAhead`] when the checkpoint is past the
+/// log's end, and with [`OpenError::HeadMismatch`] when the log is not the
+/// one the store acknowledged.
+pub fn open_with_read_models(
+    path: &Path,
+    key: Option<&HeadKey>,
+) -> Result<(SledEventLog, ReadModels, Start), OpenError> {
+    let keyed = |log: SledEventLog| {
+        if let Some(key) = key {
+            // A fresh log has no key yet; nothing to replace.
+            let _ = log.set_head_key(key.clone());
+        }
+        log
+    };
     let mut why = None;
-    match SledEventLog::load_checkpoint::<ReadModels>(path, CHECKPOINT_NAME, CHECKPOINT_KIND) {
+    match SledEventLog::load_checkpoint_keyed::<ReadModels>(
+        path,
+        CHECKPOINT_NAME,
+        CHECKPOINT_KIND,
+        key,
+    ) {
         Ok(Some(checkpoint)) if checkpoint.value.position() == checkpoint.after.position => {
             let position = checkpoint.after.position;
             let mut models = checkpoint.value;
@@ -50,7 +76,7 @@ pub fn open_with_read_models(path: &Path) -> Result<(SledEventLog, ReadModels, S
             }) {
                 Ok(log) => {
                     let replayed = models.position() - position;
-                    return Ok((log, models, Start::Resumed { position, replayed }));
+                    return Ok((keyed(log), models, Start::Resumed { position, replayed }));
                 }
                 Err(err @ OpenError::DoesNotContinue { .. }) => why = Some(err.to_string()),
                 Err(err) => return Err(err),
@@ -65,11 +91,12 @@ pub fn open_with_read_models(path: &Path) -> Result<(SledEventLog, ReadModels, S
     let mut models = ReadModels::new();
     let log = SledEventLog::open_replaying(path, 1, |recorded| models.apply(&recorded).map(drop))?;
     let replayed = models.position();
-    Ok((log, models, Start::Rebuilt { replayed, why }))
+    Ok((keyed(log), models, Start::Rebuilt { replayed, why }))
 }
 
 /// Saves `models` as the store's checkpoint (blocking: writes and fsyncs them
-/// whole). Nothing to save before the first event.
+/// whole), authenticated with the log's head key if it has one. Nothing to
+/// save before the first event.
 pub fn save_read_models(
     log: &SledEventLog,
     models: &ReadModels,

@@ -11,8 +11,8 @@
 
 use std::path::{Path, PathBuf};
 
-use backchannel_eventlog::SledEventLog;
 use backchannel_eventlog::portable::PortableReader;
+use backchannel_eventlog::{HeadKey, OpenError, SledEventLog};
 use backchannel_projections::ReadModels;
 use backchannel_projections::checkpoint::{
     CHECKPOINT_KIND, CHECKPOINT_NAME, Start, open_with_read_models, save_read_models,
@@ -61,7 +61,7 @@ fn models_up_to(
 }
 
 fn open(path: &Path) -> (SledEventLog, ReadModels, Start) {
-    open_with_read_models(path).unwrap()
+    open_with_read_models(path, None).unwrap()
 }
 
 /// Saves `models` as the store's checkpoint (the store must not be open).
@@ -135,10 +135,6 @@ fn an_unusable_checkpoint_means_a_rebuild_not_a_failed_start() {
     .unwrap();
     log.close().unwrap();
     let disagreeing = std::fs::read(checkpoint_file(store.path())).unwrap();
-    // A log that ends before the checkpoint (its first 20 events; the
-    // checkpoint is at the middle of the demo).
-    let short = demo_store(&records[..20]);
-    std::fs::create_dir_all(short.path().join("checkpoints")).unwrap();
 
     for (name, store_dir, bytes, expected) in [
         ("a flipped byte", store.path(), &damaged, &rebuilt),
@@ -147,12 +143,6 @@ fn an_unusable_checkpoint_means_a_rebuild_not_a_failed_start() {
             store.path(),
             &disagreeing,
             &rebuilt,
-        ),
-        (
-            "a log that ends before it",
-            short.path(),
-            &good,
-            &models_up_to(&records, 20),
         ),
     ] {
         std::fs::write(checkpoint_file(store_dir), bytes).unwrap();
@@ -166,8 +156,83 @@ fn an_unusable_checkpoint_means_a_rebuild_not_a_failed_start() {
     }
 }
 
-/// The committed checkpoint of the whole demo log must resume, and equal a
-/// rebuild. If the models' types changed, it no longer decodes (or decodes to
+/// A checkpoint taken past the log's end (the log lost acknowledged events:
+/// here, a store holding the demo's first 20 events under a checkpoint of its
+/// middle) is a fault: the open fails naming both positions, and the read
+/// models are not rewound to the shorter log.
+#[test]
+fn a_checkpoint_ahead_of_the_log_is_refused_not_rewound() {
+    let records = demo_records();
+    let head = records.len() as u64;
+    let store = demo_store(&records);
+    save_checkpoint(store.path(), &models_up_to(&records, head / 2));
+    let good = std::fs::read(checkpoint_file(store.path())).unwrap();
+    let short = demo_store(&records[..20]);
+    std::fs::create_dir_all(short.path().join("checkpoints")).unwrap();
+    std::fs::write(checkpoint_file(short.path()), &good).unwrap();
+
+    let err = open_with_read_models(short.path(), None)
+        .err()
+        .expect("a checkpoint ahead of the log was rewound");
+    assert!(
+        matches!(err, OpenError::CheckpointAhead { checkpoint, log_end: 20, .. } if checkpoint == head / 2),
+        "{err}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!("position {}", head / 2)) && text.contains("position 20"),
+        "{text}"
+    );
+    // Nothing was rewritten: the checkpoint is still there, as evidence.
+    assert_eq!(std::fs::read(checkpoint_file(short.path())).unwrap(), good);
+}
+
+/// A checkpoint written with the server's key resumes with that key; one
+/// whose MAC another key does not verify (forged, or another server's) is
+/// not used: the models are rebuilt from the log.
+#[test]
+fn a_checkpoint_is_authenticated_with_the_servers_key() {
+    let records = demo_records();
+    let head = records.len() as u64;
+    let store = demo_store(&records);
+    let rebuilt = models_up_to(&records, head);
+    let key = HeadKey::from_secret(b"the server's secret, 32 bytes or more");
+    let other = HeadKey::from_secret(b"another server's secret, 32 bytes or more");
+    let log = SledEventLog::open(store.path()).unwrap();
+    log.set_head_key(key.clone()).unwrap();
+    save_read_models(&log, &models_up_to(&records, head / 2))
+        .unwrap()
+        .unwrap();
+    log.close().unwrap();
+    let checkpoint = SledEventLog::load_checkpoint_keyed::<ReadModels>(
+        store.path(),
+        CHECKPOINT_NAME,
+        CHECKPOINT_KIND,
+        Some(&key),
+    )
+    .unwrap()
+    .unwrap();
+    assert!(checkpoint.authenticated);
+
+    let (log, models, start) = open_with_read_models(store.path(), Some(&other)).unwrap();
+    assert!(
+        matches!(&start, Start::Rebuilt { why: Some(why), .. } if why.contains("MAC")),
+        "{start:?}"
+    );
+    assert_eq!(models, rebuilt);
+    log.close().unwrap();
+    // The rebuild did not touch the checkpoint; with the right key it resumes.
+    let (log, models, start) = open_with_read_models(store.path(), Some(&key)).unwrap();
+    assert!(matches!(start, Start::Resumed { .. }), "{start:?}");
+    assert_eq!(models, rebuilt);
+    // And the log keeps the key for the next checkpoint.
+    assert!(log.head_key().is_some());
+    log.close().unwrap();
+}
+
+/// The committed checkpoint of the whole demo log (checkpoint format 1,
+/// written before checkpoints carried a MAC: it also pins that format 1 is
+/// still read) must resume, and equal a rebuild. If the models' types changed, it no longer decodes (or decodes to
 /// something else): change `CHECKPOINT_KIND`, then re-bless.
 #[test]
 fn the_demo_checkpoint_fixture_still_resumes() {

@@ -42,9 +42,12 @@ pub enum Command {
     /// Create a store from an exported file (into an empty or new directory only).
     #[command(after_help = EXIT_CODES)]
     Import(ImportArgs),
-    /// Recompute the hash chain and check every invariant; exit 1 at the first fault.
+    /// Recompute the hash chain and check every invariant; exit 1 at the first
+    /// fault. With --key, also that the server holding that key wrote the
+    /// head (an export's or a server's); with --expect-head, that the log
+    /// holds a head published earlier.
     #[command(after_help = EXIT_CODES)]
-    Verify(SourceOnly),
+    Verify(VerifyArgs),
     /// Rebuild every read model from position 1 (in memory, as the server keeps
     /// them) and report events/s.
     #[command(after_help = EXIT_CODES)]
@@ -111,10 +114,44 @@ pub struct SourceOnly {
     pub source: SourceOpts,
 }
 
+/// The server's key for head MACs (see `eventlog`'s `mac.rs`).
+#[derive(Debug, Args)]
+pub struct KeyArgs {
+    /// The server's secret, to authenticate the head with: a file (the
+    /// server's `<data-dir>/secret`, hex, or a file holding the configured
+    /// secret) or the configured secret itself (`--secret` /
+    /// BACKCHANNEL_SECRET; prefer a file, arguments show in `ps`).
+    #[arg(long, value_name = "FILE|SECRET")]
+    pub key: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub source: SourceOpts,
+    /// Check the head's MAC with this key (for --file and --server): a
+    /// forged export, whose chain, head hash and trailer were recomputed,
+    /// fails.
+    #[command(flatten)]
+    pub key: KeyArgs,
+    /// A head published earlier (`GET /log/head`, or an export's summary):
+    /// `HASH` (64 hex digits: the log's head must be that record) or
+    /// `POSITION:HASH` (the record at POSITION must hash to HASH; the log may
+    /// have grown since).
+    #[arg(long, value_name = "[POSITION:]HASH")]
+    pub expect_head: Option<String>,
+}
+
 #[derive(Debug, Args)]
 pub struct ExportArgs {
     #[command(flatten)]
     pub source: SourceOpts,
+    /// Authenticate the exported head with this key (default for --data-dir
+    /// DIR: the server's secret in DIR/../secret, when there is one; for
+    /// --server, the server's own MAC; for --file, the file's MAC, which
+    /// --key must then verify).
+    #[command(flatten)]
+    pub key: KeyArgs,
     /// The file to write (`-`: stdout). An existing file is not overwritten.
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,

@@ -14,6 +14,7 @@
 //! Layout: [`cli`] (clap), [`commands`] (one file per command), [`source`]
 //! (store copy, file, or a server's log fetched by [`remote`] into a file),
 //! [`progress`] (bars on a terminal's stderr only), [`failure`] (exit codes),
+//! [`key`] (`--key`: the server's secret, for head MACs),
 //! [`recorder`] (commands → records with chosen ids and times, for scenarios
 //! and the generator), [`generate`] (the synthetic log).
 
@@ -21,6 +22,7 @@ pub mod cli;
 pub mod commands;
 pub mod failure;
 pub mod generate;
+pub mod key;
 pub mod progress;
 pub mod recorder;
 pub mod remote;

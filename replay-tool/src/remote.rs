@@ -8,6 +8,9 @@
 //! and use an SSH tunnel or a local proxy otherwise), one connection per page.
 //! The first page fixes the snapshot (`x-backchannel-upto` and its hash); the
 //! next pages ask for `to=upto`, so appends made meanwhile are not included.
+//! The first page's `x-backchannel-upto-mac` (the server's MAC of that head)
+//! goes into the file's header, so `verify --server --key` and `export
+//! --server` carry the server's own authentication.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
@@ -72,6 +75,8 @@ fn parse_url(url: &str) -> Result<Endpoint, Failure> {
 struct Page {
     upto: u64,
     upto_hash: [u8; 32],
+    /// The server's MAC of (`upto`, `upto_hash`), if it sent one.
+    upto_mac: Option<[u8; 32]>,
     body: Vec<u8>,
 }
 
@@ -230,9 +235,17 @@ fn fetch(
         .header("x-backchannel-upto-hash")
         .and_then(parse_hash)
         .ok_or_else(|| bad("no valid x-backchannel-upto-hash header".into()))?;
+    let upto_mac = match response.header("x-backchannel-upto-mac") {
+        None => None,
+        Some(mac) => Some(
+            parse_hash(mac)
+                .ok_or_else(|| bad("an invalid x-backchannel-upto-mac header".into()))?,
+        ),
+    };
     Ok(Page {
         upto,
         upto_hash,
+        upto_mac,
         body: response.body,
     })
 }
@@ -269,10 +282,13 @@ pub fn download(
         };
         Failure::new(kind, format!("--server {url}: {err}"))
     };
-    let mut writer = PortableWriter::new(
+    // The first page's head, with the server's MAC: the file is
+    // authenticated exactly as the server vouched for it.
+    let mut writer = PortableWriter::with_mac(
         BufWriter::with_capacity(1 << 20, out),
         upto,
         first.upto_hash,
+        first.upto_mac,
     )
     .map_err(broken)?;
     progress.start_pass(upto);

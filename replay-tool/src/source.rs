@@ -103,7 +103,10 @@ pub fn open_error(path: &Path, err: OpenError) -> Failure {
                 ),
             );
         }
-        OpenError::Corrupt { .. } | OpenError::Replay { .. } => Kind::Broken,
+        OpenError::Corrupt { .. }
+        | OpenError::Replay { .. }
+        | OpenError::HeadMismatch { .. }
+        | OpenError::CheckpointAhead { .. } => Kind::Broken,
         // The tool never resumes from a checkpoint; a server falls back itself.
         OpenError::DoesNotContinue { .. } => Kind::Broken,
         OpenError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {

@@ -266,7 +266,8 @@ fn export_import_export_is_byte_identical_and_verifies() {
 
 /// Byte offset of the record at `position` in an export (after its length).
 fn record_offset(bytes: &[u8], position: u64) -> (usize, usize) {
-    let mut offset = 52;
+    // File format 1's header is 52 bytes; format 2 adds the 32-byte head MAC.
+    let mut offset = if bytes[8..10] == [0, 1] { 52 } else { 84 };
     for p in 1.. {
         let len = u32::from_be_bytes(bytes[offset..offset + 4].try_into().unwrap()) as usize;
         if p == position {

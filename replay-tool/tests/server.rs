@@ -151,7 +151,15 @@ fn the_servers_log_reads_like_its_store_and_its_export() {
     let exported = dir.path().join("server.bclog");
     let out = server.tool(&["export", "--out", s(&exported)], &operator);
     assert!(out.status.success(), "{}", stderr(&out));
+    // The server vouches for its head with its key: the download carries
+    // the MAC, which the server's secret verifies.
+    let secret = data.join("secret");
+    let out = server.tool(&["verify", "--key", s(&secret)], &operator);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("MAC verifies"), "{}", stdout(&out));
     server.stop();
+    let out = tool(&["verify", "--file", s(&exported), "--key", s(&secret)]);
+    assert!(out.status.success(), "{}", stderr(&out));
 
     let store = data.join("store");
     let file = dir.path().join("store.bclog");

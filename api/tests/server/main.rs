@@ -8,6 +8,7 @@ mod auth;
 mod consistency;
 mod customer_paging;
 mod errors;
+mod integrity;
 mod limits;
 mod log_export;
 mod mutations;

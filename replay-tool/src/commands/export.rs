@@ -1,9 +1,12 @@
-//! `export`: the log as a portable file (see `eventlog::portable`).
+//! `export`: the log as a portable file (see `eventlog::portable`), its head
+//! authenticated with the server's key when the tool has it (`--key`, the
+//! secret beside a `--data-dir` store, or the MAC a `--server` gave).
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::time::Instant;
 
+use backchannel_eventlog::HeadKey;
 use backchannel_eventlog::portable::{FileSummary, PortableError, PortableWriter};
 
 use crate::cli::ExportArgs;
@@ -13,7 +16,9 @@ use crate::progress::Progress;
 use crate::source::{Source, file_error, open_reader};
 
 pub fn run(args: &ExportArgs, quiet: bool) -> Result<(), Failure> {
+    let key = args.key.key.as_deref().map(crate::key::parse).transpose()?;
     let source = open_source(&args.source, quiet)?;
+    let authenticity = authenticate(&source, key)?;
     let started = Instant::now();
     let progress = Progress::new("exporting", quiet);
     progress.start_pass(backchannel_projections::EventSource::head(&source));
@@ -52,7 +57,7 @@ pub fn run(args: &ExportArgs, quiet: bool) -> Result<(), Failure> {
     note(
         quiet,
         format_args!(
-            "exported {} events ({} streams, {} bytes) from {} in {seconds:.2} s ({}); head hash {}",
+            "exported {} events ({} streams, {} bytes) from {} in {seconds:.2} s ({}); head hash {}; {authenticity}",
             group_digits(summary.events),
             summary.streams,
             group_digits(summary.bytes),
@@ -64,6 +69,49 @@ pub fn run(args: &ExportArgs, quiet: bool) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Gives a store's log the key its head is authenticated with (`--key`, or
+/// the server's secret beside the store), or checks a file's MAC with
+/// `--key`; says what the export's head carries.
+fn authenticate(source: &Source, key: Option<HeadKey>) -> Result<String, Failure> {
+    match source {
+        Source::Store { log, path, .. } => {
+            let (key, from) = match key {
+                Some(key) => (key, "--key".to_owned()),
+                None => match crate::key::beside_store(path) {
+                    Some((key, file)) => (key, file.display().to_string()),
+                    None => {
+                        return Ok("the head carries no MAC (no --key, and no server secret \
+                                   beside the store)"
+                            .to_owned());
+                    }
+                },
+            };
+            let _ = log.set_head_key(key);
+            Ok(format!(
+                "the head's MAC is computed with the key from {from}"
+            ))
+        }
+        Source::File { path, .. } => {
+            let header = open_reader(path)?.header();
+            match (key, header.mac) {
+                (_, None) => Ok("the head carries no MAC (the source has none)".to_owned()),
+                (Some(key), Some(_)) if !header.authenticated_by(&key) => Err(Failure::new(
+                    Kind::Broken,
+                    format!(
+                        "{}: its head's MAC does not verify with --key (forged, or another \
+                         server's); refusing to export it",
+                        source.describe()
+                    ),
+                )),
+                (Some(_), Some(_)) => {
+                    Ok("the head's MAC (carried over) verifies with --key".to_owned())
+                }
+                (None, Some(_)) => Ok("the head's MAC is carried over, unchecked".to_owned()),
+            }
+        }
+    }
+}
+
 fn write<W: Write>(source: &Source, out: W, progress: &Progress) -> Result<FileSummary, Failure> {
     match source {
         Source::Store { log, path, .. } => log
@@ -72,8 +120,9 @@ fn write<W: Write>(source: &Source, out: W, progress: &Progress) -> Result<FileS
         Source::File { path, .. } => {
             let mut reader = open_reader(path)?;
             let header = reader.header();
-            let mut writer = PortableWriter::new(out, header.events, header.head_hash)
-                .map_err(|err| file_error(path, err))?;
+            let mut writer =
+                PortableWriter::with_mac(out, header.events, header.head_hash, header.mac)
+                    .map_err(|err| file_error(path, err))?;
             while let Some(event) = reader.next_record() {
                 let event = event.map_err(|err| file_error(path, err))?;
                 writer
