@@ -70,6 +70,21 @@ pub struct ServeArgs {
     #[arg(long, env = "BACKCHANNEL_MAX_PAGE_SIZE", default_value_t = Limits::default().max_page_size,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=100))]
     pub max_page_size: usize,
+    /// Deepest nesting of brackets in a query and of its variables, checked before parsing.
+    #[arg(long, env = "BACKCHANNEL_MAX_NESTING", default_value_t = Limits::default().max_nesting)]
+    pub max_nesting: usize,
+    /// Most fragment definitions in one query.
+    #[arg(long, env = "BACKCHANNEL_MAX_FRAGMENTS", default_value_t = Limits::default().max_fragments)]
+    pub max_fragments: usize,
+    /// Most fragment spreads in one query.
+    #[arg(long, env = "BACKCHANNEL_MAX_FRAGMENT_SPREADS", default_value_t = Limits::default().max_fragment_spreads)]
+    pub max_fragment_spreads: usize,
+    /// Largest query in bytes once its fragments are spread.
+    #[arg(long, env = "BACKCHANNEL_MAX_FRAGMENT_EXPANSION", default_value_t = Limits::default().max_fragment_expansion)]
+    pub max_fragment_expansion: usize,
+    /// Execution deadline of one request, in milliseconds.
+    #[arg(long, env = "BACKCHANNEL_DEADLINE_MS", default_value_t = Limits::default().deadline.as_millis() as u64)]
+    pub deadline_ms: u64,
     /// Load the demo company and print a token for each role.
     #[arg(long, env = "BACKCHANNEL_DEMO")]
     pub demo: bool,
@@ -125,6 +140,11 @@ impl ServeArgs {
             max_depth: self.max_depth,
             max_complexity: self.max_complexity,
             max_page_size: self.max_page_size,
+            max_nesting: self.max_nesting,
+            max_fragments: self.max_fragments,
+            max_fragment_spreads: self.max_fragment_spreads,
+            max_fragment_expansion: self.max_fragment_expansion,
+            deadline: Duration::from_millis(self.deadline_ms),
         };
         config.demo = self.demo;
         config

@@ -16,6 +16,21 @@ pub struct Limits {
     pub max_complexity: usize,
     /// Largest `first` of a page; more is `VALIDATION`. SPEC: at most 100.
     pub max_page_size: usize,
+    /// Deepest nesting of brackets in a query (selections, lists, input
+    /// objects, arguments), also once its fragments are spread, and of the
+    /// variables; more is `QUERY_TOO_COMPLEX` before the query is parsed
+    /// (`graphql::prescan`).
+    pub max_nesting: usize,
+    /// Most fragment definitions in one query.
+    pub max_fragments: usize,
+    /// Most fragment spreads in one query.
+    pub max_fragment_spreads: usize,
+    /// Largest query once every fragment spread is replaced by its fragment,
+    /// in bytes of tokens (what validation walks).
+    pub max_fragment_expansion: usize,
+    /// How long one request may execute; then it is stopped and answered
+    /// with `TIMEOUT`.
+    pub deadline: Duration,
 }
 
 impl Default for Limits {
@@ -25,6 +40,11 @@ impl Default for Limits {
             max_depth: 12,
             max_complexity: 2000,
             max_page_size: 100,
+            max_nesting: 32,
+            max_fragments: 100,
+            max_fragment_spreads: 500,
+            max_fragment_expansion: 256 * 1024,
+            deadline: Duration::from_secs(10),
         }
     }
 }

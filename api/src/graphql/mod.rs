@@ -9,6 +9,7 @@ pub mod enums;
 pub mod ids;
 pub mod paging;
 pub mod parsed;
+pub mod prescan;
 pub mod serial;
 pub mod time;
 
