@@ -79,6 +79,11 @@ impl From<ApiError> for async_graphql::Error {
     }
 }
 
+/// The code of a request stopped at its execution deadline (`Limits::deadline`):
+/// not one of SPEC's client errors, since the cause may be the server's load
+/// as much as the request.
+pub const TIMEOUT: &str = "TIMEOUT";
+
 /// The code of a subscription ended because it fell behind.
 pub const LAGGED: &str = "LAGGED";
 

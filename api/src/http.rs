@@ -4,7 +4,7 @@
 //! and batched (JSON array) requests are refused before GraphQL sees them.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
 use async_graphql::{Data, ObjectType, Schema, SubscriptionType};
@@ -24,6 +24,7 @@ use crate::auth::{Tokens, bearer};
 use crate::context::{CustomerAuth, Shared, StaffAuth};
 use crate::customer::CustomerSchema;
 use crate::graphql::parsed::ParsedQueries;
+use crate::graphql::prescan::check_request;
 use crate::staff::StaffSchema;
 
 /// Everything the handlers share.
@@ -135,6 +136,7 @@ async fn execute<Q, M, S>(
     schema: &Schema<Q, M, S>,
     request: async_graphql::Request,
     endpoint: &'static str,
+    deadline: Duration,
 ) -> Response
 where
     Q: ObjectType + 'static,
@@ -143,7 +145,14 @@ where
 {
     let started = Instant::now();
     let operation = request.operation_name.clone();
-    let mut response = schema.execute(request).await;
+    // Validation runs synchronously in the first poll (the admission check
+    // bounds it); the deadline bounds the resolvers. On expiry the request's
+    // future is dropped: an append already handed to the log completes, so a
+    // mutation may have taken effect (a retry with its idempotencyKey tells).
+    let mut response = match tokio::time::timeout(deadline, schema.execute(request)).await {
+        Ok(response) => response,
+        Err(_) => async_graphql::Response::from_errors(vec![timed_out(deadline)]),
+    };
     response
         .errors
         .iter_mut()
@@ -162,6 +171,23 @@ where
         "graphql"
     );
     json_response(&response)
+}
+
+/// The error of a request stopped at its deadline.
+fn timed_out(deadline: Duration) -> async_graphql::ServerError {
+    let mut error = async_graphql::ServerError::new(
+        format!(
+            "the request did not finish within {} ms and was stopped; a mutation in it may \
+             have taken effect: retry with the same idempotencyKey to learn its outcome",
+            deadline.as_millis()
+        ),
+        None,
+    );
+    error
+        .extensions
+        .get_or_insert_with(Default::default)
+        .set("code", crate::error::TIMEOUT);
+    error
 }
 
 /// `response` as a JSON body. Like `axum::Json`, but into a buffer sized for
@@ -183,24 +209,48 @@ fn json_response(response: &async_graphql::Response) -> Response {
     }
 }
 
+/// Reads the request and admits it (`graphql::prescan`) before anything
+/// parses it; then hands it the cached parse of its text.
+async fn admit(app: &AppState, body: Body) -> Result<async_graphql::Request, Response> {
+    let limits = &app.shared.limits;
+    let mut request = read_request(body, limits.max_body_bytes).await?;
+    if let Err(refused) = check_request(&request, limits) {
+        return Err(json_response(&async_graphql::Response::from_errors(vec![
+            refused,
+        ])));
+    }
+    app.parsed.prepare(&mut request);
+    Ok(request)
+}
+
 async fn staff_graphql(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    let mut request = match read_request(body, app.shared.limits.max_body_bytes).await {
+    let request = match admit(&app, body).await {
         Ok(request) => request,
         Err(refused) => return refused,
     };
-    app.parsed.prepare(&mut request);
     let auth = staff_auth(&app.shared.tokens, authorization(&headers));
-    execute(&app.staff, request.data(auth), "staff").await
+    execute(
+        &app.staff,
+        request.data(auth),
+        "staff",
+        app.shared.limits.deadline,
+    )
+    .await
 }
 
 async fn customer_graphql(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    let mut request = match read_request(body, app.shared.limits.max_body_bytes).await {
+    let request = match admit(&app, body).await {
         Ok(request) => request,
         Err(refused) => return refused,
     };
-    app.parsed.prepare(&mut request);
     let auth = customer_auth(&app.shared.tokens, authorization(&headers));
-    execute(&app.customer, request.data(auth), "customer").await
+    execute(
+        &app.customer,
+        request.data(auth),
+        "customer",
+        app.shared.limits.deadline,
+    )
+    .await
 }
 
 fn staff_auth(tokens: &Tokens, header: Option<&str>) -> StaffAuth {
