@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{Config, Limits};
+use crate::ratelimit::{Rate, RateLimits};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -85,6 +86,19 @@ pub struct ServeArgs {
     /// Execution deadline of one request, in milliseconds.
     #[arg(long, env = "BACKCHANNEL_DEADLINE_MS", default_value_t = Limits::default().deadline.as_millis() as u64)]
     pub deadline_ms: u64,
+    /// Rate of `startConversation` per widget key and client address:
+    /// `<n>/<s|m|h>[:<burst>]`, or `off`.
+    #[arg(long, env = "BACKCHANNEL_RATE_WIDGET_STARTS", default_value_t = RateLimits::default().widget_starts)]
+    pub rate_widget_starts: Rate,
+    /// Rate of mutations per staff member.
+    #[arg(long, env = "BACKCHANNEL_RATE_STAFF_MUTATIONS", default_value_t = RateLimits::default().staff_mutations)]
+    pub rate_staff_mutations: Rate,
+    /// Rate of customer mutations per conversation.
+    #[arg(long, env = "BACKCHANNEL_RATE_CUSTOMER_MUTATIONS", default_value_t = RateLimits::default().customer_mutations)]
+    pub rate_customer_mutations: Rate,
+    /// Rate of bad or expired bearer tokens per client address.
+    #[arg(long, env = "BACKCHANNEL_RATE_TOKEN_FAILURES", default_value_t = RateLimits::default().token_failures)]
+    pub rate_token_failures: Rate,
     /// Load the demo company and print a token for each role.
     #[arg(long, env = "BACKCHANNEL_DEMO")]
     pub demo: bool,
@@ -145,6 +159,12 @@ impl ServeArgs {
             max_fragment_spreads: self.max_fragment_spreads,
             max_fragment_expansion: self.max_fragment_expansion,
             deadline: Duration::from_millis(self.deadline_ms),
+        };
+        config.rate_limits = RateLimits {
+            widget_starts: self.rate_widget_starts,
+            staff_mutations: self.rate_staff_mutations,
+            customer_mutations: self.rate_customer_mutations,
+            token_failures: self.rate_token_failures,
         };
         config.demo = self.demo;
         config

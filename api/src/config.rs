@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::ratelimit::RateLimits;
+
 /// Bounds on what one request may ask (SPEC section 8).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -59,6 +61,7 @@ pub struct Config {
     pub graphiql: bool,
     pub introspection: bool,
     pub limits: Limits,
+    pub rate_limits: RateLimits,
     pub token_lifetime: Duration,
     /// Load the demo company (fixtures/demo/demo.json) at start.
     pub demo: bool,
@@ -74,6 +77,7 @@ impl Config {
             graphiql: true,
             introspection: true,
             limits: Limits::default(),
+            rate_limits: RateLimits::default(),
             token_lifetime: Duration::from_secs(30 * 24 * 3600),
             demo: false,
         }

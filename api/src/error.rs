@@ -7,6 +7,8 @@
 use async_graphql::ErrorExtensions;
 use backchannel_domain::{DomainError, ErrorCode};
 
+use crate::ratelimit::RetryAfter;
+
 /// Why a GraphQL operation failed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ApiError {
@@ -25,6 +27,9 @@ pub enum ApiError {
     /// A live subscription fell too far behind the log and was ended.
     #[error("the subscription fell behind; subscribe again")]
     Lagged,
+    /// Too many calls of this kind from this caller; try again after the delay.
+    #[error("too many requests: try again in {} ms", .0.millis())]
+    RateLimited(RetryAfter),
     /// The server is shutting down.
     #[error("the server is shutting down")]
     ShuttingDown,
@@ -44,6 +49,7 @@ impl ApiError {
             ApiError::Unauthenticated(_) => ErrorCode::Unauthenticated.as_str(),
             ApiError::Validation(_) => ErrorCode::Validation.as_str(),
             ApiError::Busy => ErrorCode::Conflict.as_str(),
+            ApiError::RateLimited(_) => ErrorCode::RateLimited.as_str(),
             ApiError::Lagged => LAGGED,
             ApiError::ShuttingDown | ApiError::Internal => INTERNAL,
         }
@@ -68,6 +74,9 @@ impl ErrorExtensions for ApiError {
             }) = self
             {
                 e.set("currentAssignee", assignee.to_string());
+            }
+            if let ApiError::RateLimited(retry) = self {
+                e.set("retryAfterMs", retry.millis());
             }
         })
     }

@@ -20,11 +20,12 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::json;
 use tower_http::trace::TraceLayer;
 
-use crate::auth::{Tokens, bearer};
+use crate::auth::{TokenError, Tokens, bearer};
 use crate::context::{CustomerAuth, Shared, StaffAuth};
 use crate::customer::CustomerSchema;
 use crate::graphql::parsed::ParsedQueries;
 use crate::graphql::prescan::check_request;
+use crate::ratelimit::{ClientAddr, RetryAfter};
 use crate::staff::StaffSchema;
 
 /// Everything the handlers share.
@@ -170,7 +171,27 @@ where
         elapsed_ms = started.elapsed().as_millis() as u64,
         "graphql"
     );
-    json_response(&response)
+    let mut answer = json_response(&response);
+    if let Some(retry) = longest_retry(&response)
+        && let Ok(value) = header::HeaderValue::from_str(&retry.seconds().to_string())
+    {
+        answer.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    answer
+}
+
+/// The longest retry delay of the response's `RATE_LIMITED` errors.
+fn longest_retry(response: &async_graphql::Response) -> Option<RetryAfter> {
+    response
+        .errors
+        .iter()
+        .filter_map(|e| e.extensions.as_ref()?.get("retryAfterMs").cloned())
+        .filter_map(|ms| match ms {
+            async_graphql::Value::Number(n) => n.as_u64(),
+            _ => None,
+        })
+        .max()
+        .map(|ms| RetryAfter(Duration::from_millis(ms)))
 }
 
 /// The error of a request stopped at its deadline.
@@ -223,34 +244,80 @@ async fn admit(app: &AppState, body: Body) -> Result<async_graphql::Request, Res
     Ok(request)
 }
 
-async fn staff_graphql(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+async fn staff_graphql(
+    State(app): State<AppState>,
+    client: ClientAddr,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let auth = staff_auth(&app.shared.tokens, authorization(&headers));
+    if let Some(refused) = token_failure(&app, client, &auth.0) {
+        return refused;
+    }
     let request = match admit(&app, body).await {
         Ok(request) => request,
         Err(refused) => return refused,
     };
-    let auth = staff_auth(&app.shared.tokens, authorization(&headers));
+    let request = request.data(auth).data(client);
+    execute(&app.staff, request, "staff", app.shared.limits.deadline).await
+}
+
+async fn customer_graphql(
+    State(app): State<AppState>,
+    client: ClientAddr,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let auth = customer_auth(&app.shared.tokens, authorization(&headers));
+    if let Some(refused) = token_failure(&app, client, &auth.0) {
+        return refused;
+    }
+    let request = match admit(&app, body).await {
+        Ok(request) => request,
+        Err(refused) => return refused,
+    };
+    let request = request.data(auth).data(client);
     execute(
-        &app.staff,
-        request.data(auth),
-        "staff",
+        &app.customer,
+        request,
+        "customer",
         app.shared.limits.deadline,
     )
     .await
 }
 
-async fn customer_graphql(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    let request = match admit(&app, body).await {
-        Ok(request) => request,
-        Err(refused) => return refused,
-    };
-    let auth = customer_auth(&app.shared.tokens, authorization(&headers));
-    execute(
-        &app.customer,
-        request.data(auth),
-        "customer",
-        app.shared.limits.deadline,
+/// Counts a bad or expired bearer token against the client's address, and
+/// answers `429 RATE_LIMITED` once it has failed too often. A request without
+/// a token, or with a good one, is not counted.
+fn token_failure<T>(
+    app: &AppState,
+    client: ClientAddr,
+    verified: &Result<T, TokenError>,
+) -> Option<Response> {
+    if !matches!(verified, Err(TokenError::Invalid)) {
+        return None;
+    }
+    let retry = app.shared.limiters.token_failure(client).err()?;
+    tracing::info!(client = %client.0, "token failures rate-limited");
+    Some(rate_limited_response(
+        retry,
+        "too many requests with a bad or expired token from this address",
+    ))
+}
+
+/// `429` with a GraphQL-shaped `RATE_LIMITED` error, its `retryAfterMs` and
+/// the `Retry-After` header.
+pub fn rate_limited_response(retry: RetryAfter, message: &str) -> Response {
+    let body = json!({ "errors": [{
+        "message": format!("{message}: try again in {} ms", retry.millis()),
+        "extensions": { "code": ErrorCode::RateLimited.as_str(), "retryAfterMs": retry.millis() },
+    }] });
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [(header::RETRY_AFTER, retry.seconds().to_string())],
+        axum::Json(body),
     )
-    .await
+        .into_response()
 }
 
 fn staff_auth(tokens: &Tokens, header: Option<&str>) -> StaffAuth {

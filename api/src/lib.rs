@@ -15,7 +15,9 @@
 //!   live subscriptions.
 //! - [`auth`]: staff and customer tokens; [`context`]: who is asking,
 //!   re-checked against the current state on every request.
-//! - [`http`]: routes, body limit, batch refusal, websockets, GraphiQL.
+//! - [`http`]: routes, body limit, batch refusal, the admission check
+//!   ([`graphql::prescan`]) and deadline, websockets, GraphiQL;
+//!   [`ratelimit`]: the keyed rate limiters.
 //! - [`staff`]: the staff schema; [`customer`]: the customer schema, built
 //!   only from the customer projection (no private data can reach it).
 //! - [`graphql`]: shared scalars, enums, cursors, and the error-code extension;
@@ -36,6 +38,7 @@ pub mod error;
 pub mod graphql;
 pub mod http;
 pub mod log_export;
+pub mod ratelimit;
 pub mod report;
 pub mod secret;
 pub mod staff;

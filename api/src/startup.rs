@@ -15,6 +15,7 @@ use crate::context::Shared;
 use crate::demo::{DemoError, DemoTokens};
 use crate::desk::Desk;
 use crate::http::{AppState, router};
+use crate::ratelimit::Limiters;
 use crate::secret::{SecretError, load_or_create};
 use crate::{customer, staff};
 
@@ -78,6 +79,7 @@ impl Application {
             desk: desk.clone(),
             tokens: tokens.clone(),
             limits: config.limits,
+            limiters: Arc::new(Limiters::new(&config.rate_limits)),
         };
         let state = AppState {
             staff: staff::schema(shared.clone(), config.introspection),
@@ -139,14 +141,17 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let mut stop = self.shutdown.0.subscribe();
         tracing::info!(addr = %self.addr, "listening");
-        let served = axum::serve(self.listener, self.app)
-            .with_graceful_shutdown(async move {
-                tokio::select! {
-                    _ = stop.wait_for(|stop| *stop) => tracing::info!("shutdown requested"),
-                    _ = signal() => tracing::info!("signal received, shutting down"),
-                }
-            })
-            .await;
+        let served = axum::serve(
+            self.listener,
+            self.app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            tokio::select! {
+                _ = stop.wait_for(|stop| *stop) => tracing::info!("shutdown requested"),
+                _ = signal() => tracing::info!("signal received, shutting down"),
+            }
+        })
+        .await;
         self.desk.close().await;
         served
     }

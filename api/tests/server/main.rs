@@ -12,6 +12,7 @@ mod errors;
 mod limits;
 mod log_export;
 mod mutations;
+mod rate_limits;
 mod report;
 mod shutdown;
 mod staff_timeline_paging;
