@@ -9,6 +9,7 @@ mod auth;
 mod consistency;
 mod customer_paging;
 mod errors;
+mod fuzz;
 mod limits;
 mod log_export;
 mod mutations;
