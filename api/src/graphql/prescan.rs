@@ -44,7 +44,7 @@ use crate::config::Limits;
 /// websocket `subscribe` payloads alike).
 pub fn check_request(request: &Request, limits: &Limits) -> Result<(), ServerError> {
     check_document(&request.query, limits)?;
-    let variables = request.variables.iter().map(|(_, value)| value);
+    let variables = request.variables.values();
     let extensions = request.extensions.0.values();
     for value in variables.chain(extensions) {
         check_value_nesting(value, limits.max_nesting)?;
