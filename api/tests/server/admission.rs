@@ -234,3 +234,32 @@ fragment TypeRef on __Type {
   kind name ofType { kind name ofType { kind name ofType { kind name } } } } } } }
 }
 "#;
+
+/// Nesting the parser accepts but the validator's recursion does not survive
+/// (found by `fuzz.rs`: an input object 369 deep aborted a debug build).
+#[tokio::test]
+async fn values_nested_a_few_hundred_deep_are_too_complex_on_both_endpoints() {
+    let app = TestApp::spawn().await;
+    for depth in [400, 1000, 700, 250, 100] {
+        let list = format!(
+            "{{ conversations(filter: {{ status: {} }}) {{ edges {{ node {{ id }} }} }} }}",
+            nested("[", "QUEUED", "]", depth)
+        );
+        let object = format!(
+            "{{ conversations(filter: {}) {{ edges {{ node {{ id }} }} }} }}",
+            nested("{status: ", "QUEUED", "}", depth)
+        );
+        for path in ["/graphql", "/customer/graphql"] {
+            for query in [&list, &object] {
+                let reply = anonymous(&app, path, query, json!({})).await;
+                assert_eq!(
+                    reply.code(),
+                    Some("QUERY_TOO_COMPLEX"),
+                    "{depth} {path}: {:?}",
+                    reply.body
+                );
+            }
+        }
+    }
+    still_serving(&app).await;
+}
