@@ -128,6 +128,16 @@ pub struct RateLimits {
     pub token_failures: Rate,
 }
 
+impl RateLimits {
+    /// No limits at all (for scripted tests and benchmarks).
+    pub const UNLIMITED: RateLimits = RateLimits {
+        widget_starts: Rate::OFF,
+        staff_mutations: Rate::OFF,
+        customer_mutations: Rate::OFF,
+        token_failures: Rate::OFF,
+    };
+}
+
 impl Default for RateLimits {
     fn default() -> Self {
         const SECOND: Duration = Duration::from_secs(1);

@@ -89,12 +89,14 @@ async fn post_from(
     }
 }
 
-/// A server whose rates are set by `set`, and its data directory.
+/// A server with the default rates changed by `set`, and its data directory.
 async fn spawn_with_rates(
     set: impl FnOnce(&mut backchannel_api::ratelimit::RateLimits),
 ) -> (TestApp, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let mut config = crate::support::config(dir.path().to_owned());
+    // The defaults, but for the rate under test.
+    config.rate_limits = backchannel_api::ratelimit::RateLimits::default();
     set(&mut config.rate_limits);
     (TestApp::spawn_with(config).await, dir)
 }
