@@ -1,7 +1,10 @@
 //! The HTTP surface: the two GraphQL endpoints (POST for queries and
 //! mutations, GET upgrades to `graphql-transport-ws` websockets), GraphiQL,
 //! health and readiness. Request bodies are read here with the size limit,
-//! and batched (JSON array) requests are refused before GraphQL sees them.
+//! batched (JSON array) requests are refused before GraphQL sees them, and a
+//! request is admitted by `graphql::prescan` before anything parses it, then
+//! executed under its deadline. Bad tokens count against the client's
+//! address (`ratelimit`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -236,6 +239,7 @@ async fn admit(app: &AppState, body: Body) -> Result<async_graphql::Request, Res
     let limits = &app.shared.limits;
     let mut request = read_request(body, limits.max_body_bytes).await?;
     if let Err(refused) = check_request(&request, limits) {
+        tracing::info!(reason = %refused.message, "request refused before parsing");
         return Err(json_response(&async_graphql::Response::from_errors(vec![
             refused,
         ])));
