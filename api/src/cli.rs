@@ -71,8 +71,11 @@ pub struct ServeArgs {
     #[arg(long, env = "BACKCHANNEL_MAX_PAGE_SIZE", default_value_t = Limits::default().max_page_size,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=100))]
     pub max_page_size: usize,
-    /// Deepest nesting of brackets in a query and of its variables, checked before parsing.
-    #[arg(long, env = "BACKCHANNEL_MAX_NESTING", default_value_t = Limits::default().max_nesting)]
+    /// Deepest nesting of brackets in a query and of its variables, checked
+    /// before parsing; at most 128 (deeper would let the recursive parser and
+    /// validator near the end of a worker's stack).
+    #[arg(long, env = "BACKCHANNEL_MAX_NESTING", default_value_t = Limits::default().max_nesting,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=128))]
     pub max_nesting: usize,
     /// Most fragment definitions in one query.
     #[arg(long, env = "BACKCHANNEL_MAX_FRAGMENTS", default_value_t = Limits::default().max_fragments)]
