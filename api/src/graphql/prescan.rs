@@ -15,7 +15,10 @@
 //!   it, with the nesting at which each occurs) in topological order with
 //!   memoised sizes: more than `max_fragment_expansion` bytes of tokens, or
 //!   more than `max_nesting` once expanded, is `QUERY_TOO_COMPLEX`; a cycle
-//!   is `VALIDATION`;
+//!   is `VALIDATION`. The size sums every definition's expansion, fragments
+//!   included, used or not: validation visits each fragment's selection sets
+//!   too, and walks the spreads at each one's level again (an unused fragment
+//!   with 500 spreads of a 5,000-field fragment took seconds to validate);
 //! - the variables (and request extensions), already JSON-decoded, are walked
 //!   with an explicit stack and bounded to `max_nesting` as well;
 //! - unbalanced brackets or an unterminated string are `VALIDATION`.
@@ -112,7 +115,7 @@ struct Scanned {
 pub fn check_document(query: &str, limits: &Limits) -> Result<(), ServerError> {
     let scanned = scan(query, limits)?;
     let (sizes, depths) = expand_fragments(&scanned.fragments)?;
-    let mut total: u64 = 0;
+    let mut total: u64 = sizes.iter().fold(0, |sum, size| sum.saturating_add(*size));
     for operation in &scanned.operations {
         let (size, depth) = expanded(operation, &sizes, &depths);
         total = total.saturating_add(size);
@@ -639,10 +642,12 @@ mod tests {
         for levels in [16, 24, 30, 60, 99] {
             assert_eq!(check(&bomb(levels)), Some("QUERY_TOO_COMPLEX"), "{levels}");
         }
-        // Spreads before the definition they name count the same.
+        // Spreads before the definition they name count the same. Each
+        // definition counts expanded: B 16 bytes, A 10 + 2 × 16, the
+        // operation 2 + 42, 102 in all.
         let later = "fragment B on Query { me { id } } fragment A on Query { ...B ...B } { ...A }";
         let tight = Limits {
-            max_fragment_expansion: 30,
+            max_fragment_expansion: 101,
             ..limits()
         };
         assert_eq!(check_with(later, &tight), Some("QUERY_TOO_COMPLEX"));
@@ -650,12 +655,25 @@ mod tests {
             check_with(
                 later,
                 &Limits {
-                    max_fragment_expansion: 60,
+                    max_fragment_expansion: 102,
                     ..limits()
                 }
             ),
             None
         );
+    }
+
+    #[test]
+    fn unused_fragments_count_expanded_too() {
+        let fields: String = (0..5000).map(|i| format!("b{i} ")).collect();
+        let sets = "x{...F0} ".repeat(500);
+        let query =
+            format!("{{ a }} fragment F0 on Query {{ {fields} }} fragment U on Query {{ {sets} }}");
+        assert_eq!(check(&query), Some("QUERY_TOO_COMPLEX"));
+        let sets = "x{...F0} ".repeat(5);
+        let query =
+            format!("{{ a }} fragment F0 on Query {{ {fields} }} fragment U on Query {{ {sets} }}");
+        assert_eq!(check(&query), None);
     }
 
     #[test]
