@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{Config, Limits};
+use crate::ratelimit::{Rate, RateLimits};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -70,6 +71,37 @@ pub struct ServeArgs {
     #[arg(long, env = "BACKCHANNEL_MAX_PAGE_SIZE", default_value_t = Limits::default().max_page_size,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=100))]
     pub max_page_size: usize,
+    /// Deepest nesting of brackets in a query and of its variables, checked
+    /// before parsing; at most 128 (deeper would let the recursive parser and
+    /// validator near the end of a worker's stack).
+    #[arg(long, env = "BACKCHANNEL_MAX_NESTING", default_value_t = Limits::default().max_nesting,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=128))]
+    pub max_nesting: usize,
+    /// Most fragment definitions in one query.
+    #[arg(long, env = "BACKCHANNEL_MAX_FRAGMENTS", default_value_t = Limits::default().max_fragments)]
+    pub max_fragments: usize,
+    /// Most fragment spreads in one query.
+    #[arg(long, env = "BACKCHANNEL_MAX_FRAGMENT_SPREADS", default_value_t = Limits::default().max_fragment_spreads)]
+    pub max_fragment_spreads: usize,
+    /// Largest query in bytes once its fragments are spread.
+    #[arg(long, env = "BACKCHANNEL_MAX_FRAGMENT_EXPANSION", default_value_t = Limits::default().max_fragment_expansion)]
+    pub max_fragment_expansion: usize,
+    /// Execution deadline of one request, in milliseconds.
+    #[arg(long, env = "BACKCHANNEL_DEADLINE_MS", default_value_t = Limits::default().deadline.as_millis() as u64)]
+    pub deadline_ms: u64,
+    /// Rate of `startConversation` per widget key and client address:
+    /// `<n>/<s|m|h>[:<burst>]`, or `off`.
+    #[arg(long, env = "BACKCHANNEL_RATE_WIDGET_STARTS", default_value_t = RateLimits::default().widget_starts)]
+    pub rate_widget_starts: Rate,
+    /// Rate of mutations per staff member.
+    #[arg(long, env = "BACKCHANNEL_RATE_STAFF_MUTATIONS", default_value_t = RateLimits::default().staff_mutations)]
+    pub rate_staff_mutations: Rate,
+    /// Rate of customer mutations per conversation.
+    #[arg(long, env = "BACKCHANNEL_RATE_CUSTOMER_MUTATIONS", default_value_t = RateLimits::default().customer_mutations)]
+    pub rate_customer_mutations: Rate,
+    /// Rate of bad or expired bearer tokens per client address.
+    #[arg(long, env = "BACKCHANNEL_RATE_TOKEN_FAILURES", default_value_t = RateLimits::default().token_failures)]
+    pub rate_token_failures: Rate,
     /// Load the demo company and print a token for each role.
     #[arg(long, env = "BACKCHANNEL_DEMO")]
     pub demo: bool,
@@ -127,6 +159,17 @@ impl ServeArgs {
             max_depth: self.max_depth,
             max_complexity: self.max_complexity,
             max_page_size: self.max_page_size,
+            max_nesting: self.max_nesting,
+            max_fragments: self.max_fragments,
+            max_fragment_spreads: self.max_fragment_spreads,
+            max_fragment_expansion: self.max_fragment_expansion,
+            deadline: Duration::from_millis(self.deadline_ms),
+        };
+        config.rate_limits = RateLimits {
+            widget_starts: self.rate_widget_starts,
+            staff_mutations: self.rate_staff_mutations,
+            customer_mutations: self.rate_customer_mutations,
+            token_failures: self.rate_token_failures,
         };
         config.demo = self.demo;
         config.transport = self.transport.limits();

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::transport::TransportLimits;
+use crate::ratelimit::RateLimits;
 
 /// Bounds on what one request may ask (SPEC section 8).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,6 +19,21 @@ pub struct Limits {
     pub max_complexity: usize,
     /// Largest `first` of a page; more is `VALIDATION`. SPEC: at most 100.
     pub max_page_size: usize,
+    /// Deepest nesting of brackets in a query (selections, lists, input
+    /// objects, arguments), also once its fragments are spread, and of the
+    /// variables; more is `QUERY_TOO_COMPLEX` before the query is parsed
+    /// (`graphql::prescan`).
+    pub max_nesting: usize,
+    /// Most fragment definitions in one query.
+    pub max_fragments: usize,
+    /// Most fragment spreads in one query.
+    pub max_fragment_spreads: usize,
+    /// Largest query once every fragment spread is replaced by its fragment,
+    /// in bytes of tokens (what validation walks).
+    pub max_fragment_expansion: usize,
+    /// How long one request may execute; then it is stopped and answered
+    /// with `TIMEOUT`.
+    pub deadline: Duration,
 }
 
 impl Default for Limits {
@@ -27,6 +43,11 @@ impl Default for Limits {
             max_depth: 12,
             max_complexity: 2000,
             max_page_size: 100,
+            max_nesting: 32,
+            max_fragments: 100,
+            max_fragment_spreads: 500,
+            max_fragment_expansion: 256 * 1024,
+            deadline: Duration::from_secs(10),
         }
     }
 }
@@ -43,6 +64,7 @@ pub struct Config {
     pub limits: Limits,
     /// Timeouts and caps of connections and websockets.
     pub transport: TransportLimits,
+    pub rate_limits: RateLimits,
     pub token_lifetime: Duration,
     /// Load the demo company (fixtures/demo/demo.json) at start.
     pub demo: bool,
@@ -59,6 +81,7 @@ impl Config {
             introspection: true,
             limits: Limits::default(),
             transport: TransportLimits::default(),
+            rate_limits: RateLimits::default(),
             token_lifetime: Duration::from_secs(30 * 24 * 3600),
             demo: false,
         }

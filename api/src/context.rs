@@ -10,6 +10,7 @@ use crate::auth::{CustomerIdentity, StaffIdentity, TokenError, Tokens};
 use crate::config::Limits;
 use crate::desk::Desk;
 use crate::error::{ApiError, ApiResult};
+use crate::ratelimit::Limiters;
 
 /// Shared by both schemas (schema data).
 #[derive(Clone, Debug)]
@@ -17,6 +18,9 @@ pub struct Shared {
     pub desk: Arc<Desk>,
     pub tokens: Tokens,
     pub limits: Limits,
+    /// The rate limiters (SPEC section 8); shared so every request and
+    /// connection counts against the same keys.
+    pub limiters: Arc<Limiters>,
 }
 
 /// The staff token of the request or websocket connection, as checked.

@@ -7,6 +7,8 @@
 use async_graphql::ErrorExtensions;
 use backchannel_domain::{DomainError, ErrorCode};
 
+use crate::ratelimit::RetryAfter;
+
 /// Why a GraphQL operation failed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ApiError {
@@ -25,6 +27,9 @@ pub enum ApiError {
     /// A live subscription fell too far behind the log and was ended.
     #[error("the subscription fell behind; subscribe again")]
     Lagged,
+    /// Too many calls of this kind from this caller; try again after the delay.
+    #[error("too many requests: try again in {} ms", .0.millis())]
+    RateLimited(RetryAfter),
     /// The server is shutting down.
     #[error("the server is shutting down")]
     ShuttingDown,
@@ -44,6 +49,7 @@ impl ApiError {
             ApiError::Unauthenticated(_) => ErrorCode::Unauthenticated.as_str(),
             ApiError::Validation(_) => ErrorCode::Validation.as_str(),
             ApiError::Busy => ErrorCode::Conflict.as_str(),
+            ApiError::RateLimited(_) => ErrorCode::RateLimited.as_str(),
             ApiError::Lagged => LAGGED,
             ApiError::ShuttingDown | ApiError::Internal => INTERNAL,
         }
@@ -69,6 +75,9 @@ impl ErrorExtensions for ApiError {
             {
                 e.set("currentAssignee", assignee.to_string());
             }
+            if let ApiError::RateLimited(retry) = self {
+                e.set("retryAfterMs", retry.millis());
+            }
         })
     }
 }
@@ -78,6 +87,11 @@ impl From<ApiError> for async_graphql::Error {
         err.extend()
     }
 }
+
+/// The code of a request stopped at its execution deadline (`Limits::deadline`):
+/// not one of SPEC's client errors, since the cause may be the server's load
+/// as much as the request.
+pub const TIMEOUT: &str = "TIMEOUT";
 
 /// The code of a subscription ended because it fell behind.
 pub const LAGGED: &str = "LAGGED";

@@ -1,11 +1,14 @@
 //! The HTTP surface: the two GraphQL endpoints (POST for queries and
 //! mutations, GET upgrades to `graphql-transport-ws` websockets), GraphiQL,
 //! health and readiness. Request bodies are read here with the size limit,
-//! and batched (JSON array) requests are refused before GraphQL sees them.
+//! batched (JSON array) requests are refused before GraphQL sees them, and a
+//! request is admitted by `graphql::prescan` before anything parses it, then
+//! executed under its deadline. Bad tokens count against the client's
+//! address (`ratelimit`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_graphql::http::GraphiQLSource;
 use async_graphql::{Data, ObjectType, Schema, SubscriptionType};
@@ -20,10 +23,12 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::json;
 use tower_http::trace::TraceLayer;
 
-use crate::auth::{Tokens, bearer};
+use crate::auth::{TokenError, Tokens, bearer};
 use crate::context::{CustomerAuth, Shared, StaffAuth};
 use crate::customer::CustomerSchema;
 use crate::graphql::parsed::ParsedQueries;
+use crate::graphql::prescan::check_request;
+use crate::ratelimit::{ClientAddr, RetryAfter};
 use crate::staff::StaffSchema;
 use crate::websocket::{self, Endpoint, Session, Sockets};
 
@@ -146,6 +151,7 @@ async fn execute<Q, M, S>(
     schema: &Schema<Q, M, S>,
     request: async_graphql::Request,
     endpoint: &'static str,
+    deadline: Duration,
 ) -> Response
 where
     Q: ObjectType + 'static,
@@ -154,7 +160,14 @@ where
 {
     let started = Instant::now();
     let operation = request.operation_name.clone();
-    let mut response = schema.execute(request).await;
+    // Validation runs synchronously in the first poll (the admission check
+    // bounds it); the deadline bounds the resolvers. On expiry the request's
+    // future is dropped: an append already handed to the log completes, so a
+    // mutation may have taken effect (a retry with its idempotencyKey tells).
+    let mut response = match tokio::time::timeout(deadline, schema.execute(request)).await {
+        Ok(response) => response,
+        Err(_) => async_graphql::Response::from_errors(vec![timed_out(deadline)]),
+    };
     response
         .errors
         .iter_mut()
@@ -172,7 +185,44 @@ where
         elapsed_ms = started.elapsed().as_millis() as u64,
         "graphql"
     );
-    json_response(&response)
+    let mut answer = json_response(&response);
+    if let Some(retry) = longest_retry(&response)
+        && let Ok(value) = header::HeaderValue::from_str(&retry.seconds().to_string())
+    {
+        answer.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    answer
+}
+
+/// The longest retry delay of the response's `RATE_LIMITED` errors.
+fn longest_retry(response: &async_graphql::Response) -> Option<RetryAfter> {
+    response
+        .errors
+        .iter()
+        .filter_map(|e| e.extensions.as_ref()?.get("retryAfterMs").cloned())
+        .filter_map(|ms| match ms {
+            async_graphql::Value::Number(n) => n.as_u64(),
+            _ => None,
+        })
+        .max()
+        .map(|ms| RetryAfter(Duration::from_millis(ms)))
+}
+
+/// The error of a request stopped at its deadline.
+fn timed_out(deadline: Duration) -> async_graphql::ServerError {
+    let mut error = async_graphql::ServerError::new(
+        format!(
+            "the request did not finish within {} ms and was stopped; a mutation in it may \
+             have taken effect: retry with the same idempotencyKey to learn its outcome",
+            deadline.as_millis()
+        ),
+        None,
+    );
+    error
+        .extensions
+        .get_or_insert_with(Default::default)
+        .set("code", crate::error::TIMEOUT);
+    error
 }
 
 /// `response` as a JSON body. Like `axum::Json`, but into a buffer sized for
@@ -194,24 +244,95 @@ fn json_response(response: &async_graphql::Response) -> Response {
     }
 }
 
-async fn staff_graphql(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    let mut request = match read_request(body, app.shared.limits.max_body_bytes).await {
-        Ok(request) => request,
-        Err(refused) => return refused,
-    };
+/// Reads the request and admits it (`graphql::prescan`) before anything
+/// parses it; then hands it the cached parse of its text.
+async fn admit(app: &AppState, body: Body) -> Result<async_graphql::Request, Response> {
+    let limits = &app.shared.limits;
+    let mut request = read_request(body, limits.max_body_bytes).await?;
+    if let Err(refused) = check_request(&request, limits) {
+        tracing::info!(reason = %refused.message, "request refused before parsing");
+        return Err(json_response(&async_graphql::Response::from_errors(vec![
+            refused,
+        ])));
+    }
     app.parsed.prepare(&mut request);
-    let auth = staff_auth(&app.shared.tokens, authorization(&headers));
-    execute(&app.staff, request.data(auth), "staff").await
+    Ok(request)
 }
 
-async fn customer_graphql(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    let mut request = match read_request(body, app.shared.limits.max_body_bytes).await {
+async fn staff_graphql(
+    State(app): State<AppState>,
+    client: ClientAddr,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let auth = staff_auth(&app.shared.tokens, authorization(&headers));
+    if let Some(refused) = token_failure(&app, client, &auth.0) {
+        return refused;
+    }
+    let request = match admit(&app, body).await {
         Ok(request) => request,
         Err(refused) => return refused,
     };
-    app.parsed.prepare(&mut request);
+    let request = request.data(auth).data(client);
+    execute(&app.staff, request, "staff", app.shared.limits.deadline).await
+}
+
+async fn customer_graphql(
+    State(app): State<AppState>,
+    client: ClientAddr,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let auth = customer_auth(&app.shared.tokens, authorization(&headers));
-    execute(&app.customer, request.data(auth), "customer").await
+    if let Some(refused) = token_failure(&app, client, &auth.0) {
+        return refused;
+    }
+    let request = match admit(&app, body).await {
+        Ok(request) => request,
+        Err(refused) => return refused,
+    };
+    let request = request.data(auth).data(client);
+    execute(
+        &app.customer,
+        request,
+        "customer",
+        app.shared.limits.deadline,
+    )
+    .await
+}
+
+/// Counts a bad or expired bearer token against the client's address, and
+/// answers `429 RATE_LIMITED` once it has failed too often. A request without
+/// a token, or with a good one, is not counted.
+fn token_failure<T>(
+    app: &AppState,
+    client: ClientAddr,
+    verified: &Result<T, TokenError>,
+) -> Option<Response> {
+    if !matches!(verified, Err(TokenError::Invalid)) {
+        return None;
+    }
+    let retry = app.shared.limiters.token_failure(client).err()?;
+    tracing::info!(client = %client.0, "token failures rate-limited");
+    Some(rate_limited_response(
+        retry,
+        "too many requests with a bad or expired token from this address",
+    ))
+}
+
+/// `429` with a GraphQL-shaped `RATE_LIMITED` error, its `retryAfterMs` and
+/// the `Retry-After` header.
+pub fn rate_limited_response(retry: RetryAfter, message: &str) -> Response {
+    let body = json!({ "errors": [{
+        "message": format!("{message}: try again in {} ms", retry.millis()),
+        "extensions": { "code": ErrorCode::RateLimited.as_str(), "retryAfterMs": retry.millis() },
+    }] });
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [(header::RETRY_AFTER, retry.seconds().to_string())],
+        axum::Json(body),
+    )
+        .into_response()
 }
 
 fn staff_auth(tokens: &Tokens, header: Option<&str>) -> StaffAuth {

@@ -15,9 +15,11 @@
 //!   live subscriptions.
 //! - [`auth`]: staff and customer tokens; [`context`]: who is asking,
 //!   re-checked against the current state on every request.
-//! - [`http`]: routes, body limit, batch refusal, GraphiQL;
+//! - [`http`]: routes, body limit, batch refusal, the admission check
+//!   ([`graphql::prescan`]) and deadline, GraphiQL;
 //!   [`transport`]: the accept loop, its timeouts, connection cap and
-//!   graceful stop; [`websocket`]: the `graphql-transport-ws` protocol.
+//!   graceful stop; [`websocket`]: the `graphql-transport-ws` protocol;
+//!   [`ratelimit`]: the keyed rate limiters.
 //! - [`staff`]: the staff schema; [`customer`]: the customer schema, built
 //!   only from the customer projection (no private data can reach it).
 //! - [`graphql`]: shared scalars, enums, cursors, and the error-code extension;
@@ -39,6 +41,7 @@ pub mod graphql;
 pub mod http;
 pub mod live;
 pub mod log_export;
+pub mod ratelimit;
 pub mod report;
 pub mod secret;
 pub mod staff;

@@ -17,6 +17,7 @@ use crate::context::Shared;
 use crate::demo::{DemoError, DemoTokens};
 use crate::desk::Desk;
 use crate::http::{AppState, router};
+use crate::ratelimit::Limiters;
 use crate::secret::{SecretError, load_or_create};
 use crate::transport::TransportLimits;
 use crate::websocket::Sockets;
@@ -84,6 +85,7 @@ impl Application {
             desk: desk.clone(),
             tokens: tokens.clone(),
             limits: config.limits,
+            limiters: Arc::new(Limiters::new(&config.rate_limits)),
         };
         let (tx, stop) = watch::channel(false);
         let sockets = Sockets::new(config.transport, stop);

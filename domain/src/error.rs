@@ -20,6 +20,7 @@ pub enum ErrorCode {
     ConversationClosed,
     QueryTooComplex,
     PayloadTooLarge,
+    RateLimited,
 }
 
 impl ErrorCode {
@@ -35,6 +36,7 @@ impl ErrorCode {
             ErrorCode::ConversationClosed => "CONVERSATION_CLOSED",
             ErrorCode::QueryTooComplex => "QUERY_TOO_COMPLEX",
             ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            ErrorCode::RateLimited => "RATE_LIMITED",
         }
     }
 }

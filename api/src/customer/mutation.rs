@@ -14,6 +14,7 @@ use crate::desk::start_command_id;
 use crate::error::{ApiError, ApiResult};
 use crate::graphql::enums::Channel;
 use crate::graphql::ids::parse;
+use crate::ratelimit::ClientAddr;
 
 pub struct Mutation;
 
@@ -65,6 +66,16 @@ impl Mutation {
             .company_by_widget_key(widget_key)
             .map(|c| c.id)
             .ok_or(DomainError::NotFound(Missing::Company))?;
+        // Keyed only once the widget key is known to be a company's, so
+        // made-up keys cannot grow the limiter.
+        let client = ctx
+            .data_opt::<ClientAddr>()
+            .copied()
+            .unwrap_or(ClientAddr::UNKNOWN);
+        shared
+            .limiters
+            .widget_start(widget_key, client)
+            .map_err(ApiError::RateLimited)?;
         let id = ConversationId::new();
         let open = Command::OpenConversation {
             company,
@@ -115,7 +126,12 @@ impl Mutation {
     ) -> ApiResult<CustomerMessage> {
         let me = customer(ctx)?;
         let body = MessageBody::parse(&body).map_err(|e| ApiError::validation(e.to_string()))?;
-        let desk = &shared(ctx)?.desk;
+        let shared = shared(ctx)?;
+        shared
+            .limiters
+            .customer_mutation(me.conversation)
+            .map_err(ApiError::RateLimited)?;
+        let desk = &shared.desk;
         let command = Command::SendMessage {
             conversation: me.conversation,
             message: MessageId::new(),
@@ -146,7 +162,12 @@ impl Mutation {
         idempotency_key: Option<String>,
     ) -> ApiResult<CustomerConversation> {
         let me = customer(ctx)?;
-        let desk = &shared(ctx)?.desk;
+        let shared = shared(ctx)?;
+        shared
+            .limiters
+            .customer_mutation(me.conversation)
+            .map_err(ApiError::RateLimited)?;
+        let desk = &shared.desk;
         desk.execute(
             Actor::Customer(me.conversation),
             "closeConversation",

@@ -34,8 +34,13 @@ async fn run(
     idempotency_key: Option<String>,
 ) -> ApiResult<(Me, Executed)> {
     let me = me(ctx)?;
+    let shared = shared(ctx)?;
+    shared
+        .limiters
+        .staff_mutation(me.id)
+        .map_err(ApiError::RateLimited)?;
     let command = command(me)?;
-    let desk = &shared(ctx)?.desk;
+    let desk = &shared.desk;
     let executed = desk
         .execute(
             Actor::Staff(me.id),
@@ -721,6 +726,10 @@ impl Mutation {
         let me = me(ctx)?;
         let target: StaffId = parse(&staff_id)?;
         let shared = shared(ctx)?;
+        shared
+            .limiters
+            .staff_mutation(me.id)
+            .map_err(ApiError::RateLimited)?;
         let staff = {
             let models = shared.desk.models();
             may_issue_staff_token(models.state(), Actor::Staff(me.id), target)?;

@@ -148,7 +148,9 @@ impl Query {
     }
 
     /// A group's conversations in three columns, as you may see them.
-    #[graphql(complexity = "3 * first.unwrap_or(20).clamp(1, 100) as usize * child_complexity")]
+    /// Complexity: the child's already sums the three columns, so a page
+    /// multiplies it once (at most `first` items in each column).
+    #[graphql(complexity = "first.unwrap_or(20).clamp(1, 100) as usize * child_complexity")]
     async fn enquiry_overview(
         &self,
         ctx: &Context<'_>,

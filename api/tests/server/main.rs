@@ -4,14 +4,17 @@
 
 mod support;
 
+mod admission;
 mod auth;
 mod consistency;
 mod customer_paging;
 mod errors;
 mod integrity;
+mod fuzz;
 mod limits;
 mod log_export;
 mod mutations;
+mod rate_limits;
 mod report;
 mod shutdown;
 mod slow_clients;

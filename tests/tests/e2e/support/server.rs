@@ -66,6 +66,9 @@ impl TestServer {
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config::new(dir.path().to_owned(), SocketAddr::from(([127, 0, 0, 1], 0)));
         config.secret = Some(SECRET.to_owned());
+        // Scripted tests mutate far faster than a desk; the rate limits have
+        // their own tests (api/tests/server/rate_limits.rs).
+        config.rate_limits = backchannel_api::ratelimit::RateLimits::UNLIMITED;
         let mut created = Vec::new();
         for name in companies {
             created.push(init(&config, name, &format!("{name} Owner")).await.unwrap());

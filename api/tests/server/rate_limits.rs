@@ -1,0 +1,258 @@
+//! SPEC section 8: rate limits answer `RATE_LIMITED` with a retry delay, and
+//! a refused call appends nothing. Distinct clients are distinct loopback
+//! addresses (127.0.0.2, …) bound by the client socket.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use backchannel_api::ratelimit::Rate;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpSocket;
+
+use crate::support::*;
+
+/// An answer with its headers (lower-cased names).
+struct Answer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Value,
+}
+
+impl Answer {
+    fn code(&self) -> Option<&str> {
+        self.body["errors"][0]["extensions"]["code"].as_str()
+    }
+
+    fn retry_after_ms(&self) -> Option<u64> {
+        self.body["errors"][0]["extensions"]["retryAfterMs"].as_u64()
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// POSTs a GraphQL request from the client address `from`.
+async fn post_from(
+    app: &TestApp,
+    from: &str,
+    path: &str,
+    token: Option<&str>,
+    query: &str,
+    variables: Value,
+) -> Answer {
+    let body = json!({ "query": query, "variables": variables }).to_string();
+    let mut request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
+        app.addr,
+        body.len()
+    );
+    if let Some(token) = token {
+        request.push_str(&format!("Authorization: Bearer {token}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(&body);
+    let socket = TcpSocket::new_v4().unwrap();
+    socket
+        .bind(SocketAddr::new(from.parse::<IpAddr>().unwrap(), 0))
+        .unwrap();
+    let mut stream = socket.connect(app.addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect::<Vec<_>>();
+    assert!(
+        !headers
+            .iter()
+            .any(|(n, v)| n == "transfer-encoding" && v.contains("chunked")),
+        "this client reads whole bodies only"
+    );
+    Answer {
+        status,
+        headers,
+        body: serde_json::from_slice(&raw[split + 4..]).unwrap_or(Value::Null),
+    }
+}
+
+/// A server with the default rates changed by `set`, and its data directory.
+async fn spawn_with_rates(
+    set: impl FnOnce(&mut backchannel_api::ratelimit::RateLimits),
+) -> (TestApp, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = crate::support::config(dir.path().to_owned());
+    // The defaults, but for the rate under test.
+    config.rate_limits = backchannel_api::ratelimit::RateLimits::default();
+    set(&mut config.rate_limits);
+    (TestApp::spawn_with(config).await, dir)
+}
+
+const PER_MINUTE: Duration = Duration::from_secs(60);
+
+const START: &str = "mutation($w: ID!, $g: ID!) { startConversation(widgetKey: $w, groupId: $g, customerName: \"Ivy\", message: \"Hello?\") { token conversation { id } } }";
+
+#[tokio::test]
+async fn widget_starts_are_limited_per_key_and_address_and_append_nothing_when_refused() {
+    let (app, _dir) = spawn_with_rates(|r| r.widget_starts = Rate::new(1, PER_MINUTE, 2)).await;
+    let vars = json!({ "w": app.demo.widget_key.to_string(), "g": SUPPORT });
+    for _ in 0..2 {
+        let started = post_from(
+            &app,
+            "127.0.0.1",
+            "/customer/graphql",
+            None,
+            START,
+            vars.clone(),
+        )
+        .await;
+        assert_eq!(started.code(), None, "{:?}", started.body);
+    }
+    let head = app.desk.log().head();
+    let refused = post_from(
+        &app,
+        "127.0.0.1",
+        "/customer/graphql",
+        None,
+        START,
+        vars.clone(),
+    )
+    .await;
+    assert_eq!(refused.status, 200);
+    assert_eq!(refused.code(), Some("RATE_LIMITED"), "{:?}", refused.body);
+    let retry = refused.retry_after_ms().expect("retryAfterMs");
+    assert!(retry > 0 && retry <= 60_000, "{retry}");
+    assert!(refused.header("retry-after").is_some());
+    assert_eq!(
+        app.desk.log().head(),
+        head,
+        "a refused start appends nothing"
+    );
+    // Another address is not affected.
+    let other = post_from(&app, "127.0.0.2", "/customer/graphql", None, START, vars).await;
+    assert_eq!(other.code(), None, "{:?}", other.body);
+}
+
+#[tokio::test]
+async fn staff_mutations_are_limited_per_staff_member() {
+    let (app, _dir) = spawn_with_rates(|r| r.staff_mutations = Rate::new(1, PER_MINUTE, 3)).await;
+    let mark = "mutation { markNotificationsRead(upTo: \"1\") { unreadCount } }";
+    let owner = app.token("owner");
+    for _ in 0..3 {
+        let done = post_from(&app, "127.0.0.1", "/graphql", Some(&owner), mark, json!({})).await;
+        assert_eq!(done.code(), None, "{:?}", done.body);
+    }
+    let head = app.desk.log().head();
+    let refused = post_from(&app, "127.0.0.1", "/graphql", Some(&owner), mark, json!({})).await;
+    assert_eq!(refused.code(), Some("RATE_LIMITED"), "{:?}", refused.body);
+    assert!(refused.retry_after_ms().is_some_and(|ms| ms > 0));
+    assert_eq!(app.desk.log().head(), head);
+    // Queries are not mutations.
+    let me = post_from(
+        &app,
+        "127.0.0.1",
+        "/graphql",
+        Some(&owner),
+        "{ me { id } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(me.code(), None, "{:?}", me.body);
+    // Another staff member, from the same address, is not affected.
+    let alice = app.token("agent 1");
+    let done = post_from(&app, "127.0.0.1", "/graphql", Some(&alice), mark, json!({})).await;
+    assert_eq!(done.code(), None, "{:?}", done.body);
+}
+
+#[tokio::test]
+async fn customer_mutations_are_limited_per_conversation() {
+    let (app, _dir) =
+        spawn_with_rates(|r| r.customer_mutations = Rate::new(1, PER_MINUTE, 2)).await;
+    let vars = json!({ "w": app.demo.widget_key.to_string(), "g": SUPPORT });
+    let started = app.customer(None, START, vars).await;
+    let token = started.data()["startConversation"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let send = "mutation { sendMessage(body: \"more\") { id } }";
+    for _ in 0..2 {
+        let sent = app.customer(Some(&token), send, json!({})).await;
+        assert_eq!(sent.code(), None, "{:?}", sent.body);
+    }
+    let head = app.desk.log().head();
+    let refused = app.customer(Some(&token), send, json!({})).await;
+    assert_eq!(refused.code(), Some("RATE_LIMITED"), "{:?}", refused.body);
+    assert_eq!(app.desk.log().head(), head);
+}
+
+#[tokio::test]
+async fn token_failures_are_limited_per_address_before_graphql_runs() {
+    let (app, _dir) = spawn_with_rates(|r| r.token_failures = Rate::new(1, PER_MINUTE, 2)).await;
+    let bad = "not-a-token";
+    for _ in 0..2 {
+        let reply = post_from(
+            &app,
+            "127.0.0.1",
+            "/graphql",
+            Some(bad),
+            "{ me { id } }",
+            json!({}),
+        )
+        .await;
+        assert_eq!(reply.code(), Some("UNAUTHENTICATED"), "{:?}", reply.body);
+    }
+    let refused = post_from(
+        &app,
+        "127.0.0.1",
+        "/customer/graphql",
+        Some(bad),
+        "{ conversation { id } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(refused.status, 429);
+    assert_eq!(refused.code(), Some("RATE_LIMITED"), "{:?}", refused.body);
+    assert!(refused.retry_after_ms().is_some_and(|ms| ms > 0));
+    let seconds: u64 = refused.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=60).contains(&seconds), "{seconds}");
+    // Another address still learns its token is bad.
+    let other = post_from(
+        &app,
+        "127.0.0.2",
+        "/graphql",
+        Some(bad),
+        "{ me { id } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(other.code(), Some("UNAUTHENTICATED"), "{:?}", other.body);
+    // A good token from the limited address is served.
+    let owner = app.token("owner");
+    let me = post_from(
+        &app,
+        "127.0.0.1",
+        "/graphql",
+        Some(&owner),
+        "{ me { id } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(me.code(), None, "{:?}", me.body);
+    // So is a call without a token.
+    let vars = json!({ "w": app.demo.widget_key.to_string(), "g": SUPPORT });
+    let started = post_from(&app, "127.0.0.1", "/customer/graphql", None, START, vars).await;
+    assert_eq!(started.code(), None, "{:?}", started.body);
+}
