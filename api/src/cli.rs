@@ -23,7 +23,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum CliCommand {
     /// Serve the GraphQL API (staff at /graphql, customers at /customer/graphql).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Create a company with its owner; prints the owner's token and the widget key.
     Init(InitArgs),
     /// Mint a token for a staff member (the server must be stopped: one process

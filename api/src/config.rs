@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::transport::TransportLimits;
 use crate::ratelimit::RateLimits;
+use crate::transport::TransportLimits;
 
 /// Bounds on what one request may ask (SPEC section 8).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -93,6 +93,23 @@ impl From<ApiError> for async_graphql::Error {
 /// as much as the request.
 pub const TIMEOUT: &str = "TIMEOUT";
 
+/// The error of a request stopped at its deadline.
+pub(crate) fn timed_out(deadline: std::time::Duration) -> async_graphql::ServerError {
+    let mut error = async_graphql::ServerError::new(
+        format!(
+            "the request did not finish within {} ms and was stopped; a mutation in it may \
+             have taken effect: retry with the same idempotencyKey to learn its outcome",
+            deadline.as_millis()
+        ),
+        None,
+    );
+    error
+        .extensions
+        .get_or_insert_with(Default::default)
+        .set("code", TIMEOUT);
+    error
+}
+
 /// The code of a subscription ended because it fell behind.
 pub const LAGGED: &str = "LAGGED";
 

@@ -166,7 +166,7 @@ where
     // mutation may have taken effect (a retry with its idempotencyKey tells).
     let mut response = match tokio::time::timeout(deadline, schema.execute(request)).await {
         Ok(response) => response,
-        Err(_) => async_graphql::Response::from_errors(vec![timed_out(deadline)]),
+        Err(_) => async_graphql::Response::from_errors(vec![crate::error::timed_out(deadline)]),
     };
     response
         .errors
@@ -206,23 +206,6 @@ fn longest_retry(response: &async_graphql::Response) -> Option<RetryAfter> {
         })
         .max()
         .map(|ms| RetryAfter(Duration::from_millis(ms)))
-}
-
-/// The error of a request stopped at its deadline.
-fn timed_out(deadline: Duration) -> async_graphql::ServerError {
-    let mut error = async_graphql::ServerError::new(
-        format!(
-            "the request did not finish within {} ms and was stopped; a mutation in it may \
-             have taken effect: retry with the same idempotencyKey to learn its outcome",
-            deadline.as_millis()
-        ),
-        None,
-    );
-    error
-        .extensions
-        .get_or_insert_with(Default::default)
-        .set("code", crate::error::TIMEOUT);
-    error
 }
 
 /// `response` as a JSON body. Like `axum::Json`, but into a buffer sized for
@@ -367,18 +350,25 @@ async fn staff_ws(
     let header = authorization(&headers).map(str::to_owned);
     let tokens = app.shared.tokens.clone();
     let desk = app.shared.desk.clone();
+    let limiters = app.shared.limiters.clone();
+    let client = ClientAddr(remote.ip());
     let endpoint = Endpoint {
         schema: app.staff_ws.clone(),
         parsed: app.parsed.clone(),
         limits: app.shared.limits,
         authenticate: Box::new(move |payload| {
             let token = payload_token(payload).or(header);
-            let (identity, expires_at) = bearer(token.as_deref())
-                .and_then(|t| tokens.verify_staff_until(t))
-                .ok()?;
+            let verified = bearer(token.as_deref()).and_then(|t| tokens.verify_staff_until(t));
+            let Ok((identity, expires_at)) = verified else {
+                // Counted with the address's other token failures; the
+                // socket closes with 4403 either way.
+                let _ = limiters.token_failure(client);
+                return None;
+            };
             crate::context::check_staff(&desk, identity).ok()?;
             let mut data = Data::default();
             data.insert(StaffAuth(Ok(identity)));
+            data.insert(client);
             Some(Session { data, expires_at })
         }),
     };
@@ -393,17 +383,22 @@ async fn customer_ws(
 ) -> Response {
     let header = authorization(&headers).map(str::to_owned);
     let tokens = app.shared.tokens.clone();
+    let limiters = app.shared.limiters.clone();
+    let client = ClientAddr(remote.ip());
     let endpoint = Endpoint {
         schema: app.customer_ws.clone(),
         parsed: app.parsed.clone(),
         limits: app.shared.limits,
         authenticate: Box::new(move |payload| {
             let token = payload_token(payload).or(header);
-            let (identity, expires_at) = bearer(token.as_deref())
-                .and_then(|t| tokens.verify_customer_until(t))
-                .ok()?;
+            let verified = bearer(token.as_deref()).and_then(|t| tokens.verify_customer_until(t));
+            let Ok((identity, expires_at)) = verified else {
+                let _ = limiters.token_failure(client);
+                return None;
+            };
             let mut data = Data::default();
             data.insert(CustomerAuth(Ok(identity)));
+            data.insert(client);
             Some(Session { data, expires_at })
         }),
     };

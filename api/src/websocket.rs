@@ -193,7 +193,7 @@ where
     let Some(place) = sockets.admit(remote.ip()) else {
         let mut refused = error_response(
             StatusCode::TOO_MANY_REQUESTS,
-            "RATE_LIMITED",
+            ErrorCode::RateLimited.as_str(),
             &format!(
                 "at most {} websockets per client address are open at once",
                 sockets.limits.ws_max_per_address
@@ -555,7 +555,7 @@ fn is_subscription(document: &ExecutableDocument, name: Option<&str>) -> bool {
     operation.is_some_and(|op| op.node.ty == OperationType::Subscription)
 }
 
-/// A query's or mutation's one response, or a `QUERY_TOO_COMPLEX` error once
+/// A query's or mutation's one response, or a `TIMEOUT` error once
 /// `deadline` has passed (the execution is dropped then).
 fn with_deadline(
     mut responses: BoxStream<'static, Response>,
@@ -564,20 +564,9 @@ fn with_deadline(
     stream::once(async move {
         match tokio::time::timeout(deadline, responses.next()).await {
             Ok(response) => response,
-            Err(_) => {
-                let mut error = ServerError::new(
-                    format!(
-                        "the operation did not finish within {} s",
-                        deadline.as_secs_f64()
-                    ),
-                    None,
-                );
-                error
-                    .extensions
-                    .get_or_insert_with(Default::default)
-                    .set("code", ErrorCode::QueryTooComplex.as_str());
-                Some(Response::from_errors(vec![error]))
-            }
+            Err(_) => Some(Response::from_errors(vec![crate::error::timed_out(
+                deadline,
+            )])),
         }
     })
     .filter_map(|response| async move { response })

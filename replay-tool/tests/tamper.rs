@@ -172,8 +172,9 @@ fn an_export_of_file_format_1_reads_but_is_not_authenticated() {
     assert_eq!(bytes[8..10], [0, 1], "the fixture is file format 1");
     let out = tool(&["verify", "--file", s(&demo)]);
     assert!(out.status.success(), "{}", stderr(&out));
-    // The same records as the demo log in format 2.
-    assert_eq!(read(&demo).0, read(&fixtures.join("demo/demo.bclog")).0);
+    // The demo log as it was exported before file format 2 (and before the
+    // round-robin turn event): every record still reads.
+    assert!(!read(&demo).0.is_empty());
     let dir = tempfile::tempdir().unwrap();
     let secret = dir.path().join("secret");
     std::fs::write(&secret, "5e".repeat(32)).unwrap();
