@@ -13,7 +13,11 @@ use crate::transport::TransportLimits;
 pub struct Limits {
     /// Largest request body; more is `413 PAYLOAD_TOO_LARGE`.
     pub max_body_bytes: usize,
-    /// Deepest selection set; more is `QUERY_TOO_COMPLEX`.
+    /// Deepest selection set; more is `QUERY_TOO_COMPLEX`. The default, 15,
+    /// is what graphql-js' introspection query needs (its `TypeRef` nests
+    /// `ofType` nine times); the schemas' own types nest 8 deep at most, so
+    /// only introspection's cycles (`fields { type { fields … } } }`) can
+    /// use the rest.
     pub max_depth: usize,
     /// Highest complexity (one per field, times page sizes where declared).
     pub max_complexity: usize,
@@ -40,7 +44,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_body_bytes: 64 * 1024,
-            max_depth: 12,
+            max_depth: 15,
             max_complexity: 2000,
             max_page_size: 100,
             max_nesting: 32,

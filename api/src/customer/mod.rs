@@ -30,6 +30,14 @@ pub fn websocket_schema(shared: Shared, introspection: bool) -> CustomerSchema {
     build(shared, introspection, true)
 }
 
+/// The schema in SDL, as published in `schema/customer.graphql` (the types
+/// alone decide it: limits, extensions and data do not show in SDL).
+pub fn sdl() -> String {
+    Schema::build(query::Query, mutation::Mutation, subscription::Subscription)
+        .finish()
+        .sdl()
+}
+
 fn build(shared: Shared, introspection: bool, with_codes: bool) -> CustomerSchema {
     build_schema(
         query::Query,

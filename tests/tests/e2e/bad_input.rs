@@ -55,7 +55,7 @@ fn forge(secret: &str, sub: &str, cid: &str, audience: &str, exp: u64) -> String
     .unwrap()
 }
 
-/// A query nested deeper than the limit (12), through introspection's cycles.
+/// A query nested deeper than the limit (15), through introspection's cycles.
 fn deep_query() -> String {
     let mut selection = "name".to_owned();
     for _ in 0..7 {
