@@ -10,13 +10,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_graphql::http::GraphiQLSource;
 use async_graphql::{Data, ObjectType, Schema, SubscriptionType};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use backchannel_domain::ErrorCode;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
@@ -58,20 +57,9 @@ pub fn router(state: AppState, graphiql: bool) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz));
     if graphiql {
-        router = router
-            .route("/", get(|| graphiql_page("/graphql")))
-            .route("/customer", get(|| graphiql_page("/customer/graphql")));
+        router = router.merge(crate::graphiql::routes());
     }
     router.layer(TraceLayer::new_for_http()).with_state(state)
-}
-
-async fn graphiql_page(endpoint: &'static str) -> Html<String> {
-    Html(
-        GraphiQLSource::build()
-            .endpoint(endpoint)
-            .subscription_endpoint(endpoint)
-            .finish(),
-    )
 }
 
 async fn healthz() -> &'static str {

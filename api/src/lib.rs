@@ -16,7 +16,8 @@
 //! - [`auth`]: staff and customer tokens; [`context`]: who is asking,
 //!   re-checked against the current state on every request.
 //! - [`http`]: routes, body limit, batch refusal, the admission check
-//!   ([`graphql::prescan`]) and deadline, GraphiQL;
+//!   ([`graphql::prescan`]) and deadline; [`graphiql`]: GraphiQL and its
+//!   embedded assets;
 //!   [`transport`]: the accept loop, its timeouts, connection cap and
 //!   graceful stop; [`websocket`]: the `graphql-transport-ws` protocol;
 //!   [`ratelimit`]: the keyed rate limiters.
@@ -37,6 +38,7 @@ pub mod customer;
 pub mod demo;
 pub mod desk;
 pub mod error;
+pub mod graphiql;
 pub mod graphql;
 pub mod http;
 pub mod live;

@@ -10,6 +10,7 @@ mod consistency;
 mod customer_paging;
 mod errors;
 mod fuzz;
+mod graphiql;
 mod integrity;
 mod introspection;
 mod limits;
