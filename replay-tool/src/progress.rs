@@ -120,6 +120,7 @@ impl Progress {
     pub fn start_pass(&self, len: u64) {
         let pass = self.passes.get() + 1;
         self.passes.set(pass);
+        self.bar.set_position(0);
         self.bar.set_style(events_style());
         self.bar.set_length(len);
         self.bar.reset_eta();
