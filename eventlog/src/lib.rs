@@ -59,6 +59,7 @@ mod log;
 mod mac;
 pub mod portable;
 mod snapshot;
+pub use snapshot::CopyProgress;
 mod store;
 mod tail;
 mod verify;

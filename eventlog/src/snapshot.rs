@@ -13,7 +13,7 @@
 //! the log against what was acknowledged exactly as the server's open does.
 
 use std::fs::{self, File, TryLockError};
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Read};
 use std::path::Path;
 
 use crate::checkpoint::CHECKPOINT_DIR;
@@ -29,8 +29,18 @@ impl SledEventLog {
         source: impl AsRef<Path>,
         scratch: impl AsRef<Path>,
     ) -> Result<SledEventLog, OpenError> {
-        let source = source.as_ref();
-        let scratch = scratch.as_ref();
+        Self::open_snapshot_with_progress(source.as_ref(), scratch.as_ref(), &mut |_| {})
+    }
+
+    /// [`SledEventLog::open_snapshot`], reporting the copy as it goes (for a
+    /// progress bar): first [`CopyProgress::Total`], then the bytes copied so
+    /// far, then [`CopyProgress::Opening`] once the copy is opened (which
+    /// scans every record to build the indexes).
+    pub fn open_snapshot_with_progress(
+        source: &Path,
+        scratch: &Path,
+        progress: &mut dyn FnMut(CopyProgress),
+    ) -> Result<SledEventLog, OpenError> {
         let io = |path: &Path| {
             let path = path.to_owned();
             move |source| OpenError::Io { path, source }
@@ -71,13 +81,56 @@ impl SledEventLog {
             }
         }
         fs::create_dir_all(scratch).map_err(io(scratch))?;
-        copy_dir(source, scratch, true).map_err(io(source))?;
+        progress(CopyProgress::Total(
+            copied_size(source, true).map_err(io(source))?,
+        ));
+        let mut copied = 0;
+        copy_dir(source, scratch, true, &mut |bytes| {
+            copied += bytes;
+            progress(CopyProgress::Copied(copied));
+        })
+        .map_err(io(source))?;
         drop(lock);
+        progress(CopyProgress::Opening);
         SledEventLog::open(scratch)
     }
 }
 
-fn copy_dir(from: &Path, to: &Path, top: bool) -> std::io::Result<()> {
+/// How far [`SledEventLog::open_snapshot_with_progress`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopyProgress {
+    /// The bytes the copy will hold.
+    Total(u64),
+    /// Bytes copied so far.
+    Copied(u64),
+    /// The copy is done and being opened.
+    Opening,
+}
+
+/// Bytes copied per step of a file's copy (each step can still use
+/// `copy_file_range`).
+const COPY_STEP: u64 = 64 << 20;
+
+/// The bytes [`copy_dir`] would copy.
+fn copied_size(from: &Path, top: bool) -> std::io::Result<u64> {
+    let mut total = 0;
+    for entry in fs::read_dir(from)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if top && (name == LOCK_FILE || name == CHECKPOINT_DIR) {
+            continue;
+        }
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            total += copied_size(&entry.path(), false)?;
+        } else if kind.is_file() {
+            total += entry.metadata()?.len();
+        }
+    }
+    Ok(total)
+}
+
+fn copy_dir(from: &Path, to: &Path, top: bool, copied: &mut dyn FnMut(u64)) -> std::io::Result<()> {
     for entry in fs::read_dir(from)? {
         let entry = entry?;
         let name = entry.file_name();
@@ -90,9 +143,17 @@ fn copy_dir(from: &Path, to: &Path, top: bool) -> std::io::Result<()> {
         let target = to.join(&name);
         if kind.is_dir() {
             fs::create_dir_all(&target)?;
-            copy_dir(&entry.path(), &target, false)?;
+            copy_dir(&entry.path(), &target, false, copied)?;
         } else if kind.is_file() {
-            fs::copy(entry.path(), &target)?;
+            let mut from = File::open(entry.path())?;
+            let mut to = File::create(&target)?;
+            loop {
+                let bytes = std::io::copy(&mut (&mut from).take(COPY_STEP), &mut to)?;
+                if bytes == 0 {
+                    break;
+                }
+                copied(bytes);
+            }
         }
     }
     Ok(())

@@ -36,6 +36,15 @@ impl SledEventLog {
     /// hash. (`HEAD` may name a position just past `head` while the writer
     /// is between recording and publishing it; that is not checked.)
     pub fn verify(&self) -> Result<VerifyReport, Error> {
+        self.verify_with_progress(&mut |_| {})
+    }
+
+    /// [`SledEventLog::verify`], calling `checked` with each position once
+    /// its record passed (for a progress bar).
+    pub fn verify_with_progress(
+        &self,
+        checked: &mut dyn FnMut(u64),
+    ) -> Result<VerifyReport, Error> {
         let head = self.head();
         let committed = match HeadFile::read(self.path()) {
             Ok(ReadHead::Found(_, committed)) if committed.position <= head => Some(committed),
@@ -109,6 +118,7 @@ impl SledEventLog {
                 if committed.is_some_and(|c| c.position == position) {
                     hash_at_recorded = Some(chain);
                 }
+                checked(position);
                 expected += 1;
             }
         }

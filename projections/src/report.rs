@@ -198,6 +198,14 @@ pub fn channel_name(channel: Channel) -> &'static str {
     }
 }
 
+/// What each of [`write_report`]'s passes over the log reads it for, in
+/// order (for progress bars).
+pub const REPORT_PASSES: [&str; 3] = [
+    "the directory and the enquiries closed in range",
+    "those conversations' headers",
+    "the messages",
+];
+
 /// Writes the report for `request` over `source` to `out`; see the module docs.
 /// Refusals (`Forbidden`, unknown ids, an empty range) come before any output.
 pub fn write_report<S: EventSource, W: Write>(

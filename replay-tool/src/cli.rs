@@ -22,7 +22,7 @@ Exit codes:
 ///
 /// Reads a stopped server's store (--data-dir, through a copy: never written
 /// to), an exported log file (--file), or a running server's log (--server
-/// URL --token T, fetched over plain http into a temporary file). Data goes to stdout (or --out);
+/// URL --token T, fetched over http or https into a temporary file). Data goes to stdout (or --out);
 /// progress bars and summaries to stderr, bars only on a terminal.
 #[derive(Debug, Parser)]
 #[command(name = "replay-tool", version, after_help = EXIT_CODES)]
@@ -76,15 +76,16 @@ pub enum Command {
 #[derive(Debug, Args)]
 #[group(required = true, multiple = false, id = "source")]
 pub struct SourceArgs {
-    /// A stopped server's store directory (read through a temporary copy).
+    /// A stopped server's data directory (the server's --data-dir, holding
+    /// store/), or its store directory; read through a temporary copy.
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// An exported log file (see `export`).
     #[arg(long, value_name = "FILE")]
     pub file: Option<PathBuf>,
-    /// A running server's URL, http://HOST:PORT (with --token): its log is
-    /// fetched page by page (GET /log) into a temporary file under
-    /// --scratch-dir. Plain http only: loopback or a trusted LAN.
+    /// A running server's URL, http(s)://HOST[:PORT][/PREFIX] (with --token):
+    /// its log is fetched page by page (GET /log) into a temporary file under
+    /// --scratch-dir. https certificates are checked (Mozilla roots).
     #[arg(long, value_name = "URL")]
     pub server: Option<String>,
 }
@@ -147,7 +148,7 @@ pub struct ExportArgs {
     #[command(flatten)]
     pub source: SourceOpts,
     /// Authenticate the exported head with this key (default for --data-dir
-    /// DIR: the server's secret in DIR/../secret, when there is one; for
+    /// DIR: the server's secret beside its store, DATA/secret, if any; for
     /// --server, the server's own MAC; for --file, the file's MAC, which
     /// --key must then verify).
     #[command(flatten)]

@@ -51,14 +51,8 @@ pub fn beside_store(store: &Path) -> Option<(HeadKey, std::path::PathBuf)> {
 }
 
 fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) || text.len() < 2 * MIN_SECRET_BYTES {
+    if text.len() < 2 * MIN_SECRET_BYTES {
         return None;
     }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| {
-            text.get(i..i + 2)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        })
-        .collect()
+    hex::decode(text).ok()
 }

@@ -3,9 +3,9 @@
 //! portable file, so every command then reads it exactly like `--file`, hash
 //! chain included.
 //!
-//! The client is a minimal HTTP/1.1 one over `std::net::TcpStream`: plain
-//! `http://` only (loopback or a trusted LAN; put TLS in front of the server
-//! and use an SSH tunnel or a local proxy otherwise), one connection per page.
+//! The client is `reqwest`'s blocking one, with rustls: `http://` or
+//! `https://` (certificates checked against the Mozilla roots). Every page's
+//! body is bounded ([`MAX_BODY_BYTES`]) before it is read into memory.
 //! The first page fixes the snapshot (`x-backchannel-upto` and its hash); the
 //! next pages ask for `to=upto`, so appends made meanwhile are not included.
 //! The first page's `x-backchannel-upto-mac` (the server's MAC of that head)
@@ -13,13 +13,15 @@
 //! --server` carry the server's own authentication.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufWriter, Read};
 use std::path::Path;
 use std::time::Duration;
 
 use backchannel_eventlog::codec;
+use backchannel_eventlog::parse_hash;
 use backchannel_eventlog::portable::PortableWriter;
+use reqwest::Url;
+use reqwest::blocking::{Client, Response};
 
 use crate::failure::{Failure, Kind};
 use crate::progress::Progress;
@@ -29,46 +31,135 @@ pub const PAGE: u64 = 10_000;
 /// The most a page's body can hold (PAGE records at the largest record size,
 /// each with its length prefix), with room for an error body: anything larger
 /// is refused before memory is reserved for it.
-const MAX_BODY_BYTES: usize =
-    PAGE as usize * (4 + backchannel_eventlog::codec::MAX_RECORD_BYTES) + 64 * 1024;
+const MAX_BODY_BYTES: u64 =
+    PAGE * (4 + backchannel_eventlog::codec::MAX_RECORD_BYTES as u64) + 64 * 1024;
 
-/// Where the server is.
-#[derive(Debug, Clone)]
+/// A server's `GET /log`, and the client that asks it.
 struct Endpoint {
-    /// `host:port`, for the connection and the Host header.
-    authority: String,
-    /// The URL's path without its trailing slash ("" for the root).
-    base: String,
+    client: Client,
+    /// `…/log` under the server's URL (which may have a path prefix).
+    log: Url,
+    /// The URL as given, for messages.
+    url: String,
+    token: String,
 }
 
-fn parse_url(url: &str) -> Result<Endpoint, Failure> {
-    let usage = |why: &str| Failure::new(Kind::Usage, format!("--server {url:?}: {why}"));
-    let rest = if let Some(rest) = url.strip_prefix("http://") {
-        rest
-    } else if url.starts_with("https://") {
-        return Err(usage(
-            "https is not supported: the replay tool speaks plain http (loopback or a trusted \
-             LAN; tunnel to the server otherwise)",
-        ));
-    } else {
-        return Err(usage("expected http://HOST:PORT"));
-    };
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, ""),
-    };
-    if authority.is_empty() {
-        return Err(usage("no host"));
+impl Endpoint {
+    fn new(url: &str, token: &str) -> Result<Endpoint, Failure> {
+        let usage = |why: String| Failure::new(Kind::Usage, format!("--server {url:?}: {why}"));
+        let mut log = Url::parse(url).map_err(|err| usage(format!("{err}")))?;
+        if !matches!(log.scheme(), "http" | "https") || log.host().is_none() {
+            return Err(usage(
+                "expected http://HOST[:PORT] or https://HOST[:PORT]".into(),
+            ));
+        }
+        let path = format!("{}/log", log.path().trim_end_matches('/'));
+        log.set_path(&path);
+        log.set_query(None);
+        let client = Client::builder()
+            .connect_timeout(Duration::from_secs(30))
+            .timeout(Duration::from_secs(120))
+            .build()
+            .map_err(|err| Failure::new(Kind::Unavailable, format!("--server {url}: {err}")))?;
+        Ok(Endpoint {
+            client,
+            log,
+            url: url.to_owned(),
+            token: token.to_owned(),
+        })
     }
-    let authority = if authority.contains(':') && !authority.ends_with(']') {
-        authority.to_owned()
-    } else {
-        format!("{authority}:80")
-    };
-    Ok(Endpoint {
-        authority,
-        base: path.trim_end_matches('/').to_owned(),
-    })
+
+    fn fetch(&self, from: u64, limit: u64, to: Option<u64>) -> Result<Page, Failure> {
+        let url = &self.url;
+        let mut query = vec![("from", from), ("limit", limit)];
+        query.extend(to.map(|to| ("to", to)));
+        let unavailable =
+            |why: String| Failure::new(Kind::Unavailable, format!("--server {url}: {why}"));
+        let response = self
+            .client
+            .get(self.log.clone())
+            .query(&query)
+            .bearer_auth(&self.token)
+            .header(
+                reqwest::header::ACCEPT,
+                "application/vnd.backchannel.log-page",
+            )
+            .send()
+            .map_err(|err| {
+                let what = if err.is_connect() {
+                    "cannot connect"
+                } else {
+                    "the request failed"
+                };
+                unavailable(format!("{what}: {}", error_chain(&err)))
+            })?;
+        let status = response.status();
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let codec_version = header("x-backchannel-codec");
+        let upto = header("x-backchannel-upto");
+        let upto_hash = header("x-backchannel-upto-hash");
+        let upto_mac = header("x-backchannel-upto-mac");
+        let body = read_bounded(response).map_err(unavailable)?;
+        if !status.is_success() {
+            let message = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| {
+                    let error = &v["errors"][0];
+                    Some(format!(
+                        "{} ({})",
+                        error["message"].as_str()?,
+                        error["extensions"]["code"].as_str().unwrap_or("?")
+                    ))
+                })
+                .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
+            let kind = match status.as_u16() {
+                401 | 403 => Kind::Forbidden,
+                _ => Kind::Unavailable,
+            };
+            return Err(Failure::new(
+                kind,
+                format!(
+                    "--server {url}: GET /log answered {}: {message}",
+                    status.as_u16()
+                ),
+            ));
+        }
+        let bad = |why: String| Failure::new(Kind::BadInput, format!("--server {url}: {why}"));
+        if let Some(codec_version) = codec_version
+            && codec_version != codec::CODEC_VERSION.to_string()
+        {
+            return Err(bad(format!(
+                "the server's records are codec version {codec_version}, this build reads {}",
+                codec::CODEC_VERSION
+            )));
+        }
+        let upto = upto.and_then(|v| v.parse::<u64>().ok()).ok_or_else(|| {
+            bad("no x-backchannel-upto header: not a Backchannel log page".into())
+        })?;
+        let upto_hash = upto_hash
+            .as_deref()
+            .and_then(parse_hash)
+            .ok_or_else(|| bad("no valid x-backchannel-upto-hash header".into()))?;
+        let upto_mac = match upto_mac {
+            None => None,
+            Some(mac) => Some(
+                parse_hash(&mac)
+                    .ok_or_else(|| bad("an invalid x-backchannel-upto-mac header".into()))?,
+            ),
+        };
+        Ok(Page {
+            upto,
+            upto_hash,
+            upto_mac,
+            body,
+        })
+    }
 }
 
 /// One page of the log as the server answered it.
@@ -80,185 +171,36 @@ struct Page {
     body: Vec<u8>,
 }
 
-/// A response: status, lower-cased headers, body.
-struct Response {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
+/// The body, refused once it is larger than a page can be (whatever
+/// Content-Length says, and before reserving memory for a declared length).
+fn read_bounded(response: Response) -> Result<Vec<u8>, String> {
+    let too_large =
+        || format!("the response body is larger than a page can be ({MAX_BODY_BYTES} bytes)");
+    let declared = response.content_length();
+    if declared.is_some_and(|length| length > MAX_BODY_BYTES) {
+        return Err(too_large());
+    }
+    let mut body = Vec::with_capacity(declared.unwrap_or(0) as usize);
+    response
+        .take(MAX_BODY_BYTES + 1)
+        .read_to_end(&mut body)
+        .map_err(|err| format!("reading the response failed: {err}"))?;
+    if body.len() as u64 > MAX_BODY_BYTES {
+        return Err(too_large());
+    }
+    Ok(body)
 }
 
-impl Response {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+/// An error with its causes ("error sending request: … : connection refused").
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut message = err.to_string();
+    let mut cause = err.source();
+    while let Some(err) = cause {
+        message.push_str(": ");
+        message.push_str(&err.to_string());
+        cause = err.source();
     }
-}
-
-fn get(endpoint: &Endpoint, path: &str, token: &str) -> Result<Response, String> {
-    let mut stream = TcpStream::connect(&endpoint.authority)
-        .map_err(|err| format!("cannot connect to {}: {err}", endpoint.authority))?;
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(120)));
-    let request = format!(
-        "GET {}{path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\n\
-         Accept: application/vnd.backchannel.log-page\r\nConnection: close\r\n\r\n",
-        endpoint.base, endpoint.authority
-    );
-    stream
-        .write_all(request.as_bytes())
-        .map_err(|err| format!("sending the request failed: {err}"))?;
-    let mut reader = BufReader::new(stream);
-    let broken = |err: std::io::Error| format!("reading the response failed: {err}");
-    let mut line = String::new();
-    reader.read_line(&mut line).map_err(broken)?;
-    let status = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse::<u16>().ok())
-        .ok_or_else(|| format!("not an HTTP response: {:?}", line.trim_end()))?;
-    let mut headers = Vec::new();
-    loop {
-        line.clear();
-        if reader.read_line(&mut line).map_err(broken)? == 0 {
-            return Err("the response ends inside its headers".to_owned());
-        }
-        let trimmed = line.trim_end();
-        if trimmed.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = trimmed.split_once(':') {
-            headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
-        }
-    }
-    let mut response = Response {
-        status,
-        headers,
-        body: Vec::new(),
-    };
-    let chunked = response
-        .header("transfer-encoding")
-        .is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
-    if chunked {
-        loop {
-            line.clear();
-            reader.read_line(&mut line).map_err(broken)?;
-            let size = line.trim().split(';').next().unwrap_or("");
-            let size = usize::from_str_radix(size, 16)
-                .map_err(|_| format!("bad chunk size {:?}", line.trim()))?;
-            if size == 0 {
-                break;
-            }
-            let start = response.body.len();
-            if size > MAX_BODY_BYTES - start {
-                return Err(format!(
-                    "the response body is larger than a page can be ({MAX_BODY_BYTES} bytes)"
-                ));
-            }
-            response.body.resize(start + size, 0);
-            reader
-                .read_exact(&mut response.body[start..])
-                .map_err(broken)?;
-            line.clear();
-            reader.read_line(&mut line).map_err(broken)?;
-        }
-    } else if let Some(length) = response.header("content-length") {
-        let length: usize = length
-            .parse()
-            .map_err(|_| format!("bad Content-Length {length:?}"))?;
-        if length > MAX_BODY_BYTES {
-            return Err(format!(
-                "Content-Length {length} is larger than a page can be ({MAX_BODY_BYTES} bytes)"
-            ));
-        }
-        response.body.resize(length, 0);
-        reader.read_exact(&mut response.body).map_err(broken)?;
-    } else {
-        reader.read_to_end(&mut response.body).map_err(broken)?;
-    }
-    Ok(response)
-}
-
-fn fetch(
-    endpoint: &Endpoint,
-    url: &str,
-    token: &str,
-    from: u64,
-    limit: u64,
-    to: Option<u64>,
-) -> Result<Page, Failure> {
-    let mut path = format!("/log?from={from}&limit={limit}");
-    if let Some(to) = to {
-        path.push_str(&format!("&to={to}"));
-    }
-    let response = get(endpoint, &path, token)
-        .map_err(|err| Failure::new(Kind::Unavailable, format!("--server {url}: {err}")))?;
-    if response.status != 200 {
-        let message = serde_json::from_slice::<serde_json::Value>(&response.body)
-            .ok()
-            .and_then(|v| {
-                let error = &v["errors"][0];
-                Some(format!(
-                    "{} ({})",
-                    error["message"].as_str()?,
-                    error["extensions"]["code"].as_str().unwrap_or("?")
-                ))
-            })
-            .unwrap_or_else(|| String::from_utf8_lossy(&response.body).into_owned());
-        let kind = match response.status {
-            401 | 403 => Kind::Forbidden,
-            404 => Kind::Unavailable,
-            _ => Kind::Unavailable,
-        };
-        return Err(Failure::new(
-            kind,
-            format!(
-                "--server {url}: GET /log answered {}: {message}",
-                response.status
-            ),
-        ));
-    }
-    let bad = |why: String| Failure::new(Kind::BadInput, format!("--server {url}: {why}"));
-    if let Some(codec_version) = response.header("x-backchannel-codec")
-        && codec_version != codec::CODEC_VERSION.to_string()
-    {
-        return Err(bad(format!(
-            "the server's records are codec version {codec_version}, this build reads {}",
-            codec::CODEC_VERSION
-        )));
-    }
-    let upto = response
-        .header("x-backchannel-upto")
-        .and_then(|v| v.parse::<u64>().ok())
-        .ok_or_else(|| bad("no x-backchannel-upto header: not a Backchannel log page".into()))?;
-    let upto_hash = response
-        .header("x-backchannel-upto-hash")
-        .and_then(parse_hash)
-        .ok_or_else(|| bad("no valid x-backchannel-upto-hash header".into()))?;
-    let upto_mac = match response.header("x-backchannel-upto-mac") {
-        None => None,
-        Some(mac) => Some(
-            parse_hash(mac)
-                .ok_or_else(|| bad("an invalid x-backchannel-upto-mac header".into()))?,
-        ),
-    };
-    Ok(Page {
-        upto,
-        upto_hash,
-        upto_mac,
-        body: response.body,
-    })
-}
-
-fn parse_hash(hex: &str) -> Option<[u8; 32]> {
-    if hex.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
+    message
 }
 
 /// Fetches the whole log (as of the first page) into `file` as a portable
@@ -270,8 +212,8 @@ pub fn download(
     file: &Path,
     progress: &Progress,
 ) -> Result<u64, Failure> {
-    let endpoint = parse_url(url)?;
-    let first = fetch(&endpoint, url, token, 1, page_size, None)?;
+    let endpoint = Endpoint::new(url, token)?;
+    let first = endpoint.fetch(1, page_size, None)?;
     let upto = first.upto;
     let out = File::create(file)
         .map_err(|err| Failure::new(Kind::Io, format!("{}: {err}", file.display())))?;
@@ -317,7 +259,7 @@ pub fn download(
         if next > upto {
             break;
         }
-        page = fetch(&endpoint, url, token, next, page_size, Some(upto))?;
+        page = endpoint.fetch(next, page_size, Some(upto))?;
         if page.body.is_empty() {
             return Err(Failure::new(
                 Kind::Broken,
@@ -334,19 +276,23 @@ pub fn download(
 mod tests {
     use super::*;
 
+    fn log_url(url: &str) -> Result<String, String> {
+        Endpoint::new(url, "t")
+            .map(|e| e.log.to_string())
+            .map_err(|f| f.message)
+    }
+
     #[test]
     fn urls() {
-        let e = parse_url("http://127.0.0.1:8080").map_err(|f| f.message);
         assert_eq!(
-            e.map(|e| (e.authority, e.base)),
-            Ok(("127.0.0.1:8080".into(), String::new()))
+            log_url("http://127.0.0.1:8080"),
+            Ok("http://127.0.0.1:8080/log".into())
         );
-        let e = parse_url("http://desk.lan/backchannel/").map_err(|f| f.message);
         assert_eq!(
-            e.map(|e| (e.authority, e.base)),
-            Ok(("desk.lan:80".into(), "/backchannel".into()))
+            log_url("https://desk.lan/backchannel/"),
+            Ok("https://desk.lan/backchannel/log".into())
         );
-        assert!(parse_url("https://x").is_err());
-        assert!(parse_url("ftp://x").is_err());
+        assert!(log_url("ftp://x").is_err());
+        assert!(log_url("desk.lan:8080").is_err());
     }
 }

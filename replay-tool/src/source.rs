@@ -134,19 +134,50 @@ pub fn file_error(path: &Path, err: PortableError) -> Failure {
 
 impl Source {
     pub fn open_store(path: &Path, scratch_parent: Option<&Path>) -> Result<Source, Failure> {
-        if !path.exists() {
+        Self::open_store_showing(path, scratch_parent, &Progress::new("", true))
+    }
+
+    /// `--data-dir DIR`: the server's data directory (the value `backchannel
+    /// serve --data-dir` takes, holding `store/` and `secret`) or the store
+    /// itself, copied with `progress` showing how far the copy is.
+    pub fn open_store_showing(
+        dir: &Path,
+        scratch_parent: Option<&Path>,
+        progress: &Progress,
+    ) -> Result<Source, Failure> {
+        if !dir.exists() {
             return Err(Failure::new(
                 Kind::Unavailable,
-                format!("{}: no such directory", path.display()),
+                format!("{}: no such directory", dir.display()),
             ));
         }
         let scratch = scratch_dir(scratch_parent)?;
-        let log = SledEventLog::open_snapshot(path, scratch.path().join("store"))
-            .map_err(|err| open_error(path, err))?;
+        let copy = scratch.path().join("store");
+        let mut show = |step| progress.copying(step);
+        let inner = dir.join("store");
+        let (log, path) = match SledEventLog::open_snapshot_with_progress(dir, &copy, &mut show) {
+            Err(OpenError::NotAStore { .. }) if inner.is_dir() => {
+                let log = SledEventLog::open_snapshot_with_progress(&inner, &copy, &mut show)
+                    .map_err(|err| open_error(&inner, err))?;
+                (log, inner)
+            }
+            Err(OpenError::NotAStore { .. }) => {
+                return Err(Failure::new(
+                    Kind::Unavailable,
+                    format!(
+                        "{}: not a Backchannel store, nor a server's data directory holding \
+                         one (store/); --data-dir takes the directory `backchannel serve \
+                         --data-dir` was given, or its store/",
+                        dir.display()
+                    ),
+                ));
+            }
+            opened => (opened.map_err(|err| open_error(dir, err))?, dir.to_owned()),
+        };
         Ok(Source::Store {
             log,
             _scratch: scratch,
-            path: path.to_owned(),
+            path,
         })
     }
 

@@ -367,6 +367,10 @@ fn bad_input_gives_a_clear_message_and_a_non_zero_exit() {
     future[9] = 9;
     let future = write("future.bclog", &future);
     let new_store = dir.join("new");
+    // Neither a store nor a data directory holding one (the scenario's
+    // directory holds its store, so it is a data directory).
+    let not_a_store = dir.join("not-a-store");
+    std::fs::create_dir(&not_a_store).unwrap();
     let cases: Vec<(&str, Vec<&str>, i32, &str)> = vec![
         (
             "truncated",
@@ -407,7 +411,7 @@ fn bad_input_gives_a_clear_message_and_a_non_zero_exit() {
         ),
         (
             "not a store",
-            vec!["verify", "--data-dir", s(dir)],
+            vec!["verify", "--data-dir", s(&not_a_store)],
             3,
             "not a Backchannel store",
         ),

@@ -161,9 +161,11 @@ fn the_servers_log_reads_like_its_store_and_its_export() {
     let out = tool(&["verify", "--file", s(&exported), "--key", s(&secret)]);
     assert!(out.status.success(), "{}", stderr(&out));
 
+    // `--data-dir` takes the server's own data directory (its store is
+    // `data/store`), and the export finds the server's secret beside it.
     let store = data.join("store");
     let file = dir.path().join("store.bclog");
-    let out = tool(&["export", "--data-dir", s(&store), "--out", s(&file)]);
+    let out = tool(&["export", "--data-dir", s(&data), "--out", s(&file)]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(
         std::fs::read(&exported).unwrap(),
@@ -219,11 +221,17 @@ fn the_log_endpoint_refuses_who_may_not_read_every_record() {
     refused(&server.token("owner"), "operator");
     let out = server.tool(&["verify"], &server.operator);
     assert!(out.status.success(), "{}", stderr(&out));
-    // Unreachable server: exit 3; https: a usage error.
+    // Unreachable server: exit 3; not http(s): a usage error.
     let out = tool(&["verify", "--server", "http://127.0.0.1:1", "--token", "x"]);
     assert_eq!(support::code(&out), 3, "{}", stderr(&out));
-    let out = tool(&["verify", "--server", "https://example.org", "--token", "x"]);
+    let out = tool(&["verify", "--server", "ftp://example.org", "--token", "x"]);
     assert_eq!(support::code(&out), 2, "{}", stderr(&out));
+    // https is spoken: a TLS handshake with this plain-http server fails
+    // (before, https was refused as a usage error without connecting).
+    assert!(!stderr(&out).contains("not supported"), "{}", stderr(&out));
+    let https = server.url.replace("http://", "https://");
+    let out = tool(&["verify", "--server", &https, "--token", "x"]);
+    assert_eq!(support::code(&out), 3, "{}", stderr(&out));
     server.stop();
 }
 

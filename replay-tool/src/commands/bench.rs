@@ -2,6 +2,7 @@
 //! the raw scan + decode of the same log. Each part runs in its own child
 //! process so its peak memory (VmHWM) is its own. Reported, not asserted.
 
+use indicatif::HumanCount;
 use std::io;
 use std::ops::ControlFlow;
 use std::process::Command as Child;
@@ -13,7 +14,7 @@ use backchannel_projections::report::{ReportFormat, ReportRequest, write_report}
 use serde::{Deserialize, Serialize};
 
 use crate::cli::{BenchArgs, BenchPart};
-use crate::commands::{group_digits, open_source, parse_time, rebuild, source_failure, verify};
+use crate::commands::{open_source, parse_time, rebuild, source_failure, verify};
 use crate::failure::{Failure, Kind};
 use crate::progress::Progress;
 
@@ -82,7 +83,8 @@ fn measure(args: &BenchArgs, part: BenchPart) -> Result<Measurement, Failure> {
                 .map_err(|err| Failure::new(Kind::Broken, err.to_string()))?;
             eprintln!(
                 "report: {} conversations, {} rows",
-                summary.conversations, summary.rows
+                HumanCount(summary.conversations),
+                HumanCount(summary.rows)
             );
             source.head()
         }
@@ -179,9 +181,9 @@ fn run_all(args: &BenchArgs, quiet: bool) -> Result<(), Failure> {
         println!(
             "| {} | {} | {:.3} | {} | {:.0}% | {:.1} MiB | {:.1} MiB |",
             m.part,
-            group_digits(m.events),
+            HumanCount(m.events),
             m.seconds,
-            group_digits(m.events_per_second.round() as u64),
+            HumanCount(m.events_per_second.round() as u64),
             100.0 * m.events_per_second / scan_rate.max(1e-9),
             m.vm_hwm_kib as f64 / 1024.0,
             m.vm_rss_at_start_kib as f64 / 1024.0,

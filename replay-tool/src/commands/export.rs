@@ -2,6 +2,7 @@
 //! authenticated with the server's key when the tool has it (`--key`, the
 //! secret beside a `--data-dir` store, or the MAC a `--server` gave).
 
+use indicatif::{HumanBytes, HumanCount};
 use std::fs::{self, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::time::Instant;
@@ -10,7 +11,7 @@ use backchannel_eventlog::HeadKey;
 use backchannel_eventlog::portable::{FileSummary, PortableError, PortableWriter};
 
 use crate::cli::ExportArgs;
-use crate::commands::{group_digits, note, open_source, rate};
+use crate::commands::{note, open_source, rate};
 use crate::failure::{Failure, Kind};
 use crate::progress::Progress;
 use crate::source::{Source, file_error, open_reader};
@@ -57,13 +58,13 @@ pub fn run(args: &ExportArgs, quiet: bool) -> Result<(), Failure> {
     note(
         quiet,
         format_args!(
-            "exported {} events ({} streams, {} bytes) from {} in {seconds:.2} s ({}); head hash {}; {authenticity}",
-            group_digits(summary.events),
-            summary.streams,
-            group_digits(summary.bytes),
+            "exported {} events ({} streams, {}) from {} in {seconds:.2} s ({}); head hash {}; {authenticity}",
+            HumanCount(summary.events),
+            HumanCount(summary.streams as u64),
+            HumanBytes(summary.bytes),
             source.describe(),
             rate(summary.events, seconds),
-            hex(&summary.head_hash)
+            hex::encode(summary.head_hash)
         ),
     );
     Ok(())
@@ -136,8 +137,4 @@ fn write<W: Write>(source: &Source, out: W, progress: &Progress) -> Result<FileS
                 .map_err(|err: PortableError| file_error(path, err))
         }
     }
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -1,12 +1,13 @@
 //! `generate`: a synthetic store through the import path (see `crate::generate`).
 
+use indicatif::HumanCount;
 use std::convert::Infallible;
 use std::time::Instant;
 
 use backchannel_eventlog::SledEventLog;
 
 use crate::cli::GenerateArgs;
-use crate::commands::{group_digits, note, rate};
+use crate::commands::{note, rate};
 use crate::failure::{Failure, Kind};
 use crate::generate::{GenerateOptions, Generator};
 use crate::progress::Progress;
@@ -58,10 +59,10 @@ pub fn run(args: &GenerateArgs, quiet: bool) -> Result<(), Failure> {
         quiet,
         format_args!(
             "generated {} events (seed {}, {} conversations opened, {} commands refused by the domain) into {} in {seconds:.2} s ({})",
-            group_digits(head),
+            HumanCount(head),
             args.seed,
-            group_digits(generator.opened()),
-            generator.refused,
+            HumanCount(generator.opened()),
+            HumanCount(generator.refused),
             args.out.display(),
             rate(head, seconds)
         ),

@@ -2,14 +2,14 @@
 //! checked in full (chain, versions, trailer), and only if it is sound are its
 //! records written — so a bad file writes nothing.
 
+use indicatif::HumanCount;
 use std::fs;
 use std::time::Instant;
 
 use backchannel_eventlog::{ImportError, SledEventLog};
 
 use crate::cli::ImportArgs;
-use crate::commands::export::hex;
-use crate::commands::{group_digits, note, rate};
+use crate::commands::{note, rate};
 use crate::failure::{Failure, Kind};
 use crate::progress::Progress;
 use crate::source::{file_error, open_error, open_reader};
@@ -82,11 +82,11 @@ pub fn run(args: &ImportArgs, quiet: bool) -> Result<(), Failure> {
         quiet,
         format_args!(
             "imported {} events ({} streams) into {} in {seconds:.2} s ({}); head hash {}",
-            group_digits(head),
-            checked.streams,
+            HumanCount(head),
+            HumanCount(checked.streams as u64),
             args.into.display(),
             rate(head, seconds),
-            hex(&checked.head_hash)
+            hex::encode(checked.head_hash)
         ),
     );
     Ok(())

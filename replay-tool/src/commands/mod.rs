@@ -15,6 +15,7 @@ use std::str::FromStr;
 
 use backchannel_eventlog::RecordedAt;
 use backchannel_projections::time::parse_rfc3339;
+use indicatif::HumanCount;
 
 use crate::cli::SourceOpts;
 use crate::failure::{Failure, Kind};
@@ -38,7 +39,11 @@ pub fn open_source(opts: &SourceOpts, quiet: bool) -> Result<Source, Failure> {
         );
     }
     if let Some(dir) = &opts.source.data_dir {
-        return Source::open_store(dir, opts.scratch_dir.as_deref());
+        return Source::open_store_showing(
+            dir,
+            opts.scratch_dir.as_deref(),
+            &crate::progress::Progress::new("", quiet),
+        );
     }
     if let Some(file) = &opts.source.file {
         return Source::open_file(file);
@@ -85,23 +90,11 @@ pub fn note(quiet: bool, message: std::fmt::Arguments<'_>) {
     }
 }
 
-/// Events per second, for humans.
+/// Events per second, for humans (`297,611 events/s`).
 pub fn rate(events: u64, seconds: f64) -> String {
     if seconds <= 0.0 {
         return "n/a".to_owned();
     }
     let per_second = events as f64 / seconds;
-    format!("{} events/s", group_digits(per_second.round() as u64))
-}
-
-pub fn group_digits(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+    format!("{} events/s", HumanCount(per_second.round() as u64))
 }

@@ -2,6 +2,7 @@
 //! models in memory (`projections::ReadModels`), so "fresh storage" is fresh
 //! memory here; the rebuilt models are counted and dropped.
 
+use indicatif::HumanCount;
 use std::io::Write;
 use std::ops::ControlFlow;
 use std::time::Instant;
@@ -9,7 +10,7 @@ use std::time::Instant;
 use backchannel_projections::{EventSource, ReadModels};
 
 use crate::cli::SourceOnly;
-use crate::commands::{group_digits, open_source, rate, source_failure};
+use crate::commands::{open_source, rate, source_failure};
 use crate::failure::{Failure, Kind, output};
 use crate::progress::Progress;
 use crate::source::{Source, Tracked};
@@ -25,12 +26,12 @@ pub fn run(args: &SourceOnly, quiet: bool) -> Result<(), Failure> {
         out,
         "rebuilt the read models from {} events in {seconds:.2} s ({}): {} companies, {} staff, \
          {} groups, {} conversations (in memory, as the server holds them)",
-        group_digits(models.position()),
+        HumanCount(models.position()),
         rate(models.position(), seconds),
-        state.companies.len(),
-        state.staff.len(),
-        state.groups.len(),
-        state.conversations.len(),
+        HumanCount(state.companies.len() as u64),
+        HumanCount(state.staff.len() as u64),
+        HumanCount(state.groups.len() as u64),
+        HumanCount(state.conversations.len() as u64),
     )
     .map_err(output)
 }

@@ -5,8 +5,9 @@ use std::fs::OpenOptions;
 use std::io::{self, BufWriter, Write};
 
 use backchannel_projections::report::{
-    ReportError, ReportFormat, ReportRequest, ReportSummary, write_report,
+    REPORT_PASSES, ReportError, ReportFormat, ReportRequest, ReportSummary, write_report,
 };
+use indicatif::HumanCount;
 
 use crate::cli::{ReportArgs, ReportFormatArg};
 use crate::commands::{note, open_source, parse_id, parse_time, source_failure};
@@ -42,7 +43,7 @@ pub fn run(args: &ReportArgs, quiet: bool) -> Result<(), Failure> {
         return Err(Failure::new(Kind::Usage, "--from must be before --to"));
     }
     let source = open_source(&args.source, quiet)?;
-    let progress = Progress::new("report", quiet);
+    let progress = Progress::with_passes("report", &REPORT_PASSES, quiet);
     let tracked = Tracked {
         source: &source,
         progress: &progress,
@@ -64,7 +65,10 @@ pub fn run(args: &ReportArgs, quiet: bool) -> Result<(), Failure> {
         quiet,
         format_args!(
             "{} conversations, {} messages ({} private) as of position {}",
-            summary.conversations, summary.rows, summary.private_rows, summary.head
+            HumanCount(summary.conversations),
+            HumanCount(summary.rows),
+            HumanCount(summary.private_rows),
+            HumanCount(summary.head)
         ),
     );
     Ok(())

@@ -1,14 +1,14 @@
 //! `verify`: the hash chain and every invariant, over a store or a file; with
 //! `--key`, the head's MAC; with `--expect-head`, a head published earlier.
 
+use indicatif::HumanCount;
 use std::io::Write;
 use std::time::Instant;
 
 use backchannel_eventlog::{Hash, HeadKey, VerifyReport, codec, parse_hash};
 
 use crate::cli::VerifyArgs;
-use crate::commands::export::hex;
-use crate::commands::{group_digits, open_source, rate, source_failure};
+use crate::commands::{open_source, rate, source_failure};
 use crate::failure::{Failure, Kind, output};
 use crate::progress::Progress;
 use crate::source::{Source, SourceError, file_error, open_reader};
@@ -82,9 +82,9 @@ pub fn run(args: &VerifyArgs, quiet: bool) -> Result<(), Failure> {
     writeln!(
         out,
         "OK: {} events, {} streams, head hash {}{also} ({} in {seconds:.2} s, {})",
-        group_digits(report.events),
-        report.streams,
-        hex(&report.head_hash),
+        HumanCount(report.events),
+        HumanCount(report.streams as u64),
+        hex::encode(report.head_hash),
         source.describe(),
         rate(report.events, seconds)
     )
@@ -123,7 +123,7 @@ fn checks(
         Source::Store { log, .. } => {
             progress.start_pass(log.head());
             let report = log
-                .verify()
+                .verify_with_progress(&mut |position| progress.at(position))
                 .map_err(|err| failed(source_failure(SourceError::Store(err))))?;
             let found = match expected_at(report.events) {
                 Some(0) => Some([0; 32]),
@@ -181,7 +181,7 @@ fn checks(
                  another secret",
                 source.describe(),
                 report.events,
-                hex(&report.head_hash)
+                hex::encode(report.head_hash)
             )));
         }
         authenticated = true;
@@ -200,8 +200,8 @@ fn checks(
                 return Err(broken(format!(
                     "the record at position {position} hashes to {}, not to the expected head \
                      {}: the log differs from the one whose head was published",
-                    hex(&hash),
-                    hex(&expected.hash)
+                    hex::encode(hash),
+                    hex::encode(expected.hash)
                 )));
             }
             Some(_) => expected_found = Some(position),
