@@ -5,7 +5,6 @@ use anyhow::Context;
 use backchannel_api::Application;
 use backchannel_api::cli::{Cli, CliCommand};
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
 
 /// glibc's allocator slows down and holds on to freed memory once the read
 /// models and sled's pages make the heap large and fragmented (BENCHMARKS.md,
@@ -16,16 +15,19 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("BACKCHANNEL_LOG")
-                .unwrap_or_else(|_| EnvFilter::new("info,tower_http=info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    backchannel_api::logging::init(cli.log_format);
     match cli.command {
         CliCommand::Serve(args) => {
-            let app = Application::build(args.config())
+            let config = args.config();
+            let graphiql = config.graphiql;
+            let metrics = config.metrics;
+            // Listening (health and readiness answer) before the catch-up.
+            let starting = Application::start(config)
+                .await
+                .context("cannot start the server")?;
+            let addr = starting.addr();
+            let app = starting
+                .catch_up()
                 .await
                 .context("cannot start the server")?;
             if let Some(demo) = app.demo() {
@@ -40,8 +42,21 @@ async fn main() -> anyhow::Result<()> {
                     "  customer    conversation {}\n    {}",
                     demo.customer_conversation, demo.customer
                 );
+                println!("  groups (startConversation's groupId)");
+                for (id, name, routing) in &demo.groups {
+                    println!("    {id}  {name} ({routing:?})");
+                }
             }
-            println!("GraphQL on http://{}/graphql", app.addr());
+            if graphiql {
+                println!("GraphiQL    http://{addr}/  (customer: http://{addr}/customer)");
+            }
+            println!(
+                "GraphQL     http://{addr}/graphql  (customer: http://{addr}/customer/graphql; websockets on the same paths)"
+            );
+            println!("Health      http://{addr}/healthz  http://{addr}/readyz");
+            if metrics {
+                println!("Metrics     http://{addr}/metrics");
+            }
             app.run_until_stopped().await.context("the server failed")?;
         }
         CliCommand::Init(args) => {
