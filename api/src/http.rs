@@ -184,7 +184,8 @@ where
     S: SubscriptionType + 'static,
 {
     let started = Instant::now();
-    let operation = request.operation_name.clone();
+    let mut request = request;
+    let operation = operation_name(&mut request);
     // Validation runs synchronously in the first poll (the admission check
     // bounds it); the deadline bounds the resolvers. On expiry the request's
     // future is dropped: an append already handed to the log completes, so a
@@ -228,6 +229,23 @@ where
         answer.headers_mut().insert(header::RETRY_AFTER, value);
     }
     answer
+}
+
+/// The request's `operationName`, else the name of its document's only
+/// operation (`query Inbox { … }` sent without `operationName`). The document
+/// is the one `admit` prepared; one that does not parse has no name here.
+fn operation_name(request: &mut async_graphql::Request) -> Option<String> {
+    if let Some(name) = &request.operation_name {
+        return Some(name.clone());
+    }
+    match &request.parsed_query().ok()?.operations {
+        async_graphql::parser::types::DocumentOperations::Multiple(operations)
+            if operations.len() == 1 =>
+        {
+            operations.keys().next().map(|name| name.to_string())
+        }
+        _ => None,
+    }
 }
 
 /// The longest retry delay of the response's `RATE_LIMITED` errors.

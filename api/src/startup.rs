@@ -124,6 +124,9 @@ impl Application {
         let (tx, stop) = watch::channel(false);
         let sockets = Sockets::new(config.transport, stop.clone());
         let gate = Arc::new(Gate::default());
+        if let Some(head) = SledEventLog::committed_head(config.store_dir()) {
+            gate.progress.head.store(head, Ordering::Relaxed);
+        }
         let served = tokio::spawn(crate::transport::serve(
             listener,
             gate.router(),
@@ -221,9 +224,6 @@ impl Starting {
         let store = config.store_dir();
         let key = crate::secret::head_key(&self.secret);
         let gate = self.gate.clone();
-        if let Some(head) = SledEventLog::committed_head(&store) {
-            gate.progress.head.store(head, Ordering::Relaxed);
-        }
         let opening = gate.clone();
         let desk = tokio::task::spawn_blocking(move || {
             Desk::open_counting(&store, &key, &opening.progress.applied)

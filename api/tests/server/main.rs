@@ -6,6 +6,7 @@ mod support;
 
 mod admission;
 mod auth;
+mod binary;
 mod consistency;
 mod customer_paging;
 mod errors;
@@ -14,6 +15,7 @@ mod integrity;
 mod limits;
 mod log_export;
 mod mutations;
+mod operations;
 mod rate_limits;
 mod report;
 mod shutdown;
