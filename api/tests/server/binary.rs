@@ -136,7 +136,10 @@ fn serve_prints_graphiql_and_the_demo_groups_and_logs_json_lines_on_request() {
         text.contains(&format!("GraphiQL    http://{addr}/ ")),
         "{text}"
     );
-    assert!(text.contains(&format!("Metrics     http://{addr}/metrics")), "{text}");
+    assert!(
+        text.contains(&format!("Metrics     http://{addr}/metrics")),
+        "{text}"
+    );
     assert!(
         text.contains(SUPPORT),
         "the demo's groups are printed: {text}"
