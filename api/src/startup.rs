@@ -122,6 +122,24 @@ impl Application {
             source,
         })?;
         let (tx, stop) = watch::channel(false);
+        let tx = Arc::new(tx);
+        // From here on SIGTERM and ctrl-c stop the server gracefully, also
+        // during the catch-up (which is not interrupted: the stop follows it).
+        // The task holds no sender, so dropping the handles still stops serving.
+        let signalled = signals();
+        let weak = Arc::downgrade(&tx);
+        let mut stopped = stop.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = stopped.wait_for(|stop| *stop) => {}
+                () = signalled => {
+                    tracing::info!("signal received, shutting down");
+                    if let Some(tx) = weak.upgrade() {
+                        tx.send_replace(true);
+                    }
+                }
+            }
+        });
         let sockets = Sockets::new(config.transport, stop.clone());
         let gate = Arc::new(Gate::default());
         if let Some(head) = SledEventLog::committed_head(config.store_dir()) {
@@ -142,7 +160,7 @@ impl Application {
             gate,
             served,
             sockets,
-            shutdown: Shutdown(Arc::new(tx)),
+            shutdown: Shutdown(tx),
         })
     }
 
@@ -176,15 +194,12 @@ impl Application {
     /// websockets, drops what is left, and closes the log.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let requested = {
+            // A signal (since `start`) or the handle; the connections and
+            // websockets watch the same flag.
             let mut stop = self.shutdown.0.subscribe();
-            let shutdown = self.shutdown.clone();
             async move {
-                tokio::select! {
-                    _ = stop.wait_for(|stop| *stop) => tracing::info!("shutdown requested"),
-                    _ = signal() => tracing::info!("signal received, shutting down"),
-                }
-                // Tell the connections and websockets.
-                shutdown.trigger();
+                let _ = stop.wait_for(|stop| *stop).await;
+                tracing::info!("shutting down");
                 tokio::time::Instant::now()
             }
         };
@@ -269,25 +284,36 @@ impl Starting {
     }
 }
 
-async fn signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
+/// SIGTERM or SIGINT (ctrl-c). The handlers are registered when this is
+/// called, not when the future is first polled: from then on a signal asks
+/// for a graceful stop instead of killing the process.
+fn signals() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        async move {
+            let wait = |registered: std::io::Result<tokio::signal::unix::Signal>| async move {
+                match registered {
+                    Ok(mut signal) => {
+                        signal.recv().await;
+                    }
+                    Err(_) => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = wait(term) => {},
+                () = wait(int) => {},
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
+    {
+        async {
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
     }
 }
