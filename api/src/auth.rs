@@ -222,14 +222,18 @@ fn expiry(claims: &Claims) -> SystemTime {
         .unwrap_or(UNIX_EPOCH)
 }
 
-/// The token of an `Authorization: Bearer <token>` header value.
+/// The token of an `Authorization: Bearer <token>` header value (or of a
+/// websocket's `connection_init` payload). The scheme is case-insensitive
+/// (RFC 9110 section 11.1): `BEARER x` and `bearer x` are accepted too.
 pub fn bearer(header: Option<&str>) -> Result<&str, TokenError> {
     let value = header.ok_or(TokenError::Missing)?.trim();
-    let token = value
-        .strip_prefix("Bearer ")
-        .or_else(|| value.strip_prefix("bearer "))
-        .ok_or(TokenError::Invalid)?
-        .trim();
+    let (scheme, token) = value
+        .split_once(|c: char| c.is_ascii_whitespace())
+        .ok_or(TokenError::Invalid)?;
+    if !scheme.eq_ignore_ascii_case("Bearer") {
+        return Err(TokenError::Invalid);
+    }
+    let token = token.trim();
     if token.is_empty() {
         return Err(TokenError::Missing);
     }
@@ -316,5 +320,15 @@ mod tests {
         assert_eq!(bearer(Some("Bearer abc")), Ok("abc"));
         assert_eq!(bearer(None), Err(TokenError::Missing));
         assert_eq!(bearer(Some("Basic abc")), Err(TokenError::Invalid));
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        // RFC 9110 section 11.1: the auth scheme is case-insensitive.
+        for header in ["BEARER abc", "bearer abc", "BeArEr  abc", "Bearer\tabc"] {
+            assert_eq!(bearer(Some(header)), Ok("abc"), "{header:?}");
+        }
+        assert_eq!(bearer(Some("Bearerabc")), Err(TokenError::Invalid));
+        assert_eq!(bearer(Some("Bearer")), Err(TokenError::Invalid));
     }
 }

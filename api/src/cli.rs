@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{Config, Limits};
@@ -16,6 +17,15 @@ use crate::ratelimit::{Rate, RateLimits};
     about = "The Backchannel support desk server"
 )]
 pub struct Cli {
+    /// Log format: `text` (human-readable; colours only on a terminal) or
+    /// `json` (one JSON object per line).
+    #[arg(
+        long,
+        global = true,
+        env = "BACKCHANNEL_LOG_FORMAT",
+        default_value = "text"
+    )]
+    pub log_format: crate::logging::LogFormat,
     #[command(subcommand)]
     pub command: CliCommand,
 }
@@ -53,10 +63,13 @@ pub struct ServeArgs {
     #[arg(long, env = "BACKCHANNEL_ADDR", default_value = "127.0.0.1:8080")]
     pub addr: SocketAddr,
     /// Do not serve GraphiQL at / and /customer.
-    #[arg(long, env = "BACKCHANNEL_NO_GRAPHIQL")]
+    #[arg(long, env = "BACKCHANNEL_NO_GRAPHIQL", value_parser = BoolishValueParser::new())]
     pub no_graphiql: bool,
+    /// Do not serve `GET /metrics` (Prometheus text format, no token needed).
+    #[arg(long, env = "BACKCHANNEL_NO_METRICS", value_parser = BoolishValueParser::new())]
+    pub no_metrics: bool,
     /// Refuse introspection queries.
-    #[arg(long, env = "BACKCHANNEL_NO_INTROSPECTION")]
+    #[arg(long, env = "BACKCHANNEL_NO_INTROSPECTION", value_parser = BoolishValueParser::new())]
     pub no_introspection: bool,
     /// Largest request body in bytes.
     #[arg(long, env = "BACKCHANNEL_MAX_BODY_BYTES", default_value_t = Limits::default().max_body_bytes)]
@@ -103,7 +116,7 @@ pub struct ServeArgs {
     #[arg(long, env = "BACKCHANNEL_RATE_TOKEN_FAILURES", default_value_t = RateLimits::default().token_failures)]
     pub rate_token_failures: Rate,
     /// Load the demo company and print a token for each role.
-    #[arg(long, env = "BACKCHANNEL_DEMO")]
+    #[arg(long, env = "BACKCHANNEL_DEMO", value_parser = BoolishValueParser::new())]
     pub demo: bool,
     #[command(flatten)]
     pub transport: crate::transport::TransportArgs,
@@ -154,6 +167,7 @@ impl ServeArgs {
         config.addr = self.addr;
         config.graphiql = !self.no_graphiql;
         config.introspection = !self.no_introspection;
+        config.metrics = !self.no_metrics;
         config.limits = Limits {
             max_body_bytes: self.max_body_bytes,
             max_depth: self.max_depth,

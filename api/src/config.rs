@@ -72,6 +72,8 @@ pub struct Config {
     pub token_lifetime: Duration,
     /// Load the demo company (fixtures/demo/demo.json) at start.
     pub demo: bool,
+    /// Serve `GET /metrics` (open, on the API's port; see `metrics`).
+    pub metrics: bool,
 }
 
 impl Config {
@@ -88,6 +90,7 @@ impl Config {
             rate_limits: RateLimits::default(),
             token_lifetime: Duration::from_secs(30 * 24 * 3600),
             demo: false,
+            metrics: true,
         }
     }
 

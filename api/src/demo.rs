@@ -160,6 +160,8 @@ pub struct DemoTokens {
     pub widget_key: WidgetKey,
     /// (role label, staff name, staff id, token), owner first.
     pub staff: Vec<(String, String, StaffId, String)>,
+    /// (group id, group name, routing), as `startConversation` needs a group.
+    pub groups: Vec<(GroupId, String, RoutingType)>,
     pub customer_conversation: ConversationId,
     pub customer: String,
 }
@@ -390,6 +392,11 @@ fn tokens_for(desk: &Desk, tokens: &Tokens, fixture: &Fixture) -> Result<DemoTok
         company,
         widget_key: fixture.company.widget_key,
         staff,
+        groups: fixture
+            .groups
+            .iter()
+            .map(|g| (g.id, g.name.clone(), g.routing))
+            .collect(),
         customer_conversation: fixture.tokens.customer,
         customer: customer.token,
     })

@@ -89,6 +89,9 @@ pub struct Desk {
     /// anyway, and one at a time none has to decide again. Held across the
     /// append's await, so a tokio mutex.
     company_turns: Box<[tokio::sync::Mutex<()>]>,
+    /// Time from handing events to the log to its acknowledgement (durable);
+    /// registered in the application's metrics.
+    commit_latency: Option<prometheus::Histogram>,
 }
 
 impl std::fmt::Debug for Desk {
@@ -112,6 +115,16 @@ impl Desk {
         store_dir: &std::path::Path,
         key: &backchannel_eventlog::HeadKey,
     ) -> Result<Arc<Desk>, OpenError> {
+        Desk::open_counting(store_dir, key, &std::sync::atomic::AtomicU64::new(0))
+    }
+
+    /// [`Desk::open`], storing in `applied` the position the read models have
+    /// applied while the opening pass runs (`/readyz` reports it).
+    pub fn open_counting(
+        store_dir: &std::path::Path,
+        key: &backchannel_eventlog::HeadKey,
+        applied: &std::sync::atomic::AtomicU64,
+    ) -> Result<Arc<Desk>, OpenError> {
         let started = std::time::Instant::now();
         // The catch-up runs on a thread of its own that ends with it. The
         // allocator (mimalloc) gives a thread's freed memory back to the
@@ -122,7 +135,7 @@ impl Desk {
             std::thread::Builder::new()
                 .name("catch-up".to_owned())
                 .spawn_scoped(scope, || {
-                    checkpoint::open_with_read_models(store_dir, Some(key)).map(
+                    checkpoint::open_with_read_models_counting(store_dir, Some(key), applied).map(
                         |(log, mut models, start)| {
                             models.shrink_to_fit();
                             (log, models, start)
@@ -185,6 +198,7 @@ impl Desk {
             company_turns: (0..COMPANY_STRIPES)
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
+            commit_latency: crate::metrics::commit_latency(),
         }))
     }
 
@@ -250,6 +264,11 @@ impl Desk {
         self.live.subscribe(keys)
     }
 
+    /// The commit latency histogram the desk observes (for metrics).
+    pub fn commit_latency(&self) -> Option<prometheus::Histogram> {
+        self.commit_latency.clone()
+    }
+
     /// The live subscriptions' router (its counts, for tests and metrics).
     pub fn live(&self) -> &Router {
         &self.live
@@ -312,7 +331,12 @@ impl Desk {
             if events.is_empty() {
                 return Ok(Executed::default());
             }
-            match self.log.append_to_streams(expected, events, meta).await {
+            let appending = std::time::Instant::now();
+            let appended = self.log.append_to_streams(expected, events, meta).await;
+            if let Some(latency) = &self.commit_latency {
+                latency.observe(appending.elapsed().as_secs_f64());
+            }
+            match appended {
                 // A concurrent attempt with the same key got there first.
                 Ok(outcome) if outcome.deduplicated => {
                     return self.retried(outcome, &command, fingerprint).await;

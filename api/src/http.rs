@@ -27,6 +27,7 @@ use crate::context::{CustomerAuth, Shared, StaffAuth};
 use crate::customer::CustomerSchema;
 use crate::graphql::parsed::ParsedQueries;
 use crate::graphql::prescan::check_request;
+use crate::metrics::Metrics;
 use crate::ratelimit::{ClientAddr, RetryAfter};
 use crate::staff::StaffSchema;
 use crate::websocket::{self, Endpoint, Session, Sockets};
@@ -45,6 +46,10 @@ pub struct AppState {
     pub parsed: Arc<ParsedQueries>,
     /// The open websockets, their caps and the stop signal.
     pub sockets: Arc<Sockets>,
+    /// Counted by the handlers, rendered by `GET /metrics`.
+    pub metrics: Arc<Metrics>,
+    /// Whether `GET /metrics` answers (else 404).
+    pub serve_metrics: bool,
 }
 
 pub fn router(state: AppState, graphiql: bool) -> Router {
@@ -55,7 +60,8 @@ pub fn router(state: AppState, graphiql: bool) -> Router {
         .route("/log", get(crate::log_export::page))
         .route("/log/head", get(crate::log_export::head))
         .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz));
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics));
     if graphiql {
         router = router.merge(crate::graphiql::routes());
     }
@@ -79,6 +85,24 @@ async fn readyz(State(app): State<AppState>) -> Response {
         );
         (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
     }
+}
+
+/// The metrics in Prometheus' text format (see [`crate::metrics`]).
+async fn metrics(State(app): State<AppState>) -> Response {
+    if !app.serve_metrics {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let text = app
+        .metrics
+        .render(Some(&app.shared.desk), &app.sockets, &app.shared.limiters);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
 }
 
 /// A GraphQL-shaped error response outside GraphQL execution.
@@ -140,6 +164,7 @@ async fn execute<Q, M, S>(
     request: async_graphql::Request,
     endpoint: &'static str,
     deadline: Duration,
+    metrics: &Metrics,
 ) -> Response
 where
     Q: ObjectType + 'static,
@@ -147,7 +172,8 @@ where
     S: SubscriptionType + 'static,
 {
     let started = Instant::now();
-    let operation = request.operation_name.clone();
+    let mut request = request;
+    let operation = operation_name(&mut request);
     // Validation runs synchronously in the first poll (the admission check
     // bounds it); the deadline bounds the resolvers. On expiry the request's
     // future is dropped: an append already handed to the log completes, so a
@@ -160,17 +186,28 @@ where
         .errors
         .iter_mut()
         .for_each(crate::graphql::codes::add_code);
+    // Codes as plain strings (`VALIDATION`, not `"VALIDATION"`), joined.
     let codes: Vec<String> = response
         .errors
         .iter()
         .filter_map(|e| e.extensions.as_ref().and_then(|x| x.get("code")))
-        .map(|c| c.to_string())
+        .map(|c| match c {
+            async_graphql::Value::String(code) => code.clone(),
+            other => other.to_string(),
+        })
         .collect();
+    let elapsed = started.elapsed();
+    metrics.request(
+        endpoint,
+        operation.as_deref(),
+        codes.first().map(String::as_str),
+        elapsed,
+    );
     tracing::info!(
         endpoint,
         operation = operation.as_deref().unwrap_or("-"),
-        errors = ?codes,
-        elapsed_ms = started.elapsed().as_millis() as u64,
+        errors = %codes.join(","),
+        elapsed_ms = elapsed.as_millis() as u64,
         "graphql"
     );
     let mut answer = json_response(&response);
@@ -180,6 +217,23 @@ where
         answer.headers_mut().insert(header::RETRY_AFTER, value);
     }
     answer
+}
+
+/// The request's `operationName`, else the name of its document's only
+/// operation (`query Inbox { … }` sent without `operationName`). The document
+/// is the one `admit` prepared; one that does not parse has no name here.
+fn operation_name(request: &mut async_graphql::Request) -> Option<String> {
+    if let Some(name) = &request.operation_name {
+        return Some(name.clone());
+    }
+    match &request.parsed_query().ok()?.operations {
+        async_graphql::parser::types::DocumentOperations::Multiple(operations)
+            if operations.len() == 1 =>
+        {
+            operations.keys().next().map(|name| name.to_string())
+        }
+        _ => None,
+    }
 }
 
 /// The longest retry delay of the response's `RATE_LIMITED` errors.
@@ -245,7 +299,14 @@ async fn staff_graphql(
         Err(refused) => return refused,
     };
     let request = request.data(auth).data(client);
-    execute(&app.staff, request, "staff", app.shared.limits.deadline).await
+    execute(
+        &app.staff,
+        request,
+        "staff",
+        app.shared.limits.deadline,
+        &app.metrics,
+    )
+    .await
 }
 
 async fn customer_graphql(
@@ -268,6 +329,7 @@ async fn customer_graphql(
         request,
         "customer",
         app.shared.limits.deadline,
+        &app.metrics,
     )
     .await
 }

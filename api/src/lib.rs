@@ -8,8 +8,10 @@
 //! `backchannel_projections` (which asks the one visibility policy).
 //!
 //! Layout:
-//! - [`startup`]: `Application::build(config)` and `run_until_stopped()`;
-//!   [`config`], [`cli`] (flags and env), [`secret`] (the signing secret).
+//! - [`startup`]: `Application::build(config)` (or `start` then
+//!   `catch_up`, serving health and readiness meanwhile: [`catchup`]) and
+//!   `run_until_stopped()`; [`config`], [`cli`] (flags and env),
+//!   [`logging`] (text or JSON lines), [`secret`] (the signing secret).
 //! - [`desk`]: the command path (idempotency, optimistic concurrency,
 //!   read-your-writes) and the projector task feeding the read models and
 //!   live subscriptions.
@@ -20,7 +22,7 @@
 //!   embedded assets;
 //!   [`transport`]: the accept loop, its timeouts, connection cap and
 //!   graceful stop; [`websocket`]: the `graphql-transport-ws` protocol;
-//!   [`ratelimit`]: the keyed rate limiters.
+//!   [`ratelimit`]: the keyed rate limiters; [`metrics`]: `GET /metrics`.
 //! - [`staff`]: the staff schema; [`customer`]: the customer schema, built
 //!   only from the customer projection (no private data can reach it).
 //! - [`graphql`]: shared scalars, enums, cursors, and the error-code extension;
@@ -31,6 +33,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod catchup;
 pub mod cli;
 pub mod config;
 pub mod context;
@@ -43,6 +46,8 @@ pub mod graphql;
 pub mod http;
 pub mod live;
 pub mod log_export;
+pub mod logging;
+pub mod metrics;
 pub mod ratelimit;
 pub mod report;
 pub mod secret;
@@ -52,4 +57,4 @@ pub mod transport;
 pub mod websocket;
 
 pub use config::{Config, Limits};
-pub use startup::{Application, Shutdown, StartError};
+pub use startup::{Application, Shutdown, StartError, Starting};

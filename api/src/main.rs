@@ -5,7 +5,9 @@ use anyhow::Context;
 use backchannel_api::Application;
 use backchannel_api::cli::{Cli, CliCommand};
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::net::SocketAddr;
 
 /// glibc's allocator slows down and holds on to freed memory once the read
 /// models and sled's pages make the heap large and fragmented (BENCHMARKS.md,
@@ -16,32 +18,24 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("BACKCHANNEL_LOG")
-                .unwrap_or_else(|_| EnvFilter::new("info,tower_http=info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    backchannel_api::logging::init(cli.log_format);
     match cli.command {
         CliCommand::Serve(args) => {
-            let app = Application::build(args.config())
+            let config = args.config();
+            let graphiql = config.graphiql;
+            let metrics = config.metrics;
+            // Listening (health and readiness answer) before the catch-up.
+            let starting = Application::start(config)
                 .await
                 .context("cannot start the server")?;
-            if let Some(demo) = app.demo() {
-                println!(
-                    "Demo company {} (widget key {})",
-                    demo.company, demo.widget_key
-                );
-                for (role, name, id, token) in &demo.staff {
-                    println!("  {role:<11} {name} ({id})\n    {token}");
-                }
-                println!(
-                    "  customer    conversation {}\n    {}",
-                    demo.customer_conversation, demo.customer
-                );
-            }
-            println!("GraphQL on http://{}/graphql", app.addr());
+            let addr = starting.addr();
+            let app = starting
+                .catch_up()
+                .await
+                .context("cannot start the server")?;
+            // Written once, errors ignored: a closed stdout must not stop a
+            // server that is already serving.
+            let _ = std::io::stdout().write_all(banner(&app, addr, graphiql, metrics).as_bytes());
             app.run_until_stopped().await.context("the server failed")?;
         }
         CliCommand::Init(args) => {
@@ -65,4 +59,47 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// What `serve` prints once ready: the demo's tokens and groups, and where
+/// GraphiQL, the endpoints, health and metrics are.
+fn banner(app: &Application, addr: SocketAddr, graphiql: bool, metrics: bool) -> String {
+    let mut out = String::new();
+    if let Some(demo) = app.demo() {
+        let _ = writeln!(
+            out,
+            "Demo company {} (widget key {})",
+            demo.company, demo.widget_key
+        );
+        for (role, name, id, token) in &demo.staff {
+            let _ = writeln!(out, "  {role:<11} {name} ({id})\n    {token}");
+        }
+        let _ = writeln!(
+            out,
+            "  customer    conversation {}\n    {}",
+            demo.customer_conversation, demo.customer
+        );
+        let _ = writeln!(out, "  groups (startConversation's groupId)");
+        for (id, name, routing) in &demo.groups {
+            let _ = writeln!(out, "    {id}  {name} ({routing:?})");
+        }
+    }
+    if graphiql {
+        let _ = writeln!(
+            out,
+            "GraphiQL    http://{addr}/  (customer: http://{addr}/customer)"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "GraphQL     http://{addr}/graphql  (customer: http://{addr}/customer/graphql; websockets on the same paths)"
+    );
+    if metrics {
+        let _ = writeln!(out, "Metrics     http://{addr}/metrics");
+    }
+    let _ = writeln!(
+        out,
+        "Health      http://{addr}/healthz  http://{addr}/readyz"
+    );
+    out
 }

@@ -225,6 +225,8 @@ struct Keyed<K: std::hash::Hash + Eq + Clone> {
     limiter: Option<DefaultKeyedRateLimiter<K>>,
     checks: AtomicU64,
     next_sweep: AtomicU64,
+    /// Checks refused so far (for metrics).
+    refused: AtomicU64,
 }
 
 impl<K: std::hash::Hash + Eq + Clone> Keyed<K> {
@@ -233,6 +235,7 @@ impl<K: std::hash::Hash + Eq + Clone> Keyed<K> {
             limiter: rate.quota().map(RateLimiter::dashmap),
             checks: AtomicU64::new(0),
             next_sweep: AtomicU64::new(SWEEP_EVERY),
+            refused: AtomicU64::new(0),
         }
     }
 
@@ -243,6 +246,9 @@ impl<K: std::hash::Hash + Eq + Clone> Keyed<K> {
         let outcome = limiter.check_key(key).map_err(|not_until| {
             RetryAfter(not_until.wait_time_from(DefaultClock::default().now()))
         });
+        if outcome.is_err() {
+            self.refused.fetch_add(1, Ordering::Relaxed);
+        }
         let checks = self.checks.fetch_add(1, Ordering::Relaxed) + 1;
         let due = self.next_sweep.load(Ordering::Relaxed);
         // One caller wins the sweep; the others go on.
@@ -310,6 +316,20 @@ impl Limiters {
     /// too often.
     pub fn token_failure(&self, client: ClientAddr) -> Result<(), RetryAfter> {
         self.token_failures.check(&client.key())
+    }
+
+    /// Refusals so far, by limit (for metrics).
+    pub fn refusals(&self) -> [(&'static str, u64); 4] {
+        let refused = |keyed: &AtomicU64| keyed.load(Ordering::Relaxed);
+        [
+            ("widget_starts", refused(&self.widget_starts.refused)),
+            ("staff_mutations", refused(&self.staff_mutations.refused)),
+            (
+                "customer_mutations",
+                refused(&self.customer_mutations.refused),
+            ),
+            ("token_failures", refused(&self.token_failures.refused)),
+        ]
     }
 
     /// Keys held, all limiters together (for tests and metrics).

@@ -45,7 +45,7 @@ pub fn load_or_create(data_dir: &Path, configured: Option<&str>) -> Result<Vec<u
             fs::create_dir_all(data_dir).map_err(io)?;
             let mut secret = vec![0u8; 32];
             rand::rng().fill_bytes(&mut secret);
-            write_private(&path, &encode_hex(&secret)).map_err(io)?;
+            write_private(&path, &hex::encode(&secret)).map_err(io)?;
             Ok(secret)
         }
         Err(err) => Err(io(err)),
@@ -59,41 +59,25 @@ pub fn head_key(secret: &[u8]) -> backchannel_eventlog::HeadKey {
     backchannel_eventlog::HeadKey::from_secret(secret)
 }
 
-/// Writes a new file readable by its owner only, fsynced, via a temp file.
+/// Writes a new file readable by its owner only, fsynced, via a temp file
+/// in the same directory renamed over `path` (`tempfile` creates it with
+/// mode 0600), then fsyncs the directory so the rename is durable.
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(&tmp)?;
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let mut file = tempfile::NamedTempFile::new_in(dir)?;
     file.write_all(text.as_bytes())?;
-    file.sync_all()?;
-    fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        fs::File::open(dir)?.sync_all()?;
-    }
+    file.as_file().sync_all()?;
+    file.persist(path).map_err(|err| err.error)?;
+    fs::File::open(dir)?.sync_all()?;
     Ok(())
 }
 
-fn encode_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) || text.len() < 2 * MIN_SECRET_BYTES {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| {
-            text.get(i..i + 2)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        })
-        .collect()
+    let bytes = hex::decode(text).ok()?;
+    (bytes.len() >= MIN_SECRET_BYTES).then_some(bytes)
 }
 
 #[cfg(test)]
@@ -117,6 +101,20 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+    }
+
+    #[test]
+    fn a_short_or_malformed_secret_file_is_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        for text in ["abcd", &"zz".repeat(32), &"a".repeat(65)] {
+            fs::write(dir.path().join("secret"), text).unwrap();
+            assert!(matches!(
+                load_or_create(dir.path(), None),
+                Err(SecretError::Corrupt { .. })
+            ));
+        }
+        fs::write(dir.path().join("secret"), "0A".repeat(32)).unwrap();
+        assert_eq!(load_or_create(dir.path(), None).unwrap(), vec![10u8; 32]);
     }
 
     #[test]

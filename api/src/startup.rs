@@ -1,5 +1,9 @@
-//! Building and running the server: `Application::build(config)` opens the
-//! store, starts the projector, binds the listener (port 0 in tests), and
+//! Building and running the server. [`Application::start`] binds the
+//! listener (port 0 in tests) and serves at once, through the
+//! [`crate::catchup::Gate`], which answers health, readiness ("catching up")
+//! and `NOT_CAUGHT_UP` while [`Starting::catch_up`] opens the store, builds
+//! the read models and starts the projector; then the gate hands every request
+//! to the application. [`Application::build`] does both (tests use it).
 //! `run_until_stopped` serves until SIGTERM, ctrl-c or a [`Shutdown`] handle,
 //! then stops gracefully (see [`crate::transport`]): in-flight requests get a
 //! grace period, websockets close with 1001, what is left is dropped, and the
@@ -8,15 +12,21 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use std::sync::atomic::Ordering;
+
+use backchannel_eventlog::SledEventLog;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use crate::auth::Tokens;
+use crate::catchup::Gate;
 use crate::config::Config;
 use crate::context::Shared;
 use crate::demo::{DemoError, DemoTokens};
 use crate::desk::Desk;
 use crate::http::{AppState, router};
+use crate::metrics::Metrics;
 use crate::ratelimit::Limiters;
 use crate::secret::{SecretError, load_or_create};
 use crate::transport::TransportLimits;
@@ -39,6 +49,8 @@ pub enum StartError {
     CatchUp,
     #[error("cannot load the demo company: {0}")]
     Demo(#[from] DemoError),
+    #[error("cannot set up the metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
 }
 
 /// Asks a running application to stop gracefully.
@@ -52,19 +64,32 @@ impl Shutdown {
 }
 
 pub struct Application {
-    listener: TcpListener,
     addr: SocketAddr,
     desk: Arc<Desk>,
     tokens: Tokens,
-    app: axum::Router,
+    /// The transport's accept loop, serving since [`Application::start`].
+    served: JoinHandle<()>,
     transport: TransportLimits,
     sockets: Arc<Sockets>,
     shutdown: Shutdown,
     demo: Option<DemoTokens>,
 }
 
+/// A server that listens and answers health checks while it catches up
+/// with its log (see [`Starting::catch_up`]).
+pub struct Starting {
+    config: Config,
+    addr: SocketAddr,
+    tokens: Tokens,
+    secret: Vec<u8>,
+    gate: Arc<Gate>,
+    served: JoinHandle<()>,
+    sockets: Arc<Sockets>,
+    shutdown: Shutdown,
+}
+
 /// Opens the store under the data dir and waits for the projections to
-/// catch up (used by `serve`, `init` and `token`).
+/// catch up (used by `init` and `token`).
 pub async fn open_desk(config: &Config) -> Result<(Arc<Desk>, Tokens), StartError> {
     let secret = load_or_create(&config.data_dir, config.secret.as_deref())?;
     let tokens = Tokens::new(&secret, config.token_lifetime);
@@ -74,30 +99,18 @@ pub async fn open_desk(config: &Config) -> Result<(Arc<Desk>, Tokens), StartErro
 }
 
 impl Application {
+    /// Starts the server and returns once it is ready: [`Application::start`]
+    /// then [`Starting::catch_up`].
     pub async fn build(config: Config) -> Result<Application, StartError> {
-        let (desk, tokens) = open_desk(&config).await?;
-        let demo = if config.demo {
-            Some(crate::demo::load(&desk, &tokens).await?)
-        } else {
-            None
-        };
-        let shared = Shared {
-            desk: desk.clone(),
-            tokens: tokens.clone(),
-            limits: config.limits,
-            limiters: Arc::new(Limiters::new(&config.rate_limits)),
-        };
-        let (tx, stop) = watch::channel(false);
-        let sockets = Sockets::new(config.transport, stop);
-        let state = AppState {
-            staff: staff::schema(shared.clone(), config.introspection),
-            customer: customer::schema(shared.clone(), config.introspection),
-            staff_ws: staff::websocket_schema(shared.clone(), config.introspection),
-            customer_ws: customer::websocket_schema(shared.clone(), config.introspection),
-            shared,
-            parsed: Default::default(),
-            sockets: sockets.clone(),
-        };
+        Application::start(config).await?.catch_up().await
+    }
+
+    /// Reads the secret and binds the listener, and serves from now on: until
+    /// [`Starting::catch_up`] completes, only health and readiness answer
+    /// (see [`crate::catchup`]). Dropping the result stops serving.
+    pub async fn start(config: Config) -> Result<Starting, StartError> {
+        let secret = load_or_create(&config.data_dir, config.secret.as_deref())?;
+        let tokens = Tokens::new(&secret, config.token_lifetime);
         let listener = TcpListener::bind(config.addr)
             .await
             .map_err(|source| StartError::Bind {
@@ -108,16 +121,46 @@ impl Application {
             addr: config.addr,
             source,
         })?;
-        Ok(Application {
+        let (tx, stop) = watch::channel(false);
+        let tx = Arc::new(tx);
+        // From here on SIGTERM and ctrl-c stop the server gracefully, also
+        // during the catch-up (which is not interrupted: the stop follows it).
+        // The task holds no sender, so dropping the handles still stops serving.
+        let signalled = signals();
+        let weak = Arc::downgrade(&tx);
+        let mut stopped = stop.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = stopped.wait_for(|stop| *stop) => {}
+                () = signalled => {
+                    tracing::info!("signal received, shutting down");
+                    if let Some(tx) = weak.upgrade() {
+                        tx.send_replace(true);
+                    }
+                }
+            }
+        });
+        let sockets = Sockets::new(config.transport, stop.clone());
+        let gate = Arc::new(Gate::default());
+        if let Some(head) = SledEventLog::committed_head(config.store_dir()) {
+            gate.progress.head.store(head, Ordering::Relaxed);
+        }
+        let served = tokio::spawn(crate::transport::serve(
             listener,
+            gate.router(),
+            config.transport,
+            stop,
+        ));
+        tracing::info!(%addr, "listening");
+        Ok(Starting {
+            config,
             addr,
-            desk,
             tokens,
-            app: router(state, config.graphiql),
-            transport: config.transport,
+            secret,
+            gate,
+            served,
             sockets,
-            shutdown: Shutdown(Arc::new(tx)),
-            demo,
+            shutdown: Shutdown(tx),
         })
     }
 
@@ -150,24 +193,21 @@ impl Application {
     /// lets in-flight requests finish within the grace period, closes the
     /// websockets, drops what is left, and closes the log.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let stop = self.shutdown.0.subscribe();
         let requested = {
+            // A signal (since `start`) or the handle; the connections and
+            // websockets watch the same flag.
             let mut stop = self.shutdown.0.subscribe();
-            let shutdown = self.shutdown.clone();
             async move {
-                tokio::select! {
-                    _ = stop.wait_for(|stop| *stop) => tracing::info!("shutdown requested"),
-                    _ = signal() => tracing::info!("signal received, shutting down"),
-                }
-                // Tell the connections and websockets.
-                shutdown.trigger();
+                let _ = stop.wait_for(|stop| *stop).await;
+                tracing::info!("shutting down");
                 tokio::time::Instant::now()
             }
         };
-        tracing::info!(addr = %self.addr, "listening");
         let grace = self.transport.grace;
-        let served = crate::transport::serve(self.listener, self.app, self.transport, stop);
-        let ((), stopped_at) = tokio::join!(served, requested);
+        let (served, stopped_at) = tokio::join!(self.served, requested);
+        if let Err(err) = served {
+            tracing::error!(%err, "the accept loop failed");
+        }
         // Websockets closed with 1001 meanwhile; those that could not say so
         // within the same grace period are left behind.
         let deadline = stopped_at.checked_add(grace).unwrap_or(stopped_at);
@@ -185,25 +225,95 @@ impl Application {
     }
 }
 
-async fn signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
+impl Starting {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Opens the store and builds the read models (from the checkpoint, or
+    /// the whole log) on a blocking thread while the gate answers, waits for
+    /// the projections, loads the demo if asked, then opens the gate to the
+    /// application.
+    pub async fn catch_up(self) -> Result<Application, StartError> {
+        let config = self.config;
+        let store = config.store_dir();
+        let key = crate::secret::head_key(&self.secret);
+        let gate = self.gate.clone();
+        let opening = gate.clone();
+        let desk = tokio::task::spawn_blocking(move || {
+            Desk::open_counting(&store, &key, &opening.progress.applied)
+        })
+        .await
+        .map_err(|_| StartError::CatchUp)??;
+        desk.caught_up().await.map_err(|_| StartError::CatchUp)?;
+        let tokens = self.tokens;
+        let demo = if config.demo {
+            Some(crate::demo::load(&desk, &tokens).await?)
+        } else {
+            None
+        };
+        let shared = Shared {
+            desk: desk.clone(),
+            tokens: tokens.clone(),
+            limits: config.limits,
+            limiters: Arc::new(Limiters::new(&config.rate_limits)),
+        };
+        let state = AppState {
+            staff: staff::schema(shared.clone(), config.introspection),
+            customer: customer::schema(shared.clone(), config.introspection),
+            staff_ws: staff::websocket_schema(shared.clone(), config.introspection),
+            customer_ws: customer::websocket_schema(shared.clone(), config.introspection),
+            shared,
+            parsed: Default::default(),
+            sockets: self.sockets.clone(),
+            metrics: Arc::new(Metrics::new(desk.commit_latency())?),
+            serve_metrics: config.metrics,
+        };
+        gate.open(router(state, config.graphiql));
+        tracing::info!("ready");
+        Ok(Application {
+            addr: self.addr,
+            desk,
+            tokens,
+            served: self.served,
+            transport: config.transport,
+            sockets: self.sockets,
+            shutdown: self.shutdown,
+            demo,
+        })
+    }
+}
+
+/// SIGTERM or SIGINT (ctrl-c). The handlers are registered when this is
+/// called, not when the future is first polled: from then on a signal asks
+/// for a graceful stop instead of killing the process.
+fn signals() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        async move {
+            let wait = |registered: std::io::Result<tokio::signal::unix::Signal>| async move {
+                match registered {
+                    Ok(mut signal) => {
+                        signal.recv().await;
+                    }
+                    Err(_) => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = wait(term) => {},
+                () = wait(int) => {},
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
+    {
+        async {
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
     }
 }

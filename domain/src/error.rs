@@ -21,6 +21,9 @@ pub enum ErrorCode {
     QueryTooComplex,
     PayloadTooLarge,
     RateLimited,
+    /// The server is still building its read models from the log (at start,
+    /// SPEC section 11); retry after the delay the error names.
+    NotCaughtUp,
 }
 
 impl ErrorCode {
@@ -37,6 +40,7 @@ impl ErrorCode {
             ErrorCode::QueryTooComplex => "QUERY_TOO_COMPLEX",
             ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             ErrorCode::RateLimited => "RATE_LIMITED",
+            ErrorCode::NotCaughtUp => "NOT_CAUGHT_UP",
         }
     }
 }

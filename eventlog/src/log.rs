@@ -169,6 +169,16 @@ impl SledEventLog {
         })
     }
 
+    /// The position the store's committed head record (`HEAD`) names, read
+    /// without opening the store: how far an open will replay at least
+    /// (`None` without a readable record). For progress reports only.
+    pub fn committed_head(store: impl AsRef<Path>) -> Option<u64> {
+        match crate::head::HeadFile::read(store.as_ref()) {
+            Ok(crate::head::ReadHead::Found(_, head)) => Some(head.position),
+            _ => None,
+        }
+    }
+
     pub fn path(&self) -> &Path {
         &self.inner.path
     }

@@ -15,9 +15,11 @@
 //! position 1.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use backchannel_eventlog::{CheckpointError, HeadKey, OpenError, SavedCheckpoint, SledEventLog};
 
+use crate::ProjectionError;
 use crate::models::ReadModels;
 
 /// The checkpoint's file name in the store.
@@ -54,6 +56,17 @@ pub fn open_with_read_models(
     path: &Path,
     key: Option<&HeadKey>,
 ) -> Result<(SledEventLog, ReadModels, Start), OpenError> {
+    open_with_read_models_counting(path, key, &AtomicU64::new(0))
+}
+
+/// [`open_with_read_models`], storing in `applied` the position the read
+/// models have applied as the pass goes (for a progress report, e.g. the
+/// server's `/readyz` while it starts).
+pub fn open_with_read_models_counting(
+    path: &Path,
+    key: Option<&HeadKey>,
+    applied: &AtomicU64,
+) -> Result<(SledEventLog, ReadModels, Start), OpenError> {
     let keyed = |log: SledEventLog| {
         if let Some(key) = key {
             // A fresh log has no key yet; nothing to replace.
@@ -71,8 +84,11 @@ pub fn open_with_read_models(
         Ok(Some(checkpoint)) if checkpoint.value.position() == checkpoint.after.position => {
             let position = checkpoint.after.position;
             let mut models = checkpoint.value;
+            applied.store(position, Ordering::Relaxed);
             match SledEventLog::open_resuming(path, checkpoint.after, |recorded| {
-                models.apply(&recorded).map(drop)
+                models.apply(&recorded).map(drop)?;
+                applied.store(models.position(), Ordering::Relaxed);
+                Ok::<(), ProjectionError>(())
             }) {
                 Ok(log) => {
                     let replayed = models.position() - position;
@@ -89,7 +105,12 @@ pub fn open_with_read_models(
         Err(err) => why = Some(err.to_string()),
     }
     let mut models = ReadModels::new();
-    let log = SledEventLog::open_replaying(path, 1, |recorded| models.apply(&recorded).map(drop))?;
+    applied.store(0, Ordering::Relaxed);
+    let log = SledEventLog::open_replaying(path, 1, |recorded| {
+        models.apply(&recorded).map(drop)?;
+        applied.store(models.position(), Ordering::Relaxed);
+        Ok::<(), ProjectionError>(())
+    })?;
     let replayed = models.position();
     Ok((keyed(log), models, Start::Rebuilt { replayed, why }))
 }

@@ -6,6 +6,7 @@ mod support;
 
 mod admission;
 mod auth;
+mod binary;
 mod consistency;
 mod customer_paging;
 mod errors;
@@ -17,6 +18,7 @@ mod limits;
 mod log_export;
 mod mutations;
 mod published_schema;
+mod operations;
 mod rate_limits;
 mod report;
 mod shutdown;
