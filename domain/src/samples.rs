@@ -57,6 +57,14 @@ pub fn one_of_each() -> Vec<Event> {
             private_conversations_enabled: true,
             new_conversations_private: true,
         }),
+        Event::WidgetOriginsChanged(WidgetOriginsChanged {
+            company,
+            origins: crate::values::WidgetOrigins::parse(&[
+                "https://shop.example",
+                "http://localhost:3000",
+            ])
+            .unwrap_or_default(),
+        }),
         Event::StaffAdded(StaffAdded {
             company,
             staff: agent,
