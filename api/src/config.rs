@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use backchannel_domain::values::WebOrigin;
+
 use crate::ratelimit::RateLimits;
 use crate::transport::TransportLimits;
 
@@ -68,6 +70,8 @@ pub struct Config {
     pub token_lifetime: Duration,
     /// Load the demo company (fixtures/demo/demo.json) at start.
     pub demo: bool,
+    /// Browser origins the staff desk may call `/graphql` from (CORS).
+    pub staff_origins: Vec<WebOrigin>,
 }
 
 impl Config {
@@ -84,6 +88,7 @@ impl Config {
             rate_limits: RateLimits::default(),
             token_lifetime: Duration::from_secs(30 * 24 * 3600),
             demo: false,
+            staff_origins: Vec::new(),
         }
     }
 

@@ -97,6 +97,7 @@ impl Application {
             shared,
             parsed: Default::default(),
             sockets: sockets.clone(),
+            staff_origins: crate::cors::StaffOrigins::new(config.staff_origins.clone()),
         };
         let listener = TcpListener::bind(config.addr)
             .await

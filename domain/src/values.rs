@@ -85,9 +85,9 @@ impl Name {
 /// comparison.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct WidgetOrigin(String);
+pub struct WebOrigin(String);
 
-impl WidgetOrigin {
+impl WebOrigin {
     /// Accepts what an operator would type: surrounding blanks, upper case and
     /// one trailing `/` are forgiven; a default port is dropped, as browsers do.
     pub fn parse(input: &str) -> Result<Self, ValueError> {
@@ -162,7 +162,7 @@ impl WidgetOrigin {
                 (p != default_port).then_some(p)
             }
         };
-        Ok(WidgetOrigin(match port {
+        Ok(WebOrigin(match port {
             Some(port) => format!("{scheme}://{host}:{port}"),
             None => format!("{scheme}://{host}"),
         }))
@@ -177,7 +177,7 @@ impl WidgetOrigin {
 /// sorted and without duplicates.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct WidgetOrigins(Vec<WidgetOrigin>);
+pub struct WidgetOrigins(Vec<WebOrigin>);
 
 impl WidgetOrigins {
     pub fn parse<S: AsRef<str>>(inputs: &[S]) -> Result<Self, ValueError> {
@@ -189,14 +189,14 @@ impl WidgetOrigins {
         }
         let mut origins = inputs
             .iter()
-            .map(|s| WidgetOrigin::parse(s.as_ref()))
+            .map(|s| WebOrigin::parse(s.as_ref()))
             .collect::<Result<Vec<_>, _>>()?;
         origins.sort();
         origins.dedup();
         Ok(WidgetOrigins(origins))
     }
 
-    pub fn as_slice(&self) -> &[WidgetOrigin] {
+    pub fn as_slice(&self) -> &[WebOrigin] {
         &self.0
     }
 
@@ -206,13 +206,13 @@ impl WidgetOrigins {
     }
 }
 
-impl fmt::Debug for WidgetOrigin {
+impl fmt::Debug for WebOrigin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&self.0, f)
     }
 }
 
-impl fmt::Display for WidgetOrigin {
+impl fmt::Display for WebOrigin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
@@ -282,9 +282,9 @@ mod tests {
     }
 
     fn check_origin(input: &str, expect: Option<&str>) {
-        let got = WidgetOrigin::parse(input);
+        let got = WebOrigin::parse(input);
         assert_eq!(
-            got.as_ref().ok().map(WidgetOrigin::as_str),
+            got.as_ref().ok().map(WebOrigin::as_str),
             expect,
             "{input:?} gave {got:?}"
         );
@@ -335,7 +335,7 @@ mod tests {
         }
         let long = format!("https://{}.example", "a".repeat(MAX_ORIGIN_CHARS));
         assert!(matches!(
-            WidgetOrigin::parse(&long),
+            WebOrigin::parse(&long),
             Err(ValueError::TooLong { what: "origin", .. })
         ));
     }
@@ -348,7 +348,7 @@ mod tests {
             "HTTPS://B.example/",
         ])
         .unwrap();
-        let got: Vec<&str> = list.as_slice().iter().map(WidgetOrigin::as_str).collect();
+        let got: Vec<&str> = list.as_slice().iter().map(WebOrigin::as_str).collect();
         assert_eq!(got, ["https://a.example", "https://b.example"]);
         assert!(list.allows("https://a.example"));
         assert!(!list.allows("https://A.example"));
