@@ -7,6 +7,7 @@ mod support;
 mod admission;
 mod auth;
 mod consistency;
+mod cors;
 mod customer_paging;
 mod errors;
 mod fuzz;
