@@ -1,5 +1,6 @@
 //! SPEC section 8 (CORS): each company lists the origins its customer widget
 //! may call from; the owner and admins change the list. Given/when/then.
+#![allow(clippy::unwrap_used)]
 
 mod support;
 
