@@ -57,14 +57,6 @@ pub fn one_of_each() -> Vec<Event> {
             private_conversations_enabled: true,
             new_conversations_private: true,
         }),
-        Event::WidgetOriginsChanged(WidgetOriginsChanged {
-            company,
-            origins: crate::values::WidgetOrigins::parse(&[
-                "https://shop.example",
-                "http://localhost:3000",
-            ])
-            .unwrap_or_default(),
-        }),
         Event::StaffAdded(StaffAdded {
             company,
             staff: agent,
@@ -159,6 +151,14 @@ pub fn one_of_each() -> Vec<Event> {
             group,
             conversation,
             assignee: agent,
+        }),
+        Event::WidgetOriginsChanged(WidgetOriginsChanged {
+            company,
+            origins: crate::values::WidgetOrigins::parse(&[
+                "https://shop.example",
+                "http://localhost:3000",
+            ])
+            .unwrap_or_default(),
         }),
     ]
 }
