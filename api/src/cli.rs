@@ -7,6 +7,8 @@ use std::time::Duration;
 use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand};
 
+use backchannel_domain::values::WebOrigin;
+
 use crate::config::{Config, Limits};
 use crate::ratelimit::{Rate, RateLimits};
 
@@ -115,6 +117,11 @@ pub struct ServeArgs {
     /// Rate of bad or expired bearer tokens per client address.
     #[arg(long, env = "BACKCHANNEL_RATE_TOKEN_FAILURES", default_value_t = RateLimits::default().token_failures)]
     pub rate_token_failures: Rate,
+    /// Browser origins the staff desk may call /graphql from (CORS), comma
+    /// separated, each scheme://host[:port]. Default: none (same origin only).
+    #[arg(long, env = "BACKCHANNEL_STAFF_ORIGINS", value_delimiter = ',',
+          value_parser = parse_origin)]
+    pub staff_origins: Vec<WebOrigin>,
     /// Load the demo company and print a token for each role.
     #[arg(long, env = "BACKCHANNEL_DEMO", value_parser = BoolishValueParser::new())]
     pub demo: bool,
@@ -149,6 +156,10 @@ pub struct TokenArgs {
     /// company over `GET /log` (`replay-tool --server`), and nothing else.
     #[arg(long)]
     pub operator: bool,
+}
+
+fn parse_origin(input: &str) -> Result<WebOrigin, String> {
+    WebOrigin::parse(input).map_err(|e| e.to_string())
 }
 
 impl StoreArgs {
@@ -186,6 +197,7 @@ impl ServeArgs {
             token_failures: self.rate_token_failures,
         };
         config.demo = self.demo;
+        config.staff_origins = self.staff_origins.clone();
         config.transport = self.transport.limits();
         config
     }

@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use backchannel_domain::values::WebOrigin;
+
 use crate::ratelimit::RateLimits;
 use crate::transport::TransportLimits;
 
@@ -74,6 +76,8 @@ pub struct Config {
     pub demo: bool,
     /// Serve `GET /metrics` (open, on the API's port; see `metrics`).
     pub metrics: bool,
+    /// Browser origins the staff desk may call `/graphql` from (CORS).
+    pub staff_origins: Vec<WebOrigin>,
 }
 
 impl Config {
@@ -91,6 +95,7 @@ impl Config {
             token_lifetime: Duration::from_secs(30 * 24 * 3600),
             demo: false,
             metrics: true,
+            staff_origins: Vec::new(),
         }
     }
 

@@ -24,6 +24,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::auth::{TokenError, Tokens, bearer};
 use crate::context::{CustomerAuth, Shared, StaffAuth};
+use crate::cors::{self, RequestOrigin, StaffOrigins};
 use crate::customer::CustomerSchema;
 use crate::graphql::parsed::ParsedQueries;
 use crate::graphql::prescan::check_request;
@@ -50,12 +51,27 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Whether `GET /metrics` answers (else 404).
     pub serve_metrics: bool,
+    /// Browser origins the staff desk may be served from (`cors`).
+    pub staff_origins: StaffOrigins,
 }
 
 pub fn router(state: AppState, graphiql: bool) -> Router {
     let mut router = Router::new()
-        .route("/graphql", get(staff_ws).post(staff_graphql))
-        .route("/customer/graphql", get(customer_ws).post(customer_graphql))
+        .route(
+            "/graphql",
+            get(staff_ws)
+                .post(staff_graphql)
+                .layer(cors::staff_layer(state.staff_origins.clone())),
+        )
+        .route(
+            "/customer/graphql",
+            get(customer_ws)
+                .post(customer_graphql)
+                .layer(cors::customer_layer(
+                    state.shared.desk.clone(),
+                    state.shared.tokens.clone(),
+                )),
+        )
         .route("/reports/enquiries", get(crate::report::enquiries))
         .route("/log", get(crate::log_export::page))
         .route("/log/head", get(crate::log_export::head))
@@ -290,6 +306,9 @@ async fn staff_graphql(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    if let Err(refused) = cors::require_json(&headers) {
+        return refused;
+    }
     let auth = staff_auth(&app.shared.tokens, authorization(&headers));
     if let Some(refused) = token_failure(&app, client, &auth.0) {
         return refused;
@@ -315,15 +334,26 @@ async fn customer_graphql(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    if let Err(refused) = cors::require_json(&headers) {
+        return refused;
+    }
     let auth = customer_auth(&app.shared.tokens, authorization(&headers));
     if let Some(refused) = token_failure(&app, client, &auth.0) {
         return refused;
+    }
+    // A preflight is answered for any listed origin, so the company concerned
+    // is checked here (the token's) or in `startConversation` (the key's).
+    let origin = RequestOrigin::of(&headers);
+    if let (Some(origin), Ok(identity)) = (origin.0.as_deref(), &auth.0)
+        && !cors::company_allows(&app.shared.desk, identity.company, origin)
+    {
+        return cors::origin_refused("this company's widget");
     }
     let request = match admit(&app, body).await {
         Ok(request) => request,
         Err(refused) => return refused,
     };
-    let request = request.data(auth).data(client);
+    let request = request.data(auth).data(client).data(origin);
     execute(
         &app.customer,
         request,
@@ -397,6 +427,9 @@ async fn staff_ws(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    if cors::foreign_origin(&headers).is_some_and(|o| !app.staff_origins.allows(o)) {
+        return cors::origin_refused("the staff websocket");
+    }
     let header = authorization(&headers).map(str::to_owned);
     let tokens = app.shared.tokens.clone();
     let desk = app.shared.desk.clone();
@@ -431,8 +464,20 @@ async fn customer_ws(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    let origin = RequestOrigin::of(&headers);
+    if let Some(o) = origin.0.as_deref()
+        && !app
+            .shared
+            .desk
+            .models()
+            .state()
+            .some_company_allows_origin(o)
+    {
+        return cors::origin_refused("the customer websocket");
+    }
     let header = authorization(&headers).map(str::to_owned);
     let tokens = app.shared.tokens.clone();
+    let desk = app.shared.desk.clone();
     let limiters = app.shared.limiters.clone();
     let client = ClientAddr(remote.ip());
     let endpoint = Endpoint {
@@ -446,9 +491,16 @@ async fn customer_ws(
                 let _ = limiters.token_failure(client);
                 return None;
             };
+            // From a browser on another origin: only one the token's company lists.
+            if let Some(o) = origin.0.as_deref()
+                && !cors::company_allows(&desk, identity.company, o)
+            {
+                return None;
+            }
             let mut data = Data::default();
             data.insert(CustomerAuth(Ok(identity)));
             data.insert(client);
+            data.insert(origin.clone());
             Some(Session { data, expires_at })
         }),
     };

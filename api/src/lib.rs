@@ -22,7 +22,9 @@
 //!   embedded assets;
 //!   [`transport`]: the accept loop, its timeouts, connection cap and
 //!   graceful stop; [`websocket`]: the `graphql-transport-ws` protocol;
-//!   [`ratelimit`]: the keyed rate limiters; [`metrics`]: `GET /metrics`.
+//!   [`ratelimit`]: the keyed rate limiters; [`metrics`]: `GET /metrics`;
+//!   [`cors`]: which browser origins each endpoint answers, and the
+//!   JSON-only rule for POSTs.
 //! - [`staff`]: the staff schema; [`customer`]: the customer schema, built
 //!   only from the customer projection (no private data can reach it).
 //! - [`graphql`]: shared scalars, enums, cursors, and the error-code extension;
@@ -37,6 +39,7 @@ pub mod catchup;
 pub mod cli;
 pub mod config;
 pub mod context;
+pub mod cors;
 pub mod customer;
 pub mod demo;
 pub mod desk;

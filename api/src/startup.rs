@@ -268,6 +268,7 @@ impl Starting {
             sockets: self.sockets.clone(),
             metrics: Arc::new(Metrics::new(desk.commit_latency())?),
             serve_metrics: config.metrics,
+            staff_origins: crate::cors::StaffOrigins::new(config.staff_origins.clone()),
         };
         gate.open(router(state, config.graphiql));
         tracing::info!("ready");

@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::events::StreamId;
 use crate::ids::{CompanyId, ConversationId, GroupId, MessageId, StaffId, WidgetKey};
 use crate::model::{Channel, MessageVisibility, Permission, Role, RoutingType};
-use crate::values::{MessageBody, Name};
+use crate::values::{MessageBody, Name, WidgetOrigins};
 
 /// Serializable so the API can fingerprint a request's arguments (an
 /// idempotency key reused with other arguments is refused).
@@ -25,6 +25,11 @@ pub enum Command {
         company: CompanyId,
         private_conversations_enabled: bool,
         new_conversations_private: bool,
+    },
+    /// Replaces the list of origins the customer widget may call from.
+    SetWidgetOrigins {
+        company: CompanyId,
+        origins: WidgetOrigins,
     },
     AddStaff {
         company: CompanyId,
@@ -181,6 +186,7 @@ impl Command {
         match self {
             Command::CreateCompany { company, .. }
             | Command::UpdatePrivacySettings { company, .. }
+            | Command::SetWidgetOrigins { company, .. }
             | Command::AddStaff { company, .. }
             | Command::ChangeRole { company, .. }
             | Command::GrantPermission { company, .. }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{CompanyId, ConversationId, GroupId, MessageId, StaffId, WidgetKey};
 use crate::model::{Channel, Permission, Role, RoutingType};
-use crate::values::{MessageBody, Name};
+use crate::values::{MessageBody, Name, WidgetOrigins};
 
 /// The consistency boundary an event belongs to. Optimistic concurrency is per stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -33,6 +33,14 @@ pub struct PrivacySettingsChanged {
     pub company: CompanyId,
     pub private_conversations_enabled: bool,
     pub new_conversations_private: bool,
+}
+
+/// The origins the company's customer widget may call from (replaces the
+/// whole list; an empty list allows no other origin).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WidgetOriginsChanged {
+    pub company: CompanyId,
+    pub origins: WidgetOrigins,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -220,6 +228,7 @@ pub enum Event {
     ConversationReopened(ConversationReopened),
     NotificationsMarkedRead(NotificationsMarkedRead),
     RoundRobinTurnTaken(RoundRobinTurnTaken),
+    WidgetOriginsChanged(WidgetOriginsChanged),
 }
 
 /// The name of an event's type, without its payload. `ALL` lists every one.
@@ -249,10 +258,11 @@ pub enum EventType {
     ConversationReopened,
     NotificationsMarkedRead,
     RoundRobinTurnTaken,
+    WidgetOriginsChanged,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 24] = [
+    pub const ALL: [EventType; 25] = [
         EventType::CompanyCreated,
         EventType::PrivacySettingsChanged,
         EventType::StaffAdded,
@@ -277,6 +287,7 @@ impl EventType {
         EventType::ConversationReopened,
         EventType::NotificationsMarkedRead,
         EventType::RoundRobinTurnTaken,
+        EventType::WidgetOriginsChanged,
     ];
 
     /// The stored type name. Never change one: stored events are forever.
@@ -306,6 +317,7 @@ impl EventType {
             EventType::ConversationReopened => "ConversationReopened",
             EventType::NotificationsMarkedRead => "NotificationsMarkedRead",
             EventType::RoundRobinTurnTaken => "RoundRobinTurnTaken",
+            EventType::WidgetOriginsChanged => "WidgetOriginsChanged",
         }
     }
 
@@ -346,6 +358,7 @@ impl Event {
             Event::ConversationReopened(_) => EventType::ConversationReopened,
             Event::NotificationsMarkedRead(_) => EventType::NotificationsMarkedRead,
             Event::RoundRobinTurnTaken(_) => EventType::RoundRobinTurnTaken,
+            Event::WidgetOriginsChanged(_) => EventType::WidgetOriginsChanged,
         }
     }
 
@@ -376,6 +389,7 @@ impl Event {
             Event::ConversationReopened(e) => StreamId::Conversation(e.conversation),
             Event::NotificationsMarkedRead(e) => StreamId::Company(e.company),
             Event::RoundRobinTurnTaken(e) => StreamId::Company(e.company),
+            Event::WidgetOriginsChanged(e) => StreamId::Company(e.company),
         }
     }
 }

@@ -152,6 +152,14 @@ pub fn one_of_each() -> Vec<Event> {
             conversation,
             assignee: agent,
         }),
+        Event::WidgetOriginsChanged(WidgetOriginsChanged {
+            company,
+            origins: crate::values::WidgetOrigins::parse(&[
+                "https://shop.example",
+                "http://localhost:3000",
+            ])
+            .unwrap_or_default(),
+        }),
     ]
 }
 

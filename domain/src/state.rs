@@ -4,14 +4,14 @@
 //! an event that refers to something unknown (which a valid log never holds) is
 //! skipped rather than trusted, so replay can never panic.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
 use crate::events::{Event, StreamId};
 use crate::ids::{CompanyId, ConversationId, GroupId, StaffId, WidgetKey};
 use crate::model::{Channel, ConversationStatus, Permission, Role, RoutingType};
-use crate::values::Name;
+use crate::values::{Name, WidgetOrigins};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct PrivacySettings {
@@ -25,6 +25,8 @@ pub struct Company {
     pub name: Name,
     pub widget_key: WidgetKey,
     pub settings: PrivacySettings,
+    /// Where the customer widget may be embedded (SPEC section 8, CORS).
+    pub widget_origins: WidgetOrigins,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,6 +104,9 @@ pub struct State {
     pub conversations: HashMap<ConversationId, Conversation>,
     /// Events applied per stream: the expected version of the next append.
     pub versions: HashMap<StreamId, u64>,
+    /// Every origin some company's widget lists, with how many companies list
+    /// it: a CORS preflight carries no widget key, so it is answered for these.
+    pub widget_origins: BTreeMap<String, u32>,
 }
 
 impl State {
@@ -126,6 +131,11 @@ impl State {
                 .companies
                 .get(&conversation.company)
                 .is_some_and(|c| c.settings.private_conversations_enabled)
+    }
+
+    /// Whether some company lists `origin` (a request's `Origin`, as sent).
+    pub fn some_company_allows_origin(&self, origin: &str) -> bool {
+        self.widget_origins.contains_key(origin)
     }
 
     pub fn company_by_widget_key(&self, key: WidgetKey) -> Option<&Company> {
@@ -155,6 +165,7 @@ impl State {
                         name: e.name.clone(),
                         widget_key: e.widget_key,
                         settings: PrivacySettings::default(),
+                        widget_origins: WidgetOrigins::default(),
                     },
                 );
             }
@@ -164,6 +175,26 @@ impl State {
                         private_conversations_enabled: e.private_conversations_enabled,
                         new_conversations_private: e.new_conversations_private,
                     };
+                }
+            }
+            Event::WidgetOriginsChanged(e) => {
+                let Some(company) = self.companies.get_mut(&e.company) else {
+                    return;
+                };
+                let old = std::mem::replace(&mut company.widget_origins, e.origins.clone());
+                for origin in old.as_slice() {
+                    if let Some(count) = self.widget_origins.get_mut(origin.as_str()) {
+                        *count = count.saturating_sub(1);
+                        if *count == 0 {
+                            self.widget_origins.remove(origin.as_str());
+                        }
+                    }
+                }
+                for origin in e.origins.as_slice() {
+                    *self
+                        .widget_origins
+                        .entry(origin.as_str().to_owned())
+                        .or_insert(0) += 1;
                 }
             }
             Event::StaffAdded(e) => {

@@ -10,9 +10,20 @@ pub const MAX_MESSAGE_CHARS: usize = 10_000;
 /// Longest name (company, staff, group, customer), in characters, after trimming.
 pub const MAX_NAME_CHARS: usize = 200;
 
+/// Most origins one company's widget may be embedded on.
+pub const MAX_WIDGET_ORIGINS: usize = 20;
+/// Longest widget origin, in characters.
+pub const MAX_ORIGIN_CHARS: usize = 200;
+
 /// Why a value was rejected at the edge.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ValueError {
+    #[error(
+        "{input:?} is not an origin: give scheme://host[:port] with http or https, no path ({reason})"
+    )]
+    NotAnOrigin { input: String, reason: &'static str },
+    #[error("at most {max} widget origins, got {actual}")]
+    TooMany { max: usize, actual: usize },
     #[error("{what} must not be empty")]
     Empty { what: &'static str },
     #[error("{what} must be at most {max} characters, got {actual}")]
@@ -65,6 +76,145 @@ impl Name {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// A web origin the customer widget may call from: `scheme://host[:port]`
+/// exactly as a browser sends it in `Origin` (http or https, lowercase, no
+/// default port, no path), so matching a request's `Origin` is a string
+/// comparison.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct WebOrigin(String);
+
+impl WebOrigin {
+    /// Accepts what an operator would type: surrounding blanks, upper case and
+    /// one trailing `/` are forgiven; a default port is dropped, as browsers do.
+    pub fn parse(input: &str) -> Result<Self, ValueError> {
+        let refuse = |reason| ValueError::NotAnOrigin {
+            input: input.chars().take(MAX_ORIGIN_CHARS).collect(),
+            reason,
+        };
+        let trimmed = input.trim();
+        if trimmed.chars().count() > MAX_ORIGIN_CHARS {
+            return Err(ValueError::TooLong {
+                what: "origin",
+                max: MAX_ORIGIN_CHARS,
+                actual: trimmed.chars().count(),
+            });
+        }
+        if !trimmed.is_ascii() {
+            return Err(refuse(
+                "only ASCII: write an international name in punycode",
+            ));
+        }
+        let lower = trimmed.to_ascii_lowercase();
+        let (scheme, rest) = lower.split_once("://").ok_or_else(|| refuse("no scheme"))?;
+        let default_port = match scheme {
+            "http" => "80",
+            "https" => "443",
+            _ => return Err(refuse("the scheme must be http or https")),
+        };
+        let authority = rest.strip_suffix('/').unwrap_or(rest);
+        if authority.contains(['/', '?', '#', '@', '\\']) {
+            return Err(refuse("only scheme, host and port"));
+        }
+        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+            let (inside, after) = v6.split_once(']').ok_or_else(|| refuse("unclosed ["))?;
+            if inside.is_empty()
+                || !inside
+                    .chars()
+                    .all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.')
+            {
+                return Err(refuse("a bad IPv6 address"));
+            }
+            let port = match after {
+                "" => None,
+                _ => Some(
+                    after
+                        .strip_prefix(':')
+                        .ok_or_else(|| refuse("junk after the host"))?,
+                ),
+            };
+            (&authority[..inside.len() + 2], port)
+        } else {
+            match authority.split_once(':') {
+                Some((host, port)) => (host, Some(port)),
+                None => (authority, None),
+            }
+        };
+        let host_ok = host.starts_with('[')
+            || (!host.is_empty()
+                && host.split('.').all(|label| {
+                    !label.is_empty()
+                        && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                }));
+        if !host_ok {
+            return Err(refuse("a bad host name"));
+        }
+        let port = match port {
+            None => None,
+            Some(p) => {
+                let number: u16 = p.parse().map_err(|_| refuse("a bad port"))?;
+                if number == 0 || p.starts_with('0') {
+                    return Err(refuse("a bad port"));
+                }
+                (p != default_port).then_some(p)
+            }
+        };
+        Ok(WebOrigin(match port {
+            Some(port) => format!("{scheme}://{host}:{port}"),
+            None => format!("{scheme}://{host}"),
+        }))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A company's widget origins: at most [`MAX_WIDGET_ORIGINS`], each parsed,
+/// sorted and without duplicates.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct WidgetOrigins(Vec<WebOrigin>);
+
+impl WidgetOrigins {
+    pub fn parse<S: AsRef<str>>(inputs: &[S]) -> Result<Self, ValueError> {
+        if inputs.len() > MAX_WIDGET_ORIGINS {
+            return Err(ValueError::TooMany {
+                max: MAX_WIDGET_ORIGINS,
+                actual: inputs.len(),
+            });
+        }
+        let mut origins = inputs
+            .iter()
+            .map(|s| WebOrigin::parse(s.as_ref()))
+            .collect::<Result<Vec<_>, _>>()?;
+        origins.sort();
+        origins.dedup();
+        Ok(WidgetOrigins(origins))
+    }
+
+    pub fn as_slice(&self) -> &[WebOrigin] {
+        &self.0
+    }
+
+    /// Whether `origin` (a request's `Origin` header, as sent) is listed.
+    pub fn allows(&self, origin: &str) -> bool {
+        self.0.iter().any(|o| o.0 == origin)
+    }
+}
+
+impl fmt::Debug for WebOrigin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Display for WebOrigin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
     }
 }
 
@@ -128,6 +278,97 @@ mod tests {
                 max: MAX_MESSAGE_CHARS,
                 actual: MAX_MESSAGE_CHARS + 1,
             }),
+        );
+    }
+
+    fn check_origin(input: &str, expect: Option<&str>) {
+        let got = WebOrigin::parse(input);
+        assert_eq!(
+            got.as_ref().ok().map(WebOrigin::as_str),
+            expect,
+            "{input:?} gave {got:?}"
+        );
+    }
+
+    #[test]
+    fn widget_origins_are_normalised_as_browsers_send_them() {
+        check_origin("https://shop.example", Some("https://shop.example"));
+        check_origin(" HTTPS://Shop.Example/ ", Some("https://shop.example"));
+        check_origin("https://shop.example:443", Some("https://shop.example"));
+        check_origin("http://shop.example:80", Some("http://shop.example"));
+        check_origin("http://localhost:3000", Some("http://localhost:3000"));
+        check_origin(
+            "https://shop.example:8443",
+            Some("https://shop.example:8443"),
+        );
+        check_origin("http://127.0.0.1:8080", Some("http://127.0.0.1:8080"));
+        check_origin("http://[::1]:8080", Some("http://[::1]:8080"));
+        check_origin("http://[::1]", Some("http://[::1]"));
+    }
+
+    #[test]
+    fn widget_origins_refuse_anything_but_scheme_host_and_port() {
+        for bad in [
+            "",
+            "shop.example",
+            "ftp://shop.example",
+            "javascript://x",
+            "https://",
+            "https://shop.example/widget",
+            "https://shop.example?x=1",
+            "https://shop.example#x",
+            "https://user@shop.example",
+            "https://shop..example",
+            "https://shop_example.com",
+            "https://shop.example:",
+            "https://shop.example:0",
+            "https://shop.example:65536",
+            "https://shop.example:08",
+            "https://bücher.example",
+            "https://[::1",
+            "https://[]",
+            "https://[::1]x",
+            "https://*.shop.example",
+            "null",
+        ] {
+            check_origin(bad, None);
+        }
+        let long = format!("https://{}.example", "a".repeat(MAX_ORIGIN_CHARS));
+        assert!(matches!(
+            WebOrigin::parse(&long),
+            Err(ValueError::TooLong { what: "origin", .. })
+        ));
+    }
+
+    #[test]
+    fn widget_origin_lists_are_bounded_sorted_and_deduplicated() {
+        let list = WidgetOrigins::parse(&[
+            "https://b.example",
+            "https://a.example",
+            "HTTPS://B.example/",
+        ])
+        .unwrap();
+        let got: Vec<&str> = list.as_slice().iter().map(WebOrigin::as_str).collect();
+        assert_eq!(got, ["https://a.example", "https://b.example"]);
+        assert!(list.allows("https://a.example"));
+        assert!(!list.allows("https://A.example"));
+        assert!(!list.allows("https://c.example"));
+        let many: Vec<String> = (0..=MAX_WIDGET_ORIGINS)
+            .map(|i| format!("https://s{i}.example"))
+            .collect();
+        assert_eq!(
+            WidgetOrigins::parse(&many),
+            Err(ValueError::TooMany {
+                max: MAX_WIDGET_ORIGINS,
+                actual: MAX_WIDGET_ORIGINS + 1
+            })
+        );
+        assert!(WidgetOrigins::parse(&many[..MAX_WIDGET_ORIGINS]).is_ok());
+        assert!(
+            WidgetOrigins::parse::<&str>(&[])
+                .unwrap()
+                .as_slice()
+                .is_empty()
         );
     }
 

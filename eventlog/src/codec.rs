@@ -319,6 +319,7 @@ pub fn encode_payload(event: &Event, out: &mut Vec<u8>) -> Result<(), CodecError
         Event::ConversationReopened(e) => encode_struct(event_type, e, out),
         Event::NotificationsMarkedRead(e) => encode_struct(event_type, e, out),
         Event::RoundRobinTurnTaken(e) => encode_struct(event_type, e, out),
+        Event::WidgetOriginsChanged(e) => encode_struct(event_type, e, out),
     }
 }
 
@@ -428,6 +429,9 @@ pub fn decode_payload(
         }
         (T::RoundRobinTurnTaken, 1) => {
             decode_struct(event_type, v, bytes).map(Event::RoundRobinTurnTaken)
+        }
+        (T::WidgetOriginsChanged, 1) => {
+            decode_struct(event_type, v, bytes).map(Event::WidgetOriginsChanged)
         }
         (event_type, version) => Err(CodecError::UnknownSchemaVersion {
             event_type: event_type.name(),

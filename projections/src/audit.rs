@@ -292,6 +292,14 @@ pub fn describe(state: &State, event: &Event) -> String {
             e.conversation,
             staff(e.assignee)
         ),
+        Event::WidgetOriginsChanged(e) => {
+            let list: Vec<&str> = e.origins.as_slice().iter().map(|o| o.as_str()).collect();
+            if list.is_empty() {
+                "cleared the widget's allowed origins".to_owned()
+            } else {
+                format!("set the widget's allowed origins to {}", list.join(", "))
+            }
+        }
     }
 }
 
@@ -407,6 +415,7 @@ enum Payload<'a> {
     ConversationReopened(&'a events::ConversationReopened),
     NotificationsMarkedRead(&'a events::NotificationsMarkedRead),
     RoundRobinTurnTaken(&'a events::RoundRobinTurnTaken),
+    WidgetOriginsChanged(&'a events::WidgetOriginsChanged),
 }
 
 fn payload(event: &Event) -> Payload<'_> {
@@ -435,5 +444,6 @@ fn payload(event: &Event) -> Payload<'_> {
         Event::ConversationReopened(e) => Payload::ConversationReopened(e),
         Event::NotificationsMarkedRead(e) => Payload::NotificationsMarkedRead(e),
         Event::RoundRobinTurnTaken(e) => Payload::RoundRobinTurnTaken(e),
+        Event::WidgetOriginsChanged(e) => Payload::WidgetOriginsChanged(e),
     }
 }

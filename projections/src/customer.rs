@@ -105,6 +105,7 @@ pub fn customer_event(state: &State, event: &Event) -> Option<CustomerEvent> {
         | Event::ConversationPrivacyChanged(_)
         | Event::CompanyCreated(_)
         | Event::PrivacySettingsChanged(_)
+        | Event::WidgetOriginsChanged(_)
         | Event::StaffAdded(_)
         | Event::StaffRoleChanged(_)
         | Event::PermissionGranted(_)

@@ -9,6 +9,7 @@ use backchannel_domain::{Command, DomainError};
 
 use crate::auth::CustomerIdentity;
 use crate::context::{customer, shared};
+use crate::cors::RequestOrigin;
 use crate::customer::types::{CustomerConversation, CustomerMessage, conversation, message};
 use crate::desk::start_command_id;
 use crate::error::{ApiError, ApiResult};
@@ -66,6 +67,16 @@ impl Mutation {
             .company_by_widget_key(widget_key)
             .map(|c| c.id)
             .ok_or(DomainError::NotFound(Missing::Company))?;
+        // From a browser on another origin, only one this company lists
+        // (`cors`): a page elsewhere cannot open conversations in its name.
+        if let Some(origin) = ctx.data_opt::<RequestOrigin>().and_then(|o| o.0.as_deref())
+            && !crate::cors::company_allows(&shared.desk, company, origin)
+        {
+            return Err(DomainError::Forbidden(
+                "this company's widget is not allowed on this website",
+            )
+            .into());
+        }
         // Keyed only once the widget key is known to be a company's, so
         // made-up keys cannot grow the limiter.
         let client = ctx

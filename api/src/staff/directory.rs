@@ -108,6 +108,18 @@ impl Company {
         id(self.0.widget_key)
     }
 
+    /// The origins (`scheme://host[:port]`) of the websites the customer
+    /// widget may call `/customer/graphql` from. Shown to all staff: like the
+    /// widget key they are public (any browser learns them by a preflight).
+    async fn widget_origins(&self) -> Vec<&str> {
+        self.0
+            .widget_origins
+            .as_slice()
+            .iter()
+            .map(|o| o.as_str())
+            .collect()
+    }
+
     async fn settings(&self) -> PrivacySettings {
         PrivacySettings {
             private_conversations_enabled: self.0.settings.private_conversations_enabled,

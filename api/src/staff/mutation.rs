@@ -7,7 +7,7 @@ use backchannel_domain::error::Missing;
 use backchannel_domain::events::Event;
 use backchannel_domain::ids::{ConversationId, GroupId, MessageId, StaffId};
 use backchannel_domain::model::{Actor, Role as DomainRole};
-use backchannel_domain::values::{MessageBody, Name};
+use backchannel_domain::values::{MessageBody, Name, WidgetOrigins};
 use backchannel_domain::{Command, DomainError, may_issue_staff_token};
 
 use crate::auth::StaffIdentity;
@@ -351,6 +351,41 @@ impl Mutation {
             idempotency_key,
         )
         .await?;
+        let models = desk.models();
+        models
+            .state()
+            .companies
+            .get(&me.company)
+            .cloned()
+            .map(Company)
+            .ok_or(DomainError::NotFound(Missing::Company).into())
+    }
+
+    /// Owner and admins. Replaces the list of origins (`scheme://host[:port]`,
+    /// http or https, at most 20) the customer widget may call from; an empty
+    /// list allows none but this server's own.
+    #[graphql(complexity = "crate::config::MUTATION_COST")]
+    async fn set_widget_origins(
+        &self,
+        ctx: &Context<'_>,
+        origins: Vec<String>,
+        idempotency_key: Option<String>,
+    ) -> ApiResult<Company> {
+        let parsed =
+            WidgetOrigins::parse(&origins).map_err(|e| ApiError::validation(e.to_string()))?;
+        let (me, _) = run(
+            ctx,
+            "setWidgetOrigins",
+            |me| {
+                Ok(Command::SetWidgetOrigins {
+                    company: me.company,
+                    origins: parsed,
+                })
+            },
+            idempotency_key,
+        )
+        .await?;
+        let desk = &shared(ctx)?.desk;
         let models = desk.models();
         models
             .state()

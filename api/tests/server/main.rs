@@ -8,6 +8,7 @@ mod admission;
 mod auth;
 mod binary;
 mod consistency;
+mod cors;
 mod customer_paging;
 mod errors;
 mod fuzz;

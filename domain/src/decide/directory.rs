@@ -99,6 +99,16 @@ pub(super) fn decide(
                 })]
             }
         }
+        Command::SetWidgetOrigins { company, origins } => {
+            if current.widget_origins == *origins {
+                Vec::new()
+            } else {
+                vec![Event::WidgetOriginsChanged(WidgetOriginsChanged {
+                    company: *company,
+                    origins: origins.clone(),
+                })]
+            }
+        }
         Command::AddStaff {
             company,
             staff,

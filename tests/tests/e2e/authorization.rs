@@ -46,6 +46,7 @@ setConversationPrivacy ok     ok     FORBID RESTR   RESTR  RESTR      FORBID   F
 closeConversation      ok     ok     ok     RESTR   RESTR  RESTR      ok       FORBID  RESTR   UNAUTH      NOTFND      UNAUTH   UNAUTH
 reopenConversation     ok     ok     ok     RESTR   RESTR  RESTR      ok       FORBID  FORBID  UNAUTH      NOTFND      UNAUTH   UNAUTH
 updatePrivacySettings  ok     ok     FORBID FORBID  FORBID FORBID     FORBID   FORBID  FORBID  UNAUTH      ok          UNAUTH   UNAUTH
+setWidgetOrigins       ok     ok     FORBID FORBID  FORBID FORBID     FORBID   FORBID  FORBID  UNAUTH      ok          UNAUTH   UNAUTH
 createGroup            ok     ok     FORBID FORBID  FORBID FORBID     FORBID   FORBID  FORBID  UNAUTH      ok          UNAUTH   UNAUTH
 addStaff               ok     ok     FORBID FORBID  FORBID FORBID     FORBID   FORBID  FORBID  UNAUTH      ok          UNAUTH   UNAUTH
 issueStaffToken        ok     ok     FORBID FORBID  FORBID FORBID     FORBID   FORBID  FORBID  UNAUTH      NOTFND      UNAUTH   UNAUTH
@@ -106,7 +107,7 @@ enum Fixture {
     Queued,
 }
 
-const OPERATIONS: [(&str, Fixture); 25] = [
+const OPERATIONS: [(&str, Fixture); 26] = [
     ("conversation", Fixture::Shared),
     ("conversation.closed", Fixture::SharedClosed),
     ("conversations", Fixture::Shared),
@@ -123,6 +124,7 @@ const OPERATIONS: [(&str, Fixture); 25] = [
     ("closeConversation", Fixture::Handling),
     ("reopenConversation", Fixture::Closed),
     ("updatePrivacySettings", Fixture::Shared),
+    ("setWidgetOrigins", Fixture::Shared),
     ("createGroup", Fixture::Shared),
     ("addStaff", Fixture::Shared),
     ("issueStaffToken", Fixture::Shared),
@@ -415,6 +417,14 @@ async fn run_cell(
         "updatePrivacySettings" => answer(
             &staff(
                 "mutation { updatePrivacySettings(privateConversationsEnabled: true, newConversationsPrivate: true) { id } }",
+                json!({}),
+            )
+            .await,
+        ),
+        // The list every company has until it sets one: allowed calls change nothing.
+        "setWidgetOrigins" => answer(
+            &staff(
+                "mutation { setWidgetOrigins(origins: []) { id } }",
                 json!({}),
             )
             .await,
