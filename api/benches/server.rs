@@ -4,8 +4,11 @@
 //! `cargo bench -p backchannel-api --bench server`
 //!
 //! Builds a store of 100,000 conversations (1,000,000 events) through the real
-//! event log (one append per event, conversations interleaved), starts the real `backchannel` binary on it (a separate process),
-//! and drives it over loopback with 64 keep-alive connections: the agent inbox
+//! event log (one append per event, conversations interleaved), starts the
+//! real `backchannel serve` on it (a separate process, default limits: the
+//! accept loop of `transport`, the admission pre-scan, the deadline and the
+//! rate limiters are all on the measured path), and drives it over loopback
+//! with 64 keep-alive connections: the agent inbox
 //! (`conversations(first: 50)`) and a conversation timeline, beside a trivial
 //! axum JSON handler as the ceiling, in the same run. Also the server's resident
 //! memory per conversation (loaded minus empty, divided by the conversations).
@@ -444,9 +447,18 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// `backchannel serve` with its default limits: settings the caller's
+/// environment may hold (`BACKCHANNEL_RATE_*`, `BACKCHANNEL_MAX_*`, ...) are
+/// not passed on.
 fn start_server(data_dir: &Path) -> (Child, SocketAddr) {
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_backchannel"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_backchannel"));
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("BACKCHANNEL_") {
+            command.env_remove(key);
+        }
+    }
+    let child = command
         .args(["serve", "--no-graphiql"])
         .arg("--data-dir")
         .arg(data_dir)
