@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use async_graphql::{Data, ObjectType, Schema, SubscriptionType};
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, Extension, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -31,6 +31,7 @@ use crate::graphql::prescan::check_request;
 use crate::metrics::Metrics;
 use crate::ratelimit::{ClientAddr, RetryAfter};
 use crate::staff::StaffSchema;
+use crate::transport::ConnectionPlace;
 use crate::websocket::{self, Endpoint, Session, Sockets};
 
 /// Everything the handlers share.
@@ -424,6 +425,7 @@ fn payload_token(payload: &serde_json::Value) -> Option<String> {
 async fn staff_ws(
     State(app): State<AppState>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    connection_place: Option<Extension<ConnectionPlace>>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
@@ -455,12 +457,14 @@ async fn staff_ws(
             Some(Session { data, expires_at })
         }),
     };
-    websocket::upgrade(&app.sockets, remote, upgrade, endpoint)
+    let connection_place = connection_place.map(|Extension(place)| place);
+    websocket::upgrade(&app.sockets, remote, connection_place, upgrade, endpoint)
 }
 
 async fn customer_ws(
     State(app): State<AppState>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    connection_place: Option<Extension<ConnectionPlace>>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
@@ -504,5 +508,6 @@ async fn customer_ws(
             Some(Session { data, expires_at })
         }),
     };
-    websocket::upgrade(&app.sockets, remote, upgrade, endpoint)
+    let connection_place = connection_place.map(|Extension(place)| place);
+    websocket::upgrade(&app.sockets, remote, connection_place, upgrade, endpoint)
 }

@@ -9,7 +9,9 @@
 //! - A request body must arrive whole within `body_timeout` of its head
 //!   ([`DeadlineBody`]: one deadline for the whole body, not per frame, so a
 //!   client trickling a byte at a time cannot stretch it).
-//! - At most `max_connections` connections are served at once. At the cap the
+//! - At most `max_connections` connections are served at once, websockets
+//!   included: a connection upgraded to a websocket keeps its place
+//!   ([`ConnectionPlace`]) until the socket closes. At the cap the
 //!   loop stops accepting until one closes: new connections wait in the
 //!   kernel's backlog rather than being refused, and the header timeout bounds
 //!   how long a silent connection can hold a place.
@@ -202,6 +204,21 @@ async fn accept(
     }
 }
 
+/// A connection's place under `max_connections`, in every request's
+/// extensions: the place is given back when the connection and every copy
+/// are gone, so a websocket handler that keeps one after the upgrade keeps
+/// the socket counted (hyper's connection task ends at the upgrade).
+#[derive(Clone)]
+pub struct ConnectionPlace {
+    _permit: Arc<OwnedSemaphorePermit>,
+}
+
+impl std::fmt::Debug for ConnectionPlace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ConnectionPlace")
+    }
+}
+
 /// Serves one connection; on stop, lets its in-flight request finish.
 async fn connection(
     stream: TcpStream,
@@ -209,11 +226,15 @@ async fn connection(
     router: Router,
     limits: TransportLimits,
     mut stop: watch::Receiver<bool>,
-    _place: OwnedSemaphorePermit,
+    place: OwnedSemaphorePermit,
 ) {
+    let place = ConnectionPlace {
+        _permit: Arc::new(place),
+    };
     let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
         let mut request = request.map(|body| DeadlineBody::new(body, limits.body_timeout));
         request.extensions_mut().insert(ConnectInfo(remote));
+        request.extensions_mut().insert(place.clone());
         router.clone().oneshot(request)
     });
     let mut builder = hyper::server::conn::http1::Builder::new();

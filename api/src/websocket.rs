@@ -19,6 +19,8 @@
 //!   `error` with `QUERY_TOO_COMPLEX` for that `subscribe`), and at most
 //!   `ws_max_per_address` sockets per client address (beyond: the upgrade is
 //!   refused with 429).
+//!   A socket keeps its connection's place under `max_connections` while it
+//!   is open, so the connection cap bounds websockets from all addresses too.
 //! - On a graceful stop every socket closes with 1001.
 
 use std::collections::HashMap;
@@ -45,7 +47,7 @@ use crate::graphql::codes::add_code;
 use crate::graphql::parsed::ParsedQueries;
 use crate::graphql::prescan::check_request;
 use crate::http::error_response;
-use crate::transport::{TransportLimits, deadline_after};
+use crate::transport::{ConnectionPlace, TransportLimits, deadline_after};
 
 /// The one subprotocol served.
 pub const PROTOCOL: &str = "graphql-transport-ws";
@@ -170,10 +172,12 @@ pub struct Endpoint<Q, M, S> {
 
 /// Answers a websocket upgrade on an endpoint: refuses it when the client
 /// offers no `graphql-transport-ws` or its address has its share of
-/// sockets, else serves the protocol on it.
+/// sockets, else serves the protocol on it, keeping the connection's
+/// `connection_place` (if the transport gave one) while the socket is open.
 pub fn upgrade<Q, M, S>(
     sockets: &Arc<Sockets>,
     remote: SocketAddr,
+    connection_place: Option<ConnectionPlace>,
     upgrade: WebSocketUpgrade,
     endpoint: Endpoint<Q, M, S>,
 ) -> HttpResponse
@@ -219,6 +223,7 @@ where
         .max_frame_size(max_message)
         .on_upgrade(move |socket| async move {
             let _place = place;
+            let _connection_place = connection_place;
             Connection {
                 socket,
                 schema,

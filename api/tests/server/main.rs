@@ -26,3 +26,4 @@ mod shutdown;
 mod slow_clients;
 mod staff_timeline_paging;
 mod websocket;
+mod ws_connection_cap;
