@@ -345,6 +345,13 @@ where
                 Event::InitTimeout => Err(Close::new(4408, "Connection initialisation timeout")),
                 Event::Expired => Err(Close::new(4403, "token expired")),
                 Event::Operation(id, out) => self.deliver(id, out).await,
+                Event::Message(Some(Err(err))) if too_big(&err) => Err(Close::new(
+                    1009,
+                    format!(
+                        "Message too big: the limit is {} bytes",
+                        self.request_limits.max_body_bytes
+                    ),
+                )),
                 Event::Message(None | Some(Err(_))) => return,
                 Event::Message(Some(Ok(message))) => {
                     self.receive(message, &mut handshake, &mut expiry).await
@@ -547,6 +554,14 @@ where
         let _ = tokio::time::timeout(WRITE_TIMEOUT, self.socket.send(Message::Close(Some(frame))))
             .await;
     }
+}
+
+/// Whether a receive failed on a message (or frame) over the size limit; the
+/// socket is still writable, so the client is told why (1009).
+fn too_big(err: &axum::Error) -> bool {
+    std::error::Error::source(err)
+        .and_then(|source| source.downcast_ref::<tungstenite::Error>())
+        .is_some_and(|err| matches!(err, tungstenite::Error::Capacity(_)))
 }
 
 /// Whether the operation a request runs is a subscription (a document with

@@ -166,6 +166,10 @@ pub struct ImportArgs {
     /// The store directory to create (missing or empty).
     #[arg(long, value_name = "DIR")]
     pub into: PathBuf,
+    /// Refuse the file unless its head's MAC verifies with this key. Without
+    /// it, the file is imported with a warning that it was not authenticated.
+    #[command(flatten)]
+    pub key: KeyArgs,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -165,6 +165,69 @@ fn a_forged_export_fails_verify_with_the_key() {
 }
 
 #[test]
+fn import_with_the_key_refuses_a_forged_export_and_without_it_warns() {
+    let e = exported();
+    // Genuine export, right key: imported.
+    let genuine = e.dir.path().join("genuine");
+    let out = tool(&[
+        "import",
+        "--file",
+        s(&e.file),
+        "--into",
+        s(&genuine),
+        "--key",
+        s(&e.secret),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("not checked"), "{}", stderr(&out));
+    SledEventLog::open(&genuine).unwrap().close().unwrap();
+
+    let (records, header) = read(&e.file);
+    let forged = forge(&records);
+    for (name, mac) in [("copied MAC", header.mac), ("no MAC", None)] {
+        let path = e.dir.path().join(format!("forged-{}.bclog", name.len()));
+        write(&path, &forged, mac);
+        // With the key: refused, and no store left behind.
+        let into = e.dir.path().join(format!("forged-store-{}", name.len()));
+        let out = tool(&[
+            "import",
+            "--file",
+            s(&path),
+            "--into",
+            s(&into),
+            "--key",
+            s(&e.secret),
+        ]);
+        assert_eq!(code(&out), 1, "{name}: {}", stderr(&out));
+        let message = stderr(&out);
+        assert!(message.contains("nothing written"), "{name}: {message}");
+        if mac.is_some() {
+            assert!(
+                message.contains("not authenticated by this key"),
+                "{message}"
+            );
+        } else {
+            assert!(message.contains("carries no MAC"), "{message}");
+        }
+        assert!(!into.exists(), "{name}: a store was left behind");
+        // Without the key: imported, with a warning that says whether the
+        // file carries a MAC.
+        let out = tool(&["import", "--file", s(&path), "--into", s(&into)]);
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+        let message = stderr(&out);
+        assert!(
+            message.contains("authenticity was not checked"),
+            "{message}"
+        );
+        if mac.is_some() {
+            assert!(message.contains("carries a MAC"), "{message}");
+        } else {
+            assert!(message.contains("carries no MAC"), "{message}");
+        }
+    }
+}
+
+#[test]
 fn an_export_of_file_format_1_reads_but_is_not_authenticated() {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures");
     let demo = fixtures.join("portable/demo-format-1.bclog");

@@ -27,3 +27,4 @@ mod slow_clients;
 mod staff_timeline_paging;
 mod websocket;
 mod ws_connection_cap;
+mod ws_message_size;

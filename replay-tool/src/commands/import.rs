@@ -4,9 +4,11 @@
 
 use indicatif::HumanCount;
 use std::fs;
+use std::path::Path;
 use std::time::Instant;
 
-use backchannel_eventlog::{ImportError, SledEventLog};
+use backchannel_eventlog::portable::FileHeader;
+use backchannel_eventlog::{HeadKey, ImportError, SledEventLog};
 
 use crate::cli::ImportArgs;
 use crate::commands::{note, rate};
@@ -15,6 +17,7 @@ use crate::progress::Progress;
 use crate::source::{file_error, open_error, open_reader};
 
 pub fn run(args: &ImportArgs, quiet: bool) -> Result<(), Failure> {
+    let key = args.key.key.as_deref().map(crate::key::parse).transpose()?;
     let started = Instant::now();
     let progress = Progress::new("checking", quiet);
     let mut reader = open_reader(&args.file)?;
@@ -30,6 +33,7 @@ pub fn run(args: &ImportArgs, quiet: bool) -> Result<(), Failure> {
         progress.at(event.envelope.position);
     }
     let checked = reader.summary();
+    authenticate(&args.file, &reader.header(), key.as_ref())?;
 
     let existed = args.into.exists();
     if existed {
@@ -90,4 +94,44 @@ pub fn run(args: &ImportArgs, quiet: bool) -> Result<(), Failure> {
         ),
     );
     Ok(())
+}
+
+/// With `key`, the head's MAC must verify (checked before anything is
+/// written); without it, a warning: the server holding the real secret would
+/// vouch for whatever this file holds.
+fn authenticate(file: &Path, header: &FileHeader, key: Option<&HeadKey>) -> Result<(), Failure> {
+    let refused = |why: String| {
+        Failure::new(
+            Kind::Broken,
+            format!(
+                "refusing the import, nothing written: {}: {why}",
+                file.display()
+            ),
+        )
+    };
+    match key {
+        Some(_) if header.mac.is_none() => Err(refused(
+            "its head carries no MAC (exported without a key, or an old file format), so it \
+             cannot be authenticated"
+                .to_owned(),
+        )),
+        Some(key) if !header.authenticated_by(key) => Err(refused(
+            "its head is not authenticated by this key: the log was altered and its chain \
+             recomputed, or it was exported by a server with another secret"
+                .to_owned(),
+        )),
+        Some(_) => Ok(()),
+        None => {
+            let carries = if header.mac.is_some() {
+                "it carries a MAC; pass --key to check it"
+            } else {
+                "it carries no MAC, so it cannot be authenticated"
+            };
+            eprintln!(
+                "warning: {}: the export's authenticity was not checked ({carries})",
+                file.display()
+            );
+            Ok(())
+        }
+    }
 }
