@@ -170,23 +170,10 @@ pub async fn page(
     .await;
     let (upto_hash, upto_mac, body) = match read {
         Ok(Ok(read)) => read,
-        Ok(Err(err)) => {
-            tracing::error!(%err, "reading the log for GET /log failed");
-            return error_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "INTERNAL",
-                "the log could not be read",
-            );
-        }
-        Err(_) => {
-            return error_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "INTERNAL",
-                "the log could not be read",
-            );
-        }
+        Ok(Err(err)) => return unreadable("GET /log", &err),
+        Err(err) => return unreadable("GET /log", &err),
     };
-    let hex: String = upto_hash.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = backchannel_eventlog::hex(&upto_hash);
     let mut response = Body::from(body).into_response();
     let headers = response.headers_mut();
     headers.insert(
@@ -207,6 +194,17 @@ pub async fn page(
         HeaderValue::from(u16::from(codec::CODEC_VERSION)),
     );
     response
+}
+
+/// The answer when the log cannot be read (or its reading task failed): the
+/// cause is logged, the caller learns only that it failed.
+fn unreadable(route: &'static str, err: &dyn std::fmt::Display) -> Response {
+    tracing::error!(%err, route, "reading the log failed");
+    error_response(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "INTERNAL",
+        "the log could not be read",
+    )
 }
 
 /// The head at `upto` with the log's MAC of it (`None` while the log has no
@@ -246,21 +244,8 @@ pub async fn head(State(app): State<AppState>, headers: HeaderMap) -> Response {
     let read = tokio::task::spawn_blocking(move || signed_head(&log, upto)).await;
     let signed = match read {
         Ok(Ok(signed)) => signed,
-        Ok(Err(err)) => {
-            tracing::error!(%err, "reading the log's head for GET /log/head failed");
-            return error_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "INTERNAL",
-                "the log could not be read",
-            );
-        }
-        Err(_) => {
-            return error_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "INTERNAL",
-                "the log could not be read",
-            );
-        }
+        Ok(Err(err)) => return unreadable("GET /log/head", &err),
+        Err(err) => return unreadable("GET /log/head", &err),
     };
     axum::Json(serde_json::json!({
         "position": upto,

@@ -107,19 +107,13 @@ impl SledEventLog {
 
 /// Lower-case hex, as hashes are shown and published.
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(bytes)
 }
 
-/// A 32-byte hash from 64 hex digits.
+/// A 32-byte hash from 64 hex digits (surrounding whitespace ignored).
 pub fn parse_hash(text: &str) -> Option<Hash> {
-    let text = text.trim();
-    if text.len() != 64 || !text.is_ascii() {
-        return None;
-    }
     let mut out = [0u8; 32];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
+    hex::decode_to_slice(text.trim(), &mut out).ok()?;
     Some(out)
 }
 

@@ -93,6 +93,27 @@ pub struct PrivacySettings {
 
 pub struct Company(pub state::Company);
 
+impl Company {
+    /// `company` as the read models hold it now.
+    pub fn current(
+        desk: &crate::desk::Desk,
+        company: backchannel_domain::ids::CompanyId,
+    ) -> ApiResult<Company> {
+        desk.models()
+            .state()
+            .companies
+            .get(&company)
+            .cloned()
+            .map(Company)
+            .ok_or_else(|| {
+                backchannel_domain::DomainError::NotFound(
+                    backchannel_domain::error::Missing::Company,
+                )
+                .into()
+            })
+    }
+}
+
 #[Object(name = "Company", serial)]
 impl Company {
     async fn id(&self) -> ID {

@@ -351,14 +351,7 @@ impl Mutation {
             idempotency_key,
         )
         .await?;
-        let models = desk.models();
-        models
-            .state()
-            .companies
-            .get(&me.company)
-            .cloned()
-            .map(Company)
-            .ok_or(DomainError::NotFound(Missing::Company).into())
+        Company::current(desk, me.company)
     }
 
     /// Owner and admins. Replaces the list of origins (`scheme://host[:port]`,
@@ -386,14 +379,7 @@ impl Mutation {
         )
         .await?;
         let desk = &shared(ctx)?.desk;
-        let models = desk.models();
-        models
-            .state()
-            .companies
-            .get(&me.company)
-            .cloned()
-            .map(Company)
-            .ok_or(DomainError::NotFound(Missing::Company).into())
+        Company::current(desk, me.company)
     }
 
     #[graphql(complexity = "crate::config::MUTATION_COST")]

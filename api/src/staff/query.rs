@@ -44,14 +44,7 @@ impl Query {
     async fn company(&self, ctx: &Context<'_>) -> ApiResult<Company> {
         let me = me(ctx)?;
         let desk = &shared(ctx)?.desk;
-        let models = desk.models();
-        models
-            .state()
-            .companies
-            .get(&me.company)
-            .cloned()
-            .map(Company)
-            .ok_or(DomainError::NotFound(Missing::Company).into())
+        Company::current(desk, me.company)
     }
 
     /// Your company's staff, by name.
