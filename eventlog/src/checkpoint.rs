@@ -232,7 +232,9 @@ pub(crate) fn save_in<T: Serialize>(
     fs::create_dir_all(dir).map_err(io(dir))?;
     let bytes = write_file(&tmp, kind, after, value, key)?;
     fs::rename(&tmp, &path).map_err(io(&path))?;
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io(dir))?;
     Ok(SavedCheckpoint { path, after, bytes })
 }
 

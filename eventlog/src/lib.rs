@@ -46,9 +46,9 @@
 
 mod chain;
 mod checkpoint;
-mod engine;
 mod chunks;
 pub mod codec;
+mod engine;
 mod envelope;
 mod error;
 mod head;

@@ -494,9 +494,7 @@ impl Iterator for RawRecords {
 
     fn next(&mut self) -> Option<Self::Item> {
         match &mut self.records {
-            Pages::Sled(records) => {
-                records.next_with(|position, bytes| (position, bytes.to_vec()))
-            }
+            Pages::Sled(records) => records.next_with(|position, bytes| (position, bytes.to_vec())),
         }
     }
 }
