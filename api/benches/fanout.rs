@@ -28,7 +28,7 @@ use backchannel_domain::events::*;
 use backchannel_domain::ids::*;
 use backchannel_domain::model::{Actor, Channel, Role, RoutingType};
 use backchannel_domain::values::Name;
-use backchannel_eventlog::{AppendMeta, ExpectedVersion, SledEventLog};
+use backchannel_eventlog::{AppendMeta, ExpectedVersion, Log, StoreSpec};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -149,7 +149,7 @@ fn meta() -> AppendMeta {
 
 /// A company, its owner and a BROADCAST group with `n` queued conversations.
 async fn load(store: &Path, n: usize) -> World {
-    let log = SledEventLog::open(store).unwrap();
+    let log = Log::open(&StoreSpec::sled(store)).unwrap();
     let company = CompanyId::new();
     let owner = StaffId::new();
     let group = GroupId::new();

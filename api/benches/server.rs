@@ -27,7 +27,7 @@ use backchannel_domain::events::*;
 use backchannel_domain::ids::*;
 use backchannel_domain::model::{Actor, Channel, Permission, Role, RoutingType};
 use backchannel_domain::values::{MessageBody, Name};
-use backchannel_eventlog::{AppendMeta, ExpectedVersion, SledEventLog};
+use backchannel_eventlog::{AppendMeta, ExpectedVersion, Log, StoreSpec};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
@@ -253,7 +253,7 @@ fn meta() -> AppendMeta {
 /// opened, assigned (10% of Support's stay queued and get customer messages
 /// instead), 6 public messages, a private one, and closed or one more reply.
 async fn load(store: &Path, n: usize) -> World {
-    let log = SledEventLog::open(store).unwrap();
+    let log = Log::open(&StoreSpec::sled(store)).unwrap();
     let company = CompanyId::new();
     let owner = StaffId::new();
     let support = GroupId::new();

@@ -102,6 +102,20 @@ impl Config {
     pub fn store_dir(&self) -> PathBuf {
         self.data_dir.join("store")
     }
+
+    /// The log this server opens: the sled store under the data dir.
+    pub fn store(&self) -> backchannel_eventlog::StoreSpec {
+        backchannel_eventlog::StoreSpec::sled(self.store_dir())
+    }
+
+    /// Where this server keeps its read models' checkpoint: the store's own
+    /// directory for sled, else `<data-dir>/checkpoint` (a node's own, when
+    /// several share one log).
+    pub fn checkpoint_dir(&self) -> backchannel_projections::checkpoint::CheckpointDir {
+        backchannel_projections::checkpoint::CheckpointDir::of_store(&self.store()).unwrap_or_else(
+            || backchannel_projections::checkpoint::CheckpointDir(self.data_dir.join("checkpoint")),
+        )
+    }
 }
 
 /// The complexity every mutation field counts for: with the default limit of

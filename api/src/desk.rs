@@ -32,9 +32,10 @@ use backchannel_domain::ids::{
 use backchannel_domain::model::RoutingType;
 use backchannel_domain::{Actor, Command, decide};
 use backchannel_eventlog::{
-    AppendError, AppendMeta, AppendOutcome, ExpectedVersion, OpenError, RecordedEvent, SledEventLog,
+    AppendError, AppendMeta, AppendOutcome, ExpectedVersion, Log, OpenError, RecordedEvent,
+    StoreSpec,
 };
-use backchannel_projections::checkpoint::{self, Start};
+use backchannel_projections::checkpoint::{self, CheckpointDir, Start};
 use backchannel_projections::{Denied, ReadModels};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -68,8 +69,11 @@ pub struct Executed {
 }
 
 pub struct Desk {
-    /// The durable log. Cheap to clone; the writer thread serialises appends.
-    log: SledEventLog,
+    /// The durable log (any engine). Cheap to clone; its writer serialises
+    /// appends.
+    log: Log,
+    /// Where this process keeps its read models' checkpoint.
+    checkpoints: CheckpointDir,
     /// The read models. Written only by the projector task, one event at a
     /// time; readers take the read lock for synchronous work only and never
     /// hold it across an await.
@@ -112,16 +116,23 @@ impl Desk {
     /// `log_export`); a checkpoint ahead of the log, or a log shorter or
     /// different than its committed head, fails the open.
     pub fn open(
-        store_dir: &std::path::Path,
+        store: &StoreSpec,
+        checkpoints: &CheckpointDir,
         key: &backchannel_eventlog::HeadKey,
     ) -> Result<Arc<Desk>, OpenError> {
-        Desk::open_counting(store_dir, key, &std::sync::atomic::AtomicU64::new(0))
+        Desk::open_counting(
+            store,
+            checkpoints,
+            key,
+            &std::sync::atomic::AtomicU64::new(0),
+        )
     }
 
     /// [`Desk::open`], storing in `applied` the position the read models have
     /// applied while the opening pass runs (`/readyz` reports it).
     pub fn open_counting(
-        store_dir: &std::path::Path,
+        store: &StoreSpec,
+        checkpoints: &CheckpointDir,
         key: &backchannel_eventlog::HeadKey,
         applied: &std::sync::atomic::AtomicU64,
     ) -> Result<Arc<Desk>, OpenError> {
@@ -135,12 +146,16 @@ impl Desk {
             std::thread::Builder::new()
                 .name("catch-up".to_owned())
                 .spawn_scoped(scope, || {
-                    checkpoint::open_with_read_models_counting(store_dir, Some(key), applied).map(
-                        |(log, mut models, start)| {
-                            models.shrink_to_fit();
-                            (log, models, start)
-                        },
+                    checkpoint::open_with_read_models_counting(
+                        store,
+                        checkpoints,
+                        Some(key),
+                        applied,
                     )
+                    .map(|(log, mut models, start)| {
+                        models.shrink_to_fit();
+                        (log, models, start)
+                    })
                 })
                 .map(|thread| thread.join())
         });
@@ -150,7 +165,7 @@ impl Desk {
             Ok(Err(panic)) => std::panic::resume_unwind(panic),
             Err(source) => {
                 return Err(OpenError::Io {
-                    path: store_dir.to_owned(),
+                    path: std::path::PathBuf::from(store.to_string()),
                     source,
                 });
             }
@@ -190,6 +205,7 @@ impl Desk {
         ));
         Ok(Arc::new(Desk {
             log,
+            checkpoints: checkpoints.clone(),
             models,
             applied,
             live,
@@ -208,7 +224,7 @@ impl Desk {
         &self.start
     }
 
-    pub fn log(&self) -> &SledEventLog {
+    pub fn log(&self) -> &Log {
         &self.log
     }
 
@@ -305,6 +321,7 @@ impl Desk {
             let earlier = self
                 .log
                 .command_outcome(id)
+                .await
                 .map_err(|err| ApiError::internal("looking up a command", err))?;
             if let Some(outcome) = earlier {
                 return self.retried(outcome, &command, fingerprint).await;
@@ -489,10 +506,11 @@ impl Desk {
     /// replays more, and loses nothing.
     async fn save_checkpoint(&self) {
         let log = self.log.clone();
+        let checkpoints = self.checkpoints.clone();
         let models = self.models.clone();
         let saved = tokio::task::spawn_blocking(move || {
             let models = models.read().unwrap_or_else(PoisonError::into_inner);
-            checkpoint::save_read_models(&log, &models)
+            checkpoint::save_read_models(&log, &checkpoints, &models)
         })
         .await;
         match saved {
@@ -510,7 +528,7 @@ impl Desk {
 
 /// Follows the log and applies every event to the read models, in order.
 async fn project(
-    log: SledEventLog,
+    log: Log,
     models: Arc<RwLock<ReadModels>>,
     applied: watch::Sender<u64>,
     live: Arc<Router>,

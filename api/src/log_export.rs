@@ -215,7 +215,7 @@ struct Signed {
 }
 
 fn signed_head(
-    log: &backchannel_eventlog::SledEventLog,
+    log: &backchannel_eventlog::Log,
     upto: u64,
 ) -> Result<Signed, backchannel_eventlog::Error> {
     match log.head_key() {
@@ -224,10 +224,7 @@ fn signed_head(
             mac: Some(signed.mac),
         }),
         None => Ok(Signed {
-            hash: match upto {
-                0 => [0; 32],
-                _ => codec::record_hash(&log.raw_record(upto)?),
-            },
+            hash: log.record_hash(upto)?,
             mac: None,
         }),
     }

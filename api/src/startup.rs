@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use std::sync::atomic::Ordering;
 
-use backchannel_eventlog::SledEventLog;
+use backchannel_eventlog::Log;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -93,7 +93,11 @@ pub struct Starting {
 pub async fn open_desk(config: &Config) -> Result<(Arc<Desk>, Tokens), StartError> {
     let secret = load_or_create(&config.data_dir, config.secret.as_deref())?;
     let tokens = Tokens::new(&secret, config.token_lifetime);
-    let desk = Desk::open(&config.store_dir(), &crate::secret::head_key(&secret))?;
+    let desk = Desk::open(
+        &config.store(),
+        &config.checkpoint_dir(),
+        &crate::secret::head_key(&secret),
+    )?;
     desk.caught_up().await.map_err(|_| StartError::CatchUp)?;
     Ok((desk, tokens))
 }
@@ -142,7 +146,7 @@ impl Application {
         });
         let sockets = Sockets::new(config.transport, stop.clone());
         let gate = Arc::new(Gate::default());
-        if let Some(head) = SledEventLog::committed_head(config.store_dir()) {
+        if let Some(head) = Log::committed_head(&config.store()) {
             gate.progress.head.store(head, Ordering::Relaxed);
         }
         let served = tokio::spawn(crate::transport::serve(
@@ -236,12 +240,13 @@ impl Starting {
     /// application.
     pub async fn catch_up(self) -> Result<Application, StartError> {
         let config = self.config;
-        let store = config.store_dir();
+        let store = config.store();
+        let checkpoints = config.checkpoint_dir();
         let key = crate::secret::head_key(&self.secret);
         let gate = self.gate.clone();
         let opening = gate.clone();
         let desk = tokio::task::spawn_blocking(move || {
-            Desk::open_counting(&store, &key, &opening.progress.applied)
+            Desk::open_counting(&store, &checkpoints, &key, &opening.progress.applied)
         })
         .await
         .map_err(|_| StartError::CatchUp)??;

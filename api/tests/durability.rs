@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use backchannel_api::admin::init;
 use backchannel_api::config::Config;
 use backchannel_domain::events::Event;
-use backchannel_eventlog::SledEventLog;
+use backchannel_eventlog::{Log, StoreSpec};
 use rand::Rng;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -216,7 +216,7 @@ async fn refused() {
 /// Verifies the stopped store's chain and that it holds every acknowledged
 /// conversation and message; returns its number of events.
 fn check_store(store: &Path, acknowledged: &Acknowledged) -> u64 {
-    let log = SledEventLog::open(store).unwrap();
+    let log = Log::open(&StoreSpec::sled(store)).unwrap();
     let report = log.verify().unwrap();
     let mut conversations = BTreeSet::new();
     let mut messages = BTreeSet::new();

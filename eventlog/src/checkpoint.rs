@@ -1,9 +1,11 @@
 //! Checkpoints: a read model's state saved at a position of the log, so that a
 //! restart replays only the events after it instead of the whole log.
 //!
-//! A checkpoint belongs to its store (`<store>/checkpoints/<name>`). It records
-//! the position it was taken at and the hash of the record there, and a start
-//! resumes from it with [`SledEventLog::open_resuming`], which refuses unless
+//! A checkpoint lives in a directory of its owner's choosing: a sled store's
+//! `<store>/checkpoints/<name>`, or a node's own data directory when several
+//! nodes share one log. It records the position it was taken at and the hash
+//! of the record there, and a start resumes from it with
+//! [`crate::Log::open_resuming`], which refuses unless
 //! the log still holds that very record (then the caller rebuilds from position
 //! 1). The log itself never reads a checkpoint and nothing depends on one: it
 //! is a cache of a replay, and losing it costs only a longer start.
@@ -145,10 +147,11 @@ pub enum CheckpointError {
 
 impl SledEventLog {
     /// Saves `value`, the state of a read model that has applied this log up to
-    /// `position` (committed, ≥ 1), as the checkpoint `name` of this store,
-    /// replacing the previous one durably, authenticated with the log's head
-    /// key if it has one ([`SledEventLog::set_head_key`]). Blocking: writes
-    /// and fsyncs the whole value.
+    /// `position` (committed, ≥ 1), as the checkpoint `name` of this store
+    /// (`<store>/checkpoints/<name>`), replacing the previous one durably,
+    /// authenticated with the log's head key if it has one
+    /// ([`SledEventLog::set_head_key`]). Blocking: writes and fsyncs the whole
+    /// value. [`crate::Log::save_checkpoint`] is the same into any directory.
     pub fn save_checkpoint<T: Serialize>(
         &self,
         name: &str,
@@ -156,29 +159,13 @@ impl SledEventLog {
         position: u64,
         value: &T,
     ) -> Result<SavedCheckpoint, CheckpointError> {
-        check_name(name)?;
-        check_kind(kind)?;
-        let record = self
-            .raw_record(position)
-            .map_err(|source| CheckpointError::Position { position, source })?;
-        let after = ResumePoint {
+        crate::Log::from(self.clone()).save_checkpoint(
+            &self.path().join(CHECKPOINT_DIR),
+            name,
+            kind,
             position,
-            hash: codec::record_hash(&record),
-        };
-        let dir = self.path().join(CHECKPOINT_DIR);
-        let path = dir.join(name);
-        let tmp = dir.join(format!("{name}.tmp"));
-        let io = |path: &Path| {
-            let path = path.to_owned();
-            move |source| CheckpointError::Io { path, source }
-        };
-        fs::create_dir_all(&dir).map_err(io(&dir))?;
-        let bytes = write_file(&tmp, kind, after, value, self.head_key())?;
-        fs::rename(&tmp, &path).map_err(io(&path))?;
-        File::open(&dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io(&dir))?;
-        Ok(SavedCheckpoint { path, after, bytes })
+            value,
+        )
     }
 
     /// Reads the checkpoint `name` of the store at `store` (before the store is
@@ -201,15 +188,54 @@ impl SledEventLog {
         kind: &str,
         key: Option<&HeadKey>,
     ) -> Result<Option<Checkpoint<T>>, CheckpointError> {
-        check_name(name)?;
-        check_kind(kind)?;
-        let path = store.as_ref().join(CHECKPOINT_DIR).join(name);
-        match File::open(&path) {
-            Ok(file) => read_file(&path, file, kind, key).map(Some),
-            Err(err) if err.kind() == ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(CheckpointError::Io { path, source }),
-        }
+        load_checkpoint(&store.as_ref().join(CHECKPOINT_DIR), name, kind, key)
     }
+}
+
+/// Reads the checkpoint `name` in the directory `dir` (a sled store's
+/// `<store>/checkpoints`, or a node's own checkpoint directory), checking its
+/// MAC with `key` if given. `Ok(None)` when there is none. Blocking.
+pub fn load_checkpoint<T: DeserializeOwned>(
+    dir: &Path,
+    name: &str,
+    kind: &str,
+    key: Option<&HeadKey>,
+) -> Result<Option<Checkpoint<T>>, CheckpointError> {
+    check_name(name)?;
+    check_kind(kind)?;
+    let path = dir.join(name);
+    match File::open(&path) {
+        Ok(file) => read_file(&path, file, kind, key).map(Some),
+        Err(err) if err.kind() == ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(CheckpointError::Io { path, source }),
+    }
+}
+
+/// Writes the checkpoint `name` in `dir` (created if missing) durably: a
+/// temporary file, fsynced, renamed over the old one, the directory fsynced.
+pub(crate) fn save_in<T: Serialize>(
+    dir: &Path,
+    name: &str,
+    kind: &str,
+    after: ResumePoint,
+    value: &T,
+    key: Option<&HeadKey>,
+) -> Result<SavedCheckpoint, CheckpointError> {
+    check_name(name)?;
+    check_kind(kind)?;
+    let path = dir.join(name);
+    let tmp = dir.join(format!("{name}.tmp"));
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| CheckpointError::Io { path, source }
+    };
+    fs::create_dir_all(dir).map_err(io(dir))?;
+    let bytes = write_file(&tmp, kind, after, value, key)?;
+    fs::rename(&tmp, &path).map_err(io(&path))?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io(dir))?;
+    Ok(SavedCheckpoint { path, after, bytes })
 }
 
 fn check_name(name: &str) -> Result<(), CheckpointError> {

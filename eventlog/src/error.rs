@@ -127,6 +127,12 @@ pub enum OpenError {
         checkpoint: u64,
         log_end: u64,
     },
+    /// A store string that names no store (see [`crate::StoreSpec::parse`]).
+    #[error("{spec:?} names no store: {problem}")]
+    BadStoreSpec { spec: String, problem: String },
+    /// The store names an engine this build cannot open yet.
+    #[error("the store {spec} is a PostgreSQL store: PostgreSQL store not built yet")]
+    EngineNotBuilt { spec: String },
     /// What [`crate::SledEventLog::open_replaying`]'s visitor refused.
     #[error("replaying the store at {path} stopped at position {position}: {source}")]
     Replay {

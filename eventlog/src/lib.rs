@@ -10,10 +10,14 @@
 //! (those are `domain`'s), read models, HTTP or GraphQL: it takes `domain` events
 //! and gives them back in order.
 //!
-//! The rest of the system sees the log through the [`EventLog`] trait, so another
-//! engine (say PostgreSQL) could back it without touching other crates.
+//! The rest of the system sees the log through one concrete type, [`Log`]
+//! (with [`Tail`], opened from a [`StoreSpec`]): an enum over the engines, so
+//! another engine (PostgreSQL) is one more variant and its match arms in
+//! `engine`, without touching other crates. [`SledEventLog`] stays public for
+//! the tests and tools that check sled itself.
 //!
 //! Layout:
+//! - `engine`: [`Log`], [`Tail`], [`StoreSpec`]: the seam every other crate uses.
 //! - [`codec`]: the stored record format; the only module that knows bincode.
 //! - `envelope`: the envelope and the values of the public API.
 //! - `keys`: the sled key layout (chunks of records under their first position,
@@ -40,15 +44,11 @@
 //! all or nothing; the log is never opened shorter or different than the head
 //! recorded in `HEAD` (an acknowledged append is always covered by it).
 
-use std::future::Future;
-
-use backchannel_domain::events::{Event, StreamId};
-use backchannel_domain::ids::CommandId;
-
 mod chain;
 mod checkpoint;
 mod chunks;
 pub mod codec;
+mod engine;
 mod envelope;
 mod error;
 mod head;
@@ -67,8 +67,9 @@ mod writer;
 
 pub use chain::ChainCheck;
 pub use checkpoint::{
-    CHECKPOINT_FORMAT, Checkpoint, CheckpointError, ResumePoint, SavedCheckpoint,
+    CHECKPOINT_FORMAT, Checkpoint, CheckpointError, ResumePoint, SavedCheckpoint, load_checkpoint,
 };
+pub use engine::{Log, StoreSpec, Tail};
 pub use envelope::{
     AppendMeta, AppendOutcome, Envelope, ExpectedVersion, Hash, RecordedAt, RecordedEvent,
 };
@@ -80,119 +81,3 @@ pub use mac::{HEAD_MAC_CONTEXT, HeadKey, SignedHead, hex, parse_hash};
 pub use tail::SledTail;
 pub use verify::VerifyReport;
 pub use writer::CommitStats;
-
-/// The event log as the rest of the system sees it.
-pub trait EventLog: Send + Sync {
-    type Tail: EventTail;
-
-    /// Appends `events` (at least one, all of `stream`) atomically. Returns once
-    /// they are durable. A command id seen before appends nothing and returns the
-    /// first append's outcome with `deduplicated: true` (matched by command id
-    /// alone, before the version check); a stale `expected` version appends
-    /// nothing and returns [`AppendError::WrongExpectedVersion`].
-    fn append(
-        &self,
-        stream: StreamId,
-        expected: ExpectedVersion,
-        events: Vec<Event>,
-        meta: AppendMeta,
-    ) -> impl Future<Output = Result<AppendOutcome, AppendError>> + Send;
-
-    /// Appends `events` of several streams atomically, with one expected
-    /// version per stream (see [`SledEventLog::append_to_streams`]): every
-    /// expectation is checked against the same state and one stale one
-    /// rejects the whole append; idempotency as for `append`.
-    fn append_to_streams(
-        &self,
-        expected: Vec<(StreamId, ExpectedVersion)>,
-        events: Vec<Event>,
-        meta: AppendMeta,
-    ) -> impl Future<Output = Result<AppendOutcome, AppendError>> + Send;
-
-    /// The events of `stream` from `from_version` (1 = the beginning).
-    fn read_stream(
-        &self,
-        stream: StreamId,
-        from_version: u64,
-    ) -> impl Future<Output = Result<Vec<RecordedEvent>, Error>> + Send;
-
-    /// Up to `limit` events from `from_position` (1 = the beginning).
-    fn read_all(
-        &self,
-        from_position: u64,
-        limit: usize,
-    ) -> impl Future<Output = Result<Vec<RecordedEvent>, Error>> + Send;
-
-    /// Every event from `from_position`, then new ones as they are committed.
-    fn tail(&self, from_position: u64) -> Self::Tail;
-
-    /// The last committed position (0 for an empty log).
-    fn head(&self) -> u64;
-
-    /// The outcome of an earlier committed append with this command id, if
-    /// any, so a retried command can be answered without deciding it again.
-    fn command_outcome(&self, command: CommandId) -> Result<Option<AppendOutcome>, Error>;
-}
-
-/// A follower of the log; see [`EventLog::tail`].
-pub trait EventTail: Send {
-    /// The next event, waiting for it if needed; `None` once the log is closed.
-    fn next(&mut self) -> impl Future<Output = Option<Result<RecordedEvent, Error>>> + Send;
-}
-
-impl EventLog for SledEventLog {
-    type Tail = SledTail;
-
-    fn append(
-        &self,
-        stream: StreamId,
-        expected: ExpectedVersion,
-        events: Vec<Event>,
-        meta: AppendMeta,
-    ) -> impl Future<Output = Result<AppendOutcome, AppendError>> + Send {
-        SledEventLog::append(self, stream, expected, events, meta)
-    }
-
-    fn append_to_streams(
-        &self,
-        expected: Vec<(StreamId, ExpectedVersion)>,
-        events: Vec<Event>,
-        meta: AppendMeta,
-    ) -> impl Future<Output = Result<AppendOutcome, AppendError>> + Send {
-        SledEventLog::append_to_streams(self, expected, events, meta)
-    }
-
-    fn read_stream(
-        &self,
-        stream: StreamId,
-        from_version: u64,
-    ) -> impl Future<Output = Result<Vec<RecordedEvent>, Error>> + Send {
-        SledEventLog::read_stream(self, stream, from_version)
-    }
-
-    fn read_all(
-        &self,
-        from_position: u64,
-        limit: usize,
-    ) -> impl Future<Output = Result<Vec<RecordedEvent>, Error>> + Send {
-        SledEventLog::read_all(self, from_position, limit)
-    }
-
-    fn tail(&self, from_position: u64) -> SledTail {
-        SledEventLog::tail(self, from_position)
-    }
-
-    fn head(&self) -> u64 {
-        SledEventLog::head(self)
-    }
-
-    fn command_outcome(&self, command: CommandId) -> Result<Option<AppendOutcome>, Error> {
-        SledEventLog::command_outcome(self, command)
-    }
-}
-
-impl EventTail for SledTail {
-    fn next(&mut self) -> impl Future<Output = Option<Result<RecordedEvent, Error>>> + Send {
-        SledTail::next(self)
-    }
-}

@@ -425,7 +425,11 @@ impl SledEventLog {
     /// clipped to the committed head), undecoded: what an export copies.
     pub fn raw_records(&self, from: u64, to: u64) -> RawRecords {
         RawRecords {
-            records: Records::new(&self.inner.db, from.max(1), to.min(self.head())),
+            records: Pages::Sled(Records::new(
+                &self.inner.db,
+                from.max(1),
+                to.min(self.head()),
+            )),
         }
     }
 
@@ -440,7 +444,7 @@ impl SledEventLog {
 
     pub(crate) fn scan_range(&self, from: u64, to: u64) -> Scan {
         Scan {
-            records: Records::new(&self.inner.db, from, to),
+            records: Pages::Sled(Records::new(&self.inner.db, from, to)),
         }
     }
 
@@ -451,37 +455,47 @@ impl SledEventLog {
     }
 }
 
-/// A synchronous iterator over committed events in position order.
+/// Where [`Scan`] and [`RawRecords`] read records from: one variant per
+/// engine (a network engine pages `position > x ORDER BY position LIMIT n`).
+enum Pages {
+    Sled(Records),
+}
+
+/// A synchronous iterator over committed events in position order, from any
+/// engine ([`crate::Log::scan`]).
 ///
 /// Checks that positions are gapless and chunks well framed as it goes; a record
 /// that does not decode is an error item and the scan goes on, a framing error
 /// or gap is the last item.
 pub struct Scan {
-    records: Records,
+    records: Pages,
 }
 
 impl Iterator for Scan {
     type Item = Result<RecordedEvent, Error>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        self.records
-            .next_with(decode_at)
-            .map(|decoded| decoded.and_then(|event| event))
+        match &mut self.records {
+            Pages::Sled(records) => records
+                .next_with(decode_at)
+                .map(|decoded| decoded.and_then(|event| event)),
+        }
     }
 }
 
 /// A synchronous iterator over committed records as stored: (position, bytes).
 /// Checks positions and chunk framing like [`Scan`]; decodes nothing.
 pub struct RawRecords {
-    records: Records,
+    records: Pages,
 }
 
 impl Iterator for RawRecords {
     type Item = Result<(u64, Vec<u8>), Error>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        self.records
-            .next_with(|position, bytes| (position, bytes.to_vec()))
+        match &mut self.records {
+            Pages::Sled(records) => records.next_with(|position, bytes| (position, bytes.to_vec())),
+        }
     }
 }
 

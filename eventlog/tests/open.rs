@@ -5,7 +5,7 @@ mod support;
 
 use std::process::Command;
 
-use backchannel_eventlog::{EventLog, ExpectedVersion, OpenError, SledEventLog};
+use backchannel_eventlog::{ExpectedVersion, Log, OpenError, SledEventLog, StoreSpec};
 use support::{conversation, meta, opened, stream};
 
 const CHILD_ENV: &str = "BACKCHANNEL_EVENTLOG_OPEN_CHILD_STORE";
@@ -138,7 +138,7 @@ async fn a_store_with_garbage_sled_files_gives_an_error_not_a_panic() {
         .await
         .unwrap();
     }
-    assert_eq!(EventLog::head(&log), 50);
+    assert_eq!(log.head(), 50);
     log.close().unwrap();
 
     let db = dir.path().join("sled/db");
@@ -164,4 +164,44 @@ async fn a_store_with_garbage_sled_files_gives_an_error_not_a_panic() {
         "{err}"
     );
     println!("garbage store: {err}");
+}
+
+/// A store string names sled by path and PostgreSQL by URL; an empty one is
+/// refused, and a PostgreSQL URL is refused clearly (not as a directory)
+/// while that engine is not built, creating nothing.
+#[test]
+fn a_store_spec_names_its_engine_and_hides_url_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let spec: StoreSpec = path.to_str().unwrap().parse().unwrap();
+    assert_eq!(spec, StoreSpec::sled(&path));
+    assert_eq!(
+        spec.default_checkpoint_dir(),
+        Some(path.join("checkpoints"))
+    );
+    let log = Log::open(&spec).unwrap();
+    assert_eq!(log.head(), 0);
+    log.close().unwrap();
+
+    for url in [
+        "postgres://app:hunter2@db.example:5432/backchannel",
+        "PostgreSQL://app:hunter2@db.example/backchannel",
+    ] {
+        let spec = StoreSpec::parse(url).unwrap();
+        assert!(matches!(spec, StoreSpec::Postgres(_)), "{url}");
+        assert_eq!(spec.default_checkpoint_dir(), None);
+        let shown = spec.to_string();
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("db.example"), "{shown}");
+        let err = Log::open(&spec).unwrap_err();
+        assert!(matches!(err, OpenError::EngineNotBuilt { .. }), "{err}");
+        assert!(err.to_string().contains("PostgreSQL store not built yet"));
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+    assert!(!std::path::Path::new("postgres:").exists());
+
+    for empty in ["", "  "] {
+        let err = StoreSpec::parse(empty).unwrap_err();
+        assert!(matches!(err, OpenError::BadStoreSpec { .. }), "{err}");
+    }
 }

@@ -14,15 +14,17 @@
 //! `tests/checkpoint.rs` checks that a resumed start equals a rebuild from
 //! position 1.
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use backchannel_eventlog::{CheckpointError, HeadKey, OpenError, SavedCheckpoint, SledEventLog};
+use backchannel_eventlog::{
+    CheckpointError, HeadKey, Log, OpenError, SavedCheckpoint, StoreSpec, load_checkpoint,
+};
 
 use crate::ProjectionError;
 use crate::models::ReadModels;
 
-/// The checkpoint's file name in the store.
+/// The checkpoint's file name in its directory.
 pub const CHECKPOINT_NAME: &str = "read-models";
 
 /// What the checkpoint holds, and the version of its shape. **Change the
@@ -43,8 +45,22 @@ pub enum Start {
     Rebuilt { replayed: u64, why: Option<String> },
 }
 
-/// Opens the store at `path` and builds the read models in the same pass:
-/// from its checkpoint when it has a usable one, else from position 1. With
+/// Where a process keeps its read models' checkpoint: `<store>/checkpoints`
+/// for a sled store (where existing stores have it), or a node's own
+/// directory (`<data-dir>/checkpoint`) when several nodes share one log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointDir(pub PathBuf);
+
+impl CheckpointDir {
+    /// The store's own checkpoint directory, if its engine has one (sled).
+    pub fn of_store(spec: &StoreSpec) -> Option<CheckpointDir> {
+        spec.default_checkpoint_dir().map(CheckpointDir)
+    }
+}
+
+/// Opens the log `spec` names and builds the read models in the same pass:
+/// from the checkpoint in `checkpoints` when it has a usable one (its record's
+/// hash is checked against the log before resuming), else from position 1. With
 /// `key` (the server's), the checkpoint's MAC is checked, and the log keeps
 /// the key to authenticate the next checkpoint and its exports. Blocking:
 /// linear in the events replayed.
@@ -53,21 +69,23 @@ pub enum Start {
 /// log's end, and with [`OpenError::HeadMismatch`] when the log is not the
 /// one the store acknowledged.
 pub fn open_with_read_models(
-    path: &Path,
+    spec: &StoreSpec,
+    checkpoints: &CheckpointDir,
     key: Option<&HeadKey>,
-) -> Result<(SledEventLog, ReadModels, Start), OpenError> {
-    open_with_read_models_counting(path, key, &AtomicU64::new(0))
+) -> Result<(Log, ReadModels, Start), OpenError> {
+    open_with_read_models_counting(spec, checkpoints, key, &AtomicU64::new(0))
 }
 
 /// [`open_with_read_models`], storing in `applied` the position the read
 /// models have applied as the pass goes (for a progress report, e.g. the
 /// server's `/readyz` while it starts).
 pub fn open_with_read_models_counting(
-    path: &Path,
+    spec: &StoreSpec,
+    checkpoints: &CheckpointDir,
     key: Option<&HeadKey>,
     applied: &AtomicU64,
-) -> Result<(SledEventLog, ReadModels, Start), OpenError> {
-    let keyed = |log: SledEventLog| {
+) -> Result<(Log, ReadModels, Start), OpenError> {
+    let keyed = |log: Log| {
         if let Some(key) = key {
             // A fresh log has no key yet; nothing to replace.
             let _ = log.set_head_key(key.clone());
@@ -75,17 +93,12 @@ pub fn open_with_read_models_counting(
         log
     };
     let mut why = None;
-    match SledEventLog::load_checkpoint_keyed::<ReadModels>(
-        path,
-        CHECKPOINT_NAME,
-        CHECKPOINT_KIND,
-        key,
-    ) {
+    match load_checkpoint::<ReadModels>(&checkpoints.0, CHECKPOINT_NAME, CHECKPOINT_KIND, key) {
         Ok(Some(checkpoint)) if checkpoint.value.position() == checkpoint.after.position => {
             let position = checkpoint.after.position;
             let mut models = checkpoint.value;
             applied.store(position, Ordering::Relaxed);
-            match SledEventLog::open_resuming(path, checkpoint.after, |recorded| {
+            match Log::open_resuming(spec, checkpoint.after, |recorded| {
                 models.apply(&recorded).map(drop)?;
                 applied.store(models.position(), Ordering::Relaxed);
                 Ok::<(), ProjectionError>(())
@@ -106,7 +119,7 @@ pub fn open_with_read_models_counting(
     }
     let mut models = ReadModels::new();
     applied.store(0, Ordering::Relaxed);
-    let log = SledEventLog::open_replaying(path, 1, |recorded| {
+    let log = Log::open_replaying(spec, 1, |recorded| {
         models.apply(&recorded).map(drop)?;
         applied.store(models.position(), Ordering::Relaxed);
         Ok::<(), ProjectionError>(())
@@ -115,16 +128,23 @@ pub fn open_with_read_models_counting(
     Ok((keyed(log), models, Start::Rebuilt { replayed, why }))
 }
 
-/// Saves `models` as the store's checkpoint (blocking: writes and fsyncs them
-/// whole), authenticated with the log's head key if it has one. Nothing to
-/// save before the first event.
+/// Saves `models` as the checkpoint in `checkpoints` (blocking: writes and
+/// fsyncs them whole), authenticated with the log's head key if it has one.
+/// Nothing to save before the first event.
 pub fn save_read_models(
-    log: &SledEventLog,
+    log: &Log,
+    checkpoints: &CheckpointDir,
     models: &ReadModels,
 ) -> Result<Option<SavedCheckpoint>, CheckpointError> {
     if models.position() == 0 {
         return Ok(None);
     }
-    log.save_checkpoint(CHECKPOINT_NAME, CHECKPOINT_KIND, models.position(), models)
-        .map(Some)
+    log.save_checkpoint(
+        &checkpoints.0,
+        CHECKPOINT_NAME,
+        CHECKPOINT_KIND,
+        models.position(),
+        models,
+    )
+    .map(Some)
 }

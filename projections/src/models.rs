@@ -116,7 +116,7 @@ impl ReadModels {
     /// Whether `viewer` may read the conversation's timeline: its events
     /// (public and private messages and system events) are the conversation's
     /// stream in the log, whose positions the log's stream index holds
-    /// (`SledEventLog::stream_positions`); read them up to [`Self::position`],
+    /// (`Log::stream_positions`); read them up to [`Self::position`],
     /// under the same guard as this check.
     pub fn timeline(&self, viewer: StaffId, id: ConversationId) -> Result<(), Denied> {
         self.check(viewer, id).map(|_| ())

@@ -1,10 +1,10 @@
 //! [`EventSource`]: a log that can be replayed from a position, several times —
 //! what the report, the audit and the access views read. The server's
-//! `SledEventLog` is one; the replay tool adds its exported-file source.
+//! [`Log`] (any engine) is one; the replay tool adds its exported-file source.
 
 use std::ops::ControlFlow;
 
-use backchannel_eventlog::{RecordedEvent, SledEventLog};
+use backchannel_eventlog::{Log, RecordedEvent};
 
 /// A replayable log.
 pub trait EventSource {
@@ -24,11 +24,11 @@ pub trait EventSource {
     ) -> Result<(), Self::Error>;
 }
 
-impl EventSource for SledEventLog {
+impl EventSource for Log {
     type Error = backchannel_eventlog::Error;
 
     fn head(&self) -> u64 {
-        SledEventLog::head(self)
+        Log::head(self)
     }
 
     fn replay(

@@ -12,11 +12,27 @@
 use std::path::{Path, PathBuf};
 
 use backchannel_eventlog::portable::PortableReader;
-use backchannel_eventlog::{HeadKey, OpenError, SledEventLog};
+use backchannel_eventlog::{HeadKey, Log, OpenError, SledEventLog, StoreSpec};
 use backchannel_projections::ReadModels;
 use backchannel_projections::checkpoint::{
-    CHECKPOINT_KIND, CHECKPOINT_NAME, Start, open_with_read_models, save_read_models,
+    CHECKPOINT_KIND, CHECKPOINT_NAME, CheckpointDir, Start, save_read_models,
 };
+
+/// The store's own checkpoint directory (sled: `<store>/checkpoints`).
+fn own_dir(path: &Path) -> CheckpointDir {
+    CheckpointDir::of_store(&StoreSpec::sled(path)).unwrap()
+}
+
+fn open_with_read_models(
+    path: &Path,
+    key: Option<&HeadKey>,
+) -> Result<(Log, ReadModels, Start), OpenError> {
+    backchannel_projections::checkpoint::open_with_read_models(
+        &StoreSpec::sled(path),
+        &own_dir(path),
+        key,
+    )
+}
 
 fn workspace_file(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -60,14 +76,16 @@ fn models_up_to(
     models
 }
 
-fn open(path: &Path) -> (SledEventLog, ReadModels, Start) {
+fn open(path: &Path) -> (Log, ReadModels, Start) {
     open_with_read_models(path, None).unwrap()
 }
 
 /// Saves `models` as the store's checkpoint (the store must not be open).
 fn save_checkpoint(path: &Path, models: &ReadModels) {
-    let log = SledEventLog::open(path).unwrap();
-    save_read_models(&log, models).unwrap().unwrap();
+    let log = Log::open(&StoreSpec::sled(path)).unwrap();
+    save_read_models(&log, &own_dir(path), models)
+        .unwrap()
+        .unwrap();
     log.close().unwrap();
 }
 
@@ -172,8 +190,7 @@ fn a_checkpoint_ahead_of_the_log_is_refused_not_rewound() {
     std::fs::write(checkpoint_file(short.path()), &good).unwrap();
 
     let err = open_with_read_models(short.path(), None)
-        .err()
-        .expect("a checkpoint ahead of the log was rewound");
+        .expect_err("a checkpoint ahead of the log was rewound");
     assert!(
         matches!(err, OpenError::CheckpointAhead { checkpoint, log_end: 20, .. } if checkpoint == head / 2),
         "{err}"
@@ -187,6 +204,42 @@ fn a_checkpoint_ahead_of_the_log_is_refused_not_rewound() {
     assert_eq!(std::fs::read(checkpoint_file(short.path())).unwrap(), good);
 }
 
+/// A node sharing a log keeps its checkpoint in its own directory, apart from
+/// the log, and resumes from there (the record hash it names is checked
+/// against the log by `Log::open_resuming`, see eventlog's checkpoint tests).
+#[test]
+fn a_checkpoint_in_a_directory_of_its_own_resumes_and_is_checked_against_the_log() {
+    let records = demo_records();
+    let head = records.len() as u64;
+    let store = demo_store(&records);
+    let spec = StoreSpec::sled(store.path());
+    let node = tempfile::tempdir().unwrap();
+    let dir = CheckpointDir(node.path().join("checkpoint"));
+    let rebuilt = models_up_to(&records, head);
+
+    let log = Log::open(&spec).unwrap();
+    save_read_models(&log, &dir, &models_up_to(&records, head / 2))
+        .unwrap()
+        .unwrap();
+    log.close().unwrap();
+    assert!(dir.0.join(CHECKPOINT_NAME).is_file());
+    assert!(!checkpoint_file(store.path()).exists());
+
+    let open = |dir: &CheckpointDir| {
+        backchannel_projections::checkpoint::open_with_read_models(&spec, dir, None).unwrap()
+    };
+    let (log, models, start) = open(&dir);
+    assert_eq!(
+        start,
+        Start::Resumed {
+            position: head / 2,
+            replayed: head - head / 2
+        }
+    );
+    assert_eq!(models, rebuilt);
+    log.close().unwrap();
+}
+
 /// A checkpoint written with the server's key resumes with that key; one
 /// whose MAC another key does not verify (forged, or another server's) is
 /// not used: the models are rebuilt from the log.
@@ -198,11 +251,15 @@ fn a_checkpoint_is_authenticated_with_the_servers_key() {
     let rebuilt = models_up_to(&records, head);
     let key = HeadKey::from_secret(b"the server's secret, 32 bytes or more");
     let other = HeadKey::from_secret(b"another server's secret, 32 bytes or more");
-    let log = SledEventLog::open(store.path()).unwrap();
+    let log = Log::open(&StoreSpec::sled(store.path())).unwrap();
     log.set_head_key(key.clone()).unwrap();
-    save_read_models(&log, &models_up_to(&records, head / 2))
-        .unwrap()
-        .unwrap();
+    save_read_models(
+        &log,
+        &own_dir(store.path()),
+        &models_up_to(&records, head / 2),
+    )
+    .unwrap()
+    .unwrap();
     log.close().unwrap();
     let checkpoint = SledEventLog::load_checkpoint_keyed::<ReadModels>(
         store.path(),

@@ -1,8 +1,9 @@
 //! Where the log comes from. Sources are never written to.
 //!
 //! - `--data-dir`: a stopped server's store, read through a copy
-//!   (`SledEventLog::open_snapshot`: sled cannot open read-only, and its
-//!   recovery may write); a running server's store is refused as in use.
+//!   (`Log::open_read_only`, which for sled copies the store: sled cannot
+//!   open read-only, and its recovery may write); a running server's store is
+//!   refused as in use.
 //! - `--file`: an exported log file. The first pass of a command checks all
 //!   of it (chain, invariants, trailer) on a second thread while it replays;
 //!   later passes of the same command only decode, while the file's length
@@ -17,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError, mpsc};
 
 use backchannel_eventlog::portable::{PortableError, PortableReader};
-use backchannel_eventlog::{OpenError, RecordedEvent, SledEventLog, codec};
+use backchannel_eventlog::{Log, OpenError, RecordedEvent, StoreSpec, codec};
 use backchannel_projections::EventSource;
 
 use crate::failure::{Failure, Kind};
@@ -25,7 +26,7 @@ use crate::progress::Progress;
 
 pub enum Source {
     Store {
-        log: SledEventLog,
+        log: Log,
         /// The copy; removed when the source is dropped.
         _scratch: tempfile::TempDir,
         path: PathBuf,
@@ -114,7 +115,9 @@ pub fn open_error(path: &Path, err: OpenError) -> Failure {
         }
         OpenError::NotAStore { .. }
         | OpenError::NotADirectory { .. }
-        | OpenError::UnsupportedFormat { .. } => Kind::Unavailable,
+        | OpenError::UnsupportedFormat { .. }
+        | OpenError::EngineNotBuilt { .. } => Kind::Unavailable,
+        OpenError::BadStoreSpec { .. } => Kind::Usage,
         OpenError::Io { .. } | OpenError::Storage { .. } => Kind::Io,
     };
     Failure::new(kind, err.to_string())
@@ -155,9 +158,9 @@ impl Source {
         let copy = scratch.path().join("store");
         let mut show = |step| progress.copying(step);
         let inner = dir.join("store");
-        let (log, path) = match SledEventLog::open_snapshot_with_progress(dir, &copy, &mut show) {
+        let (log, path) = match Log::open_read_only(&StoreSpec::sled(dir), &copy, &mut show) {
             Err(OpenError::NotAStore { .. }) if inner.is_dir() => {
-                let log = SledEventLog::open_snapshot_with_progress(&inner, &copy, &mut show)
+                let log = Log::open_read_only(&StoreSpec::sled(&inner), &copy, &mut show)
                     .map_err(|err| open_error(&inner, err))?;
                 (log, inner)
             }

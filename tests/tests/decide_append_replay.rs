@@ -9,7 +9,7 @@ use backchannel_domain::ids::*;
 use backchannel_domain::model::{Actor, Channel, MessageVisibility, Role, RoutingType};
 use backchannel_domain::values::{MessageBody, Name};
 use backchannel_domain::{DomainError, State, decide};
-use backchannel_eventlog::{AppendError, AppendMeta, EventLog, ExpectedVersion, SledEventLog};
+use backchannel_eventlog::{AppendError, AppendMeta, ExpectedVersion, Log, StoreSpec};
 
 fn name(s: &str) -> Name {
     Name::parse(s).unwrap()
@@ -18,7 +18,7 @@ fn name(s: &str) -> Name {
 /// What the API will do for every mutation: decide against the current state,
 /// append with the version the decision read, fold the events into the state.
 async fn execute(
-    log: &impl EventLog,
+    log: &Log,
     state: &mut State,
     actor: Actor,
     command: Command,
@@ -70,7 +70,7 @@ struct Desk {
     sales: GroupId,
 }
 
-async fn build_desk(log: &impl EventLog, state: &mut State) -> Desk {
+async fn build_desk(log: &Log, state: &mut State) -> Desk {
     let desk = Desk {
         company: CompanyId::new(),
         owner: StaffId::new(),
@@ -175,7 +175,7 @@ async fn build_desk(log: &impl EventLog, state: &mut State) -> Desk {
 #[tokio::test]
 async fn decided_events_survive_a_restart_and_replay_to_the_same_state() {
     let dir = tempfile::tempdir().unwrap();
-    let log = SledEventLog::open(dir.path()).unwrap();
+    let log = Log::open(&StoreSpec::sled(dir.path())).unwrap();
     let mut state = State::default();
     let desk = build_desk(&log, &mut state).await;
 
@@ -261,7 +261,7 @@ async fn decided_events_survive_a_restart_and_replay_to_the_same_state() {
     let head = log.head();
     log.close().unwrap();
 
-    let reopened = SledEventLog::open(dir.path()).unwrap();
+    let reopened = Log::open(&StoreSpec::sled(dir.path())).unwrap();
     assert_eq!(reopened.head(), head);
     let recorded: Vec<_> = reopened.scan(1).collect::<Result<_, _>>().unwrap();
     assert_eq!(recorded.len() as u64, head);
@@ -277,7 +277,7 @@ async fn decided_events_survive_a_restart_and_replay_to_the_same_state() {
 #[tokio::test]
 async fn two_agents_taking_the_same_conversation_one_wins_the_other_learns_it_was_taken() {
     let dir = tempfile::tempdir().unwrap();
-    let log = SledEventLog::open(dir.path()).unwrap();
+    let log = Log::open(&StoreSpec::sled(dir.path())).unwrap();
     let mut state = State::default();
     let desk = build_desk(&log, &mut state).await;
     let conversation = ConversationId::new();
@@ -359,7 +359,7 @@ async fn two_agents_taking_the_same_conversation_one_wins_the_other_learns_it_wa
 #[tokio::test]
 async fn two_round_robin_openings_decided_at_once_cannot_take_the_same_turn() {
     let dir = tempfile::tempdir().unwrap();
-    let log = SledEventLog::open(dir.path()).unwrap();
+    let log = Log::open(&StoreSpec::sled(dir.path())).unwrap();
     let mut state = State::default();
     let desk = build_desk(&log, &mut state).await;
     let open = |conversation| Command::OpenConversation {

@@ -4,7 +4,7 @@ use indicatif::HumanCount;
 use std::convert::Infallible;
 use std::time::Instant;
 
-use backchannel_eventlog::SledEventLog;
+use backchannel_eventlog::{Log, StoreSpec};
 
 use crate::cli::GenerateArgs;
 use crate::commands::{note, rate};
@@ -46,7 +46,7 @@ pub fn run(args: &GenerateArgs, quiet: bool) -> Result<(), Failure> {
         progress.at(position);
         Some(Ok::<_, Infallible>(record))
     });
-    let log = SledEventLog::import(&args.out, records).map_err(|err| match err {
+    let log = Log::import(&StoreSpec::sled(&args.out), records).map_err(|err| match err {
         backchannel_eventlog::ImportError::Open(err) => open_error(&args.out, err),
         other => Failure::new(Kind::Io, other.to_string()),
     })?;

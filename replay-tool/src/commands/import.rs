@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use backchannel_eventlog::portable::FileHeader;
-use backchannel_eventlog::{HeadKey, ImportError, SledEventLog};
+use backchannel_eventlog::{HeadKey, ImportError, Log, StoreSpec};
 
 use crate::cli::ImportArgs;
 use crate::commands::{note, rate};
@@ -60,7 +60,7 @@ pub fn run(args: &ImportArgs, quiet: bool) -> Result<(), Failure> {
             reader.record_bytes().to_vec()
         }))
     });
-    let imported = SledEventLog::import(&args.into, records);
+    let imported = Log::import(&StoreSpec::sled(&args.into), records);
     let log = match imported {
         Ok(log) => log,
         Err(err) => {

@@ -1,23 +1,20 @@
-#![allow(clippy::unwrap_used)]
 //! Many writers at once: ordering, optimistic concurrency, idempotency, tails.
-
-mod support;
 
 use std::collections::HashMap;
 
 use backchannel_domain::events::{Event, StreamId};
 use backchannel_domain::ids::CommandId;
-use backchannel_eventlog::{AppendError, EventLog, ExpectedVersion, SledEventLog};
-use support::{conversation, message, meta, meta_for, opened, stream};
+use backchannel_eventlog::{AppendError, ExpectedVersion, StoreSpec};
+
+use super::{close, open, verify};
+use crate::support::{conversation, message, meta, meta_for, opened, stream};
 
 const TASKS: u64 = 64;
 const APPENDS_PER_TASK: u64 = 20;
 const SHARED_STREAMS: u64 = 4;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_appends_are_gapless_contiguous_and_chained() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = SledEventLog::open(dir.path()).unwrap();
+pub async fn concurrent_appends_are_gapless_contiguous_and_chained(spec: StoreSpec) {
+    let log = open(&spec).await;
     let mut tasks = Vec::new();
     for task in 0..TASKS {
         let log = log.clone();
@@ -80,20 +77,20 @@ async fn concurrent_appends_are_gapless_contiguous_and_chained() {
         let read = log.read_stream(*stream, 1).await.unwrap();
         assert_eq!(read.len(), versions.len());
     }
-    log.verify().unwrap();
-    log.close().unwrap();
+    verify(&log).await;
+    close(log).await;
 
-    let reopened = SledEventLog::open(dir.path()).unwrap();
+    let reopened = open(&spec).await;
     assert_eq!(reopened.head(), expected_events);
-    let report = reopened.verify().unwrap();
+    let report = verify(&reopened).await;
     assert_eq!(report.events, expected_events);
     assert_eq!(reopened.read_all(1, usize::MAX).await.unwrap(), all);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn of_two_racing_appends_with_the_same_expected_version_exactly_one_wins() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = SledEventLog::open(dir.path()).unwrap();
+pub async fn of_two_racing_appends_with_the_same_expected_version_exactly_one_wins(
+    spec: StoreSpec,
+) {
+    let log = open(&spec).await;
     for round in 0..50 {
         let id = conversation(round);
         let s = StreamId::Conversation(id);
@@ -121,13 +118,11 @@ async fn of_two_racing_appends_with_the_same_expected_version_exactly_one_wins()
         );
         assert_eq!(log.read_stream(s, 1).await.unwrap().len(), 2);
     }
-    log.verify().unwrap();
+    verify(&log).await;
 }
 
-#[tokio::test]
-async fn a_stale_expected_version_appends_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = SledEventLog::open(dir.path()).unwrap();
+pub async fn a_stale_expected_version_appends_nothing(spec: StoreSpec) {
+    let log = open(&spec).await;
     let id = conversation(1);
     let s = StreamId::Conversation(id);
     log.append(s, ExpectedVersion::NoStream, vec![opened(id)], meta())
@@ -156,10 +151,8 @@ async fn a_stale_expected_version_appends_nothing() {
     assert_eq!(log.head(), 1);
 }
 
-#[tokio::test]
-async fn a_retried_command_returns_the_original_positions_and_appends_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = SledEventLog::open(dir.path()).unwrap();
+pub async fn a_retried_command_returns_the_original_positions_and_appends_nothing(spec: StoreSpec) {
+    let log = open(&spec).await;
     let id = conversation(1);
     let s = StreamId::Conversation(id);
     let command = CommandId::new();
@@ -195,8 +188,8 @@ async fn a_retried_command_returns_the_original_positions_and_appends_nothing() 
     assert_eq!(log.head(), 3);
 
     // Also after a restart.
-    log.close().unwrap();
-    let log = SledEventLog::open(dir.path()).unwrap();
+    close(log).await;
+    let log = open(&spec).await;
     let retry = log
         .append(
             s,
@@ -210,10 +203,8 @@ async fn a_retried_command_returns_the_original_positions_and_appends_nothing() 
     assert_eq!(log.head(), 3);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_retry_racing_its_original_appends_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = SledEventLog::open(dir.path()).unwrap();
+pub async fn a_retry_racing_its_original_appends_once(spec: StoreSpec) {
+    let log = open(&spec).await;
     for round in 0..50 {
         let id = conversation(round);
         let s = StreamId::Conversation(id);
@@ -239,10 +230,8 @@ async fn a_retry_racing_its_original_appends_once() {
     }
 }
 
-#[tokio::test]
-async fn malformed_appends_are_refused_with_clear_errors() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = SledEventLog::open(dir.path()).unwrap();
+pub async fn malformed_appends_are_refused_with_clear_errors(spec: StoreSpec) {
+    let log = open(&spec).await;
     let err = log
         .append(stream(1), ExpectedVersion::Any, vec![], meta())
         .await
@@ -264,10 +253,10 @@ async fn malformed_appends_are_refused_with_clear_errors() {
     assert_eq!(log.head(), 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_tail_yields_history_then_follows_commits_without_gaps_or_duplicates() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = SledEventLog::open(dir.path()).unwrap();
+pub async fn a_tail_yields_history_then_follows_commits_without_gaps_or_duplicates(
+    spec: StoreSpec,
+) {
+    let log = open(&spec).await;
     for n in 0..10 {
         log.append(
             stream(n),
@@ -278,7 +267,7 @@ async fn a_tail_yields_history_then_follows_commits_without_gaps_or_duplicates()
         .await
         .unwrap();
     }
-    let mut tail = EventLog::tail(&log, 3);
+    let mut tail = log.tail(3);
     let writer = {
         let log = log.clone();
         tokio::spawn(async move {
@@ -304,14 +293,12 @@ async fn a_tail_yields_history_then_follows_commits_without_gaps_or_duplicates()
     assert_eq!(seen, (3..=210).collect::<Vec<_>>());
 
     // Closing the log ends the tail once it has caught up.
-    log.clone().close().unwrap();
+    close(log.clone()).await;
     assert!(tail.next().await.is_none());
 }
 
-#[tokio::test]
-async fn reads_see_an_append_as_soon_as_it_returns() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = SledEventLog::open(dir.path()).unwrap();
+pub async fn reads_see_an_append_as_soon_as_it_returns(spec: StoreSpec) {
+    let log = open(&spec).await;
     let id = conversation(7);
     for n in 0..20 {
         let event: Event = message(id, n);
@@ -335,13 +322,11 @@ async fn reads_see_an_append_as_soon_as_it_returns() {
     }
 }
 
-#[tokio::test]
-async fn a_committed_command_outcome_can_be_looked_up() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = SledEventLog::open(dir.path()).unwrap();
+pub async fn a_committed_command_outcome_can_be_looked_up(spec: StoreSpec) {
+    let log = open(&spec).await;
     let id = conversation(9);
     let command = CommandId::new();
-    assert_eq!(log.command_outcome(command).unwrap(), None);
+    assert_eq!(log.command_outcome(command).await.unwrap(), None);
     let first = log
         .append(
             StreamId::Conversation(id),
@@ -351,42 +336,18 @@ async fn a_committed_command_outcome_can_be_looked_up() {
         )
         .await
         .unwrap();
-    let found = log.command_outcome(command).unwrap().unwrap();
+    let found = log.command_outcome(command).await.unwrap().unwrap();
     assert_eq!(found.first_position, first.first_position);
     assert_eq!(found.last_position, first.last_position);
     assert_eq!(found.stream_version, first.stream_version);
     assert!(found.deduplicated);
-    assert_eq!(log.command_outcome(CommandId::new()).unwrap(), None);
+    assert_eq!(log.command_outcome(CommandId::new()).await.unwrap(), None);
 }
 
-#[tokio::test]
-async fn commit_stats_count_groups_events_and_syncs() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = SledEventLog::open(dir.path()).unwrap();
-    let id = conversation(8);
-    // One caller, one append at a time: every append is its own group and sync.
-    for n in 0..5 {
-        log.append(
-            StreamId::Conversation(id),
-            ExpectedVersion::Exact(2 * n),
-            vec![message(id, n), message(id, n + 100)],
-            meta(),
-        )
-        .await
-        .unwrap();
-    }
-    let stats = log.commit_stats();
-    assert_eq!(stats.events, 10);
-    assert_eq!(stats.groups, 5);
-    assert_eq!(stats.syncs, 5);
-}
-
-#[tokio::test]
-async fn a_closed_log_refuses_appends() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = SledEventLog::open(dir.path()).unwrap();
+pub async fn a_closed_log_refuses_appends(spec: StoreSpec) {
+    let log = open(&spec).await;
     let other_handle = log.clone();
-    log.close().unwrap();
+    close(log).await;
     let err = other_handle
         .append(
             stream(1),

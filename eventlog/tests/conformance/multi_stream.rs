@@ -1,14 +1,13 @@
-#![allow(clippy::unwrap_used)]
 //! Appends that touch several streams at once (`append_to_streams`): one
 //! expected version per stream, checked and applied atomically, in the same
 //! group commit, with the same idempotency by command id.
 
-mod support;
-
 use backchannel_domain::events::{Event, GroupStaff, StreamId};
 use backchannel_domain::ids::{CommandId, CompanyId, GroupId, StaffId};
-use backchannel_eventlog::{AppendError, ExpectedVersion, SledEventLog};
-use support::{conversation, message, meta, meta_for, opened, stream};
+use backchannel_eventlog::{AppendError, ExpectedVersion, Log, StoreSpec};
+
+use super::{close, open, verify};
+use crate::support::{conversation, message, meta, meta_for, opened, stream};
 
 fn company() -> CompanyId {
     CompanyId::from_bytes([1; 16])
@@ -27,10 +26,8 @@ fn company_event(n: u8) -> Event {
     })
 }
 
-#[tokio::test]
-async fn an_append_to_two_streams_lands_whole_with_each_streams_versions() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = SledEventLog::open(dir.path()).unwrap();
+pub async fn an_append_to_two_streams_lands_whole_with_each_streams_versions(spec: StoreSpec) {
+    let log = open(&spec).await;
     log.append(
         company_stream(),
         ExpectedVersion::NoStream,
@@ -56,7 +53,7 @@ async fn an_append_to_two_streams_lands_whole_with_each_streams_versions() {
     // The version of the last event's stream.
     assert_eq!(outcome.stream_version, 2);
 
-    let check = |log: SledEventLog| async move {
+    let check = |log: Log| async move {
         let conversation = log.read_stream(stream(1), 1).await.unwrap();
         let versions: Vec<(u64, u64)> = conversation
             .iter()
@@ -74,20 +71,18 @@ async fn an_append_to_two_streams_lands_whole_with_each_streams_versions() {
             all.iter()
                 .all(|r| r.envelope.command_id == all[0].envelope.command_id)
         );
-        log.verify().unwrap();
+        verify(&log).await;
         log
     };
     let log = check(log).await;
-    log.close().unwrap();
+    close(log).await;
     // The indexes rebuilt on open agree.
-    let log = check(SledEventLog::open(dir.path()).unwrap()).await;
-    log.close().unwrap();
+    let log = check(open(&spec).await).await;
+    close(log).await;
 }
 
-#[tokio::test]
-async fn a_stale_expectation_on_either_stream_rejects_the_whole_append() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = SledEventLog::open(dir.path()).unwrap();
+pub async fn a_stale_expectation_on_either_stream_rejects_the_whole_append(spec: StoreSpec) {
+    let log = open(&spec).await;
     log.append(
         company_stream(),
         ExpectedVersion::NoStream,
@@ -143,13 +138,11 @@ async fn a_stale_expectation_on_either_stream_rejects_the_whole_append() {
     .await
     .unwrap();
     assert_eq!(log.read_stream(company_stream(), 1).await.unwrap().len(), 1);
-    log.close().unwrap();
+    close(log).await;
 }
 
-#[tokio::test]
-async fn malformed_multi_stream_appends_are_refused_before_the_writer() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = SledEventLog::open(dir.path()).unwrap();
+pub async fn malformed_multi_stream_appends_are_refused_before_the_writer(spec: StoreSpec) {
+    let log = open(&spec).await;
     let c = conversation(1);
     let no_expectation = log
         .append_to_streams(
@@ -187,16 +180,14 @@ async fn malformed_multi_stream_appends_are_refused_before_the_writer() {
         "{empty:?}"
     );
     assert_eq!(log.head(), 0);
-    log.close().unwrap();
+    close(log).await;
 }
 
-#[tokio::test]
-async fn a_retried_multi_stream_append_is_deduplicated_by_its_command_id() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = SledEventLog::open(dir.path()).unwrap();
+pub async fn a_retried_multi_stream_append_is_deduplicated_by_its_command_id(spec: StoreSpec) {
+    let log = open(&spec).await;
     let command = CommandId::new();
     let c = conversation(1);
-    let append = |log: SledEventLog| async move {
+    let append = |log: Log| async move {
         log.append_to_streams(
             vec![
                 (stream(1), ExpectedVersion::NoStream),
@@ -220,17 +211,15 @@ async fn a_retried_multi_stream_append_is_deduplicated_by_its_command_id() {
     assert_eq!((third.first_position, third.last_position), (1, 2));
     assert_eq!(third.stream_version, 1);
     assert_eq!(log.head(), 2);
-    let stored = log.command_outcome(command).unwrap().unwrap();
+    let stored = log.command_outcome(command).await.unwrap().unwrap();
     assert_eq!((stored.first_position, stored.last_position), (1, 2));
-    log.close().unwrap();
+    close(log).await;
 }
 
 /// Two appends that each open their own conversation and take the same
 /// company-stream turn: exactly one wins, whatever the interleaving.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn appends_sharing_one_stream_conflict_though_their_own_streams_differ() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = SledEventLog::open(dir.path()).unwrap();
+pub async fn appends_sharing_one_stream_conflict_though_their_own_streams_differ(spec: StoreSpec) {
+    let log = open(&spec).await;
     for round in 0..20u64 {
         let company_version = log.read_stream(company_stream(), 1).await.unwrap().len() as u64;
         let mut tasks = Vec::new();
@@ -261,6 +250,6 @@ async fn appends_sharing_one_stream_conflict_though_their_own_streams_differ() {
         }
         assert_eq!(won, 1, "round {round}");
     }
-    log.verify().unwrap();
-    log.close().unwrap();
+    verify(&log).await;
+    close(log).await;
 }

@@ -1,0 +1,502 @@
+//! The seam: [`Log`], [`Tail`] and [`StoreSpec`], the engine-neutral event log
+//! every crate outside `eventlog` uses.
+//!
+//! [`Log`] is one concrete, cheaply cloned type over a private `Engine` enum
+//! (today only sled); another engine is one more variant and one more arm in
+//! each `match` of this module, `Scan`/`RawRecords` (`log.rs`) and [`Tail`].
+//! Enum dispatch, not a trait: no boxing, no generic parameter spreading
+//! through the desk, the projections and the replay tool, and an append
+//! awaits exactly what the engine's append awaits.
+//!
+//! Which methods are async follows what a network engine needs: appends,
+//! reads and command lookups are async; [`Log::head`] is the last committed
+//! position this process knows (a watch value, never a query). The bulk reads
+//! (`scan`, `raw_records`, `raw_record`, `verify`, `export`) and the openings
+//! are blocking: callers run them on a blocking thread, and a network engine
+//! pages them (`position > x ORDER BY position LIMIT n`) from there.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use backchannel_domain::events::{Event, StreamId};
+use backchannel_domain::ids::CommandId;
+use serde::Serialize;
+
+use crate::checkpoint::{CHECKPOINT_DIR, CheckpointError, ResumePoint, SavedCheckpoint};
+use crate::envelope::{AppendMeta, AppendOutcome, ExpectedVersion, Hash, RecordedEvent};
+use crate::error::{AppendError, Error, OpenError, ReplayError};
+use crate::import::ImportError;
+use crate::index::IndexStats;
+use crate::log::{RawRecords, Scan, SledEventLog};
+use crate::mac::{HeadKey, SignedHead};
+use crate::portable::{FileSummary, PortableError};
+use crate::snapshot::CopyProgress;
+use crate::tail::SledTail;
+use crate::verify::VerifyReport;
+use crate::writer::CommitStats;
+
+/// Where a log lives, parsed from one string (`--store`,
+/// `BACKCHANNEL_STORE`): a `postgres://` or `postgresql://` URL is a
+/// PostgreSQL log, anything else a filesystem path to a sled store.
+#[derive(Clone, PartialEq, Eq)]
+pub enum StoreSpec {
+    /// A sled store in this directory.
+    Sled(PathBuf),
+    /// A PostgreSQL database (the connection URL, secrets included: never
+    /// shown, see `Display`).
+    Postgres(String),
+}
+
+impl StoreSpec {
+    /// Parses `text` (see the type's docs). An empty string is refused.
+    pub fn parse(text: &str) -> Result<StoreSpec, OpenError> {
+        let trimmed = text.trim();
+        if trimmed.is_empty() {
+            return Err(OpenError::BadStoreSpec {
+                spec: text.to_owned(),
+                problem: "it is empty".to_owned(),
+            });
+        }
+        let lower = trimmed.to_ascii_lowercase();
+        if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
+            Ok(StoreSpec::Postgres(trimmed.to_owned()))
+        } else {
+            Ok(StoreSpec::Sled(PathBuf::from(text)))
+        }
+    }
+
+    /// A sled store in `path`.
+    pub fn sled(path: impl Into<PathBuf>) -> StoreSpec {
+        StoreSpec::Sled(path.into())
+    }
+
+    /// Where the read models' checkpoints live by default: `<store>/checkpoints`
+    /// for sled (the location existing stores use); `None` for a shared
+    /// database, where each node keeps its own in its data directory.
+    pub fn default_checkpoint_dir(&self) -> Option<PathBuf> {
+        match self {
+            StoreSpec::Sled(path) => Some(path.join(CHECKPOINT_DIR)),
+            StoreSpec::Postgres(_) => None,
+        }
+    }
+
+    /// The sled store's directory, if this is one.
+    pub fn sled_path(&self) -> Option<&Path> {
+        match self {
+            StoreSpec::Sled(path) => Some(path),
+            StoreSpec::Postgres(_) => None,
+        }
+    }
+}
+
+impl FromStr for StoreSpec {
+    type Err = OpenError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        StoreSpec::parse(text)
+    }
+}
+
+/// Shows a path as is and a URL without its user info (no password in logs).
+impl fmt::Display for StoreSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreSpec::Sled(path) => write!(f, "{}", path.display()),
+            StoreSpec::Postgres(url) => {
+                let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
+                let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+                write!(f, "{scheme}://{rest}")
+            }
+        }
+    }
+}
+
+impl fmt::Debug for StoreSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "StoreSpec({self})")
+    }
+}
+
+/// The one place a PostgreSQL spec is turned away until that engine is built.
+fn postgres_not_built(url: &str) -> OpenError {
+    OpenError::EngineNotBuilt {
+        spec: StoreSpec::Postgres(url.to_owned()).to_string(),
+    }
+}
+
+/// The event log, whatever engine holds it. Cheap to clone; every clone
+/// shares one writer.
+#[derive(Clone)]
+pub struct Log {
+    engine: Engine,
+}
+
+#[derive(Clone)]
+enum Engine {
+    Sled(SledEventLog),
+}
+
+impl From<SledEventLog> for Log {
+    fn from(log: SledEventLog) -> Self {
+        Log {
+            engine: Engine::Sled(log),
+        }
+    }
+}
+
+impl fmt::Debug for Log {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.engine {
+            Engine::Sled(log) => write!(f, "Log(sled {})", log.path().display()),
+        }
+    }
+}
+
+impl Log {
+    /// Opens (creating if needed) the log `spec` names.
+    pub fn open(spec: &StoreSpec) -> Result<Log, OpenError> {
+        match spec {
+            StoreSpec::Sled(path) => SledEventLog::open(path).map(Log::from),
+            StoreSpec::Postgres(url) => Err(postgres_not_built(url)),
+        }
+    }
+
+    /// Opens the log and hands `visit` every event from `from_position` on, in
+    /// order, before any append can happen (a server's catch-up). Blocking.
+    pub fn open_replaying<F, E>(
+        spec: &StoreSpec,
+        from_position: u64,
+        visit: F,
+    ) -> Result<Log, OpenError>
+    where
+        F: FnMut(RecordedEvent) -> Result<(), E>,
+        E: Into<ReplayError>,
+    {
+        match spec {
+            StoreSpec::Sled(path) => {
+                SledEventLog::open_replaying(path, from_position, visit).map(Log::from)
+            }
+            StoreSpec::Postgres(url) => Err(postgres_not_built(url)),
+        }
+    }
+
+    /// [`Log::open_replaying`] from a checkpoint: first checks that the record
+    /// at `after.position` hashes to `after.hash` ([`OpenError::DoesNotContinue`]
+    /// if not, [`OpenError::CheckpointAhead`] if the log ends before it), then
+    /// visits every event after it. Blocking.
+    pub fn open_resuming<F, E>(
+        spec: &StoreSpec,
+        after: ResumePoint,
+        visit: F,
+    ) -> Result<Log, OpenError>
+    where
+        F: FnMut(RecordedEvent) -> Result<(), E>,
+        E: Into<ReplayError>,
+    {
+        match spec {
+            StoreSpec::Sled(path) => SledEventLog::open_resuming(path, after, visit).map(Log::from),
+            StoreSpec::Postgres(url) => Err(postgres_not_built(url)),
+        }
+    }
+
+    /// Opens the log for reading without ever writing to it (an auditor's
+    /// tool on a stopped server's store). For sled: copies the store into
+    /// `scratch` (a missing or empty directory) and opens the copy, reporting
+    /// the copy's progress. Blocking.
+    pub fn open_read_only(
+        spec: &StoreSpec,
+        scratch: &Path,
+        progress: &mut dyn FnMut(CopyProgress),
+    ) -> Result<Log, OpenError> {
+        match spec {
+            StoreSpec::Sled(path) => {
+                SledEventLog::open_snapshot_with_progress(path, scratch, progress).map(Log::from)
+            }
+            StoreSpec::Postgres(url) => Err(postgres_not_built(url)),
+        }
+    }
+
+    /// Creates the log `spec` names (it must hold no events) and writes
+    /// `records` (stored record bytes, from position 1, e.g. an export) into
+    /// it verbatim, checked. On a bad record nothing stays written. Blocking.
+    pub fn import<I, E>(spec: &StoreSpec, records: I) -> Result<Log, ImportError>
+    where
+        I: IntoIterator<Item = Result<Vec<u8>, E>>,
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        match spec {
+            StoreSpec::Sled(path) => SledEventLog::import(path, records).map(Log::from),
+            StoreSpec::Postgres(url) => Err(ImportError::Open(postgres_not_built(url))),
+        }
+    }
+
+    /// How far an open will replay at least, read without opening the log
+    /// (`None` if unknown). For progress reports only.
+    pub fn committed_head(spec: &StoreSpec) -> Option<u64> {
+        match spec {
+            StoreSpec::Sled(path) => SledEventLog::committed_head(path),
+            StoreSpec::Postgres(_) => None,
+        }
+    }
+
+    /// The sled engine underneath, for sled-only tools and tests.
+    pub fn as_sled(&self) -> Option<&SledEventLog> {
+        match &self.engine {
+            Engine::Sled(log) => Some(log),
+        }
+    }
+
+    /// Appends `events` (at least one, all of `stream`) atomically and
+    /// durably. A command id seen before appends nothing and returns the first
+    /// append's outcome with `deduplicated: true`; a stale `expected` version
+    /// appends nothing ([`AppendError::WrongExpectedVersion`]).
+    pub async fn append(
+        &self,
+        stream: StreamId,
+        expected: ExpectedVersion,
+        events: Vec<Event>,
+        meta: AppendMeta,
+    ) -> Result<AppendOutcome, AppendError> {
+        match &self.engine {
+            Engine::Sled(log) => log.append(stream, expected, events, meta).await,
+        }
+    }
+
+    /// Appends events of several streams atomically, one expected version per
+    /// stream (see [`SledEventLog::append_to_streams`] for the rules).
+    pub async fn append_to_streams(
+        &self,
+        expected: Vec<(StreamId, ExpectedVersion)>,
+        events: Vec<Event>,
+        meta: AppendMeta,
+    ) -> Result<AppendOutcome, AppendError> {
+        match &self.engine {
+            Engine::Sled(log) => log.append_to_streams(expected, events, meta).await,
+        }
+    }
+
+    /// The events of `stream` from `from_version` (1 = the beginning) up to
+    /// the committed head.
+    pub async fn read_stream(
+        &self,
+        stream: StreamId,
+        from_version: u64,
+    ) -> Result<Vec<RecordedEvent>, Error> {
+        match &self.engine {
+            Engine::Sled(log) => log.read_stream(stream, from_version).await,
+        }
+    }
+
+    /// Up to `limit` events from `from_position` (1 = the beginning), never
+    /// past the committed head.
+    pub async fn read_all(
+        &self,
+        from_position: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, Error> {
+        match &self.engine {
+            Engine::Sled(log) => log.read_all(from_position, limit).await,
+        }
+    }
+
+    /// Every event from `from_position`, then each new one as it is committed,
+    /// without gaps or duplicates.
+    pub fn tail(&self, from_position: u64) -> Tail {
+        match &self.engine {
+            Engine::Sled(log) => Tail {
+                engine: TailEngine::Sled(log.tail(from_position)),
+            },
+        }
+    }
+
+    /// The last committed position this process knows (0 for an empty log).
+    pub fn head(&self) -> u64 {
+        match &self.engine {
+            Engine::Sled(log) => log.head(),
+        }
+    }
+
+    /// The outcome of an earlier committed append with this command id, if
+    /// any (`deduplicated: true`).
+    pub async fn command_outcome(
+        &self,
+        command: CommandId,
+    ) -> Result<Option<AppendOutcome>, Error> {
+        match &self.engine {
+            Engine::Sled(log) => log.command_outcome(command),
+        }
+    }
+
+    /// The positions of `stream`'s events, oldest first, up to `up_to` (never
+    /// past the committed head), from the engine's in-memory stream index.
+    pub fn stream_positions(&self, stream: &StreamId, up_to: u64) -> Vec<u64> {
+        match &self.engine {
+            Engine::Sled(log) => log.stream_positions(stream, up_to),
+        }
+    }
+
+    /// The committed chain head: the last position and the hash of its record
+    /// (zeros for an empty log). Blocking.
+    pub fn chain_head(&self) -> Result<(u64, Hash), Error> {
+        let head = self.head();
+        Ok((head, self.record_hash(head)?))
+    }
+
+    /// The hash of the committed record at `position` (zeros at 0). Blocking.
+    pub fn record_hash(&self, position: u64) -> Result<Hash, Error> {
+        match position {
+            0 => Ok([0; 32]),
+            _ => Ok(crate::codec::record_hash(&self.raw_record(position)?)),
+        }
+    }
+
+    /// The stored bytes of the committed record at `position`. Blocking.
+    pub fn raw_record(&self, position: u64) -> Result<Vec<u8>, Error> {
+        match &self.engine {
+            Engine::Sled(log) => log.raw_record(position),
+        }
+    }
+
+    /// The stored records from `from` to `to` (both included, clipped to the
+    /// committed head), undecoded, in position order: what exports copy.
+    /// A blocking iterator.
+    pub fn raw_records(&self, from: u64, to: u64) -> RawRecords {
+        match &self.engine {
+            Engine::Sled(log) => log.raw_records(from, to),
+        }
+    }
+
+    /// Every event from `from_position` up to the head as of this call,
+    /// decoded lazily. A blocking iterator.
+    pub fn scan(&self, from_position: u64) -> Scan {
+        match &self.engine {
+            Engine::Sled(log) => log.scan(from_position),
+        }
+    }
+
+    /// Re-reads the whole log and checks every invariant (see
+    /// [`SledEventLog::verify`]); `checked` is called with each position
+    /// once its record passed. Blocking.
+    pub fn verify_with_progress(
+        &self,
+        checked: &mut dyn FnMut(u64),
+    ) -> Result<VerifyReport, Error> {
+        match &self.engine {
+            Engine::Sled(log) => log.verify_with_progress(checked),
+        }
+    }
+
+    /// [`Log::verify_with_progress`] without progress.
+    pub fn verify(&self) -> Result<VerifyReport, Error> {
+        self.verify_with_progress(&mut |_| {})
+    }
+
+    /// Writes every committed event to `out` as a portable file (see
+    /// [`crate::portable`]). Blocking.
+    pub fn export<W: std::io::Write>(
+        &self,
+        out: W,
+        progress: impl FnMut(u64),
+    ) -> Result<FileSummary, PortableError> {
+        match &self.engine {
+            Engine::Sled(log) => log.export(out, progress),
+        }
+    }
+
+    /// Gives the log the key its exports and checkpoints authenticate the head
+    /// with (once; a second key is returned).
+    pub fn set_head_key(&self, key: HeadKey) -> Result<(), HeadKey> {
+        match &self.engine {
+            Engine::Sled(log) => log.set_head_key(key),
+        }
+    }
+
+    pub fn head_key(&self) -> Option<&HeadKey> {
+        match &self.engine {
+            Engine::Sled(log) => log.head_key(),
+        }
+    }
+
+    /// The head at `position` (committed) with its MAC under `key`. Blocking.
+    pub fn signed_head_at(&self, key: &HeadKey, position: u64) -> Result<SignedHead, Error> {
+        let hash = self.record_hash(position)?;
+        Ok(SignedHead {
+            position,
+            hash,
+            mac: key.mac(position, &hash),
+        })
+    }
+
+    /// Saves `value`, a read model's state after applying this log up to
+    /// `position`, as the checkpoint `name` in the directory `dir` (created if
+    /// missing), naming the position and the hash of its record, with the
+    /// log's head key's MAC. Blocking.
+    pub fn save_checkpoint<T: Serialize>(
+        &self,
+        dir: &Path,
+        name: &str,
+        kind: &str,
+        position: u64,
+        value: &T,
+    ) -> Result<SavedCheckpoint, CheckpointError> {
+        let hash = self
+            .record_hash(position)
+            .and_then(|hash| match position {
+                0 => Err(crate::chunks::missing(0)),
+                _ => Ok(hash),
+            })
+            .map_err(|source| CheckpointError::Position { position, source })?;
+        let after = ResumePoint { position, hash };
+        crate::checkpoint::save_in(dir, name, kind, after, value, self.head_key())
+    }
+
+    /// How the writer grouped appends and synced since open.
+    pub fn commit_stats(&self) -> CommitStats {
+        match &self.engine {
+            Engine::Sled(log) => log.commit_stats(),
+        }
+    }
+
+    /// The size of the in-memory indexes.
+    pub fn index_stats(&self) -> IndexStats {
+        match &self.engine {
+            Engine::Sled(log) => log.index_stats(),
+        }
+    }
+
+    /// Stops the writer after every append queued before this call is
+    /// durable; later appends fail with [`AppendError::Closed`]. Blocking.
+    pub fn close(self) -> Result<(), Error> {
+        match self.engine {
+            Engine::Sled(log) => log.close(),
+        }
+    }
+}
+
+/// A follower of the log; see [`Log::tail`].
+pub struct Tail {
+    engine: TailEngine,
+}
+
+enum TailEngine {
+    Sled(SledTail),
+}
+
+impl Tail {
+    /// The position of the event the next call returns.
+    pub fn position(&self) -> u64 {
+        match &self.engine {
+            TailEngine::Sled(tail) => tail.position(),
+        }
+    }
+
+    /// The next event, waiting for it if needed; `None` once the log is closed
+    /// and every committed event has been returned. After an error the next
+    /// call retries the same position.
+    pub async fn next(&mut self) -> Option<Result<RecordedEvent, Error>> {
+        match &mut self.engine {
+            TailEngine::Sled(tail) => tail.next().await,
+        }
+    }
+}
