@@ -527,8 +527,7 @@ impl PgEventLog {
             .await
             .map_err(storage)?;
         let mut events = Vec::with_capacity(rows.len());
-        let mut next_version = from_version.max(1);
-        for row in rows {
+        for (next_version, row) in (from_version.max(1)..).zip(rows) {
             let position = to_u64(row.try_get::<_, i64>(0).map_err(storage)?)?;
             let record: Vec<u8> = row.try_get(1).map_err(storage)?;
             let event = decode_at(position, &record)?;
@@ -541,7 +540,6 @@ impl PgEventLog {
                     ),
                 });
             }
-            next_version += 1;
             events.push(event);
         }
         Ok(events)

@@ -561,7 +561,14 @@ async fn settle(
         .collect();
     let mut delay = std::time::Duration::from_millis(50);
     loop {
-        match settle_once(db, &ids).await {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let attempt = match tokio::time::timeout(remaining, settle_once(db, &ids)).await {
+            Ok(attempt) => attempt,
+            Err(_) => Err(other(
+                "the settling transaction did not finish in time".to_owned(),
+            )),
+        };
+        match attempt {
             Ok(found) => {
                 let ours = group.accepted.iter().all(|(command, outcome)| {
                     found
