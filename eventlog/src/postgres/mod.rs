@@ -105,6 +105,8 @@ pub(crate) struct Shared {
     /// doorbells, tails). Never lowered.
     pub(crate) known: Arc<watch::Sender<u64>>,
     reader: Mutex<Option<Arc<ReadConn>>>,
+    /// The writer's counters: groups committed, events, commits.
+    counters: Arc<writer::Counters>,
     /// Dropped with the log: stops the doorbell listener.
     _stop_listener: oneshot::Sender<()>,
 }
@@ -389,7 +391,13 @@ impl PgEventLog {
         let (known, _) = watch::channel(head);
         let known = Arc::new(known);
         let (requests, receiver) = mpsc::unbounded_channel();
-        tokio::spawn(writer::run(db.clone(), known.clone(), receiver));
+        let counters = Arc::new(writer::Counters::default());
+        tokio::spawn(writer::run(
+            db.clone(),
+            known.clone(),
+            receiver,
+            counters.clone(),
+        ));
         let (stop_listener, stopped) = oneshot::channel();
         tokio::spawn(listen(db.clone(), known.clone(), stopped));
         PgEventLog {
@@ -398,9 +406,17 @@ impl PgEventLog {
                 requests,
                 known,
                 reader: Mutex::new(Some(Arc::new(reader))),
+                counters,
                 _stop_listener: stop_listener,
             }),
         }
+    }
+
+    /// How this process's writer grouped appends since connect (`syncs`
+    /// counts commits; events per group is the batch size a bare-insert
+    /// ceiling is measured at).
+    pub fn commit_stats(&self) -> crate::CommitStats {
+        self.shared.counters.snapshot()
     }
 
     /// The database this log is in, without credentials.

@@ -28,6 +28,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use backchannel_domain::events::{Event, StreamId};
@@ -61,6 +62,24 @@ const INSERT_COMMANDS: &str = "INSERT INTO backchannel.commands (command_id, fir
 const UPDATE_HEAD: &str = "UPDATE backchannel.log_head SET position = $1, hash = $2 WHERE id = 1";
 const NOTIFY: &str = "SELECT pg_notify('backchannel_log', $1)";
 const TOUCH_HEAD: &str = "UPDATE backchannel.log_head SET position = position WHERE id = 1";
+
+/// Groups and events this process's writer committed.
+#[derive(Default)]
+pub(crate) struct Counters {
+    groups: AtomicU64,
+    events: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn snapshot(&self) -> crate::CommitStats {
+        let groups = self.groups.load(Ordering::Relaxed);
+        crate::CommitStats {
+            groups,
+            events: self.events.load(Ordering::Relaxed),
+            syncs: groups,
+        }
+    }
+}
 
 pub(crate) struct PgAppend {
     pub(crate) expected: Vec<(StreamId, ExpectedVersion)>,
@@ -137,6 +156,7 @@ pub(crate) async fn run(
     db: Db,
     known: Arc<watch::Sender<u64>>,
     mut requests: mpsc::UnboundedReceiver<PgAppend>,
+    counters: Arc<Counters>,
 ) {
     let mut conn: Option<WriterConn> = None;
     let mut pending: Vec<PgAppend> = Vec::new();
@@ -153,7 +173,7 @@ pub(crate) async fn run(
             }
         }
         let group = std::mem::take(&mut pending);
-        commit_group(&db, &known, &mut conn, group).await;
+        commit_group(&db, &known, &mut conn, group, &counters).await;
     }
 }
 
@@ -250,6 +270,7 @@ async fn commit_group(
     known: &watch::Sender<u64>,
     slot: &mut Option<WriterConn>,
     requests: Vec<PgAppend>,
+    counters: &Counters,
 ) {
     if slot.as_ref().is_none_or(|c| c.client().is_closed()) {
         *slot = None;
@@ -291,6 +312,12 @@ async fn commit_group(
     let result = write_and_commit(conn, &mut group).await;
     let settled = match result {
         Committed::Yes => {
+            counters.groups.fetch_add(1, Ordering::Relaxed);
+            let events = group
+                .accepted
+                .iter()
+                .map(|(_, o)| o.last_position - o.first_position + 1);
+            counters.events.fetch_add(events.sum(), Ordering::Relaxed);
             bump(known, group.next_position - 1);
             Ok(())
         }
