@@ -14,11 +14,9 @@
 //!
 //! Panics are the error reporting here: this crate only serves tests.
 //!
-//! Room for a follow-up: `start_standby(&primary, synchronous)` would run
-//! `pg_basebackup -R` from `url()` into a second [`PgCluster`] built by the
-//! same `init`-less path (`Self::launch`), and set `synchronous_standby_names`
-//! on the primary; `kill_primary` would SIGKILL the postmaster pid read from
-//! `postmaster.pid`, `promote` would run `pg_ctl promote`.
+//! Failover: [`PgCluster::start_standby`] (`pg_basebackup -R`, synchronous
+//! or not), [`PgCluster::kill`] (SIGKILL of the postmaster) and
+//! [`PgCluster::promote`].
 
 #![allow(clippy::unwrap_used)]
 
@@ -42,8 +40,130 @@ pub struct PgCluster {
 impl PgCluster {
     /// Creates and starts a cluster; panics with the reason if it cannot.
     pub fn start() -> PgCluster {
+        let mut cluster = PgCluster::empty();
+        let data = cluster.data_dir();
+        cluster.run_pg(
+            "initdb",
+            &[
+                "-D",
+                &data.display().to_string(),
+                "-U",
+                SUPERUSER,
+                "--auth=trust",
+                "--no-sync",
+                "-E",
+                "UTF8",
+                "--locale=C",
+            ],
+        );
+        cluster.launch("");
+        cluster
+    }
+
+    /// Creates and starts a streaming standby of `primary` (`pg_basebackup
+    /// -R`), and waits until it streams. With `synchronous`, the primary's
+    /// `synchronous_standby_names` is set to it, so a commit on the primary
+    /// returns only once the standby has flushed it.
+    pub fn start_standby(primary: &PgCluster, synchronous: bool) -> PgCluster {
+        let mut standby = PgCluster::empty();
+        let data = standby.data_dir().display().to_string();
+        let port = primary.port.to_string();
+        standby.run_pg(
+            "pg_basebackup",
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-U",
+                SUPERUSER,
+                "-D",
+                &data,
+                "-R",
+                "-X",
+                "stream",
+                "--no-sync",
+            ],
+        );
+        // Our settings after the primary's copied ones (the last one wins);
+        // primary_conninfo names the standby for synchronous_standby_names.
+        let name = format!("standby_{}", std::process::id());
+        standby.launch(&format!(
+            "primary_conninfo = 'host=127.0.0.1 port={port} user={SUPERUSER} application_name={name}'\n"
+        ));
+        if synchronous {
+            primary.psql(&format!(
+                "ALTER SYSTEM SET synchronous_standby_names = '{name}'"
+            ));
+            primary.psql("SELECT pg_reload_conf()");
+        }
+        let wanted = if synchronous { "sync" } else { "async" };
+        for _ in 0..600 {
+            let state = primary.psql(&format!(
+                "SELECT sync_state FROM pg_stat_replication WHERE application_name = '{name}' \
+                 AND state = 'streaming'"
+            ));
+            if state.trim() == wanted {
+                return standby;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("the standby did not start streaming ({wanted}) within 60 s");
+    }
+
+    /// SIGKILLs the postmaster (a crashed primary): nothing is flushed or
+    /// sent after this.
+    pub fn kill(&mut self) {
+        let pid_file = self.data_dir().join("postmaster.pid");
+        let pid = std::fs::read_to_string(&pid_file)
+            .unwrap_or_else(|err| panic!("cannot read {}: {err}", pid_file.display()));
+        let pid = pid.lines().next().unwrap_or_default().trim().to_owned();
+        run_checked(Command::new("kill").args(["-KILL", &pid]));
+        self.running = false;
+    }
+
+    /// Promotes a standby to primary and waits for it.
+    pub fn promote(&self) {
+        let data = self.data_dir().display().to_string();
+        self.run_pg("pg_ctl", &["-D", &data, "-w", "promote"]);
+    }
+
+    /// Runs one SQL statement as the superuser through `psql`; returns its
+    /// unaligned, tuples-only output.
+    pub fn psql(&self, sql: &str) -> String {
+        let port = self.port.to_string();
+        let host = self.socket_dir().display().to_string();
+        let output = self.command(
+            &self.bin.join("psql"),
+            &[
+                "-h",
+                &host,
+                "-p",
+                &port,
+                "-U",
+                SUPERUSER,
+                "-d",
+                "postgres",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-At",
+                "-c",
+                sql,
+            ],
+        );
+        if !output.status.success() {
+            panic!(
+                "psql {sql:?} failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// A cluster directory without data yet.
+    fn empty() -> PgCluster {
         let bin = bin_dir();
-        for name in ["initdb", "pg_ctl", "postgres"] {
+        for name in ["initdb", "pg_ctl", "postgres", "psql", "pg_basebackup"] {
             if !bin.join(name).is_file() {
                 panic!(
                     "PostgreSQL 15 server binaries not found in {}: install Debian's `postgresql` \
@@ -65,49 +185,38 @@ impl PgCluster {
                 &dir.path().display().to_string(),
             ]));
         }
-        let mut cluster = PgCluster {
+        PgCluster {
             bin,
             dir: Some(dir),
             port: 0,
             as_postgres,
             running: false,
-        };
-        let data = cluster.data_dir();
-        cluster.run_pg(
-            "initdb",
-            &[
-                "-D",
-                &data.display().to_string(),
-                "-U",
-                SUPERUSER,
-                "--auth=trust",
-                "--no-sync",
-                "-E",
-                "UTF8",
-                "--locale=C",
-            ],
-        );
+        }
+    }
+
+    /// Writes the settings (plus `extra`) and starts the server on a free port.
+    fn launch(&mut self, extra: &str) {
         // A free port can be taken between probing and binding: try a few.
         for attempt in 0..5 {
-            cluster.port = free_port();
+            self.port = free_port();
             let conf = format!(
                 "listen_addresses = '127.0.0.1'\nport = {}\nunix_socket_directories = '{}'\n\
                  fsync = on\nsynchronous_commit = on\nmax_connections = 300\n\
-                 shared_buffers = 128MB\nlog_min_messages = warning\n",
-                cluster.port,
-                cluster.socket_dir().display(),
+                 shared_buffers = 128MB\nlog_min_messages = warning\n\
+                 wal_level = replica\nmax_wal_senders = 5\nhot_standby = on\n{extra}",
+                self.port,
+                self.socket_dir().display(),
             );
-            cluster.write_conf(&conf);
-            if cluster.try_pg_ctl_start() {
-                cluster.running = true;
-                return cluster;
+            self.write_conf(&conf);
+            if self.try_pg_ctl_start() {
+                self.running = true;
+                return;
             }
             if attempt == 4 {
-                let log = std::fs::read_to_string(cluster.log_file()).unwrap_or_default();
+                let log = std::fs::read_to_string(self.log_file()).unwrap_or_default();
                 panic!("the throwaway PostgreSQL cluster did not start:\n{log}");
             }
         }
-        unreachable!("the loop returns or panics")
     }
 
     /// A connection URL for the superuser's `postgres` database.
@@ -126,31 +235,10 @@ impl PgCluster {
         )
     }
 
-    /// Creates an empty database, so several tests can share one cluster.
+    /// Creates an empty database, so several tests can share one cluster;
+    /// returns its URL.
     pub fn create_database(&self, name: &str) -> String {
-        let psql = self.bin.join("psql");
-        let sql = format!("CREATE DATABASE \"{name}\"");
-        let port = self.port.to_string();
-        let host = self.socket_dir().display().to_string();
-        let args = [
-            "-h",
-            host.as_str(),
-            "-p",
-            port.as_str(),
-            "-U",
-            SUPERUSER,
-            "-d",
-            "postgres",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-c",
-            sql.as_str(),
-        ];
-        if psql.is_file() {
-            self.run_bin(&psql, &args);
-        } else {
-            panic!("psql not found in {}", self.bin.display());
-        }
+        self.psql(&format!("CREATE DATABASE \"{name}\""));
         self.url_for(name)
     }
 
