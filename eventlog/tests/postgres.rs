@@ -868,3 +868,75 @@ async fn acknowledged_appends_survive_a_failover_to_a_synchronous_standby() {
         total
     );
 }
+
+/// The same cancelled wait, but the standby requirement is lifted while the
+/// writer settles it: the writer then proves the commit (its settling commit
+/// is acknowledged) and answers the append as committed, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_outcome_that_can_be_settled_is_answered() {
+    let cluster = PgCluster::start();
+    let options = PgOptions {
+        resolve_timeout: Duration::from_secs(60),
+        ..PgOptions::default()
+    };
+    let log = PgEventLog::connect(&cluster.url(), options).await.unwrap();
+    let c = conversation(1);
+    log.append(
+        stream(1),
+        ExpectedVersion::NoStream,
+        vec![opened(c)],
+        meta(),
+    )
+    .await
+    .unwrap();
+    let admin = sql(&cluster).await;
+    admin
+        .batch_execute("ALTER SYSTEM SET synchronous_standby_names = 'nobody'")
+        .await
+        .unwrap();
+    admin
+        .batch_execute("SELECT pg_reload_conf()")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let command = CommandId::new();
+    let pending = tokio::spawn({
+        let log = log.clone();
+        async move {
+            log.append(
+                stream(1),
+                ExpectedVersion::Exact(1),
+                vec![message(c, 0)],
+                meta_for(command),
+            )
+            .await
+        }
+    });
+    let pid = wait_for_sync_rep_waiter(&admin).await;
+    admin
+        .execute("SELECT pg_cancel_backend($1)", &[&pid])
+        .await
+        .unwrap();
+    // The settling transaction now waits for the standby in turn.
+    let settling = loop {
+        let settling = wait_for_sync_rep_waiter(&admin).await;
+        if settling != pid {
+            break settling;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_ne!(settling, pid);
+    assert!(!pending.is_finished());
+    admin
+        .batch_execute("ALTER SYSTEM RESET synchronous_standby_names")
+        .await
+        .unwrap();
+    admin
+        .batch_execute("SELECT pg_reload_conf()")
+        .await
+        .unwrap();
+    let answer = pending.await.unwrap().unwrap();
+    assert!(!answer.deduplicated);
+    assert_eq!(answer.first_position, 2);
+    assert_eq!(check_chain(&log).await, 2);
+}
