@@ -206,6 +206,26 @@ fn main() {
                 100.0 * rate / bare_rate
             );
         }
+        // Catch-up: a fresh node reading the 256-writer run's log from 1.
+        let url = cluster.url_for("w256");
+        let reader = PgEventLog::connect(&url, PgOptions::default()).await.unwrap();
+        let start = Instant::now();
+        let mut next = 1;
+        loop {
+            let page = reader.read_all(next, 1024).await.unwrap();
+            if page.is_empty() {
+                break;
+            }
+            next += page.len() as u64;
+        }
+        let seconds = start.elapsed().as_secs_f64();
+        println!();
+        println!(
+            "catch-up (read_all pages of 1024, decoded): {} events in {:.3} s = {:.0} events/s",
+            next - 1,
+            seconds,
+            (next - 1) as f64 / seconds
+        );
         let url = cluster.create_database("b256");
         let (_, records) = appends(&url, 64, 40).await;
         let ceiling = bare(&url, &records, 256).await;
