@@ -122,6 +122,17 @@ impl PgCluster {
         self.running = false;
     }
 
+    /// Starts a stopped cluster again with its settings unchanged.
+    pub fn restart(&mut self) {
+        if !self.running {
+            if !self.try_pg_ctl_start() {
+                let log = std::fs::read_to_string(self.log_file()).unwrap_or_default();
+                panic!("the PostgreSQL cluster did not start again:\n{log}");
+            }
+            self.running = true;
+        }
+    }
+
     /// Promotes a standby to primary and waits for it.
     pub fn promote(&self) {
         let data = self.data_dir().display().to_string();
