@@ -1006,3 +1006,90 @@ async fn the_failover_checker_reports_losses_with_an_asynchronous_standby() {
     assert_eq!(lost.len(), 5, "{lost:?}");
     assert_eq!(lost[0].1, 2);
 }
+
+/// In one group, a stale append fails alone; a transaction the server
+/// refuses appends nothing and leaves no hole in the positions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_leave_no_hole() {
+    let cluster = PgCluster::start();
+    let log = node(&cluster).await;
+    let (c1, c2, c3) = (conversation(1), conversation(2), conversation(3));
+    log.append(
+        stream(1),
+        ExpectedVersion::NoStream,
+        vec![opened(c1)],
+        meta(),
+    )
+    .await
+    .unwrap();
+    let (stale, good, other) = tokio::join!(
+        log.append(
+            stream(1),
+            ExpectedVersion::NoStream,
+            vec![message(c1, 0)],
+            meta()
+        ),
+        log.append(
+            stream(1),
+            ExpectedVersion::Exact(1),
+            vec![message(c1, 1)],
+            meta()
+        ),
+        log.append(
+            stream(2),
+            ExpectedVersion::NoStream,
+            vec![opened(c2)],
+            meta()
+        ),
+    );
+    assert!(matches!(
+        stale,
+        Err(AppendError::WrongExpectedVersion { .. })
+    ));
+    good.unwrap();
+    other.unwrap();
+    assert_eq!(check_chain(&log).await, 3);
+
+    // The server refuses any insert into stream 3.
+    let client = sql(&cluster).await;
+    let key = {
+        let mut key = vec![1u8];
+        key.extend_from_slice(c3.as_bytes());
+        key
+    };
+    client
+        .batch_execute(&format!(
+            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+             IF NEW.stream = '\\x{}'::bytea THEN RAISE EXCEPTION 'refused'; END IF; \
+             RETURN NEW; END $$; \
+             CREATE TRIGGER refuse BEFORE INSERT ON backchannel.events \
+             FOR EACH ROW EXECUTE FUNCTION refuse();",
+            hex::encode(&key)
+        ))
+        .await
+        .unwrap();
+    let refused = log
+        .append(
+            stream(3),
+            ExpectedVersion::NoStream,
+            vec![opened(c3)],
+            meta(),
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(AppendError::Storage(_))),
+        "{refused:?}"
+    );
+    assert_eq!(log.committed_head().await.unwrap().0, 3);
+    let next = log
+        .append(
+            stream(2),
+            ExpectedVersion::Exact(1),
+            vec![message(c2, 0)],
+            meta(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(next.first_position, 4);
+    assert_eq!(check_chain(&log).await, 4);
+}
