@@ -64,6 +64,27 @@ async fn appends(url: &str, writers: u64, per_writer: u64) -> (Run, Vec<Vec<u8>>
     let log = PgEventLog::connect(url, PgOptions::default())
         .await
         .unwrap();
+    // Node B follows the log while node A appends: how long from the group's
+    // start on A (its `recorded_at`, before the commit) to applied on B.
+    let follower = PgEventLog::connect(url, PgOptions::default())
+        .await
+        .unwrap();
+    let total = writers * per_writer;
+    let lags = tokio::spawn(async move {
+        let mut tail = follower.tail(1);
+        let mut lags = Vec::with_capacity(total as usize);
+        for _ in 0..total {
+            let event = tail.next().await.unwrap().unwrap();
+            let recorded = event.envelope.recorded_at.to_system_time();
+            lags.push(
+                std::time::SystemTime::now()
+                    .duration_since(recorded)
+                    .unwrap_or_default(),
+            );
+        }
+        lags.sort_unstable();
+        lags
+    });
     let start = Instant::now();
     let tasks: Vec<_> = (0..writers)
         .map(|w| {
@@ -94,6 +115,12 @@ async fn appends(url: &str, writers: u64, per_writer: u64) -> (Run, Vec<Vec<u8>>
     }
     let seconds = start.elapsed().as_secs_f64();
     latencies.sort_unstable();
+    let lags = lags.await.unwrap();
+    println!(
+        "<!-- {writers} writers: tail lag on node B (group start on A to applied on B): p50 {:.2} ms, p99 {:.2} ms -->",
+        ms(percentile(&lags, 0.5)),
+        ms(percentile(&lags, 0.99))
+    );
     let stats = log.commit_stats();
     let mut records = Vec::new();
     let mut next = 1;
