@@ -976,14 +976,21 @@ async fn the_failover_checker_reports_losses_with_an_asynchronous_standby() {
         .await
         .unwrap();
     acknowledged.push((command, first.first_position));
-    // Let the standby receive it, then stop it: it falls behind.
-    for _ in 0..100 {
-        let replayed = standby.psql("SELECT count(*) FROM backchannel.events");
-        if replayed.trim() == "1" {
+    // Let the standby replay it, then stop it: it falls behind.
+    let lsn = primary.psql("SELECT pg_current_wal_lsn()");
+    let caught_up = format!(
+        "SELECT pg_last_wal_replay_lsn() >= '{}'::pg_lsn",
+        lsn.trim()
+    );
+    let mut replayed = false;
+    for _ in 0..300 {
+        if standby.psql(&caught_up).trim() == "t" {
+            replayed = true;
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    assert!(replayed, "the standby did not replay the first append");
     standby.stop();
     for n in 0..5 {
         let command = CommandId::new();
