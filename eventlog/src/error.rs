@@ -203,4 +203,10 @@ pub enum AppendError {
     Storage(#[source] StorageError),
     #[error("the event log is closed (or its writer stopped after a storage error)")]
     Closed,
+    /// The commit may or may not have happened (PostgreSQL: the connection
+    /// dropped at commit, or the wait for the synchronous standby was
+    /// cancelled) and the writer could not find out. Retry with the same
+    /// command id: a committed append is then answered as a duplicate.
+    #[error("the outcome of the commit is unknown: {0}; retry the append with the same command id")]
+    OutcomeUnknown(#[source] StorageError),
 }

@@ -57,6 +57,8 @@ mod index;
 mod keys;
 mod log;
 mod mac;
+mod postgres;
+pub use postgres::{PG_FORMAT, PgEventLog, PgOptions, PgTail};
 pub mod portable;
 mod snapshot;
 pub use snapshot::CopyProgress;

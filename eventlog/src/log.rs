@@ -259,38 +259,7 @@ impl SledEventLog {
         events: Vec<Event>,
         meta: AppendMeta,
     ) -> Result<AppendOutcome, AppendError> {
-        if events.is_empty() {
-            return Err(AppendError::NoEvents);
-        }
-        if events.len() > writer::MAX_EVENTS_PER_APPEND {
-            return Err(AppendError::TooManyEvents {
-                count: events.len(),
-                max: writer::MAX_EVENTS_PER_APPEND,
-            });
-        }
-        if expected.len() > MAX_STREAMS_PER_APPEND {
-            return Err(AppendError::TooManyStreams {
-                count: expected.len(),
-                max: MAX_STREAMS_PER_APPEND,
-            });
-        }
-        for (i, (stream, _)) in expected.iter().enumerate() {
-            if expected[..i].iter().any(|(earlier, _)| earlier == stream) {
-                return Err(AppendError::DuplicateStream { stream: *stream });
-            }
-        }
-        if let Some((index, found)) = events
-            .iter()
-            .map(Event::stream)
-            .enumerate()
-            .find(|(_, found)| !expected.iter().any(|(stream, _)| stream == found))
-        {
-            return Err(AppendError::WrongStream {
-                index,
-                expected: expected.first().map_or(found, |(stream, _)| *stream),
-                found,
-            });
-        }
+        check_append(&expected, &events)?;
         let (reply, answer) = oneshot::channel();
         self.inner
             .requests
@@ -497,6 +466,48 @@ impl Iterator for RawRecords {
             Pages::Sled(records) => records.next_with(|position, bytes| (position, bytes.to_vec())),
         }
     }
+}
+
+/// The checks of an append that need no state: at least one event, at most
+/// `MAX_EVENTS_PER_APPEND` events and [`MAX_STREAMS_PER_APPEND`] streams, no
+/// stream listed twice, every event's stream listed. Shared by both engines.
+pub(crate) fn check_append(
+    expected: &[(StreamId, ExpectedVersion)],
+    events: &[Event],
+) -> Result<(), AppendError> {
+    if events.is_empty() {
+        return Err(AppendError::NoEvents);
+    }
+    if events.len() > writer::MAX_EVENTS_PER_APPEND {
+        return Err(AppendError::TooManyEvents {
+            count: events.len(),
+            max: writer::MAX_EVENTS_PER_APPEND,
+        });
+    }
+    if expected.len() > MAX_STREAMS_PER_APPEND {
+        return Err(AppendError::TooManyStreams {
+            count: expected.len(),
+            max: MAX_STREAMS_PER_APPEND,
+        });
+    }
+    for (i, (stream, _)) in expected.iter().enumerate() {
+        if expected[..i].iter().any(|(earlier, _)| earlier == stream) {
+            return Err(AppendError::DuplicateStream { stream: *stream });
+        }
+    }
+    if let Some((index, found)) = events
+        .iter()
+        .map(Event::stream)
+        .enumerate()
+        .find(|(_, found)| !expected.iter().any(|(stream, _)| stream == found))
+    {
+        return Err(AppendError::WrongStream {
+            index,
+            expected: expected.first().map_or(found, |(stream, _)| *stream),
+            found,
+        });
+    }
+    Ok(())
 }
 
 pub(crate) fn decode_at(position: u64, bytes: &[u8]) -> Result<RecordedEvent, Error> {
