@@ -90,15 +90,27 @@ impl Gate {
 /// the `Retry-After` header.
 fn not_caught_up(applied: u64, head: u64) -> Response {
     let millis = u64::try_from(RETRY_AFTER.as_millis()).unwrap_or(u64::MAX);
-    let body = json!({ "errors": [{
-        "message": format!(
+    not_caught_up_response(
+        &format!(
             "the server is starting and catching up with its log (applied {applied} of {head}): try again in {millis} ms"
         ),
+        RETRY_AFTER,
+    )
+}
+
+/// `503` with one GraphQL-shaped `NOT_CAUGHT_UP` error saying `message`, its
+/// `retryAfterMs` and the `Retry-After` header (whole seconds, at least 1):
+/// the one shape of "this node cannot answer yet" (start, `X-Min-Position`).
+pub fn not_caught_up_response(message: &str, retry: Duration) -> Response {
+    let millis = u64::try_from(retry.as_millis()).unwrap_or(u64::MAX);
+    let seconds = retry.as_secs().max(1);
+    let body = json!({ "errors": [{
+        "message": message,
         "extensions": { "code": ErrorCode::NotCaughtUp.as_str(), "retryAfterMs": millis },
     }] });
     (
         StatusCode::SERVICE_UNAVAILABLE,
-        [(header::RETRY_AFTER, RETRY_AFTER.as_secs().to_string())],
+        [(header::RETRY_AFTER, seconds.to_string())],
         axum::Json(body),
     )
         .into_response()

@@ -8,6 +8,7 @@ use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand};
 
 use backchannel_domain::values::WebOrigin;
+use backchannel_eventlog::StoreSpec;
 
 use crate::config::{Config, Limits};
 use crate::ratelimit::{Rate, RateLimits};
@@ -46,9 +47,16 @@ pub enum CliCommand {
 
 #[derive(Debug, Args)]
 pub struct StoreArgs {
-    /// Where the event store and the token secret live.
+    /// Where the event store (unless --store names another), the token
+    /// secret and, on a shared log, this node's checkpoint live.
     #[arg(long, env = "BACKCHANNEL_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
+    /// The event log: a sled store directory, or a PostgreSQL URL
+    /// (`postgres://user@host/db`) that several nodes share. Default: the
+    /// sled store in <data-dir>/store. Nodes sharing a log must share the
+    /// secret too (--secret, or a copy of <data-dir>/secret).
+    #[arg(long, env = "BACKCHANNEL_STORE", hide_env_values = true, value_parser = parse_store)]
+    pub store: Option<StoreSpec>,
     /// Token signing secret (at least 32 bytes). Default: generated once into <data-dir>/secret.
     #[arg(long, env = "BACKCHANNEL_SECRET", hide_env_values = true)]
     pub secret: Option<String>,
@@ -125,6 +133,15 @@ pub struct ServeArgs {
     /// Load the demo company and print a token for each role.
     #[arg(long, env = "BACKCHANNEL_DEMO", value_parser = BoolishValueParser::new())]
     pub demo: bool,
+    /// How long a request with `X-Min-Position` (websocket: `minPosition`)
+    /// waits for this node to reach it before `NOT_CAUGHT_UP`, in milliseconds.
+    #[arg(long, env = "BACKCHANNEL_MIN_POSITION_WAIT_MS", default_value_t = Limits::default().min_position_wait.as_millis() as u64,
+          value_parser = clap::builder::RangedU64ValueParser::<u64>::new().range(0..=60_000))]
+    pub min_position_wait_ms: u64,
+    /// `/readyz` answers 503 when this node's read models trail the log's
+    /// head by more than this many events.
+    #[arg(long, env = "BACKCHANNEL_READY_MAX_LAG", default_value_t = crate::config::DEFAULT_READY_MAX_LAG)]
+    pub ready_max_lag: u64,
     #[command(flatten)]
     pub transport: crate::transport::TransportArgs,
 }
@@ -158,6 +175,10 @@ pub struct TokenArgs {
     pub operator: bool,
 }
 
+fn parse_store(input: &str) -> Result<StoreSpec, String> {
+    StoreSpec::parse(input).map_err(|e| e.to_string())
+}
+
 fn parse_origin(input: &str) -> Result<WebOrigin, String> {
     WebOrigin::parse(input).map_err(|e| e.to_string())
 }
@@ -167,6 +188,7 @@ impl StoreArgs {
     pub fn config(&self) -> Config {
         let mut config = Config::new(self.data_dir.clone(), SocketAddr::from(([127, 0, 0, 1], 0)));
         config.secret = self.secret.clone();
+        config.store = self.store.clone();
         config.token_lifetime = Duration::from_secs(self.token_days.saturating_mul(24 * 3600));
         config
     }
@@ -189,7 +211,9 @@ impl ServeArgs {
             max_fragment_spreads: self.max_fragment_spreads,
             max_fragment_expansion: self.max_fragment_expansion,
             deadline: Duration::from_millis(self.deadline_ms),
+            min_position_wait: Duration::from_millis(self.min_position_wait_ms),
         };
+        config.ready_max_lag = self.ready_max_lag;
         config.rate_limits = RateLimits {
             widget_starts: self.rate_widget_starts,
             staff_mutations: self.rate_staff_mutations,

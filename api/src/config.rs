@@ -40,6 +40,10 @@ pub struct Limits {
     /// How long one request may execute; then it is stopped and answered
     /// with `TIMEOUT`.
     pub deadline: Duration,
+    /// How long a request with `X-Min-Position` (or a websocket with
+    /// `minPosition`) waits for this node's read models to reach that
+    /// position; then it is answered `NOT_CAUGHT_UP` with a retry delay.
+    pub min_position_wait: Duration,
 }
 
 impl Default for Limits {
@@ -54,14 +58,22 @@ impl Default for Limits {
             max_fragment_spreads: 500,
             max_fragment_expansion: 256 * 1024,
             deadline: Duration::from_secs(10),
+            min_position_wait: Duration::from_secs(2),
         }
     }
 }
 
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Holds `store/` (the event log) and `secret`.
+    /// Holds `store/` (the event log, unless `store` names another), `secret`
+    /// and, on a shared log, this node's `checkpoint/`.
     pub data_dir: PathBuf,
+    /// The event log (`--store`): `None` is the sled store in
+    /// `<data_dir>/store`; a `postgres://` URL is a log several nodes share.
+    pub store: Option<backchannel_eventlog::StoreSpec>,
+    /// `/readyz` answers 503 once the read models trail the log's head (as
+    /// far as this node knows it) by more than this many events.
+    pub ready_max_lag: u64,
     pub addr: SocketAddr,
     /// The token signing secret; `None`: generated once into `<data_dir>/secret`.
     pub secret: Option<String>,
@@ -85,6 +97,8 @@ impl Config {
     pub fn new(data_dir: PathBuf, addr: SocketAddr) -> Self {
         Config {
             data_dir,
+            store: None,
+            ready_max_lag: DEFAULT_READY_MAX_LAG,
             addr,
             secret: None,
             graphiql: true,
@@ -103,9 +117,12 @@ impl Config {
         self.data_dir.join("store")
     }
 
-    /// The log this server opens: the sled store under the data dir.
+    /// The log this server opens: `--store` if given, else the sled store
+    /// under the data dir.
     pub fn store(&self) -> backchannel_eventlog::StoreSpec {
-        backchannel_eventlog::StoreSpec::sled(self.store_dir())
+        self.store
+            .clone()
+            .unwrap_or_else(|| backchannel_eventlog::StoreSpec::sled(self.store_dir()))
     }
 
     /// Where this server keeps its read models' checkpoint: the store's own
@@ -117,6 +134,10 @@ impl Config {
         )
     }
 }
+
+/// The default of [`Config::ready_max_lag`]: a node this many events behind
+/// what it knows of the log's head is taken out of rotation.
+pub const DEFAULT_READY_MAX_LAG: u64 = 1000;
 
 /// The complexity every mutation field counts for: with the default limit of
 /// 2,000, one request carries at most 20 mutations (a page of 100

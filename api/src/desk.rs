@@ -58,6 +58,19 @@ pub const MIN_START_KEY_CHARS: usize = 16;
 /// Longest idempotency key, in bytes.
 pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 200;
 
+/// How long a command that lost a race waits for the winning append to be
+/// applied before deciding again anyway.
+const STREAM_WAIT: Duration = Duration::from_secs(2);
+
+/// Why [`Desk::wait_applied_within`] gave up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotApplied {
+    /// Still behind when the patience ran out.
+    Behind { applied: u64, head: u64 },
+    /// The projections have stopped, for this reason.
+    Halted(String),
+}
+
 /// What a command appended (nothing when it changed nothing).
 #[derive(Debug, Default)]
 pub struct Executed {
@@ -93,6 +106,8 @@ pub struct Desk {
     /// anyway, and one at a time none has to decide again. Held across the
     /// append's await, so a tokio mutex.
     company_turns: Box<[tokio::sync::Mutex<()>]>,
+    /// Set once if the projector stops on an error: why.
+    halted: Arc<std::sync::OnceLock<String>>,
     /// Time from handing events to the log to its acknowledgement (durable);
     /// registered in the application's metrics.
     commit_latency: Option<prometheus::Histogram>,
@@ -197,11 +212,13 @@ impl Desk {
         let (applied_tx, applied) = watch::channel(models.position());
         let models = Arc::new(RwLock::new(models));
         let live = Router::new();
+        let halted = Arc::new(std::sync::OnceLock::new());
         let projector = tokio::spawn(project(
             log.clone(),
             models.clone(),
             applied_tx,
             live.clone(),
+            halted.clone(),
         ));
         Ok(Arc::new(Desk {
             log,
@@ -210,6 +227,7 @@ impl Desk {
             applied,
             live,
             projector: Mutex::new(Some(projector)),
+            halted,
             start,
             company_turns: (0..COMPANY_STRIPES)
                 .map(|_| tokio::sync::Mutex::new(()))
@@ -272,6 +290,70 @@ impl Desk {
     /// Waits until the read models have caught up with the log's head.
     pub async fn caught_up(&self) -> ApiResult<()> {
         self.wait_applied(self.log.head()).await
+    }
+
+    /// Waits at most `patience` for the read models to apply `position`
+    /// (read-your-writes across nodes: `X-Min-Position`). `Err` tells why
+    /// not: still behind, or the projections have stopped.
+    pub async fn wait_applied_within(
+        &self,
+        position: u64,
+        patience: Duration,
+    ) -> Result<(), NotApplied> {
+        if let Some(reason) = self.halted() {
+            return Err(NotApplied::Halted(reason.to_owned()));
+        }
+        let mut applied = self.applied.clone();
+        match tokio::time::timeout(patience, applied.wait_for(|p| *p >= position)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(_)) => Err(NotApplied::Halted(
+                self.halted()
+                    .unwrap_or("the projections stopped (the log is closing)")
+                    .to_owned(),
+            )),
+            Err(_) => Err(NotApplied::Behind {
+                applied: self.applied_position(),
+                head: self.log.head(),
+            }),
+        }
+    }
+
+    /// Waits until the read models hold `stream` at `version` at least: after
+    /// losing a race for it, the winner's append is decided against.
+    async fn wait_stream(&self, stream: StreamId, version: u64) -> ApiResult<()> {
+        let models = self.models.clone();
+        let mut applied = self.applied.clone();
+        let reached = applied.wait_for(|_| {
+            models
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .state()
+                .stream_version(stream)
+                >= version
+        });
+        match tokio::time::timeout(STREAM_WAIT, reached).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(_)) => Err(ApiError::internal(
+                "waiting for projections",
+                "the projector stopped",
+            )),
+            // Decided again regardless: the next append says if still stale.
+            Err(_) => Ok(()),
+        }
+    }
+
+    /// How many events the read models trail the log's head by, as far as
+    /// this process knows the head (its own commits, and for a shared log
+    /// every doorbell or poll heard).
+    pub fn lag(&self) -> u64 {
+        self.log.head().saturating_sub(self.applied_position())
+    }
+
+    /// Why the projections stopped following the log, if they did on an
+    /// error (e.g. the record at the applied position changed: a failover
+    /// lost data). A halted node must not serve: its models are frozen.
+    pub fn halted(&self) -> Option<&str> {
+        self.halted.get().map(String::as_str)
     }
 
     /// The events routed to `keys` as they are applied (see [`crate::live`]);
@@ -338,12 +420,25 @@ impl Desk {
             None => None,
         };
         for _ in 0..MAX_ATTEMPTS {
-            let (events, expected) = {
+            let decided = {
                 let models = self.models();
                 let state = models.state();
-                let events = decide(state, &command, actor)?;
-                let expected = expectations(state, &command, &events);
-                (events, expected)
+                decide(state, &command, actor).map(|events| {
+                    let expected = expectations(state, &command, &events);
+                    (events, expected)
+                })
+            };
+            let (events, expected) = match (decided, keyed) {
+                (Ok(decided), _) => decided,
+                // The same key may have been appended meanwhile (by another
+                // node, e.g. two starting with `--demo`), and its effect
+                // applied before this decision: the first answer, not a
+                // refusal.
+                (Err(refused), Some(id)) => match self.log.command_outcome(id).await {
+                    Ok(Some(outcome)) => return self.retried(outcome, &command, fingerprint).await,
+                    _ => return Err(refused.into()),
+                },
+                (Err(refused), None) => return Err(refused.into()),
             };
             if events.is_empty() {
                 return Ok(Executed::default());
@@ -368,6 +463,9 @@ impl Desk {
                         current,
                         "lost a race for a stream, deciding again"
                     );
+                    // Wait for the append that won (possibly another node's,
+                    // which this node's head may not know of yet).
+                    self.wait_stream(stream, current).await?;
                     self.caught_up().await?;
                 }
                 Err(err) => return Err(ApiError::internal("appending", err)),
@@ -532,6 +630,7 @@ async fn project(
     models: Arc<RwLock<ReadModels>>,
     applied: watch::Sender<u64>,
     live: Arc<Router>,
+    halted: Arc<std::sync::OnceLock<String>>,
 ) {
     let from = models
         .read()
@@ -545,6 +644,7 @@ async fn project(
             Ok(recorded) => recorded,
             Err(err) => {
                 tracing::error!(%err, "the projector cannot read the log; projections stop");
+                let _ = halted.set(format!("this node stopped following the log: {err}"));
                 return;
             }
         };
@@ -562,6 +662,7 @@ async fn project(
             }
             Err(err) => {
                 tracing::error!(%err, "a projection refused an event; projections stop");
+                let _ = halted.set(format!("this node's read models refused an event: {err}"));
                 return;
             }
         }

@@ -54,6 +54,8 @@ pub struct AppState {
     pub serve_metrics: bool,
     /// Browser origins the staff desk may be served from (`cors`).
     pub staff_origins: StaffOrigins,
+    /// `/readyz` is 503 beyond this lag (`Config::ready_max_lag`).
+    pub ready_max_lag: u64,
 }
 
 pub fn router(state: AppState, graphiql: bool) -> Router {
@@ -89,14 +91,22 @@ async fn healthz() -> &'static str {
     "alive\n"
 }
 
-/// Ready when the read models have applied everything in the log.
+/// Ready while the read models follow the log: not when their tail has
+/// stopped (the reason), nor when they trail the log's head as far as this
+/// node knows it (its own commits; on a shared log every doorbell or poll)
+/// by more than `ready_max_lag` events (the lag).
 async fn readyz(State(app): State<AppState>) -> Response {
     let desk = &app.shared.desk;
-    if desk.is_caught_up() {
+    if let Some(reason) = desk.halted() {
+        let body = format!("not serving: {reason}\n");
+        return (StatusCode::SERVICE_UNAVAILABLE, body).into_response();
+    }
+    let lag = desk.lag();
+    if lag <= app.ready_max_lag {
         (StatusCode::OK, "ready\n").into_response()
     } else {
         let body = format!(
-            "catching up: applied {} of {}\n",
+            "catching up: applied {} of {} (lag {lag})\n",
             desk.applied_position(),
             desk.log().head()
         );
@@ -180,17 +190,21 @@ async fn execute<Q, M, S>(
     schema: &Schema<Q, M, S>,
     request: async_graphql::Request,
     endpoint: &'static str,
-    deadline: Duration,
-    metrics: &Metrics,
+    app: &AppState,
 ) -> Response
 where
     Q: ObjectType + 'static,
     M: ObjectType + 'static,
     S: SubscriptionType + 'static,
 {
+    let deadline = app.shared.limits.deadline;
+    let metrics = &app.metrics;
     let started = Instant::now();
     let mut request = request;
     let operation = operation_name(&mut request);
+    let mutation = is_mutation(&mut request);
+    let appended = crate::position::Appended::default();
+    let request = request.data(appended.clone());
     // Validation runs synchronously in the first poll (the admission check
     // bounds it); the deadline bounds the resolvers. On expiry the request's
     // future is dropped: an append already handed to the log completes, so a
@@ -227,7 +241,19 @@ where
         elapsed_ms = elapsed.as_millis() as u64,
         "graphql"
     );
+    // A mutation's answer names the log position that holds its effect
+    // (`crate::position`), for reads on other nodes.
+    let position = mutation.then(|| crate::position::answer_position(&appended, &app.shared.desk));
+    if let Some(position) = position {
+        crate::position::stamp(&mut response, position);
+    }
     let mut answer = json_response(&response);
+    if let Some(position) = position {
+        answer.headers_mut().insert(
+            crate::position::LOG_POSITION_HEADER,
+            header::HeaderValue::from(position),
+        );
+    }
     if let Some(retry) = longest_retry(&response)
         && let Ok(value) = header::HeaderValue::from_str(&retry.seconds().to_string())
     {
@@ -250,6 +276,35 @@ fn operation_name(request: &mut async_graphql::Request) -> Option<String> {
             operations.keys().next().map(|name| name.to_string())
         }
         _ => None,
+    }
+}
+
+/// Whether the request runs a mutation (by its prepared document).
+fn is_mutation(request: &mut async_graphql::Request) -> bool {
+    let name = request.operation_name.clone();
+    request.parsed_query().is_ok_and(|document| {
+        crate::position::operation_type(document, name.as_deref())
+            == Some(async_graphql::parser::types::OperationType::Mutation)
+    })
+}
+
+/// Refuses a request on a node whose projections stopped, or answers `400`
+/// for a bad `X-Min-Position`, or waits (bounded) until this node has
+/// applied it (`crate::position`).
+async fn reach_min_position(app: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+    if let Some(refused) = crate::position::halted(&app.shared.desk) {
+        return Err(refused);
+    }
+    match crate::position::min_position(headers)? {
+        None => Ok(()),
+        Some(position) => {
+            crate::position::wait(
+                &app.shared.desk,
+                position,
+                app.shared.limits.min_position_wait,
+            )
+            .await
+        }
     }
 }
 
@@ -318,15 +373,11 @@ async fn staff_graphql(
         Ok(request) => request,
         Err(refused) => return refused,
     };
+    if let Err(refused) = reach_min_position(&app, &headers).await {
+        return refused;
+    }
     let request = request.data(auth).data(client);
-    execute(
-        &app.staff,
-        request,
-        "staff",
-        app.shared.limits.deadline,
-        &app.metrics,
-    )
-    .await
+    execute(&app.staff, request, "staff", &app).await
 }
 
 async fn customer_graphql(
@@ -354,15 +405,11 @@ async fn customer_graphql(
         Ok(request) => request,
         Err(refused) => return refused,
     };
+    if let Err(refused) = reach_min_position(&app, &headers).await {
+        return refused;
+    }
     let request = request.data(auth).data(client).data(origin);
-    execute(
-        &app.customer,
-        request,
-        "customer",
-        app.shared.limits.deadline,
-        &app.metrics,
-    )
-    .await
+    execute(&app.customer, request, "customer", &app).await
 }
 
 /// Counts a bad or expired bearer token against the client's address, and
@@ -439,6 +486,7 @@ async fn staff_ws(
     let client = ClientAddr(remote.ip());
     let endpoint = Endpoint {
         schema: app.staff_ws.clone(),
+        desk: app.shared.desk.clone(),
         parsed: app.parsed.clone(),
         limits: app.shared.limits,
         authenticate: Box::new(move |payload| {
@@ -486,6 +534,7 @@ async fn customer_ws(
     let client = ClientAddr(remote.ip());
     let endpoint = Endpoint {
         schema: app.customer_ws.clone(),
+        desk: app.shared.desk.clone(),
         parsed: app.parsed.clone(),
         limits: app.shared.limits,
         authenticate: Box::new(move |payload| {

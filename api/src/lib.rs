@@ -10,8 +10,11 @@
 //! Layout:
 //! - [`startup`]: `Application::build(config)` (or `start` then
 //!   `catch_up`, serving health and readiness meanwhile: [`catchup`]) and
-//!   `run_until_stopped()`; [`config`], [`cli`] (flags and env),
+//!   `run_until_stopped()`; [`config`], [`cli`] (flags and env), [`entry`]
+//!   (the binary's `main`),
 //!   [`logging`] (text or JSON lines), [`secret`] (the signing secret).
+//! - [`position`]: read-your-writes across nodes (`extensions.position`,
+//!   `X-Log-Position`, `X-Min-Position`, `minPosition`).
 //! - [`desk`]: the command path (idempotency, optimistic concurrency,
 //!   read-your-writes) and the projector task feeding the read models and
 //!   live subscriptions.
@@ -43,6 +46,7 @@ pub mod cors;
 pub mod customer;
 pub mod demo;
 pub mod desk;
+pub mod entry;
 pub mod error;
 pub mod graphiql;
 pub mod graphql;
@@ -51,6 +55,7 @@ pub mod live;
 pub mod log_export;
 pub mod logging;
 pub mod metrics;
+pub mod position;
 pub mod ratelimit;
 pub mod report;
 pub mod secret;

@@ -1,105 +1,12 @@
 //! The `backchannel` binary: parses the command line, sets up logging, and
 //! hands over to the library.
 
-use anyhow::Context;
-use backchannel_api::Application;
-use backchannel_api::cli::{Cli, CliCommand};
-use clap::Parser;
-use std::fmt::Write as _;
-use std::io::Write as _;
-use std::net::SocketAddr;
-
 /// glibc's allocator slows down and holds on to freed memory once the read
 /// models and sled's pages make the heap large and fragmented (BENCHMARKS.md,
 /// server section); mimalloc keeps both in check.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    backchannel_api::logging::init(cli.log_format);
-    match cli.command {
-        CliCommand::Serve(args) => {
-            let config = args.config();
-            let graphiql = config.graphiql;
-            let metrics = config.metrics;
-            // Listening (health and readiness answer) before the catch-up.
-            let starting = Application::start(config)
-                .await
-                .context("cannot start the server")?;
-            let addr = starting.addr();
-            let app = starting
-                .catch_up()
-                .await
-                .context("cannot start the server")?;
-            // Written once, errors ignored: a closed stdout must not stop a
-            // server that is already serving.
-            let _ = std::io::stdout().write_all(banner(&app, addr, graphiql, metrics).as_bytes());
-            app.run_until_stopped().await.context("the server failed")?;
-        }
-        CliCommand::Init(args) => {
-            let created =
-                backchannel_api::admin::init(&args.store.config(), &args.company, &args.owner)
-                    .await
-                    .context("cannot create the company")?;
-            println!("company    {}", created.company);
-            println!("owner      {}", created.owner);
-            println!("widget key {}", created.widget_key);
-            println!("owner token\n{}", created.owner_token);
-        }
-        CliCommand::Token(args) => {
-            let config = args.store.config();
-            let token = match &args.staff {
-                Some(staff) => backchannel_api::admin::token(&config, staff).await,
-                None => backchannel_api::admin::operator_token(&config),
-            }
-            .context("cannot mint the token")?;
-            println!("{token}");
-        }
-    }
-    Ok(())
-}
-
-/// What `serve` prints once ready: the demo's tokens and groups, and where
-/// GraphiQL, the endpoints, health and metrics are.
-fn banner(app: &Application, addr: SocketAddr, graphiql: bool, metrics: bool) -> String {
-    let mut out = String::new();
-    if let Some(demo) = app.demo() {
-        let _ = writeln!(
-            out,
-            "Demo company {} (widget key {})",
-            demo.company, demo.widget_key
-        );
-        for (role, name, id, token) in &demo.staff {
-            let _ = writeln!(out, "  {role:<11} {name} ({id})\n    {token}");
-        }
-        let _ = writeln!(
-            out,
-            "  customer    conversation {}\n    {}",
-            demo.customer_conversation, demo.customer
-        );
-        let _ = writeln!(out, "  groups (startConversation's groupId)");
-        for (id, name, routing) in &demo.groups {
-            let _ = writeln!(out, "    {id}  {name} ({routing:?})");
-        }
-    }
-    if graphiql {
-        let _ = writeln!(
-            out,
-            "GraphiQL    http://{addr}/  (customer: http://{addr}/customer)"
-        );
-    }
-    let _ = writeln!(
-        out,
-        "GraphQL     http://{addr}/graphql  (customer: http://{addr}/customer/graphql; websockets on the same paths)"
-    );
-    if metrics {
-        let _ = writeln!(out, "Metrics     http://{addr}/metrics");
-    }
-    let _ = writeln!(
-        out,
-        "Health      http://{addr}/healthz  http://{addr}/readyz"
-    );
-    out
+fn main() -> std::process::ExitCode {
+    backchannel_api::entry::main()
 }

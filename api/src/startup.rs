@@ -274,6 +274,7 @@ impl Starting {
             metrics: Arc::new(Metrics::new(desk.commit_latency())?),
             serve_metrics: config.metrics,
             staff_origins: crate::cors::StaffOrigins::new(config.staff_origins.clone()),
+            ready_max_lag: config.ready_max_lag,
         };
         gate.open(router(state, config.graphiql));
         tracing::info!("ready");

@@ -29,7 +29,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType};
+use async_graphql::parser::types::OperationType;
 use async_graphql::{Data, ObjectType, Response, Schema, ServerError, SubscriptionType};
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::http::StatusCode;
@@ -165,6 +165,8 @@ pub type Authenticate = Box<dyn FnOnce(&Value) -> Option<Session> + Send>;
 /// What one socket needs besides the socket itself.
 pub struct Endpoint<Q, M, S> {
     pub schema: Schema<Q, M, S>,
+    /// For `minPosition` and mutations' positions (`crate::position`).
+    pub desk: Arc<crate::desk::Desk>,
     pub parsed: Arc<ParsedQueries>,
     pub limits: Limits,
     pub authenticate: Authenticate,
@@ -213,6 +215,7 @@ where
     let stop = sockets.stop.clone();
     let Endpoint {
         schema,
+        desk,
         parsed,
         limits: request_limits,
         authenticate,
@@ -227,6 +230,7 @@ where
             Connection {
                 socket,
                 schema,
+                desk,
                 parsed,
                 request_limits,
                 limits,
@@ -290,6 +294,7 @@ impl Close {
 struct Connection<Q, M, S> {
     socket: WebSocket,
     schema: Schema<Q, M, S>,
+    desk: Arc<crate::desk::Desk>,
     parsed: Arc<ParsedQueries>,
     /// What one request may ask (checked by the pre-scan).
     request_limits: Limits,
@@ -401,6 +406,12 @@ where
                 let Some(session) = authenticate(&payload) else {
                     return Err(Close::new(4403, "Forbidden"));
                 };
+                reach_min_position(
+                    self.desk.clone(),
+                    self.request_limits.min_position_wait,
+                    &payload,
+                )
+                .await?;
                 let Ok(left) = session.expires_at.duration_since(SystemTime::now()) else {
                     return Err(Close::new(4403, "Forbidden"));
                 };
@@ -462,15 +473,23 @@ where
         if let Err(refusal) = check_request(&request, &self.request_limits) {
             return Ok(self.refuse(&id, refusal).await);
         }
-        let subscription = match self.parsed.document(&request.query) {
+        let kind = match self.parsed.document(&request.query) {
             Some(document) => {
-                let subscription = is_subscription(&document, request.operation_name.as_deref());
+                let kind =
+                    crate::position::operation_type(&document, request.operation_name.as_deref());
                 request.set_parsed_query(document);
-                subscription
+                kind
             }
             // The schema answers the syntax error itself, at once.
-            None => false,
+            None => None,
         };
+        let subscription = kind == Some(OperationType::Subscription);
+        // A mutation's answer carries its log position (`crate::position`).
+        let position = (kind == Some(OperationType::Mutation)).then(|| {
+            let appended = crate::position::Appended::default();
+            request.data.insert(appended.clone());
+            (appended, self.desk.clone())
+        });
         let responses = self.schema.execute_stream_with_session_data(request, data);
         let responses = if subscription {
             responses
@@ -485,6 +504,13 @@ where
                 if refused {
                     Out::Error(response.errors)
                 } else {
+                    let mut response = response;
+                    if let Some((appended, desk)) = &position {
+                        crate::position::stamp(
+                            &mut response,
+                            crate::position::answer_position(appended, desk),
+                        );
+                    }
                     Out::Next(response)
                 }
             })
@@ -566,13 +592,38 @@ fn too_big(err: &axum::Error) -> bool {
 
 /// Whether the operation a request runs is a subscription (a document with
 /// several operations and no name is not: the schema refuses it at once).
-fn is_subscription(document: &ExecutableDocument, name: Option<&str>) -> bool {
-    let operation = match (&document.operations, name) {
-        (DocumentOperations::Single(operation), _) => Some(operation),
-        (DocumentOperations::Multiple(operations), Some(name)) => operations.get(name),
-        (DocumentOperations::Multiple(_), None) => None,
+/// Waits (bounded) until this node has applied the payload's
+/// `minPosition`, if any (`crate::position`): 4400 for a bad value, 1013
+/// ("try again later") naming `NOT_CAUGHT_UP` and the retry delay when
+/// the node is still behind or has stopped following the log.
+async fn reach_min_position(
+    desk: Arc<crate::desk::Desk>,
+    patience: Duration,
+    payload: &Value,
+) -> Result<(), Close> {
+    if let Some(reason) = desk.halted() {
+        return Err(Close::new(1013, format!("NOT_CAUGHT_UP: {reason}")));
+    }
+    let Some(position) = crate::position::payload_min_position(payload)
+        .map_err(|problem| Close::new(4400, problem))?
+    else {
+        return Ok(());
     };
-    operation.is_some_and(|op| op.node.ty == OperationType::Subscription)
+    desk.wait_applied_within(position, patience)
+        .await
+        .map_err(|why| {
+            let retry = crate::position::RETRY_AFTER.as_millis();
+            let detail = match why {
+                crate::desk::NotApplied::Behind { applied, .. } => {
+                    format!("applied {applied} of {position}")
+                }
+                crate::desk::NotApplied::Halted(reason) => reason,
+            };
+            Close::new(
+                1013,
+                format!("NOT_CAUGHT_UP retryAfterMs={retry}: {detail}"),
+            )
+        })
 }
 
 /// A query's or mutation's one response, or a `TIMEOUT` error once
@@ -631,7 +682,7 @@ mod tests {
         let Ok(document) = async_graphql::parser::parse_query(query) else {
             panic!("{query} does not parse");
         };
-        is_subscription(&document, name)
+        crate::position::operation_type(&document, name) == Some(OperationType::Subscription)
     }
 
     #[test]

@@ -103,6 +103,7 @@ impl Mutation {
             .desk
             .execute_as(Actor::Customer(id), "startConversation", open, keyed)
             .await?;
+        crate::position::note(ctx, &executed);
         // A retried key answers with the first attempt's conversation.
         let id = executed
             .events
@@ -157,6 +158,7 @@ impl Mutation {
                 idempotency_key.as_deref(),
             )
             .await?;
+        crate::position::note(ctx, &executed);
         executed
             .events
             .iter()
@@ -179,15 +181,17 @@ impl Mutation {
             .customer_mutation(me.conversation)
             .map_err(ApiError::RateLimited)?;
         let desk = &shared.desk;
-        desk.execute(
-            Actor::Customer(me.conversation),
-            "closeConversation",
-            Command::CloseConversation {
-                conversation: me.conversation,
-            },
-            idempotency_key.as_deref(),
-        )
-        .await?;
+        let executed = desk
+            .execute(
+                Actor::Customer(me.conversation),
+                "closeConversation",
+                Command::CloseConversation {
+                    conversation: me.conversation,
+                },
+                idempotency_key.as_deref(),
+            )
+            .await?;
+        crate::position::note(ctx, &executed);
         conversation(desk, me.conversation)
     }
 }

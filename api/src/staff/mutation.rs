@@ -49,6 +49,7 @@ async fn run(
             idempotency_key.as_deref(),
         )
         .await?;
+    crate::position::note(ctx, &executed);
     Ok((me, executed))
 }
 
