@@ -19,6 +19,7 @@ mod limits;
 mod log_export;
 mod mutations;
 mod operations;
+mod positions;
 mod published_schema;
 mod rate_limits;
 mod report;
