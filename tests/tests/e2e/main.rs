@@ -10,6 +10,7 @@ mod authorization;
 mod bad_input;
 mod concurrency;
 mod live_routing;
+mod nodes;
 mod private_conversations;
 mod private_messages;
 mod races;

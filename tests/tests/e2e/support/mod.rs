@@ -1,6 +1,7 @@
 //! The real server, a websocket client, and companies built through GraphQL.
 
 pub mod company;
+pub mod node;
 pub mod server;
 pub mod ws;
 

@@ -66,6 +66,21 @@ impl Subscription {
         query: &str,
         variables: Value,
     ) -> Subscription {
+        let payload = match token {
+            Some(token) => json!({ "Authorization": format!("Bearer {token}") }),
+            None => json!({}),
+        };
+        Subscription::open_with(addr, path, payload, query, variables).await
+    }
+
+    /// [`Subscription::open`] with this `connection_init` payload.
+    pub async fn open_with(
+        addr: SocketAddr,
+        path: &str,
+        payload: Value,
+        query: &str,
+        variables: Value,
+    ) -> Subscription {
         let mut request = format!("ws://{addr}{path}").into_client_request().unwrap();
         request.headers_mut().insert(
             "Sec-WebSocket-Protocol",
@@ -79,10 +94,6 @@ impl Subscription {
             ended: false,
             close_code: None,
             refused: None,
-        };
-        let payload = match token {
-            Some(token) => json!({ "Authorization": format!("Bearer {token}") }),
-            None => json!({}),
         };
         subscription
             .send(json!({ "type": "connection_init", "payload": payload }))

@@ -1,0 +1,283 @@
+//! Real `backchannel serve` processes sharing one PostgreSQL log (SPEC
+//! section 11), each with its own data directory, all with the same secret
+//! (so a token minted for one is good on every node), and a small HTTP/1.1
+//! client that also returns the response head.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use backchannel_api::auth::{StaffIdentity, Tokens};
+use backchannel_pgtest::PgCluster;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::support::server::SECRET;
+
+/// The demo company's fixed ids (fixtures/demo/demo.json).
+pub mod demo {
+    pub const COMPANY: &str = "01900000-0000-7000-8000-00000000c001";
+    /// ROUND_ROBIN, members Carol and Bob.
+    pub const SALES: &str = "01900000-0000-7000-8000-00000000b002";
+    /// Chat, Support, handled by Alice.
+    pub const CASEY: &str = "01900000-0000-7000-8000-00000000d001";
+    pub const OWNER: &str = "01900000-0000-7000-8000-000000005001";
+    pub const ALICE: &str = "01900000-0000-7000-8000-000000005004";
+    pub const BOB: &str = "01900000-0000-7000-8000-000000005005";
+    pub const CAROL: &str = "01900000-0000-7000-8000-000000005006";
+}
+
+/// How long a node may take to start (build its read models, seed the demo).
+const START_PATIENCE: Duration = Duration::from_secs(120);
+
+/// A throwaway PostgreSQL cluster with one database for the nodes.
+pub struct SharedLog {
+    pub cluster: PgCluster,
+    pub url: String,
+}
+
+impl SharedLog {
+    /// Fails (never skips) with pgtest's install message when PostgreSQL's
+    /// binaries are missing.
+    pub fn start() -> SharedLog {
+        let cluster = PgCluster::start();
+        let url = cluster.url();
+        SharedLog { cluster, url }
+    }
+
+    /// One SQL statement against the nodes' database.
+    pub fn psql(&self, sql: &str) -> String {
+        self.cluster.psql(sql)
+    }
+}
+
+/// One `backchannel serve` child process.
+pub struct Node {
+    pub name: &'static str,
+    pub addr: SocketAddr,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+/// A node being started: its process runs, its banner is awaited by [`Starting::ready`].
+pub struct Starting {
+    name: &'static str,
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    dir: tempfile::TempDir,
+}
+
+impl Starting {
+    /// Waits for the banner `serve` prints once ready, and reads the address.
+    pub fn ready(self) -> Node {
+        let Starting {
+            name,
+            mut child,
+            lines,
+            dir,
+        } = self;
+        let deadline = std::time::Instant::now() + START_PATIENCE;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match lines.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(rest) = line.strip_prefix("GraphQL     http://") {
+                        let addr = rest.split('/').next().unwrap().parse().unwrap();
+                        return Node {
+                            name,
+                            addr,
+                            child,
+                            _dir: dir,
+                        };
+                    }
+                    seen.push(line);
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    let status = child.wait();
+                    let stderr =
+                        std::fs::read_to_string(dir.path().join("stderr.log")).unwrap_or_default();
+                    panic!(
+                        "node {name} did not start ({status:?}); it printed:\n{}\n{stderr}",
+                        seen.join("\n")
+                    );
+                }
+            }
+        }
+    }
+}
+
+impl Node {
+    /// Starts `backchannel serve --store <url>` on a free port with its own
+    /// data dir (and, with `demo`, `--demo`); `extra` adds flags.
+    pub fn spawn(name: &'static str, url: &str, demo: bool, extra: &[&str]) -> Starting {
+        let dir = tempfile::tempdir().unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_backchannel-e2e-node"));
+        command
+            .arg("serve")
+            .args(["--store", url])
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(["--addr", "127.0.0.1:0", "--no-graphiql"])
+            .args(["--rate-widget-starts", "off"])
+            .args(["--rate-staff-mutations", "off"])
+            .args(["--rate-customer-mutations", "off"])
+            .args(["--rate-token-failures", "off"])
+            .args(extra)
+            .env("BACKCHANNEL_SECRET", SECRET)
+            .env("BACKCHANNEL_LOG_FORMAT", "json")
+            .env_remove("BACKCHANNEL_STORE")
+            .env_remove("BACKCHANNEL_DATA_DIR")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap());
+        if demo {
+            command.arg("--demo");
+        }
+        let mut child = command.spawn().expect("cannot run backchannel-e2e-node");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Starting {
+            name,
+            child,
+            lines,
+            dir,
+        }
+    }
+
+    /// A staff token any node accepts (they share the secret).
+    pub fn staff_token(staff: &str) -> String {
+        let tokens = Tokens::new(SECRET.as_bytes(), Duration::from_secs(3600));
+        tokens
+            .mint_staff(StaffIdentity {
+                staff: staff.parse().unwrap(),
+                company: demo::COMPANY.parse().unwrap(),
+            })
+            .unwrap()
+            .token
+    }
+
+    /// A staff GraphQL request with extra header lines.
+    pub async fn staff(&self, token: &str, extra: &str, query: &str, variables: Value) -> Answer {
+        staff_at(self.addr, token, extra, query, variables).await
+    }
+
+    pub async fn get(&self, path: &str) -> Answer {
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.addr
+        );
+        send(self.addr, &request).await
+    }
+
+    /// A sample of the node's `/metrics` (0 when absent).
+    pub async fn metric(&self, name: &str) -> u64 {
+        let page = self.get("/metrics").await.text;
+        page.lines()
+            .filter(|line| !line.starts_with('#'))
+            .find_map(|line| line.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .map_or(0, |v| v as u64)
+    }
+
+    /// Waits (bounded, then panics) until the node has applied `position`.
+    pub async fn applied(&self, position: u64) {
+        for _ in 0..200 {
+            if self.metric("backchannel_applied_position").await >= position {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("node {} never applied position {position}", self.name);
+    }
+}
+
+/// A staff GraphQL request to the server at `addr`, with extra header lines.
+pub async fn staff_at(
+    addr: SocketAddr,
+    token: &str,
+    extra: &str,
+    query: &str,
+    variables: Value,
+) -> Answer {
+    let body = json!({ "query": query, "variables": variables }).to_string();
+    let request = format!(
+        "POST /graphql HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nAuthorization: Bearer {token}\r\n{extra}Connection: close\r\n\r\n{body}",
+        body.len()
+    );
+    send(addr, &request).await
+}
+
+async fn send(addr: SocketAddr, request: &str) -> Answer {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut bytes = Vec::new();
+    stream.read_to_end(&mut bytes).await.unwrap();
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    Answer {
+        status,
+        head: head.to_ascii_lowercase(),
+        body: serde_json::from_str(body).unwrap_or(Value::Null),
+        text: body.to_owned(),
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One HTTP answer.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    /// The response head, lower-cased.
+    pub head: String,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Answer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(": "))
+    }
+
+    /// `extensions.position`, or a panic with the answer.
+    pub fn position(&self) -> u64 {
+        self.body["extensions"]["position"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no position: {} {}", self.status, self.text))
+    }
+
+    pub fn ok(&self, what: &str) -> &Value {
+        assert!(
+            self.status == 200 && self.body["errors"].is_null(),
+            "{what}: {} {}",
+            self.status,
+            self.text
+        );
+        &self.body["data"]
+    }
+
+    pub fn code(&self) -> Option<&str> {
+        self.body["errors"][0]["extensions"]["code"].as_str()
+    }
+}
