@@ -39,8 +39,8 @@ pub enum CliCommand {
     Serve(Box<ServeArgs>),
     /// Create a company with its owner; prints the owner's token and the widget key.
     Init(InitArgs),
-    /// Mint a token for a staff member (the server must be stopped: one process
-    /// owns the store), or with --operator a server operator's token for
+    /// Mint a token for a staff member (on sled the server must be stopped: one
+    /// process owns the store; not on PostgreSQL), or with --operator a server operator's token for
     /// `GET /log` (only the secret is read: the server may be running).
     Token(TokenArgs),
 }
