@@ -78,7 +78,7 @@ port_a="$(free_port)"; port_b="$(free_port)"; port_tls="$(free_port)"
 start_node() { # name port
   local store=(--data-dir "$work/$1")
   [[ -n "$SHARED_STORE" ]] && store+=(--store "$SHARED_STORE")
-  BACKCHANNEL_SECRET="$secret" "$bin" serve --demo "${store[@]}" --addr "127.0.0.1:$2" >"$work/node-$1.log" 2>&1 &
+  BACKCHANNEL_SECRET="$secret" BACKCHANNEL_TRUSTED_PROXIES=127.0.0.1 "$bin" serve --demo "${store[@]}" --addr "127.0.0.1:$2" >"$work/node-$1.log" 2>&1 &
   pids+=($!)
   for _ in $(seq 1 150); do
     curl -fsS "http://127.0.0.1:$2/readyz" >/dev/null 2>&1 && return 0

@@ -29,7 +29,7 @@ use crate::customer::CustomerSchema;
 use crate::graphql::parsed::ParsedQueries;
 use crate::graphql::prescan::check_request;
 use crate::metrics::Metrics;
-use crate::ratelimit::{ClientAddr, RetryAfter};
+use crate::ratelimit::{ClientAddr, RetryAfter, TrustedProxies};
 use crate::staff::StaffSchema;
 use crate::transport::ConnectionPlace;
 use crate::websocket::{self, Endpoint, Session, Sockets};
@@ -54,6 +54,8 @@ pub struct AppState {
     pub serve_metrics: bool,
     /// Browser origins the staff desk may be served from (`cors`).
     pub staff_origins: StaffOrigins,
+    /// Whose `X-Forwarded-For` names the client (`ratelimit::ClientAddr`).
+    pub trusted_proxies: TrustedProxies,
 }
 
 pub fn router(state: AppState, graphiql: bool) -> Router {
@@ -82,7 +84,11 @@ pub fn router(state: AppState, graphiql: bool) -> Router {
     if graphiql {
         router = router.merge(crate::graphiql::routes());
     }
-    router.layer(TraceLayer::new_for_http()).with_state(state)
+    let trusted = Extension(state.trusted_proxies.clone());
+    router
+        .layer(trusted)
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
 }
 
 async fn healthz() -> &'static str {
