@@ -18,7 +18,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use backchannel_domain::ErrorCode;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::LengthLimitError;
 use serde_json::json;
 use tower_http::trace::TraceLayer;
 
@@ -29,7 +29,7 @@ use crate::customer::CustomerSchema;
 use crate::graphql::parsed::ParsedQueries;
 use crate::graphql::prescan::check_request;
 use crate::metrics::Metrics;
-use crate::ratelimit::{ClientAddr, RetryAfter};
+use crate::ratelimit::{ClientAddr, RetryAfter, TrustedProxies};
 use crate::staff::StaffSchema;
 use crate::transport::ConnectionPlace;
 use crate::websocket::{self, Endpoint, Session, Sockets};
@@ -54,6 +54,8 @@ pub struct AppState {
     pub serve_metrics: bool,
     /// Browser origins the staff desk may be served from (`cors`).
     pub staff_origins: StaffOrigins,
+    /// Whose `X-Forwarded-For` names the client (`ratelimit::ClientAddr`).
+    pub trusted_proxies: TrustedProxies,
 }
 
 pub fn router(state: AppState, graphiql: bool) -> Router {
@@ -82,7 +84,11 @@ pub fn router(state: AppState, graphiql: bool) -> Router {
     if graphiql {
         router = router.merge(crate::graphiql::routes());
     }
-    router.layer(TraceLayer::new_for_http()).with_state(state)
+    let trusted = Extension(state.trusted_proxies.clone());
+    router
+        .layer(trusted)
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
 }
 
 async fn healthz() -> &'static str {
@@ -130,16 +136,18 @@ pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response
 
 /// Reads one GraphQL request from the body, or answers the refusal.
 async fn read_request(body: Body, limit: usize) -> Result<async_graphql::Request, Response> {
-    let bytes: Bytes = match Limited::new(body, limit).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(err) if crate::transport::is_body_timeout(err.as_ref()) => {
+    // axum's `to_bytes` bounds the read (http-body-util's `Limited`); its
+    // error wraps the cause, told apart here for the answer.
+    let bytes: Bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => bytes,
+        Err(err) if crate::transport::is_body_timeout(&err) => {
             return Err(error_response(
                 StatusCode::REQUEST_TIMEOUT,
                 ErrorCode::Validation.as_str(),
                 "the request body did not arrive in time",
             ));
         }
-        Err(err) if err.downcast_ref::<LengthLimitError>().is_some() => {
+        Err(err) if std::error::Error::source(&err).is_some_and(|e| e.is::<LengthLimitError>()) => {
             return Err(error_response(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 ErrorCode::PayloadTooLarge.as_str(),

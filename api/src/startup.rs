@@ -274,6 +274,7 @@ impl Starting {
             metrics: Arc::new(Metrics::new(desk.commit_latency())?),
             serve_metrics: config.metrics,
             staff_origins: crate::cors::StaffOrigins::new(config.staff_origins.clone()),
+            trusted_proxies: crate::ratelimit::TrustedProxies::new(config.trusted_proxies.clone()),
         };
         gate.open(router(state, config.graphiql));
         tracing::info!("ready");
