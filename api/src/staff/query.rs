@@ -17,6 +17,7 @@ use crate::staff::conversation::{
     OverviewColumn, denied, load,
 };
 use crate::staff::directory::{Company, Group, Staff};
+use crate::staff::node::{Node, node};
 use crate::staff::notification::{Notification, NotificationConnection, NotificationEdge};
 use crate::staff::timeline::ActorRef;
 
@@ -138,6 +139,14 @@ impl Query {
     async fn conversation(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Conversation> {
         let me = me(ctx)?;
         load(ctx, me, parse(&id)?)
+    }
+
+    /// Any object by its id (Relay's refetch): a conversation answers
+    /// exactly as `conversation(id)` does; staff, groups and the company are
+    /// your company's; anything else is null with a `NOT_FOUND` error.
+    async fn node(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<Node>> {
+        let me = me(ctx)?;
+        node(ctx, me, &id).map(Some)
     }
 
     /// A group's conversations in three columns, as you may see them.

@@ -161,6 +161,14 @@ pub const CONVERSATION: &str = "query($id: ID!) { conversation(id: $id) {
     id status private effectivelyPrivate accessRule customerName
     assignee { id } publicMessageCount privateMessageCount } }";
 
+/// `node(id)`: any object by its id, as the viewer may see it.
+pub const NODE: &str = "query($id: ID!) { node(id: $id) { id
+    ... on Conversation { status } ... on Staff { name } ... on Group { name } ... on Company { name } } }";
+
+/// The customer schema's `node(id)`: only the caller's own conversation.
+pub const CUSTOMER_NODE: &str =
+    "query($id: ID!) { node(id: $id) { id ... on CustomerConversation { status } } }";
+
 pub const ASSIGN: &str = "mutation($c: ID!, $s: ID!, $k: String) {
     assignConversation(conversationId: $c, assigneeId: $s, idempotencyKey: $k) { conversationId conversation { status } } }";
 
