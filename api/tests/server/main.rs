@@ -16,6 +16,7 @@ mod graphiql;
 mod integrity;
 mod introspection;
 mod limits;
+mod list_paging;
 mod log_export;
 mod mutations;
 mod operations;
