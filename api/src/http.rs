@@ -440,6 +440,7 @@ async fn staff_ws(
     let endpoint = Endpoint {
         schema: app.staff_ws.clone(),
         parsed: app.parsed.clone(),
+        persisted: app.shared.persisted.clone(),
         limits: app.shared.limits,
         authenticate: Box::new(move |payload| {
             let token = payload_token(payload).or(header);
@@ -487,6 +488,7 @@ async fn customer_ws(
     let endpoint = Endpoint {
         schema: app.customer_ws.clone(),
         parsed: app.parsed.clone(),
+        persisted: app.shared.persisted.clone(),
         limits: app.shared.limits,
         authenticate: Box::new(move |payload| {
             let token = payload_token(payload).or(header);

@@ -20,6 +20,7 @@ mod list_paging;
 mod log_export;
 mod mutations;
 mod operations;
+mod persisted_queries;
 mod published_schema;
 mod rate_limits;
 mod report;
