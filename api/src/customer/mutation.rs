@@ -15,6 +15,7 @@ use crate::desk::start_command_id;
 use crate::error::{ApiError, ApiResult};
 use crate::graphql::enums::Channel;
 use crate::graphql::ids::parse;
+use crate::graphql::operations as op;
 use crate::ratelimit::ClientAddr;
 
 pub struct Mutation;
@@ -101,7 +102,7 @@ impl Mutation {
         };
         let executed = shared
             .desk
-            .execute_as(Actor::Customer(id), "startConversation", open, keyed)
+            .execute_as(Actor::Customer(id), op::START_CONVERSATION, open, keyed)
             .await?;
         // A retried key answers with the first attempt's conversation.
         let id = executed
@@ -152,7 +153,7 @@ impl Mutation {
         let executed = desk
             .execute(
                 Actor::Customer(me.conversation),
-                "sendMessage",
+                op::SEND_MESSAGE,
                 command,
                 idempotency_key.as_deref(),
             )
@@ -181,7 +182,7 @@ impl Mutation {
         let desk = &shared.desk;
         desk.execute(
             Actor::Customer(me.conversation),
-            "closeConversation",
+            op::CLOSE_CONVERSATION,
             Command::CloseConversation {
                 conversation: me.conversation,
             },

@@ -7,6 +7,7 @@ pub mod codes;
 pub mod cursor;
 pub mod enums;
 pub mod ids;
+pub mod operations;
 pub mod paging;
 pub mod parsed;
 pub mod prescan;

@@ -16,6 +16,7 @@ use crate::desk::Executed;
 use crate::error::{ApiError, ApiResult};
 use crate::graphql::enums::{Channel, MessageVisibility, Permission, Role, RoutingType};
 use crate::graphql::ids::{id, parse};
+use crate::graphql::operations as op;
 use crate::graphql::time::DateTime;
 use crate::staff::conversation::{Conversation, load_if_visible};
 use crate::staff::directory::{Company, Group, Staff};
@@ -138,7 +139,7 @@ impl Mutation {
         let customer = name(&customer_name)?;
         let (me, executed) = run(
             ctx,
-            "openConversation",
+            op::OPEN_CONVERSATION,
             |me| {
                 Ok(Command::OpenConversation {
                     company: me.company,
@@ -176,7 +177,7 @@ impl Mutation {
         let assignee: StaffId = parse(&assignee_id)?;
         let (me, _) = run(
             ctx,
-            "assignConversation",
+            op::ASSIGN_CONVERSATION,
             |_| {
                 Ok(Command::AssignConversation {
                     conversation,
@@ -201,7 +202,7 @@ impl Mutation {
         let staff: StaffId = parse(&staff_id)?;
         let (me, _) = run(
             ctx,
-            "inviteToRoom",
+            op::INVITE_TO_ROOM,
             |_| {
                 Ok(Command::InviteToRoom {
                     conversation,
@@ -229,7 +230,7 @@ impl Mutation {
         let body = MessageBody::parse(&body).map_err(|e| ApiError::validation(e.to_string()))?;
         let (me, executed) = run(
             ctx,
-            "sendMessage",
+            op::SEND_MESSAGE,
             |_| {
                 Ok(Command::SendMessage {
                     conversation,
@@ -270,7 +271,7 @@ impl Mutation {
         let conversation: ConversationId = parse(&conversation_id)?;
         let (me, _) = run(
             ctx,
-            "setConversationPrivacy",
+            op::SET_CONVERSATION_PRIVACY,
             |_| {
                 Ok(Command::SetConversationPrivacy {
                     conversation,
@@ -293,7 +294,7 @@ impl Mutation {
         let conversation: ConversationId = parse(&conversation_id)?;
         let (me, _) = run(
             ctx,
-            "closeConversation",
+            op::CLOSE_CONVERSATION,
             |_| Ok(Command::CloseConversation { conversation }),
             idempotency_key,
         )
@@ -311,7 +312,7 @@ impl Mutation {
         let conversation: ConversationId = parse(&conversation_id)?;
         let (me, _) = run(
             ctx,
-            "reopenConversation",
+            op::REOPEN_CONVERSATION,
             |_| Ok(Command::ReopenConversation { conversation }),
             idempotency_key,
         )
@@ -331,7 +332,7 @@ impl Mutation {
         let desk = &shared(ctx)?.desk;
         let (me, _) = run(
             ctx,
-            "updatePrivacySettings",
+            op::UPDATE_PRIVACY_SETTINGS,
             |me| {
                 let current = desk
                     .models()
@@ -368,7 +369,7 @@ impl Mutation {
             WidgetOrigins::parse(&origins).map_err(|e| ApiError::validation(e.to_string()))?;
         let (me, _) = run(
             ctx,
-            "setWidgetOrigins",
+            op::SET_WIDGET_ORIGINS,
             |me| {
                 Ok(Command::SetWidgetOrigins {
                     company: me.company,
@@ -393,7 +394,7 @@ impl Mutation {
         let group_name = self::name(&name)?;
         let (_, executed) = run(
             ctx,
-            "createGroup",
+            op::CREATE_GROUP,
             |me| {
                 Ok(Command::CreateGroup {
                     company: me.company,
@@ -428,7 +429,7 @@ impl Mutation {
         let group_name = self::name(&name)?;
         run(
             ctx,
-            "renameGroup",
+            op::RENAME_GROUP,
             |me| {
                 Ok(Command::RenameGroup {
                     company: me.company,
@@ -453,7 +454,7 @@ impl Mutation {
         let group: GroupId = parse(&group_id)?;
         run(
             ctx,
-            "setGroupRouting",
+            op::SET_GROUP_ROUTING,
             |me| {
                 Ok(Command::SetGroupRouting {
                     company: me.company,
@@ -478,7 +479,7 @@ impl Mutation {
         let (group, staff): (GroupId, StaffId) = (parse(&group_id)?, parse(&staff_id)?);
         run(
             ctx,
-            "addGroupMember",
+            op::ADD_GROUP_MEMBER,
             |me| {
                 Ok(Command::AddGroupMember {
                     company: me.company,
@@ -503,7 +504,7 @@ impl Mutation {
         let (group, staff): (GroupId, StaffId) = (parse(&group_id)?, parse(&staff_id)?);
         run(
             ctx,
-            "removeGroupMember",
+            op::REMOVE_GROUP_MEMBER,
             |me| {
                 Ok(Command::RemoveGroupMember {
                     company: me.company,
@@ -529,7 +530,7 @@ impl Mutation {
         let (group, staff): (GroupId, StaffId) = (parse(&group_id)?, parse(&staff_id)?);
         run(
             ctx,
-            "addGroupSupervisor",
+            op::ADD_GROUP_SUPERVISOR,
             |me| {
                 Ok(Command::AddGroupSupervisor {
                     company: me.company,
@@ -554,7 +555,7 @@ impl Mutation {
         let (group, staff): (GroupId, StaffId) = (parse(&group_id)?, parse(&staff_id)?);
         run(
             ctx,
-            "removeGroupSupervisor",
+            op::REMOVE_GROUP_SUPERVISOR,
             |me| {
                 Ok(Command::RemoveGroupSupervisor {
                     company: me.company,
@@ -580,7 +581,7 @@ impl Mutation {
         let staff_name = self::name(&name)?;
         let (_, executed) = run(
             ctx,
-            "addStaff",
+            op::ADD_STAFF,
             |me| {
                 Ok(Command::AddStaff {
                     company: me.company,
@@ -615,7 +616,7 @@ impl Mutation {
         let role: DomainRole = role.into();
         run(
             ctx,
-            "changeRole",
+            op::CHANGE_ROLE,
             |me| {
                 Ok(Command::ChangeRole {
                     company: me.company,
@@ -640,7 +641,7 @@ impl Mutation {
         let staff: StaffId = parse(&staff_id)?;
         run(
             ctx,
-            "grantPermission",
+            op::GRANT_PERMISSION,
             |me| {
                 Ok(Command::GrantPermission {
                     company: me.company,
@@ -665,7 +666,7 @@ impl Mutation {
         let staff: StaffId = parse(&staff_id)?;
         run(
             ctx,
-            "revokePermission",
+            op::REVOKE_PERMISSION,
             |me| {
                 Ok(Command::RevokePermission {
                     company: me.company,
@@ -690,7 +691,7 @@ impl Mutation {
         let staff: StaffId = parse(&staff_id)?;
         run(
             ctx,
-            "deactivateStaff",
+            op::DEACTIVATE_STAFF,
             |me| {
                 Ok(Command::DeactivateStaff {
                     company: me.company,
@@ -724,7 +725,7 @@ impl Mutation {
         }
         let (me, _) = run(
             ctx,
-            "markNotificationsRead",
+            op::MARK_NOTIFICATIONS_READ,
             |me| {
                 Ok(Command::MarkNotificationsRead {
                     company: me.company,
