@@ -22,10 +22,26 @@ pub struct Mutation;
 
 /// A new conversation and the token to follow it with.
 #[derive(SimpleObject)]
-#[graphql(serial)]
+#[graphql(name = "StartConversationPayload", serial)]
 pub struct StartedConversation {
     /// Send it as `Authorization: Bearer <token>` from now on.
     pub token: String,
+    pub conversation: CustomerConversation,
+}
+
+/// The result of `sendMessage`.
+#[derive(SimpleObject)]
+#[graphql(serial)]
+pub struct CustomerMessagePayload {
+    /// The stored message (the first one, for a retried idempotency key).
+    pub message: CustomerMessage,
+}
+
+/// The result of `closeConversation`.
+#[derive(SimpleObject)]
+#[graphql(serial)]
+pub struct CustomerConversationPayload {
+    /// Your conversation as it is now.
     pub conversation: CustomerConversation,
 }
 
@@ -135,7 +151,7 @@ impl Mutation {
         ctx: &Context<'_>,
         body: String,
         idempotency_key: Option<String>,
-    ) -> ApiResult<CustomerMessage> {
+    ) -> ApiResult<CustomerMessagePayload> {
         let me = customer(ctx)?;
         let body = MessageBody::parse(&body).map_err(|e| ApiError::validation(e.to_string()))?;
         let shared = shared(ctx)?;
@@ -163,6 +179,7 @@ impl Mutation {
             .iter()
             .find(|r| matches!(r.event, Event::MessagePosted(_)))
             .and_then(|r| message(desk, r))
+            .map(|message| CustomerMessagePayload { message })
             .ok_or_else(|| ApiError::internal("customer sendMessage", "no message event"))
     }
 
@@ -172,7 +189,7 @@ impl Mutation {
         &self,
         ctx: &Context<'_>,
         idempotency_key: Option<String>,
-    ) -> ApiResult<CustomerConversation> {
+    ) -> ApiResult<CustomerConversationPayload> {
         let me = customer(ctx)?;
         let shared = shared(ctx)?;
         shared
@@ -189,6 +206,8 @@ impl Mutation {
             idempotency_key.as_deref(),
         )
         .await?;
-        conversation(desk, me.conversation)
+        Ok(CustomerConversationPayload {
+            conversation: conversation(desk, me.conversation)?,
+        })
     }
 }

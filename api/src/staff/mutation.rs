@@ -85,21 +85,45 @@ pub struct MessagePayload {
 
 /// The result of `markNotificationsRead`.
 #[derive(SimpleObject)]
-#[graphql(serial)]
+#[graphql(name = "MarkNotificationsReadPayload", serial)]
 pub struct NotificationsRead {
     pub unread_count: u64,
 }
 
 /// A token minted by `issueStaffToken`.
 #[derive(SimpleObject)]
-#[graphql(serial)]
+#[graphql(name = "IssueStaffTokenPayload", serial)]
 pub struct IssuedToken {
     pub token: String,
     pub staff: Staff,
     pub expires_at: DateTime,
 }
 
-fn staff_now(ctx: &Context<'_>, staff: StaffId) -> ApiResult<Staff> {
+/// The result of a mutation on the company's settings.
+#[derive(SimpleObject)]
+#[graphql(serial)]
+pub struct CompanyPayload {
+    /// The company as it is now.
+    pub company: Company,
+}
+
+/// The result of a mutation on a group.
+#[derive(SimpleObject)]
+#[graphql(serial)]
+pub struct GroupPayload {
+    /// The group as it is now.
+    pub group: Group,
+}
+
+/// The result of a mutation on a staff member.
+#[derive(SimpleObject)]
+#[graphql(serial)]
+pub struct StaffPayload {
+    /// The staff member as they are now.
+    pub staff: Staff,
+}
+
+fn staff_now(ctx: &Context<'_>, staff: StaffId) -> ApiResult<StaffPayload> {
     let desk = &shared(ctx)?.desk;
     let models = desk.models();
     models
@@ -107,11 +131,11 @@ fn staff_now(ctx: &Context<'_>, staff: StaffId) -> ApiResult<Staff> {
         .staff
         .get(&staff)
         .cloned()
-        .map(Staff)
+        .map(|s| StaffPayload { staff: Staff(s) })
         .ok_or(DomainError::NotFound(Missing::Staff).into())
 }
 
-fn group_now(ctx: &Context<'_>, group: GroupId) -> ApiResult<Group> {
+fn group_now(ctx: &Context<'_>, group: GroupId) -> ApiResult<GroupPayload> {
     let desk = &shared(ctx)?.desk;
     let models = desk.models();
     models
@@ -119,7 +143,7 @@ fn group_now(ctx: &Context<'_>, group: GroupId) -> ApiResult<Group> {
         .groups
         .get(&group)
         .cloned()
-        .map(Group)
+        .map(|g| GroupPayload { group: Group(g) })
         .ok_or(DomainError::NotFound(Missing::Group).into())
 }
 
@@ -328,7 +352,7 @@ impl Mutation {
         private_conversations_enabled: Option<bool>,
         new_conversations_private: Option<bool>,
         idempotency_key: Option<String>,
-    ) -> ApiResult<Company> {
+    ) -> ApiResult<CompanyPayload> {
         let desk = &shared(ctx)?.desk;
         let (me, _) = run(
             ctx,
@@ -352,7 +376,9 @@ impl Mutation {
             idempotency_key,
         )
         .await?;
-        Company::current(desk, me.company)
+        Ok(CompanyPayload {
+            company: Company::current(desk, me.company)?,
+        })
     }
 
     /// Owner and admins. Replaces the list of origins (`scheme://host[:port]`,
@@ -364,7 +390,7 @@ impl Mutation {
         ctx: &Context<'_>,
         origins: Vec<String>,
         idempotency_key: Option<String>,
-    ) -> ApiResult<Company> {
+    ) -> ApiResult<CompanyPayload> {
         let parsed =
             WidgetOrigins::parse(&origins).map_err(|e| ApiError::validation(e.to_string()))?;
         let (me, _) = run(
@@ -380,7 +406,9 @@ impl Mutation {
         )
         .await?;
         let desk = &shared(ctx)?.desk;
-        Company::current(desk, me.company)
+        Ok(CompanyPayload {
+            company: Company::current(desk, me.company)?,
+        })
     }
 
     #[graphql(complexity = "crate::config::MUTATION_COST")]
@@ -390,7 +418,7 @@ impl Mutation {
         name: String,
         routing: RoutingType,
         idempotency_key: Option<String>,
-    ) -> ApiResult<Group> {
+    ) -> ApiResult<GroupPayload> {
         let group_name = self::name(&name)?;
         let (_, executed) = run(
             ctx,
@@ -424,7 +452,7 @@ impl Mutation {
         group_id: ID,
         name: String,
         idempotency_key: Option<String>,
-    ) -> ApiResult<Group> {
+    ) -> ApiResult<GroupPayload> {
         let group: GroupId = parse(&group_id)?;
         let group_name = self::name(&name)?;
         run(
@@ -450,7 +478,7 @@ impl Mutation {
         group_id: ID,
         routing: RoutingType,
         idempotency_key: Option<String>,
-    ) -> ApiResult<Group> {
+    ) -> ApiResult<GroupPayload> {
         let group: GroupId = parse(&group_id)?;
         run(
             ctx,
@@ -475,7 +503,7 @@ impl Mutation {
         group_id: ID,
         staff_id: ID,
         idempotency_key: Option<String>,
-    ) -> ApiResult<Group> {
+    ) -> ApiResult<GroupPayload> {
         let (group, staff): (GroupId, StaffId) = (parse(&group_id)?, parse(&staff_id)?);
         run(
             ctx,
@@ -500,7 +528,7 @@ impl Mutation {
         group_id: ID,
         staff_id: ID,
         idempotency_key: Option<String>,
-    ) -> ApiResult<Group> {
+    ) -> ApiResult<GroupPayload> {
         let (group, staff): (GroupId, StaffId) = (parse(&group_id)?, parse(&staff_id)?);
         run(
             ctx,
@@ -526,7 +554,7 @@ impl Mutation {
         group_id: ID,
         staff_id: ID,
         idempotency_key: Option<String>,
-    ) -> ApiResult<Group> {
+    ) -> ApiResult<GroupPayload> {
         let (group, staff): (GroupId, StaffId) = (parse(&group_id)?, parse(&staff_id)?);
         run(
             ctx,
@@ -551,7 +579,7 @@ impl Mutation {
         group_id: ID,
         staff_id: ID,
         idempotency_key: Option<String>,
-    ) -> ApiResult<Group> {
+    ) -> ApiResult<GroupPayload> {
         let (group, staff): (GroupId, StaffId) = (parse(&group_id)?, parse(&staff_id)?);
         run(
             ctx,
@@ -577,7 +605,7 @@ impl Mutation {
         name: String,
         role: Role,
         idempotency_key: Option<String>,
-    ) -> ApiResult<Staff> {
+    ) -> ApiResult<StaffPayload> {
         let staff_name = self::name(&name)?;
         let (_, executed) = run(
             ctx,
@@ -611,7 +639,7 @@ impl Mutation {
         staff_id: ID,
         role: Role,
         idempotency_key: Option<String>,
-    ) -> ApiResult<Staff> {
+    ) -> ApiResult<StaffPayload> {
         let staff: StaffId = parse(&staff_id)?;
         let role: DomainRole = role.into();
         run(
@@ -637,7 +665,7 @@ impl Mutation {
         staff_id: ID,
         permission: Permission,
         idempotency_key: Option<String>,
-    ) -> ApiResult<Staff> {
+    ) -> ApiResult<StaffPayload> {
         let staff: StaffId = parse(&staff_id)?;
         run(
             ctx,
@@ -662,7 +690,7 @@ impl Mutation {
         staff_id: ID,
         permission: Permission,
         idempotency_key: Option<String>,
-    ) -> ApiResult<Staff> {
+    ) -> ApiResult<StaffPayload> {
         let staff: StaffId = parse(&staff_id)?;
         run(
             ctx,
@@ -687,7 +715,7 @@ impl Mutation {
         ctx: &Context<'_>,
         staff_id: ID,
         idempotency_key: Option<String>,
-    ) -> ApiResult<Staff> {
+    ) -> ApiResult<StaffPayload> {
         let staff: StaffId = parse(&staff_id)?;
         run(
             ctx,

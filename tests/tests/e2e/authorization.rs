@@ -431,7 +431,7 @@ async fn run_cell(
         // The values Acme already has: an allowed call changes nothing there.
         "updatePrivacySettings" => answer(
             &staff(
-                "mutation { updatePrivacySettings(privateConversationsEnabled: true, newConversationsPrivate: true) { id } }",
+                "mutation { updatePrivacySettings(privateConversationsEnabled: true, newConversationsPrivate: true) { company { id } } }",
                 json!({}),
             )
             .await,
@@ -439,21 +439,21 @@ async fn run_cell(
         // The list every company has until it sets one: allowed calls change nothing.
         "setWidgetOrigins" => answer(
             &staff(
-                "mutation { setWidgetOrigins(origins: []) { id } }",
+                "mutation { setWidgetOrigins(origins: []) { company { id } } }",
                 json!({}),
             )
             .await,
         ),
         "createGroup" => answer(
             &staff(
-                "mutation($n: String!) { createGroup(name: $n, routing: BROADCAST) { id } }",
+                "mutation($n: String!) { createGroup(name: $n, routing: BROADCAST) { group { id } } }",
                 json!({ "n": format!("Cell group {n}") }),
             )
             .await,
         ),
         "addStaff" => answer(
             &staff(
-                "mutation($n: String!) { addStaff(name: $n, role: AGENT) { id } }",
+                "mutation($n: String!) { addStaff(name: $n, role: AGENT) { staff { id } } }",
                 json!({ "n": format!("Cell hire {n}") }),
             )
             .await,
@@ -518,7 +518,7 @@ async fn run_cell(
         }
         "customer.sendMessage" => {
             let before = world.owners_view(case).await["publicMessageCount"].clone();
-            let reply = customer("mutation { sendMessage(body: \"More words\") { id } }").await;
+            let reply = customer("mutation { sendMessage(body: \"More words\") { message { id } } }").await;
             let after = world.owners_view(case).await["publicMessageCount"].clone();
             match answer(&reply).as_str() {
                 "ok" if before != after => "ok".to_owned(),
@@ -527,7 +527,7 @@ async fn run_cell(
             }
         }
         "customer.close" => {
-            let reply = customer("mutation { closeConversation { id } }").await;
+            let reply = customer("mutation { closeConversation { conversation { id } } }").await;
             let status = world.owners_view(case).await["status"].clone();
             match answer(&reply).as_str() {
                 "ok" if status == "CLOSED" => "ok".to_owned(),
