@@ -297,6 +297,7 @@ async fn admit(app: &AppState, body: Body) -> Result<async_graphql::Request, Res
             refused,
         ])));
     }
+    crate::graphql::parsed::bound_persisted(&mut request);
     app.parsed.prepare(&mut request);
     Ok(request)
 }

@@ -468,6 +468,7 @@ where
         if let Err(refusal) = check_request(&request, &self.request_limits) {
             return Ok(self.refuse(&id, refusal).await);
         }
+        crate::graphql::parsed::bound_persisted(&mut request);
         let subscription = match self.parsed.document(&request.query) {
             Some(document) => {
                 let subscription = is_subscription(&document, request.operation_name.as_deref());

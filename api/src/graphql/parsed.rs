@@ -25,7 +25,10 @@
 //! runs it, and an unknown hash answers `PersistedQueryNotFound`. The text
 //! was admitted by `prescan` when it came (the limits do not change while
 //! the server runs), so a hash stands only for a text that passed them.
-//! At most [`PERSISTED_CAPACITY`] documents, least recently used first out.
+//! At most [`PERSISTED_CAPACITY`] documents, least recently used first out,
+//! of texts of at most [`ParsedQueries::MAX_QUERY_BYTES`]: a longer text
+//! runs, but is not persisted ([`bound_persisted`]), so its hash alone stays
+//! unknown and the client keeps sending the text.
 
 use std::num::NonZeroUsize;
 use std::sync::Mutex;
@@ -46,7 +49,15 @@ impl std::fmt::Debug for PersistedQueries {
 }
 
 /// How many persisted documents the server keeps.
-pub const PERSISTED_CAPACITY: usize = 512;
+pub const PERSISTED_CAPACITY: usize = 256;
+
+/// Runs a text too long to persist as a plain request: drops its
+/// `persistedQuery` so the extension neither stores nor checks it.
+pub fn bound_persisted(request: &mut async_graphql::Request) {
+    if request.query.len() > ParsedQueries::MAX_QUERY_BYTES {
+        request.extensions.remove("persistedQuery");
+    }
+}
 
 /// An empty store of persisted queries.
 pub fn persisted_queries() -> PersistedQueries {

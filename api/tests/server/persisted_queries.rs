@@ -92,6 +92,26 @@ async fn a_hash_runs_its_query_once_the_query_came_with_it() {
     )
     .await;
     assert_eq!(message(&reply), "PersistedQueryNotFound");
+    // A text too long to keep runs, but its hash stays unknown.
+    let long = format!("{{ me {{ id }} {} }}", "me { name } ".repeat(800));
+    assert!(long.len() > 8 * 1024);
+    let lh = hash(&long);
+    let reply = post(
+        &app,
+        "/graphql",
+        &owner,
+        json!({ "query": long, "extensions": persisted(&lh) }),
+    )
+    .await;
+    assert!(reply.data()["me"]["id"].is_string(), "{}", reply.body);
+    let reply = post(
+        &app,
+        "/graphql",
+        &owner,
+        json!({ "extensions": persisted(&lh) }),
+    )
+    .await;
+    assert_eq!(message(&reply), "PersistedQueryNotFound", "{}", reply.body);
     // Only version 1.
     let body = json!({ "query": ME, "extensions": { "persistedQuery": { "version": 2, "sha256Hash": h } } });
     let reply = post(&app, "/graphql", &owner, body).await;
