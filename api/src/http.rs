@@ -305,6 +305,7 @@ async fn admit(app: &AppState, body: Body) -> Result<async_graphql::Request, Res
             refused,
         ])));
     }
+    crate::graphql::parsed::bound_persisted(&mut request);
     app.parsed.prepare(&mut request);
     Ok(request)
 }
@@ -448,6 +449,7 @@ async fn staff_ws(
     let endpoint = Endpoint {
         schema: app.staff_ws.clone(),
         parsed: app.parsed.clone(),
+        persisted: app.shared.persisted.clone(),
         limits: app.shared.limits,
         authenticate: Box::new(move |payload| {
             let token = payload_token(payload).or(header);
@@ -495,6 +497,7 @@ async fn customer_ws(
     let endpoint = Endpoint {
         schema: app.customer_ws.clone(),
         parsed: app.parsed.clone(),
+        persisted: app.shared.persisted.clone(),
         limits: app.shared.limits,
         authenticate: Box::new(move |payload| {
             let token = payload_token(payload).or(header);

@@ -262,6 +262,7 @@ impl Starting {
             tokens: tokens.clone(),
             limits: config.limits,
             limiters: Arc::new(Limiters::new(&config.rate_limits)),
+            persisted: crate::graphql::parsed::persisted_queries(),
         };
         let state = AppState {
             staff: staff::schema(shared.clone(), config.introspection),

@@ -44,10 +44,11 @@ use tokio_stream::StreamMap;
 
 use crate::config::Limits;
 use crate::graphql::codes::add_code;
-use crate::graphql::parsed::ParsedQueries;
+use crate::graphql::parsed::{ParsedQueries, PersistedQueries};
 use crate::graphql::prescan::check_request;
 use crate::http::error_response;
 use crate::transport::{ConnectionPlace, TransportLimits, deadline_after};
+use async_graphql::extensions::apollo_persisted_queries::CacheStorage;
 
 /// The one subprotocol served.
 pub const PROTOCOL: &str = "graphql-transport-ws";
@@ -166,6 +167,8 @@ pub type Authenticate = Box<dyn FnOnce(&Value) -> Option<Session> + Send>;
 pub struct Endpoint<Q, M, S> {
     pub schema: Schema<Q, M, S>,
     pub parsed: Arc<ParsedQueries>,
+    /// The persisted queries the schema's extension runs hashes from.
+    pub persisted: PersistedQueries,
     pub limits: Limits,
     pub authenticate: Authenticate,
 }
@@ -214,6 +217,7 @@ where
     let Endpoint {
         schema,
         parsed,
+        persisted,
         limits: request_limits,
         authenticate,
     } = endpoint;
@@ -228,6 +232,7 @@ where
                 socket,
                 schema,
                 parsed,
+                persisted,
                 request_limits,
                 limits,
                 stop,
@@ -291,6 +296,7 @@ struct Connection<Q, M, S> {
     socket: WebSocket,
     schema: Schema<Q, M, S>,
     parsed: Arc<ParsedQueries>,
+    persisted: PersistedQueries,
     /// What one request may ask (checked by the pre-scan).
     request_limits: Limits,
     limits: TransportLimits,
@@ -462,12 +468,25 @@ where
         if let Err(refusal) = check_request(&request, &self.request_limits) {
             return Ok(self.refuse(&id, refusal).await);
         }
+        crate::graphql::parsed::bound_persisted(&mut request);
         let subscription = match self.parsed.document(&request.query) {
             Some(document) => {
                 let subscription = is_subscription(&document, request.operation_name.as_deref());
                 request.set_parsed_query(document);
                 subscription
             }
+            // A persisted query's hash alone: its stored document says
+            // (the schema's extension runs it, or answers
+            // `PersistedQueryNotFound`).
+            None if request.query.is_empty() => match persisted_hash(&request) {
+                Some(hash) => self
+                    .persisted
+                    .0
+                    .get(hash)
+                    .await
+                    .is_some_and(|d| is_subscription(&d, request.operation_name.as_deref())),
+                None => false,
+            },
             // The schema answers the syntax error itself, at once.
             None => false,
         };
@@ -564,12 +583,27 @@ fn too_big(err: &axum::Error) -> bool {
         .is_some_and(|err| matches!(err, tungstenite::Error::Capacity(_)))
 }
 
+/// The hash of a request's `extensions.persistedQuery`, if it names one.
+fn persisted_hash(request: &async_graphql::Request) -> Option<String> {
+    match request.extensions.get("persistedQuery")? {
+        async_graphql::Value::Object(fields) => match fields.get("sha256Hash")? {
+            async_graphql::Value::String(hash) => Some(hash.clone()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 /// Whether the operation a request runs is a subscription (a document with
 /// several operations and no name is not: the schema refuses it at once).
+/// A document's one named operation is run without its name too.
 fn is_subscription(document: &ExecutableDocument, name: Option<&str>) -> bool {
     let operation = match (&document.operations, name) {
         (DocumentOperations::Single(operation), _) => Some(operation),
         (DocumentOperations::Multiple(operations), Some(name)) => operations.get(name),
+        (DocumentOperations::Multiple(operations), None) if operations.len() == 1 => {
+            operations.values().next()
+        }
         (DocumentOperations::Multiple(_), None) => None,
     };
     operation.is_some_and(|op| op.node.ty == OperationType::Subscription)

@@ -203,7 +203,7 @@ async fn customer_mutations_are_limited_per_conversation() {
         .as_str()
         .unwrap()
         .to_owned();
-    let send = "mutation { sendMessage(body: \"more\") { id } }";
+    let send = "mutation { sendMessage(body: \"more\") { message { id } } }";
     for _ in 0..2 {
         let sent = app.customer(Some(&token), send, json!({})).await;
         assert_eq!(sent.code(), None, "{:?}", sent.body);
