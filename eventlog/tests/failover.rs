@@ -94,7 +94,7 @@ async fn writer(log: PgEventLog, id: u64, stop: Arc<AtomicBool>, acks: Arc<Atomi
     let mut n = 0u64;
     while !stop.load(Ordering::Relaxed) {
         n += 1;
-        let shared = version > 0 && n % 4 == 0;
+        let shared = version > 0 && n.is_multiple_of(4);
         let (target, expected, event) = if shared {
             let s = 1000 + id % SHARED_STREAMS;
             (
