@@ -358,6 +358,8 @@ struct Figures {
     deduplicated: u64,
     tail_errors: u64,
     kill_after_ms: u64,
+    /// Acknowledged by the promoted standby (the same log instances).
+    after_promotion: u64,
     resolve_ms: u128,
     seconds: f64,
 }
@@ -366,13 +368,14 @@ impl std::fmt::Display for Figures {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "seed {}, resolve_timeout {} ms, killed after {} ms: {} acknowledged, {} unknown outcomes, {} failed \
+            "seed {}, resolve_timeout {} ms, killed after {} ms: {} acknowledged ({} after the promotion), {} unknown outcomes, {} failed \
              attempts (retried), {} acknowledged as duplicates of an earlier attempt, {} tail \
              read errors, {:.1} s",
             self.seed,
             self.resolve_ms,
             self.kill_after_ms,
             self.acknowledged,
+            self.after_promotion,
             self.unknown,
             self.failed,
             self.deduplicated,
@@ -424,6 +427,7 @@ async fn round(synchronous: bool, seed: u64) -> (Findings, Figures) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     stop.store(true, Ordering::Relaxed);
+    let after_promotion = acks.load(Ordering::Relaxed) - at_promotion;
     let mut journals = Vec::new();
     for writer in writers {
         journals.push(writer.await.unwrap());
@@ -444,6 +448,7 @@ async fn round(synchronous: bool, seed: u64) -> (Findings, Figures) {
         deduplicated: journals.iter().map(|j| j.deduplicated).sum(),
         tail_errors: followed.errors,
         kill_after_ms: kill_after,
+        after_promotion,
         resolve_ms: resolve_timeout.as_millis(),
         seconds: started.elapsed().as_secs_f64(),
     };
@@ -471,6 +476,11 @@ async fn acknowledged_appends_survive_the_primary_killed_under_load() {
         let (findings, figures) = round(true, seed.wrapping_add(n)).await;
         eprintln!("failover round {n}: {figures}, head {}", findings.head);
         assert!(figures.acknowledged > 0, "no append was acknowledged");
+        // The log instances followed the promotion by themselves.
+        assert!(
+            figures.after_promotion > 0,
+            "nothing was acknowledged after the promotion"
+        );
         assert!(
             findings.is_clean(),
             "round {n} (seed {}): {findings:#?}",
