@@ -140,13 +140,25 @@ impl PgCluster {
             // Some may have exited meanwhile: ignore the status.
             let _ = Command::new("kill").arg("-KILL").args(&pids).output();
         }
+        // Children outlive a dead parent only as orphans: its group's members.
+        let survivors = || {
+            let mut left = children(pid);
+            left.extend(processes(|fields| {
+                fields.get(2).and_then(|g| g.parse::<u32>().ok()) == Some(pid)
+            }));
+            if alive(pid) {
+                left.push(pid);
+            }
+            left
+        };
         for _ in 0..500 {
-            if !alive(pid) && children(pid).is_empty() {
+            if survivors().is_empty() {
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
-        assert!(!alive(pid), "the postmaster {pid} survived SIGKILL");
+        let left = survivors();
+        assert!(left.is_empty(), "processes {left:?} survived SIGKILL");
         self.running = false;
     }
 
@@ -444,16 +456,21 @@ fn stat_fields(pid: u32) -> Option<Vec<String>> {
 
 /// The running children of `pid`.
 fn children(pid: u32) -> Vec<u32> {
+    processes(|fields| fields.get(1).and_then(|p| p.parse::<u32>().ok()) == Some(pid))
+}
+
+/// The running processes whose `/proc/<pid>/stat` fields (after the command
+/// name) match.
+fn processes(matches: impl Fn(&[String]) -> bool) -> Vec<u32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
     entries
         .flatten()
         .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&child| {
-            stat_fields(child).is_some_and(|fields| {
-                fields.first().is_some_and(|state| state != "Z")
-                    && fields.get(1).and_then(|p| p.parse::<u32>().ok()) == Some(pid)
+        .filter(|&process| {
+            stat_fields(process).is_some_and(|fields| {
+                fields.first().is_some_and(|state| state != "Z") && matches(&fields)
             })
         })
         .collect()
