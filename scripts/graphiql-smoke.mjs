@@ -8,7 +8,7 @@ import path from 'node:path';
 const require = createRequire(path.join(process.env.NODE_PATH, 'x.js'));
 const puppeteer = require('puppeteer-core');
 
-const [pageUrl, token, shot, profile] = process.argv.slice(2);
+const [pageUrl, token, shot, profile, conversation] = process.argv.slice(2);
 const origin = new URL(pageUrl).origin;
 const wsOrigin = origin.replace(/^http/, 'ws');
 
@@ -58,6 +58,42 @@ try {
   if (!me || me.role !== 'OWNER') failures.push(`unexpected answer: ${text}`);
   await page.screenshot({ path: shot });
   console.log(`screenshot: ${shot}`);
+
+  // A subscription in GraphiQL (graphql-ws, the headers editor's token as
+  // connection params), receiving a message sent by a mutation from outside.
+  if (conversation) {
+    const body = `graphiql ${Date.now()}`;
+    await page.evaluate((conversation) => {
+      document.querySelector('.graphiql-query-editor .CodeMirror').CodeMirror.setValue(
+        `subscription Events {\n  conversationEvents(conversationId: "${conversation}") {\n` +
+        '    __typename\n    ... on PrivateMessage { body }\n  }\n}\n');
+    }, conversation);
+    // GraphiQL picks up the new operation's name after a debounce.
+    await new Promise((r) => setTimeout(r, 1000));
+    await page.click('.graphiql-execute-button');
+    await new Promise((r) => setTimeout(r, 1000));
+    const sent = await fetch(new URL('/graphql', pageUrl), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: JSON.stringify({
+        query: 'mutation($c: ID!, $b: String!) { sendMessage(conversationId: $c, body: $b, visibility: PRIVATE) { __typename } }',
+        variables: { c: conversation, b: body },
+      }),
+    });
+    if (!sent.ok) failures.push(`the mutation failed: ${sent.status}`);
+    try {
+      const event = await page.waitForFunction((body) => {
+        const response = document.querySelector('.graphiql-response .CodeMirror');
+        const text = response && response.CodeMirror.getValue();
+        return text && text.includes(body) ? text : null;
+      }, { timeout: 10000 }, body);
+      console.log(`subscription: ${await event.jsonValue()}`);
+    } catch (err) {
+      const shown = await page.evaluate(
+        () => document.querySelector('.graphiql-response .CodeMirror')?.CodeMirror.getValue());
+      failures.push(`the subscription showed no event (${err.message}); response pane: ${shown}`);
+    }
+  }
 
   const foreign = requests.filter(
     (u) => !u.startsWith(origin + '/') && !u.startsWith(wsOrigin + '/') && !u.startsWith('data:'));

@@ -2,7 +2,8 @@
 # GraphiQL in a real browser, offline: starts `backchannel serve --demo` on
 # loopback, opens the staff GraphiQL page in headless Chromium, pastes the
 # demo owner's token in the headers editor, runs `{ me { … } }` and checks
-# the answer shows in the page, that every request the browser made went to
+# the answer shows in the page, then runs a `conversationEvents` subscription
+# in GraphiQL and checks it shows the message a mutation sends; that every request the browser made went to
 # the server's own origin, and that the console logged no error. Saves a
 # screenshot (default /tmp/graphiql-smoke.png). Not part of `cargo test`.
 #
@@ -51,6 +52,7 @@ done
 # The line after "  owner  Olivia … (id)" holds the owner's token.
 token="$(awk '/^  owner /{getline; print $1; exit}' "$work/serve.log")"
 [[ -n "$token" ]] || { echo "no owner token in the demo output" >&2; cat "$work/serve.log"; exit 1; }
+conversation="$(awk '/^  customer /{print $3; exit}' "$work/serve.log")"
 
 NODE_PATH="$cache/node_modules" node "$root/scripts/graphiql-smoke.mjs" \
-  "http://127.0.0.1:$port/" "$token" "$shot" "$work/profile"
+  "http://127.0.0.1:$port/" "$token" "$shot" "$work/profile" "$conversation"

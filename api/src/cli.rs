@@ -130,6 +130,12 @@ pub struct ServeArgs {
     #[arg(long, env = "BACKCHANNEL_STAFF_ORIGINS", value_delimiter = ',',
           value_parser = parse_origin)]
     pub staff_origins: Vec<WebOrigin>,
+    /// Reverse proxies (addresses or CIDR ranges, comma separated) whose
+    /// X-Forwarded-For names the client, for the per-address rate limits.
+    /// Default: none (the header is ignored; the TCP peer is the client).
+    #[arg(long = "trusted-proxy", env = "BACKCHANNEL_TRUSTED_PROXIES", value_delimiter = ',',
+          value_name = "CIDR", value_parser = crate::ratelimit::parse_trusted_proxy)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Load the demo company and print a token for each role.
     #[arg(long, env = "BACKCHANNEL_DEMO", value_parser = BoolishValueParser::new())]
     pub demo: bool,
@@ -222,6 +228,7 @@ impl ServeArgs {
         };
         config.demo = self.demo;
         config.staff_origins = self.staff_origins.clone();
+        config.trusted_proxies = self.trusted_proxies.clone();
         config.transport = self.transport.limits();
         config
     }

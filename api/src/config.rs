@@ -90,6 +90,8 @@ pub struct Config {
     pub metrics: bool,
     /// Browser origins the staff desk may call `/graphql` from (CORS).
     pub staff_origins: Vec<WebOrigin>,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (rate limits).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Config {
@@ -110,6 +112,7 @@ impl Config {
             demo: false,
             metrics: true,
             staff_origins: Vec::new(),
+            trusted_proxies: Vec::new(),
         }
     }
 

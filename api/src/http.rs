@@ -18,7 +18,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use backchannel_domain::ErrorCode;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::LengthLimitError;
 use serde_json::json;
 use tower_http::trace::TraceLayer;
 
@@ -29,7 +29,7 @@ use crate::customer::CustomerSchema;
 use crate::graphql::parsed::ParsedQueries;
 use crate::graphql::prescan::check_request;
 use crate::metrics::Metrics;
-use crate::ratelimit::{ClientAddr, RetryAfter};
+use crate::ratelimit::{ClientAddr, RetryAfter, TrustedProxies};
 use crate::staff::StaffSchema;
 use crate::transport::ConnectionPlace;
 use crate::websocket::{self, Endpoint, Session, Sockets};
@@ -56,6 +56,8 @@ pub struct AppState {
     pub staff_origins: StaffOrigins,
     /// `/readyz` is 503 beyond this lag (`Config::ready_max_lag`).
     pub ready_max_lag: u64,
+    /// Whose `X-Forwarded-For` names the client (`ratelimit::ClientAddr`).
+    pub trusted_proxies: TrustedProxies,
 }
 
 pub fn router(state: AppState, graphiql: bool) -> Router {
@@ -84,7 +86,11 @@ pub fn router(state: AppState, graphiql: bool) -> Router {
     if graphiql {
         router = router.merge(crate::graphiql::routes());
     }
-    router.layer(TraceLayer::new_for_http()).with_state(state)
+    let trusted = Extension(state.trusted_proxies.clone());
+    router
+        .layer(trusted)
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
 }
 
 async fn healthz() -> &'static str {
@@ -140,16 +146,18 @@ pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response
 
 /// Reads one GraphQL request from the body, or answers the refusal.
 async fn read_request(body: Body, limit: usize) -> Result<async_graphql::Request, Response> {
-    let bytes: Bytes = match Limited::new(body, limit).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(err) if crate::transport::is_body_timeout(err.as_ref()) => {
+    // axum's `to_bytes` bounds the read (http-body-util's `Limited`); its
+    // error wraps the cause, told apart here for the answer.
+    let bytes: Bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => bytes,
+        Err(err) if crate::transport::is_body_timeout(&err) => {
             return Err(error_response(
                 StatusCode::REQUEST_TIMEOUT,
                 ErrorCode::Validation.as_str(),
                 "the request body did not arrive in time",
             ));
         }
-        Err(err) if err.downcast_ref::<LengthLimitError>().is_some() => {
+        Err(err) if std::error::Error::source(&err).is_some_and(|e| e.is::<LengthLimitError>()) => {
             return Err(error_response(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 ErrorCode::PayloadTooLarge.as_str(),
@@ -202,7 +210,7 @@ where
     let started = Instant::now();
     let mut request = request;
     let operation = operation_name(&mut request);
-    let mutation = is_mutation(&mut request);
+    let mutation = is_mutation(app, &mut request).await;
     let appended = crate::position::Appended::default();
     let request = request.data(appended.clone());
     // Validation runs synchronously in the first poll (the admission check
@@ -279,13 +287,29 @@ fn operation_name(request: &mut async_graphql::Request) -> Option<String> {
     }
 }
 
-/// Whether the request runs a mutation (by its prepared document).
-fn is_mutation(request: &mut async_graphql::Request) -> bool {
+/// Whether the request runs a mutation: by its prepared document, or for a
+/// persisted query's hash alone, by the stored document.
+async fn is_mutation(app: &AppState, request: &mut async_graphql::Request) -> bool {
+    use async_graphql::extensions::apollo_persisted_queries::CacheStorage;
     let name = request.operation_name.clone();
-    request.parsed_query().is_ok_and(|document| {
-        crate::position::operation_type(document, name.as_deref())
-            == Some(async_graphql::parser::types::OperationType::Mutation)
-    })
+    let kind = if request.query.is_empty() {
+        match crate::websocket::persisted_hash(request) {
+            Some(hash) => app
+                .shared
+                .persisted
+                .0
+                .get(hash)
+                .await
+                .and_then(|d| crate::position::operation_type(&d, name.as_deref())),
+            None => None,
+        }
+    } else {
+        request
+            .parsed_query()
+            .ok()
+            .and_then(|d| crate::position::operation_type(d, name.as_deref()))
+    };
+    kind == Some(async_graphql::parser::types::OperationType::Mutation)
 }
 
 /// Refuses a request on a node whose projections stopped, or answers `400`
@@ -352,6 +376,7 @@ async fn admit(app: &AppState, body: Body) -> Result<async_graphql::Request, Res
             refused,
         ])));
     }
+    crate::graphql::parsed::bound_persisted(&mut request);
     app.parsed.prepare(&mut request);
     Ok(request)
 }
@@ -488,6 +513,7 @@ async fn staff_ws(
         schema: app.staff_ws.clone(),
         desk: app.shared.desk.clone(),
         parsed: app.parsed.clone(),
+        persisted: app.shared.persisted.clone(),
         limits: app.shared.limits,
         authenticate: Box::new(move |payload| {
             let token = payload_token(payload).or(header);
@@ -536,6 +562,7 @@ async fn customer_ws(
         schema: app.customer_ws.clone(),
         desk: app.shared.desk.clone(),
         parsed: app.parsed.clone(),
+        persisted: app.shared.persisted.clone(),
         limits: app.shared.limits,
         authenticate: Box::new(move |payload| {
             let token = payload_token(payload).or(header);

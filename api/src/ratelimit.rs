@@ -9,8 +9,9 @@
 //!
 //! A refusal is `RATE_LIMITED` with `extensions.retryAfterMs`; refused before
 //! GraphQL runs (token failures) it also carries the HTTP `Retry-After`
-//! header. A client address is the TCP peer's (`X-Forwarded-For` is not
-//! trusted); IPv6 peers are keyed by their /64, the block one host is usually
+//! header. A client address is the TCP peer's, unless the peer is a
+//! `--trusted-proxy`: then it is the right-most `X-Forwarded-For` address
+//! that is not a trusted proxy ([`TrustedProxies`]); IPv6 peers are keyed by their /64, the block one host is usually
 //! given, so rotating addresses inside it gains nothing.
 //!
 //! Memory: each limiter forgets the keys whose state is back to fresh
@@ -26,10 +27,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use backchannel_domain::ids::{ConversationId, StaffId, WidgetKey};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use ipnet::IpNet;
 
 /// How often a limiter may be asked, per key: `cells` per `period`, with
 /// bursts of up to `burst`. Written `10/m:20` (10 a minute, bursts of 20),
@@ -210,11 +213,63 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map_or(ClientAddr::UNKNOWN, |info| ClientAddr(info.0.ip())))
+        let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() else {
+            return Ok(ClientAddr::UNKNOWN);
+        };
+        Ok(match parts.extensions.get::<TrustedProxies>() {
+            Some(trusted) => ClientAddr(trusted.client(peer.ip(), &parts.headers)),
+            None => ClientAddr(peer.ip().to_canonical()),
+        })
     }
+}
+
+/// `--trusted-proxy`: the address ranges whose `X-Forwarded-For` is believed
+/// (a reverse proxy in front of the server). Empty: the header is ignored.
+#[derive(Debug, Clone, Default)]
+pub struct TrustedProxies(std::sync::Arc<[IpNet]>);
+
+impl TrustedProxies {
+    pub fn new(ranges: Vec<IpNet>) -> Self {
+        TrustedProxies(ranges.into())
+    }
+
+    fn trusts(&self, ip: IpAddr) -> bool {
+        self.0.iter().any(|range| range.contains(&ip))
+    }
+
+    /// The client behind the TCP peer `peer`: the peer itself unless it is a
+    /// trusted proxy; else, walking `X-Forwarded-For` from the right (the
+    /// hop nearest the server), the first address that is not a trusted
+    /// proxy. A malformed entry stops the walk at the last trusted hop, so
+    /// a client cannot pass for another by writing the header itself.
+    pub fn client(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        let mut client = peer.to_canonical();
+        if !self.trusts(client) {
+            return client;
+        }
+        let hops = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .rev()
+            .flat_map(|value| value.to_str().unwrap_or("").rsplit(','));
+        for hop in hops {
+            let Ok(hop) = hop.trim().parse::<IpAddr>() else {
+                break;
+            };
+            client = hop.to_canonical();
+            if !self.trusts(client) {
+                break;
+            }
+        }
+        client
+    }
+}
+
+/// A `--trusted-proxy` value: a CIDR range or one address.
+pub fn parse_trusted_proxy(text: &str) -> Result<IpNet, String> {
+    text.parse::<IpNet>()
+        .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("{text:?} is not an address or a CIDR range (e.g. 10.0.0.0/8)"))
 }
 
 /// At least this many checks between two sweeps of a limiter's keys.
@@ -344,6 +399,40 @@ impl Limiters {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_client_behind_trusted_proxies() {
+        let trusted = TrustedProxies::new(vec![
+            parse_trusted_proxy("10.0.0.0/8").unwrap(),
+            parse_trusted_proxy("::1").unwrap(),
+        ]);
+        let client = |peer: &str, forwarded: &[&str]| {
+            let mut headers = HeaderMap::new();
+            for value in forwarded {
+                headers.append("x-forwarded-for", value.parse().unwrap());
+            }
+            trusted.client(peer.parse().unwrap(), &headers).to_string()
+        };
+        // Not a proxy: the peer, whatever the header says.
+        assert_eq!(client("192.0.2.1", &["198.51.100.1"]), "192.0.2.1");
+        // A proxy: the right-most untrusted hop, across repeated headers.
+        assert_eq!(
+            client("10.1.1.1", &["198.51.100.1, 203.0.113.5"]),
+            "203.0.113.5"
+        );
+        assert_eq!(
+            client("::1", &["198.51.100.1", "203.0.113.5, 10.2.2.2"]),
+            "203.0.113.5"
+        );
+        assert_eq!(client("::ffff:10.1.1.1", &["203.0.113.5"]), "203.0.113.5");
+        // No header, or only proxies: the last proxy.
+        assert_eq!(client("10.1.1.1", &[]), "10.1.1.1");
+        assert_eq!(client("10.1.1.1", &["10.3.3.3"]), "10.3.3.3");
+        // A malformed hop stops the walk at the last trusted one.
+        assert_eq!(client("10.1.1.1", &["203.0.113.5, unknown"]), "10.1.1.1");
+        assert!(parse_trusted_proxy("10.0.0.0/33").is_err());
+        assert!(parse_trusted_proxy("proxy.lan").is_err());
+    }
 
     #[test]
     fn rates_parse_and_print() {

@@ -8,7 +8,7 @@
 //! Refusals (bad token, bad parameters, no permission) are decided before the
 //! first byte and answered as GraphQL-shaped JSON errors with their code.
 
-use std::io::Write;
+use std::io::{BufWriter, Write};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
@@ -18,8 +18,9 @@ use backchannel_domain::ErrorCode;
 use backchannel_domain::ids::GroupId;
 use backchannel_projections::report::{ReportError, ReportFormat, ReportRequest, write_report};
 use backchannel_projections::time::parse_rfc3339;
+use futures_util::{StreamExt, future, stream};
 use serde::Deserialize;
-use tokio::sync::{mpsc, oneshot};
+use tokio_util::io::{ReaderStream, SyncIoBridge};
 
 use crate::auth::bearer;
 use crate::http::{AppState, error_response};
@@ -73,54 +74,50 @@ pub async fn enquiries(
         ReportFormat::Json => "application/json",
     };
 
-    // The report is written on a blocking thread into a channel; the first
-    // message says whether it started (or why it was refused).
-    let (chunks_tx, chunks_rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(16);
-    let (started_tx, started_rx) = oneshot::channel::<Result<(), ReportError>>();
+    // The report is written on a blocking thread through `SyncIoBridge` into
+    // a pipe the body streams from. A refusal writes nothing, so the pipe
+    // closes empty and the task's error becomes the answer.
+    let (reader, writer) = tokio::io::duplex(CHUNK);
     let log = app.shared.desk.log().clone();
-    tokio::task::spawn_blocking(move || {
-        let mut out = ChannelWriter {
-            chunks: chunks_tx,
-            buffer: Vec::with_capacity(CHUNK),
-            started: Some(started_tx),
-        };
-        let result = write_report(&log, &request, &mut out).and_then(|summary| {
-            out.flush_all()?;
-            Ok(summary)
-        });
-        match result {
-            Ok(_) => {
-                // An empty report still starts (and ends) the response.
-                if let Some(started) = out.started.take() {
-                    let _ = started.send(Ok(()));
-                }
+    let mut task = tokio::task::spawn_blocking(move || {
+        let mut out = BufWriter::with_capacity(CHUNK, SyncIoBridge::new(writer));
+        match write_report(&log, &request, &mut out).and_then(|_| Ok(out.flush()?)) {
+            Ok(()) => Ok(()),
+            Err(err) => {
+                // Bytes not yet sent stay unsent: a failure before the first
+                // chunk is still a clean refusal.
+                drop(out.into_parts());
+                Err(err)
             }
-            Err(err) => match out.started.take() {
-                Some(started) => {
-                    let _ = started.send(Err(err));
-                }
-                None => {
-                    tracing::error!(%err, "the enquiry report failed while streaming");
-                    let _ = out
-                        .chunks
-                        .blocking_send(Err(std::io::Error::other("the report failed")));
-                }
-            },
         }
     });
-    match started_rx.await {
-        Ok(Ok(())) => {}
-        Ok(Err(err)) => return refusal(err),
-        Err(_) => {
-            return error_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "INTERNAL",
-                "the report could not be written",
-            );
+    let mut chunks = ReaderStream::with_capacity(reader, CHUNK);
+    let first = match chunks.next().await {
+        Some(chunk) => chunk,
+        None => match (&mut task).await {
+            // An empty report still starts (and ends) the response.
+            Ok(Ok(())) => Ok(Bytes::new()),
+            Ok(Err(err)) => return refusal(err),
+            Err(_) => return refusal(ReportError::Output(std::io::Error::other("panicked"))),
+        },
+    };
+    // After the first bytes, a failure ends the body with an error, so the
+    // client sees a broken response rather than a short one.
+    let outcome = stream::once(async move {
+        match task.await {
+            Ok(Ok(())) => None,
+            Ok(Err(err)) => {
+                tracing::error!(%err, "the enquiry report failed while streaming");
+                Some(Err(std::io::Error::other("the report failed")))
+            }
+            Err(_) => Some(Err(std::io::Error::other("the report failed"))),
         }
-    }
-    let stream = tokio_stream::wrappers::ReceiverStream::new(chunks_rx);
-    let mut response = Body::from_stream(stream).into_response();
+    })
+    .filter_map(future::ready);
+    let body = stream::once(future::ready(first))
+        .chain(chunks)
+        .chain(outcome);
+    let mut response = Body::from_stream(body).into_response();
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -168,7 +165,7 @@ fn refusal(err: ReportError) -> Response {
             (StatusCode::NOT_FOUND, ErrorCode::NotFound)
         }
         ReportError::Forbidden(_) => (StatusCode::FORBIDDEN, ErrorCode::Forbidden),
-        ReportError::Source(_) | ReportError::Output(_) => {
+        ReportError::Source(_) | ReportError::Output(_) | ReportError::Time(_) => {
             tracing::error!(%err, "the enquiry report failed");
             return error_response(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -180,48 +177,5 @@ fn refusal(err: ReportError) -> Response {
     error_response(status, code.as_str(), &err.to_string())
 }
 
+/// The pipe's and the writer's buffer: the size of the body's chunks.
 const CHUNK: usize = 64 * 1024;
-
-/// Hands the report's bytes to the response body in chunks of `CHUNK`.
-struct ChannelWriter {
-    chunks: mpsc::Sender<Result<Bytes, std::io::Error>>,
-    buffer: Vec<u8>,
-    /// Told once the first bytes are ready: the report was not refused.
-    started: Option<oneshot::Sender<Result<(), ReportError>>>,
-}
-
-impl ChannelWriter {
-    fn send(&mut self) -> std::io::Result<()> {
-        if let Some(started) = self.started.take() {
-            let _ = started.send(Ok(()));
-        }
-        let chunk = Bytes::from(std::mem::replace(
-            &mut self.buffer,
-            Vec::with_capacity(CHUNK),
-        ));
-        self.chunks
-            .blocking_send(Ok(chunk))
-            .map_err(|_| std::io::Error::other("the client went away"))
-    }
-
-    fn flush_all(&mut self) -> std::io::Result<()> {
-        if !self.buffer.is_empty() {
-            self.send()?;
-        }
-        Ok(())
-    }
-}
-
-impl Write for ChannelWriter {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.buffer.extend_from_slice(bytes);
-        if self.buffer.len() >= CHUNK {
-            self.send()?;
-        }
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}

@@ -262,6 +262,7 @@ impl Starting {
             tokens: tokens.clone(),
             limits: config.limits,
             limiters: Arc::new(Limiters::new(&config.rate_limits)),
+            persisted: crate::graphql::parsed::persisted_queries(),
         };
         let state = AppState {
             staff: staff::schema(shared.clone(), config.introspection),
@@ -275,6 +276,7 @@ impl Starting {
             serve_metrics: config.metrics,
             staff_origins: crate::cors::StaffOrigins::new(config.staff_origins.clone()),
             ready_max_lag: config.ready_max_lag,
+            trusted_proxies: crate::ratelimit::TrustedProxies::new(config.trusted_proxies.clone()),
         };
         gate.open(router(state, config.graphiql));
         tracing::info!("ready");

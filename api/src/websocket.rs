@@ -44,10 +44,11 @@ use tokio_stream::StreamMap;
 
 use crate::config::Limits;
 use crate::graphql::codes::add_code;
-use crate::graphql::parsed::ParsedQueries;
+use crate::graphql::parsed::{ParsedQueries, PersistedQueries};
 use crate::graphql::prescan::check_request;
 use crate::http::error_response;
 use crate::transport::{ConnectionPlace, TransportLimits, deadline_after};
+use async_graphql::extensions::apollo_persisted_queries::CacheStorage;
 
 /// The one subprotocol served.
 pub const PROTOCOL: &str = "graphql-transport-ws";
@@ -168,6 +169,8 @@ pub struct Endpoint<Q, M, S> {
     /// For `minPosition` and mutations' positions (`crate::position`).
     pub desk: Arc<crate::desk::Desk>,
     pub parsed: Arc<ParsedQueries>,
+    /// The persisted queries the schema's extension runs hashes from.
+    pub persisted: PersistedQueries,
     pub limits: Limits,
     pub authenticate: Authenticate,
 }
@@ -217,6 +220,7 @@ where
         schema,
         desk,
         parsed,
+        persisted,
         limits: request_limits,
         authenticate,
     } = endpoint;
@@ -232,6 +236,7 @@ where
                 schema,
                 desk,
                 parsed,
+                persisted,
                 request_limits,
                 limits,
                 stop,
@@ -296,6 +301,7 @@ struct Connection<Q, M, S> {
     schema: Schema<Q, M, S>,
     desk: Arc<crate::desk::Desk>,
     parsed: Arc<ParsedQueries>,
+    persisted: PersistedQueries,
     /// What one request may ask (checked by the pre-scan).
     request_limits: Limits,
     limits: TransportLimits,
@@ -473,6 +479,7 @@ where
         if let Err(refusal) = check_request(&request, &self.request_limits) {
             return Ok(self.refuse(&id, refusal).await);
         }
+        crate::graphql::parsed::bound_persisted(&mut request);
         let kind = match self.parsed.document(&request.query) {
             Some(document) => {
                 let kind =
@@ -480,6 +487,15 @@ where
                 request.set_parsed_query(document);
                 kind
             }
+            // A persisted query's hash alone: its stored document says
+            // (the schema's extension runs it, or answers
+            // `PersistedQueryNotFound`).
+            None if request.query.is_empty() => match persisted_hash(&request) {
+                Some(hash) => self.persisted.0.get(hash).await.and_then(|d| {
+                    crate::position::operation_type(&d, request.operation_name.as_deref())
+                }),
+                None => None,
+            },
             // The schema answers the syntax error itself, at once.
             None => None,
         };
@@ -590,8 +606,17 @@ fn too_big(err: &axum::Error) -> bool {
         .is_some_and(|err| matches!(err, tungstenite::Error::Capacity(_)))
 }
 
-/// Whether the operation a request runs is a subscription (a document with
-/// several operations and no name is not: the schema refuses it at once).
+/// The hash of a request's `extensions.persistedQuery`, if it names one.
+pub(crate) fn persisted_hash(request: &async_graphql::Request) -> Option<String> {
+    match request.extensions.get("persistedQuery")? {
+        async_graphql::Value::Object(fields) => match fields.get("sha256Hash")? {
+            async_graphql::Value::String(hash) => Some(hash.clone()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 /// Waits (bounded) until this node has applied the payload's
 /// `minPosition`, if any (`crate::position`): 4400 for a bad value, 1013
 /// ("try again later") naming `NOT_CAUGHT_UP` and the retry delay when

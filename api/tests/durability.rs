@@ -66,10 +66,10 @@ async fn acknowledged_mutations_survive_sigkill_of_the_server() {
     let group = server
         .ok(
             &owner,
-            "mutation { createGroup(name: \"Support\", routing: BROADCAST) { id } }",
+            "mutation { createGroup(name: \"Support\", routing: BROADCAST) { group { id } } }",
             json!({}),
         )
-        .await["createGroup"]["id"]
+        .await["createGroup"]["group"]["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -78,10 +78,10 @@ async fn acknowledged_mutations_survive_sigkill_of_the_server() {
         let id = server
             .ok(
                 &owner,
-                "mutation($n: String!) { addStaff(name: $n, role: ADMIN) { id } }",
+                "mutation($n: String!) { addStaff(name: $n, role: ADMIN) { staff { id } } }",
                 json!({ "n": format!("Writer {w}") }),
             )
-            .await["addStaff"]["id"]
+            .await["addStaff"]["staff"]["id"]
             .as_str()
             .unwrap()
             .to_owned();

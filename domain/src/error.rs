@@ -59,6 +59,9 @@ pub enum Missing {
     Staff,
     Group,
     Conversation,
+    /// Whatever `node(id)` was asked for: its answer names no kind, so it
+    /// tells nothing about what the id might belong to.
+    Object,
 }
 
 impl fmt::Display for Missing {
@@ -68,6 +71,7 @@ impl fmt::Display for Missing {
             Missing::Staff => "staff member",
             Missing::Group => "group",
             Missing::Conversation => "conversation",
+            Missing::Object => "object",
         })
     }
 }

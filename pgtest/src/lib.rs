@@ -15,8 +15,10 @@
 //! Panics are the error reporting here: this crate only serves tests.
 //!
 //! Failover: [`PgCluster::start_standby`] (`pg_basebackup -R`, synchronous
-//! or not), [`PgCluster::kill`] (SIGKILL of the postmaster) and
-//! [`PgCluster::promote`].
+//! or not), [`PgCluster::kill`] (SIGKILL of the postmaster and its
+//! children), [`PgCluster::promote`], [`PgCluster::failover_url`] (a
+//! multi-host URL clients follow to the promoted standby) and
+//! [`PgCluster::suspend_wal_senders`] (a standby made to lag).
 
 #![allow(clippy::unwrap_used)]
 
@@ -111,15 +113,64 @@ impl PgCluster {
         panic!("the standby did not start streaming ({wanted}) within 60 s");
     }
 
-    /// SIGKILLs the postmaster (a crashed primary): nothing is flushed or
-    /// sent after this.
+    /// SIGKILLs the postmaster and every process it started (a crashed
+    /// machine): nothing is flushed, sent or answered after this. `pg_ctl`
+    /// starts the postmaster as the leader of its own process group, so one
+    /// signal to the group reaches the backends and the WAL sender at once;
+    /// otherwise the postmaster is stopped (no more forks) and its children
+    /// are found in `/proc`.
     pub fn kill(&mut self) {
         let pid_file = self.data_dir().join("postmaster.pid");
         let pid = std::fs::read_to_string(&pid_file)
             .unwrap_or_else(|err| panic!("cannot read {}: {err}", pid_file.display()));
-        let pid = pid.lines().next().unwrap_or_default().trim().to_owned();
-        run_checked(Command::new("kill").args(["-KILL", &pid]));
+        let pid: u32 = pid
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .parse()
+            .unwrap_or_else(|err| panic!("{} holds no pid: {err}", pid_file.display()));
+        if process_group(pid) == Some(pid) {
+            run_checked(Command::new("kill").args(["-KILL", "--", &format!("-{pid}")]));
+        } else {
+            run_checked(Command::new("kill").args(["-STOP", &pid.to_string()]));
+            let mut pids = children(pid);
+            pids.push(pid);
+            let pids: Vec<String> = pids.iter().map(u32::to_string).collect();
+            // Some may have exited meanwhile: ignore the status.
+            let _ = Command::new("kill").arg("-KILL").args(&pids).output();
+        }
+        // Children outlive a dead parent only as orphans: its group's members.
+        let survivors = || {
+            let mut left = children(pid);
+            left.extend(processes(|fields| {
+                fields.get(2).and_then(|g| g.parse::<u32>().ok()) == Some(pid)
+            }));
+            if alive(pid) {
+                left.push(pid);
+            }
+            left
+        };
+        for _ in 0..500 {
+            if survivors().is_empty() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let left = survivors();
+        assert!(left.is_empty(), "processes {left:?} survived SIGKILL");
         self.running = false;
+    }
+
+    /// Suspends (SIGSTOP) or resumes (SIGCONT) this primary's WAL senders:
+    /// while suspended they send nothing more, so an asynchronous standby
+    /// lags (a synchronous one holds the commits back).
+    pub fn suspend_wal_senders(&self, suspend: bool) {
+        let pids = self.psql("SELECT pid FROM pg_stat_replication");
+        let pids: Vec<&str> = pids.split_whitespace().collect();
+        assert!(!pids.is_empty(), "this cluster has no WAL sender");
+        let signal = if suspend { "-STOP" } else { "-CONT" };
+        run_checked(Command::new("kill").arg(signal).args(&pids));
     }
 
     /// Starts a stopped cluster again with its settings unchanged.
@@ -243,6 +294,18 @@ impl PgCluster {
         format!(
             "postgres://{SUPERUSER}@127.0.0.1:{}/{name}?connect_timeout=10",
             self.port
+        )
+    }
+
+    /// A URL that follows a failover from `primary` to `standby`: libpq's
+    /// multi-host form with `target_session_attrs=read-write`, so a client
+    /// connects to whichever of the two accepts writes (none while the
+    /// primary is dead and the standby not yet promoted).
+    pub fn failover_url(primary: &PgCluster, standby: &PgCluster, database: &str) -> String {
+        format!(
+            "postgres://{SUPERUSER}@127.0.0.1:{},127.0.0.1:{}/{database}?\
+             target_session_attrs=read-write&connect_timeout=5",
+            primary.port, standby.port
         )
     }
 
@@ -371,6 +434,46 @@ fn is_root() -> bool {
                 .and_then(|line| line.split_whitespace().nth(1).map(|uid| uid == "0"))
         })
         .unwrap_or(false)
+}
+
+/// The process group of `pid`, from `/proc/<pid>/stat`.
+fn process_group(pid: u32) -> Option<u32> {
+    stat_fields(pid).and_then(|fields| fields.get(2).and_then(|f| f.parse().ok()))
+}
+
+/// Whether `pid` runs (a zombie does not).
+fn alive(pid: u32) -> bool {
+    stat_fields(pid).is_some_and(|fields| fields.first().is_some_and(|state| state != "Z"))
+}
+
+/// The fields of `/proc/<pid>/stat` after the command name: state, ppid,
+/// pgrp, ...
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    Some(rest.split_whitespace().map(str::to_owned).collect())
+}
+
+/// The running children of `pid`.
+fn children(pid: u32) -> Vec<u32> {
+    processes(|fields| fields.get(1).and_then(|p| p.parse::<u32>().ok()) == Some(pid))
+}
+
+/// The running processes whose `/proc/<pid>/stat` fields (after the command
+/// name) match.
+fn processes(matches: impl Fn(&[String]) -> bool) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&process| {
+            stat_fields(process).is_some_and(|fields| {
+                fields.first().is_some_and(|state| state != "Z") && matches(&fields)
+            })
+        })
+        .collect()
 }
 
 fn free_port() -> u16 {

@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use crate::replay::EventSource;
 use crate::report::channel_name;
-use crate::time::format_rfc3339;
+use crate::time::{TimeRangeError, format_rfc3339};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuditSubject {
@@ -41,6 +41,8 @@ pub enum AuditError {
     Source(Box<dyn std::error::Error + Send + Sync>),
     #[error("writing the audit trail failed: {0}")]
     Output(#[from] std::io::Error),
+    #[error(transparent)]
+    Time(#[from] TimeRangeError),
 }
 
 /// Writes the audit trail of `subject` to `out`; returns the number of entries.
@@ -60,10 +62,13 @@ pub fn write_audit<S: EventSource, W: Write>(
             if !concerns(&state, subject, recorded) {
                 return ControlFlow::Continue(());
             }
-            let written = match format {
-                AuditFormat::Text => writeln!(out, "{}", text_line(&state, recorded)),
-                AuditFormat::JsonLines => writeln!(out, "{}", json_line(&state, recorded)),
+            let line = match format {
+                AuditFormat::Text => text_line(&state, recorded),
+                AuditFormat::JsonLines => json_line(&state, recorded),
             };
+            let written = line
+                .map_err(AuditError::from)
+                .and_then(|line| Ok(writeln!(out, "{line}")?));
             match written {
                 Ok(()) => {
                     entries += 1;
@@ -77,7 +82,7 @@ pub fn write_audit<S: EventSource, W: Write>(
         })
         .map_err(|err| AuditError::Source(Box::new(err)))?;
     if let Some(err) = failure {
-        return Err(err.into());
+        return Err(err);
     }
     out.flush()?;
     let known = match subject {
@@ -303,17 +308,17 @@ pub fn describe(state: &State, event: &Event) -> String {
     }
 }
 
-fn text_line(state: &State, recorded: &RecordedEvent) -> String {
+fn text_line(state: &State, recorded: &RecordedEvent) -> Result<String, TimeRangeError> {
     let envelope = &recorded.envelope;
-    format!(
+    Ok(format!(
         "{} #{} {} by {}: {} [command {}]",
-        format_rfc3339(envelope.recorded_at),
+        format_rfc3339(envelope.recorded_at)?,
         envelope.position,
         envelope.event_type.name(),
         actor_label(state, envelope.actor),
         describe(state, &recorded.event),
         envelope.command_id
-    )
+    ))
 }
 
 /// One JSON Lines entry. A struct, not a `serde_json::Map`, so the field order
@@ -347,7 +352,7 @@ struct JsonActor {
     name: Option<String>,
 }
 
-fn json_line(state: &State, recorded: &RecordedEvent) -> String {
+fn json_line(state: &State, recorded: &RecordedEvent) -> Result<String, TimeRangeError> {
     let envelope = &recorded.envelope;
     let (actor_kind, actor_id, actor_name) = match envelope.actor {
         Actor::Staff(id) => (
@@ -368,7 +373,7 @@ fn json_line(state: &State, recorded: &RecordedEvent) -> String {
     };
     let entry = JsonEntry {
         position: envelope.position,
-        recorded_at: format_rfc3339(envelope.recorded_at),
+        recorded_at: format_rfc3339(envelope.recorded_at)?,
         event_type: envelope.event_type.name(),
         schema_version: envelope.schema_version,
         event_id: envelope.event_id.to_string(),
@@ -387,7 +392,7 @@ fn json_line(state: &State, recorded: &RecordedEvent) -> String {
         summary: describe(state, &recorded.event),
         event: payload(&recorded.event),
     };
-    serde_json::to_string(&entry).unwrap_or_default()
+    Ok(serde_json::to_string(&entry).unwrap_or_default())
 }
 
 /// The event's own fields (serde's derive of the domain structs).

@@ -73,9 +73,39 @@ impl ReadModels {
         first: usize,
         after: Option<ConversationId>,
     ) -> Page<ConversationSummary> {
+        self.conversation_page(viewer, filter, first, after, true)
+    }
+
+    /// Relay's backward page: the `last` conversations `viewer` may see just
+    /// before the cursor `before` (exclusive) in the newest-first list, i.e.
+    /// newer than it; from the list's end (the oldest) without it. Listed
+    /// newest first, like every page; `has_next` says more precede the page.
+    pub fn conversations_backward(
+        &self,
+        viewer: StaffId,
+        filter: &ConversationFilter,
+        last: usize,
+        before: Option<ConversationId>,
+    ) -> Page<ConversationSummary> {
+        let mut page = self.conversation_page(viewer, filter, last, before, false);
+        page.items.reverse();
+        page
+    }
+
+    /// Up to `size` visible conversations from `bound` (exclusive) on, in
+    /// the direction asked, and whether more follow in it.
+    fn conversation_page(
+        &self,
+        viewer: StaffId,
+        filter: &ConversationFilter,
+        size: usize,
+        bound: Option<ConversationId>,
+        newest_first: bool,
+    ) -> Page<ConversationSummary> {
+        let first = size;
         let mut items = Vec::with_capacity(first.min(128));
         let mut has_next = false;
-        for (conversation, activity, rule) in self.visible(viewer, *filter, after) {
+        for (conversation, activity, rule) in self.visible(viewer, *filter, bound, newest_first) {
             if items.len() == first {
                 has_next = true;
                 break;
@@ -92,7 +122,7 @@ impl ReadModels {
 
     /// How many conversations `viewer` may see through `filter`.
     pub fn count_conversations(&self, viewer: StaffId, filter: &ConversationFilter) -> usize {
-        self.visible(viewer, *filter, None).count()
+        self.visible(viewer, *filter, None, true).count()
     }
 
     /// The enquiry overview of `group` for `viewer`: open to the owner, admins,
@@ -141,20 +171,22 @@ impl ReadModels {
         })
     }
 
-    /// Every conversation `viewer` may see through `filter`, newest first, as
+    /// Every conversation `viewer` may see through `filter`, newest first
+    /// after `bound` (or oldest first before it: `newest_first` false), as
     /// the parts of its summary (composed only for what a page returns) and
     /// the rule that grants it.
     fn visible<'a>(
         &'a self,
         viewer: StaffId,
         filter: ConversationFilter,
-        after: Option<ConversationId>,
+        bound: Option<ConversationId>,
+        newest_first: bool,
     ) -> impl Iterator<Item = (&'a Conversation, &'a Activity, Rule)> + 'a {
         let sets = match self.state().staff.get(&viewer) {
             Some(staff) if staff.active => self.candidate_sets(staff, &filter),
             _ => Vec::new(),
         };
-        merge_newest_first(sets, after).filter_map(move |id| {
+        merge(sets, bound, newest_first).filter_map(move |id| {
             let conversation = self.state().conversations.get(&id)?;
             let activity = self.conversations.activity(id)?;
             if !filter.matches(conversation) {
@@ -229,32 +261,51 @@ impl ReadModels {
     }
 }
 
-/// Merges sets of ids, each walked newest first from before `after`, into one
-/// newest-first sequence without duplicates.
-fn merge_newest_first<'a>(
+/// Merges sets of ids into one sequence without duplicates: newest first
+/// from before `bound` (exclusive), or oldest first from after it.
+fn merge<'a>(
     sets: Vec<&'a BTreeSet<ConversationId>>,
-    after: Option<ConversationId>,
-) -> impl Iterator<Item = ConversationId> + 'a {
-    let mut walkers: Vec<Box<dyn Iterator<Item = ConversationId> + 'a>> = sets
+    bound: Option<ConversationId>,
+    newest_first: bool,
+) -> Box<dyn Iterator<Item = ConversationId> + 'a> {
+    use std::ops::Bound::{Excluded, Unbounded};
+    let walkers: Vec<Box<dyn Iterator<Item = ConversationId> + 'a>> = sets
         .into_iter()
         .map(|set| -> Box<dyn Iterator<Item = ConversationId> + 'a> {
-            match after {
-                Some(cursor) => Box::new(set.range(..cursor).rev().copied()),
-                None => Box::new(set.iter().rev().copied()),
+            match (bound, newest_first) {
+                (Some(cursor), true) => Box::new(set.range(..cursor).rev().copied()),
+                (None, true) => Box::new(set.iter().rev().copied()),
+                (Some(cursor), false) => {
+                    Box::new(set.range((Excluded(cursor), Unbounded)).copied())
+                }
+                (None, false) => Box::new(set.iter().copied()),
             }
         })
         .collect();
-    let mut heap: BinaryHeap<(ConversationId, usize)> = BinaryHeap::new();
+    if newest_first {
+        Box::new(merge_by(walkers, |id| id))
+    } else {
+        Box::new(merge_by(walkers, std::cmp::Reverse))
+    }
+}
+
+/// Merges walkers that each yield ids in descending `key` order into one
+/// such sequence, dropping repeats.
+fn merge_by<'a, K: Ord + 'a>(
+    mut walkers: Vec<Box<dyn Iterator<Item = ConversationId> + 'a>>,
+    key: fn(ConversationId) -> K,
+) -> impl Iterator<Item = ConversationId> + 'a {
+    let mut heap: BinaryHeap<(K, usize, ConversationId)> = BinaryHeap::new();
     for (i, walker) in walkers.iter_mut().enumerate() {
         if let Some(id) = walker.next() {
-            heap.push((id, i));
+            heap.push((key(id), i, id));
         }
     }
     let mut last: Option<ConversationId> = None;
     std::iter::from_fn(move || {
-        while let Some((id, i)) = heap.pop() {
+        while let Some((_, i, id)) = heap.pop() {
             if let Some(next) = walkers[i].next() {
-                heap.push((next, i));
+                heap.push((key(next), i, next));
             }
             if last != Some(id) {
                 last = Some(id);

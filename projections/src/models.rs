@@ -148,6 +148,18 @@ impl ReadModels {
         self.notifications.page(viewer, first, before)
     }
 
+    /// Relay's backward page of the viewer's notifications: the `last` just
+    /// newer than `after` (or the oldest), listed newest first; `has_next`
+    /// says newer ones remain.
+    pub fn notifications_backward(
+        &self,
+        viewer: StaffId,
+        last: usize,
+        after: Option<u64>,
+    ) -> Page<StoredNotification> {
+        self.notifications.page_backward(viewer, last, after)
+    }
+
     /// How many of the viewer's notifications are unread.
     pub fn unread_notifications(&self, viewer: StaffId) -> usize {
         let read_up_to = self

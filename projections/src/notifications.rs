@@ -180,6 +180,28 @@ impl Notifications {
         Page { items, has_next }
     }
 
+    /// Relay's backward page: the `last` notifications of `staff` just
+    /// newer than `after` (exclusive), or the oldest without it; listed
+    /// newest first, like every page; `has_next` says newer ones remain.
+    pub(crate) fn page_backward(
+        &self,
+        staff: StaffId,
+        last: usize,
+        after: Option<u64>,
+    ) -> Page<StoredNotification> {
+        let mut items = Vec::with_capacity(last.min(128));
+        let mut has_next = false;
+        for n in self.oldest_first(staff, after) {
+            if items.len() == last {
+                has_next = true;
+                break;
+            }
+            items.push(n);
+        }
+        items.reverse();
+        Page { items, has_next }
+    }
+
     /// How many of the staff member's notifications come after `read_up_to`.
     pub(crate) fn count_after(&self, staff: StaffId, read_up_to: u64) -> usize {
         let personal = self.personal.get(&staff).map_or(0, |all| {
@@ -205,6 +227,55 @@ impl Notifications {
 
     fn openings_of(&self, group: GroupId) -> &[Opening] {
         self.openings.get(&group).map_or(&[], Vec::as_slice)
+    }
+
+    /// Every notification of `staff` after `after`, oldest first: the
+    /// personal ones and the openings inside their stretches, merged.
+    fn oldest_first(
+        &self,
+        staff: StaffId,
+        after: Option<u64>,
+    ) -> impl Iterator<Item = StoredNotification> + '_ {
+        let floor = after.unwrap_or(0);
+        let own: &[u64] = self.own_openings.get(&staff).map_or(&[], Vec::as_slice);
+        let mut sources: Vec<Box<dyn Iterator<Item = StoredNotification> + '_>> = Vec::new();
+        let personal = self.personal.get(&staff).map_or(&[][..], Vec::as_slice);
+        let start = personal.partition_point(|n| n.id <= floor);
+        sources.push(Box::new(personal[start..].iter().copied()));
+        for stretch in self.stretches.get(&staff).map_or(&[][..], Vec::as_slice) {
+            let group = stretch.group;
+            let list = self.openings_of(group);
+            let lo = list.partition_point(|o| o.position <= stretch.from.max(floor));
+            let hi = stretch
+                .to
+                .map_or(list.len(), |to| list.partition_point(|o| o.position <= to));
+            sources.push(Box::new(
+                list[lo..hi.max(lo)]
+                    .iter()
+                    .filter(move |o| own.binary_search(&o.position).is_err())
+                    .map(move |o| StoredNotification {
+                        id: o.position,
+                        recipient: staff,
+                        kind: NotificationKind::ConversationOpened,
+                        conversation: o.conversation,
+                        group,
+                        channel: o.channel,
+                        at: o.at,
+                    }),
+            ));
+        }
+        let mut heads: Vec<Option<StoredNotification>> =
+            sources.iter_mut().map(|s| s.next()).collect();
+        std::iter::from_fn(move || {
+            let (index, _) = heads
+                .iter()
+                .enumerate()
+                .filter_map(|(i, h)| h.map(|n| (i, n.id)))
+                .min_by_key(|(_, id)| *id)?;
+            let next = heads[index].take();
+            heads[index] = sources[index].next();
+            next
+        })
     }
 
     /// Every notification of `staff` before `before`, newest first: the

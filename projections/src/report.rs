@@ -69,7 +69,7 @@ use backchannel_eventlog::{RecordedAt, RecordedEvent};
 use serde::Serialize;
 
 use crate::replay::EventSource;
-use crate::time::format_rfc3339;
+use crate::time::{TimeRangeError, format_rfc3339};
 
 /// The output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,6 +121,8 @@ pub enum ReportError {
     Source(Box<dyn std::error::Error + Send + Sync>),
     #[error("writing the report failed: {0}")]
     Output(#[from] std::io::Error),
+    #[error(transparent)]
+    Time(#[from] TimeRangeError),
 }
 
 impl ReportError {
@@ -292,8 +294,13 @@ pub fn write_report<S: EventSource, W: Write>(
     let mut failure: Option<ReportError> = None;
     source
         .replay(1, head, &mut |recorded| {
-            let Some(row) = row_of(&directory, &headers, recorded) else {
-                return ControlFlow::Continue(());
+            let row = match row_of(&directory, &headers, recorded) {
+                Ok(Some(row)) => row,
+                Ok(None) => return ControlFlow::Continue(()),
+                Err(err) => {
+                    failure = Some(err.into());
+                    return ControlFlow::Break(());
+                }
             };
             if let Err(err) = writer.write(&row) {
                 failure = Some(err);
@@ -378,7 +385,7 @@ fn row_of<'a>(
     directory: &'a State,
     headers: &'a HashMap<ConversationId, Header>,
     recorded: &'a RecordedEvent,
-) -> Option<Row<'a>> {
+) -> Result<Option<Row<'a>>, TimeRangeError> {
     let (conversation, author, visibility, body) = match &recorded.event {
         Event::MessagePosted(e) => (e.conversation, e.author, "PUBLIC", e.body.as_str()),
         Event::PrivateMessagePosted(e) => (
@@ -387,15 +394,17 @@ fn row_of<'a>(
             "PRIVATE",
             e.body.as_str(),
         ),
-        _ => return None,
+        _ => return Ok(None),
     };
-    let header = headers.get(&conversation)?;
+    let Some(header) = headers.get(&conversation) else {
+        return Ok(None);
+    };
     let staff_name = |id: StaffId| directory.staff.get(&id).map_or("", |s| s.name.as_str());
     let (author_kind, author_id, author_name) = match author {
         MessageAuthor::Staff(id) => ("STAFF", Some(id.to_string()), staff_name(id)),
         MessageAuthor::Customer => ("CUSTOMER", None, header.customer.as_str()),
     };
-    Some(Row {
+    Ok(Some(Row {
         conversation_id: conversation.to_string(),
         company_id: header.company.to_string(),
         group_id: header.group.to_string(),
@@ -405,18 +414,18 @@ fn row_of<'a>(
             .map_or("", |g| g.name.as_str()),
         channel: channel_name(header.channel),
         customer: header.customer.as_str(),
-        opened_at: format_rfc3339(header.opened_at),
-        closed_at: format_rfc3339(header.closed_at),
+        opened_at: format_rfc3339(header.opened_at)?,
+        closed_at: format_rfc3339(header.closed_at)?,
         assignee_id: header.assignee.map(|a| a.to_string()),
         assignee_name: header.assignee.map(staff_name),
         position: recorded.envelope.position,
-        time: format_rfc3339(recorded.envelope.recorded_at),
+        time: format_rfc3339(recorded.envelope.recorded_at)?,
         author_kind,
         author_id,
         author_name,
         visibility,
         body,
-    })
+    }))
 }
 
 /// A CSV cell a spreadsheet would run as a formula (it starts with `=`, `+`,
@@ -461,8 +470,8 @@ impl<W: Write> RowWriter<W> {
                 write!(
                     out,
                     "{{\"report\":\"closed-enquiries\",\"from\":{},\"to\":{},\"group\":{group},\"head_position\":{head},\"rows\":[",
-                    text(format_rfc3339(request.from)),
-                    text(format_rfc3339(request.to)),
+                    text(format_rfc3339(request.from)?),
+                    text(format_rfc3339(request.to)?),
                 )?;
                 Ok(RowWriter::Json { out, first: true })
             }

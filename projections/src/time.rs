@@ -1,169 +1,59 @@
-//! RFC 3339 times for reports and audit trails: always UTC, always six
-//! fractional digits (the log records microseconds), so output is stable
-//! byte for byte.
+//! RFC 3339 times for reports and audit trails, through `jiff`: always UTC,
+//! always six fractional digits (the log records microseconds), so output is
+//! stable byte for byte. RFC 3339 writes four-digit years, so a time outside
+//! the years 0000–9999 is an error on both sides, never a wider rendering
+//! (jiff's own range ends 26 hours earlier, at 9999-12-30T22:00Z, so that
+//! any offset can apply; the same error covers those hours).
 
 use backchannel_eventlog::RecordedAt;
+use jiff::Timestamp;
+use jiff::fmt::temporal::DateTimePrinter;
 
-const MICROS_PER_SECOND: i64 = 1_000_000;
-const SECONDS_PER_DAY: i64 = 86_400;
+/// 0000-01-01T00:00:00Z in microseconds; jiff bounds the other end.
+const FIRST: i64 = -62_167_219_200_000_000;
+
+/// The time is outside the years RFC 3339 can write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the time {micros} µs since 1970 is outside the years 0000–9999 that RFC 3339 can write")]
+pub struct TimeRangeError {
+    pub micros: i64,
+}
 
 /// `2025-03-01T09:30:00.000000Z`.
-pub fn format_rfc3339(at: RecordedAt) -> String {
+pub fn format_rfc3339(at: RecordedAt) -> Result<String, TimeRangeError> {
     let micros = at.as_micros();
-    let seconds = micros.div_euclid(MICROS_PER_SECOND);
-    let fraction = micros.rem_euclid(MICROS_PER_SECOND);
-    let days = seconds.div_euclid(SECONDS_PER_DAY);
-    let second_of_day = seconds.rem_euclid(SECONDS_PER_DAY);
-    let (year, month, day) = civil_from_days(days);
-    let (hour, minute, second) = (
-        second_of_day / 3600,
-        second_of_day / 60 % 60,
-        second_of_day % 60,
-    );
-    if !(0..=9999).contains(&year) {
-        return format!(
-            "{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{fraction:06}Z"
-        );
+    let error = TimeRangeError { micros };
+    if micros < FIRST {
+        return Err(error);
     }
-    // Every timestamp a server renders takes this path: digits written into
-    // place (a page of 50 conversations renders 50 of them).
-    let mut text = *b"0000-00-00T00:00:00.000000Z";
-    for (range, value) in [
-        (0..4, year),
-        (5..7, month),
-        (8..10, day),
-        (11..13, hour),
-        (14..16, minute),
-        (17..19, second),
-        (20..26, fraction),
-    ] {
-        let mut value = value;
-        for digit in text[range].iter_mut().rev() {
-            *digit = b'0' + (value % 10) as u8;
-            value /= 10;
-        }
-    }
-    text.iter().map(|&b| char::from(b)).collect()
+    let at = Timestamp::from_microsecond(micros).map_err(|_| error)?;
+    Ok(DateTimePrinter::new()
+        .precision(Some(6))
+        .timestamp_to_string(&at))
 }
 
 /// The input was not an RFC 3339 date-time.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "{input:?} is not an RFC 3339 time (expected e.g. 2025-03-01T09:30:00Z or 2025-03-01T09:30:00.5+01:00)"
+    "{input:?} is not an RFC 3339 time between the years 0000 and 9999 (expected e.g. 2025-03-01T09:30:00Z or 2025-03-01T09:30:00.5+01:00)"
 )]
 pub struct TimeParseError {
     pub input: String,
 }
 
 /// Parses `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`; a lowercase `t`/`z`
-/// or a space for `T` are accepted too. Fractions beyond microseconds are cut.
+/// or a space for `T` are accepted too. Fractions beyond microseconds (up to
+/// nanoseconds) are cut.
 pub fn parse_rfc3339(input: &str) -> Result<RecordedAt, TimeParseError> {
-    parse(input.trim()).ok_or_else(|| TimeParseError {
+    let error = || TimeParseError {
         input: input.to_owned(),
-    })
-}
-
-fn parse(s: &str) -> Option<RecordedAt> {
-    let b = s.as_bytes();
-    let num = |range: std::ops::Range<usize>| -> Option<i64> {
-        let part = s.get(range)?;
-        if part.bytes().all(|c| c.is_ascii_digit()) {
-            part.parse().ok()
-        } else {
-            None
-        }
     };
-    if b.len() < 20
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || !matches!(b[10], b'T' | b't' | b' ')
-        || b[13] != b':'
-        || b[16] != b':'
-    {
-        return None;
+    let at: Timestamp = input.trim().parse().map_err(|_| error())?;
+    let micros = i64::try_from(at.as_nanosecond().div_euclid(1000)).map_err(|_| error())?;
+    if micros < FIRST {
+        return Err(error());
     }
-    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&month)
-        || day < 1
-        || day > days_in_month(year, month)
-        || hour > 23
-        || minute > 59
-        || second > 60
-    {
-        return None;
-    }
-    let mut rest = &s[19..];
-    let mut micros = 0i64;
-    if let Some(fraction) = rest.strip_prefix('.') {
-        let digits = fraction.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return None;
-        }
-        let kept = &fraction[..digits.min(6)];
-        micros = kept.parse::<i64>().ok()? * 10i64.pow(6 - kept.len() as u32);
-        rest = &fraction[digits..];
-    }
-    let offset_seconds = match rest {
-        "Z" | "z" => 0,
-        _ => {
-            let rb = rest.as_bytes();
-            if rb.len() != 6 || rb[3] != b':' {
-                return None;
-            }
-            let sign = match rb[0] {
-                b'+' => 1,
-                b'-' => -1,
-                _ => return None,
-            };
-            let hours: i64 = rest.get(1..3)?.parse().ok()?;
-            let minutes: i64 = rest.get(4..6)?.parse().ok()?;
-            if hours > 23 || minutes > 59 {
-                return None;
-            }
-            sign * (hours * 3600 + minutes * 60)
-        }
-    };
-    let days = days_from_civil(year, month, day);
-    let seconds = days * SECONDS_PER_DAY + hour * 3600 + minute * 60 + second - offset_seconds;
-    Some(RecordedAt::from_micros(
-        seconds
-            .checked_mul(MICROS_PER_SECOND)?
-            .checked_add(micros)?,
-    ))
-}
-
-fn days_in_month(year: i64, month: i64) -> i64 {
-    match month {
-        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
+    Ok(RecordedAt::from_micros(micros))
 }
 
 #[cfg(test)]
@@ -171,37 +61,10 @@ mod tests {
     use super::*;
 
     fn check(input: &str, expect: Option<&str>) {
-        let got = parse_rfc3339(input).ok().map(format_rfc3339);
+        let got = parse_rfc3339(input)
+            .ok()
+            .map(|at| format_rfc3339(at).unwrap());
         assert_eq!(got.as_deref(), expect, "{input}");
-    }
-
-    /// The digits written into place agree with `format!` everywhere.
-    #[test]
-    fn formatting_agrees_with_the_plain_rendering() {
-        let reference = |at: RecordedAt| {
-            let micros = at.as_micros();
-            let seconds = micros.div_euclid(MICROS_PER_SECOND);
-            let fraction = micros.rem_euclid(MICROS_PER_SECOND);
-            let s = seconds.rem_euclid(SECONDS_PER_DAY);
-            let (year, month, day) = civil_from_days(seconds.div_euclid(SECONDS_PER_DAY));
-            format!(
-                "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{fraction:06}Z",
-                s / 3600,
-                s / 60 % 60,
-                s % 60
-            )
-        };
-        let mut micros: i64 = -62_167_219_200_000_000 - 5; // just before year 0
-        let step = 7_919_876_543_211; // ~92 days and an odd fraction
-        while micros < 253_402_300_800_000_000 + step {
-            let at = RecordedAt::from_micros(micros);
-            assert_eq!(format_rfc3339(at), reference(at), "{micros}");
-            micros += step;
-        }
-        for micros in [i64::MIN, i64::MIN + 1, -1, 0, 1, i64::MAX - 1, i64::MAX] {
-            let at = RecordedAt::from_micros(micros);
-            assert_eq!(format_rfc3339(at), reference(at), "{micros}");
-        }
     }
 
     #[test]
@@ -220,18 +83,46 @@ mod tests {
             "1969-12-31T23:59:59.5Z",
             Some("1969-12-31T23:59:59.500000Z"),
         );
+        check(
+            "1969-12-31T23:59:59.9999999Z",
+            Some("1969-12-31T23:59:59.999999Z"),
+        );
+        check("2025-03-01t09:30:00z", Some("2025-03-01T09:30:00.000000Z"));
+        check("2025-03-01 09:30:00Z", Some("2025-03-01T09:30:00.000000Z"));
+        check("0000-01-01T00:00:00Z", Some("0000-01-01T00:00:00.000000Z"));
+        check(
+            "9999-12-30T21:59:59.999999Z",
+            Some("9999-12-30T21:59:59.999999Z"),
+        );
+        check("9999-12-31T23:59:59Z", None);
         check("2025-02-29T00:00:00Z", None);
         check("2025-03-01", None);
         check("yesterday", None);
         check("2025-03-01T09:30:00", None);
         check("2025-13-01T09:30:00Z", None);
+        check("-000001-12-31T00:00:00Z", None);
+        check("0000-01-01T00:30:00+01:00", None);
     }
 
+    /// The rendering every goldens file depends on, at the edges of the
+    /// calendar and of the range.
     #[test]
-    fn every_day_round_trips() {
-        for days in -800_000..800_000 {
-            let (y, m, d) = civil_from_days(days);
-            assert_eq!(days_from_civil(y, m, d), days);
+    fn formatting_is_fixed_width_utc() {
+        let at = |micros| format_rfc3339(RecordedAt::from_micros(micros));
+        assert_eq!(at(0).unwrap(), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(at(-1).unwrap(), "1969-12-31T23:59:59.999999Z");
+        assert_eq!(
+            at(951_782_400_000_001).unwrap(),
+            "2000-02-29T00:00:00.000001Z"
+        );
+        assert_eq!(at(FIRST).unwrap(), "0000-01-01T00:00:00.000000Z");
+        let last_day = 253_402_214_400_000_000; // 9999-12-31T00:00:00Z
+        let jiffs_last = 253_402_207_199_999_999; // 9999-12-30T21:59:59.999999Z
+        assert_eq!(at(jiffs_last).unwrap(), "9999-12-30T21:59:59.999999Z");
+        for micros in [FIRST - 1, last_day, i64::MIN, i64::MAX] {
+            let err = at(micros).unwrap_err();
+            assert_eq!(err, TimeRangeError { micros });
+            assert!(err.to_string().contains("0000–9999"), "{err}");
         }
     }
 }

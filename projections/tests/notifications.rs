@@ -224,7 +224,22 @@ proptest! {
                 }
                 before = paged.last().copied();
             }
-            prop_assert_eq!(paged, want.iter().map(|(p, _)| *p).collect::<Vec<_>>());
+            prop_assert_eq!(&paged, &want.iter().map(|(p, _)| *p).collect::<Vec<_>>());
+            // Paging backward by three, from the oldest, gives it too.
+            let mut backward: Vec<u64> = Vec::new();
+            let mut after = None;
+            loop {
+                let page = desk.models.notifications_backward(staff, 3, after);
+                let mut ids: Vec<u64> = page.items.iter().map(|n| n.id).collect();
+                prop_assert!(ids.len() <= 3);
+                ids.extend(backward);
+                backward = ids;
+                if !page.has_next {
+                    break;
+                }
+                after = backward.first().copied();
+            }
+            prop_assert_eq!(&backward, &paged);
             let read = desk.models.state().staff[&staff].notifications_read_up_to;
             let unread = want.iter().filter(|(p, _)| *p > read).count();
             prop_assert_eq!(desk.models.unread_notifications(staff), unread);

@@ -332,6 +332,21 @@ fn paged(
         }
         after = all.last().copied();
     }
+    // Backward, from the oldest, the pages join up to the same list.
+    let mut backward: Vec<ConversationId> = Vec::new();
+    let mut before = None;
+    loop {
+        let page = models.conversations_backward(viewer, filter, size, before);
+        assert!(page.items.len() <= size);
+        let mut ids: Vec<ConversationId> = page.items.iter().map(|s| s.id).collect();
+        ids.extend(backward);
+        backward = ids;
+        if !page.has_next {
+            break;
+        }
+        before = backward.first().copied();
+    }
+    assert_eq!(backward, all, "backward paging differs");
     all
 }
 

@@ -85,7 +85,8 @@ pub struct SourceArgs {
     pub file: Option<PathBuf>,
     /// A running server's URL, http(s)://HOST[:PORT][/PREFIX] (with --token):
     /// its log is fetched page by page (GET /log) into a temporary file under
-    /// --scratch-dir. https certificates are checked (Mozilla roots).
+    /// --scratch-dir. https certificates are checked (Mozilla roots, and
+    /// --server-ca).
     #[arg(long, value_name = "URL")]
     pub server: Option<String>,
 }
@@ -99,6 +100,10 @@ pub struct SourceOpts {
     /// server's only one (the log is one hash chain across companies).
     #[arg(long, value_name = "TOKEN", requires = "server")]
     pub token: Option<String>,
+    /// For an https --server: a PEM CA certificate to trust besides the
+    /// Mozilla roots (a private CA, or the server's self-signed certificate).
+    #[arg(long, value_name = "PEM", requires = "server")]
+    pub server_ca: Option<PathBuf>,
     /// Records per `GET /log` page for --server (tests use small pages).
     #[arg(long, value_name = "N", hide = true, default_value_t = crate::remote::PAGE,
           value_parser = clap::value_parser!(u64).range(1..=10_000))]

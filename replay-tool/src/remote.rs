@@ -34,6 +34,14 @@ pub const PAGE: u64 = 10_000;
 const MAX_BODY_BYTES: u64 =
     PAGE * (4 + backchannel_eventlog::codec::MAX_RECORD_BYTES as u64) + 64 * 1024;
 
+/// `--server URL --token T [--server-ca PEM]`.
+#[derive(Debug, Clone, Copy)]
+pub struct Server<'a> {
+    pub url: &'a str,
+    pub token: &'a str,
+    pub ca: Option<&'a Path>,
+}
+
 /// A server's `GET /log`, and the client that asks it.
 struct Endpoint {
     client: Client,
@@ -45,7 +53,7 @@ struct Endpoint {
 }
 
 impl Endpoint {
-    fn new(url: &str, token: &str) -> Result<Endpoint, Failure> {
+    fn new(url: &str, token: &str, ca: Option<&Path>) -> Result<Endpoint, Failure> {
         let usage = |why: String| Failure::new(Kind::Usage, format!("--server {url:?}: {why}"));
         let mut log = Url::parse(url).map_err(|err| usage(format!("{err}")))?;
         if !matches!(log.scheme(), "http" | "https") || log.host().is_none() {
@@ -56,9 +64,13 @@ impl Endpoint {
         let path = format!("{}/log", log.path().trim_end_matches('/'));
         log.set_path(&path);
         log.set_query(None);
-        let client = Client::builder()
+        let mut client = Client::builder()
             .connect_timeout(Duration::from_secs(30))
-            .timeout(Duration::from_secs(120))
+            .timeout(Duration::from_secs(120));
+        if let Some(ca) = ca {
+            client = client.add_root_certificate(certificate(ca)?);
+        }
+        let client = client
             .build()
             .map_err(|err| Failure::new(Kind::Unavailable, format!("--server {url}: {err}")))?;
         Ok(Endpoint {
@@ -203,16 +215,34 @@ fn error_chain(err: &dyn std::error::Error) -> String {
     message
 }
 
+/// `--server-ca`: one PEM certificate, trusted as a root besides the usual
+/// ones (a private CA, or a self-signed server certificate).
+fn certificate(path: &Path) -> Result<reqwest::Certificate, Failure> {
+    let usage = |why: String| {
+        Failure::new(
+            Kind::Usage,
+            format!("--server-ca {}: {why}", path.display()),
+        )
+    };
+    let pem = std::fs::read(path).map_err(|err| usage(err.to_string()))?;
+    if !pem.starts_with(b"-----BEGIN CERTIFICATE-----") {
+        return Err(usage(
+            "not a PEM certificate (-----BEGIN CERTIFICATE-----)".into(),
+        ));
+    }
+    reqwest::Certificate::from_pem(&pem).map_err(|err| usage(err.to_string()))
+}
+
 /// Fetches the whole log (as of the first page) into `file` as a portable
 /// file, checking the chain as the records arrive. Returns the event count.
 pub fn download(
-    url: &str,
-    token: &str,
+    server: &Server<'_>,
     page_size: u64,
     file: &Path,
     progress: &Progress,
 ) -> Result<u64, Failure> {
-    let endpoint = Endpoint::new(url, token)?;
+    let (url, token) = (server.url, server.token);
+    let endpoint = Endpoint::new(url, token, server.ca)?;
     let first = endpoint.fetch(1, page_size, None)?;
     let upto = first.upto;
     let out = File::create(file)
@@ -277,7 +307,7 @@ mod tests {
     use super::*;
 
     fn log_url(url: &str) -> Result<String, String> {
-        Endpoint::new(url, "t")
+        Endpoint::new(url, "t", None)
             .map(|e| e.log.to_string())
             .map_err(|f| f.message)
     }

@@ -198,25 +198,19 @@ impl Source {
     /// A running server's log (`GET /log`), fetched into a temporary file
     /// under `scratch_parent` (checked as it arrives), then read as a file.
     pub fn open_server(
-        url: &str,
-        token: &str,
+        server: &crate::remote::Server<'_>,
         page: u64,
         scratch_parent: Option<&Path>,
         quiet: bool,
     ) -> Result<Source, Failure> {
         let scratch = scratch_dir(scratch_parent)?;
         let path = scratch.path().join("server.bclog");
-        let events = crate::remote::download(
-            url,
-            token,
-            page,
-            &path,
-            &Progress::new("downloading", quiet),
-        )?;
+        let events =
+            crate::remote::download(server, page, &path, &Progress::new("downloading", quiet))?;
         Ok(Source::File {
             path,
             events,
-            label: format!("server {url}"),
+            label: format!("server {}", server.url),
             _scratch: Some(scratch),
             verified: Mutex::new(None),
         })

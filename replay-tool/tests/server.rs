@@ -235,6 +235,72 @@ fn the_log_endpoint_refuses_who_may_not_read_every_record() {
     server.stop();
 }
 
+/// A TLS terminator on 127.0.0.1 in front of the plain server, with a
+/// self-signed certificate for 127.0.0.1; returns its https URL.
+fn tls_front(server: &Running, cert: &rcgen::CertifiedKey<rcgen::KeyPair>) -> String {
+    use tokio_rustls::rustls;
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![cert.cert.der().clone()], key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let backend = server.url.trim_start_matches("http://").to_owned();
+    let listener = server
+        .runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let port = listener.local_addr().unwrap().port();
+    server.runtime.spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, backend) = (acceptor.clone(), backend.clone());
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                if let Ok(mut plain) = tokio::net::TcpStream::connect(&backend).await {
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+                }
+            });
+        }
+    });
+    format!("https://127.0.0.1:{port}")
+}
+
+#[test]
+fn https_servers_are_trusted_through_server_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path());
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let url = tls_front(&server, &cert);
+    let pem = dir.path().join("server.pem");
+    std::fs::write(&pem, cert.cert.pem()).unwrap();
+    let pem = pem.to_str().unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["verify", "--server", &url, "--token", &server.operator];
+        args.extend(extra);
+        tool(&args)
+    };
+    // Unknown issuer without the CA: unavailable, and nothing read.
+    let out = run(&[]);
+    assert_eq!(support::code(&out), 3, "{}", stderr(&out));
+    assert!(stderr(&out).contains("certificate"), "{}", stderr(&out));
+    // With it: the log is read and verified over https.
+    let out = run(&["--server-ca", pem]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // A file that is not a certificate is a usage error.
+    let not_pem = dir.path().join("not.pem");
+    std::fs::write(&not_pem, "hello").unwrap();
+    let out = run(&["--server-ca", not_pem.to_str().unwrap()]);
+    assert_eq!(support::code(&out), 2, "{}", stderr(&out));
+    assert!(stderr(&out).contains("--server-ca"), "{}", stderr(&out));
+    server.stop();
+}
+
 #[test]
 fn rebuild_gives_the_read_models_of_the_live_server() {
     use backchannel_domain::ids::{ConversationId, MessageId};

@@ -15,16 +15,33 @@ use crate::desk::start_command_id;
 use crate::error::{ApiError, ApiResult};
 use crate::graphql::enums::Channel;
 use crate::graphql::ids::parse;
+use crate::graphql::operations as op;
 use crate::ratelimit::ClientAddr;
 
 pub struct Mutation;
 
 /// A new conversation and the token to follow it with.
 #[derive(SimpleObject)]
-#[graphql(serial)]
+#[graphql(name = "StartConversationPayload", serial)]
 pub struct StartedConversation {
     /// Send it as `Authorization: Bearer <token>` from now on.
     pub token: String,
+    pub conversation: CustomerConversation,
+}
+
+/// The result of `sendMessage`.
+#[derive(SimpleObject)]
+#[graphql(serial)]
+pub struct CustomerMessagePayload {
+    /// The stored message (the first one, for a retried idempotency key).
+    pub message: CustomerMessage,
+}
+
+/// The result of `closeConversation`.
+#[derive(SimpleObject)]
+#[graphql(serial)]
+pub struct CustomerConversationPayload {
+    /// Your conversation as it is now.
     pub conversation: CustomerConversation,
 }
 
@@ -101,7 +118,7 @@ impl Mutation {
         };
         let executed = shared
             .desk
-            .execute_as(Actor::Customer(id), "startConversation", open, keyed)
+            .execute_as(Actor::Customer(id), op::START_CONVERSATION, open, keyed)
             .await?;
         crate::position::note(ctx, &executed);
         // A retried key answers with the first attempt's conversation.
@@ -135,7 +152,7 @@ impl Mutation {
         ctx: &Context<'_>,
         body: String,
         idempotency_key: Option<String>,
-    ) -> ApiResult<CustomerMessage> {
+    ) -> ApiResult<CustomerMessagePayload> {
         let me = customer(ctx)?;
         let body = MessageBody::parse(&body).map_err(|e| ApiError::validation(e.to_string()))?;
         let shared = shared(ctx)?;
@@ -153,7 +170,7 @@ impl Mutation {
         let executed = desk
             .execute(
                 Actor::Customer(me.conversation),
-                "sendMessage",
+                op::SEND_MESSAGE,
                 command,
                 idempotency_key.as_deref(),
             )
@@ -164,6 +181,7 @@ impl Mutation {
             .iter()
             .find(|r| matches!(r.event, Event::MessagePosted(_)))
             .and_then(|r| message(desk, r))
+            .map(|message| CustomerMessagePayload { message })
             .ok_or_else(|| ApiError::internal("customer sendMessage", "no message event"))
     }
 
@@ -173,7 +191,7 @@ impl Mutation {
         &self,
         ctx: &Context<'_>,
         idempotency_key: Option<String>,
-    ) -> ApiResult<CustomerConversation> {
+    ) -> ApiResult<CustomerConversationPayload> {
         let me = customer(ctx)?;
         let shared = shared(ctx)?;
         shared
@@ -184,7 +202,7 @@ impl Mutation {
         let executed = desk
             .execute(
                 Actor::Customer(me.conversation),
-                "closeConversation",
+                op::CLOSE_CONVERSATION,
                 Command::CloseConversation {
                     conversation: me.conversation,
                 },
@@ -192,6 +210,8 @@ impl Mutation {
             )
             .await?;
         crate::position::note(ctx, &executed);
-        conversation(desk, me.conversation)
+        Ok(CustomerConversationPayload {
+            conversation: conversation(desk, me.conversation)?,
+        })
     }
 }

@@ -45,6 +45,9 @@ impl Extension for ErrorCodes {
     }
 }
 
+/// The code of a persisted-query hash the server does not hold (Apollo's).
+pub const PERSISTED_QUERY_NOT_FOUND: &str = "PERSISTED_QUERY_NOT_FOUND";
+
 /// Adds `extensions.code` to an error that has none.
 pub fn add_code(error: &mut ServerError) {
     let has_code = error
@@ -52,6 +55,14 @@ pub fn add_code(error: &mut ServerError) {
         .as_ref()
         .is_some_and(|e| e.get("code").is_some());
     if has_code {
+        return;
+    }
+    if error.message == "PersistedQueryNotFound" {
+        // Apollo's code for it: clients resend the query text when they see it.
+        error
+            .extensions
+            .get_or_insert_with(Default::default)
+            .set("code", PERSISTED_QUERY_NOT_FOUND);
         return;
     }
     let code = if error.message.starts_with("Query is too complex")

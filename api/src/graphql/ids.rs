@@ -44,3 +44,42 @@ pub fn page_size_of(
         ))),
     }
 }
+
+/// One direction of a Relay list that pages by its own cursor values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Direction {
+    /// `first` entries after the cursor `after`.
+    Forward { first: usize, after: Option<String> },
+    /// `last` entries before the cursor `before`.
+    Backward { last: usize, before: Option<String> },
+}
+
+/// Checks a connection's arguments: one direction per request (`first` or
+/// `after` with `last` or `before` is `VALIDATION`), sizes 1..=`max`.
+pub fn direction(
+    first: Option<i32>,
+    after: Option<String>,
+    last: Option<i32>,
+    before: Option<String>,
+    default: usize,
+    max: usize,
+) -> Result<Direction, ApiError> {
+    let forward = first.is_some() || after.is_some();
+    let backward = last.is_some() || before.is_some();
+    if forward && backward {
+        return Err(ApiError::validation(
+            "page forward with `first`/`after` or backward with `last`/`before`, not both",
+        ));
+    }
+    if backward {
+        Ok(Direction::Backward {
+            last: page_size_of("last", last, default, max)?,
+            before,
+        })
+    } else {
+        Ok(Direction::Forward {
+            first: page_size_of("first", first, default, max)?,
+            after,
+        })
+    }
+}

@@ -7,12 +7,14 @@ pub mod codes;
 pub mod cursor;
 pub mod enums;
 pub mod ids;
+pub mod operations;
 pub mod paging;
 pub mod parsed;
 pub mod prescan;
 pub mod serial;
 pub mod time;
 
+use async_graphql::extensions::apollo_persisted_queries::ApolloPersistedQueries;
 use async_graphql::{ObjectType, Schema, SubscriptionType};
 
 use crate::context::Shared;
@@ -36,7 +38,9 @@ where
     S: SubscriptionType + 'static,
 {
     let limits = shared.limits;
+    let persisted = ApolloPersistedQueries::new(shared.persisted.0.clone());
     let mut builder = Schema::build(query, mutation, subscription)
+        .extension(persisted)
         .data(shared)
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity);

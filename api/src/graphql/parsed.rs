@@ -1,4 +1,4 @@
-//! Parsed documents by query text.
+//! Parsed documents by query text, and automatic persisted queries.
 //!
 //! A desk app or a widget sends the same few query texts over and over. Each
 //! is parsed once here and handed to the schema as a copy, so a request skips
@@ -14,25 +14,79 @@
 //! only remembering that it was seen, not a copy of its document.
 //!
 //! Bounded: at most [`ParsedQueries::CAPACITY`] texts of at most
-//! [`ParsedQueries::MAX_QUERY_BYTES`] each. When it is full it is emptied and
-//! fills again with what is asked next: a client sending ever-new texts can
-//! only bring the server back to parsing every request, never grow it.
+//! [`ParsedQueries::MAX_QUERY_BYTES`] each, the least recently used going
+//! first (the `lru` crate): a client sending ever-new texts can only bring
+//! the server back to parsing every request, never grow it.
+//!
+//! Automatic persisted queries (Apollo's protocol, async-graphql's
+//! extension, its `lru` storage): a request with
+//! `extensions.persistedQuery.sha256Hash` and its query text stores the
+//! parse under the hash once the hash is checked; the same hash alone later
+//! runs it, and an unknown hash answers `PersistedQueryNotFound`. The text
+//! was admitted by `prescan` when it came (the limits do not change while
+//! the server runs), so a hash stands only for a text that passed them.
+//! At most [`PERSISTED_CAPACITY`] documents, least recently used first out,
+//! of texts of at most [`ParsedQueries::MAX_QUERY_BYTES`]: a longer text
+//! runs, but is not persisted ([`bound_persisted`]), so its hash alone stays
+//! unknown and the client keeps sending the text.
 
-use std::collections::HashMap;
+use std::num::NonZeroUsize;
 use std::sync::Mutex;
 
+use async_graphql::extensions::apollo_persisted_queries::LruCacheStorage;
 use async_graphql::parser::parse_query;
 use async_graphql::parser::types::ExecutableDocument;
+use lru::LruCache;
 
-#[derive(Default)]
+/// The documents of automatic persisted queries, by their hash.
+#[derive(Clone)]
+pub struct PersistedQueries(pub LruCacheStorage);
+
+impl std::fmt::Debug for PersistedQueries {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PersistedQueries")
+    }
+}
+
+/// How many persisted documents the server keeps.
+pub const PERSISTED_CAPACITY: usize = 256;
+
+/// Runs a text too long to persist as a plain request: drops its
+/// `persistedQuery` so the extension neither stores nor checks it.
+pub fn bound_persisted(request: &mut async_graphql::Request) {
+    if request.query.len() > ParsedQueries::MAX_QUERY_BYTES {
+        request.extensions.remove("persistedQuery");
+    }
+}
+
+/// An empty store of persisted queries.
+pub fn persisted_queries() -> PersistedQueries {
+    PersistedQueries(LruCacheStorage::new(PERSISTED_CAPACITY))
+}
+
 pub struct ParsedQueries {
     /// `None`: seen once, not kept parsed yet.
-    documents: Mutex<HashMap<String, Option<ExecutableDocument>>>,
+    documents: Mutex<LruCache<String, Option<ExecutableDocument>>>,
+}
+
+impl Default for ParsedQueries {
+    fn default() -> Self {
+        ParsedQueries {
+            documents: Mutex::new(LruCache::new(Self::capacity())),
+        }
+    }
 }
 
 impl ParsedQueries {
     pub const CAPACITY: usize = 256;
     pub const MAX_QUERY_BYTES: usize = 8 * 1024;
+
+    const fn capacity() -> NonZeroUsize {
+        match NonZeroUsize::new(Self::CAPACITY) {
+            Some(n) => n,
+            None => NonZeroUsize::MIN,
+        }
+    }
 
     /// The parsed document of `query`, from the cache or parsed now (and
     /// remembered if small enough). `None` when it does not parse: the schema
@@ -45,11 +99,8 @@ impl ParsedQueries {
         };
         let document = parse_query(query).ok()?;
         if query.len() <= Self::MAX_QUERY_BYTES {
-            let mut documents = self.lock();
-            if documents.len() >= Self::CAPACITY {
-                documents.clear();
-            }
-            documents.insert(query.to_owned(), seen.then(|| document.clone()));
+            self.lock()
+                .put(query.to_owned(), seen.then(|| document.clone()));
         }
         Some(document)
     }
@@ -61,7 +112,7 @@ impl ParsedQueries {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Option<ExecutableDocument>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, LruCache<String, Option<ExecutableDocument>>> {
         // A panic while holding the lock cannot leave the map half-changed
         // in a way that matters: every entry is a whole parse of its key.
         self.documents
@@ -88,7 +139,7 @@ mod tests {
 
         /// How many texts it holds parsed.
         fn parsed(&self) -> usize {
-            self.lock().values().filter(|d| d.is_some()).count()
+            self.lock().iter().filter(|(_, d)| d.is_some()).count()
         }
 
         fn is_empty(&self) -> bool {
@@ -115,6 +166,22 @@ mod tests {
             assert!(!same(&doc, &fresh));
         }
         assert_eq!((cache.len(), cache.parsed()), (2, 2));
+    }
+
+    #[test]
+    fn the_least_recently_used_text_goes_first() {
+        let cache = ParsedQueries::default();
+        let kept = "{ me { id } }";
+        cache.document(kept);
+        cache.document(kept);
+        for i in 0..ParsedQueries::CAPACITY * 2 {
+            cache.document(&format!("{{ a{i} }}"));
+            // Asked for all along, so never the least recently used.
+            cache.document(kept);
+        }
+        assert_eq!(cache.len(), ParsedQueries::CAPACITY);
+        assert!(matches!(cache.lock().peek(kept), Some(Some(_))));
+        assert!(cache.lock().peek("{ a0 }").is_none());
     }
 
     #[test]

@@ -23,8 +23,16 @@ impl ScalarType for DateTime {
         )))
     }
 
+    /// A time outside the years 0000–9999 (only a forged log holds one)
+    /// renders as null, logged, rather than as a string that is not RFC 3339.
     fn to_value(&self) -> Value {
-        Value::String(rfc3339(self.0))
+        match rfc3339(self.0) {
+            Ok(text) => Value::String(text),
+            Err(err) => {
+                tracing::error!(%err, "a DateTime cannot be rendered");
+                Value::Null
+            }
+        }
     }
 }
 
@@ -33,7 +41,8 @@ mod tests {
     use super::*;
 
     fn check(micros: i64, expect: &str) {
-        assert_eq!(rfc3339(RecordedAt::from_micros(micros)), expect);
+        let value = DateTime(RecordedAt::from_micros(micros)).to_value();
+        assert_eq!(value, Value::String(expect.to_owned()));
     }
 
     #[test]
@@ -42,5 +51,9 @@ mod tests {
         check(951_782_400_000_001, "2000-02-29T00:00:00.000001Z");
         check(1_735_689_599_999_999, "2024-12-31T23:59:59.999999Z");
         check(-1, "1969-12-31T23:59:59.999999Z");
+        assert_eq!(
+            DateTime(RecordedAt::from_micros(i64::MAX)).to_value(),
+            Value::Null
+        );
     }
 }

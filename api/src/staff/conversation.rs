@@ -61,7 +61,7 @@ impl Conversation {
 
 #[Object(serial)]
 impl Conversation {
-    async fn id(&self) -> ID {
+    pub async fn id(&self) -> ID {
         id(self.summary.id)
     }
 

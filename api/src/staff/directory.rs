@@ -17,7 +17,7 @@ pub struct Staff(pub state::Staff);
 
 #[Object(name = "Staff", serial)]
 impl Staff {
-    async fn id(&self) -> ID {
+    pub async fn id(&self) -> ID {
         id(self.0.id)
     }
 
@@ -61,7 +61,7 @@ pub struct Group(pub state::Group);
 
 #[Object(name = "Group", serial)]
 impl Group {
-    async fn id(&self) -> ID {
+    pub async fn id(&self) -> ID {
         id(self.0.id)
     }
 
@@ -116,7 +116,7 @@ impl Company {
 
 #[Object(name = "Company", serial)]
 impl Company {
-    async fn id(&self) -> ID {
+    pub async fn id(&self) -> ID {
         id(self.0.id)
     }
 

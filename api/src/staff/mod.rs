@@ -5,6 +5,7 @@
 pub mod conversation;
 pub mod directory;
 pub mod mutation;
+pub mod node;
 pub mod notification;
 pub mod query;
 pub mod subscription;

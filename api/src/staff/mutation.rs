@@ -16,6 +16,7 @@ use crate::desk::Executed;
 use crate::error::{ApiError, ApiResult};
 use crate::graphql::enums::{Channel, MessageVisibility, Permission, Role, RoutingType};
 use crate::graphql::ids::{id, parse};
+use crate::graphql::operations as op;
 use crate::graphql::time::DateTime;
 use crate::staff::conversation::{Conversation, load_if_visible};
 use crate::staff::directory::{Company, Group, Staff};
@@ -85,21 +86,45 @@ pub struct MessagePayload {
 
 /// The result of `markNotificationsRead`.
 #[derive(SimpleObject)]
-#[graphql(serial)]
+#[graphql(name = "MarkNotificationsReadPayload", serial)]
 pub struct NotificationsRead {
     pub unread_count: u64,
 }
 
 /// A token minted by `issueStaffToken`.
 #[derive(SimpleObject)]
-#[graphql(serial)]
+#[graphql(name = "IssueStaffTokenPayload", serial)]
 pub struct IssuedToken {
     pub token: String,
     pub staff: Staff,
     pub expires_at: DateTime,
 }
 
-fn staff_now(ctx: &Context<'_>, staff: StaffId) -> ApiResult<Staff> {
+/// The result of a mutation on the company's settings.
+#[derive(SimpleObject)]
+#[graphql(serial)]
+pub struct CompanyPayload {
+    /// The company as it is now.
+    pub company: Company,
+}
+
+/// The result of a mutation on a group.
+#[derive(SimpleObject)]
+#[graphql(serial)]
+pub struct GroupPayload {
+    /// The group as it is now.
+    pub group: Group,
+}
+
+/// The result of a mutation on a staff member.
+#[derive(SimpleObject)]
+#[graphql(serial)]
+pub struct StaffPayload {
+    /// The staff member as they are now.
+    pub staff: Staff,
+}
+
+fn staff_now(ctx: &Context<'_>, staff: StaffId) -> ApiResult<StaffPayload> {
     let desk = &shared(ctx)?.desk;
     let models = desk.models();
     models
@@ -107,11 +132,11 @@ fn staff_now(ctx: &Context<'_>, staff: StaffId) -> ApiResult<Staff> {
         .staff
         .get(&staff)
         .cloned()
-        .map(Staff)
+        .map(|s| StaffPayload { staff: Staff(s) })
         .ok_or(DomainError::NotFound(Missing::Staff).into())
 }
 
-fn group_now(ctx: &Context<'_>, group: GroupId) -> ApiResult<Group> {
+fn group_now(ctx: &Context<'_>, group: GroupId) -> ApiResult<GroupPayload> {
     let desk = &shared(ctx)?.desk;
     let models = desk.models();
     models
@@ -119,7 +144,7 @@ fn group_now(ctx: &Context<'_>, group: GroupId) -> ApiResult<Group> {
         .groups
         .get(&group)
         .cloned()
-        .map(Group)
+        .map(|g| GroupPayload { group: Group(g) })
         .ok_or(DomainError::NotFound(Missing::Group).into())
 }
 
@@ -139,7 +164,7 @@ impl Mutation {
         let customer = name(&customer_name)?;
         let (me, executed) = run(
             ctx,
-            "openConversation",
+            op::OPEN_CONVERSATION,
             |me| {
                 Ok(Command::OpenConversation {
                     company: me.company,
@@ -177,7 +202,7 @@ impl Mutation {
         let assignee: StaffId = parse(&assignee_id)?;
         let (me, _) = run(
             ctx,
-            "assignConversation",
+            op::ASSIGN_CONVERSATION,
             |_| {
                 Ok(Command::AssignConversation {
                     conversation,
@@ -202,7 +227,7 @@ impl Mutation {
         let staff: StaffId = parse(&staff_id)?;
         let (me, _) = run(
             ctx,
-            "inviteToRoom",
+            op::INVITE_TO_ROOM,
             |_| {
                 Ok(Command::InviteToRoom {
                     conversation,
@@ -230,7 +255,7 @@ impl Mutation {
         let body = MessageBody::parse(&body).map_err(|e| ApiError::validation(e.to_string()))?;
         let (me, executed) = run(
             ctx,
-            "sendMessage",
+            op::SEND_MESSAGE,
             |_| {
                 Ok(Command::SendMessage {
                     conversation,
@@ -271,7 +296,7 @@ impl Mutation {
         let conversation: ConversationId = parse(&conversation_id)?;
         let (me, _) = run(
             ctx,
-            "setConversationPrivacy",
+            op::SET_CONVERSATION_PRIVACY,
             |_| {
                 Ok(Command::SetConversationPrivacy {
                     conversation,
@@ -294,7 +319,7 @@ impl Mutation {
         let conversation: ConversationId = parse(&conversation_id)?;
         let (me, _) = run(
             ctx,
-            "closeConversation",
+            op::CLOSE_CONVERSATION,
             |_| Ok(Command::CloseConversation { conversation }),
             idempotency_key,
         )
@@ -312,7 +337,7 @@ impl Mutation {
         let conversation: ConversationId = parse(&conversation_id)?;
         let (me, _) = run(
             ctx,
-            "reopenConversation",
+            op::REOPEN_CONVERSATION,
             |_| Ok(Command::ReopenConversation { conversation }),
             idempotency_key,
         )
@@ -328,11 +353,11 @@ impl Mutation {
         private_conversations_enabled: Option<bool>,
         new_conversations_private: Option<bool>,
         idempotency_key: Option<String>,
-    ) -> ApiResult<Company> {
+    ) -> ApiResult<CompanyPayload> {
         let desk = &shared(ctx)?.desk;
         let (me, _) = run(
             ctx,
-            "updatePrivacySettings",
+            op::UPDATE_PRIVACY_SETTINGS,
             |me| {
                 let current = desk
                     .models()
@@ -352,7 +377,9 @@ impl Mutation {
             idempotency_key,
         )
         .await?;
-        Company::current(desk, me.company)
+        Ok(CompanyPayload {
+            company: Company::current(desk, me.company)?,
+        })
     }
 
     /// Owner and admins. Replaces the list of origins (`scheme://host[:port]`,
@@ -364,12 +391,12 @@ impl Mutation {
         ctx: &Context<'_>,
         origins: Vec<String>,
         idempotency_key: Option<String>,
-    ) -> ApiResult<Company> {
+    ) -> ApiResult<CompanyPayload> {
         let parsed =
             WidgetOrigins::parse(&origins).map_err(|e| ApiError::validation(e.to_string()))?;
         let (me, _) = run(
             ctx,
-            "setWidgetOrigins",
+            op::SET_WIDGET_ORIGINS,
             |me| {
                 Ok(Command::SetWidgetOrigins {
                     company: me.company,
@@ -380,7 +407,9 @@ impl Mutation {
         )
         .await?;
         let desk = &shared(ctx)?.desk;
-        Company::current(desk, me.company)
+        Ok(CompanyPayload {
+            company: Company::current(desk, me.company)?,
+        })
     }
 
     #[graphql(complexity = "crate::config::MUTATION_COST")]
@@ -390,11 +419,11 @@ impl Mutation {
         name: String,
         routing: RoutingType,
         idempotency_key: Option<String>,
-    ) -> ApiResult<Group> {
+    ) -> ApiResult<GroupPayload> {
         let group_name = self::name(&name)?;
         let (_, executed) = run(
             ctx,
-            "createGroup",
+            op::CREATE_GROUP,
             |me| {
                 Ok(Command::CreateGroup {
                     company: me.company,
@@ -424,12 +453,12 @@ impl Mutation {
         group_id: ID,
         name: String,
         idempotency_key: Option<String>,
-    ) -> ApiResult<Group> {
+    ) -> ApiResult<GroupPayload> {
         let group: GroupId = parse(&group_id)?;
         let group_name = self::name(&name)?;
         run(
             ctx,
-            "renameGroup",
+            op::RENAME_GROUP,
             |me| {
                 Ok(Command::RenameGroup {
                     company: me.company,
@@ -450,11 +479,11 @@ impl Mutation {
         group_id: ID,
         routing: RoutingType,
         idempotency_key: Option<String>,
-    ) -> ApiResult<Group> {
+    ) -> ApiResult<GroupPayload> {
         let group: GroupId = parse(&group_id)?;
         run(
             ctx,
-            "setGroupRouting",
+            op::SET_GROUP_ROUTING,
             |me| {
                 Ok(Command::SetGroupRouting {
                     company: me.company,
@@ -475,11 +504,11 @@ impl Mutation {
         group_id: ID,
         staff_id: ID,
         idempotency_key: Option<String>,
-    ) -> ApiResult<Group> {
+    ) -> ApiResult<GroupPayload> {
         let (group, staff): (GroupId, StaffId) = (parse(&group_id)?, parse(&staff_id)?);
         run(
             ctx,
-            "addGroupMember",
+            op::ADD_GROUP_MEMBER,
             |me| {
                 Ok(Command::AddGroupMember {
                     company: me.company,
@@ -500,11 +529,11 @@ impl Mutation {
         group_id: ID,
         staff_id: ID,
         idempotency_key: Option<String>,
-    ) -> ApiResult<Group> {
+    ) -> ApiResult<GroupPayload> {
         let (group, staff): (GroupId, StaffId) = (parse(&group_id)?, parse(&staff_id)?);
         run(
             ctx,
-            "removeGroupMember",
+            op::REMOVE_GROUP_MEMBER,
             |me| {
                 Ok(Command::RemoveGroupMember {
                     company: me.company,
@@ -526,11 +555,11 @@ impl Mutation {
         group_id: ID,
         staff_id: ID,
         idempotency_key: Option<String>,
-    ) -> ApiResult<Group> {
+    ) -> ApiResult<GroupPayload> {
         let (group, staff): (GroupId, StaffId) = (parse(&group_id)?, parse(&staff_id)?);
         run(
             ctx,
-            "addGroupSupervisor",
+            op::ADD_GROUP_SUPERVISOR,
             |me| {
                 Ok(Command::AddGroupSupervisor {
                     company: me.company,
@@ -551,11 +580,11 @@ impl Mutation {
         group_id: ID,
         staff_id: ID,
         idempotency_key: Option<String>,
-    ) -> ApiResult<Group> {
+    ) -> ApiResult<GroupPayload> {
         let (group, staff): (GroupId, StaffId) = (parse(&group_id)?, parse(&staff_id)?);
         run(
             ctx,
-            "removeGroupSupervisor",
+            op::REMOVE_GROUP_SUPERVISOR,
             |me| {
                 Ok(Command::RemoveGroupSupervisor {
                     company: me.company,
@@ -577,11 +606,11 @@ impl Mutation {
         name: String,
         role: Role,
         idempotency_key: Option<String>,
-    ) -> ApiResult<Staff> {
+    ) -> ApiResult<StaffPayload> {
         let staff_name = self::name(&name)?;
         let (_, executed) = run(
             ctx,
-            "addStaff",
+            op::ADD_STAFF,
             |me| {
                 Ok(Command::AddStaff {
                     company: me.company,
@@ -611,12 +640,12 @@ impl Mutation {
         staff_id: ID,
         role: Role,
         idempotency_key: Option<String>,
-    ) -> ApiResult<Staff> {
+    ) -> ApiResult<StaffPayload> {
         let staff: StaffId = parse(&staff_id)?;
         let role: DomainRole = role.into();
         run(
             ctx,
-            "changeRole",
+            op::CHANGE_ROLE,
             |me| {
                 Ok(Command::ChangeRole {
                     company: me.company,
@@ -637,11 +666,11 @@ impl Mutation {
         staff_id: ID,
         permission: Permission,
         idempotency_key: Option<String>,
-    ) -> ApiResult<Staff> {
+    ) -> ApiResult<StaffPayload> {
         let staff: StaffId = parse(&staff_id)?;
         run(
             ctx,
-            "grantPermission",
+            op::GRANT_PERMISSION,
             |me| {
                 Ok(Command::GrantPermission {
                     company: me.company,
@@ -662,11 +691,11 @@ impl Mutation {
         staff_id: ID,
         permission: Permission,
         idempotency_key: Option<String>,
-    ) -> ApiResult<Staff> {
+    ) -> ApiResult<StaffPayload> {
         let staff: StaffId = parse(&staff_id)?;
         run(
             ctx,
-            "revokePermission",
+            op::REVOKE_PERMISSION,
             |me| {
                 Ok(Command::RevokePermission {
                     company: me.company,
@@ -687,11 +716,11 @@ impl Mutation {
         ctx: &Context<'_>,
         staff_id: ID,
         idempotency_key: Option<String>,
-    ) -> ApiResult<Staff> {
+    ) -> ApiResult<StaffPayload> {
         let staff: StaffId = parse(&staff_id)?;
         run(
             ctx,
-            "deactivateStaff",
+            op::DEACTIVATE_STAFF,
             |me| {
                 Ok(Command::DeactivateStaff {
                     company: me.company,
@@ -725,7 +754,7 @@ impl Mutation {
         }
         let (me, _) = run(
             ctx,
-            "markNotificationsRead",
+            op::MARK_NOTIFICATIONS_READ,
             |me| {
                 Ok(Command::MarkNotificationsRead {
                     company: me.company,

@@ -9,7 +9,7 @@ use backchannel_domain::model::Role;
 use crate::context::{me, shared};
 use crate::error::{ApiError, ApiResult};
 use crate::graphql::cursor;
-use crate::graphql::ids::{page_size, parse};
+use crate::graphql::ids::{Direction, direction, page_size, parse};
 use crate::graphql::paging::PageInfo;
 use crate::graphql::time::DateTime;
 use crate::staff::conversation::{
@@ -17,6 +17,7 @@ use crate::staff::conversation::{
     OverviewColumn, denied, load,
 };
 use crate::staff::directory::{Company, Group, Staff};
+use crate::staff::node::{Node, node};
 use crate::staff::notification::{Notification, NotificationConnection, NotificationEdge};
 use crate::staff::timeline::ActorRef;
 
@@ -81,30 +82,57 @@ impl Query {
         Ok(groups)
     }
 
-    /// The conversations you may see, newest first.
-    #[graphql(complexity = "first.unwrap_or(20).clamp(1, 100) as usize * child_complexity")]
+    /// The conversations you may see, newest first. Forward: `first`
+    /// (default 20, at most the page-size limit) after the cursor `after`.
+    /// Backward: `last` before the cursor `before` (newer than it), from the
+    /// oldest without it; still listed newest first. Mixing the directions
+    /// is `VALIDATION`.
+    #[graphql(
+        complexity = "first.or(last).unwrap_or(20).clamp(1, 100) as usize * child_complexity"
+    )]
     async fn conversations(
         &self,
         ctx: &Context<'_>,
         filter: Option<ConversationFilter>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
     ) -> ApiResult<ConversationConnection> {
         let me = me(ctx)?;
         let shared = shared(ctx)?;
-        let first = page_size(first, DEFAULT_PAGE, shared.limits.max_page_size)?;
+        let asked = direction(
+            first,
+            after,
+            last,
+            before,
+            DEFAULT_PAGE,
+            shared.limits.max_page_size,
+        )?;
         let filter = filter.unwrap_or_default().parse()?;
-        let has_previous_page = after.is_some();
-        let after: Option<ConversationId> = after
-            .map(|c| {
+        let decode = |c: Option<String>| -> ApiResult<Option<ConversationId>> {
+            c.map(|c| {
                 cursor::decode("conversation", &c)?
                     .parse()
                     .map_err(|_| ApiError::validation("not a valid conversation cursor"))
             })
-            .transpose()?;
+            .transpose()
+        };
         let models = shared.desk.models();
-        let page = models.conversations(me.id, &filter, first, after);
-        let has_next = page.has_next;
+        let (page, has_previous_page, has_next_page) = match asked {
+            Direction::Forward { first, after } => {
+                let after = decode(after)?;
+                let page = models.conversations(me.id, &filter, first, after);
+                let more = page.has_next;
+                (page, after.is_some(), more)
+            }
+            Direction::Backward { last, before } => {
+                let before = decode(before)?;
+                let page = models.conversations_backward(me.id, &filter, last, before);
+                let more = page.has_next;
+                (page, more, before.is_some())
+            }
+        };
         // Counting walks every visible conversation: only when asked for.
         let total = if ctx.look_ahead().field("totalCount").exists() {
             models.count_conversations(me.id, &filter)
@@ -123,7 +151,7 @@ impl Query {
         drop(models);
         Ok(ConversationConnection {
             page_info: PageInfo {
-                has_next_page: has_next,
+                has_next_page,
                 has_previous_page,
                 start_cursor: edges.first().map(|e| e.cursor.clone()),
                 end_cursor: edges.last().map(|e| e.cursor.clone()),
@@ -138,6 +166,14 @@ impl Query {
     async fn conversation(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Conversation> {
         let me = me(ctx)?;
         load(ctx, me, parse(&id)?)
+    }
+
+    /// Any object by its id (Relay's refetch): a conversation answers
+    /// exactly as `conversation(id)` does; staff, groups and the company are
+    /// your company's; anything else is null with a `NOT_FOUND` error.
+    async fn node(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<Node>> {
+        let me = me(ctx)?;
+        node(ctx, me, &id).map(Some)
     }
 
     /// A group's conversations in three columns, as you may see them.
@@ -181,33 +217,60 @@ impl Query {
         })
     }
 
-    /// Your notifications, newest first, with read state.
-    #[graphql(complexity = "first.unwrap_or(20).clamp(1, 100) as usize * child_complexity")]
+    /// Your notifications, newest first, with read state. Forward: `first`
+    /// (default 20) after the cursor `after` (older ones). Backward: `last`
+    /// before the cursor `before` (newer ones), from the oldest without it;
+    /// still listed newest first. Mixing the directions is `VALIDATION`.
+    #[graphql(
+        complexity = "first.or(last).unwrap_or(20).clamp(1, 100) as usize * child_complexity"
+    )]
     async fn notifications(
         &self,
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
     ) -> ApiResult<NotificationConnection> {
         let me = me(ctx)?;
         let shared = shared(ctx)?;
-        let first = page_size(first, DEFAULT_PAGE, shared.limits.max_page_size)?;
-        let has_previous_page = after.is_some();
-        // Newest first: what comes after the cursor is older.
-        let before: Option<u64> = after
-            .map(|c| {
+        let asked = direction(
+            first,
+            after,
+            last,
+            before,
+            DEFAULT_PAGE,
+            shared.limits.max_page_size,
+        )?;
+        let decode = |c: Option<String>| -> ApiResult<Option<u64>> {
+            c.map(|c| {
                 cursor::decode("notification", &c)?
                     .parse()
                     .map_err(|_| ApiError::validation("not a valid notification cursor"))
             })
-            .transpose()?;
+            .transpose()
+        };
         let models = shared.desk.models();
         let read_up_to = models
             .state()
             .staff
             .get(&me.id)
             .map_or(0, |s| s.notifications_read_up_to);
-        let page = models.notifications(me.id, first, before);
+        // Newest first: what comes after a cursor is older.
+        let (page, has_previous_page, has_next_page) = match asked {
+            Direction::Forward { first, after } => {
+                let after = decode(after)?;
+                let page = models.notifications(me.id, first, after);
+                let more = page.has_next;
+                (page, after.is_some(), more)
+            }
+            Direction::Backward { last, before } => {
+                let before = decode(before)?;
+                let page = models.notifications_backward(me.id, last, before);
+                let more = page.has_next;
+                (page, more, before.is_some())
+            }
+        };
         let edges: Vec<NotificationEdge> = page
             .items
             .iter()
@@ -221,7 +284,7 @@ impl Query {
             .collect();
         Ok(NotificationConnection {
             page_info: PageInfo {
-                has_next_page: page.has_next,
+                has_next_page,
                 has_previous_page,
                 start_cursor: edges.first().map(|e| e.cursor.clone()),
                 end_cursor: edges.last().map(|e| e.cursor.clone()),

@@ -65,12 +65,12 @@ async fn a_deactivated_staff_member_is_unauthenticated_at_once() {
     let reply = app
         .staff(
             &app.token("owner"),
-            "mutation($id: ID!) { deactivateStaff(staffId: $id) { active } }",
+            "mutation($id: ID!) { deactivateStaff(staffId: $id) { staff { active } } }",
             json!({ "id": BOB }),
         )
         .await;
     assert_eq!(
-        reply.data()["deactivateStaff"]["active"],
+        reply.data()["deactivateStaff"]["staff"]["active"],
         false,
         "{:?}",
         reply.body
@@ -83,16 +83,16 @@ async fn a_deactivated_staff_member_is_unauthenticated_at_once() {
 async fn a_demotion_takes_effect_on_the_next_request() {
     let app = TestApp::spawn().await;
     let admin = app.token("admin");
-    let settings = "mutation { updatePrivacySettings(privateConversationsEnabled: false) { settings { privateConversationsEnabled } } }";
+    let settings = "mutation { updatePrivacySettings(privateConversationsEnabled: false) { company { settings { privateConversationsEnabled } } } }";
     let demote = app
         .staff(
             &app.token("owner"),
-            "mutation($id: ID!) { changeRole(staffId: $id, role: AGENT) { role } }",
+            "mutation($id: ID!) { changeRole(staffId: $id, role: AGENT) { staff { role } } }",
             json!({ "id": "01900000-0000-7000-8000-000000005002" }),
         )
         .await;
     assert_eq!(
-        demote.data()["changeRole"]["role"],
+        demote.data()["changeRole"]["staff"]["role"],
         "AGENT",
         "{:?}",
         demote.body

@@ -116,7 +116,7 @@ async fn spawn() -> (TestApp, tempfile::TempDir) {
 async fn set_origins(app: &TestApp, role: &str, origins: &[&str]) -> Reply {
     app.staff(
         &app.token(role),
-        "mutation($o: [String!]!) { setWidgetOrigins(origins: $o) { widgetOrigins } }",
+        "mutation($o: [String!]!) { setWidgetOrigins(origins: $o) { company { widgetOrigins } } }",
         json!({ "o": origins }),
     )
     .await
@@ -197,7 +197,7 @@ async fn customer_endpoint_answers_the_origins_a_company_lists() {
 
     let set = set_origins(&app, "owner", &["HTTPS://Shop.example/"]).await;
     assert_eq!(
-        set.data()["setWidgetOrigins"]["widgetOrigins"],
+        set.data()["setWidgetOrigins"]["company"]["widgetOrigins"],
         json!([SHOP])
     );
 
@@ -251,7 +251,7 @@ async fn customer_endpoint_answers_the_origins_a_company_lists() {
     .await;
     assert_eq!(foreign.header("access-control-allow-origin"), None);
     assert_eq!(foreign.code(), Some("FORBIDDEN"));
-    let send = json!({ "query": "mutation { sendMessage(body: \"hi\") { id } }" });
+    let send = json!({ "query": "mutation { sendMessage(body: \"hi\") { message { id } } }" });
     let foreign = post(
         &app,
         "/customer/graphql",
@@ -315,8 +315,7 @@ async fn a_post_that_is_not_json_is_refused_with_415_and_appends_nothing() {
         assert_eq!(answer.status, 415, "{content_type}");
         assert_eq!(answer.code(), Some("VALIDATION"));
         let token = app.token("owner");
-        let staff =
-            json!({ "query": "mutation { createGroup(name: \"X\", routing: BROADCAST) { id } }" });
+        let staff = json!({ "query": "mutation { createGroup(name: \"X\", routing: BROADCAST) { group { id } } }" });
         let answer = post(
             &app,
             "/graphql",
@@ -402,7 +401,7 @@ async fn only_the_owner_and_admins_set_widget_origins_and_bad_origins_change_not
     assert_eq!(app.desk.log().head(), head);
     let set = set_origins(&app, "admin", &[SHOP, "http://localhost:3000"]).await;
     assert_eq!(
-        set.data()["setWidgetOrigins"]["widgetOrigins"],
+        set.data()["setWidgetOrigins"]["company"]["widgetOrigins"],
         json!(["http://localhost:3000", SHOP])
     );
     let shown = app

@@ -71,7 +71,7 @@ async fn chat(app: &TestApp, public: usize) -> Chat {
             customer_ok(
                 app,
                 &token,
-                "mutation($b: String!) { sendMessage(body: $b) { id } }",
+                "mutation($b: String!) { sendMessage(body: $b) { message { id } } }",
                 json!({ "b": body }),
             )
             .await;
@@ -94,7 +94,7 @@ async fn chat(app: &TestApp, public: usize) -> Chat {
             customer_ok(
                 app,
                 &token,
-                "mutation { closeConversation { id } }",
+                "mutation { closeConversation { conversation { id } } }",
                 json!({}),
             )
             .await;
@@ -443,20 +443,20 @@ async fn cursors_count_the_customers_own_events_not_log_positions() {
     let sent = customer_ok(
         &app,
         &chat.token,
-        "mutation { sendMessage(body: \"one more\") { cursor } }",
+        "mutation { sendMessage(body: \"one more\") { message { cursor } } }",
         json!({}),
     )
     .await;
     let newest = page(&app, &chat, json!({ "last": 1 })).await;
     assert_eq!(newest.bodies, ["one more"]);
     assert_eq!(
-        sent["sendMessage"]["cursor"].as_str(),
+        sent["sendMessage"]["message"]["cursor"].as_str(),
         Some(newest.cursors[0].as_str())
     );
     let after = page(
         &app,
         &chat,
-        json!({ "after": sent["sendMessage"]["cursor"] }),
+        json!({ "after": sent["sendMessage"]["message"]["cursor"] }),
     )
     .await;
     assert!(after.bodies.is_empty());

@@ -47,7 +47,7 @@ async fn agents_may_not_change_privacy_settings() {
     let reply = app
         .staff(
             &app.token("agent 1"),
-            "mutation { updatePrivacySettings(newConversationsPrivate: false) { id } }",
+            "mutation { updatePrivacySettings(newConversationsPrivate: false) { company { id } } }",
             json!({}),
         )
         .await;

@@ -36,7 +36,7 @@ const STAFF_SEEDS: &[&str] = &[
 const CUSTOMER_SEEDS: &[&str] = &[
     "{ conversation { id status messages(first: 5) { edges { node { body author } } } } }",
     "mutation($w: ID!, $g: ID!, $n: String!) { startConversation(widgetKey: $w, groupId: $g, customerName: $n) { token conversation { id } } }",
-    "mutation($b: String!) { sendMessage(body: $b) { id } }",
+    "mutation($b: String!) { sendMessage(body: $b) { message { id } } }",
     "{ __typename }",
 ];
 

@@ -128,99 +128,108 @@ async fn directory_mutations() {
     let settings = ok(
         &app,
         &owner,
-        "mutation { updatePrivacySettings(privateConversationsEnabled: false) { settings { privateConversationsEnabled newConversationsPrivate } } }",
+        "mutation { updatePrivacySettings(privateConversationsEnabled: false) { company { settings { privateConversationsEnabled newConversationsPrivate } } } }",
         json!({}),
     )
     .await;
     assert_eq!(
-        settings["updatePrivacySettings"]["settings"],
+        settings["updatePrivacySettings"]["company"]["settings"],
         json!({ "privateConversationsEnabled": false, "newConversationsPrivate": true })
     );
 
     let group = ok(
         &app,
         &owner,
-        "mutation { createGroup(name: \"Returns\", routing: BROADCAST) { id name routing } }",
+        "mutation { createGroup(name: \"Returns\", routing: BROADCAST) { group { id name routing } } }",
         json!({}),
     )
     .await;
-    let group_id = group["createGroup"]["id"].as_str().unwrap().to_owned();
+    let group_id = group["createGroup"]["group"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     let renamed = ok(
         &app,
         &owner,
-        "mutation($g: ID!) { renameGroup(groupId: $g, name: \"Returns & Repairs\") { name } }",
+        "mutation($g: ID!) { renameGroup(groupId: $g, name: \"Returns & Repairs\") { group { name } } }",
         json!({ "g": group_id }),
     )
     .await;
-    assert_eq!(renamed["renameGroup"]["name"], "Returns & Repairs");
+    assert_eq!(renamed["renameGroup"]["group"]["name"], "Returns & Repairs");
 
     let routed = ok(
         &app,
         &owner,
-        "mutation($g: ID!) { setGroupRouting(groupId: $g, routing: ROUND_ROBIN) { routing } }",
+        "mutation($g: ID!) { setGroupRouting(groupId: $g, routing: ROUND_ROBIN) { group { routing } } }",
         json!({ "g": group_id }),
     )
     .await;
-    assert_eq!(routed["setGroupRouting"]["routing"], "ROUND_ROBIN");
+    assert_eq!(routed["setGroupRouting"]["group"]["routing"], "ROUND_ROBIN");
 
     let staff = ok(
         &app,
         &owner,
-        "mutation { addStaff(name: \"Hugo Helper\", role: AGENT) { id name role active } }",
+        "mutation { addStaff(name: \"Hugo Helper\", role: AGENT) { staff { id name role active } } }",
         json!({}),
     )
     .await;
-    let hugo = staff["addStaff"]["id"].as_str().unwrap().to_owned();
-    assert_eq!(staff["addStaff"]["role"], "AGENT");
+    let hugo = staff["addStaff"]["staff"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(staff["addStaff"]["staff"]["role"], "AGENT");
 
-    let member = ok(&app, &owner, "mutation($g: ID!, $s: ID!) { addGroupMember(groupId: $g, staffId: $s) { members { name } } }", json!({ "g": group_id, "s": hugo })).await;
+    let member = ok(&app, &owner, "mutation($g: ID!, $s: ID!) { addGroupMember(groupId: $g, staffId: $s) { group { members { name } } } }", json!({ "g": group_id, "s": hugo })).await;
     assert_eq!(
-        member["addGroupMember"]["members"][0]["name"],
+        member["addGroupMember"]["group"]["members"][0]["name"],
         "Hugo Helper"
     );
 
-    let removed = ok(&app, &owner, "mutation($g: ID!, $s: ID!) { removeGroupMember(groupId: $g, staffId: $s) { members { name } } }", json!({ "g": group_id, "s": hugo })).await;
-    assert_eq!(removed["removeGroupMember"]["members"], json!([]));
+    let removed = ok(&app, &owner, "mutation($g: ID!, $s: ID!) { removeGroupMember(groupId: $g, staffId: $s) { group { members { name } } } }", json!({ "g": group_id, "s": hugo })).await;
+    assert_eq!(removed["removeGroupMember"]["group"]["members"], json!([]));
 
-    let supervised = ok(&app, &owner, "mutation($g: ID!, $s: ID!) { addGroupSupervisor(groupId: $g, staffId: $s) { supervisors { name } } }", json!({ "g": group_id, "s": SUPERVISOR })).await;
+    let supervised = ok(&app, &owner, "mutation($g: ID!, $s: ID!) { addGroupSupervisor(groupId: $g, staffId: $s) { group { supervisors { name } } } }", json!({ "g": group_id, "s": SUPERVISOR })).await;
     assert_eq!(
-        supervised["addGroupSupervisor"]["supervisors"][0]["name"],
+        supervised["addGroupSupervisor"]["group"]["supervisors"][0]["name"],
         "Sofia Supervisor"
     );
 
-    let unsupervised = ok(&app, &owner, "mutation($g: ID!, $s: ID!) { removeGroupSupervisor(groupId: $g, staffId: $s) { supervisors { name } } }", json!({ "g": group_id, "s": SUPERVISOR })).await;
+    let unsupervised = ok(&app, &owner, "mutation($g: ID!, $s: ID!) { removeGroupSupervisor(groupId: $g, staffId: $s) { group { supervisors { name } } } }", json!({ "g": group_id, "s": SUPERVISOR })).await;
     assert_eq!(
-        unsupervised["removeGroupSupervisor"]["supervisors"],
+        unsupervised["removeGroupSupervisor"]["group"]["supervisors"],
         json!([])
     );
 
     let role = ok(
         &app,
         &owner,
-        "mutation($s: ID!) { changeRole(staffId: $s, role: SUPERVISOR) { role } }",
+        "mutation($s: ID!) { changeRole(staffId: $s, role: SUPERVISOR) { staff { role } } }",
         json!({ "s": hugo }),
     )
     .await;
-    assert_eq!(role["changeRole"]["role"], "SUPERVISOR");
+    assert_eq!(role["changeRole"]["staff"]["role"], "SUPERVISOR");
 
-    let granted = ok(&app, &owner, "mutation($s: ID!) { grantPermission(staffId: $s, permission: ENQUIRY_HISTORY) { permissions } }", json!({ "s": hugo })).await;
+    let granted = ok(&app, &owner, "mutation($s: ID!) { grantPermission(staffId: $s, permission: ENQUIRY_HISTORY) { staff { permissions } } }", json!({ "s": hugo })).await;
     assert_eq!(
-        granted["grantPermission"]["permissions"],
+        granted["grantPermission"]["staff"]["permissions"],
         json!(["ENQUIRY_HISTORY"])
     );
 
-    let revoked = ok(&app, &owner, "mutation($s: ID!) { revokePermission(staffId: $s, permission: ENQUIRY_HISTORY) { permissions } }", json!({ "s": hugo })).await;
-    assert_eq!(revoked["revokePermission"]["permissions"], json!([]));
+    let revoked = ok(&app, &owner, "mutation($s: ID!) { revokePermission(staffId: $s, permission: ENQUIRY_HISTORY) { staff { permissions } } }", json!({ "s": hugo })).await;
+    assert_eq!(
+        revoked["revokePermission"]["staff"]["permissions"],
+        json!([])
+    );
 
     let deactivated = ok(
         &app,
         &owner,
-        "mutation($s: ID!) { deactivateStaff(staffId: $s) { active } }",
+        "mutation($s: ID!) { deactivateStaff(staffId: $s) { staff { active } } }",
         json!({ "s": hugo }),
     )
     .await;
-    assert_eq!(deactivated["deactivateStaff"]["active"], false);
+    assert_eq!(deactivated["deactivateStaff"]["staff"]["active"], false);
 }
 
 #[tokio::test]
@@ -294,11 +303,11 @@ async fn customers_start_chat_and_never_see_private_messages() {
     let sent = app
         .customer(
             Some(&token),
-            "mutation { sendMessage(body: \"Anyone?\") { author body } }",
+            "mutation { sendMessage(body: \"Anyone?\") { message { author body } } }",
             json!({}),
         )
         .await;
-    assert_eq!(sent.data()["sendMessage"]["author"], "CUSTOMER");
+    assert_eq!(sent.data()["sendMessage"]["message"]["author"], "CUSTOMER");
     let own = app
         .customer(
             Some(&app.demo.customer.clone()),
@@ -315,11 +324,14 @@ async fn customers_start_chat_and_never_see_private_messages() {
     let closed = app
         .customer(
             Some(&token),
-            "mutation { closeConversation { status } }",
+            "mutation { closeConversation { conversation { status } } }",
             json!({}),
         )
         .await;
-    assert_eq!(closed.data()["closeConversation"]["status"], "CLOSED");
+    assert_eq!(
+        closed.data()["closeConversation"]["conversation"]["status"],
+        "CLOSED"
+    );
     let none = app
         .customer(None, "{ conversation { id } }", json!({}))
         .await;

@@ -45,6 +45,19 @@ async fn post_from(
     query: &str,
     variables: Value,
 ) -> Answer {
+    post_via(app, from, None, path, token, query, variables).await
+}
+
+/// The same, with an `X-Forwarded-For` header when `forwarded` is given.
+async fn post_via(
+    app: &TestApp,
+    from: &str,
+    forwarded: Option<&str>,
+    path: &str,
+    token: Option<&str>,
+    query: &str,
+    variables: Value,
+) -> Answer {
     let body = json!({ "query": query, "variables": variables }).to_string();
     let mut request = format!(
         "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
@@ -53,6 +66,9 @@ async fn post_from(
     );
     if let Some(token) = token {
         request.push_str(&format!("Authorization: Bearer {token}\r\n"));
+    }
+    if let Some(forwarded) = forwarded {
+        request.push_str(&format!("X-Forwarded-For: {forwarded}\r\n"));
     }
     request.push_str("\r\n");
     request.push_str(&body);
@@ -187,7 +203,7 @@ async fn customer_mutations_are_limited_per_conversation() {
         .as_str()
         .unwrap()
         .to_owned();
-    let send = "mutation { sendMessage(body: \"more\") { id } }";
+    let send = "mutation { sendMessage(body: \"more\") { message { id } } }";
     for _ in 0..2 {
         let sent = app.customer(Some(&token), send, json!({})).await;
         assert_eq!(sent.code(), None, "{:?}", sent.body);
@@ -196,6 +212,43 @@ async fn customer_mutations_are_limited_per_conversation() {
     let refused = app.customer(Some(&token), send, json!({})).await;
     assert_eq!(refused.code(), Some("RATE_LIMITED"), "{:?}", refused.body);
     assert_eq!(app.desk.log().head(), head);
+}
+
+/// Behind a `--trusted-proxy`, the client is the right-most forwarded address
+/// that is not the proxy; from any other peer the header is ignored.
+#[tokio::test]
+async fn forwarded_clients_are_told_apart_only_behind_a_trusted_proxy() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = crate::support::config(dir.path().to_owned());
+    config.rate_limits = backchannel_api::ratelimit::RateLimits::default();
+    config.rate_limits.token_failures = Rate::new(1, PER_MINUTE, 1);
+    config.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    let app = TestApp::spawn_with(config).await;
+    let bad = Some("not-a-token");
+    let try_as = |from: &'static str, forwarded: Option<&'static str>| {
+        post_via(
+            &app,
+            from,
+            forwarded,
+            "/graphql",
+            bad,
+            "{ me { id } }",
+            json!({}),
+        )
+    };
+    // Through the proxy: each forwarded client has its own budget, and what
+    // a client wrote left of the proxy's own entry does not count.
+    let first = try_as("127.0.0.1", Some("198.51.100.9, 203.0.113.7")).await;
+    assert_eq!(first.code(), Some("UNAUTHENTICATED"), "{:?}", first.body);
+    let again = try_as("127.0.0.1", Some("192.0.2.1, 203.0.113.7")).await;
+    assert_eq!(again.status, 429, "{:?}", again.body);
+    let other = try_as("127.0.0.1", Some("203.0.113.8")).await;
+    assert_eq!(other.code(), Some("UNAUTHENTICATED"), "{:?}", other.body);
+    // A peer that is not the proxy is itself the client, whatever it claims.
+    let direct = try_as("127.0.0.2", Some("203.0.113.9")).await;
+    assert_eq!(direct.code(), Some("UNAUTHENTICATED"), "{:?}", direct.body);
+    let spoofed = try_as("127.0.0.2", Some("203.0.113.10")).await;
+    assert_eq!(spoofed.status, 429, "{:?}", spoofed.body);
 }
 
 #[tokio::test]

@@ -81,7 +81,7 @@ async fn conversation(app: &TestApp, public: usize) -> Timeline {
             let reply = app
                 .customer(
                     Some(&token),
-                    "mutation($b: String!) { sendMessage(body: $b) { id } }",
+                    "mutation($b: String!) { sendMessage(body: $b) { message { id } } }",
                     json!({ "b": body }),
                 )
                 .await;

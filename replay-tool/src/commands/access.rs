@@ -160,11 +160,10 @@ pub fn run(args: &AccessArgs, quiet: bool) -> Result<(), Failure> {
 
 fn instant_line(at: &StateAt) -> String {
     match at.recorded_at {
-        Some(time) => format!(
-            "as of position {} (recorded {})",
-            at.position,
-            format_rfc3339(time)
-        ),
+        Some(time) => match format_rfc3339(time) {
+            Ok(time) => format!("as of position {} (recorded {time})", at.position),
+            Err(err) => format!("as of position {} ({err})", at.position),
+        },
         None => "as of position 0 (before the first event)".to_owned(),
     }
 }

@@ -41,6 +41,7 @@ pub fn run(args: &AuditArgs, quiet: bool) -> Result<(), Failure> {
             Err(other) => Failure::new(Kind::Io, other.to_string()),
         },
         AuditError::Output(err) => output(err),
+        AuditError::Time(_) => Failure::new(Kind::Broken, err.to_string()),
     })?;
     progress.finish();
     note(quiet, format_args!("{entries} entries"));

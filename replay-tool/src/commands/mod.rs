@@ -30,9 +30,13 @@ pub fn open_source(opts: &SourceOpts, quiet: bool) -> Result<Source, Failure> {
                 "--server needs --token (an operator token, or an owner's or admin's)",
             ));
         };
-        return Source::open_server(
+        let server = crate::remote::Server {
             url,
             token,
+            ca: opts.server_ca.as_deref(),
+        };
+        return Source::open_server(
+            &server,
             opts.server_page,
             opts.scratch_dir.as_deref(),
             quiet,

@@ -90,5 +90,6 @@ fn write<W: Write>(
             Err(other) => Failure::new(Kind::Io, other.to_string()),
         },
         ReportError::Output(err) => output(err),
+        ReportError::Time(_) => Failure::new(Kind::Broken, err.to_string()),
     })
 }

@@ -32,6 +32,8 @@ const MATRIX: &str = "
 operation              owner  admin  sup-in sup-out member non-member assignee invitee history deactivated other-admin customer other-customer
 conversation           ok     ok     ok     RESTR   RESTR  RESTR      ok       ok      RESTR   UNAUTH      NOTFND      UNAUTH   UNAUTH
 conversation.closed    ok     ok     ok     RESTR   RESTR  RESTR      ok       ok      ok      UNAUTH      NOTFND      UNAUTH   UNAUTH
+node                   ok     ok     ok     RESTR   RESTR  RESTR      ok       ok      RESTR   UNAUTH      NOTFND      UNAUTH   UNAUTH
+node.closed            ok     ok     ok     RESTR   RESTR  RESTR      ok       ok      ok      UNAUTH      NOTFND      UNAUTH   UNAUTH
 conversations          yes    yes    yes    no      no     no         yes      yes     no      UNAUTH      no          UNAUTH   UNAUTH
 conversations.closed   yes    yes    yes    no      no     no         yes      yes     yes     UNAUTH      no          UNAUTH   UNAUTH
 enquiryOverview        yes    yes    yes    FORBID  no     FORBID     yes      FORBID  no      UNAUTH      NOTFND      UNAUTH   UNAUTH
@@ -53,6 +55,7 @@ issueStaffToken        ok     ok     FORBID FORBID  FORBID FORBID     FORBID   F
 conversationEvents     ok     ok     ok     RESTR   RESTR  RESTR      ok       ok      RESTR   UNAUTH      NOTFND      UNAUTH   UNAUTH
 notifications.live     quiet  quiet  quiet  quiet   quiet  quiet      ok       ok      quiet   UNAUTH      quiet       UNAUTH   UNAUTH
 customer.conversation  UNAUTH UNAUTH UNAUTH UNAUTH  UNAUTH UNAUTH     UNAUTH   UNAUTH  UNAUTH  UNAUTH      UNAUTH      ok       other
+customer.node          UNAUTH UNAUTH UNAUTH UNAUTH  UNAUTH UNAUTH     UNAUTH   UNAUTH  UNAUTH  UNAUTH      UNAUTH      ok       NOTFND
 customer.sendMessage   UNAUTH UNAUTH UNAUTH UNAUTH  UNAUTH UNAUTH     UNAUTH   UNAUTH  UNAUTH  UNAUTH      UNAUTH      ok       other
 customer.close         UNAUTH UNAUTH UNAUTH UNAUTH  UNAUTH UNAUTH     UNAUTH   UNAUTH  UNAUTH  UNAUTH      UNAUTH      ok       other
 customer.messages      UNAUTH UNAUTH UNAUTH UNAUTH  UNAUTH UNAUTH     UNAUTH   UNAUTH  UNAUTH  UNAUTH      UNAUTH      ok       quiet
@@ -107,9 +110,11 @@ enum Fixture {
     Queued,
 }
 
-const OPERATIONS: [(&str, Fixture); 26] = [
+const OPERATIONS: [(&str, Fixture); 29] = [
     ("conversation", Fixture::Shared),
     ("conversation.closed", Fixture::SharedClosed),
+    ("node", Fixture::Shared),
+    ("node.closed", Fixture::SharedClosed),
     ("conversations", Fixture::Shared),
     ("conversations.closed", Fixture::SharedClosed),
     ("enquiryOverview", Fixture::Shared),
@@ -131,6 +136,7 @@ const OPERATIONS: [(&str, Fixture); 26] = [
     ("conversationEvents", Fixture::Handling),
     ("notifications.live", Fixture::Handling),
     ("customer.conversation", Fixture::Shared),
+    ("customer.node", Fixture::Shared),
     ("customer.sendMessage", Fixture::Handling),
     ("customer.close", Fixture::Handling),
     ("customer.messages", Fixture::Handling),
@@ -373,6 +379,15 @@ async fn run_cell(
         "conversation" | "conversation.closed" => {
             answer(&staff(CONVERSATION, json!({ "id": c })).await)
         }
+        // The same conversation through `node(id)`: the same answers.
+        "node" | "node.closed" => {
+            let reply = staff(NODE, json!({ "id": c })).await;
+            match answer(&reply).as_str() {
+                "ok" if reply.data()["node"]["id"] == c => "ok".to_owned(),
+                "ok" => format!("other {}", reply.text),
+                error => error.to_owned(),
+            }
+        }
         "conversations" | "conversations.closed" => {
             lists(&staff(LIST, json!({})).await, c, |d| listed(d).0)
         }
@@ -416,7 +431,7 @@ async fn run_cell(
         // The values Acme already has: an allowed call changes nothing there.
         "updatePrivacySettings" => answer(
             &staff(
-                "mutation { updatePrivacySettings(privateConversationsEnabled: true, newConversationsPrivate: true) { id } }",
+                "mutation { updatePrivacySettings(privateConversationsEnabled: true, newConversationsPrivate: true) { company { id } } }",
                 json!({}),
             )
             .await,
@@ -424,21 +439,21 @@ async fn run_cell(
         // The list every company has until it sets one: allowed calls change nothing.
         "setWidgetOrigins" => answer(
             &staff(
-                "mutation { setWidgetOrigins(origins: []) { id } }",
+                "mutation { setWidgetOrigins(origins: []) { company { id } } }",
                 json!({}),
             )
             .await,
         ),
         "createGroup" => answer(
             &staff(
-                "mutation($n: String!) { createGroup(name: $n, routing: BROADCAST) { id } }",
+                "mutation($n: String!) { createGroup(name: $n, routing: BROADCAST) { group { id } } }",
                 json!({ "n": format!("Cell group {n}") }),
             )
             .await,
         ),
         "addStaff" => answer(
             &staff(
-                "mutation($n: String!) { addStaff(name: $n, role: AGENT) { id } }",
+                "mutation($n: String!) { addStaff(name: $n, role: AGENT) { staff { id } } }",
                 json!({ "n": format!("Cell hire {n}") }),
             )
             .await,
@@ -490,9 +505,20 @@ async fn run_cell(
                 error => error.to_owned(),
             }
         }
+        // `C` by id through the customer's `node`: only its own customer.
+        "customer.node" => {
+            let reply = server
+                .customer(Some(token), CUSTOMER_NODE, json!({ "id": c }))
+                .await;
+            match answer(&reply).as_str() {
+                "ok" if reply.data()["node"]["id"] == c => "ok".to_owned(),
+                "ok" => format!("other {}", reply.text),
+                error => error.to_owned(),
+            }
+        }
         "customer.sendMessage" => {
             let before = world.owners_view(case).await["publicMessageCount"].clone();
-            let reply = customer("mutation { sendMessage(body: \"More words\") { id } }").await;
+            let reply = customer("mutation { sendMessage(body: \"More words\") { message { id } } }").await;
             let after = world.owners_view(case).await["publicMessageCount"].clone();
             match answer(&reply).as_str() {
                 "ok" if before != after => "ok".to_owned(),
@@ -501,7 +527,7 @@ async fn run_cell(
             }
         }
         "customer.close" => {
-            let reply = customer("mutation { closeConversation { id } }").await;
+            let reply = customer("mutation { closeConversation { conversation { id } } }").await;
             let status = world.owners_view(case).await["status"].clone();
             match answer(&reply).as_str() {
                 "ok" if status == "CLOSED" => "ok".to_owned(),

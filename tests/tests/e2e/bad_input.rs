@@ -83,7 +83,7 @@ async fn bad_input_gets_its_code_and_appends_nothing() {
     let send = |body: &str| request(SEND, json!({ "c": c, "b": body, "v": "PUBLIC" }));
     let customer_send = |body: &str| {
         request(
-            "mutation($b: String!) { sendMessage(body: $b) { id } }",
+            "mutation($b: String!) { sendMessage(body: $b) { message { id } } }",
             json!({ "b": body }),
         )
     };
@@ -521,7 +521,7 @@ async fn bad_input_gets_its_code_and_appends_nothing() {
             path: STAFF,
             authorization: bearer(&acme.owner.token),
             body: request(
-                "mutation($n: String!) { createGroup(name: $n, routing: BROADCAST) { id } }",
+                "mutation($n: String!) { createGroup(name: $n, routing: BROADCAST) { group { id } } }",
                 json!({ "n": "g".repeat(201) }),
             ),
             status: 200,

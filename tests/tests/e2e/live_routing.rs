@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::support::*;
 
-const CUSTOMER_SEND: &str = "mutation($b: String!) { sendMessage(body: $b) { id } }";
+const CUSTOMER_SEND: &str = "mutation($b: String!) { sendMessage(body: $b) { message { id } } }";
 
 /// Waits until `done` holds, for at most the websocket client's patience.
 async fn eventually(what: &str, mut done: impl FnMut() -> bool) {

@@ -298,7 +298,7 @@ async fn open_subscriptions_end_when_their_viewer_loses_the_right() {
         .await;
     acme.as_owner(
         "removeGroupSupervisor",
-        "mutation($g: ID!, $s: ID!) { removeGroupSupervisor(groupId: $g, staffId: $s) { id } }",
+        "mutation($g: ID!, $s: ID!) { removeGroupSupervisor(groupId: $g, staffId: $s) { group { id } } }",
         json!({ "g": support, "s": sofia.id }),
     )
     .await;

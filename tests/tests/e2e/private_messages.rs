@@ -66,7 +66,7 @@ async fn a_whisper_reaches_staff_live_and_never_the_customer() {
     let sent = server
         .customer(
             Some(&casey.token),
-            "mutation { sendMessage(body: \"Any news?\") { body } }",
+            "mutation { sendMessage(body: \"Any news?\") { message { body } } }",
             json!({}),
         )
         .await;

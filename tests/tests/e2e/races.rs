@@ -29,10 +29,10 @@ const START_KEYED: &str = "mutation($w: ID!, $g: ID!, $n: String!, $m: String, $
         token conversation { id } } }";
 
 const ADD_STAFF: &str = "mutation($n: String!, $r: Role!, $k: String) {
-    addStaff(name: $n, role: $r, idempotencyKey: $k) { id } }";
+    addStaff(name: $n, role: $r, idempotencyKey: $k) { staff { id } } }";
 
 const CREATE_GROUP: &str = "mutation($n: String!, $r: RoutingType!, $k: String) {
-    createGroup(name: $n, routing: $r, idempotencyKey: $k) { id } }";
+    createGroup(name: $n, routing: $r, idempotencyKey: $k) { group { id } } }";
 
 const MARK_READ: &str = "mutation($n: ID!) { markNotificationsRead(upTo: $n) { unreadCount } }";
 
@@ -168,14 +168,14 @@ async fn a_retried_creating_mutation_gets_the_first_id() {
             ADD_STAFF,
             json!({ "n": "Nina New", "r": "AGENT", "k": "staff-1" }),
             json!({ "n": "Nina New", "r": "SUPERVISOR", "k": "staff-1" }),
-            &["addStaff", "id"],
+            &["addStaff", "staff", "id"],
         ),
         (
             "createGroup",
             CREATE_GROUP,
             json!({ "n": "Billing", "r": "BROADCAST", "k": "group-1" }),
             json!({ "n": "Refunds", "r": "BROADCAST", "k": "group-1" }),
-            &["createGroup", "id"],
+            &["createGroup", "group", "id"],
         ),
     ];
     for (operation, query, first_args, other_args, path) in cases {
@@ -355,7 +355,7 @@ async fn conflict_names_the_assignee_only_to_who_may_view_it() {
     let late = acme.add_staff("Lena Late", "AGENT").await;
     acme.as_owner(
         "addGroupMember",
-        "mutation($g: ID!, $s: ID!) { addGroupMember(groupId: $g, staffId: $s) { id } }",
+        "mutation($g: ID!, $s: ID!) { addGroupMember(groupId: $g, staffId: $s) { group { id } } }",
         json!({ "g": support, "s": late.id }),
     )
     .await;

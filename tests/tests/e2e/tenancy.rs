@@ -25,6 +25,14 @@ async fn ids_of_another_company_are_not_found_everywhere() {
     let elsewhere = globex.add_group("Help", "BROADCAST", &[&xavier]).await;
     let gina = globex.start(&elsewhere, "Gina", "CHAT", "Hi").await;
 
+    let globex_id = ok(&server, &xavier, "{ company { id } }", json!({})).await["company"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let casey_token = Member {
+        id: casey.conversation.clone(),
+        token: casey.token.clone(),
+    };
     let owner = &acme.owner;
     let cases = [
         // A customer of Acme's widget naming Globex's group.
@@ -60,42 +68,42 @@ async fn ids_of_another_company_are_not_found_everywhere() {
             "add another company's staff to a group",
             Some(owner),
             "/graphql",
-            "mutation($g: ID!, $s: ID!) { addGroupMember(groupId: $g, staffId: $s) { id } }",
+            "mutation($g: ID!, $s: ID!) { addGroupMember(groupId: $g, staffId: $s) { group { id } } }",
             json!({ "g": support, "s": xavier.id }),
         ),
         (
             "add a member to another company's group",
             Some(owner),
             "/graphql",
-            "mutation($g: ID!, $s: ID!) { addGroupMember(groupId: $g, staffId: $s) { id } }",
+            "mutation($g: ID!, $s: ID!) { addGroupMember(groupId: $g, staffId: $s) { group { id } } }",
             json!({ "g": elsewhere, "s": a.id }),
         ),
         (
             "rename another company's group",
             Some(owner),
             "/graphql",
-            "mutation($g: ID!) { renameGroup(groupId: $g, name: \"Mine\") { id } }",
+            "mutation($g: ID!) { renameGroup(groupId: $g, name: \"Mine\") { group { id } } }",
             json!({ "g": elsewhere }),
         ),
         (
             "deactivate another company's staff",
             Some(owner),
             "/graphql",
-            "mutation($s: ID!) { deactivateStaff(staffId: $s) { id } }",
+            "mutation($s: ID!) { deactivateStaff(staffId: $s) { staff { id } } }",
             json!({ "s": xavier.id }),
         ),
         (
             "change another company's staff role",
             Some(owner),
             "/graphql",
-            "mutation($s: ID!) { changeRole(staffId: $s, role: SUPERVISOR) { id } }",
+            "mutation($s: ID!) { changeRole(staffId: $s, role: SUPERVISOR) { staff { id } } }",
             json!({ "s": xavier.id }),
         ),
         (
             "grant another company's staff",
             Some(owner),
             "/graphql",
-            "mutation($s: ID!) { grantPermission(staffId: $s, permission: ENQUIRY_HISTORY) { id } }",
+            "mutation($s: ID!) { grantPermission(staffId: $s, permission: ENQUIRY_HISTORY) { staff { id } } }",
             json!({ "s": xavier.id }),
         ),
         (
@@ -133,6 +141,49 @@ async fn ids_of_another_company_are_not_found_everywhere() {
             "query($c: ID!) { auditTrail(conversationId: $c) { eventType } }",
             json!({ "c": gina.conversation }),
         ),
+        // `node(id)`: another path to the same data, the same answer.
+        (
+            "another company's conversation as a node",
+            Some(owner),
+            "/graphql",
+            NODE,
+            json!({ "id": gina.conversation }),
+        ),
+        (
+            "another company's staff member as a node",
+            Some(owner),
+            "/graphql",
+            NODE,
+            json!({ "id": xavier.id }),
+        ),
+        (
+            "another company's group as a node",
+            Some(owner),
+            "/graphql",
+            NODE,
+            json!({ "id": elsewhere }),
+        ),
+        (
+            "another company as a node",
+            Some(owner),
+            "/graphql",
+            NODE,
+            json!({ "id": globex_id }),
+        ),
+        (
+            "another company's conversation as a customer's node",
+            Some(&casey_token),
+            "/customer/graphql",
+            CUSTOMER_NODE,
+            json!({ "id": gina.conversation }),
+        ),
+        (
+            "another company's staff member as a customer's node",
+            Some(&casey_token),
+            "/customer/graphql",
+            CUSTOMER_NODE,
+            json!({ "id": xavier.id }),
+        ),
     ];
     let mut failures = Vec::new();
     for (name, who, path, query, variables) in cases {
@@ -150,6 +201,25 @@ async fn ids_of_another_company_are_not_found_everywhere() {
             ));
         }
     }
+    // No oracle: `node` says the same of another company's objects as of an
+    // id nobody holds.
+    let message = |reply: &Reply| reply.body["errors"][0]["message"].clone();
+    let nobody = json!({ "id": "0190a0c0-0000-7000-8000-000000000000" });
+    let unknown = message(&server.staff(&owner.token, NODE, nobody.clone()).await);
+    assert_eq!(unknown, json!("object not found"));
+    for id in [&gina.conversation, &xavier.id, &elsewhere, &globex_id] {
+        let reply = server.staff(&owner.token, NODE, json!({ "id": id })).await;
+        assert_eq!(message(&reply), unknown, "{}", reply.text);
+    }
+    let customer_unknown = server
+        .customer(Some(&casey.token), CUSTOMER_NODE, nobody)
+        .await;
+    assert_eq!(
+        message(&customer_unknown),
+        unknown,
+        "{}",
+        customer_unknown.text
+    );
     // Globex's own view is untouched by all of it.
     let list = ok(&server, &xavier, LIST, json!({})).await;
     assert_eq!(listed(&list).1, 1, "{list}");

@@ -50,11 +50,14 @@ impl<'s> Company<'s> {
         let added = self
             .as_owner(
                 "addStaff",
-                "mutation($n: String!, $r: Role!) { addStaff(name: $n, role: $r) { id } }",
+                "mutation($n: String!, $r: Role!) { addStaff(name: $n, role: $r) { staff { id } } }",
                 json!({ "n": name, "r": role }),
             )
             .await;
-        let id = added["addStaff"]["id"].as_str().unwrap().to_owned();
+        let id = added["addStaff"]["staff"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         let issued = self
             .as_owner(
                 "issueStaffToken",
@@ -76,15 +79,18 @@ impl<'s> Company<'s> {
         let created = self
             .as_owner(
                 "createGroup",
-                "mutation($n: String!, $r: RoutingType!) { createGroup(name: $n, routing: $r) { id } }",
+                "mutation($n: String!, $r: RoutingType!) { createGroup(name: $n, routing: $r) { group { id } } }",
                 json!({ "n": name, "r": routing }),
             )
             .await;
-        let group = created["createGroup"]["id"].as_str().unwrap().to_owned();
+        let group = created["createGroup"]["group"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         for member in members {
             self.as_owner(
                 "addGroupMember",
-                "mutation($g: ID!, $s: ID!) { addGroupMember(groupId: $g, staffId: $s) { id } }",
+                "mutation($g: ID!, $s: ID!) { addGroupMember(groupId: $g, staffId: $s) { group { id } } }",
                 json!({ "g": group, "s": member.id }),
             )
             .await;
@@ -95,7 +101,7 @@ impl<'s> Company<'s> {
     pub async fn add_supervisor(&self, group: &str, supervisor: &Member) {
         self.as_owner(
             "addGroupSupervisor",
-            "mutation($g: ID!, $s: ID!) { addGroupSupervisor(groupId: $g, staffId: $s) { id } }",
+            "mutation($g: ID!, $s: ID!) { addGroupSupervisor(groupId: $g, staffId: $s) { group { id } } }",
             json!({ "g": group, "s": supervisor.id }),
         )
         .await;
@@ -104,7 +110,7 @@ impl<'s> Company<'s> {
     pub async fn grant_enquiry_history(&self, staff: &Member) {
         self.as_owner(
             "grantPermission",
-            "mutation($s: ID!) { grantPermission(staffId: $s, permission: ENQUIRY_HISTORY) { id } }",
+            "mutation($s: ID!) { grantPermission(staffId: $s, permission: ENQUIRY_HISTORY) { staff { id } } }",
             json!({ "s": staff.id }),
         )
         .await;
@@ -113,7 +119,7 @@ impl<'s> Company<'s> {
     pub async fn deactivate(&self, staff: &Member) {
         self.as_owner(
             "deactivateStaff",
-            "mutation($s: ID!) { deactivateStaff(staffId: $s) { id } }",
+            "mutation($s: ID!) { deactivateStaff(staffId: $s) { staff { id } } }",
             json!({ "s": staff.id }),
         )
         .await;
@@ -124,7 +130,7 @@ impl<'s> Company<'s> {
         self.server
             .staff(
                 &by.token,
-                "mutation($e: Boolean!, $n: Boolean!) { updatePrivacySettings(privateConversationsEnabled: $e, newConversationsPrivate: $n) { id } }",
+                "mutation($e: Boolean!, $n: Boolean!) { updatePrivacySettings(privateConversationsEnabled: $e, newConversationsPrivate: $n) { company { id } } }",
                 json!({ "e": enabled, "n": new_private }),
             )
             .await
@@ -160,6 +166,14 @@ pub async fn ok(server: &TestServer, who: &Member, query: &str, variables: Value
 pub const CONVERSATION: &str = "query($id: ID!) { conversation(id: $id) {
     id status private effectivelyPrivate accessRule customerName
     assignee { id } publicMessageCount privateMessageCount } }";
+
+/// `node(id)`: any object by its id, as the viewer may see it.
+pub const NODE: &str = "query($id: ID!) { node(id: $id) { id
+    ... on Conversation { status } ... on Staff { name } ... on Group { name } ... on Company { name } } }";
+
+/// The customer schema's `node(id)`: only the caller's own conversation.
+pub const CUSTOMER_NODE: &str =
+    "query($id: ID!) { node(id: $id) { id ... on CustomerConversation { status } } }";
 
 pub const ASSIGN: &str = "mutation($c: ID!, $s: ID!, $k: String) {
     assignConversation(conversationId: $c, assigneeId: $s, idempotencyKey: $k) { conversationId conversation { status } } }";
