@@ -233,3 +233,49 @@ impl ServeArgs {
         config
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serve(args: &[&str]) -> Result<Config, clap::Error> {
+        let mut argv = vec!["backchannel", "serve"];
+        argv.extend_from_slice(args);
+        match Cli::try_parse_from(argv)?.command {
+            CliCommand::Serve(serve) => Ok(serve.config()),
+            _ => Err(clap::Error::new(clap::error::ErrorKind::InvalidSubcommand)),
+        }
+    }
+
+    #[test]
+    fn the_store_is_sled_in_the_data_dir_unless_named() {
+        let Ok(config) = serve(&["--data-dir", "/srv/a"]) else {
+            panic!("serve did not parse");
+        };
+        assert_eq!(config.store(), StoreSpec::sled("/srv/a/store"));
+        let Ok(config) = serve(&["--data-dir", "/srv/a", "--store", "postgres://u:pw@db/bc"])
+        else {
+            panic!("serve --store did not parse");
+        };
+        assert_eq!(
+            config.store(),
+            StoreSpec::Postgres("postgres://u:pw@db/bc".to_owned())
+        );
+        // A shared log: the node's checkpoint in its own data dir.
+        assert_eq!(
+            config.checkpoint_dir().0,
+            std::path::PathBuf::from("/srv/a/checkpoint")
+        );
+        assert!(serve(&["--store", ""]).is_err());
+    }
+
+    #[test]
+    fn the_min_position_wait_and_readiness_lag_are_flags() {
+        let Ok(config) = serve(&["--min-position-wait-ms", "250", "--ready-max-lag", "7"]) else {
+            panic!("serve did not parse");
+        };
+        assert_eq!(config.limits.min_position_wait, Duration::from_millis(250));
+        assert_eq!(config.ready_max_lag, 7);
+        assert!(serve(&["--min-position-wait-ms", "600001"]).is_err());
+    }
+}

@@ -230,3 +230,49 @@ async fn websocket_min_position_waits_refuses_or_closes_with_try_again_later() {
     }
     assert_eq!(app.desk.log().head(), position);
 }
+
+// The guard is held across awaits on purpose: it stalls the projector (on
+// another worker thread) while this test looks at `/readyz`, which takes no
+// lock on the read models.
+#[allow(clippy::await_holding_lock)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_is_503_with_the_lag_while_the_read_models_trail_the_head() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path().to_owned());
+    config.ready_max_lag = 0;
+    let app = TestApp::spawn_with(config).await;
+    assert_eq!(app.get("/readyz").await, (200, "ready\n".to_owned()));
+    let head = app.desk.log().head();
+
+    // Hold the read models still: the projector cannot apply what is appended.
+    let frozen = app.desk.models();
+    let addr = app.addr;
+    let alice = app.token("agent 1");
+    let sending = tokio::spawn(async move {
+        post(
+            addr,
+            &alice,
+            "",
+            &json!({ "query": SEND, "variables": { "c": CASEY } }),
+        )
+        .await
+    });
+    let mut seen = None;
+    for _ in 0..200 {
+        let (status, body) = app.get("/readyz").await;
+        if status == 503 {
+            seen = Some(body);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        seen.as_deref(),
+        Some(format!("catching up: applied {head} of {} (lag 1)\n", head + 1).as_str())
+    );
+    drop(frozen);
+    let (status, _, body) = sending.await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["extensions"]["position"].as_u64(), Some(head + 1));
+    assert_eq!(app.get("/readyz").await, (200, "ready\n".to_owned()));
+}
