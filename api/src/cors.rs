@@ -86,6 +86,11 @@ fn layer(allow: AllowOrigin) -> CorsLayer {
             header::AUTHORIZATION,
             HeaderName::from_static("x-min-position"),
         ])
+        // A browser's script may read a mutation's position and a retry delay.
+        .expose_headers([
+            HeaderName::from_static(crate::position::LOG_POSITION_HEADER),
+            header::RETRY_AFTER,
+        ])
         .max_age(PREFLIGHT_MAX_AGE)
 }
 

@@ -165,6 +165,12 @@ async fn staff_endpoint_answers_only_the_configured_desk_origins() {
     assert_eq!(actual.status, 200);
     assert_eq!(actual.header("access-control-allow-origin"), Some(DESK));
     assert!(actual.body["data"]["me"]["id"].is_string());
+    let exposed = actual
+        .header("access-control-expose-headers")
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(exposed.contains("x-log-position"), "{exposed}");
+    assert!(exposed.contains("retry-after"), "{exposed}");
     let foreign = post(
         &app,
         "/graphql",
