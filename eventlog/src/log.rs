@@ -121,11 +121,10 @@ impl SledEventLog {
         visit: &mut dyn FnMut(RecordedEvent) -> Result<(), crate::error::ReplayError>,
     ) -> Result<Self, OpenError> {
         let path = path.to_owned();
-        let mut opened = store::open(&path)?;
+        let opened = store::open(&path)?;
         let replay = index::Replay { from, after, visit };
-        let loaded = index::load(&path, &opened.db, opened.recorded, Some(replay))?;
+        let (loaded, mut opened) = index::load_releasing(&path, opened, Some(replay))?;
         store::settle_head(&path, &mut opened, loaded.head)?;
-        let opened = store::reopen(&path, opened)?;
         Self::start(path, opened, loaded.head, loaded.indexes)
     }
 
