@@ -72,8 +72,8 @@ impl SledEventLog {
     /// before any append can happen: how a server's read models catch up.
     ///
     /// sled keeps every page a bulk scan reads resident (see `store::reopen`),
-    /// so after the pass sled is closed and opened again, which returns that
-    /// memory; only then does the writer start. An error from `visit` stops the
+    /// so the pass reads the log in slices and closes and opens sled after
+    /// each (`index::load_releasing`); only then does the writer start. An error from `visit` stops the
     /// open: [`OpenError::Replay`] names the position.
     pub fn open_replaying<F, E>(
         path: impl AsRef<Path>,
