@@ -93,11 +93,12 @@ pub struct Starting {
 pub async fn open_desk(config: &Config) -> Result<(Arc<Desk>, Tokens), StartError> {
     let secret = load_or_create(&config.data_dir, config.secret.as_deref())?;
     let tokens = Tokens::new(&secret, config.token_lifetime);
-    let desk = Desk::open(
-        &config.store(),
-        &config.checkpoint_dir(),
-        &crate::secret::head_key(&secret),
-    )?;
+    // Opening is blocking (a network engine runs it on a runtime of its own).
+    let (store, checkpoints) = (config.store(), config.checkpoint_dir());
+    let key = crate::secret::head_key(&secret);
+    let desk = tokio::task::spawn_blocking(move || Desk::open(&store, &checkpoints, &key))
+        .await
+        .map_err(|_| StartError::CatchUp)??;
     desk.caught_up().await.map_err(|_| StartError::CatchUp)?;
     Ok((desk, tokens))
 }
@@ -146,8 +147,21 @@ impl Application {
         });
         let sockets = Sockets::new(config.transport, stop.clone());
         let gate = Arc::new(Gate::default());
-        if let Some(head) = Log::committed_head(&config.store()) {
-            gate.progress.head.store(head, Ordering::Relaxed);
+        // What the catch-up replays to, for `/readyz` meanwhile: a file read
+        // for sled; a network engine asks its database (blocking), which the
+        // listener does not wait for.
+        let store = config.store();
+        if store.sled_path().is_some() {
+            if let Some(head) = Log::committed_head(&store) {
+                gate.progress.head.store(head, Ordering::Relaxed);
+            }
+        } else {
+            let progress = gate.clone();
+            tokio::task::spawn_blocking(move || {
+                if let Some(head) = Log::committed_head(&store) {
+                    progress.progress.head.fetch_max(head, Ordering::Relaxed);
+                }
+            });
         }
         let served = tokio::spawn(crate::transport::serve(
             listener,
