@@ -1,7 +1,8 @@
 //! SPEC section 11: several API nodes on one PostgreSQL log. Each test starts
 //! a throwaway cluster (pgtest: fails, never skips, without PostgreSQL) and
 //! two real `backchannel serve --store postgres://… --demo` processes, A and
-//! B, with their own data directories and the same secret.
+//! B, with their own data directories and the same secret (the e2e crate's
+//! `backchannel-e2e-node` binary: the `backchannel` command line).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -18,13 +19,44 @@ use crate::support::{CONVERSATION, EVENTS_LIVE, Frame, Subscription};
 const SEND: &str = "mutation($c: ID!, $b: String!, $k: String) { sendMessage(conversationId: $c, body: $b, visibility: PUBLIC, idempotencyKey: $k) { message { __typename ... on PublicMessage { id body } } } }";
 const OPEN: &str = "mutation($g: ID!, $n: String!) { openConversation(groupId: $g, customerName: $n, channel: CALL) { conversationId conversation { assignee { id } } } }";
 
-/// Two nodes on one fresh log, both started with `--demo` at the same time.
+/// Two nodes on one fresh log, both started with `--demo`, B once A is ready
+/// (B's demo finds every step already appended).
 fn two_nodes(extra: &[&str]) -> (SharedLog, Node, Node) {
     let log = SharedLog::start();
-    let a = Node::spawn("A", &log.url, true, extra);
-    let b = Node::spawn("B", &log.url, true, extra);
-    let (a, b) = (a.ready(), b.ready());
+    let a = Node::spawn("A", &log.url, true, extra).ready();
+    let b = Node::spawn("B", &log.url, true, extra).ready();
     (log, a, b)
+}
+
+/// Every node's known head once both applied the demo: the demo's length,
+/// or the demo was appended more than once.
+async fn assert_demo_once(a: &Node, b: &Node) {
+    let (single, _dir) = one_node_demo().await;
+    let demo_events = single.desk().log().head();
+    assert!(demo_events > 10);
+    a.applied(demo_events).await;
+    b.applied(demo_events).await;
+    for node in [a, b] {
+        assert_eq!(
+            node.metric("backchannel_log_head").await,
+            demo_events,
+            "node {} sees the demo appended more than once",
+            node.name
+        );
+        let ready = node.get("/readyz").await;
+        assert_eq!((ready.status, ready.text.as_str()), (200, "ready\n"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_started_together_load_the_demo_once() {
+    let log = SharedLog::start();
+    // Both open the log and run the demo's steps at the same time: each
+    // step is appended by one of them, and the other's answer is that one.
+    let a = Node::spawn("A", &log.url, true, &[]);
+    let b = Node::spawn("B", &log.url, true, &[]);
+    let (a, b) = (a.ready(), b.ready());
+    assert_demo_once(&a, &b).await;
 }
 
 /// The demo on one sled node in this process: its log's length.
@@ -44,24 +76,9 @@ fn public_count(answer: &Answer) -> u64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_nodes_seed_the_demo_once_and_read_their_writes_across_nodes() {
+async fn a_second_node_loads_no_demo_twice_and_reads_the_first_nodes_writes() {
     let (_log, a, b) = two_nodes(&["--min-position-wait-ms", "300"]);
-    let (single, _dir) = one_node_demo().await;
-    let demo_events = single.desk().log().head();
-    assert!(demo_events > 10);
-    // Both nodes loaded the demo at once: the log holds it once.
-    a.applied(demo_events).await;
-    b.applied(demo_events).await;
-    for node in [&a, &b] {
-        assert_eq!(
-            node.metric("backchannel_log_head").await,
-            demo_events,
-            "node {} sees the demo appended more than once",
-            node.name
-        );
-        let ready = node.get("/readyz").await;
-        assert_eq!((ready.status, ready.text.as_str()), (200, "ready\n"));
-    }
+    assert_demo_once(&a, &b).await;
 
     let alice = Node::staff_token(demo::ALICE);
     let before = public_count(
