@@ -370,3 +370,58 @@ async fn a_node_whose_log_changed_under_it_stops_serving_and_says_why() {
         answer.text
     );
 }
+
+/// `backchannel <args>` against the shared log with its own data dir: stdout.
+fn cli(url: &str, args: &[&str]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_backchannel-e2e-node"))
+        .args(args)
+        .args(["--store", url])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env("BACKCHANNEL_SECRET", SECRET)
+        .env_remove("BACKCHANNEL_STORE")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_and_token_work_on_the_shared_log_while_nodes_serve() {
+    let log = SharedLog::start();
+    let a = Node::spawn("A", &log.url, false, &[]).ready();
+    let created = cli(
+        &log.url,
+        &["init", "--company", "Acme", "--owner", "Olivia"],
+    );
+    let field = |name: &str| {
+        created
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .map(|rest| rest.trim().to_owned())
+            .unwrap_or_else(|| panic!("no {name} in {created}"))
+    };
+    let owner = field("owner ");
+    let owner_token = created.lines().last().unwrap().trim().to_owned();
+    // The running node follows the log: it knows the new owner.
+    let head = a.metric("backchannel_log_head").await.max(1);
+    let me = a
+        .staff(
+            &owner_token,
+            &format!("X-Min-Position: {head}\r\n"),
+            "{ me { name } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(me.ok("me")["me"]["name"], "Olivia");
+    let minted = cli(&log.url, &["token", "--staff", &owner]);
+    let me = a
+        .staff(minted.trim(), "", "{ me { name } }", json!({}))
+        .await;
+    assert_eq!(me.ok("me with token's token")["me"]["name"], "Olivia");
+}
