@@ -61,7 +61,12 @@ impl StoreSpec {
         }
         let lower = trimmed.to_ascii_lowercase();
         if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
-            Ok(StoreSpec::Postgres(trimmed.to_owned()))
+            // The URL parser wants the scheme in lower case.
+            let (scheme, rest) = trimmed.split_once("://").unwrap_or(("postgres", trimmed));
+            Ok(StoreSpec::Postgres(format!(
+                "{}://{rest}",
+                scheme.to_ascii_lowercase()
+            )))
         } else {
             Ok(StoreSpec::Sled(PathBuf::from(text)))
         }
