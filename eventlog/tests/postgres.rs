@@ -610,6 +610,40 @@ async fn connect_checks_the_committed_head() {
     );
 }
 
+/// A node that connects while another node appends sees one consistent
+/// head: the committed head and the log's end are read in one snapshot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_connecting_while_another_appends_is_not_refused() {
+    let cluster = PgCluster::start();
+    let writer = node(&cluster).await;
+    let appending = tokio::spawn(async move {
+        for n in 1..=400u64 {
+            let expected = if n == 1 {
+                ExpectedVersion::NoStream
+            } else {
+                ExpectedVersion::Exact(n - 1)
+            };
+            let event = if n == 1 {
+                opened(conversation(1))
+            } else {
+                message(conversation(1), n)
+            };
+            writer
+                .append(stream(1), expected, vec![event], meta())
+                .await
+                .unwrap();
+        }
+    });
+    let mut connects = 0;
+    while !appending.is_finished() {
+        let joined = PgEventLog::connect(&cluster.url(), PgOptions::default()).await;
+        assert!(joined.is_ok(), "{:?}", joined.err());
+        connects += 1;
+    }
+    appending.await.unwrap();
+    assert!(connects > 1, "the appends ended before a second connect");
+}
+
 /// If the records a tail applied are gone (a failover lost them), the tail
 /// says so and stops.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

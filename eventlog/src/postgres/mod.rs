@@ -244,7 +244,6 @@ pub(crate) struct ReadConn {
     read_stream: Statement,
     command: Statement,
     head: Statement,
-    record_at: Statement,
 }
 
 impl ReadConn {
@@ -272,7 +271,6 @@ impl ReadConn {
             )
             .await?,
             head: prepare("SELECT position, hash FROM backchannel.log_head WHERE id = 1").await?,
-            record_at: prepare("SELECT record FROM backchannel.events WHERE position = $1").await?,
             client,
         })
     }
@@ -886,7 +884,9 @@ async fn read_head(reader: &ReadConn) -> Result<(u64, Hash), Error> {
 }
 
 /// Checks that the log ends at the committed head and that the record there
-/// has the recorded hash; returns the head position.
+/// has the recorded hash; returns the head position. One statement, so one
+/// snapshot: another node appending meanwhile cannot make the head and the
+/// log's end disagree.
 async fn check_head(db: &Db, reader: &ReadConn) -> Result<u64, OpenError> {
     let open_err = |e: Error| match e {
         Error::Storage(source) => db.open_error(source),
@@ -895,13 +895,24 @@ async fn check_head(db: &Db, reader: &ReadConn) -> Result<u64, OpenError> {
             reason: other.to_string(),
         },
     };
-    let (head, hash) = read_head(reader).await.map_err(open_err)?;
-    let end: Option<i64> = reader
+    let row = reader
         .client
-        .query_one("SELECT max(position) FROM backchannel.events", &[])
+        .query_one(
+            "SELECT h.position, h.hash, \
+                    (SELECT max(position) FROM backchannel.events), \
+                    (SELECT record FROM backchannel.events e WHERE e.position = h.position) \
+             FROM backchannel.log_head h WHERE h.id = 1",
+            &[],
+        )
         .await
-        .and_then(|row| row.try_get(0))
         .map_err(|e| db.open_error(StorageError::new(e)))?;
+    let read = |row: &tokio_postgres::Row| -> Result<(i64, Vec<u8>, Option<i64>, Option<Vec<u8>>), tokio_postgres::Error> {
+        Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, row.try_get(3)?))
+    };
+    let (position, hash, end, record) =
+        read(&row).map_err(|e| db.open_error(StorageError::new(e)))?;
+    let head = to_u64(position).map_err(open_err)?;
+    let hash = to_hash(&hash).map_err(open_err)?;
     let log_end = u64::try_from(end.unwrap_or(0)).unwrap_or(0);
     let mismatch = |problem: &str| OpenError::HeadMismatch {
         path: PathBuf::from(&db.target),
@@ -915,18 +926,13 @@ async fn check_head(db: &Db, reader: &ReadConn) -> Result<u64, OpenError> {
         ));
     }
     if head > 0 {
-        let row = reader
-            .client
-            .query_one(&reader.record_at, &[&to_i64(head).map_err(open_err)?])
-            .await
-            .map_err(|e| db.open_error(StorageError::new(e)))?;
-        let record: Vec<u8> = row
-            .try_get(0)
-            .map_err(|e| db.open_error(StorageError::new(e)))?;
-        if codec::record_hash(&record) != hash {
-            return Err(mismatch(
-                "the record at the committed head does not have the recorded hash",
-            ));
+        match record {
+            Some(record) if codec::record_hash(&record) == hash => {}
+            _ => {
+                return Err(mismatch(
+                    "the record at the committed head does not have the recorded hash",
+                ));
+            }
         }
     }
     Ok(head)
