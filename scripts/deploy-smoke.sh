@@ -17,11 +17,12 @@
 # built with cargo when missing).
 set -euo pipefail
 
-# TODO(postgres store): set SHARED_STORE to a postgres:// URL once `serve
-# --store` lands; both nodes then serve that one store and nginx balances
-# between them. Empty (today): each node has its own sled data dir, so node B
-# is nginx's `backup` (a sled store belongs to one process).
-SHARED_STORE="${SHARED_STORE:-}"
+# SHARED_STORE: the log both nodes serve, balanced by nginx. Unset: a
+# throwaway PostgreSQL cluster started here (PostgreSQL 15's binaries, or
+# BACKCHANNEL_PG_BIN). A postgres:// URL: that database. `sled`: each node has
+# its own sled data dir and node B is nginx's `backup` (a sled store belongs
+# to one process).
+SHARED_STORE="${SHARED_STORE:-throwaway}"
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 bin="${BACKCHANNEL_BIN:-$root/target/debug/backchannel}"
@@ -48,6 +49,7 @@ chmod 755 "$work"
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+  declare -F stop_pg >/dev/null && stop_pg
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -71,6 +73,22 @@ extendedKeyUsage = serverAuth
 CNF
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
   -config "$work/cert.cnf" -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
+
+if [[ "$SHARED_STORE" == throwaway ]]; then
+  pg_bin="${BACKCHANNEL_PG_BIN:-/usr/lib/postgresql/15/bin}"
+  [[ -x "$pg_bin/initdb" ]] || fail "PostgreSQL server binaries not found in $pg_bin: install Debian's postgresql package"
+  as_pg=()
+  if [[ "$(id -u)" -eq 0 ]]; then as_pg=(runuser -u postgres --); fi
+  mkdir -p "$work/pg"
+  [[ "$(id -u)" -eq 0 ]] && chown postgres "$work/pg"
+  pg_port="$(free_port)"
+  "${as_pg[@]}" "$pg_bin/initdb" -D "$work/pg/data" -A trust -U postgres >"$work/pg-initdb.log" 2>&1 || fail "initdb"
+  "${as_pg[@]}" "$pg_bin/pg_ctl" -D "$work/pg/data" -l "$work/pg/server.log" -w \
+    -o "-p $pg_port -k $work/pg -c listen_addresses=127.0.0.1" start >/dev/null || fail "PostgreSQL did not start"
+  stop_pg() { "${as_pg[@]}" "$pg_bin/pg_ctl" -D "$work/pg/data" -m immediate stop >/dev/null 2>&1 || true; }
+  SHARED_STORE="postgres://postgres@127.0.0.1:$pg_port/postgres"
+fi
+[[ "$SHARED_STORE" == sled ]] && SHARED_STORE=""
 
 # Two nodes sharing the token secret (a token minted by one is good on both).
 secret="$(openssl rand -hex 32)"
