@@ -906,11 +906,11 @@ async fn check_head(db: &Db, reader: &ReadConn) -> Result<u64, OpenError> {
         )
         .await
         .map_err(|e| db.open_error(StorageError::new(e)))?;
-    let read = |row: &tokio_postgres::Row| -> Result<(i64, Vec<u8>, Option<i64>, Option<Vec<u8>>), tokio_postgres::Error> {
-        Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, row.try_get(3)?))
-    };
-    let (position, hash, end, record) =
-        read(&row).map_err(|e| db.open_error(StorageError::new(e)))?;
+    let column = |e: tokio_postgres::Error| db.open_error(StorageError::new(e));
+    let position: i64 = row.try_get(0).map_err(column)?;
+    let hash: Vec<u8> = row.try_get(1).map_err(column)?;
+    let end: Option<i64> = row.try_get(2).map_err(column)?;
+    let record: Option<Vec<u8>> = row.try_get(3).map_err(column)?;
     let head = to_u64(position).map_err(open_err)?;
     let hash = to_hash(&hash).map_err(open_err)?;
     let log_end = u64::try_from(end.unwrap_or(0)).unwrap_or(0);
