@@ -48,6 +48,7 @@ mod chain;
 mod checkpoint;
 mod chunks;
 pub mod codec;
+pub mod crypt;
 mod engine;
 mod envelope;
 mod error;
