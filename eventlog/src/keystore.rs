@@ -86,7 +86,7 @@ pub struct KeyStore {
 
 enum Engine {
     Dir(DirKeyStore),
-    Pg(PgKeyStore),
+    Pg(Box<PgKeyStore>),
 }
 
 impl std::fmt::Debug for KeyStore {
@@ -106,7 +106,7 @@ impl From<DirKeyStore> for KeyStore {
 
 impl From<PgKeyStore> for KeyStore {
     fn from(store: PgKeyStore) -> Self {
-        KeyStore::new(Engine::Pg(store))
+        KeyStore::new(Engine::Pg(Box::new(store)))
     }
 }
 
