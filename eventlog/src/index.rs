@@ -30,6 +30,7 @@ use crate::envelope::Hash;
 use crate::envelope::RecordedEvent;
 use crate::error::{Error, OpenError, ReplayError};
 use crate::keys;
+use crate::store::OpenedStore;
 use crate::writer::ChainHead;
 
 #[derive(Default)]
@@ -250,6 +251,12 @@ pub(crate) struct Replay<'a> {
     pub(crate) visit: &'a mut dyn FnMut(RecordedEvent) -> Result<(), ReplayError>,
 }
 
+/// How many bytes of chunks one slice of [`load_releasing`] reads before
+/// sled is reopened: what sled caches during the opening pass stays about
+/// this big, and the allocator reuses it for the next slice instead of
+/// holding a copy of the whole log (see [`load_releasing`]).
+const SLICE_BYTES: usize = 16 * 1024 * 1024;
+
 /// Scans every chunk, checking the framing and that positions and stream
 /// versions are contiguous, and builds the indexes from the envelopes; with a
 /// [`Replay`], also decodes each record from its position on and hands it over,
@@ -265,135 +272,234 @@ pub(crate) fn load(
     recorded: ChainHead,
     mut replay: Option<Replay<'_>>,
 ) -> Result<Loaded, OpenError> {
-    let corrupt = |err: Error| OpenError::Corrupt {
-        path: path.to_owned(),
-        reason: err.to_string(),
-    };
-    let broken = |position, problem: String| corrupt(Error::Broken { position, problem });
-    let mut streams: HashMap<StreamId, Vec<u64>> = HashMap::new();
-    let mut commands: Vec<(CommandId, u64)> = Vec::new();
-    let mut expected = 1u64;
-    let mut last_command: Option<CommandId> = None;
-    let mut last_hash: Hash = [0; 32];
-    let mut hash_at_recorded: Option<Hash> = None;
-    let mut chunks = db.scan_prefix([keys::CHUNK]).peekable();
-    while let Some(entry) = chunks.next() {
-        let (key, value) = entry.map_err(|err| OpenError::Storage {
-            path: path.to_owned(),
-            source: err.into(),
-        })?;
-        let mut cursor = ChunkCursor::open(&key, value).map_err(corrupt)?;
-        if cursor.header().first_position != expected {
-            return Err(broken(
-                expected,
-                format!(
-                    "the next chunk starts at position {}",
-                    cursor.header().first_position
-                ),
-            ));
+    let mut pass = Pass::default();
+    pass.scan(path, db, recorded, replay.as_mut(), usize::MAX)?;
+    pass.finish(path, recorded, replay.as_ref())
+}
+
+/// [`load`] in slices of [`SLICE_BYTES`], closing and reopening sled after
+/// each (`store::reopen`, our lock held throughout, nothing written): sled
+/// 0.34 keeps every page a bulk scan reads resident whatever its cache
+/// capacity (spacejam/sled#1410), ~240 bytes per event, and an allocator
+/// returns freed memory to the system only lazily, so one pass over the
+/// whole log left a copy of it resident after the open (BENCHMARKS.md,
+/// server section). Slice by slice, the next slice's pages reuse the memory
+/// the last one freed. Returns the store reopened after the last slice.
+pub(crate) fn load_releasing(
+    path: &Path,
+    opened: OpenedStore,
+    replay: Option<Replay<'_>>,
+) -> Result<(Loaded, OpenedStore), OpenError> {
+    load_in_slices(path, opened, replay, SLICE_BYTES)
+}
+
+fn load_in_slices(
+    path: &Path,
+    mut opened: OpenedStore,
+    mut replay: Option<Replay<'_>>,
+    slice_bytes: usize,
+) -> Result<(Loaded, OpenedStore), OpenError> {
+    let recorded = opened.recorded;
+    let mut pass = Pass::default();
+    loop {
+        let more = pass.scan(path, &opened.db, recorded, replay.as_mut(), slice_bytes)?;
+        opened = crate::store::reopen(path, opened)?;
+        if !more {
+            break;
         }
-        let is_last = chunks.peek().is_none();
-        while let Some((position, range)) = cursor.next().map_err(corrupt)? {
-            let record = &cursor.bytes()[range];
-            let fields = codec::index_fields(record)
-                .map_err(|source| corrupt(Error::Corrupt { position, source }))?;
-            if fields.position != position {
+    }
+    let loaded = pass.finish(path, recorded, replay.as_ref())?;
+    Ok((loaded, opened))
+}
+
+/// The opening pass's state between slices.
+#[derive(Default)]
+struct Pass {
+    streams: HashMap<StreamId, Vec<u64>>,
+    commands: Vec<(CommandId, u64)>,
+    /// The next position (0 before the first chunk: 1 is expected then).
+    next: u64,
+    /// The key of the last chunk read: the next slice starts after it.
+    last_key: Option<Vec<u8>>,
+    last_command: Option<CommandId>,
+    last_hash: Hash,
+    hash_at_recorded: Option<Hash>,
+}
+
+impl Pass {
+    /// Reads whole chunks after the last one read until `budget` bytes of
+    /// chunks are read or the log ends; returns whether chunks may follow.
+    fn scan(
+        &mut self,
+        path: &Path,
+        db: &sled::Db,
+        recorded: ChainHead,
+        mut replay: Option<&mut Replay<'_>>,
+        budget: usize,
+    ) -> Result<bool, OpenError> {
+        use std::ops::Bound;
+        let corrupt = |err: Error| OpenError::Corrupt {
+            path: path.to_owned(),
+            reason: err.to_string(),
+        };
+        let broken = |position, problem: String| corrupt(Error::Broken { position, problem });
+        let mut expected = self.next.max(1);
+        let from = match self.last_key.take() {
+            Some(key) => Bound::Excluded(key),
+            None => Bound::Included(vec![keys::CHUNK]),
+        };
+        let mut chunks = db
+            .range::<Vec<u8>, _>((from, Bound::Excluded(vec![keys::CHUNK + 1])))
+            .peekable();
+        let mut read = 0usize;
+        while let Some(entry) = chunks.next() {
+            let (key, value) = entry.map_err(|err| OpenError::Storage {
+                path: path.to_owned(),
+                source: err.into(),
+            })?;
+            read = read.saturating_add(value.len());
+            let mut cursor = ChunkCursor::open(&key, value).map_err(corrupt)?;
+            if cursor.header().first_position != expected {
                 return Err(broken(
-                    position,
-                    format!("the record says it is at position {}", fields.position),
-                ));
-            }
-            let positions = streams.entry(fields.stream).or_default();
-            if fields.stream_version != positions.len() as u64 + 1 {
-                return Err(broken(
-                    position,
+                    expected,
                     format!(
-                        "{:?} jumps from version {} to {}",
-                        fields.stream,
-                        positions.len(),
-                        fields.stream_version
+                        "the next chunk starts at position {}",
+                        cursor.header().first_position
                     ),
                 ));
             }
-            positions.push(position);
-            if last_command != Some(fields.command_id) {
-                commands.push((fields.command_id, position));
-                last_command = Some(fields.command_id);
+            let stop = read >= budget;
+            // The last chunk of the log, or of this slice (whose last record
+            // is then hashed in case it is the log's last).
+            let is_last = stop || chunks.peek().is_none();
+            while let Some((position, range)) = cursor.next().map_err(corrupt)? {
+                let record = &cursor.bytes()[range];
+                let fields = codec::index_fields(record)
+                    .map_err(|source| corrupt(Error::Corrupt { position, source }))?;
+                if fields.position != position {
+                    return Err(broken(
+                        position,
+                        format!("the record says it is at position {}", fields.position),
+                    ));
+                }
+                let positions = self.streams.entry(fields.stream).or_default();
+                if fields.stream_version != positions.len() as u64 + 1 {
+                    return Err(broken(
+                        position,
+                        format!(
+                            "{:?} jumps from version {} to {}",
+                            fields.stream,
+                            positions.len(),
+                            fields.stream_version
+                        ),
+                    ));
+                }
+                positions.push(position);
+                if self.last_command != Some(fields.command_id) {
+                    self.commands.push((fields.command_id, position));
+                    self.last_command = Some(fields.command_id);
+                }
+                if let Some(replay) = replay.as_ref().filter(|r| position + 1 == r.from)
+                    && let Some(after) = replay.after
+                    && codec::record_hash(record) != after
+                {
+                    return Err(OpenError::DoesNotContinue {
+                        path: path.to_owned(),
+                        position,
+                    });
+                }
+                if let Some(replay) = replay.as_mut().filter(|r| position >= r.from) {
+                    let recorded = crate::log::decode_at(position, record).map_err(corrupt)?;
+                    (replay.visit)(recorded).map_err(|source| OpenError::Replay {
+                        path: path.to_owned(),
+                        position,
+                        source,
+                    })?;
+                }
+                if position == recorded.position {
+                    self.hash_at_recorded = Some(codec::record_hash(record));
+                }
+                if is_last && position + 1 == cursor.header().end_position() {
+                    self.last_hash = codec::record_hash(record);
+                }
+                expected = position + 1;
             }
-            if let Some(replay) = replay.as_ref().filter(|r| position + 1 == r.from)
-                && let Some(after) = replay.after
-                && codec::record_hash(record) != after
-            {
-                return Err(OpenError::DoesNotContinue {
-                    path: path.to_owned(),
-                    position,
-                });
+            self.next = expected;
+            if stop {
+                self.last_key = Some(key.to_vec());
+                return Ok(true);
             }
-            if let Some(replay) = replay.as_mut().filter(|r| position >= r.from) {
-                let recorded = crate::log::decode_at(position, record).map_err(corrupt)?;
-                (replay.visit)(recorded).map_err(|source| OpenError::Replay {
-                    path: path.to_owned(),
-                    position,
-                    source,
-                })?;
-            }
-            if position == recorded.position {
-                hash_at_recorded = Some(codec::record_hash(record));
-            }
-            if is_last && position + 1 == cursor.header().end_position() {
-                last_hash = codec::record_hash(record);
-            }
-            expected = position + 1;
         }
+        self.next = expected;
+        Ok(false)
     }
-    let log_end = expected - 1;
-    if log_end < recorded.position {
-        return Err(OpenError::HeadMismatch {
-            path: path.to_owned(),
-            head: recorded.position,
-            log_end,
-            problem: "the log ends before the committed head".to_owned(),
-        });
+
+    /// Checks the log against the recorded head (and a replay's checkpoint)
+    /// once every chunk is read, and hands over the indexes.
+    fn finish(
+        self,
+        path: &Path,
+        recorded: ChainHead,
+        replay: Option<&Replay<'_>>,
+    ) -> Result<Loaded, OpenError> {
+        let Pass {
+            mut streams,
+            commands,
+            next,
+            last_hash,
+            hash_at_recorded,
+            ..
+        } = self;
+        let expected = next.max(1);
+        let log_end = expected - 1;
+        if log_end < recorded.position {
+            return Err(OpenError::HeadMismatch {
+                path: path.to_owned(),
+                head: recorded.position,
+                log_end,
+                problem: "the log ends before the committed head".to_owned(),
+            });
+        }
+        if recorded.position > 0 && hash_at_recorded != Some(recorded.hash) {
+            return Err(OpenError::HeadMismatch {
+                path: path.to_owned(),
+                head: recorded.position,
+                log_end,
+                problem: format!(
+                    "the record at position {} does not carry the committed head's hash {}",
+                    recorded.position,
+                    crate::mac::hex(&recorded.hash)
+                ),
+            });
+        }
+        if let Some(replay) = replay
+            && replay.after.is_some()
+            && expected < replay.from
+        {
+            // The log ends before the record the replay was to resume after:
+            // the checkpoint says the log had been acknowledged that far.
+            return Err(OpenError::CheckpointAhead {
+                path: path.to_owned(),
+                checkpoint: replay.from - 1,
+                log_end,
+            });
+        }
+        // Vectors grown by doubling hold up to twice what they need; most streams
+        // (conversations) are short, and stay so.
+        for positions in streams.values_mut() {
+            positions.shrink_to_fit();
+        }
+        Ok(Loaded {
+            head: ChainHead {
+                position: log_end,
+                hash: last_hash,
+            },
+            indexes: Indexes {
+                streams,
+                commands: CommandIndex::from_pairs(commands),
+            },
+        })
     }
-    if recorded.position > 0 && hash_at_recorded != Some(recorded.hash) {
-        return Err(OpenError::HeadMismatch {
-            path: path.to_owned(),
-            head: recorded.position,
-            log_end,
-            problem: format!(
-                "the record at position {} does not carry the committed head's hash {}",
-                recorded.position,
-                crate::mac::hex(&recorded.hash)
-            ),
-        });
-    }
-    if let Some(replay) = &replay
-        && replay.after.is_some()
-        && expected < replay.from
-    {
-        // The log ends before the record the replay was to resume after:
-        // the checkpoint says the log had been acknowledged that far.
-        return Err(OpenError::CheckpointAhead {
-            path: path.to_owned(),
-            checkpoint: replay.from - 1,
-            log_end,
-        });
-    }
-    // Vectors grown by doubling hold up to twice what they need; most streams
-    // (conversations) are short, and stay so.
-    for positions in streams.values_mut() {
-        positions.shrink_to_fit();
-    }
-    Ok(Loaded {
-        head: ChainHead {
-            position: log_end,
-            hash: last_hash,
-        },
-        indexes: Indexes {
-            streams,
-            commands: CommandIndex::from_pairs(commands),
-        },
-    })
 }
 
 #[cfg(test)]
@@ -429,5 +535,81 @@ mod tests {
         }
         assert!(index.sorted.is_sorted());
         assert_eq!(index.get(&CommandId::new()), None);
+    }
+
+    /// The opening pass in slices (sled reopened after every chunk here)
+    /// finds the same head and indexes as one pass, and visits every event
+    /// once, in order.
+    #[test]
+    fn a_pass_in_slices_equals_one_pass() {
+        use crate::envelope::{AppendMeta, ExpectedVersion};
+        use backchannel_domain::events::{Event, MessageAuthor, MessagePosted};
+        use backchannel_domain::ids::{ConversationId, CorrelationId, MessageId};
+        use backchannel_domain::model::Actor;
+        use backchannel_domain::values::MessageBody;
+
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let conversations: Vec<ConversationId> = (0..3).map(|_| ConversationId::new()).collect();
+        let log = crate::SledEventLog::open(dir.path()).unwrap();
+        // One append (so at least one chunk) per round and conversation,
+        // of one or three events.
+        for round in 0..6u64 {
+            for &conversation in &conversations {
+                let events = (0..1 + 2 * (round % 2))
+                    .map(|k| {
+                        Event::MessagePosted(MessagePosted {
+                            conversation,
+                            message: MessageId::new(),
+                            author: MessageAuthor::Customer,
+                            body: MessageBody::parse(&format!("message {round}.{k}")).unwrap(),
+                        })
+                    })
+                    .collect();
+                let meta = AppendMeta {
+                    command_id: CommandId::new(),
+                    correlation_id: CorrelationId::new(),
+                    actor: Actor::System,
+                };
+                runtime
+                    .block_on(log.append(
+                        StreamId::Conversation(conversation),
+                        ExpectedVersion::Any,
+                        events,
+                        meta,
+                    ))
+                    .unwrap();
+            }
+        }
+        let head = log.head();
+        log.close().unwrap();
+
+        let opened = crate::store::open(dir.path()).unwrap();
+        let whole = load(dir.path(), &opened.db, opened.recorded, None).unwrap();
+        let mut visited = Vec::new();
+        let mut visit = |recorded: RecordedEvent| {
+            visited.push(recorded.envelope.position);
+            Ok::<(), ReplayError>(())
+        };
+        let replay = Replay {
+            from: 1,
+            after: None,
+            visit: &mut visit,
+        };
+        let (sliced, opened) = load_in_slices(dir.path(), opened, Some(replay), 1).unwrap();
+        drop(opened);
+
+        assert_eq!(sliced.head.position, head);
+        assert_eq!(sliced.head.position, whole.head.position);
+        assert_eq!(sliced.head.hash, whole.head.hash);
+        assert_eq!(visited, (1..=head).collect::<Vec<_>>());
+        assert_eq!(sliced.indexes.stats(), whole.indexes.stats());
+        assert_eq!(sliced.indexes.streams, whole.indexes.streams);
+        assert_eq!(
+            sliced.indexes.commands.sorted,
+            whole.indexes.commands.sorted
+        );
     }
 }

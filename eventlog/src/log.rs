@@ -72,8 +72,8 @@ impl SledEventLog {
     /// before any append can happen: how a server's read models catch up.
     ///
     /// sled keeps every page a bulk scan reads resident (see `store::reopen`),
-    /// so after the pass sled is closed and opened again, which returns that
-    /// memory; only then does the writer start. An error from `visit` stops the
+    /// so the pass reads the log in slices and closes and opens sled after
+    /// each (`index::load_releasing`); only then does the writer start. An error from `visit` stops the
     /// open: [`OpenError::Replay`] names the position.
     pub fn open_replaying<F, E>(
         path: impl AsRef<Path>,
@@ -121,11 +121,10 @@ impl SledEventLog {
         visit: &mut dyn FnMut(RecordedEvent) -> Result<(), crate::error::ReplayError>,
     ) -> Result<Self, OpenError> {
         let path = path.to_owned();
-        let mut opened = store::open(&path)?;
+        let opened = store::open(&path)?;
         let replay = index::Replay { from, after, visit };
-        let loaded = index::load(&path, &opened.db, opened.recorded, Some(replay))?;
+        let (loaded, mut opened) = index::load_releasing(&path, opened, Some(replay))?;
         store::settle_head(&path, &mut opened, loaded.head)?;
-        let opened = store::reopen(&path, opened)?;
         Self::start(path, opened, loaded.head, loaded.indexes)
     }
 
