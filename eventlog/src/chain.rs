@@ -20,6 +20,8 @@ pub struct ChainCheck {
     next_position: u64,
     chain: Hash,
     streams: HashMap<StreamId, u64>,
+    /// Started mid-log: a stream's first version seen is taken as is.
+    resumed: bool,
 }
 
 impl Default for ChainCheck {
@@ -34,6 +36,20 @@ impl ChainCheck {
             next_position: 1,
             chain: [0; 32],
             streams: HashMap::new(),
+            resumed: false,
+        }
+    }
+
+    /// Checks records from `next_position` on, the one before hashing to
+    /// `chain`: positions and hash links as [`ChainCheck::new`]; stream
+    /// versions only from each stream's first record seen (the earlier ones
+    /// are not read).
+    pub fn resuming(next_position: u64, chain: Hash) -> Self {
+        ChainCheck {
+            next_position: next_position.max(1),
+            chain,
+            streams: HashMap::new(),
+            resumed: next_position > 1,
         }
     }
 
@@ -84,7 +100,11 @@ impl ChainCheck {
                 "the previous-hash link does not match the previous record".to_owned(),
             ));
         }
-        let version = self.streams.get(&envelope.stream).copied().unwrap_or(0);
+        let version = match self.streams.get(&envelope.stream) {
+            Some(version) => *version,
+            None if self.resumed => envelope.stream_version.saturating_sub(1),
+            None => 0,
+        };
         if envelope.stream_version != version + 1 {
             return Err(broken(format!(
                 "{:?} jumps from version {} to {}",

@@ -2,7 +2,7 @@
 //! every crate outside `eventlog` uses.
 //!
 //! [`Log`] is one concrete, cheaply cloned type over a private `Engine` enum
-//! (today only sled); another engine is one more variant and one more arm in
+//! (sled, PostgreSQL); another engine is one more variant and one more arm in
 //! each `match` of this module, `Scan`/`RawRecords` (`log.rs`) and [`Tail`].
 //! Enum dispatch, not a trait: no boxing, no generic parameter spreading
 //! through the desk, the projections and the replay tool, and an append
@@ -31,6 +31,7 @@ use crate::index::IndexStats;
 use crate::log::{RawRecords, Scan, SledEventLog};
 use crate::mac::{HeadKey, SignedHead};
 use crate::portable::{FileSummary, PortableError};
+use crate::postgres::{PgEventLog, PgTail};
 use crate::snapshot::CopyProgress;
 use crate::tail::SledTail;
 use crate::verify::VerifyReport;
@@ -60,7 +61,12 @@ impl StoreSpec {
         }
         let lower = trimmed.to_ascii_lowercase();
         if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
-            Ok(StoreSpec::Postgres(trimmed.to_owned()))
+            // The URL parser wants the scheme in lower case.
+            let (scheme, rest) = trimmed.split_once("://").unwrap_or(("postgres", trimmed));
+            Ok(StoreSpec::Postgres(format!(
+                "{}://{rest}",
+                scheme.to_ascii_lowercase()
+            )))
         } else {
             Ok(StoreSpec::Sled(PathBuf::from(text)))
         }
@@ -118,13 +124,6 @@ impl fmt::Debug for StoreSpec {
     }
 }
 
-/// The one place a PostgreSQL spec is turned away until that engine is built.
-fn postgres_not_built(url: &str) -> OpenError {
-    OpenError::EngineNotBuilt {
-        spec: StoreSpec::Postgres(url.to_owned()).to_string(),
-    }
-}
-
 /// The event log, whatever engine holds it. Cheap to clone; every clone
 /// shares one writer.
 #[derive(Clone)]
@@ -135,6 +134,15 @@ pub struct Log {
 #[derive(Clone)]
 enum Engine {
     Sled(SledEventLog),
+    Postgres(PgEventLog),
+}
+
+impl From<PgEventLog> for Log {
+    fn from(log: PgEventLog) -> Self {
+        Log {
+            engine: Engine::Postgres(log),
+        }
+    }
 }
 
 impl From<SledEventLog> for Log {
@@ -149,6 +157,7 @@ impl fmt::Debug for Log {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.engine {
             Engine::Sled(log) => write!(f, "Log(sled {})", log.path().display()),
+            Engine::Postgres(log) => write!(f, "Log({})", log.target()),
         }
     }
 }
@@ -158,7 +167,7 @@ impl Log {
     pub fn open(spec: &StoreSpec) -> Result<Log, OpenError> {
         match spec {
             StoreSpec::Sled(path) => SledEventLog::open(path).map(Log::from),
-            StoreSpec::Postgres(url) => Err(postgres_not_built(url)),
+            StoreSpec::Postgres(url) => PgEventLog::open_blocking(url, false).map(Log::from),
         }
     }
 
@@ -177,7 +186,13 @@ impl Log {
             StoreSpec::Sled(path) => {
                 SledEventLog::open_replaying(path, from_position, visit).map(Log::from)
             }
-            StoreSpec::Postgres(url) => Err(postgres_not_built(url)),
+            StoreSpec::Postgres(url) => {
+                let mut visit = visit;
+                PgEventLog::open_visiting(url, from_position, None, &mut |recorded| {
+                    visit(recorded).map_err(Into::into)
+                })
+                .map(Log::from)
+            }
         }
     }
 
@@ -196,14 +211,25 @@ impl Log {
     {
         match spec {
             StoreSpec::Sled(path) => SledEventLog::open_resuming(path, after, visit).map(Log::from),
-            StoreSpec::Postgres(url) => Err(postgres_not_built(url)),
+            StoreSpec::Postgres(url) => {
+                let mut visit = visit;
+                PgEventLog::open_visiting(
+                    url,
+                    after.position.saturating_add(1),
+                    Some(after),
+                    &mut |recorded| visit(recorded).map_err(Into::into),
+                )
+                .map(Log::from)
+            }
         }
     }
 
     /// Opens the log for reading without ever writing to it (an auditor's
     /// tool on a stopped server's store). For sled: copies the store into
     /// `scratch` (a missing or empty directory) and opens the copy, reporting
-    /// the copy's progress. Blocking.
+    /// the copy's progress. For PostgreSQL: connects with read-only sessions
+    /// (`default_transaction_read_only = on`) and no writer, so appends fail
+    /// and the server refuses any write; `scratch` is not used. Blocking.
     pub fn open_read_only(
         spec: &StoreSpec,
         scratch: &Path,
@@ -213,7 +239,7 @@ impl Log {
             StoreSpec::Sled(path) => {
                 SledEventLog::open_snapshot_with_progress(path, scratch, progress).map(Log::from)
             }
-            StoreSpec::Postgres(url) => Err(postgres_not_built(url)),
+            StoreSpec::Postgres(url) => PgEventLog::open_blocking(url, true).map(Log::from),
         }
     }
 
@@ -227,7 +253,7 @@ impl Log {
     {
         match spec {
             StoreSpec::Sled(path) => SledEventLog::import(path, records).map(Log::from),
-            StoreSpec::Postgres(url) => Err(ImportError::Open(postgres_not_built(url))),
+            StoreSpec::Postgres(url) => PgEventLog::import_blocking(url, records).map(Log::from),
         }
     }
 
@@ -236,7 +262,7 @@ impl Log {
     pub fn committed_head(spec: &StoreSpec) -> Option<u64> {
         match spec {
             StoreSpec::Sled(path) => SledEventLog::committed_head(path),
-            StoreSpec::Postgres(_) => None,
+            StoreSpec::Postgres(url) => PgEventLog::committed_head_at(url),
         }
     }
 
@@ -244,6 +270,15 @@ impl Log {
     pub fn as_sled(&self) -> Option<&SledEventLog> {
         match &self.engine {
             Engine::Sled(log) => Some(log),
+            Engine::Postgres(_) => None,
+        }
+    }
+
+    /// The PostgreSQL engine underneath, for engine-specific tools and tests.
+    pub fn as_postgres(&self) -> Option<&PgEventLog> {
+        match &self.engine {
+            Engine::Postgres(log) => Some(log),
+            Engine::Sled(_) => None,
         }
     }
 
@@ -260,6 +295,7 @@ impl Log {
     ) -> Result<AppendOutcome, AppendError> {
         match &self.engine {
             Engine::Sled(log) => log.append(stream, expected, events, meta).await,
+            Engine::Postgres(log) => log.append(stream, expected, events, meta).await,
         }
     }
 
@@ -273,6 +309,7 @@ impl Log {
     ) -> Result<AppendOutcome, AppendError> {
         match &self.engine {
             Engine::Sled(log) => log.append_to_streams(expected, events, meta).await,
+            Engine::Postgres(log) => log.append_to_streams(expected, events, meta).await,
         }
     }
 
@@ -285,6 +322,7 @@ impl Log {
     ) -> Result<Vec<RecordedEvent>, Error> {
         match &self.engine {
             Engine::Sled(log) => log.read_stream(stream, from_version).await,
+            Engine::Postgres(log) => log.read_stream(stream, from_version).await,
         }
     }
 
@@ -297,6 +335,7 @@ impl Log {
     ) -> Result<Vec<RecordedEvent>, Error> {
         match &self.engine {
             Engine::Sled(log) => log.read_all(from_position, limit).await,
+            Engine::Postgres(log) => log.read_all(from_position, limit).await,
         }
     }
 
@@ -307,6 +346,9 @@ impl Log {
             Engine::Sled(log) => Tail {
                 engine: TailEngine::Sled(log.tail(from_position)),
             },
+            Engine::Postgres(log) => Tail {
+                engine: TailEngine::Postgres(log.tail(from_position)),
+            },
         }
     }
 
@@ -314,6 +356,7 @@ impl Log {
     pub fn head(&self) -> u64 {
         match &self.engine {
             Engine::Sled(log) => log.head(),
+            Engine::Postgres(log) => log.head(),
         }
     }
 
@@ -325,6 +368,7 @@ impl Log {
     ) -> Result<Option<AppendOutcome>, Error> {
         match &self.engine {
             Engine::Sled(log) => log.command_outcome(command),
+            Engine::Postgres(log) => log.command_outcome(command).await,
         }
     }
 
@@ -333,6 +377,7 @@ impl Log {
     pub fn stream_positions(&self, stream: &StreamId, up_to: u64) -> Vec<u64> {
         match &self.engine {
             Engine::Sled(log) => log.stream_positions(stream, up_to),
+            Engine::Postgres(log) => log.stream_positions(stream, up_to),
         }
     }
 
@@ -355,6 +400,7 @@ impl Log {
     pub fn raw_record(&self, position: u64) -> Result<Vec<u8>, Error> {
         match &self.engine {
             Engine::Sled(log) => log.raw_record(position),
+            Engine::Postgres(log) => log.raw_record(position),
         }
     }
 
@@ -364,6 +410,7 @@ impl Log {
     pub fn raw_records(&self, from: u64, to: u64) -> RawRecords {
         match &self.engine {
             Engine::Sled(log) => log.raw_records(from, to),
+            Engine::Postgres(log) => RawRecords::postgres(log.clone(), from, to),
         }
     }
 
@@ -372,6 +419,7 @@ impl Log {
     pub fn scan(&self, from_position: u64) -> Scan {
         match &self.engine {
             Engine::Sled(log) => log.scan(from_position),
+            Engine::Postgres(log) => Scan::postgres(log.clone(), from_position),
         }
     }
 
@@ -384,6 +432,7 @@ impl Log {
     ) -> Result<VerifyReport, Error> {
         match &self.engine {
             Engine::Sled(log) => log.verify_with_progress(checked),
+            Engine::Postgres(log) => log.verify_blocking(checked),
         }
     }
 
@@ -401,6 +450,16 @@ impl Log {
     ) -> Result<FileSummary, PortableError> {
         match &self.engine {
             Engine::Sled(log) => log.export(out, progress),
+            Engine::Postgres(log) => {
+                let mut progress = progress;
+                log.block(log.export(out))
+                    .map_err(PortableError::from)
+                    .and_then(|summary| {
+                        let summary = summary?;
+                        progress(summary.events);
+                        Ok(summary)
+                    })
+            }
         }
     }
 
@@ -409,12 +468,14 @@ impl Log {
     pub fn set_head_key(&self, key: HeadKey) -> Result<(), HeadKey> {
         match &self.engine {
             Engine::Sled(log) => log.set_head_key(key),
+            Engine::Postgres(log) => log.shared.head_key.set(key),
         }
     }
 
     pub fn head_key(&self) -> Option<&HeadKey> {
         match &self.engine {
             Engine::Sled(log) => log.head_key(),
+            Engine::Postgres(log) => log.shared.head_key.get(),
         }
     }
 
@@ -455,6 +516,7 @@ impl Log {
     pub fn commit_stats(&self) -> CommitStats {
         match &self.engine {
             Engine::Sled(log) => log.commit_stats(),
+            Engine::Postgres(log) => log.commit_stats(),
         }
     }
 
@@ -462,6 +524,7 @@ impl Log {
     pub fn index_stats(&self) -> IndexStats {
         match &self.engine {
             Engine::Sled(log) => log.index_stats(),
+            Engine::Postgres(log) => log.index_stats(),
         }
     }
 
@@ -470,6 +533,7 @@ impl Log {
     pub fn close(self) -> Result<(), Error> {
         match self.engine {
             Engine::Sled(log) => log.close(),
+            Engine::Postgres(log) => log.close_blocking(),
         }
     }
 }
@@ -481,6 +545,7 @@ pub struct Tail {
 
 enum TailEngine {
     Sled(SledTail),
+    Postgres(PgTail),
 }
 
 impl Tail {
@@ -488,6 +553,7 @@ impl Tail {
     pub fn position(&self) -> u64 {
         match &self.engine {
             TailEngine::Sled(tail) => tail.position(),
+            TailEngine::Postgres(tail) => tail.position(),
         }
     }
 
@@ -497,6 +563,7 @@ impl Tail {
     pub async fn next(&mut self) -> Option<Result<RecordedEvent, Error>> {
         match &mut self.engine {
             TailEngine::Sled(tail) => tail.next().await,
+            TailEngine::Postgres(tail) => tail.next().await,
         }
     }
 }

@@ -425,8 +425,75 @@ impl SledEventLog {
 
 /// Where [`Scan`] and [`RawRecords`] read records from: one variant per
 /// engine (a network engine pages `position > x ORDER BY position LIMIT n`).
+#[allow(clippy::large_enum_variant)] // one per scan; boxing the sled side would cost every sled read
 enum Pages {
     Sled(Records),
+    Postgres(PgPages),
+}
+
+/// PostgreSQL records from `next` to `to`, a page of
+/// `position >= next ORDER BY position LIMIT n` at a time (blocking).
+struct PgPages {
+    log: crate::PgEventLog,
+    next: u64,
+    to: u64,
+    buffered: std::collections::VecDeque<(u64, Vec<u8>)>,
+    done: bool,
+}
+
+impl PgPages {
+    fn new(log: crate::PgEventLog, from: u64, to: u64) -> PgPages {
+        let to = to.min(log.head());
+        PgPages {
+            log,
+            next: from.max(1),
+            to,
+            buffered: std::collections::VecDeque::new(),
+            done: false,
+        }
+    }
+
+    fn next_record(&mut self) -> Option<Result<(u64, Vec<u8>), Error>> {
+        if let Some(record) = self.buffered.pop_front() {
+            return Some(Ok(record));
+        }
+        if self.done || self.next > self.to {
+            return None;
+        }
+        let want = usize::try_from((self.to - self.next + 1).min(1024)).unwrap_or(1);
+        match self.log.page(self.next, want) {
+            Ok(page) if page.is_empty() => {
+                self.done = true;
+                Some(Err(chunks::missing(self.next)))
+            }
+            Ok(page) => {
+                self.next += page.len() as u64;
+                self.buffered.extend(page);
+                self.buffered.pop_front().map(Ok)
+            }
+            Err(err) => {
+                self.done = true;
+                Some(Err(err))
+            }
+        }
+    }
+}
+
+impl Scan {
+    pub(crate) fn postgres(log: crate::PgEventLog, from_position: u64) -> Scan {
+        let head = log.head();
+        Scan {
+            records: Pages::Postgres(PgPages::new(log, from_position, head)),
+        }
+    }
+}
+
+impl RawRecords {
+    pub(crate) fn postgres(log: crate::PgEventLog, from: u64, to: u64) -> RawRecords {
+        RawRecords {
+            records: Pages::Postgres(PgPages::new(log, from, to)),
+        }
+    }
 }
 
 /// A synchronous iterator over committed events in position order, from any
@@ -447,6 +514,9 @@ impl Iterator for Scan {
             Pages::Sled(records) => records
                 .next_with(decode_at)
                 .map(|decoded| decoded.and_then(|event| event)),
+            Pages::Postgres(pages) => pages
+                .next_record()
+                .map(|record| record.and_then(|(position, bytes)| decode_at(position, &bytes))),
         }
     }
 }
@@ -463,6 +533,7 @@ impl Iterator for RawRecords {
     fn next(&mut self) -> Option<Self::Item> {
         match &mut self.records {
             Pages::Sled(records) => records.next_with(|position, bytes| (position, bytes.to_vec())),
+            Pages::Postgres(pages) => pages.next_record(),
         }
     }
 }

@@ -80,6 +80,11 @@ pub struct SourceArgs {
     /// store/), or its store directory; read through a temporary copy.
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// A log store: a postgres:// URL, read through read-only sessions
+    /// (default_transaction_read_only) with no writer, so nothing can be
+    /// written; or a sled store directory (as --data-dir).
+    #[arg(long, value_name = "STORE")]
+    pub store: Option<String>,
     /// An exported log file (see `export`).
     #[arg(long, value_name = "FILE")]
     pub file: Option<PathBuf>,
@@ -168,8 +173,9 @@ pub struct ImportArgs {
     /// The exported log file to import.
     #[arg(long, value_name = "FILE")]
     pub file: PathBuf,
-    /// The store directory to create (missing or empty).
-    #[arg(long, value_name = "DIR")]
+    /// The store to create: a directory (missing or empty) or a postgres://
+    /// URL of a database whose log is empty.
+    #[arg(long, value_name = "DIR|URL")]
     pub into: PathBuf,
     /// Refuse the file unless its head's MAC verifies with this key. Without
     /// it, the file is imported with a warning that it was not authenticated.

@@ -184,6 +184,23 @@ impl Source {
         })
     }
 
+    /// `--store postgres://…`: the log through read-only sessions and no
+    /// writer ([`Log::open_read_only`]); nothing is copied.
+    pub fn open_postgres(
+        spec: &StoreSpec,
+        scratch_parent: Option<&Path>,
+    ) -> Result<Source, Failure> {
+        let scratch = scratch_dir(scratch_parent)?;
+        let path = PathBuf::from(spec.to_string());
+        let log = Log::open_read_only(spec, scratch.path(), &mut |_| {})
+            .map_err(|err| open_error(&path, err))?;
+        Ok(Source::Store {
+            log,
+            _scratch: scratch,
+            path,
+        })
+    }
+
     pub fn open_file(path: &Path) -> Result<Source, Failure> {
         let reader = open_reader(path)?;
         Ok(Source::File {

@@ -31,6 +31,7 @@
 //! cannot hold the head lock. No TLS yet (`NoTls`).
 
 mod keys;
+pub(crate) mod seam;
 mod tail;
 mod writer;
 
@@ -102,7 +103,17 @@ pub struct PgEventLog {
 
 pub(crate) struct Shared {
     pub(crate) db: Db,
-    requests: mpsc::UnboundedSender<writer::PgAppend>,
+    /// `None` once closed, and always for a read-only log (no writer).
+    requests: Mutex<Option<mpsc::UnboundedSender<writer::PgAppend>>>,
+    /// The writer task, taken by `close`.
+    writer: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Set by `close`: this handle's tails end once caught up.
+    pub(crate) closed: std::sync::atomic::AtomicBool,
+    /// Each stream's positions, fed in position order by whatever reads the
+    /// log through this handle (the open's pass, tails): see `seam.rs`.
+    pub(crate) streams: Mutex<seam::StreamIndex>,
+    /// The key exports and checkpoints authenticate the head with.
+    pub(crate) head_key: std::sync::OnceLock<crate::mac::HeadKey>,
     /// The last committed position this process knows of (own commits,
     /// doorbells, tails). Never lowered.
     pub(crate) known: Arc<watch::Sender<u64>>,
@@ -111,6 +122,9 @@ pub(crate) struct Shared {
     counters: Arc<writer::Counters>,
     /// Dropped with the log: stops the doorbell listener.
     _stop_listener: oneshot::Sender<()>,
+    /// The runtime the seam ([`crate::Log`]) started for this log, if any;
+    /// declared last so it stops after everything else.
+    pub(crate) runtime: std::sync::OnceLock<seam::OwnedRuntime>,
 }
 
 /// How to reach the database.
@@ -130,7 +144,20 @@ pub(crate) struct Conn {
 
 impl Db {
     fn new(url: &str, options: PgOptions) -> Result<Db, StorageError> {
+        Db::with_config(url.parse().map_err(StorageError::new)?, options)
+    }
+
+    /// Every session of this `Db` starts read only
+    /// (`default_transaction_read_only = on`): the server refuses any write.
+    fn read_only(url: &str, options: PgOptions) -> Result<Db, StorageError> {
         let mut config: Config = url.parse().map_err(StorageError::new)?;
+        let mut session = config.get_options().unwrap_or("").to_owned();
+        session.push_str(" -c default_transaction_read_only=on");
+        config.options(session.trim());
+        Db::with_config(config, options)
+    }
+
+    fn with_config(mut config: Config, options: PgOptions) -> Result<Db, StorageError> {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));
         }
@@ -386,30 +413,70 @@ impl PgEventLog {
         drop(conn);
         let reader = ReadConn::new(&db).await.map_err(|e| db.open_error(e))?;
         let head = check_head(&db, &reader).await?;
-        Ok(Self::start(db, reader, head))
+        Ok(Self::start(db, reader, head, true))
     }
 
-    fn start(db: Db, reader: ReadConn, head: u64) -> PgEventLog {
+    /// Connects to the log at `url` strictly for reading: every session is
+    /// read only (`default_transaction_read_only = on`, so the server refuses
+    /// any write), nothing is created (a database without the schema is an
+    /// error), and no writer runs: appends fail with [`AppendError::Closed`].
+    /// Checks the format and the committed head as [`PgEventLog::connect`].
+    pub async fn connect_read_only(url: &str, options: PgOptions) -> Result<PgEventLog, OpenError> {
+        let db = Db::read_only(url, options).map_err(|source| OpenError::Storage {
+            path: PathBuf::from("postgres://"),
+            source,
+        })?;
+        let conn = db.connect(None).await.map_err(|e| db.open_error(e))?;
+        let found: i32 = conn
+            .client
+            .query_one("SELECT format FROM backchannel.format WHERE id = 1", &[])
+            .await
+            .and_then(|row| row.try_get(0))
+            .map_err(|e| db.open_error(StorageError::new(e)))?;
+        if found != PG_FORMAT {
+            return Err(OpenError::UnsupportedFormat {
+                path: PathBuf::from(&db.target),
+                found: found.to_string(),
+                supported: PG_FORMAT as u32,
+            });
+        }
+        drop(conn);
+        let reader = ReadConn::new(&db).await.map_err(|e| db.open_error(e))?;
+        let head = check_head(&db, &reader).await?;
+        Ok(Self::start(db, reader, head, false))
+    }
+
+    fn start(db: Db, reader: ReadConn, head: u64, writable: bool) -> PgEventLog {
         let (known, _) = watch::channel(head);
         let known = Arc::new(known);
-        let (requests, receiver) = mpsc::unbounded_channel();
         let counters = Arc::new(writer::Counters::default());
-        tokio::spawn(writer::run(
-            db.clone(),
-            known.clone(),
-            receiver,
-            counters.clone(),
-        ));
+        let (requests, writer) = if writable {
+            let (requests, receiver) = mpsc::unbounded_channel();
+            let writer = tokio::spawn(writer::run(
+                db.clone(),
+                known.clone(),
+                receiver,
+                counters.clone(),
+            ));
+            (Some(requests), Some(writer))
+        } else {
+            (None, None)
+        };
         let (stop_listener, stopped) = oneshot::channel();
         tokio::spawn(listen(db.clone(), known.clone(), stopped));
         PgEventLog {
             shared: Arc::new(Shared {
                 db,
-                requests,
+                requests: Mutex::new(requests),
+                writer: Mutex::new(writer),
+                closed: std::sync::atomic::AtomicBool::new(false),
+                streams: Mutex::new(seam::StreamIndex::default()),
+                head_key: std::sync::OnceLock::new(),
                 known,
                 reader: Mutex::new(Some(Arc::new(reader))),
                 counters,
                 _stop_listener: stop_listener,
+                runtime: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -485,16 +552,46 @@ impl PgEventLog {
     ) -> Result<AppendOutcome, AppendError> {
         check_append(&expected, &events)?;
         let (reply, answer) = oneshot::channel();
-        self.shared
-            .requests
-            .send(writer::PgAppend {
-                expected,
-                events,
-                meta,
-                reply,
-            })
-            .map_err(|_| AppendError::Closed)?;
+        let sent = match self.shared.requests.lock() {
+            Ok(guard) => guard.as_ref().map(|requests| {
+                requests.send(writer::PgAppend {
+                    expected,
+                    events,
+                    meta,
+                    reply,
+                })
+            }),
+            Err(_) => None,
+        };
+        match sent {
+            Some(Ok(())) => {}
+            _ => return Err(AppendError::Closed),
+        }
         answer.await.map_err(|_| AppendError::Closed)?
+    }
+
+    /// Stops the writer once every append queued before this call has its
+    /// answer; later appends (through any clone) fail with
+    /// [`AppendError::Closed`]. Reads keep working.
+    pub async fn close(&self) {
+        let requests = match self.shared.requests.lock() {
+            Ok(mut guard) => guard.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        drop(requests);
+        let writer = match self.shared.writer.lock() {
+            Ok(mut guard) => guard.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        if let Some(writer) = writer {
+            // The writer ends when its queue is drained; a panic there was
+            // already reported by the runtime.
+            let _ = writer.await;
+        }
+        self.shared
+            .closed
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.shared.known.send_modify(|_| {});
     }
 
     /// The last committed position this process knows of: its own commits

@@ -53,7 +53,8 @@ impl PgTail {
     }
 
     /// The next event, waiting for it if needed; `None` after the tail
-    /// stopped on a log that lost records it had applied.
+    /// stopped on a log that lost records it had applied, or once the log
+    /// was closed (`Log::close`) and every committed event was returned.
     pub async fn next(&mut self) -> Option<Result<RecordedEvent, Error>> {
         loop {
             if let Some(event) = self.buffered.pop_front() {
@@ -67,8 +68,15 @@ impl PgTail {
                 return None;
             }
             self.known.borrow_and_update();
+            let closed = self
+                .log
+                .shared
+                .closed
+                .load(std::sync::atomic::Ordering::SeqCst);
             match self.refill().await {
                 Ok(true) => continue,
+                // Caught up with a log closed before this read: the end.
+                Ok(false) if closed => return None,
                 Ok(false) => {}
                 Err(err) => {
                     if matches!(err, Error::Broken { .. }) {
@@ -130,6 +138,7 @@ impl PgTail {
                 Err(err) => return Err(err),
             };
             self.applied_hash = Some(codec::record_hash(&record));
+            super::seam::index_event(&self.log, &event);
             self.next_position += 1;
             self.buffered.push_back(event);
             got = true;

@@ -35,8 +35,11 @@ pub fn run(args: &ImportArgs, quiet: bool) -> Result<(), Failure> {
     let checked = reader.summary();
     authenticate(&args.file, &reader.header(), key.as_ref())?;
 
-    let existed = args.into.exists();
-    if existed {
+    let spec = StoreSpec::parse(&args.into.to_string_lossy())
+        .map_err(|err| Failure::new(Kind::Usage, err.to_string()))?;
+    let on_disk = spec.sled_path().is_some();
+    let existed = !on_disk || args.into.exists();
+    if on_disk && existed {
         let empty = fs::read_dir(&args.into)
             .map(|mut entries| entries.next().is_none())
             .unwrap_or(false);
@@ -60,7 +63,7 @@ pub fn run(args: &ImportArgs, quiet: bool) -> Result<(), Failure> {
             reader.record_bytes().to_vec()
         }))
     });
-    let imported = Log::import(&StoreSpec::sled(&args.into), records);
+    let imported = Log::import(&spec, records);
     let log = match imported {
         Ok(log) => log,
         Err(err) => {
@@ -68,7 +71,7 @@ pub fn run(args: &ImportArgs, quiet: bool) -> Result<(), Failure> {
                 let _ = fs::remove_dir_all(&args.into);
             }
             return Err(match err {
-                ImportError::Open(err) => open_error(&args.into, err),
+                ImportError::Open(err) => open_error(Path::new(&spec.to_string()), err),
                 ImportError::NotEmpty { .. } => Failure::new(Kind::Unavailable, err.to_string()),
                 ImportError::Invalid(_) | ImportError::Source(_) => {
                     Failure::new(Kind::Broken, err.to_string())
@@ -88,7 +91,7 @@ pub fn run(args: &ImportArgs, quiet: bool) -> Result<(), Failure> {
             "imported {} events ({} streams) into {} in {seconds:.2} s ({}); head hash {}",
             HumanCount(head),
             HumanCount(checked.streams as u64),
-            args.into.display(),
+            spec,
             rate(head, seconds),
             hex::encode(checked.head_hash)
         ),

@@ -42,6 +42,18 @@ pub fn open_source(opts: &SourceOpts, quiet: bool) -> Result<Source, Failure> {
             quiet,
         );
     }
+    if let Some(store) = &opts.source.store {
+        let spec = backchannel_eventlog::StoreSpec::parse(store)
+            .map_err(|err| Failure::new(Kind::Usage, err.to_string()))?;
+        return match spec.sled_path() {
+            Some(dir) => Source::open_store_showing(
+                dir,
+                opts.scratch_dir.as_deref(),
+                &crate::progress::Progress::new("", quiet),
+            ),
+            None => Source::open_postgres(&spec, opts.scratch_dir.as_deref()),
+        };
+    }
     if let Some(dir) = &opts.source.data_dir {
         return Source::open_store_showing(
             dir,
@@ -54,7 +66,7 @@ pub fn open_source(opts: &SourceOpts, quiet: bool) -> Result<Source, Failure> {
     }
     Err(Failure::new(
         Kind::Usage,
-        "name a source: --data-dir DIR, --file FILE or --server URL --token T",
+        "name a source: --data-dir DIR, --store STORE, --file FILE or --server URL --token T",
     ))
 }
 
