@@ -38,6 +38,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use backchannel_domain::ids::ConversationId;
 
 use crate::crypt::{CryptError, DataKey, KeyWrap, WRAPPED_KEY_LEN};
+use crate::engine::Log;
 use crate::error::StorageError;
 use crate::postgres::PgKeyStore;
 
@@ -189,6 +190,27 @@ impl KeyStore {
                 blocking(move || dir.destroy(conversation)).await
             }
             Engine::Pg(pg) => pg.destroy(conversation).await,
+        }
+    }
+}
+
+impl Log {
+    /// The key store beside this log, on its engine: `<store>/keys/` for
+    /// sled (the caller holds the store's lock: it has the log open), the
+    /// `data_keys` table for PostgreSQL. Each call gives a handle with an
+    /// empty cache.
+    pub async fn key_store(&self, wrap: KeyWrap) -> Result<KeyStore, KeyStoreError> {
+        if let Some(sled) = self.as_sled() {
+            let path = sled.path().to_owned();
+            return blocking(move || DirKeyStore::open(&path, wrap))
+                .await
+                .map(KeyStore::from);
+        }
+        match self.as_postgres() {
+            Some(pg) => pg.key_store(wrap).await.map(KeyStore::from),
+            None => Err(KeyStoreError::Storage(StorageError::new(
+                std::io::Error::other("this log's engine has no key store"),
+            ))),
         }
     }
 }

@@ -8,7 +8,8 @@ use std::path::Path;
 use backchannel_domain::ids::ConversationId;
 use backchannel_eventlog::crypt::{KeyWrap, WRAPPED_KEY_LEN};
 use backchannel_eventlog::{
-    DirKeyStore, KEYS_DIR, KeyState, KeyStore, KeyStoreError, PgEventLog, PgOptions, SledEventLog,
+    DirKeyStore, KEYS_DIR, KeyState, KeyStore, KeyStoreError, Log, PgEventLog, PgOptions,
+    SledEventLog, StoreSpec,
 };
 use backchannel_pgtest::PgCluster;
 
@@ -113,6 +114,19 @@ async fn dir_key_store_conforms() {
     .await;
 }
 
+/// Through the engine seam: the key store of an open sled log.
+#[tokio::test]
+async fn a_sled_logs_key_store_conforms() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(&StoreSpec::sled(dir.path().join("store"))).unwrap();
+    conformance(|| {
+        let log = log.clone();
+        async move { log.key_store(wrap()).await.unwrap() }
+    })
+    .await;
+    assert!(dir.path().join("store").join(KEYS_DIR).is_dir());
+}
+
 #[tokio::test]
 async fn a_destroyed_key_leaves_no_byte_in_the_store_and_is_never_copied() {
     let dir = tempfile::tempdir().unwrap();
@@ -164,10 +178,12 @@ async fn postgres_key_store_conforms_and_nodes_agree() {
     conformance(|| {
         let url = url.clone();
         async move {
-            let log = PgEventLog::connect(&url, PgOptions::default())
-                .await
-                .unwrap();
-            KeyStore::from(log.key_store(wrap()).await.unwrap())
+            let log = Log::from(
+                PgEventLog::connect(&url, PgOptions::default())
+                    .await
+                    .unwrap(),
+            );
+            log.key_store(wrap()).await.unwrap()
         }
     })
     .await;
