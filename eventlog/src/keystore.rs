@@ -242,6 +242,20 @@ impl DirKeyStore {
             fs::create_dir_all(&dir)?;
             File::open(store)?.sync_all()?;
         }
+        // A creation interrupted before its rename left a key no event uses:
+        // shred it like a destroyed one.
+        let mut shredded = false;
+        for entry in fs::read_dir(&dir)? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|ext| ext == TEMP_EXTENSION) {
+                shred(&path)?;
+                fs::remove_file(&path)?;
+                shredded = true;
+            }
+        }
+        if shredded {
+            File::open(&dir)?.sync_all()?;
+        }
         Ok(DirKeyStore {
             dir,
             wrap,
@@ -264,7 +278,9 @@ impl DirKeyStore {
         (&mut file)
             .take(WRAPPED_KEY_LEN as u64 + 1)
             .read_to_end(&mut wrapped)?;
-        if wrapped.is_empty() {
+        // Empty: the tombstone. All zeros: a destruction interrupted between
+        // its overwrite and its truncation.
+        if wrapped.iter().all(|&b| b == 0) {
             return Ok(KeyState::Destroyed);
         }
         self.wrap
@@ -288,7 +304,7 @@ impl DirKeyStore {
         let key = DataKey::generate()?;
         let wrapped = self.wrap.wrap(conversation, &key)?;
         let path = self.path(conversation);
-        let temp = path.with_extension("tmp");
+        let temp = path.with_extension(TEMP_EXTENSION);
         let mut file = File::create(&temp)?;
         file.write_all(&wrapped)?;
         file.sync_all()?;
@@ -312,18 +328,29 @@ impl DirKeyStore {
         if before == KeyState::Destroyed {
             return Ok(before);
         }
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)?;
-        let len = file.metadata()?.len();
-        let len = usize::try_from(len).unwrap_or(usize::MAX).min(1 << 16);
-        file.write_all(&vec![0u8; len])?;
-        file.sync_data()?;
-        file.set_len(0)?;
-        file.sync_all()?;
+        shred(&path)?;
         File::open(&self.dir)?.sync_all()?;
         Ok(before)
     }
+}
+
+/// The extension of a key file being created.
+const TEMP_EXTENSION: &str = "tmp";
+
+/// Overwrites the file at `path` (created if missing) in place with zeros,
+/// `fdatasync`s, truncates it to zero length and fsyncs it.
+fn shred(path: &Path) -> std::io::Result<()> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)?;
+    let len = file.metadata()?.len();
+    // Key files are WRAPPED_KEY_LEN bytes; anything longer is not ours to
+    // read whole, but its first bytes are overwritten all the same.
+    let len = usize::try_from(len).unwrap_or(usize::MAX).min(1 << 16);
+    file.write_all(&vec![0u8; len])?;
+    file.sync_data()?;
+    file.set_len(0)?;
+    file.sync_all()
 }

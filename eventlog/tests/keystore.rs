@@ -171,6 +171,36 @@ async fn a_destroyed_key_leaves_no_byte_in_the_store_and_is_never_copied() {
     drop(key);
 }
 
+/// A crash in the middle of a destruction (zeros written, not yet truncated)
+/// still reads as destroyed; one in the middle of a creation (temporary file
+/// not renamed) leaves nothing once reopened.
+#[test]
+fn interrupted_writes_leave_no_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = DirKeyStore::open(dir.path(), wrap()).unwrap();
+    let conversation = ConversationId::new();
+    store.create(conversation).unwrap();
+    let name = conversation.as_uuid().simple().to_string();
+    let file = dir.path().join(KEYS_DIR).join(&name);
+    std::fs::write(&file, [0u8; WRAPPED_KEY_LEN]).unwrap();
+    assert_eq!(store.get(conversation).unwrap(), KeyState::Destroyed);
+
+    let other = ConversationId::new();
+    store.create(other).unwrap();
+    let other_file = dir
+        .path()
+        .join(KEYS_DIR)
+        .join(other.as_uuid().simple().to_string());
+    let wrapped = std::fs::read(&other_file).unwrap();
+    let temp = other_file.with_extension("tmp");
+    std::fs::rename(&other_file, &temp).unwrap();
+    assert_eq!(files_containing(dir.path(), &wrapped).len(), 1);
+    let reopened = DirKeyStore::open(dir.path(), wrap()).unwrap();
+    assert!(!temp.exists());
+    assert!(files_containing(dir.path(), &wrapped).is_empty());
+    assert_eq!(reopened.get(other).unwrap(), KeyState::Absent);
+}
+
 #[tokio::test]
 async fn postgres_key_store_conforms_and_nodes_agree() {
     let cluster = PgCluster::start();
