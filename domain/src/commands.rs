@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::events::StreamId;
 use crate::ids::{CompanyId, ConversationId, GroupId, MessageId, StaffId, WidgetKey};
 use crate::model::{Channel, MessageVisibility, Permission, Role, RoutingType};
-use crate::values::{MessageBody, Name, WidgetOrigins};
+use crate::values::{ErasureReason, MessageBody, Name, WidgetOrigins};
 
 /// Serializable so the API can fingerprint a request's arguments (an
 /// idempotency key reused with other arguments is refused).
@@ -123,6 +123,11 @@ pub enum Command {
         visibility: MessageVisibility,
         body: MessageBody,
     },
+    /// Owner and admins: destroys the conversation's data key (SPEC section 12).
+    EraseConversation {
+        conversation: ConversationId,
+        reason: ErasureReason,
+    },
     CloseConversation {
         conversation: ConversationId,
     },
@@ -205,6 +210,7 @@ impl Command {
             | Command::InviteToRoom { conversation, .. }
             | Command::SetConversationPrivacy { conversation, .. }
             | Command::SendMessage { conversation, .. }
+            | Command::EraseConversation { conversation, .. }
             | Command::CloseConversation { conversation }
             | Command::ReopenConversation { conversation } => StreamId::Conversation(*conversation),
         }

@@ -99,6 +99,13 @@ pub enum DomainError {
     PrivateMessagesUnsupported,
     #[error("the conversation is closed")]
     ConversationClosed,
+    /// The conversation's content was stored before encryption: it cannot be
+    /// erased in place (SPEC section 12).
+    #[error(
+        "this conversation was stored before encryption, so its content cannot be erased in place; \
+         migrate the store as docs/erasure.md describes (export, re-encrypt, import into a new store)"
+    )]
+    StoredInClear,
 }
 
 impl DomainError {
@@ -112,6 +119,7 @@ impl DomainError {
             DomainError::Conflict { .. } => ErrorCode::Conflict,
             DomainError::PrivateMessagesUnsupported => ErrorCode::PrivateMessagesUnsupported,
             DomainError::ConversationClosed => ErrorCode::ConversationClosed,
+            DomainError::StoredInClear => ErrorCode::Validation,
         }
     }
 
@@ -149,6 +157,7 @@ mod tests {
                 "PRIVATE_MESSAGES_UNSUPPORTED",
             ),
             (DomainError::ConversationClosed, "CONVERSATION_CLOSED"),
+            (DomainError::StoredInClear, "VALIDATION"),
         ];
         for (error, code) in cases {
             assert_eq!(error.code().as_str(), code);

@@ -79,6 +79,31 @@ impl Name {
     }
 }
 
+/// Why a conversation is erased (SPEC section 12): 1..=500 characters after
+/// trimming, recorded with the erasure.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ErasureReason(String);
+
+/// The longest erasure reason, in characters.
+pub const MAX_REASON_CHARS: usize = 500;
+
+impl ErasureReason {
+    pub fn parse(input: &str) -> Result<Self, ValueError> {
+        parse_bounded(input, "reason", MAX_REASON_CHARS).map(Self)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ErasureReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
 /// A web origin the customer widget may call from: `scheme://host[:port]`
 /// exactly as a browser sends it in `Origin` (http or https, lowercase, no
 /// default port, no path), so matching a request's `Origin` is a string

@@ -117,7 +117,8 @@ fn copied_size(from: &Path, top: bool) -> std::io::Result<u64> {
     for entry in fs::read_dir(from)? {
         let entry = entry?;
         let name = entry.file_name();
-        if top && (name == LOCK_FILE || name == CHECKPOINT_DIR) {
+        if top && (name == LOCK_FILE || name == CHECKPOINT_DIR || name == crate::keystore::KEYS_DIR)
+        {
             continue;
         }
         let kind = entry.file_type()?;
@@ -135,8 +136,10 @@ fn copy_dir(from: &Path, to: &Path, top: bool, copied: &mut dyn FnMut(u64)) -> s
         let entry = entry?;
         let name = entry.file_name();
         // The lock is the source's; checkpoints are a server's start-up cache,
-        // which a read-only copy never uses.
-        if top && (name == LOCK_FILE || name == CHECKPOINT_DIR) {
+        // which a read-only copy never uses; keys are never copied (a copy
+        // would outlive an erasure).
+        if top && (name == LOCK_FILE || name == CHECKPOINT_DIR || name == crate::keystore::KEYS_DIR)
+        {
             continue;
         }
         let kind = entry.file_type()?;

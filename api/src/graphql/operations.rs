@@ -14,6 +14,7 @@ pub const CHANGE_ROLE: &str = "changeRole";
 pub const CLOSE_CONVERSATION: &str = "closeConversation";
 pub const CREATE_GROUP: &str = "createGroup";
 pub const DEACTIVATE_STAFF: &str = "deactivateStaff";
+pub const ERASE_CONVERSATION: &str = "eraseConversation";
 pub const GRANT_PERMISSION: &str = "grantPermission";
 pub const INVITE_TO_ROOM: &str = "inviteToRoom";
 pub const MARK_NOTIFICATIONS_READ: &str = "markNotificationsRead";

@@ -7,7 +7,7 @@ use backchannel_domain::error::Missing;
 use backchannel_domain::events::Event;
 use backchannel_domain::ids::{ConversationId, GroupId, MessageId, StaffId};
 use backchannel_domain::model::{Actor, Role as DomainRole};
-use backchannel_domain::values::{MessageBody, Name, WidgetOrigins};
+use backchannel_domain::values::{ErasureReason, MessageBody, Name, WidgetOrigins};
 use backchannel_domain::{Command, DomainError, may_issue_staff_token};
 
 use crate::auth::StaffIdentity;
@@ -321,6 +321,35 @@ impl Mutation {
             ctx,
             op::CLOSE_CONVERSATION,
             |_| Ok(Command::CloseConversation { conversation }),
+            idempotency_key,
+        )
+        .await?;
+        conversation_payload(ctx, me, conversation)
+    }
+
+    /// Owner and admins: erases the conversation's customer data by
+    /// destroying its data key (SPEC section 12); its structure stays.
+    /// Conversations stored before encryption are refused (`VALIDATION`, with
+    /// a pointer to the migration in docs/erasure.md).
+    #[graphql(complexity = "crate::config::MUTATION_COST")]
+    async fn erase_conversation(
+        &self,
+        ctx: &Context<'_>,
+        conversation_id: ID,
+        reason: String,
+        idempotency_key: Option<String>,
+    ) -> ApiResult<ConversationPayload> {
+        let conversation: ConversationId = parse(&conversation_id)?;
+        let (me, _) = run(
+            ctx,
+            op::ERASE_CONVERSATION,
+            |_| {
+                Ok(Command::EraseConversation {
+                    conversation,
+                    reason: ErasureReason::parse(&reason)
+                        .map_err(|e| ApiError::validation(e.to_string()))?,
+                })
+            },
             idempotency_key,
         )
         .await?;

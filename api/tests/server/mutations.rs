@@ -337,3 +337,71 @@ async fn customers_start_chat_and_never_see_private_messages() {
         .await;
     assert_eq!(none.code(), Some("UNAUTHENTICATED"));
 }
+
+/// SPEC section 12: erasure is for the owner and admins; a conversation
+/// stored in clear is refused with a pointer to the migration, and nothing
+/// is appended.
+#[tokio::test]
+async fn erase_conversation_refusals() {
+    let app = TestApp::spawn().await;
+    let owner = app.token("owner");
+    let admin = app.token("admin");
+    let supervisor = app.token("supervisor");
+    let alice = app.token("agent 1");
+    let opened = ok(
+        &app,
+        &alice,
+        "mutation($g: ID!) { openConversation(groupId: $g, customerName: \"Erin Erasable\", channel: CALL) { conversationId } }",
+        json!({ "g": SUPPORT }),
+    )
+    .await;
+    let id = opened["openConversation"]["conversationId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let erase = "mutation($c: ID!, $r: String!) { eraseConversation(conversationId: $c, reason: $r, idempotencyKey: \"erase-1\") { conversationId } }";
+    let operator = app.app_tokens.mint_operator().unwrap().token;
+    let (status, head) = app.get_as("/log/head", Some(&operator)).await;
+    assert_eq!(status, 200);
+
+    for token in [&alice, &supervisor] {
+        let reply = app
+            .staff(token, erase, json!({ "c": id, "r": "customer asked" }))
+            .await;
+        assert_eq!(reply.code(), Some("FORBIDDEN"), "{:?}", reply.body);
+    }
+    let missing = app
+        .staff(
+            &owner,
+            erase,
+            json!({ "c": "0190f0d2-0000-7000-8000-000000000000", "r": "customer asked" }),
+        )
+        .await;
+    assert_eq!(missing.code(), Some("NOT_FOUND"), "{:?}", missing.body);
+    let no_reason = app
+        .staff(&owner, erase, json!({ "c": id, "r": "  " }))
+        .await;
+    assert_eq!(no_reason.code(), Some("VALIDATION"));
+    for token in [&owner, &admin] {
+        let reply = app
+            .staff(token, erase, json!({ "c": id, "r": "customer asked" }))
+            .await;
+        assert_eq!(reply.code(), Some("VALIDATION"), "{:?}", reply.body);
+        let message = reply.body["errors"][0]["message"].as_str().unwrap();
+        assert!(message.contains("docs/erasure.md"), "{message}");
+    }
+    assert_eq!(
+        app.get_as("/log/head", Some(&operator)).await,
+        (200, head),
+        "nothing appended"
+    );
+    // The conversation is whole.
+    let seen = ok(
+        &app,
+        &owner,
+        "query($c: ID!) { conversation(id: $c) { customerName } }",
+        json!({ "c": id }),
+    )
+    .await;
+    assert_eq!(seen["conversation"]["customerName"], "Erin Erasable");
+}

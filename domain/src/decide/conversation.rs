@@ -206,6 +206,18 @@ pub(super) fn decide(
             }
             Ok(vec![closed(conv.id)])
         }
+        Command::EraseConversation { conversation, .. } => {
+            let (me, _conv, _group) = staff_context(state, actor, *conversation)?;
+            if !me.role.is_owner_or_admin() {
+                return Err(DomainError::Forbidden(
+                    "only the owner and admins can erase a conversation",
+                ));
+            }
+            // Events are not sealed under a data key yet (docs/erasure.md):
+            // every conversation is stored in clear, so none can be erased by
+            // destroying its key.
+            Err(DomainError::StoredInClear)
+        }
         Command::ReopenConversation { conversation } => {
             let (me, conv, group) = staff_context(state, actor, *conversation)?;
             if conv.status != ConversationStatus::Closed {

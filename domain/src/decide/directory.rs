@@ -323,6 +323,7 @@ pub(super) fn decide(
         | Command::SetConversationPrivacy { .. }
         | Command::SendMessage { .. }
         | Command::CloseConversation { .. }
+        | Command::EraseConversation { .. }
         | Command::ReopenConversation { .. } => {
             return Err(DomainError::validation("not a company command"));
         }

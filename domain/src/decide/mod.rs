@@ -31,6 +31,7 @@ pub fn decide(state: &State, command: &Command, actor: Actor) -> Result<Vec<Even
         | Command::SetConversationPrivacy { .. }
         | Command::SendMessage { .. }
         | Command::CloseConversation { .. }
+        | Command::EraseConversation { .. }
         | Command::ReopenConversation { .. } => conversation::decide(state, command, actor),
         _ => directory::decide(state, command, actor),
     }

@@ -30,6 +30,7 @@
 //! `idle_in_transaction_session_timeout` and TCP keepalives, so a dead writer
 //! cannot hold the head lock. No TLS yet (`NoTls`).
 
+mod keys;
 pub(crate) mod seam;
 mod tail;
 mod writer;
@@ -54,6 +55,7 @@ use crate::import::ImportError;
 use crate::log::{check_append, decode_at};
 use crate::portable::{FileSummary, PortableError, PortableWriter};
 
+pub use keys::PgKeyStore;
 pub use tail::PgTail;
 
 /// The layout version of the `backchannel` schema this build reads and writes.

@@ -15,7 +15,9 @@
 //! Answers: `ok` (succeeded); `yes`/`no` (succeeded, and `C` is / is not in
 //! the list); `other` (a customer call that succeeded on the caller's own
 //! conversation, not on `C`); `quiet` (a subscription that got nothing); or
-//! an error code: UNAUTH, FORBID, RESTR (RESTRICTED_ACCESS), NOTFND, CONFL.
+//! an error code: UNAUTH, FORBID, RESTR (RESTRICTED_ACCESS), NOTFND, CONFL;
+//! CLEAR (`VALIDATION`: erasure refused for a conversation stored in clear,
+//! pointing to docs/erasure.md).
 //! Subscriptions answer with their first frame after a mutation that should
 //! reach them (a whisper by the owner, or a public message by the assignee).
 
@@ -47,6 +49,7 @@ sendMessage.private    ok     ok     ok     RESTR   RESTR  RESTR      ok       o
 setConversationPrivacy ok     ok     FORBID RESTR   RESTR  RESTR      FORBID   FORBID  RESTR   UNAUTH      NOTFND      UNAUTH   UNAUTH
 closeConversation      ok     ok     ok     RESTR   RESTR  RESTR      ok       FORBID  RESTR   UNAUTH      NOTFND      UNAUTH   UNAUTH
 reopenConversation     ok     ok     ok     RESTR   RESTR  RESTR      ok       FORBID  FORBID  UNAUTH      NOTFND      UNAUTH   UNAUTH
+eraseConversation      CLEAR  CLEAR  FORBID RESTR   RESTR  RESTR      FORBID   FORBID  RESTR   UNAUTH      NOTFND      UNAUTH   UNAUTH
 updatePrivacySettings  ok     ok     FORBID FORBID  FORBID FORBID     FORBID   FORBID  FORBID  UNAUTH      ok          UNAUTH   UNAUTH
 setWidgetOrigins       ok     ok     FORBID FORBID  FORBID FORBID     FORBID   FORBID  FORBID  UNAUTH      ok          UNAUTH   UNAUTH
 createGroup            ok     ok     FORBID FORBID  FORBID FORBID     FORBID   FORBID  FORBID  UNAUTH      ok          UNAUTH   UNAUTH
@@ -110,7 +113,7 @@ enum Fixture {
     Queued,
 }
 
-const OPERATIONS: [(&str, Fixture); 29] = [
+const OPERATIONS: [(&str, Fixture); 30] = [
     ("conversation", Fixture::Shared),
     ("conversation.closed", Fixture::SharedClosed),
     ("node", Fixture::Shared),
@@ -128,6 +131,7 @@ const OPERATIONS: [(&str, Fixture); 29] = [
     ("setConversationPrivacy", Fixture::Handling),
     ("closeConversation", Fixture::Handling),
     ("reopenConversation", Fixture::Closed),
+    ("eraseConversation", Fixture::Shared),
     ("updatePrivacySettings", Fixture::Shared),
     ("setWidgetOrigins", Fixture::Shared),
     ("createGroup", Fixture::Shared),
@@ -421,6 +425,19 @@ async fn run_cell(
             answer(&staff(SET_PRIVACY, json!({ "c": c, "p": false })).await)
         }
         "closeConversation" => answer(&staff(CLOSE, json!({ "c": c })).await),
+        // Refused for everyone today (every conversation is stored in clear),
+        // so it runs on the shared conversation and changes nothing.
+        "eraseConversation" => {
+            let reply = staff(
+                "mutation($c: ID!) { eraseConversation(conversationId: $c, reason: \"asked\") { conversationId } }",
+                json!({ "c": c }),
+            )
+            .await;
+            match reply.code() {
+                Some("VALIDATION") if reply.text.contains("docs/erasure.md") => "CLEAR".to_owned(),
+                _ => answer(&reply),
+            }
+        }
         "reopenConversation" => answer(
             &staff(
                 "mutation($c: ID!) { reopenConversation(conversationId: $c) { conversationId } }",

@@ -128,6 +128,13 @@ async fn ids_of_another_company_are_not_found_everywhere() {
             json!({ "c": gina.conversation }),
         ),
         (
+            "erase another company's conversation",
+            Some(owner),
+            "/graphql",
+            "mutation($c: ID!) { eraseConversation(conversationId: $c, reason: \"asked\") { conversationId } }",
+            json!({ "c": gina.conversation }),
+        ),
+        (
             "another company's overview",
             Some(owner),
             "/graphql",

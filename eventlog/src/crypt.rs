@@ -1,0 +1,316 @@
+//! Crypto-shredding primitives (SPEC section 12): a conversation's data key,
+//! sealing its customer data, and wrapping the key for the key store.
+//!
+//! Each conversation has its own 256-bit [`DataKey`]. Customer data (the
+//! customer's name and contact, message bodies) is sealed with
+//! XChaCha20-Poly1305 (RustCrypto `chacha20poly1305`) under it:
+//!
+//! ```text
+//! sealed = 0x01 (format) || nonce (24 random bytes) || ciphertext || tag (16)
+//! aad    = "backchannel seal v1\0" || conversation id (16) || event type name
+//! ```
+//!
+//! The AAD binds a sealed value to its conversation and event type, so a
+//! ciphertext copied into another conversation's or type's record does not
+//! open. The random 192-bit nonce makes reuse under one key negligible
+//! without any counter state.
+//!
+//! Destroying the key (`keystore`) makes every sealed value of the
+//! conversation unreadable, while the records (and so the hash chain, which
+//! covers the sealed bytes) stay as they are.
+//!
+//! Keys at rest are **wrapped**: the key store holds
+//! [`KeyWrap::wrap`]`(data key)`, sealed the same way under a key-encryption
+//! key derived from the server's secret (`blake3::derive_key("backchannel
+//! data key wrap v1", secret)`), with the conversation id as AAD. A copy of
+//! the key store without the secret reveals no data key. Wrapping is not
+//! erasure: destroying the wrapped key is (see `keystore` and
+//! `docs/erasure.md`).
+
+use std::fmt;
+
+use backchannel_domain::ids::ConversationId;
+use chacha20poly1305::aead::rand_core::RngCore;
+use chacha20poly1305::aead::{Aead, KeyInit, OsRng, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use zeroize::Zeroize;
+
+/// The first byte of every sealed value (and wrapped key).
+pub const SEAL_FORMAT: u8 = 1;
+/// Bytes a sealed value adds to its plaintext: format byte, nonce, tag.
+pub const SEAL_OVERHEAD: usize = 1 + NONCE_LEN + TAG_LEN;
+/// Bytes of a wrapped data key as the key store keeps it.
+pub const WRAPPED_KEY_LEN: usize = SEAL_OVERHEAD + KEY_LEN;
+
+const KEY_LEN: usize = 32;
+const NONCE_LEN: usize = 24;
+const TAG_LEN: usize = 16;
+const SEAL_AAD_PREFIX: &[u8] = b"backchannel seal v1\0";
+const WRAP_AAD_PREFIX: &[u8] = b"backchannel wrap v1\0";
+/// The key-derivation context of the key-encryption key.
+pub const KEY_WRAP_CONTEXT: &str = "backchannel data key wrap v1";
+
+/// Why a sealed value (or wrapped key) did not open.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CryptError {
+    #[error("sealed value of {len} bytes is shorter than the {SEAL_OVERHEAD}-byte minimum")]
+    TooShort { len: usize },
+    #[error("sealed value has unknown format {0}")]
+    UnknownFormat(u8),
+    /// Wrong key, wrong conversation or event type, or altered bytes: AEAD
+    /// cannot tell these apart, and says nothing more on purpose.
+    #[error("sealed value does not authenticate under this key and context")]
+    Unauthentic,
+    #[error("the system's random source failed")]
+    Random,
+    #[error("value too long to seal")]
+    TooLong,
+}
+
+/// A conversation's data key. Zeroed when dropped; never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DataKey([u8; KEY_LEN]);
+
+impl Drop for DataKey {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+impl fmt::Debug for DataKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DataKey(..)")
+    }
+}
+
+impl DataKey {
+    /// A fresh random key from the operating system's generator.
+    pub fn generate() -> Result<DataKey, CryptError> {
+        let mut bytes = [0u8; KEY_LEN];
+        OsRng
+            .try_fill_bytes(&mut bytes)
+            .map_err(|_| CryptError::Random)?;
+        Ok(DataKey(bytes))
+    }
+
+    /// Seals `plaintext`, a field of an event of type `event_type` in
+    /// `conversation`.
+    pub fn seal(
+        &self,
+        conversation: ConversationId,
+        event_type: &str,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, CryptError> {
+        seal_with(
+            &self.0,
+            &seal_aad(conversation, event_type),
+            plaintext,
+            SEAL_OVERHEAD + plaintext.len(),
+        )
+    }
+
+    /// Opens what [`DataKey::seal`] sealed for the same conversation and type.
+    pub fn open(
+        &self,
+        conversation: ConversationId,
+        event_type: &str,
+        sealed: &[u8],
+    ) -> Result<Vec<u8>, CryptError> {
+        open_with(&self.0, &seal_aad(conversation, event_type), sealed)
+    }
+}
+
+/// The key-encryption key the key store wraps data keys under.
+#[derive(Clone)]
+pub struct KeyWrap([u8; KEY_LEN]);
+
+impl Drop for KeyWrap {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+impl fmt::Debug for KeyWrap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("KeyWrap(..)")
+    }
+}
+
+impl KeyWrap {
+    /// Derived from the server's secret; used for nothing else.
+    pub fn from_secret(secret: &[u8]) -> KeyWrap {
+        KeyWrap(blake3::derive_key(KEY_WRAP_CONTEXT, secret))
+    }
+
+    /// `key` wrapped for `conversation` ([`WRAPPED_KEY_LEN`] bytes).
+    pub fn wrap(&self, conversation: ConversationId, key: &DataKey) -> Result<Vec<u8>, CryptError> {
+        seal_with(&self.0, &wrap_aad(conversation), &key.0, WRAPPED_KEY_LEN)
+    }
+
+    /// The data key of `conversation` from its wrapped form.
+    pub fn unwrap_key(
+        &self,
+        conversation: ConversationId,
+        wrapped: &[u8],
+    ) -> Result<DataKey, CryptError> {
+        let mut plain = open_with(&self.0, &wrap_aad(conversation), wrapped)?;
+        if plain.len() != KEY_LEN {
+            plain.zeroize();
+            return Err(CryptError::Unauthentic);
+        }
+        let mut bytes = [0u8; KEY_LEN];
+        bytes.copy_from_slice(&plain);
+        plain.zeroize();
+        Ok(DataKey(bytes))
+    }
+}
+
+fn seal_aad(conversation: ConversationId, event_type: &str) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(SEAL_AAD_PREFIX.len() + 16 + event_type.len());
+    aad.extend_from_slice(SEAL_AAD_PREFIX);
+    aad.extend_from_slice(conversation.as_bytes());
+    aad.extend_from_slice(event_type.as_bytes());
+    aad
+}
+
+fn wrap_aad(conversation: ConversationId) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(WRAP_AAD_PREFIX.len() + 16);
+    aad.extend_from_slice(WRAP_AAD_PREFIX);
+    aad.extend_from_slice(conversation.as_bytes());
+    aad
+}
+
+fn seal_with(
+    key: &[u8; KEY_LEN],
+    aad: &[u8],
+    plaintext: &[u8],
+    capacity: usize,
+) -> Result<Vec<u8>, CryptError> {
+    let cipher = XChaCha20Poly1305::new(key.into());
+    let mut nonce = [0u8; NONCE_LEN];
+    OsRng
+        .try_fill_bytes(&mut nonce)
+        .map_err(|_| CryptError::Random)?;
+    let nonce = XNonce::from(nonce);
+    let ciphertext = cipher
+        .encrypt(
+            &nonce,
+            Payload {
+                msg: plaintext,
+                aad,
+            },
+        )
+        .map_err(|_| CryptError::TooLong)?;
+    let mut out = Vec::with_capacity(capacity);
+    out.push(SEAL_FORMAT);
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&ciphertext);
+    Ok(out)
+}
+
+fn open_with(key: &[u8; KEY_LEN], aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, CryptError> {
+    if sealed.len() < SEAL_OVERHEAD {
+        return Err(CryptError::TooShort { len: sealed.len() });
+    }
+    let (format, rest) = sealed.split_at(1);
+    if format[0] != SEAL_FORMAT {
+        return Err(CryptError::UnknownFormat(format[0]));
+    }
+    let (nonce_bytes, ciphertext) = rest.split_at(NONCE_LEN);
+    let mut nonce = [0u8; NONCE_LEN];
+    nonce.copy_from_slice(nonce_bytes);
+    let cipher = XChaCha20Poly1305::new(key.into());
+    cipher
+        .decrypt(
+            &XNonce::from(nonce),
+            Payload {
+                msg: ciphertext,
+                aad,
+            },
+        )
+        .map_err(|_| CryptError::Unauthentic)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn sealed_values_open_only_in_their_context() {
+        let key = DataKey::generate().unwrap();
+        let conversation = ConversationId::new();
+        let sealed = key
+            .seal(conversation, "MessagePosted", b"my card is 4111")
+            .unwrap();
+        assert_eq!(sealed.len(), SEAL_OVERHEAD + 15);
+        assert_eq!(sealed[0], SEAL_FORMAT);
+        assert!(
+            !sealed.windows(4).any(|w| w == b"4111"),
+            "the plaintext must not appear in the sealed bytes"
+        );
+        assert_eq!(
+            key.open(conversation, "MessagePosted", &sealed).unwrap(),
+            b"my card is 4111"
+        );
+        // Another conversation, another type, another key: refused.
+        assert_eq!(
+            key.open(ConversationId::new(), "MessagePosted", &sealed),
+            Err(CryptError::Unauthentic)
+        );
+        assert_eq!(
+            key.open(conversation, "PrivateMessagePosted", &sealed),
+            Err(CryptError::Unauthentic)
+        );
+        let other = DataKey::generate().unwrap();
+        assert_eq!(
+            other.open(conversation, "MessagePosted", &sealed),
+            Err(CryptError::Unauthentic)
+        );
+    }
+
+    #[test]
+    fn every_altered_byte_is_refused() {
+        let key = DataKey::generate().unwrap();
+        let conversation = ConversationId::new();
+        let sealed = key
+            .seal(conversation, "ConversationOpened", b"Ada")
+            .unwrap();
+        for index in 0..sealed.len() {
+            let mut bad = sealed.clone();
+            bad[index] ^= 0x01;
+            assert!(key.open(conversation, "ConversationOpened", &bad).is_err());
+        }
+        for len in 0..sealed.len() {
+            assert!(
+                key.open(conversation, "ConversationOpened", &sealed[..len])
+                    .is_err()
+            );
+        }
+    }
+
+    #[test]
+    fn sealing_twice_uses_fresh_nonces() {
+        let key = DataKey::generate().unwrap();
+        let conversation = ConversationId::new();
+        let a = key.seal(conversation, "MessagePosted", b"same").unwrap();
+        let b = key.seal(conversation, "MessagePosted", b"same").unwrap();
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn wrapped_keys_unwrap_only_with_the_secret_and_conversation() {
+        let wrap = KeyWrap::from_secret(b"server secret");
+        let key = DataKey::generate().unwrap();
+        let conversation = ConversationId::new();
+        let wrapped = wrap.wrap(conversation, &key).unwrap();
+        assert_eq!(wrapped.len(), WRAPPED_KEY_LEN);
+        assert!(!wrapped.windows(KEY_LEN).any(|w| w == key.0));
+        assert_eq!(wrap.unwrap_key(conversation, &wrapped).unwrap(), key);
+        assert!(wrap.unwrap_key(ConversationId::new(), &wrapped).is_err());
+        let other = KeyWrap::from_secret(b"another secret");
+        assert!(other.unwrap_key(conversation, &wrapped).is_err());
+        assert_eq!(format!("{key:?} {wrap:?}"), "DataKey(..) KeyWrap(..)");
+    }
+}

@@ -1,0 +1,356 @@
+//! The key store (SPEC section 12): each conversation's data key, beside the
+//! log on the same engine, never in the log, checkpoints or exports.
+//!
+//! [`KeyStore`] is the seam: a sled store keeps its keys in a directory of its
+//! own ([`DirKeyStore`], `<store>/keys/`), a PostgreSQL log in a table of its
+//! database (`PgKeyStore`, `postgres/keys.rs`). Both hold each key **wrapped**
+//! ([`KeyWrap`], under a key derived from the server's secret) and know three
+//! states per conversation ([`KeyState`]): no key, a live key, or destroyed (a
+//! tombstone, so a destroyed key is never silently replaced by a new one).
+//!
+//! Durability: [`KeyStore::create`] returns only once the key is durable
+//! (file fsynced and its directory fsynced; or the row committed), so the
+//! caller appends the events sealed under it afterwards: no acknowledged event
+//! ever needs a key that a crash could lose. [`KeyStore::destroy`] returns only
+//! once the destruction is durable.
+//!
+//! Why not a sled tree. sled 0.34 is log-structured: `remove` appends a
+//! tombstone, and the removed value's bytes stay in its `db` file until the
+//! segment happens to be rewritten (checked: a value inserted, removed,
+//! flushed, then 2,000 other writes and a reopen, is still found by a byte
+//! search of `sled/db`). An auditor's byte search after an erasure would find
+//! the wrapped key. So the sled engine keeps one small file per key, which
+//! destruction overwrites in place with zeros, `fdatasync`s, truncates to
+//! zero length (the tombstone) and fsyncs: on a filesystem that overwrites in
+//! place (ext4, xfs) no byte of the key remains in the file's blocks. On a
+//! copy-on-write filesystem (btrfs, ZFS) or below it (SSD wear levelling,
+//! snapshots, backups) old blocks may survive; the wrap is the second line:
+//! those bytes are useless without the server's secret. `docs/erasure.md`
+//! says what this means for operators, and what the PostgreSQL engine keeps
+//! (dead tuples until vacuum, WAL and base backups).
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use backchannel_domain::ids::ConversationId;
+
+use crate::crypt::{CryptError, DataKey, KeyWrap, WRAPPED_KEY_LEN};
+use crate::engine::Log;
+use crate::error::StorageError;
+use crate::postgres::PgKeyStore;
+
+/// The directory of a sled store that holds its keys.
+pub const KEYS_DIR: &str = "keys";
+
+/// What the key store holds for one conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyState {
+    /// No key was ever created (a plaintext-era conversation, or unknown).
+    Absent,
+    Live(DataKey),
+    /// The key was destroyed: the conversation was erased.
+    Destroyed,
+}
+
+/// Why the key store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyStoreError {
+    #[error("the key of conversation {0} was destroyed; no new key is made for it")]
+    Destroyed(ConversationId),
+    #[error("the stored key of conversation {conversation} is damaged or not ours: {source}")]
+    Damaged {
+        conversation: ConversationId,
+        source: CryptError,
+    },
+    #[error("key store: {0}")]
+    Crypt(#[from] CryptError),
+    #[error("key store storage: {0}")]
+    Storage(#[from] StorageError),
+}
+
+impl From<std::io::Error> for KeyStoreError {
+    fn from(err: std::io::Error) -> Self {
+        KeyStoreError::Storage(StorageError::from(err))
+    }
+}
+
+/// The key store of one log, on its engine, with an in-memory cache of live
+/// keys. Cheap to clone.
+#[derive(Clone)]
+pub struct KeyStore {
+    engine: Arc<Engine>,
+    cache: Arc<Mutex<HashMap<ConversationId, DataKey>>>,
+}
+
+enum Engine {
+    Dir(DirKeyStore),
+    Pg(Box<PgKeyStore>),
+}
+
+impl std::fmt::Debug for KeyStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &*self.engine {
+            Engine::Dir(dir) => write!(f, "KeyStore(dir {})", dir.dir.display()),
+            Engine::Pg(_) => f.write_str("KeyStore(postgres)"),
+        }
+    }
+}
+
+impl From<DirKeyStore> for KeyStore {
+    fn from(store: DirKeyStore) -> Self {
+        KeyStore::new(Engine::Dir(store))
+    }
+}
+
+impl From<PgKeyStore> for KeyStore {
+    fn from(store: PgKeyStore) -> Self {
+        KeyStore::new(Engine::Pg(Box::new(store)))
+    }
+}
+
+impl KeyStore {
+    fn new(engine: Engine) -> Self {
+        KeyStore {
+            engine: Arc::new(engine),
+            cache: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    fn cached(&self, conversation: ConversationId) -> Option<DataKey> {
+        self.cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&conversation)
+            .cloned()
+    }
+
+    fn remember(&self, conversation: ConversationId, key: &DataKey) {
+        self.cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(conversation, key.clone());
+    }
+
+    /// The conversation's key, made and made durable if it has none. A
+    /// destroyed key is [`KeyStoreError::Destroyed`].
+    pub async fn create(&self, conversation: ConversationId) -> Result<DataKey, KeyStoreError> {
+        if let Some(key) = self.cached(conversation) {
+            return Ok(key);
+        }
+        let key = match &*self.engine {
+            Engine::Dir(dir) => {
+                let dir = dir.clone();
+                blocking(move || dir.create(conversation)).await?
+            }
+            Engine::Pg(pg) => pg.create(conversation).await?,
+        };
+        self.remember(conversation, &key);
+        Ok(key)
+    }
+
+    /// What the store holds for the conversation.
+    pub async fn get(&self, conversation: ConversationId) -> Result<KeyState, KeyStoreError> {
+        if let Some(key) = self.cached(conversation) {
+            return Ok(KeyState::Live(key));
+        }
+        let state = match &*self.engine {
+            Engine::Dir(dir) => {
+                let dir = dir.clone();
+                blocking(move || dir.get(conversation)).await?
+            }
+            Engine::Pg(pg) => pg.get(conversation).await?,
+        };
+        if let KeyState::Live(key) = &state {
+            self.remember(conversation, key);
+        }
+        Ok(state)
+    }
+
+    /// Drops the conversation's key from this handle's cache (another node
+    /// erased it: its `ConversationErased` event says so).
+    pub fn forget(&self, conversation: ConversationId) {
+        self.cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&conversation);
+    }
+
+    /// Destroys the conversation's key, durably; returns what it held before
+    /// (destroying twice is harmless: the second finds [`KeyState::Destroyed`]).
+    /// An absent key gets a tombstone too.
+    pub async fn destroy(&self, conversation: ConversationId) -> Result<KeyState, KeyStoreError> {
+        // Forget it first: from here on nothing is sealed or opened with it.
+        self.forget(conversation);
+        match &*self.engine {
+            Engine::Dir(dir) => {
+                let dir = dir.clone();
+                blocking(move || dir.destroy(conversation)).await
+            }
+            Engine::Pg(pg) => pg.destroy(conversation).await,
+        }
+    }
+}
+
+impl Log {
+    /// The key store beside this log, on its engine: `<store>/keys/` for
+    /// sled (the caller holds the store's lock: it has the log open), the
+    /// `data_keys` table for PostgreSQL. Each call gives a handle with an
+    /// empty cache.
+    pub async fn key_store(&self, wrap: KeyWrap) -> Result<KeyStore, KeyStoreError> {
+        if let Some(sled) = self.as_sled() {
+            let path = sled.path().to_owned();
+            return blocking(move || DirKeyStore::open(&path, wrap))
+                .await
+                .map(KeyStore::from);
+        }
+        match self.as_postgres() {
+            Some(pg) => pg.key_store(wrap).await.map(KeyStore::from),
+            None => Err(KeyStoreError::Storage(StorageError::new(
+                std::io::Error::other("this log's engine has no key store"),
+            ))),
+        }
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, KeyStoreError> + Send + 'static,
+) -> Result<T, KeyStoreError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|err| KeyStoreError::Storage(StorageError::new(err)))?
+}
+
+/// The sled engine's key store: `<store>/keys/<conversation id>`, one file
+/// per key holding the wrapped key ([`WRAPPED_KEY_LEN`] bytes); an empty file
+/// is a destroyed key. Used by the process that holds the store's lock.
+#[derive(Clone)]
+pub struct DirKeyStore {
+    dir: PathBuf,
+    wrap: KeyWrap,
+    /// Serializes this process's creations and destructions.
+    writing: Arc<Mutex<()>>,
+}
+
+impl DirKeyStore {
+    /// Opens (creating, durably) the key directory of the store at `store`.
+    pub fn open(store: &Path, wrap: KeyWrap) -> Result<DirKeyStore, KeyStoreError> {
+        let dir = store.join(KEYS_DIR);
+        if !dir.is_dir() {
+            fs::create_dir_all(&dir)?;
+            File::open(store)?.sync_all()?;
+        }
+        // A creation interrupted before its rename left a key no event uses:
+        // shred it like a destroyed one.
+        let mut shredded = false;
+        for entry in fs::read_dir(&dir)? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|ext| ext == TEMP_EXTENSION) {
+                shred(&path)?;
+                fs::remove_file(&path)?;
+                shredded = true;
+            }
+        }
+        if shredded {
+            File::open(&dir)?.sync_all()?;
+        }
+        Ok(DirKeyStore {
+            dir,
+            wrap,
+            writing: Arc::new(Mutex::new(())),
+        })
+    }
+
+    fn path(&self, conversation: ConversationId) -> PathBuf {
+        self.dir.join(conversation.as_uuid().simple().to_string())
+    }
+
+    /// See [`KeyStore::get`].
+    pub fn get(&self, conversation: ConversationId) -> Result<KeyState, KeyStoreError> {
+        let mut file = match File::open(self.path(conversation)) {
+            Ok(file) => file,
+            Err(err) if err.kind() == ErrorKind::NotFound => return Ok(KeyState::Absent),
+            Err(err) => return Err(err.into()),
+        };
+        let mut wrapped = Vec::with_capacity(WRAPPED_KEY_LEN);
+        (&mut file)
+            .take(WRAPPED_KEY_LEN as u64 + 1)
+            .read_to_end(&mut wrapped)?;
+        // Empty: the tombstone. All zeros: a destruction interrupted between
+        // its overwrite and its truncation.
+        if wrapped.iter().all(|&b| b == 0) {
+            return Ok(KeyState::Destroyed);
+        }
+        self.wrap
+            .unwrap_key(conversation, &wrapped)
+            .map(KeyState::Live)
+            .map_err(|source| KeyStoreError::Damaged {
+                conversation,
+                source,
+            })
+    }
+
+    /// See [`KeyStore::create`]: written to a temporary file, fsynced, renamed,
+    /// directory fsynced.
+    pub fn create(&self, conversation: ConversationId) -> Result<DataKey, KeyStoreError> {
+        let _writing = self.writing.lock().unwrap_or_else(PoisonError::into_inner);
+        match self.get(conversation)? {
+            KeyState::Live(key) => return Ok(key),
+            KeyState::Destroyed => return Err(KeyStoreError::Destroyed(conversation)),
+            KeyState::Absent => {}
+        }
+        let key = DataKey::generate()?;
+        let wrapped = self.wrap.wrap(conversation, &key)?;
+        let path = self.path(conversation);
+        let temp = path.with_extension(TEMP_EXTENSION);
+        let mut file = File::create(&temp)?;
+        file.write_all(&wrapped)?;
+        file.sync_all()?;
+        fs::rename(&temp, &path)?;
+        File::open(&self.dir)?.sync_all()?;
+        Ok(key)
+    }
+
+    /// See [`KeyStore::destroy`]: the key's bytes overwritten in place with
+    /// zeros and fdatasynced, then the file truncated to zero length (the
+    /// tombstone) and fsynced, and the directory fsynced.
+    pub fn destroy(&self, conversation: ConversationId) -> Result<KeyState, KeyStoreError> {
+        let _writing = self.writing.lock().unwrap_or_else(PoisonError::into_inner);
+        let path = self.path(conversation);
+        let before = match self.get(conversation) {
+            Ok(state) => state,
+            // A damaged key is destroyed all the same.
+            Err(KeyStoreError::Damaged { .. }) => KeyState::Absent,
+            Err(err) => return Err(err),
+        };
+        if before == KeyState::Destroyed {
+            return Ok(before);
+        }
+        shred(&path)?;
+        File::open(&self.dir)?.sync_all()?;
+        Ok(before)
+    }
+}
+
+/// The extension of a key file being created.
+const TEMP_EXTENSION: &str = "tmp";
+
+/// Overwrites the file at `path` (created if missing) in place with zeros,
+/// `fdatasync`s, truncates it to zero length and fsyncs it.
+fn shred(path: &Path) -> std::io::Result<()> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)?;
+    let len = file.metadata()?.len();
+    // Key files are WRAPPED_KEY_LEN bytes; anything longer is not ours to
+    // read whole, but its first bytes are overwritten all the same.
+    let len = usize::try_from(len).unwrap_or(usize::MAX).min(1 << 16);
+    file.write_all(&vec![0u8; len])?;
+    file.sync_data()?;
+    file.set_len(0)?;
+    file.sync_all()
+}
