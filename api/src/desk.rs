@@ -417,7 +417,7 @@ impl Desk {
             }
             other => match other.stream() {
                 StreamId::Company(company) => Some(company),
-                StreamId::Conversation(_) => None,
+                StreamId::Conversation(_) | StreamId::ReadAudit(_) => None,
             },
         }
     }

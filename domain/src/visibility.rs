@@ -19,7 +19,10 @@ use crate::model::{ConversationStatus, Permission, Role, RoutingType};
 use crate::state::{Group, Staff, State};
 
 /// The rule that lets a staff member view a conversation; audit tools report it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// Stored in the read audit's `ContentOpened` (by variant index: never reorder).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum Rule {
     /// Owner or admin of the conversation's company.
     R1,

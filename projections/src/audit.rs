@@ -107,7 +107,7 @@ fn concerns(state: &State, subject: AuditSubject, recorded: &RecordedEvent) -> b
     match subject {
         AuditSubject::Conversation(id) => event.stream() == StreamId::Conversation(id),
         AuditSubject::Company(id) => match event.stream() {
-            StreamId::Company(company) => company == id,
+            StreamId::Company(company) | StreamId::ReadAudit(company) => company == id,
             StreamId::Conversation(c) => {
                 state.conversations.get(&c).is_some_and(|c| c.company == id)
             }
@@ -136,6 +136,7 @@ fn mentions_staff(event: &Event, id: StaffId) -> bool {
         Event::RoundRobinTurnTaken(e) => e.assignee == id,
         Event::MessagePosted(e) => e.author == MessageAuthor::Staff(id),
         Event::PrivateMessagePosted(e) => e.author == id,
+        Event::ContentOpened(e) => e.staff == id,
         _ => false,
     }
 }
@@ -305,6 +306,13 @@ pub fn describe(state: &State, event: &Event) -> String {
                 format!("set the widget's allowed origins to {}", list.join(", "))
             }
         }
+        Event::ContentOpened(e) => format!(
+            "{} opened the content of conversation {} ({}, rule {})",
+            staff(e.staff),
+            e.conversation,
+            e.path.name(),
+            e.rule
+        ),
     }
 }
 
@@ -370,6 +378,7 @@ fn json_line(state: &State, recorded: &RecordedEvent) -> Result<String, TimeRang
     let (stream_kind, stream_id) = match envelope.stream {
         StreamId::Company(id) => ("company", id.to_string()),
         StreamId::Conversation(id) => ("conversation", id.to_string()),
+        StreamId::ReadAudit(id) => ("read-audit", id.to_string()),
     };
     let entry = JsonEntry {
         position: envelope.position,
@@ -421,6 +430,7 @@ enum Payload<'a> {
     NotificationsMarkedRead(&'a events::NotificationsMarkedRead),
     RoundRobinTurnTaken(&'a events::RoundRobinTurnTaken),
     WidgetOriginsChanged(&'a events::WidgetOriginsChanged),
+    ContentOpened(&'a events::ContentOpened),
 }
 
 fn payload(event: &Event) -> Payload<'_> {
@@ -450,5 +460,6 @@ fn payload(event: &Event) -> Payload<'_> {
         Event::NotificationsMarkedRead(e) => Payload::NotificationsMarkedRead(e),
         Event::RoundRobinTurnTaken(e) => Payload::RoundRobinTurnTaken(e),
         Event::WidgetOriginsChanged(e) => Payload::WidgetOriginsChanged(e),
+        Event::ContentOpened(e) => Payload::ContentOpened(e),
     }
 }
