@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
 use backchannel_domain::State;
-use backchannel_domain::events::{Event, StreamId};
+use backchannel_domain::events::{ContentPath, Event, StreamId};
 use backchannel_domain::ids::{
     CommandId, CompanyId, ConversationId, CorrelationId, StaffId, WidgetKey,
 };
@@ -42,6 +42,7 @@ use tokio::task::JoinHandle;
 
 use crate::error::{ApiError, ApiResult};
 pub use crate::live::Committed;
+use crate::read_audit::{Open, ReadAudit, ReadAuditConfig};
 use crate::live::{Feed, Key, Router};
 
 /// How often a command is decided again after losing a race for one of its
@@ -96,6 +97,8 @@ pub struct Desk {
     /// Time from handing events to the log to its acknowledgement (durable);
     /// registered in the application's metrics.
     commit_latency: Option<prometheus::Histogram>,
+    /// The read audit's recorder (`read_audit`); off until started.
+    read_audit: std::sync::OnceLock<ReadAudit>,
 }
 
 impl std::fmt::Debug for Desk {
@@ -215,6 +218,7 @@ impl Desk {
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
             commit_latency: crate::metrics::commit_latency(),
+            read_audit: std::sync::OnceLock::new(),
         }))
     }
 
@@ -245,6 +249,31 @@ impl Desk {
         conversation: ConversationId,
     ) -> Result<Vec<u64>, Denied> {
         models.timeline(viewer, conversation)?;
+        Ok(self
+            .log
+            .stream_positions(&StreamId::Conversation(conversation), models.position()))
+    }
+
+    /// [`Desk::timeline_positions`] for a read that opens the content (the
+    /// staff `timeline`): the same check, and the open is recorded by the read
+    /// audit (without waiting) with the rule that granted it.
+    pub fn open_timeline(
+        &self,
+        models: &ReadModels,
+        viewer: StaffId,
+        conversation: ConversationId,
+        path: ContentPath,
+    ) -> Result<Vec<u64>, Denied> {
+        let rule = models.timeline(viewer, conversation)?;
+        if let Some(c) = models.state().conversations.get(&conversation) {
+            self.record_open(Open {
+                company: c.company,
+                conversation,
+                staff: viewer,
+                rule,
+                path,
+            });
+        }
         Ok(self
             .log
             .stream_positions(&StreamId::Conversation(conversation), models.position()))
@@ -283,6 +312,30 @@ impl Desk {
     /// The commit latency histogram the desk observes (for metrics).
     pub fn commit_latency(&self) -> Option<prometheus::Histogram> {
         self.commit_latency.clone()
+    }
+
+    /// Starts recording reads of conversation content (SPEC section 12; see
+    /// [`crate::read_audit`]). Once: a second call changes nothing.
+    pub fn start_read_audit(&self, config: &ReadAuditConfig) {
+        self.read_audit.get_or_init(|| {
+            ReadAudit::start(
+                config,
+                self.log.clone(),
+                self.models.clone(),
+                self.applied.clone(),
+            )
+        });
+    }
+
+    /// The read audit's recorder (off if never started).
+    pub fn read_audit(&self) -> &ReadAudit {
+        self.read_audit.get_or_init(ReadAudit::off)
+    }
+
+    /// Records that `open.staff` opened the content of `open.conversation`;
+    /// never waits (see [`crate::read_audit`]).
+    pub fn record_open(&self, open: Open) {
+        self.read_audit().record(open);
     }
 
     /// The live subscriptions' router (its counts, for tests and metrics).
@@ -477,6 +530,13 @@ impl Desk {
     /// Stops accepting appends, commits what was queued (flush + fsync), lets
     /// the projector drain, and ends every live subscription.
     pub async fn close(&self) {
+        // The read audit's queue first, while the log still takes appends.
+        if tokio::time::timeout(Duration::from_secs(5), self.read_audit().flush())
+            .await
+            .is_err()
+        {
+            tracing::warn!("the read audit did not drain in time");
+        }
         let log = self.log.clone();
         match tokio::task::spawn_blocking(move || log.close()).await {
             Ok(Ok(())) => tracing::info!("event log closed"),

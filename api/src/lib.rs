@@ -14,7 +14,8 @@
 //!   [`logging`] (text or JSON lines), [`secret`] (the signing secret).
 //! - [`desk`]: the command path (idempotency, optimistic concurrency,
 //!   read-your-writes) and the projector task feeding the read models and
-//!   live subscriptions.
+//!   live subscriptions; [`read_audit`]: who opened which conversation's
+//!   content, recorded in the background (SPEC section 12).
 //! - [`auth`]: staff and customer tokens; [`context`]: who is asking,
 //!   re-checked against the current state on every request.
 //! - [`http`]: routes, body limit, batch refusal, the admission check
@@ -52,6 +53,7 @@ pub mod log_export;
 pub mod logging;
 pub mod metrics;
 pub mod ratelimit;
+pub mod read_audit;
 pub mod report;
 pub mod secret;
 pub mod staff;

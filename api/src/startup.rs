@@ -99,6 +99,7 @@ pub async fn open_desk(config: &Config) -> Result<(Arc<Desk>, Tokens), StartErro
         &crate::secret::head_key(&secret),
     )?;
     desk.caught_up().await.map_err(|_| StartError::CatchUp)?;
+    desk.start_read_audit(&config.read_audit);
     Ok((desk, tokens))
 }
 
@@ -251,12 +252,17 @@ impl Starting {
         .await
         .map_err(|_| StartError::CatchUp)??;
         desk.caught_up().await.map_err(|_| StartError::CatchUp)?;
+        desk.start_read_audit(&config.read_audit);
         let tokens = self.tokens;
         let demo = if config.demo {
             Some(crate::demo::load(&desk, &tokens).await?)
         } else {
             None
         };
+        let metrics = Metrics::new(desk.commit_latency())?;
+        if let Some(dropped) = desk.read_audit().dropped_metric() {
+            metrics.register(Box::new(dropped));
+        }
         let shared = Shared {
             desk: desk.clone(),
             tokens: tokens.clone(),
@@ -272,7 +278,7 @@ impl Starting {
             shared,
             parsed: Default::default(),
             sockets: self.sockets.clone(),
-            metrics: Arc::new(Metrics::new(desk.commit_latency())?),
+            metrics: Arc::new(metrics),
             serve_metrics: config.metrics,
             staff_origins: crate::cors::StaffOrigins::new(config.staff_origins.clone()),
             trusted_proxies: crate::ratelimit::TrustedProxies::new(config.trusted_proxies.clone()),

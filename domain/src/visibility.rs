@@ -140,6 +140,22 @@ pub fn may_read_enquiry_history(staff: &Staff, group: &Group) -> bool {
                 && (group.is_member(staff.id) || group.is_supervisor(staff.id))))
 }
 
+/// The rule of SPEC section 3 by which `staff` reads a closed enquiry of
+/// `group` in a report, when [`may_read_enquiry_history`] allows it: R1 for the
+/// owner and admins, R2 for its supervisors, else R4 (the read audit records it).
+pub fn enquiry_history_rule(staff: &Staff, group: &Group) -> Option<Rule> {
+    if !may_read_enquiry_history(staff, group) {
+        return None;
+    }
+    Some(if staff.role.is_owner_or_admin() {
+        Rule::R1
+    } else if supervises(staff, group) {
+        Rule::R2
+    } else {
+        Rule::R4
+    })
+}
+
 impl State {
     /// The policy applied to the current state. Unknown viewers and unknown
     /// conversations are `NotFound`.

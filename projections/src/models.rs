@@ -121,8 +121,9 @@ impl ReadModels {
     /// stream in the log, whose positions the log's stream index holds
     /// (`Log::stream_positions`); read them up to [`Self::position`],
     /// under the same guard as this check.
-    pub fn timeline(&self, viewer: StaffId, id: ConversationId) -> Result<(), Denied> {
-        self.check(viewer, id).map(|_| ())
+    /// The answer is the rule that grants it (the read audit records it).
+    pub fn timeline(&self, viewer: StaffId, id: ConversationId) -> Result<Rule, Denied> {
+        self.check(viewer, id)
     }
 
     /// The customer's own conversation, built only from customer events.

@@ -13,6 +13,7 @@
 //! than how many events came before the item in this conversation, which the
 //! viewer sees anyway; never the global position.
 
+use backchannel_domain::events::ContentPath;
 use std::ops::Range;
 
 use async_graphql::SimpleObject;
@@ -69,8 +70,9 @@ pub async fn page(
     conversation: ConversationId,
     request: PageRequest,
 ) -> ApiResult<TimelineConnection> {
+    // Opening the timeline opens the content: the read audit records it.
     let positions = desk
-        .timeline_positions(&desk.models(), viewer, conversation)
+        .open_timeline(&desk.models(), viewer, conversation, ContentPath::Timeline)
         .map_err(denied)?;
     let positions = positions.as_slice();
     let page = TIMELINE
