@@ -42,8 +42,8 @@ use tokio::task::JoinHandle;
 
 use crate::error::{ApiError, ApiResult};
 pub use crate::live::Committed;
-use crate::read_audit::{Open, ReadAudit, ReadAuditConfig};
 use crate::live::{Feed, Key, Router};
+use crate::read_audit::{Open, ReadAudit, ReadAuditConfig};
 
 /// How often a command is decided again after losing a race for one of its
 /// streams. Generous, because a company stream is shared by every directory

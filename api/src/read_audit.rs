@@ -329,7 +329,12 @@ impl Recorder {
             };
             match self
                 .log
-                .append(StreamId::ReadAudit(company), ExpectedVersion::Any, events, meta)
+                .append(
+                    StreamId::ReadAudit(company),
+                    ExpectedVersion::Any,
+                    events,
+                    meta,
+                )
                 .await
             {
                 Ok(outcome) => last = Some(outcome.last_position),

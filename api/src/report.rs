@@ -18,8 +18,8 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use backchannel_domain::ErrorCode;
-use backchannel_domain::ids::GroupId;
 use backchannel_domain::events::ContentPath;
+use backchannel_domain::ids::GroupId;
 use backchannel_projections::report::{
     Included, ReportError, ReportFormat, ReportRequest, write_report_opening,
 };

@@ -96,9 +96,8 @@ impl AccessLog {
         .map_or(&[], Vec::as_slice);
         // Ascending positions: those before the cursor are a prefix.
         let end = match after {
-            Some(after) => indexes.partition_point(|&i| {
-                self.entries.get(i).is_some_and(|e| e.position < after)
-            }),
+            Some(after) => indexes
+                .partition_point(|&i| self.entries.get(i).is_some_and(|e| e.position < after)),
             None => indexes.len(),
         };
         let older = indexes.get(..end).unwrap_or(&[]);

@@ -23,6 +23,7 @@ mod operations;
 mod persisted_queries;
 mod published_schema;
 mod rate_limits;
+mod read_audit;
 mod report;
 mod shutdown;
 mod slow_clients;
