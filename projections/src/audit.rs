@@ -51,7 +51,42 @@ pub fn write_audit<S: EventSource, W: Write>(
     source: &S,
     subject: AuditSubject,
     format: AuditFormat,
+    out: W,
+) -> Result<u64, AuditError> {
+    write_entries(source, subject, format, out, concerns)
+}
+
+/// Writes the read audit of `subject` (SPEC section 12), oldest first: the
+/// `ContentOpened` entries of a conversation (who opened it), of a staff
+/// member (what they opened), or of a company. Same formats and errors as
+/// [`write_audit`].
+pub fn write_access_log<S: EventSource, W: Write>(
+    source: &S,
+    subject: AuditSubject,
+    format: AuditFormat,
+    out: W,
+) -> Result<u64, AuditError> {
+    write_entries(source, subject, format, out, opened_content)
+}
+
+/// Whether the event is a read-audit entry of the subject.
+fn opened_content(_: &State, subject: AuditSubject, recorded: &RecordedEvent) -> bool {
+    let Event::ContentOpened(e) = &recorded.event else {
+        return false;
+    };
+    match subject {
+        AuditSubject::Conversation(id) => e.conversation == id,
+        AuditSubject::Staff(id) => e.staff == id,
+        AuditSubject::Company(id) => e.company == id,
+    }
+}
+
+fn write_entries<S: EventSource, W: Write>(
+    source: &S,
+    subject: AuditSubject,
+    format: AuditFormat,
     mut out: W,
+    concerns: fn(&State, AuditSubject, &RecordedEvent) -> bool,
 ) -> Result<u64, AuditError> {
     let mut state = State::default();
     let mut entries = 0u64;
