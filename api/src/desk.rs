@@ -255,28 +255,32 @@ impl Desk {
     }
 
     /// [`Desk::timeline_positions`] for a read that opens the content (the
-    /// staff `timeline`): the same check, and the open is recorded by the read
-    /// audit (without waiting) with the rule that granted it.
+    /// staff `timeline`): the same check, and the open to hand to
+    /// [`Desk::record_open`] once the read succeeded (with the rule that
+    /// granted it).
     pub fn open_timeline(
         &self,
         models: &ReadModels,
         viewer: StaffId,
         conversation: ConversationId,
         path: ContentPath,
-    ) -> Result<Vec<u64>, Denied> {
+    ) -> Result<(Vec<u64>, Option<Open>), Denied> {
         let rule = models.timeline(viewer, conversation)?;
-        if let Some(c) = models.state().conversations.get(&conversation) {
-            self.record_open(Open {
+        let open = models
+            .state()
+            .conversations
+            .get(&conversation)
+            .map(|c| Open {
                 company: c.company,
                 conversation,
                 staff: viewer,
                 rule,
                 path,
             });
-        }
-        Ok(self
+        let positions = self
             .log
-            .stream_positions(&StreamId::Conversation(conversation), models.position()))
+            .stream_positions(&StreamId::Conversation(conversation), models.position());
+        Ok((positions, open))
     }
 
     pub fn applied_position(&self) -> u64 {
@@ -530,8 +534,9 @@ impl Desk {
     /// Stops accepting appends, commits what was queued (flush + fsync), lets
     /// the projector drain, and ends every live subscription.
     pub async fn close(&self) {
-        // The read audit's queue first, while the log still takes appends.
-        if tokio::time::timeout(Duration::from_secs(5), self.read_audit().flush())
+        // The read audit's queue first, while the log still takes appends;
+        // its task ends, so no handle on the log outlives the close.
+        if tokio::time::timeout(Duration::from_secs(5), self.read_audit().stop())
             .await
             .is_err()
         {

@@ -117,6 +117,8 @@ enum Message {
     Open(Open, i64),
     /// Answered once everything sent before it is appended and applied.
     Flush(oneshot::Sender<()>),
+    /// Like `Flush`, then the task ends (dropping its handle on the log).
+    Stop,
 }
 
 /// The handle reads record through (see the module docs).
@@ -126,6 +128,7 @@ pub struct ReadAudit {
     clock: Clock,
     dropped: Arc<AtomicU64>,
     dropped_metric: Option<prometheus::IntCounter>,
+    task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for Message {
@@ -133,6 +136,7 @@ impl std::fmt::Debug for Message {
         match self {
             Message::Open(open, at) => write!(f, "Open({open:?}, {at})"),
             Message::Flush(_) => f.write_str("Flush"),
+            Message::Stop => f.write_str("Stop"),
         }
     }
 }
@@ -145,6 +149,7 @@ impl ReadAudit {
             clock: Clock::system(),
             dropped: Arc::new(AtomicU64::new(0)),
             dropped_metric: None,
+            task: std::sync::Mutex::new(None),
         }
     }
 
@@ -167,12 +172,13 @@ impl ReadAudit {
             window: i64::try_from(config.window.as_micros()).unwrap_or(i64::MAX),
             recent: HashMap::new(),
         };
-        tokio::spawn(recorder.run(receiver));
+        let task = tokio::spawn(recorder.run(receiver));
         ReadAudit {
             sender: Some(sender),
             clock: config.clock.clone(),
             dropped: Arc::new(AtomicU64::new(0)),
             dropped_metric: dropped_counter(),
+            task: std::sync::Mutex::new(Some(task)),
         }
     }
 
@@ -219,6 +225,26 @@ impl ReadAudit {
     }
 }
 
+impl ReadAudit {
+    /// Records what was queued before this call, then ends the recorder
+    /// (the graceful shutdown, before the log closes: the task holds a
+    /// handle on the log). Later opens are dropped.
+    pub async fn stop(&self) {
+        let Some(sender) = &self.sender else {
+            return;
+        };
+        let _ = sender.send(Message::Stop).await;
+        let task = self
+            .task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
+}
+
 fn dropped_counter() -> Option<prometheus::IntCounter> {
     prometheus::IntCounter::new(
         "backchannel_read_audit_dropped_total",
@@ -243,10 +269,13 @@ impl Recorder {
         while receiver.recv_many(&mut batch, BATCH).await > 0 {
             let mut flushes = Vec::new();
             let mut opens = Vec::new();
+            let mut stop = false;
             for message in batch.drain(..) {
                 match message {
-                    Message::Open(open, at) => opens.push((open, at)),
+                    Message::Open(open, at) if !stop => opens.push((open, at)),
+                    Message::Open(..) => {}
                     Message::Flush(done) => flushes.push(done),
+                    Message::Stop => stop = true,
                 }
             }
             let events = self.coalesce(opens);
@@ -258,6 +287,9 @@ impl Recorder {
                 for done in flushes {
                     let _ = done.send(());
                 }
+            }
+            if stop {
+                return;
             }
         }
     }

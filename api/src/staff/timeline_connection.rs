@@ -70,8 +70,9 @@ pub async fn page(
     conversation: ConversationId,
     request: PageRequest,
 ) -> ApiResult<TimelineConnection> {
-    // Opening the timeline opens the content: the read audit records it.
-    let positions = desk
+    // Opening the timeline opens the content: the read audit records it
+    // once the page is read (a refused page opened nothing).
+    let (positions, open) = desk
         .open_timeline(&desk.models(), viewer, conversation, ContentPath::Timeline)
         .map_err(denied)?;
     let positions = positions.as_slice();
@@ -80,6 +81,9 @@ pub async fn page(
             read_window(desk, positions, ordinals)
         })
         .await?;
+    if let Some(open) = open {
+        desk.record_open(open);
+    }
     let (edges, page_info) = page.into_edges(|cursor, node| TimelineEdge { cursor, node });
     Ok(TimelineConnection {
         edges: edges.into(),
