@@ -111,7 +111,7 @@ enum Fixture {
     Queued,
 }
 
-const OPERATIONS: [(&str, Fixture); 29] = [
+const OPERATIONS: [(&str, Fixture); 30] = [
     ("conversation", Fixture::Shared),
     ("conversation.closed", Fixture::SharedClosed),
     ("node", Fixture::Shared),
