@@ -188,7 +188,8 @@ impl ReadAudit {
             return;
         };
         let at = self.clock.now();
-        if sender.try_send(Message::Open(open, at)).is_err() {
+        // Closed: the server is stopping (`stop`); nothing to count.
+        if let Err(mpsc::error::TrySendError::Full(_)) = sender.try_send(Message::Open(open, at)) {
             let dropped = self.dropped.fetch_add(1, Ordering::Relaxed);
             if let Some(metric) = &self.dropped_metric {
                 metric.inc();
