@@ -14,7 +14,8 @@
 //! memory per conversation (loaded minus empty, divided by the conversations).
 //!
 //! `SERVER_BENCH_CONVERSATIONS` and `SERVER_BENCH_SECONDS` shrink it for a
-//! quick look; `SERVER_BENCH_KEEP=1` keeps the store for profiling.
+//! quick look; `SERVER_BENCH_KEEP=1` keeps the store for profiling;
+//! `SERVER_BENCH_READ_AUDIT=off` serves without the read audit.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -468,8 +469,13 @@ fn start_server(data_dir: &Path) -> (Child, SocketAddr) {
             command.env_remove(key);
         }
     }
+    // `SERVER_BENCH_READ_AUDIT=off`: the same run without the read audit
+    // (issue 13 compares inbox and timeline requests/s on and off).
+    command.args(["serve", "--no-graphiql"]);
+    if std::env::var("SERVER_BENCH_READ_AUDIT").is_ok_and(|v| v == "off") {
+        command.arg("--no-read-audit");
+    }
     let child = command
-        .args(["serve", "--no-graphiql"])
         .arg("--data-dir")
         .arg(data_dir)
         .arg("--addr")

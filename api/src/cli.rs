@@ -78,6 +78,10 @@ pub struct ServeArgs {
     /// Do not serve `GET /metrics` (Prometheus text format, no token needed).
     #[arg(long, env = "BACKCHANNEL_NO_METRICS", value_parser = BoolishValueParser::new())]
     pub no_metrics: bool,
+    /// Do not record who opens conversation content (the read audit, SPEC
+    /// section 12). For measuring its cost; a deployment keeps it on.
+    #[arg(long, env = "BACKCHANNEL_NO_READ_AUDIT", value_parser = BoolishValueParser::new())]
+    pub no_read_audit: bool,
     /// Refuse introspection queries.
     #[arg(long, env = "BACKCHANNEL_NO_INTROSPECTION", value_parser = BoolishValueParser::new())]
     pub no_introspection: bool,
@@ -207,6 +211,7 @@ impl ServeArgs {
         config.graphiql = !self.no_graphiql;
         config.introspection = !self.no_introspection;
         config.metrics = !self.no_metrics;
+        config.read_audit.enabled = !self.no_read_audit;
         config.limits = Limits {
             max_body_bytes: self.max_body_bytes,
             max_depth: self.max_depth,

@@ -92,6 +92,8 @@ pub struct Config {
     pub staff_origins: Vec<WebOrigin>,
     /// Reverse proxies whose `X-Forwarded-For` names the client (rate limits).
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The read audit (SPEC section 12): on by default.
+    pub read_audit: crate::read_audit::ReadAuditConfig,
 }
 
 impl Config {
@@ -113,6 +115,7 @@ impl Config {
             metrics: true,
             staff_origins: Vec::new(),
             trusted_proxies: Vec::new(),
+            read_audit: crate::read_audit::ReadAuditConfig::default(),
         }
     }
 

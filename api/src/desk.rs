@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
 use backchannel_domain::State;
-use backchannel_domain::events::{Event, StreamId};
+use backchannel_domain::events::{ContentPath, Event, StreamId};
 use backchannel_domain::ids::{
     CommandId, CompanyId, ConversationId, CorrelationId, StaffId, WidgetKey,
 };
@@ -43,6 +43,7 @@ use tokio::task::JoinHandle;
 use crate::error::{ApiError, ApiResult};
 pub use crate::live::Committed;
 use crate::live::{Feed, Key, Router};
+use crate::read_audit::{Open, ReadAudit, ReadAuditConfig};
 
 /// How often a command is decided again after losing a race for one of its
 /// streams. Generous, because a company stream is shared by every directory
@@ -111,6 +112,8 @@ pub struct Desk {
     /// Time from handing events to the log to its acknowledgement (durable);
     /// registered in the application's metrics.
     commit_latency: Option<prometheus::Histogram>,
+    /// The read audit's recorder (`read_audit`); off until started.
+    read_audit: std::sync::OnceLock<ReadAudit>,
 }
 
 impl std::fmt::Debug for Desk {
@@ -233,6 +236,7 @@ impl Desk {
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
             commit_latency: crate::metrics::commit_latency(),
+            read_audit: std::sync::OnceLock::new(),
         }))
     }
 
@@ -266,6 +270,35 @@ impl Desk {
         Ok(self
             .log
             .stream_positions(&StreamId::Conversation(conversation), models.position()))
+    }
+
+    /// [`Desk::timeline_positions`] for a read that opens the content (the
+    /// staff `timeline`): the same check, and the open to hand to
+    /// [`Desk::record_open`] once the read succeeded (with the rule that
+    /// granted it).
+    pub fn open_timeline(
+        &self,
+        models: &ReadModels,
+        viewer: StaffId,
+        conversation: ConversationId,
+        path: ContentPath,
+    ) -> Result<(Vec<u64>, Option<Open>), Denied> {
+        let rule = models.timeline(viewer, conversation)?;
+        let open = models
+            .state()
+            .conversations
+            .get(&conversation)
+            .map(|c| Open {
+                company: c.company,
+                conversation,
+                staff: viewer,
+                rule,
+                path,
+            });
+        let positions = self
+            .log
+            .stream_positions(&StreamId::Conversation(conversation), models.position());
+        Ok((positions, open))
     }
 
     pub fn applied_position(&self) -> u64 {
@@ -365,6 +398,30 @@ impl Desk {
     /// The commit latency histogram the desk observes (for metrics).
     pub fn commit_latency(&self) -> Option<prometheus::Histogram> {
         self.commit_latency.clone()
+    }
+
+    /// Starts recording reads of conversation content (SPEC section 12; see
+    /// [`crate::read_audit`]). Once: a second call changes nothing.
+    pub fn start_read_audit(&self, config: &ReadAuditConfig) {
+        self.read_audit.get_or_init(|| {
+            ReadAudit::start(
+                config,
+                self.log.clone(),
+                self.models.clone(),
+                self.applied.clone(),
+            )
+        });
+    }
+
+    /// The read audit's recorder (off if never started).
+    pub fn read_audit(&self) -> &ReadAudit {
+        self.read_audit.get_or_init(ReadAudit::off)
+    }
+
+    /// Records that `open.staff` opened the content of `open.conversation`;
+    /// never waits (see [`crate::read_audit`]).
+    pub fn record_open(&self, open: Open) {
+        self.read_audit().record(open);
     }
 
     /// The live subscriptions' router (its counts, for tests and metrics).
@@ -515,7 +572,7 @@ impl Desk {
             }
             other => match other.stream() {
                 StreamId::Company(company) => Some(company),
-                StreamId::Conversation(_) => None,
+                StreamId::Conversation(_) | StreamId::ReadAudit(_) => None,
             },
         }
     }
@@ -575,6 +632,14 @@ impl Desk {
     /// Stops accepting appends, commits what was queued (flush + fsync), lets
     /// the projector drain, and ends every live subscription.
     pub async fn close(&self) {
+        // The read audit's queue first, while the log still takes appends;
+        // its task ends, so no handle on the log outlives the close.
+        if tokio::time::timeout(Duration::from_secs(5), self.read_audit().stop())
+            .await
+            .is_err()
+        {
+            tracing::warn!("the read audit did not drain in time");
+        }
         let log = self.log.clone();
         match tokio::task::spawn_blocking(move || log.close()).await {
             Ok(Ok(())) => tracing::info!("event log closed"),

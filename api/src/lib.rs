@@ -17,7 +17,8 @@
 //!   `X-Log-Position`, `X-Min-Position`, `minPosition`).
 //! - [`desk`]: the command path (idempotency, optimistic concurrency,
 //!   read-your-writes) and the projector task feeding the read models and
-//!   live subscriptions.
+//!   live subscriptions; [`read_audit`]: who opened which conversation's
+//!   content, recorded in the background (SPEC section 12).
 //! - [`auth`]: staff and customer tokens; [`context`]: who is asking,
 //!   re-checked against the current state on every request.
 //! - [`http`]: routes, body limit, batch refusal, the admission check
@@ -57,6 +58,7 @@ pub mod logging;
 pub mod metrics;
 pub mod position;
 pub mod ratelimit;
+pub mod read_audit;
 pub mod report;
 pub mod secret;
 pub mod staff;

@@ -179,6 +179,8 @@ impl Router {
         keys.push(match committed.recorded.event.stream() {
             StreamId::Conversation(conversation) => Key::Conversation(conversation),
             StreamId::Company(company) => Key::Company(company),
+            // The read audit concerns no subscription.
+            StreamId::ReadAudit(_) => return,
         });
         keys.extend(
             committed

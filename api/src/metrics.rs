@@ -75,6 +75,13 @@ pub fn commit_latency() -> Option<Histogram> {
 }
 
 impl Metrics {
+    /// Registers a collector kept elsewhere (the read audit's drop counter).
+    pub fn register(&self, collector: Box<dyn prometheus::core::Collector>) {
+        if let Err(err) = self.registry.register(collector) {
+            tracing::warn!(%err, "a metric could not be registered");
+        }
+    }
+
     /// The metrics, registered; `commit` is the desk's commit latency.
     pub fn new(commit: Option<Histogram>) -> Result<Metrics, prometheus::Error> {
         let registry = Registry::new();

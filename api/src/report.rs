@@ -5,6 +5,9 @@
 //! so both produce the same bytes for the same log; the response is streamed
 //! as the report is written, never buffered whole.
 //!
+//! A report opens the content of every conversation it holds: each is recorded
+//! by the read audit (`read_audit`) once the report is written.
+//!
 //! Refusals (bad token, bad parameters, no permission) are decided before the
 //! first byte and answered as GraphQL-shaped JSON errors with their code.
 
@@ -15,8 +18,11 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use backchannel_domain::ErrorCode;
+use backchannel_domain::events::ContentPath;
 use backchannel_domain::ids::GroupId;
-use backchannel_projections::report::{ReportError, ReportFormat, ReportRequest, write_report};
+use backchannel_projections::report::{
+    Included, ReportError, ReportFormat, ReportRequest, write_report_opening,
+};
 use backchannel_projections::time::parse_rfc3339;
 use futures_util::{StreamExt, future, stream};
 use serde::Deserialize;
@@ -24,6 +30,7 @@ use tokio_util::io::{ReaderStream, SyncIoBridge};
 
 use crate::auth::bearer;
 use crate::http::{AppState, error_response};
+use crate::read_audit::Open;
 
 #[derive(Debug, Deserialize)]
 pub struct ReportParams {
@@ -79,9 +86,22 @@ pub async fn enquiries(
     // closes empty and the task's error becomes the answer.
     let (reader, writer) = tokio::io::duplex(CHUNK);
     let log = app.shared.desk.log().clone();
+    let desk = app.shared.desk.clone();
     let mut task = tokio::task::spawn_blocking(move || {
         let mut out = BufWriter::with_capacity(CHUNK, SyncIoBridge::new(writer));
-        match write_report(&log, &request, &mut out).and_then(|_| Ok(out.flush()?)) {
+        // Each conversation the report held was opened: the read audit
+        // records it (without waiting).
+        let mut record = |i: Included| {
+            desk.record_open(Open {
+                company: i.company,
+                conversation: i.conversation,
+                staff: i.viewer,
+                rule: i.rule,
+                path: ContentPath::Report,
+            });
+        };
+        let written = write_report_opening(&log, &request, &mut out, &mut record);
+        match written.and_then(|_| Ok(out.flush()?)) {
             Ok(()) => Ok(()),
             Err(err) => {
                 // Bytes not yet sent stay unsent: a failure before the first

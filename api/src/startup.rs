@@ -100,6 +100,7 @@ pub async fn open_desk(config: &Config) -> Result<(Arc<Desk>, Tokens), StartErro
         .await
         .map_err(|_| StartError::CatchUp)??;
     desk.caught_up().await.map_err(|_| StartError::CatchUp)?;
+    desk.start_read_audit(&config.read_audit);
     Ok((desk, tokens))
 }
 
@@ -265,12 +266,17 @@ impl Starting {
         .await
         .map_err(|_| StartError::CatchUp)??;
         desk.caught_up().await.map_err(|_| StartError::CatchUp)?;
+        desk.start_read_audit(&config.read_audit);
         let tokens = self.tokens;
         let demo = if config.demo {
             Some(crate::demo::load(&desk, &tokens).await?)
         } else {
             None
         };
+        let metrics = Metrics::new(desk.commit_latency())?;
+        if let Some(dropped) = desk.read_audit().dropped_metric() {
+            metrics.register(Box::new(dropped));
+        }
         let shared = Shared {
             desk: desk.clone(),
             tokens: tokens.clone(),
@@ -286,7 +292,7 @@ impl Starting {
             shared,
             parsed: Default::default(),
             sockets: self.sockets.clone(),
-            metrics: Arc::new(Metrics::new(desk.commit_latency())?),
+            metrics: Arc::new(metrics),
             serve_metrics: config.metrics,
             staff_origins: crate::cors::StaffOrigins::new(config.staff_origins.clone()),
             ready_max_lag: config.ready_max_lag,

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::ids::{CompanyId, ConversationId, GroupId, MessageId, StaffId, WidgetKey};
 use crate::model::{Channel, Permission, Role, RoutingType};
 use crate::values::{MessageBody, Name, WidgetOrigins};
+use crate::visibility::Rule;
 
 /// The consistency boundary an event belongs to. Optimistic concurrency is per stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -19,6 +20,11 @@ pub enum StreamId {
     Company(CompanyId),
     /// One conversation: its routing, room, privacy, messages and lifecycle.
     Conversation(ConversationId),
+    /// A company's read audit (SPEC section 12): who opened which
+    /// conversation's content. Its own stream, so recording a read never
+    /// changes a conversation's version or activity, nor contends with the
+    /// company stream's directory changes.
+    ReadAudit(CompanyId),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -201,6 +207,44 @@ pub struct NotificationsMarkedRead {
     pub up_to: u64,
 }
 
+/// What a staff member opened a conversation's content through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ContentPath {
+    /// The staff GraphQL `timeline` of the conversation.
+    Timeline,
+    /// Its live events (`conversationEvents`), messages included.
+    Subscription,
+    /// The closed-enquiry report (HTTP `/reports/enquiries`).
+    Report,
+}
+
+impl ContentPath {
+    pub fn name(self) -> &'static str {
+        match self {
+            ContentPath::Timeline => "timeline",
+            ContentPath::Subscription => "subscription",
+            ContentPath::Report => "report",
+        }
+    }
+}
+
+/// The read audit (SPEC section 12): `staff` opened the content of
+/// `conversation` through `path`, granted by `rule` of the visibility policy,
+/// at `at` (µs since the Unix epoch, UTC, the server's clock when the read
+/// happened). One entry stands for every open by the same staff member of the
+/// same conversation within the recorder's window (see the api's
+/// `read_audit`). On the company's [`StreamId::ReadAudit`] stream; it changes
+/// no state that decisions or customers read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContentOpened {
+    pub company: CompanyId,
+    pub conversation: ConversationId,
+    pub staff: StaffId,
+    pub rule: Rule,
+    pub path: ContentPath,
+    pub at: i64,
+}
+
 /// Every event the log can hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -229,6 +273,7 @@ pub enum Event {
     NotificationsMarkedRead(NotificationsMarkedRead),
     RoundRobinTurnTaken(RoundRobinTurnTaken),
     WidgetOriginsChanged(WidgetOriginsChanged),
+    ContentOpened(ContentOpened),
 }
 
 /// The name of an event's type, without its payload. `ALL` lists every one.
@@ -259,10 +304,11 @@ pub enum EventType {
     NotificationsMarkedRead,
     RoundRobinTurnTaken,
     WidgetOriginsChanged,
+    ContentOpened,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 25] = [
+    pub const ALL: [EventType; 26] = [
         EventType::CompanyCreated,
         EventType::PrivacySettingsChanged,
         EventType::StaffAdded,
@@ -288,6 +334,7 @@ impl EventType {
         EventType::NotificationsMarkedRead,
         EventType::RoundRobinTurnTaken,
         EventType::WidgetOriginsChanged,
+        EventType::ContentOpened,
     ];
 
     /// The stored type name. Never change one: stored events are forever.
@@ -318,6 +365,7 @@ impl EventType {
             EventType::NotificationsMarkedRead => "NotificationsMarkedRead",
             EventType::RoundRobinTurnTaken => "RoundRobinTurnTaken",
             EventType::WidgetOriginsChanged => "WidgetOriginsChanged",
+            EventType::ContentOpened => "ContentOpened",
         }
     }
 
@@ -359,6 +407,7 @@ impl Event {
             Event::NotificationsMarkedRead(_) => EventType::NotificationsMarkedRead,
             Event::RoundRobinTurnTaken(_) => EventType::RoundRobinTurnTaken,
             Event::WidgetOriginsChanged(_) => EventType::WidgetOriginsChanged,
+            Event::ContentOpened(_) => EventType::ContentOpened,
         }
     }
 
@@ -390,6 +439,7 @@ impl Event {
             Event::NotificationsMarkedRead(e) => StreamId::Company(e.company),
             Event::RoundRobinTurnTaken(e) => StreamId::Company(e.company),
             Event::WidgetOriginsChanged(e) => StreamId::Company(e.company),
+            Event::ContentOpened(e) => StreamId::ReadAudit(e.company),
         }
     }
 }

@@ -160,6 +160,14 @@ pub fn one_of_each() -> Vec<Event> {
             ])
             .unwrap_or_default(),
         }),
+        Event::ContentOpened(ContentOpened {
+            company,
+            conversation,
+            staff: agent,
+            rule: crate::visibility::Rule::R3,
+            path: ContentPath::Timeline,
+            at: 1_750_000_000_000_000,
+        }),
     ]
 }
 

@@ -317,7 +317,8 @@ impl State {
                     conversation.private = e.private;
                 }
             }
-            Event::MessagePosted(_) | Event::PrivateMessagePosted(_) => {}
+            // The read audit changes nothing a decision or the policy reads.
+            Event::MessagePosted(_) | Event::PrivateMessagePosted(_) | Event::ContentOpened(_) => {}
             Event::ConversationClosed(e) => {
                 if let Some(conversation) = self.conversations.get_mut(&e.conversation) {
                     conversation.status = ConversationStatus::Closed;

@@ -19,7 +19,10 @@ use crate::model::{ConversationStatus, Permission, Role, RoutingType};
 use crate::state::{Group, Staff, State};
 
 /// The rule that lets a staff member view a conversation; audit tools report it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// Stored in the read audit's `ContentOpened` (by variant index: never reorder).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum Rule {
     /// Owner or admin of the conversation's company.
     R1,
@@ -135,6 +138,22 @@ pub fn may_read_enquiry_history(staff: &Staff, group: &Group) -> bool {
             || supervises(staff, group)
             || (staff.has(Permission::EnquiryHistory)
                 && (group.is_member(staff.id) || group.is_supervisor(staff.id))))
+}
+
+/// The rule of SPEC section 3 by which `staff` reads a closed enquiry of
+/// `group` in a report, when [`may_read_enquiry_history`] allows it: R1 for the
+/// owner and admins, R2 for its supervisors, else R4 (the read audit records it).
+pub fn enquiry_history_rule(staff: &Staff, group: &Group) -> Option<Rule> {
+    if !may_read_enquiry_history(staff, group) {
+        return None;
+    }
+    Some(if staff.role.is_owner_or_admin() {
+        Rule::R1
+    } else if supervises(staff, group) {
+        Rule::R2
+    } else {
+        Rule::R4
+    })
 }
 
 impl State {

@@ -104,6 +104,8 @@ const CHECKPOINT_CONFIG: Configuration<
 const HEADER_LEN: usize = 142;
 const STREAM_COMPANY: u8 = 0;
 const STREAM_CONVERSATION: u8 = 1;
+/// A company's read audit stream (`ContentOpened`); the id is the company's.
+const STREAM_READ_AUDIT: u8 = 2;
 const ACTOR_STAFF: u8 = 0;
 const ACTOR_CUSTOMER: u8 = 1;
 const ACTOR_SYSTEM: u8 = 2;
@@ -235,6 +237,7 @@ pub fn decode_envelope(bytes: &[u8]) -> Result<(Envelope, &[u8]), CodecError> {
     let stream = match header[9] {
         STREAM_COMPANY => StreamId::Company(CompanyId::from_bytes(stream_id)),
         STREAM_CONVERSATION => StreamId::Conversation(ConversationId::from_bytes(stream_id)),
+        STREAM_READ_AUDIT => StreamId::ReadAudit(CompanyId::from_bytes(stream_id)),
         other => return Err(CodecError::UnknownStreamKind(other)),
     };
     let actor_id = array16(header, 59);
@@ -280,6 +283,7 @@ pub(crate) fn stream_parts(stream: &StreamId) -> (u8, &[u8; 16]) {
     match stream {
         StreamId::Company(id) => (STREAM_COMPANY, id.as_bytes()),
         StreamId::Conversation(id) => (STREAM_CONVERSATION, id.as_bytes()),
+        StreamId::ReadAudit(id) => (STREAM_READ_AUDIT, id.as_bytes()),
     }
 }
 
@@ -320,6 +324,7 @@ pub fn encode_payload(event: &Event, out: &mut Vec<u8>) -> Result<(), CodecError
         Event::NotificationsMarkedRead(e) => encode_struct(event_type, e, out),
         Event::RoundRobinTurnTaken(e) => encode_struct(event_type, e, out),
         Event::WidgetOriginsChanged(e) => encode_struct(event_type, e, out),
+        Event::ContentOpened(e) => encode_struct(event_type, e, out),
     }
 }
 
@@ -433,6 +438,7 @@ pub fn decode_payload(
         (T::WidgetOriginsChanged, 1) => {
             decode_struct(event_type, v, bytes).map(Event::WidgetOriginsChanged)
         }
+        (T::ContentOpened, 1) => decode_struct(event_type, v, bytes).map(Event::ContentOpened),
         (event_type, version) => Err(CodecError::UnknownSchemaVersion {
             event_type: event_type.name(),
             version,
@@ -671,6 +677,7 @@ pub(crate) fn index_fields(bytes: &[u8]) -> Result<IndexFields, CodecError> {
     let stream = match header[9] {
         STREAM_COMPANY => StreamId::Company(CompanyId::from_bytes(stream_id)),
         STREAM_CONVERSATION => StreamId::Conversation(ConversationId::from_bytes(stream_id)),
+        STREAM_READ_AUDIT => StreamId::ReadAudit(CompanyId::from_bytes(stream_id)),
         other => return Err(CodecError::UnknownStreamKind(other)),
     };
     Ok(IndexFields {

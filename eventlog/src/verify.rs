@@ -259,7 +259,8 @@ mod tests {
         let report = log.verify().unwrap();
         let n = one_of_each().len() as u64;
         assert_eq!(report.events, n);
-        assert_eq!(report.streams, 2);
+        // The samples' company, conversation and read-audit streams.
+        assert_eq!(report.streams, 3);
         let (_, last) = chunk_of(&log, n);
         let record = codec::decode_chunk(&last).unwrap().last().unwrap().unwrap();
         assert_eq!(report.head_hash, codec::record_hash(record));

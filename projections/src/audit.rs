@@ -51,7 +51,42 @@ pub fn write_audit<S: EventSource, W: Write>(
     source: &S,
     subject: AuditSubject,
     format: AuditFormat,
+    out: W,
+) -> Result<u64, AuditError> {
+    write_entries(source, subject, format, out, concerns)
+}
+
+/// Writes the read audit of `subject` (SPEC section 12), oldest first: the
+/// `ContentOpened` entries of a conversation (who opened it), of a staff
+/// member (what they opened), or of a company. Same formats and errors as
+/// [`write_audit`].
+pub fn write_access_log<S: EventSource, W: Write>(
+    source: &S,
+    subject: AuditSubject,
+    format: AuditFormat,
+    out: W,
+) -> Result<u64, AuditError> {
+    write_entries(source, subject, format, out, opened_content)
+}
+
+/// Whether the event is a read-audit entry of the subject.
+fn opened_content(_: &State, subject: AuditSubject, recorded: &RecordedEvent) -> bool {
+    let Event::ContentOpened(e) = &recorded.event else {
+        return false;
+    };
+    match subject {
+        AuditSubject::Conversation(id) => e.conversation == id,
+        AuditSubject::Staff(id) => e.staff == id,
+        AuditSubject::Company(id) => e.company == id,
+    }
+}
+
+fn write_entries<S: EventSource, W: Write>(
+    source: &S,
+    subject: AuditSubject,
+    format: AuditFormat,
     mut out: W,
+    concerns: fn(&State, AuditSubject, &RecordedEvent) -> bool,
 ) -> Result<u64, AuditError> {
     let mut state = State::default();
     let mut entries = 0u64;
@@ -107,7 +142,7 @@ fn concerns(state: &State, subject: AuditSubject, recorded: &RecordedEvent) -> b
     match subject {
         AuditSubject::Conversation(id) => event.stream() == StreamId::Conversation(id),
         AuditSubject::Company(id) => match event.stream() {
-            StreamId::Company(company) => company == id,
+            StreamId::Company(company) | StreamId::ReadAudit(company) => company == id,
             StreamId::Conversation(c) => {
                 state.conversations.get(&c).is_some_and(|c| c.company == id)
             }
@@ -136,6 +171,7 @@ fn mentions_staff(event: &Event, id: StaffId) -> bool {
         Event::RoundRobinTurnTaken(e) => e.assignee == id,
         Event::MessagePosted(e) => e.author == MessageAuthor::Staff(id),
         Event::PrivateMessagePosted(e) => e.author == id,
+        Event::ContentOpened(e) => e.staff == id,
         _ => false,
     }
 }
@@ -305,6 +341,13 @@ pub fn describe(state: &State, event: &Event) -> String {
                 format!("set the widget's allowed origins to {}", list.join(", "))
             }
         }
+        Event::ContentOpened(e) => format!(
+            "{} opened the content of conversation {} ({}, rule {})",
+            staff(e.staff),
+            e.conversation,
+            e.path.name(),
+            e.rule
+        ),
     }
 }
 
@@ -370,6 +413,7 @@ fn json_line(state: &State, recorded: &RecordedEvent) -> Result<String, TimeRang
     let (stream_kind, stream_id) = match envelope.stream {
         StreamId::Company(id) => ("company", id.to_string()),
         StreamId::Conversation(id) => ("conversation", id.to_string()),
+        StreamId::ReadAudit(id) => ("read-audit", id.to_string()),
     };
     let entry = JsonEntry {
         position: envelope.position,
@@ -421,6 +465,7 @@ enum Payload<'a> {
     NotificationsMarkedRead(&'a events::NotificationsMarkedRead),
     RoundRobinTurnTaken(&'a events::RoundRobinTurnTaken),
     WidgetOriginsChanged(&'a events::WidgetOriginsChanged),
+    ContentOpened(&'a events::ContentOpened),
 }
 
 fn payload(event: &Event) -> Payload<'_> {
@@ -450,5 +495,6 @@ fn payload(event: &Event) -> Payload<'_> {
         Event::NotificationsMarkedRead(e) => Payload::NotificationsMarkedRead(e),
         Event::RoundRobinTurnTaken(e) => Payload::RoundRobinTurnTaken(e),
         Event::WidgetOriginsChanged(e) => Payload::WidgetOriginsChanged(e),
+        Event::ContentOpened(e) => Payload::ContentOpened(e),
     }
 }

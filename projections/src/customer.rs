@@ -119,7 +119,8 @@ pub fn customer_event(state: &State, event: &Event) -> Option<CustomerEvent> {
         | Event::GroupSupervisorAdded(_)
         | Event::GroupSupervisorRemoved(_)
         | Event::NotificationsMarkedRead(_)
-        | Event::RoundRobinTurnTaken(_) => None,
+        | Event::RoundRobinTurnTaken(_)
+        | Event::ContentOpened(_) => None,
     }
 }
 

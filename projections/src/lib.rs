@@ -26,6 +26,8 @@
 //!   an exported file); [`time`]: RFC 3339 for reports and audit trails.
 //! - [`report`]: the closed-enquiry report, streamed (CLI and HTTP share it).
 //! - [`audit`]: the history of a conversation, a staff member or a company.
+//! - [`access_log`]: the read audit, who opened which conversation's
+//!   content (`ContentOpened`), by conversation and by staff member.
 //! - [`access`]: the state at an instant of the log, and who could view what
 //!   then, by which rule (the same policy function).
 
@@ -33,6 +35,7 @@ mod listing;
 mod models;
 
 pub mod access;
+pub mod access_log;
 pub mod audit;
 pub mod checkpoint;
 pub mod customer;

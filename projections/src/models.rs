@@ -6,6 +6,7 @@ use backchannel_domain::ids::{ConversationId, StaffId};
 use backchannel_domain::visibility::{Access, Rule};
 use backchannel_eventlog::RecordedEvent;
 
+use crate::access_log::AccessLog;
 use crate::customer::{CustomerView, Customers, customer_event};
 use crate::notifications::{Notifications, StoredNotification};
 use crate::summaries::{ConversationSummary, Conversations, Placement};
@@ -50,6 +51,7 @@ pub struct ReadModels {
     pub(crate) conversations: Conversations,
     customers: Customers,
     notifications: Notifications,
+    access_log: AccessLog,
 }
 
 impl ReadModels {
@@ -85,6 +87,7 @@ impl ReadModels {
             self.customers.apply(got, &event);
         }
         let notifications = self.notifications.apply(&self.state, recorded);
+        self.access_log.apply(recorded);
         self.position = got;
         Ok(Applied { notifications })
     }
@@ -118,8 +121,9 @@ impl ReadModels {
     /// stream in the log, whose positions the log's stream index holds
     /// (`Log::stream_positions`); read them up to [`Self::position`],
     /// under the same guard as this check.
-    pub fn timeline(&self, viewer: StaffId, id: ConversationId) -> Result<(), Denied> {
-        self.check(viewer, id).map(|_| ())
+    /// The answer is the rule that grants it (the read audit records it).
+    pub fn timeline(&self, viewer: StaffId, id: ConversationId) -> Result<Rule, Denied> {
+        self.check(viewer, id)
     }
 
     /// The customer's own conversation, built only from customer events.
@@ -136,6 +140,12 @@ impl ReadModels {
             opened_at: activity.opened_at,
             positions: &own.positions,
         })
+    }
+
+    /// The read audit (SPEC section 12). It holds no conversation content;
+    /// who may list it is the caller's to check (owners and admins).
+    pub fn access_log(&self) -> &AccessLog {
+        &self.access_log
     }
 
     /// The viewer's notifications, newest first, older than `before` if given.

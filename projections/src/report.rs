@@ -64,7 +64,7 @@ use backchannel_domain::events::{Event, MessageAuthor, StreamId};
 use backchannel_domain::ids::{CompanyId, ConversationId, GroupId, StaffId};
 use backchannel_domain::model::Channel;
 use backchannel_domain::values::Name;
-use backchannel_domain::visibility::may_read_enquiry_history;
+use backchannel_domain::visibility::{Rule, enquiry_history_rule, may_read_enquiry_history};
 use backchannel_eventlog::{RecordedAt, RecordedEvent};
 use serde::Serialize;
 
@@ -215,6 +215,28 @@ pub fn write_report<S: EventSource, W: Write>(
     request: &ReportRequest,
     out: W,
 ) -> Result<ReportSummary, ReportError> {
+    write_report_opening(source, request, out, &mut |_| {})
+}
+
+/// A conversation a viewer's report included, and the rule that let them
+/// read it (`domain::visibility::enquiry_history_rule`): the read audit's
+/// record of the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Included {
+    pub company: CompanyId,
+    pub conversation: ConversationId,
+    pub viewer: StaffId,
+    pub rule: Rule,
+}
+
+/// [`write_report`], handing `included` each conversation the report held,
+/// once it is written whole (only for a request with a viewer).
+pub fn write_report_opening<S: EventSource, W: Write>(
+    source: &S,
+    request: &ReportRequest,
+    out: W,
+    included: &mut dyn FnMut(Included),
+) -> Result<ReportSummary, ReportError> {
     if request.from >= request.to {
         return Err(ReportError::EmptyRange);
     }
@@ -317,6 +339,22 @@ pub fn write_report<S: EventSource, W: Write>(
         return Err(err);
     }
     writer.finish()?;
+    if let Some(staff) = request.viewer.and_then(|v| directory.staff.get(&v)) {
+        for (&conversation, header) in &headers {
+            let rule = directory
+                .groups
+                .get(&header.group)
+                .and_then(|g| enquiry_history_rule(staff, g));
+            if let Some(rule) = rule {
+                included(Included {
+                    company: header.company,
+                    conversation,
+                    viewer: staff.id,
+                    rule,
+                });
+            }
+        }
+    }
     Ok(summary)
 }
 

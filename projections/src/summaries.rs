@@ -287,7 +287,7 @@ fn participants<'a>(
 fn conversation_of(event: &Event) -> Option<ConversationId> {
     match event.stream() {
         StreamId::Conversation(id) => Some(id),
-        StreamId::Company(_) => None,
+        StreamId::Company(_) | StreamId::ReadAudit(_) => None,
     }
 }
 

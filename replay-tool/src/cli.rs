@@ -203,6 +203,11 @@ pub struct AuditArgs {
     /// Everything in a company.
     #[arg(long, value_name = "ID")]
     pub company: Option<String>,
+    /// Only the read audit (SPEC section 12): who opened the conversation's
+    /// content (or what the staff member, or anyone in the company, opened),
+    /// when, how and by which rule.
+    #[arg(long)]
+    pub access_log: bool,
     #[arg(long, value_enum, default_value = "text")]
     pub format: LineFormat,
 }

@@ -4,6 +4,7 @@
 //! importing its records gives a store like the server's.
 
 use backchannel_domain::commands::Command;
+use backchannel_domain::events::Event;
 use backchannel_domain::ids::{CommandId, CorrelationId, EventId};
 use backchannel_domain::model::Actor;
 use backchannel_domain::{DomainError, State, decide};
@@ -73,10 +74,23 @@ impl Recorder {
         command: &Command,
     ) -> Result<usize, RecordError> {
         let events = decide(&self.state, command, actor)?;
+        self.record(at, actor, &events)?;
+        Ok(events.len())
+    }
+
+    /// Records `events` by `actor` at `at` as they are (one append: one
+    /// command id), undecided: for events no command makes (the read audit's
+    /// `ContentOpened`).
+    pub fn record(
+        &mut self,
+        at: RecordedAt,
+        actor: Actor,
+        events: &[Event],
+    ) -> Result<(), RecordError> {
         let ms = u64::try_from(at.as_micros() / 1000).unwrap_or(0);
         let command_id = CommandId::from_bytes(self.next_uuid(ms));
         let correlation_id = CorrelationId::from_bytes(self.next_uuid(ms));
-        for event in &events {
+        for event in events {
             let stream = event.stream();
             let envelope = Envelope {
                 position: self.next_position,
@@ -99,7 +113,7 @@ impl Recorder {
             self.state.apply(event);
             self.records.push(record);
         }
-        Ok(events.len())
+        Ok(())
     }
 
     /// The records recorded since the last call.

@@ -2,6 +2,7 @@
 //! the desk app and integrations. Every resolver identifies the caller with
 //! `context::me`, which reads role and active state from the current state.
 
+pub mod access_log;
 pub mod conversation;
 pub mod directory;
 pub mod mutation;

@@ -12,6 +12,7 @@ use crate::graphql::cursor;
 use crate::graphql::ids::{Direction, direction, page_size, parse};
 use crate::graphql::paging::PageInfo;
 use crate::graphql::time::DateTime;
+use crate::staff::access_log::{AccessLogConnection, access_log};
 use crate::staff::conversation::{
     Conversation, ConversationConnection, ConversationEdge, ConversationFilter, EnquiryOverview,
     OverviewColumn, denied, load,
@@ -292,6 +293,24 @@ impl Query {
             edges: edges.into(),
             unread_count: models.unread_notifications(me.id) as u64,
         })
+    }
+
+    /// Owner and admins: the read audit, who opened a conversation's content
+    /// (its timeline, live events, or a report holding it), when and by which
+    /// rule; one entry per staff member and conversation per 15 minutes.
+    /// Exactly one of `conversationId` (who opened it) and `staffId` (what
+    /// they opened); newest first, `first` (default 20) after the cursor
+    /// `after` (older ones).
+    #[graphql(complexity = "first.unwrap_or(20).clamp(1, 100) as usize * child_complexity")]
+    async fn access_log(
+        &self,
+        ctx: &Context<'_>,
+        conversation_id: Option<ID>,
+        staff_id: Option<ID>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> ApiResult<AccessLogConnection> {
+        access_log(ctx, conversation_id, staff_id, first, after)
     }
 
     /// Owner and admins: the envelopes of a conversation's events (who, what,

@@ -6,6 +6,8 @@
 //! still active staff (else the stream ends with `UNAUTHENTICATED`) and still
 //! may view the conversation (else it ends with `RESTRICTED_ACCESS`).
 
+use crate::read_audit::Open;
+use backchannel_domain::events::ContentPath;
 use std::sync::Arc;
 
 use async_graphql::{Context, ID, Subscription as GqlSubscription};
@@ -77,12 +79,22 @@ impl Subscription {
                     // summary per committed event and subscriber.
                     let check = still_me(&desk, me)
                         .and_then(|()| desk.models().timeline(me.id, conversation).map_err(denied));
-                    if let Err(err) = check {
-                        return Some((Err(err), None));
-                    }
+                    let rule = match check {
+                        Ok(rule) => rule,
+                        Err(err) => return Some((Err(err), None)),
+                    };
                     if committed.recorded.event.stream() == stream
                         && let Some(item) = TimelineItem::from_recorded(&committed.recorded)
                     {
+                        // Content delivered: the read audit records it
+                        // (coalesced, without waiting).
+                        desk.record_open(Open {
+                            company: me.company,
+                            conversation,
+                            staff: me.id,
+                            rule,
+                            path: ContentPath::Subscription,
+                        });
                         return Some((Ok(item), Some((rx, desk))));
                     }
                 }

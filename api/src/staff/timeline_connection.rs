@@ -13,6 +13,7 @@
 //! than how many events came before the item in this conversation, which the
 //! viewer sees anyway; never the global position.
 
+use backchannel_domain::events::ContentPath;
 use std::ops::Range;
 
 use async_graphql::SimpleObject;
@@ -69,8 +70,10 @@ pub async fn page(
     conversation: ConversationId,
     request: PageRequest,
 ) -> ApiResult<TimelineConnection> {
-    let positions = desk
-        .timeline_positions(&desk.models(), viewer, conversation)
+    // Opening the timeline opens the content: the read audit records it
+    // once the page is read (a refused page opened nothing).
+    let (positions, open) = desk
+        .open_timeline(&desk.models(), viewer, conversation, ContentPath::Timeline)
         .map_err(denied)?;
     let positions = positions.as_slice();
     let page = TIMELINE
@@ -78,6 +81,9 @@ pub async fn page(
             read_window(desk, positions, ordinals)
         })
         .await?;
+    if let Some(open) = open {
+        desk.record_open(open);
+    }
     let (edges, page_info) = page.into_edges(|cursor, node| TimelineEdge { cursor, node });
     Ok(TimelineConnection {
         edges: edges.into(),

@@ -24,6 +24,7 @@ mod persisted_queries;
 mod positions;
 mod published_schema;
 mod rate_limits;
+mod read_audit;
 mod report;
 mod shutdown;
 mod slow_clients;

@@ -54,7 +54,7 @@ pub(super) fn decide(
 
     let company_id = match command.stream() {
         StreamId::Company(id) => id,
-        StreamId::Conversation(_) => {
+        StreamId::Conversation(_) | StreamId::ReadAudit(_) => {
             return Err(DomainError::validation("not a company command"));
         }
     };

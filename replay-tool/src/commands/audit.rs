@@ -1,8 +1,12 @@
-//! `audit`: who did what, when, through which command (`projections::audit`).
+//! `audit`: who did what, when, through which command (`projections::audit`);
+//! with `--access-log`, the read audit: who opened which conversation's
+//! content (SPEC section 12).
 
 use std::io::{self, BufWriter};
 
-use backchannel_projections::audit::{AuditError, AuditFormat, AuditSubject, write_audit};
+use backchannel_projections::audit::{
+    AuditError, AuditFormat, AuditSubject, write_access_log, write_audit,
+};
 
 use crate::cli::{AuditArgs, LineFormat};
 use crate::commands::{note, open_source, parse_id, source_failure};
@@ -34,7 +38,12 @@ pub fn run(args: &AuditArgs, quiet: bool) -> Result<(), Failure> {
         progress: &progress,
     };
     let out = BufWriter::new(io::stdout().lock());
-    let entries = write_audit(&tracked, subject, format, out).map_err(|err| match err {
+    let write = if args.access_log {
+        write_access_log
+    } else {
+        write_audit
+    };
+    let entries = write(&tracked, subject, format, out).map_err(|err| match err {
         AuditError::UnknownSubject { .. } => Failure::new(Kind::NotFound, err.to_string()),
         AuditError::Source(source) => match source.downcast::<SourceError>() {
             Ok(err) => source_failure(*err),

@@ -71,6 +71,16 @@ pub fn run(args: &ReportArgs, quiet: bool) -> Result<(), Failure> {
             HumanCount(summary.head)
         ),
     );
+    if let Some(viewer) = request.viewer {
+        // SPEC section 12: a view given --as opens content, but this tool never
+        // writes to its source, so the read audit cannot record it here.
+        note(
+            quiet,
+            format_args!(
+                "note: this report as {viewer} is not recorded in the read audit                  (replay-tool never writes to the log); the server's                  /reports/enquiries records it"
+            ),
+        );
+    }
     Ok(())
 }
 

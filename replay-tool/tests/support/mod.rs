@@ -61,6 +61,11 @@ fn body(s: &str) -> MessageBody {
 
 /// The scenario's stored records, in order.
 pub fn scenario_records() -> Vec<Vec<u8>> {
+    scenario_recorder().take_records()
+}
+
+/// The recorder holding the scenario, to record more after it.
+pub fn scenario_recorder() -> Recorder {
     let mut rec = Recorder::new(7);
     let mut run = |at: &str, actor: Actor, command: DomainCommand| {
         let at = parse_rfc3339(at).unwrap();
@@ -271,7 +276,7 @@ pub fn scenario_records() -> Vec<Vec<u8>> {
             first_message: None,
         },
     );
-    rec.take_records()
+    rec
 }
 
 /// A stopped server's store holding the scenario, and its export, in a temp dir.

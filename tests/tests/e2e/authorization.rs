@@ -41,6 +41,7 @@ conversations.closed   yes    yes    yes    no      no     no         yes      y
 enquiryOverview        yes    yes    yes    FORBID  no     FORBID     yes      FORBID  no      UNAUTH      NOTFND      UNAUTH   UNAUTH
 notifications          no     no     yes    no      yes    no         yes      yes     yes     UNAUTH      no          UNAUTH   UNAUTH
 auditTrail             ok     ok     FORBID FORBID  FORBID FORBID     FORBID   FORBID  FORBID  UNAUTH      NOTFND      UNAUTH   UNAUTH
+accessLog              ok     ok     FORBID FORBID  FORBID FORBID     FORBID   FORBID  FORBID  UNAUTH      NOTFND      UNAUTH   UNAUTH
 assignConversation     ok     ok     ok     RESTR   CONFL  RESTR      ok       FORBID  CONFL   UNAUTH      NOTFND      UNAUTH   UNAUTH
 assign.queued          ok     ok     ok     RESTR   ok     RESTR      ok       RESTR   ok      UNAUTH      NOTFND      UNAUTH   UNAUTH
 inviteToRoom           ok     ok     ok     RESTR   RESTR  RESTR      ok       FORBID  RESTR   UNAUTH      NOTFND      UNAUTH   UNAUTH
@@ -113,7 +114,7 @@ enum Fixture {
     Queued,
 }
 
-const OPERATIONS: [(&str, Fixture); 30] = [
+const OPERATIONS: [(&str, Fixture); 31] = [
     ("conversation", Fixture::Shared),
     ("conversation.closed", Fixture::SharedClosed),
     ("node", Fixture::Shared),
@@ -123,6 +124,7 @@ const OPERATIONS: [(&str, Fixture); 30] = [
     ("enquiryOverview", Fixture::Shared),
     ("notifications", Fixture::Shared),
     ("auditTrail", Fixture::Shared),
+    ("accessLog", Fixture::Shared),
     ("assignConversation", Fixture::Handling),
     ("assign.queued", Fixture::Queued),
     ("inviteToRoom", Fixture::Handling),
@@ -405,6 +407,13 @@ async fn run_cell(
         "auditTrail" => answer(
             &staff(
                 "query($c: ID!) { auditTrail(conversationId: $c) { eventType } }",
+                json!({ "c": c }),
+            )
+            .await,
+        ),
+        "accessLog" => answer(
+            &staff(
+                "query($c: ID) { accessLog(conversationId: $c) { edges { cursor } } }",
                 json!({ "c": c }),
             )
             .await,

@@ -148,6 +148,20 @@ async fn ids_of_another_company_are_not_found_everywhere() {
             "query($c: ID!) { auditTrail(conversationId: $c) { eventType } }",
             json!({ "c": gina.conversation }),
         ),
+        (
+            "another company's conversation's access log",
+            Some(owner),
+            "/graphql",
+            "query($c: ID) { accessLog(conversationId: $c) { edges { cursor } } }",
+            json!({ "c": gina.conversation }),
+        ),
+        (
+            "another company's staff member's access log",
+            Some(owner),
+            "/graphql",
+            "query($s: ID) { accessLog(staffId: $s) { edges { cursor } } }",
+            json!({ "s": xavier.id }),
+        ),
         // `node(id)`: another path to the same data, the same answer.
         (
             "another company's conversation as a node",
