@@ -250,8 +250,13 @@ where
         "graphql"
     );
     // A mutation's answer names the log position that holds its effect
-    // (`crate::position`), for reads on other nodes.
-    let position = mutation.then(|| crate::position::answer_position(&appended, &app.shared.desk));
+    // (`crate::position`), for reads on other nodes; an anonymous caller's
+    // answer names none (the log's position is activity across companies).
+    let anonymous = codes
+        .iter()
+        .any(|code| code == ErrorCode::Unauthenticated.as_str());
+    let position = (mutation && !anonymous)
+        .then(|| crate::position::answer_position(&appended, &app.shared.desk));
     if let Some(position) = position {
         crate::position::stamp(&mut response, position);
     }

@@ -166,13 +166,18 @@ pub async fn wait(desk: &Desk, position: u64, patience: Duration) -> Result<(), 
         .map_err(|why| refusal(position, &why))
 }
 
+/// What a caller is told when this node's projections stopped; the reason
+/// itself (storage or projection errors) goes to the server log and
+/// `/readyz`, not to every caller.
+const HALTED: &str = "this node stopped following the log and does not serve (the reason is in its log and /readyz); try another node";
+
 /// The `503` for a request this node cannot answer at `position`.
 pub fn refusal(position: u64, why: &NotApplied) -> Response {
     let message = match why {
-        NotApplied::Behind { applied, head } => format!(
-            "this node has not reached log position {position} yet (applied {applied}, head known {head})"
-        ),
-        NotApplied::Halted(reason) => reason.clone(),
+        NotApplied::Behind { .. } => {
+            format!("this node has not reached log position {position} yet")
+        }
+        NotApplied::Halted(_) => HALTED.to_owned(),
     };
     crate::catchup::not_caught_up_response(&message, RETRY_AFTER)
 }
@@ -180,7 +185,7 @@ pub fn refusal(position: u64, why: &NotApplied) -> Response {
 /// The `503` every GraphQL request gets from a node whose projections stopped.
 pub fn halted(desk: &Desk) -> Option<Response> {
     desk.halted()
-        .map(|reason| crate::catchup::not_caught_up_response(reason, RETRY_AFTER))
+        .map(|_| crate::catchup::not_caught_up_response(HALTED, RETRY_AFTER))
 }
 
 #[cfg(test)]

@@ -104,16 +104,18 @@ impl FromStr for StoreSpec {
     }
 }
 
-/// Shows a path as is and a URL without its user info (no password in logs).
+/// Shows a path as is and a URL as the connection target only (user, hosts,
+/// ports, database): a password may sit in the user info or the query string
+/// (`?password=`), so no secret reaches logs, errors or the replay tool's
+/// output; a URL that does not parse is not shown at all.
 impl fmt::Display for StoreSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StoreSpec::Sled(path) => write!(f, "{}", path.display()),
-            StoreSpec::Postgres(url) => {
-                let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
-                let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
-                write!(f, "{scheme}://{rest}")
-            }
+            StoreSpec::Postgres(url) => match url.parse::<tokio_postgres::Config>() {
+                Ok(config) => f.write_str(&crate::postgres::describe(&config)),
+                Err(_) => f.write_str("postgres://(a URL that does not parse; not shown)"),
+            },
         }
     }
 }

@@ -186,18 +186,24 @@ fn a_store_spec_names_its_engine_and_hides_url_secrets() {
     for url in [
         "postgres://app:hunter2@db.example:5432/backchannel",
         "PostgreSQL://app:hunter2@db.example/backchannel",
+        "postgres://db.example/backchannel?user=app&password=hunter2",
+        "postgres://db.example/backchannel?password=hun%40ter2@x&user=app",
     ] {
         let spec = StoreSpec::parse(url).unwrap();
         assert!(matches!(spec, StoreSpec::Postgres(_)), "{url}");
         assert_eq!(spec.default_checkpoint_dir(), None);
         let shown = spec.to_string();
-        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("hun%40ter2"),
+            "{shown}"
+        );
         assert!(shown.contains("db.example"), "{shown}");
         let err = Log::open(&spec).unwrap_err();
         // No such server: a storage error naming the target, no password.
         assert!(matches!(err, OpenError::Storage { .. }), "{err}");
         assert!(err.to_string().contains("db.example"), "{err}");
         assert!(!err.to_string().contains("hunter2"), "{err}");
+        assert!(!err.to_string().contains("hun%40ter2"), "{err}");
     }
     assert!(!std::path::Path::new("postgres:").exists());
 

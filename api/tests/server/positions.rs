@@ -84,6 +84,22 @@ async fn a_mutation_answer_names_the_position_of_its_append() {
     assert!(body["errors"].is_array(), "{body}");
     assert_eq!(body["extensions"]["position"].as_u64(), Some(position));
     assert_eq!(header(&head, "x-log-position"), Some(position.to_string()));
+
+    // An anonymous caller learns nothing of the log: no position.
+    let body = refused.to_string();
+    let request = format!(
+        "POST /graphql HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        app.addr,
+        body.len()
+    );
+    let mut stream = TcpStream::connect(app.addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut bytes = Vec::new();
+    stream.read_to_end(&mut bytes).await.unwrap();
+    let text = String::from_utf8_lossy(&bytes).to_ascii_lowercase();
+    assert!(text.contains("unauthenticated"), "{text}");
+    assert!(!text.contains("\r\nx-log-position:"), "{text}");
+    assert!(!text.contains("\"position\""), "{text}");
 }
 
 #[tokio::test]
