@@ -308,6 +308,25 @@ pub fn write_report_opening<S: EventSource, W: Write>(
 
     // Pass 3: the rows.
     let mut writer = RowWriter::new(out, request, head)?;
+    // Each included conversation is recorded as opened before its first
+    // row goes out, so a reader who drops the download part way is on
+    // record too.
+    if let Some(staff) = request.viewer.and_then(|v| directory.staff.get(&v)) {
+        for (&conversation, header) in &headers {
+            let rule = directory
+                .groups
+                .get(&header.group)
+                .and_then(|g| enquiry_history_rule(staff, g));
+            if let Some(rule) = rule {
+                included(Included {
+                    company: header.company,
+                    conversation,
+                    viewer: staff.id,
+                    rule,
+                });
+            }
+        }
+    }
     let mut summary = ReportSummary {
         head,
         conversations: headers.len() as u64,
@@ -339,22 +358,6 @@ pub fn write_report_opening<S: EventSource, W: Write>(
         return Err(err);
     }
     writer.finish()?;
-    if let Some(staff) = request.viewer.and_then(|v| directory.staff.get(&v)) {
-        for (&conversation, header) in &headers {
-            let rule = directory
-                .groups
-                .get(&header.group)
-                .and_then(|g| enquiry_history_rule(staff, g));
-            if let Some(rule) = rule {
-                included(Included {
-                    company: header.company,
-                    conversation,
-                    viewer: staff.id,
-                    rule,
-                });
-            }
-        }
-    }
     Ok(summary)
 }
 
