@@ -21,9 +21,9 @@ pub struct Shared {
     /// The rate limiters (SPEC section 8); shared so every request and
     /// connection counts against the same keys.
     pub limiters: Arc<Limiters>,
-    /// Automatic persisted queries (`graphql::parsed`), shared by both
-    /// endpoints and transports.
-    pub persisted: crate::graphql::parsed::PersistedQueries,
+    /// Automatic persisted queries (`graphql::parsed`): one store per
+    /// audience, shared by its HTTP and websocket transports.
+    pub persisted: crate::graphql::parsed::PersistedStores,
 }
 
 /// The staff token of the request or websocket connection, as checked.

@@ -210,7 +210,7 @@ where
     let started = Instant::now();
     let mut request = request;
     let operation = operation_name(&mut request);
-    let mutation = is_mutation(app, &mut request).await;
+    let mutation = is_mutation(app, endpoint, &mut request).await;
     let appended = crate::position::Appended::default();
     let request = request.data(appended.clone());
     // Validation runs synchronously in the first poll (the admission check
@@ -294,18 +294,28 @@ fn operation_name(request: &mut async_graphql::Request) -> Option<String> {
 
 /// Whether the request runs a mutation: by its prepared document, or for a
 /// persisted query's hash alone, by the stored document.
-async fn is_mutation(app: &AppState, request: &mut async_graphql::Request) -> bool {
+async fn is_mutation(
+    app: &AppState,
+    endpoint: &'static str,
+    request: &mut async_graphql::Request,
+) -> bool {
     use async_graphql::extensions::apollo_persisted_queries::CacheStorage;
     let name = request.operation_name.clone();
     let kind = if request.query.is_empty() {
         match crate::websocket::persisted_hash(request) {
-            Some(hash) => app
-                .shared
-                .persisted
-                .0
-                .get(hash)
-                .await
-                .and_then(|d| crate::position::operation_type(&d, name.as_deref())),
+            Some(hash) => {
+                let persisted = &app.shared.persisted;
+                let store = if endpoint == "customer" {
+                    &persisted.customer
+                } else {
+                    &persisted.staff
+                };
+                store
+                    .0
+                    .get(hash)
+                    .await
+                    .and_then(|d| crate::position::operation_type(&d, name.as_deref()))
+            }
             None => None,
         }
     } else {
@@ -518,7 +528,7 @@ async fn staff_ws(
         schema: app.staff_ws.clone(),
         desk: app.shared.desk.clone(),
         parsed: app.parsed.clone(),
-        persisted: app.shared.persisted.clone(),
+        persisted: app.shared.persisted.staff.clone(),
         limits: app.shared.limits,
         authenticate: Box::new(move |payload| {
             let token = payload_token(payload).or(header);
@@ -567,7 +577,7 @@ async fn customer_ws(
         schema: app.customer_ws.clone(),
         desk: app.shared.desk.clone(),
         parsed: app.parsed.clone(),
-        persisted: app.shared.persisted.clone(),
+        persisted: app.shared.persisted.customer.clone(),
         limits: app.shared.limits,
         authenticate: Box::new(move |payload| {
             let token = payload_token(payload).or(header);

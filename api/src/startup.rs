@@ -282,7 +282,7 @@ impl Starting {
             tokens: tokens.clone(),
             limits: config.limits,
             limiters: Arc::new(Limiters::new(&config.rate_limits)),
-            persisted: crate::graphql::parsed::persisted_queries(),
+            persisted: crate::graphql::parsed::PersistedStores::new(),
         };
         let state = AppState {
             staff: staff::schema(shared.clone(), config.introspection),

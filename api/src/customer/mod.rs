@@ -43,7 +43,8 @@ fn build(shared: Shared, introspection: bool, with_codes: bool) -> CustomerSchem
         query::Query,
         mutation::Mutation,
         subscription::Subscription,
-        shared,
+        shared.clone(),
+        shared.persisted.customer.clone(),
         introspection,
         with_codes,
     )

@@ -29,6 +29,7 @@ pub fn build_schema<Q, M, S>(
     mutation: M,
     subscription: S,
     shared: Shared,
+    persisted: crate::graphql::parsed::PersistedQueries,
     introspection: bool,
     with_codes: bool,
 ) -> Schema<Q, M, S>
@@ -38,7 +39,7 @@ where
     S: SubscriptionType + 'static,
 {
     let limits = shared.limits;
-    let persisted = ApolloPersistedQueries::new(shared.persisted.0.clone());
+    let persisted = ApolloPersistedQueries::new(persisted.0);
     let mut builder = Schema::build(query, mutation, subscription)
         .extension(persisted)
         .data(shared)

@@ -64,6 +64,29 @@ pub fn persisted_queries() -> PersistedQueries {
     PersistedQueries(LruCacheStorage::new(PERSISTED_CAPACITY))
 }
 
+/// One store per audience: a customer must not learn, by asking for a hash
+/// alone, which texts staff send, nor push staff entries out.
+#[derive(Clone, Debug)]
+pub struct PersistedStores {
+    pub staff: PersistedQueries,
+    pub customer: PersistedQueries,
+}
+
+impl PersistedStores {
+    pub fn new() -> PersistedStores {
+        PersistedStores {
+            staff: persisted_queries(),
+            customer: persisted_queries(),
+        }
+    }
+}
+
+impl Default for PersistedStores {
+    fn default() -> Self {
+        PersistedStores::new()
+    }
+}
+
 pub struct ParsedQueries {
     /// `None`: seen once, not kept parsed yet.
     documents: Mutex<LruCache<String, Option<ExecutableDocument>>>,

@@ -44,7 +44,8 @@ fn build(shared: Shared, introspection: bool, with_codes: bool) -> StaffSchema {
         query::Query,
         mutation::Mutation,
         subscription::Subscription,
-        shared,
+        shared.clone(),
+        shared.persisted.staff.clone(),
         introspection,
         with_codes,
     )

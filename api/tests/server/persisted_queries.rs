@@ -221,3 +221,40 @@ async fn a_persisted_subscription_runs_over_a_websocket() {
     );
     app.stop().await;
 }
+
+/// Each audience has its own store: a hash staff persisted is unknown to the
+/// customer endpoint, so a customer cannot learn which texts staff send, nor
+/// push staff entries out.
+#[tokio::test]
+async fn staff_and_customers_do_not_share_persisted_queries() {
+    let app = TestApp::spawn().await;
+    let owner = app.token("owner");
+    let text = "query Mine { __typename }";
+    let h = hash(text);
+    let body = json!({ "query": text, "extensions": persisted(&h) });
+    let stored = post(&app, "/graphql", &owner, body).await;
+    assert!(stored.code().is_none(), "{}", stored.body);
+    let customer = app.demo.customer.clone();
+    let probe = post(
+        &app,
+        "/customer/graphql",
+        &customer,
+        json!({ "extensions": persisted(&h) }),
+    )
+    .await;
+    assert_eq!(
+        probe.code(),
+        Some("PERSISTED_QUERY_NOT_FOUND"),
+        "{}",
+        probe.body
+    );
+    // The staff endpoint still has it.
+    let again = post(
+        &app,
+        "/graphql",
+        &owner,
+        json!({ "extensions": persisted(&h) }),
+    )
+    .await;
+    assert!(again.code().is_none(), "{}", again.body);
+}
