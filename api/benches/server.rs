@@ -16,6 +16,13 @@
 //! `SERVER_BENCH_CONVERSATIONS` and `SERVER_BENCH_SECONDS` shrink it for a
 //! quick look; `SERVER_BENCH_KEEP=1` keeps the store for profiling;
 //! `SERVER_BENCH_READ_AUDIT=off` serves without the read audit.
+//!
+//! `SERVER_BENCH_STORE=postgres` runs the same bench on a PostgreSQL log: a
+//! throwaway cluster (`backchannel-pgtest`), the same generated records built
+//! in a sled store and imported with `Log::import`, and the server started
+//! with `--store <url>` (the empty-store baseline on an empty database of the
+//! same cluster). The PostgreSQL server's own memory is not counted: only
+//! the `backchannel` process's.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -29,6 +36,7 @@ use backchannel_domain::ids::*;
 use backchannel_domain::model::{Actor, Channel, Permission, Role, RoutingType};
 use backchannel_domain::values::{MessageBody, Name};
 use backchannel_eventlog::{AppendMeta, ExpectedVersion, Log, StoreSpec};
+use backchannel_pgtest::PgCluster;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
@@ -43,9 +51,19 @@ fn main() {
     let conversations: usize = env_or("SERVER_BENCH_CONVERSATIONS", 100_000);
     let seconds: f64 = env_or("SERVER_BENCH_SECONDS", 5.0);
     let base = bench_dir();
+    let cluster = match std::env::var("SERVER_BENCH_STORE").as_deref() {
+        Ok("postgres") => Some(PgCluster::start()),
+        Ok("sled") | Err(_) => None,
+        Ok(other) => panic!("SERVER_BENCH_STORE is sled or postgres, not {other:?}"),
+    };
     println!("# Server benchmark\n");
     println!(
-        "{conversations} conversations, {CONNECTIONS} connections, {seconds} s per measurement, dir {}",
+        "{conversations} conversations, {CONNECTIONS} connections, {seconds} s per measurement, log on {}, dir {}",
+        if cluster.is_some() {
+            "PostgreSQL 15 (throwaway cluster on loopback)"
+        } else {
+            "sled"
+        },
         base.display()
     );
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -56,7 +74,8 @@ fn main() {
 
     // Resident memory of a server with an empty store: the baseline.
     let empty_dir = base.join("empty");
-    let (mut empty, empty_addr) = start_server(&empty_dir);
+    let empty_store = cluster.as_ref().map(|c| c.create_database("empty"));
+    let (mut empty, empty_addr) = start_server(&empty_dir, empty_store.as_deref());
     runtime.block_on(wait_ready(empty_addr, Duration::from_secs(60)));
     std::thread::sleep(SETTLE);
     let empty_rss = rss_kib(empty.id());
@@ -64,16 +83,44 @@ fn main() {
 
     let data_dir = base.join("loaded");
     let start = Instant::now();
-    let world = runtime.block_on(load(&data_dir.join("store"), conversations));
+    // On PostgreSQL the records are built in a sled store beside the data
+    // dir, then imported: the same bytes either way.
+    let sled_store = if cluster.is_some() {
+        base.join("source")
+    } else {
+        data_dir.join("store")
+    };
+    let world = runtime.block_on(load(&sled_store, conversations));
     let load_secs = start.elapsed().as_secs_f64();
     println!(
-        "loaded {} events in {load_secs:.1} s ({:.0} events/s through the durable log)",
+        "loaded {} events in {load_secs:.1} s ({:.0} events/s through the durable sled log)",
         world.events,
         world.events as f64 / load_secs
     );
+    let store = cluster.as_ref().map(|c| {
+        let url = c.create_database("loaded");
+        let start = Instant::now();
+        let source = Log::open(&StoreSpec::sled(&sled_store)).unwrap();
+        let imported = Log::import(
+            &StoreSpec::Postgres(url.clone()),
+            source
+                .raw_records(1, u64::MAX)
+                .map(|r| r.map(|(_, record)| record)),
+        )
+        .unwrap();
+        let head = imported.head();
+        imported.close().unwrap();
+        source.close().unwrap();
+        let _ = std::fs::remove_dir_all(&sled_store);
+        println!(
+            "imported {head} events into PostgreSQL in {:.1} s",
+            start.elapsed().as_secs_f64()
+        );
+        url
+    });
 
     let start = Instant::now();
-    let (mut server, addr) = start_server(&data_dir);
+    let (mut server, addr) = start_server(&data_dir, store.as_deref());
     runtime.block_on(wait_ready(addr, Duration::from_secs(600)));
     let ready_secs = start.elapsed().as_secs_f64();
     let catch_up_rss = rss_kib(server.id());
@@ -138,10 +185,15 @@ fn main() {
     let start = Instant::now();
     stop(&mut server);
     let stop_secs = start.elapsed().as_secs_f64();
-    let checkpoint_bytes =
-        std::fs::metadata(data_dir.join("store/checkpoints/read-models")).map_or(0, |m| m.len());
+    // sled keeps the checkpoint in its store, a PostgreSQL node in its data dir.
+    let checkpoint = if store.is_some() {
+        data_dir.join("checkpoint/read-models")
+    } else {
+        data_dir.join("store/checkpoints/read-models")
+    };
+    let checkpoint_bytes = std::fs::metadata(checkpoint).map_or(0, |m| m.len());
     let start = Instant::now();
-    let (mut server, addr) = start_server(&data_dir);
+    let (mut server, addr) = start_server(&data_dir, store.as_deref());
     runtime.block_on(wait_ready(addr, Duration::from_secs(600)));
     let resumed_secs = start.elapsed().as_secs_f64();
     std::thread::sleep(SETTLE);
@@ -460,8 +512,9 @@ fn free_port() -> u16 {
 
 /// `backchannel serve` with its default limits: settings the caller's
 /// environment may hold (`BACKCHANNEL_RATE_*`, `BACKCHANNEL_MAX_*`, ...) are
-/// not passed on.
-fn start_server(data_dir: &Path) -> (Child, SocketAddr) {
+/// not passed on. `store`: a PostgreSQL URL for `--store`, else the sled
+/// store under `data_dir`.
+fn start_server(data_dir: &Path, store: Option<&str>) -> (Child, SocketAddr) {
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let mut command = Command::new(env!("CARGO_BIN_EXE_backchannel"));
     for (key, _) in std::env::vars_os() {
@@ -474,6 +527,9 @@ fn start_server(data_dir: &Path) -> (Child, SocketAddr) {
     command.args(["serve", "--no-graphiql"]);
     if std::env::var("SERVER_BENCH_READ_AUDIT").is_ok_and(|v| v == "off") {
         command.arg("--no-read-audit");
+    }
+    if let Some(url) = store {
+        command.arg("--store").arg(url);
     }
     let child = command
         .arg("--data-dir")

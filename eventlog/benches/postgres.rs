@@ -8,8 +8,10 @@
 //! concurrent writers (events/s, p50, p99 of an append), and beside each the
 //! bare ceiling: the same records inserted with one `INSERT … SELECT FROM
 //! unnest(…)` plus `COMMIT` per batch, from one connection, at the batch
-//! size the log's writer reached (events per group). Figures go to
-//! BENCHMARKS.md by hand.
+//! size the log's writer reached (events per group). In the same run, the
+//! same appends (same writers, same record shapes) on a fresh sled store in
+//! a temporary directory, so both engines are measured on the same machine
+//! at the same moment. Figures go to BENCHMARKS.md by hand.
 
 use std::time::{Duration, Instant};
 
@@ -17,7 +19,7 @@ use backchannel_domain::events::{Event, MessageAuthor, MessagePosted, StreamId};
 use backchannel_domain::ids::{CommandId, ConversationId, CorrelationId, MessageId};
 use backchannel_domain::model::Actor;
 use backchannel_domain::values::MessageBody;
-use backchannel_eventlog::{AppendMeta, ExpectedVersion, PgEventLog, PgOptions};
+use backchannel_eventlog::{AppendMeta, ExpectedVersion, Log, PgEventLog, PgOptions, StoreSpec};
 use backchannel_pgtest::PgCluster;
 use tokio_postgres::NoTls;
 
@@ -85,6 +87,40 @@ async fn appends(url: &str, writers: u64, per_writer: u64) -> (Run, Vec<Vec<u8>>
         lags.sort_unstable();
         lags
     });
+    let (latencies, seconds) = drive(Log::from(log.clone()), writers, per_writer).await;
+    let lags = lags.await.unwrap();
+    println!(
+        "<!-- {writers} writers: tail lag on node B (group start on A to applied on B): p50 {:.2} ms, p99 {:.2} ms -->",
+        ms(percentile(&lags, 0.5)),
+        ms(percentile(&lags, 0.99))
+    );
+    let stats = log.commit_stats();
+    let mut records = Vec::new();
+    let mut next = 1;
+    loop {
+        let page = log.raw_records(next, 4096).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        next += page.len() as u64;
+        records.extend(page.into_iter().map(|(_, r)| r));
+    }
+    (
+        Run {
+            events: writers * per_writer,
+            seconds,
+            p50: percentile(&latencies, 0.5),
+            p99: percentile(&latencies, 0.99),
+            batch: stats.events as f64 / stats.groups.max(1) as f64,
+        },
+        records,
+    )
+}
+
+/// `writers` tasks, each appending `per_writer` single-event appends to its
+/// own conversation through `log`, back to back: the append latencies
+/// (sorted) and the wall time in seconds.
+async fn drive(log: Log, writers: u64, per_writer: u64) -> (Vec<Duration>, f64) {
     let start = Instant::now();
     let tasks: Vec<_> = (0..writers)
         .map(|w| {
@@ -115,33 +151,24 @@ async fn appends(url: &str, writers: u64, per_writer: u64) -> (Run, Vec<Vec<u8>>
     }
     let seconds = start.elapsed().as_secs_f64();
     latencies.sort_unstable();
-    let lags = lags.await.unwrap();
-    println!(
-        "<!-- {writers} writers: tail lag on node B (group start on A to applied on B): p50 {:.2} ms, p99 {:.2} ms -->",
-        ms(percentile(&lags, 0.5)),
-        ms(percentile(&lags, 0.99))
-    );
+    (latencies, seconds)
+}
+
+/// The same appends on a fresh sled store (fsync on every group, as the
+/// log always does), in a temporary directory.
+async fn sled_appends(writers: u64, per_writer: u64) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(&StoreSpec::sled(dir.path().join("store"))).unwrap();
+    let (latencies, seconds) = drive(log.clone(), writers, per_writer).await;
     let stats = log.commit_stats();
-    let mut records = Vec::new();
-    let mut next = 1;
-    loop {
-        let page = log.raw_records(next, 4096).await.unwrap();
-        if page.is_empty() {
-            break;
-        }
-        next += page.len() as u64;
-        records.extend(page.into_iter().map(|(_, r)| r));
+    log.close().unwrap();
+    Run {
+        events: writers * per_writer,
+        seconds,
+        p50: percentile(&latencies, 0.5),
+        p99: percentile(&latencies, 0.99),
+        batch: stats.events as f64 / stats.groups.max(1) as f64,
     }
-    (
-        Run {
-            events: writers * per_writer,
-            seconds,
-            p50: percentile(&latencies, 0.5),
-            p99: percentile(&latencies, 0.99),
-            batch: stats.events as f64 / stats.groups.max(1) as f64,
-        },
-        records,
-    )
 }
 
 /// The same records, `batch` per `INSERT … unnest` + `COMMIT`, one connection.
@@ -210,19 +237,20 @@ fn main() {
     );
     println!();
     println!(
-        "| writers | events | log events/s | append p50 ms | append p99 ms | events/group | bare events/s (same batch) | bare commit p50 ms | log/bare |"
+        "| writers | events | PostgreSQL log events/s | append p50 ms | append p99 ms | events/group | bare events/s (same batch) | bare commit p50 ms | log/bare | sled events/s | sled p50 ms | sled p99 ms | sled events/group |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     runtime.block_on(async {
         for (writers, per_writer) in [(1u64, 1000u64), (16, 300), (256, 100)] {
             let url = cluster.create_database(&format!("w{writers}"));
             let (run, records) = appends(&url, writers, per_writer).await;
             let batch = run.batch.round().max(1.0) as usize;
             let ceiling = bare(&url, &records, batch).await;
+            let sled = sled_appends(writers, per_writer).await;
             let rate = run.events as f64 / run.seconds;
             let bare_rate = ceiling.events as f64 / ceiling.seconds;
             println!(
-                "| {writers} | {} | {:.0} | {:.2} | {:.2} | {:.1} | {:.0} | {:.2} | {:.0}% |",
+                "| {writers} | {} | {:.0} | {:.2} | {:.2} | {:.1} | {:.0} | {:.2} | {:.0}% | {:.0} | {:.2} | {:.2} | {:.1} |",
                 run.events,
                 rate,
                 ms(run.p50),
@@ -230,7 +258,11 @@ fn main() {
                 run.batch,
                 bare_rate,
                 ms(ceiling.p50),
-                100.0 * rate / bare_rate
+                100.0 * rate / bare_rate,
+                sled.events as f64 / sled.seconds,
+                ms(sled.p50),
+                ms(sled.p99),
+                sled.batch
             );
         }
         // Catch-up: a fresh node reading the 256-writer run's log from 1.
