@@ -221,18 +221,7 @@ impl SledEventLog {
         events: Vec<Event>,
         meta: AppendMeta,
     ) -> Result<AppendOutcome, AppendError> {
-        if let Some((index, found)) = events
-            .iter()
-            .map(Event::stream)
-            .enumerate()
-            .find(|(_, found)| *found != stream)
-        {
-            return Err(AppendError::WrongStream {
-                index,
-                expected: stream,
-                found,
-            });
-        }
+        check_one_stream(&stream, &events)?;
         self.append_to_streams(vec![(stream, expected)], events, meta)
             .await
     }
@@ -535,6 +524,25 @@ impl Iterator for RawRecords {
             Pages::Sled(records) => records.next_with(|position, bytes| (position, bytes.to_vec())),
             Pages::Postgres(pages) => pages.next_record(),
         }
+    }
+}
+
+/// Every event of a single-stream append belongs to `stream`
+/// ([`AppendError::WrongStream`] names the first that does not); both
+/// engines' `append` check this before `check_append`.
+pub(crate) fn check_one_stream(stream: &StreamId, events: &[Event]) -> Result<(), AppendError> {
+    match events
+        .iter()
+        .map(Event::stream)
+        .enumerate()
+        .find(|(_, found)| found != stream)
+    {
+        Some((index, found)) => Err(AppendError::WrongStream {
+            index,
+            expected: *stream,
+            found,
+        }),
+        None => Ok(()),
     }
 }
 

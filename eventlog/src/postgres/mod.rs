@@ -52,7 +52,7 @@ use crate::codec;
 use crate::envelope::{AppendMeta, AppendOutcome, ExpectedVersion, Hash, RecordedEvent};
 use crate::error::{AppendError, Error, OpenError, StorageError};
 use crate::import::ImportError;
-use crate::log::{check_append, decode_at};
+use crate::log::{check_append, check_one_stream, decode_at};
 use crate::portable::{FileSummary, PortableError, PortableWriter};
 
 pub use keys::PgKeyStore;
@@ -530,18 +530,7 @@ impl PgEventLog {
         events: Vec<Event>,
         meta: AppendMeta,
     ) -> Result<AppendOutcome, AppendError> {
-        if let Some((index, found)) = events
-            .iter()
-            .map(Event::stream)
-            .enumerate()
-            .find(|(_, found)| *found != stream)
-        {
-            return Err(AppendError::WrongStream {
-                index,
-                expected: stream,
-                found,
-            });
-        }
+        check_one_stream(&stream, &events)?;
         self.append_to_streams(vec![(stream, expected)], events, meta)
             .await
     }
