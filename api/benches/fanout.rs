@@ -197,7 +197,10 @@ async fn load(store: &Path, n: usize) -> World {
                     conversation,
                     group,
                     channel: Channel::Chat,
-                    customer: Name::parse(&format!("Customer {i}")).unwrap(),
+                    // In clear: this bench measures fan-out, not sealing.
+                    customer: backchannel_domain::values::Content::Legacy(
+                        Name::parse(&format!("Customer {i}")).unwrap(),
+                    ),
                     private: false,
                 });
                 log.append(

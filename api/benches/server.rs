@@ -16,6 +16,10 @@
 //! `SERVER_BENCH_CONVERSATIONS` and `SERVER_BENCH_SECONDS` shrink it for a
 //! quick look; `SERVER_BENCH_KEEP=1` keeps the store for profiling;
 //! `SERVER_BENCH_READ_AUDIT=off` serves without the read audit.
+//! `SERVER_BENCH_ENCRYPTION=off` loads the conversations with their customer
+//! data in clear (as before encryption existed) instead of sealed under
+//! per-conversation keys; on PostgreSQL it is always off (the records are
+//! imported from a sled store, and its keys are not).
 //!
 //! `SERVER_BENCH_STORE=postgres` runs the same bench on a PostgreSQL log: a
 //! throwaway cluster (`backchannel-pgtest`), the same generated records built
@@ -34,7 +38,7 @@ use backchannel_api::auth::{StaffIdentity, Tokens};
 use backchannel_domain::events::*;
 use backchannel_domain::ids::*;
 use backchannel_domain::model::{Actor, Channel, Permission, Role, RoutingType};
-use backchannel_domain::values::{MessageBody, Name};
+use backchannel_domain::values::{Content, MessageBody, Name};
 use backchannel_eventlog::{AppendMeta, ExpectedVersion, Log, StoreSpec};
 use backchannel_pgtest::PgCluster;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -90,7 +94,17 @@ fn main() {
     } else {
         data_dir.join("store")
     };
-    let world = runtime.block_on(load(&sled_store, conversations));
+    let sealed =
+        cluster.is_none() && !std::env::var("SERVER_BENCH_ENCRYPTION").is_ok_and(|v| v == "off");
+    println!(
+        "customer data {}",
+        if sealed {
+            "sealed under per-conversation keys"
+        } else {
+            "in clear"
+        }
+    );
+    let world = runtime.block_on(load(&sled_store, conversations, sealed));
     let load_secs = start.elapsed().as_secs_f64();
     println!(
         "loaded {} events in {load_secs:.1} s ({:.0} events/s through the durable sled log)",
@@ -315,8 +329,25 @@ fn meta() -> AppendMeta {
 /// group Sales of 50 agents each; `n` conversations of 10 events each:
 /// opened, assigned (10% of Support's stay queued and get customer messages
 /// instead), 6 public messages, a private one, and closed or one more reply.
-async fn load(store: &Path, n: usize) -> World {
-    let log = Log::open(&StoreSpec::sled(store)).unwrap();
+async fn load(store: &Path, n: usize, sealed: bool) -> World {
+    let mut log = Log::open(&StoreSpec::sled(store)).unwrap();
+    if sealed {
+        let wrap = backchannel_eventlog::KeyWrap::from_secret(SECRET.as_bytes());
+        let keys = log.key_store(wrap).await.unwrap();
+        log = log.with_keys(keys);
+    }
+    let content = |text: String| -> Content<MessageBody> {
+        match sealed {
+            true => Content::Plain(body(&text)),
+            false => Content::Legacy(body(&text)),
+        }
+    };
+    let customer = |text: String| -> Content<Name> {
+        match sealed {
+            true => Content::Plain(name(&text)),
+            false => Content::Legacy(name(&text)),
+        }
+    };
     let company = CompanyId::new();
     let owner = StaffId::new();
     let support = GroupId::new();
@@ -410,7 +441,7 @@ async fn load(store: &Path, n: usize) -> World {
             conversation,
             group,
             channel,
-            customer: name(&format!("Customer {i}")),
+            customer: customer(format!("Customer {i}")),
             private: true,
         })];
         let message = |k: u64, from_customer: bool| {
@@ -422,7 +453,7 @@ async fn load(store: &Path, n: usize) -> World {
                 } else {
                     MessageAuthor::Staff(agent)
                 },
-                body: body(&format!(
+                body: content(format!(
                     "Message {k} of conversation {i}: where is my order?"
                 )),
             })
@@ -442,7 +473,7 @@ async fn load(store: &Path, n: usize) -> World {
                 conversation,
                 message: MessageId::new(),
                 author: agent,
-                body: body("Note to self: check the courier."),
+                body: content("Note to self: check the courier.".to_owned()),
             }));
             conv.push(if i % 3 == 0 {
                 Event::ConversationClosed(ConversationClosed { conversation })

@@ -44,6 +44,7 @@ use crate::error::{ApiError, ApiResult};
 pub use crate::live::Committed;
 use crate::live::{Feed, Key, Router};
 use crate::read_audit::{Open, ReadAudit, ReadAuditConfig};
+use crate::secret::LogKeys;
 
 /// How often a command is decided again after losing a race for one of its
 /// streams. Generous, because a company stream is shared by every directory
@@ -130,18 +131,20 @@ impl Desk {
     /// after it, or else from the whole log (blocking: linear in the events
     /// replayed). Then starts projecting what is appended from there on.
     ///
-    /// `key` authenticates the head in checkpoints and exports (see
+    /// `keys.head` authenticates the head in checkpoints and exports (see
     /// `log_export`); a checkpoint ahead of the log, or a log shorter or
-    /// different than its committed head, fails the open.
+    /// different than its committed head, fails the open. `keys.wrap` opens
+    /// the log's key store: customer data is sealed as it is appended and
+    /// opened as it is read (SPEC section 12).
     pub fn open(
         store: &StoreSpec,
         checkpoints: &CheckpointDir,
-        key: &backchannel_eventlog::HeadKey,
+        keys: &LogKeys,
     ) -> Result<Arc<Desk>, OpenError> {
         Desk::open_counting(
             store,
             checkpoints,
-            key,
+            keys,
             &std::sync::atomic::AtomicU64::new(0),
         )
     }
@@ -151,7 +154,7 @@ impl Desk {
     pub fn open_counting(
         store: &StoreSpec,
         checkpoints: &CheckpointDir,
-        key: &backchannel_eventlog::HeadKey,
+        keys: &LogKeys,
         applied: &std::sync::atomic::AtomicU64,
     ) -> Result<Arc<Desk>, OpenError> {
         let started = std::time::Instant::now();
@@ -167,7 +170,8 @@ impl Desk {
                     checkpoint::open_with_read_models_counting(
                         store,
                         checkpoints,
-                        Some(key),
+                        Some(&keys.head),
+                        Some(&keys.wrap),
                         applied,
                     )
                     .map(|(log, mut models, start)| {

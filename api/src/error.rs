@@ -62,6 +62,24 @@ impl ApiError {
     }
 }
 
+/// The text of a conversation's customer data (its customer's name, a
+/// message's body) for the GraphQL APIs: `ERASED` once the conversation was
+/// erased (SPEC section 12). Sealed data the server has no key for is a
+/// server failure, never shown.
+pub fn content_text<T: AsRef<str>>(
+    content: &backchannel_domain::values::Content<T>,
+) -> ApiResult<Option<String>> {
+    use backchannel_domain::values::Content;
+    match content {
+        Content::Plain(value) | Content::Legacy(value) => Ok(Some(value.as_ref().to_owned())),
+        Content::Erased => Err(ApiError::Domain(DomainError::Erased)),
+        Content::Sealed(_) => Err(ApiError::internal(
+            "opening customer data",
+            "sealed content without its key in this server's key store",
+        )),
+    }
+}
+
 /// The code of server failures (not a client error, so not in SPEC's list).
 pub const INTERNAL: &str = "INTERNAL";
 

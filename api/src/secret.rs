@@ -59,6 +59,22 @@ pub fn head_key(secret: &[u8]) -> backchannel_eventlog::HeadKey {
     backchannel_eventlog::HeadKey::from_secret(secret)
 }
 
+/// The keys a server opens its log with, both derived from the secret (each
+/// under its own context): the head key (see [`head_key`]) and the key
+/// wrap its key store keeps conversations' data keys under (SPEC section 12;
+/// `eventlog::crypt`).
+pub struct LogKeys {
+    pub head: backchannel_eventlog::HeadKey,
+    pub wrap: backchannel_eventlog::KeyWrap,
+}
+
+pub fn log_keys(secret: &[u8]) -> LogKeys {
+    LogKeys {
+        head: head_key(secret),
+        wrap: backchannel_eventlog::KeyWrap::from_secret(secret),
+    }
+}
+
 /// Writes a new file readable by its owner only, fsynced, via a temp file
 /// in the same directory renamed over `path` (`tempfile` creates it with
 /// mode 0600), then fsyncs the directory so the rename is durable.

@@ -95,8 +95,8 @@ pub async fn open_desk(config: &Config) -> Result<(Arc<Desk>, Tokens), StartErro
     let tokens = Tokens::new(&secret, config.token_lifetime);
     // Opening is blocking (a network engine runs it on a runtime of its own).
     let (store, checkpoints) = (config.store(), config.checkpoint_dir());
-    let key = crate::secret::head_key(&secret);
-    let desk = tokio::task::spawn_blocking(move || Desk::open(&store, &checkpoints, &key))
+    let keys = crate::secret::log_keys(&secret);
+    let desk = tokio::task::spawn_blocking(move || Desk::open(&store, &checkpoints, &keys))
         .await
         .map_err(|_| StartError::CatchUp)??;
     desk.caught_up().await.map_err(|_| StartError::CatchUp)?;
@@ -257,11 +257,11 @@ impl Starting {
         let config = self.config;
         let store = config.store();
         let checkpoints = config.checkpoint_dir();
-        let key = crate::secret::head_key(&self.secret);
+        let keys = crate::secret::log_keys(&self.secret);
         let gate = self.gate.clone();
         let opening = gate.clone();
         let desk = tokio::task::spawn_blocking(move || {
-            Desk::open_counting(&store, &checkpoints, &key, &opening.progress.applied)
+            Desk::open_counting(&store, &checkpoints, &keys, &opening.progress.applied)
         })
         .await
         .map_err(|_| StartError::CatchUp)??;

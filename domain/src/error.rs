@@ -24,6 +24,7 @@ pub enum ErrorCode {
     /// The server is still building its read models from the log (at start,
     /// SPEC section 11); retry after the delay the error names.
     NotCaughtUp,
+    Erased,
 }
 
 impl ErrorCode {
@@ -41,6 +42,7 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             ErrorCode::RateLimited => "RATE_LIMITED",
             ErrorCode::NotCaughtUp => "NOT_CAUGHT_UP",
+            ErrorCode::Erased => "ERASED",
         }
     }
 }
@@ -106,6 +108,8 @@ pub enum DomainError {
          migrate the store as docs/erasure.md describes (export, re-encrypt, import into a new store)"
     )]
     StoredInClear,
+    #[error("the conversation's content was erased")]
+    Erased,
 }
 
 impl DomainError {
@@ -120,6 +124,7 @@ impl DomainError {
             DomainError::PrivateMessagesUnsupported => ErrorCode::PrivateMessagesUnsupported,
             DomainError::ConversationClosed => ErrorCode::ConversationClosed,
             DomainError::StoredInClear => ErrorCode::Validation,
+            DomainError::Erased => ErrorCode::Erased,
         }
     }
 
@@ -158,6 +163,7 @@ mod tests {
             ),
             (DomainError::ConversationClosed, "CONVERSATION_CLOSED"),
             (DomainError::StoredInClear, "VALIDATION"),
+            (DomainError::Erased, "ERASED"),
         ];
         for (error, code) in cases {
             assert_eq!(error.code().as_str(), code);

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{CompanyId, ConversationId, GroupId, MessageId, StaffId, WidgetKey};
 use crate::model::{Channel, Permission, Role, RoutingType};
-use crate::values::{MessageBody, Name, WidgetOrigins};
+use crate::values::{Content, ErasureReason, MessageBody, Name, WidgetOrigins};
 use crate::visibility::Rule;
 
 /// The consistency boundary an event belongs to. Optimistic concurrency is per stream.
@@ -120,7 +120,9 @@ pub struct ConversationOpened {
     pub conversation: ConversationId,
     pub group: GroupId,
     pub channel: Channel,
-    pub customer: Name,
+    /// Sealed under the conversation's data key (schema version 2); in clear
+    /// in version 1, the plaintext era.
+    pub customer: Content<Name>,
     /// Copied from the company's `newConversationsPrivate` at opening.
     pub private: bool,
 }
@@ -160,7 +162,8 @@ pub struct MessagePosted {
     pub conversation: ConversationId,
     pub message: MessageId,
     pub author: MessageAuthor,
-    pub body: MessageBody,
+    /// Sealed under the conversation's data key (schema version 2).
+    pub body: Content<MessageBody>,
 }
 
 /// A staff-only message. Only staff can write one, so the author is always staff.
@@ -169,7 +172,8 @@ pub struct PrivateMessagePosted {
     pub conversation: ConversationId,
     pub message: MessageId,
     pub author: StaffId,
-    pub body: MessageBody,
+    /// Sealed under the conversation's data key (schema version 2).
+    pub body: Content<MessageBody>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -182,6 +186,18 @@ pub struct ConversationReopened {
     pub conversation: ConversationId,
     /// The assignee it returns to; `None` puts it back in the queue.
     pub assignee: Option<StaffId>,
+}
+
+/// The owner or an admin erased the conversation's customer data (SPEC
+/// section 12): its data key was destroyed just before this event was
+/// appended, so its sealed content opens for nobody. Who is `erased_by`, when
+/// is the record's time, why is `reason`. Its structure (status, times,
+/// assignments) stays.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationErased {
+    pub conversation: ConversationId,
+    pub erased_by: StaffId,
+    pub reason: ErasureReason,
 }
 
 /// The round-robin rotation of `group` chose `assignee` for `conversation`.
@@ -274,6 +290,7 @@ pub enum Event {
     RoundRobinTurnTaken(RoundRobinTurnTaken),
     WidgetOriginsChanged(WidgetOriginsChanged),
     ContentOpened(ContentOpened),
+    ConversationErased(ConversationErased),
 }
 
 /// The name of an event's type, without its payload. `ALL` lists every one.
@@ -305,10 +322,11 @@ pub enum EventType {
     RoundRobinTurnTaken,
     WidgetOriginsChanged,
     ContentOpened,
+    ConversationErased,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 26] = [
+    pub const ALL: [EventType; 27] = [
         EventType::CompanyCreated,
         EventType::PrivacySettingsChanged,
         EventType::StaffAdded,
@@ -335,6 +353,7 @@ impl EventType {
         EventType::RoundRobinTurnTaken,
         EventType::WidgetOriginsChanged,
         EventType::ContentOpened,
+        EventType::ConversationErased,
     ];
 
     /// The stored type name. Never change one: stored events are forever.
@@ -366,6 +385,7 @@ impl EventType {
             EventType::RoundRobinTurnTaken => "RoundRobinTurnTaken",
             EventType::WidgetOriginsChanged => "WidgetOriginsChanged",
             EventType::ContentOpened => "ContentOpened",
+            EventType::ConversationErased => "ConversationErased",
         }
     }
 
@@ -375,11 +395,33 @@ impl EventType {
 
     /// The schema version new events of this type are written with.
     pub fn current_schema_version(self) -> u16 {
-        1
+        match self {
+            // Version 2 seals the customer data (SPEC section 12).
+            EventType::ConversationOpened
+            | EventType::MessagePosted
+            | EventType::PrivateMessagePosted => 2,
+            _ => 1,
+        }
     }
 }
 
 impl Event {
+    /// The schema version this event is stored with: the type's current one,
+    /// except that customer data kept in clear ([`Content::Legacy`], the
+    /// plaintext era) is stored as version 1.
+    pub fn schema_version(&self) -> u16 {
+        let legacy = match self {
+            Event::ConversationOpened(e) => e.customer.is_legacy(),
+            Event::MessagePosted(e) => e.body.is_legacy(),
+            Event::PrivateMessagePosted(e) => e.body.is_legacy(),
+            _ => false,
+        };
+        match legacy {
+            true => 1,
+            false => self.event_type().current_schema_version(),
+        }
+    }
+
     pub fn event_type(&self) -> EventType {
         match self {
             Event::CompanyCreated(_) => EventType::CompanyCreated,
@@ -408,6 +450,7 @@ impl Event {
             Event::RoundRobinTurnTaken(_) => EventType::RoundRobinTurnTaken,
             Event::WidgetOriginsChanged(_) => EventType::WidgetOriginsChanged,
             Event::ContentOpened(_) => EventType::ContentOpened,
+            Event::ConversationErased(_) => EventType::ConversationErased,
         }
     }
 
@@ -440,6 +483,7 @@ impl Event {
             Event::RoundRobinTurnTaken(e) => StreamId::Company(e.company),
             Event::WidgetOriginsChanged(e) => StreamId::Company(e.company),
             Event::ContentOpened(e) => StreamId::ReadAudit(e.company),
+            Event::ConversationErased(e) => StreamId::Conversation(e.conversation),
         }
     }
 }

@@ -6,7 +6,7 @@
 use crate::events::*;
 use crate::ids::{CompanyId, ConversationId, GroupId, MessageId, StaffId, WidgetKey};
 use crate::model::{Channel, Permission, Role, RoutingType};
-use crate::values::{MessageBody, Name};
+use crate::values::{Content, ErasureReason, MessageBody, Name, SealedValue};
 
 fn fixed<T>(make: fn([u8; 16]) -> T, n: u8) -> T {
     let mut bytes = [0u8; 16];
@@ -31,8 +31,50 @@ fn body(s: &str) -> MessageBody {
     }
 }
 
-/// One event of each type in `EventType::ALL`, in that order.
+/// Fixed sealed bytes standing for a value sealed under a data key (format
+/// byte 1, then `n` repeated: the codec stores sealed values as opaque bytes).
+fn sealed(n: u8, len: usize) -> SealedValue {
+    let mut bytes = vec![n; len];
+    bytes[0] = 1;
+    SealedValue::new(bytes)
+}
+
+/// One event of each type in `EventType::ALL`, in that order, at its current
+/// schema version: customer data sealed.
 pub fn one_of_each() -> Vec<Event> {
+    of_each(false)
+}
+
+/// The events whose customer data schema version 1 stored in clear (the
+/// plaintext era): `ConversationOpened`, `MessagePosted` and
+/// `PrivateMessagePosted`, with [`Content::Legacy`] values.
+pub fn plaintext_era() -> Vec<Event> {
+    of_each(true)
+        .into_iter()
+        .filter(|e| {
+            matches!(
+                e,
+                Event::ConversationOpened(_)
+                    | Event::MessagePosted(_)
+                    | Event::PrivateMessagePosted(_)
+            )
+        })
+        .collect()
+}
+
+fn of_each(legacy: bool) -> Vec<Event> {
+    let customer = match legacy {
+        true => Content::Legacy(name("Carla Customer")),
+        false => Content::Sealed(sealed(0xc1, 57)),
+    };
+    let public_body = match legacy {
+        true => Content::Legacy(body("Hello, my order has not arrived. ✉")),
+        false => Content::Sealed(sealed(0xb1, 78)),
+    };
+    let private_body = match legacy {
+        true => Content::Legacy(body("Offer a refund, it is the second time.")),
+        false => Content::Sealed(sealed(0xb2, 79)),
+    };
     let company = fixed(CompanyId::from_bytes, 1);
     let owner = fixed(StaffId::from_bytes, 2);
     let agent = fixed(StaffId::from_bytes, 3);
@@ -107,7 +149,7 @@ pub fn one_of_each() -> Vec<Event> {
             conversation,
             group,
             channel: Channel::Chat,
-            customer: name("Carla Customer"),
+            customer,
             private: true,
         }),
         Event::ConversationAssigned(ConversationAssigned {
@@ -128,13 +170,13 @@ pub fn one_of_each() -> Vec<Event> {
             conversation,
             message,
             author: MessageAuthor::Customer,
-            body: body("Hello, my order has not arrived. ✉"),
+            body: public_body,
         }),
         Event::PrivateMessagePosted(PrivateMessagePosted {
             conversation,
             message: whisper,
             author: owner,
-            body: body("Offer a refund, it is the second time."),
+            body: private_body,
         }),
         Event::ConversationClosed(ConversationClosed { conversation }),
         Event::ConversationReopened(ConversationReopened {
@@ -167,6 +209,12 @@ pub fn one_of_each() -> Vec<Event> {
             rule: crate::visibility::Rule::R3,
             path: ContentPath::Timeline,
             at: 1_750_000_000_000_000,
+        }),
+        Event::ConversationErased(ConversationErased {
+            conversation,
+            erased_by: owner,
+            reason: ErasureReason::parse("GDPR Article 17 request #42")
+                .unwrap_or_else(|err| unreachable!("sample reason is valid: {err}")),
         }),
     ]
 }

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::events::{Event, StreamId};
 use crate::ids::{CompanyId, ConversationId, GroupId, StaffId, WidgetKey};
 use crate::model::{Channel, ConversationStatus, Permission, Role, RoutingType};
-use crate::values::{Name, WidgetOrigins};
+use crate::values::{Content, Name, WidgetOrigins};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct PrivacySettings {
@@ -76,7 +76,9 @@ pub struct Conversation {
     pub company: CompanyId,
     pub group: GroupId,
     pub channel: Channel,
-    pub customer: Name,
+    /// [`Content::Erased`] once the conversation is erased; [`Content::Legacy`]
+    /// for a conversation opened before encryption existed.
+    pub customer: Content<Name>,
     /// The conversation's own flag; see [`State::is_effectively_private`].
     pub private: bool,
     pub status: ConversationStatus,
@@ -89,6 +91,17 @@ impl Conversation {
     /// The assignee and the staff invited into the room.
     pub fn is_participant(&self, staff: StaffId) -> bool {
         self.assignee == Some(staff) || self.invited.contains(&staff)
+    }
+
+    /// Its customer data was erased (SPEC section 12).
+    pub fn is_erased(&self) -> bool {
+        self.customer.is_erased()
+    }
+
+    /// Opened before encryption existed: its customer data is in clear in the
+    /// log, so it cannot be erased in place.
+    pub fn is_stored_in_clear(&self) -> bool {
+        self.customer.is_legacy()
     }
 }
 
@@ -318,6 +331,11 @@ impl State {
                 }
             }
             // The read audit changes nothing a decision or the policy reads.
+            Event::ConversationErased(e) => {
+                if let Some(conversation) = self.conversations.get_mut(&e.conversation) {
+                    conversation.customer = Content::Erased;
+                }
+            }
             Event::MessagePosted(_) | Event::PrivateMessagePosted(_) | Event::ContentOpened(_) => {}
             Event::ConversationClosed(e) => {
                 if let Some(conversation) = self.conversations.get_mut(&e.conversation) {

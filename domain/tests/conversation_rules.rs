@@ -8,6 +8,7 @@ use backchannel_domain::commands::Command;
 use backchannel_domain::events::*;
 use backchannel_domain::ids::ConversationId;
 use backchannel_domain::model::{Actor, Channel};
+use backchannel_domain::values::Content;
 use support::*;
 
 fn open(w: &World, c: ConversationId, group: backchannel_domain::ids::GroupId) -> Command {
@@ -205,7 +206,7 @@ fn a_first_message_is_posted_with_the_opening() {
                 conversation: c,
                 message,
                 author: MessageAuthor::Customer,
-                body,
+                body: Content::Plain(body),
             }),
         ]);
 }

@@ -7,6 +7,7 @@ use backchannel_domain::commands::Command;
 use backchannel_domain::events::*;
 use backchannel_domain::ids::{ConversationId, MessageId};
 use backchannel_domain::model::{Actor, Channel, MessageVisibility};
+use backchannel_domain::values::Content;
 use support::*;
 
 fn handled_in(w: &World, c: ConversationId, channel: Channel) -> Vec<Event> {
@@ -35,7 +36,7 @@ fn the_customer_posts_public_messages_in_their_own_conversation() {
             conversation: c,
             message: m,
             author: MessageAuthor::Customer,
-            body: body("Hello there"),
+            body: Content::Plain(body("Hello there")),
         })]);
 }
 
@@ -73,7 +74,7 @@ fn participants_post_public_messages() {
                 conversation: c,
                 message: m,
                 author: MessageAuthor::Staff(author),
-                body: body("Hello there"),
+                body: Content::Plain(body("Hello there")),
             })]);
     }
 }
@@ -99,7 +100,7 @@ fn private_messages_are_their_own_event_type() {
             conversation: c,
             message: m,
             author: w.a,
-            body: body("Hello there"),
+            body: Content::Plain(body("Hello there")),
         })]);
 }
 

@@ -7,6 +7,7 @@ use backchannel_domain::events::*;
 use backchannel_domain::ids::{ConversationId, MessageId, StaffId};
 use backchannel_domain::model::{Actor, Channel};
 use backchannel_domain::notify::{NotificationKind, notifications};
+use backchannel_domain::values::Content;
 use support::*;
 
 fn recipients(events: &[Event], event: Event, actor: Actor) -> Vec<(StaffId, NotificationKind)> {
@@ -84,7 +85,7 @@ fn private_messages_notify_the_participants_but_not_the_author() {
         conversation: c,
         message: MessageId::new(),
         author: w.supervisor,
-        body: body("Offer the refund"),
+        body: Content::Plain(body("Offer the refund")),
     });
     let got = recipients(&events, whisper, staff(w.supervisor));
     assert_eq!(
@@ -107,7 +108,7 @@ fn public_messages_and_directory_events_notify_nobody() {
         conversation: c,
         message: MessageId::new(),
         author: MessageAuthor::Customer,
-        body: body("Hi"),
+        body: Content::Plain(body("Hi")),
     });
     assert_eq!(recipients(&events, message, Actor::Customer(c)), vec![]);
     assert_eq!(

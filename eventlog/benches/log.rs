@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use backchannel_domain::events::{Event, MessageAuthor, MessagePosted, StreamId};
 use backchannel_domain::ids::{CommandId, ConversationId, CorrelationId, EventId, MessageId};
 use backchannel_domain::model::Actor;
-use backchannel_domain::values::MessageBody;
+use backchannel_domain::values::{Content, MessageBody};
 use backchannel_eventlog::codec::{self, CODEC_VERSION};
 use backchannel_eventlog::{AppendMeta, Envelope, ExpectedVersion, RecordedAt, SledEventLog};
 
@@ -212,7 +212,9 @@ fn message(conversation: ConversationId, n: u64) -> Event {
         conversation,
         message: MessageId::new(),
         author: MessageAuthor::Customer,
-        body: MessageBody::parse(&format!("Hello, my order {n:>12} has not arrived.")).unwrap(),
+        body: Content::Legacy(
+            MessageBody::parse(&format!("Hello, my order {n:>12} has not arrived.")).unwrap(),
+        ),
     })
 }
 

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use backchannel_domain::events::{Event, MessageAuthor, MessagePosted, StreamId};
 use backchannel_domain::ids::{CommandId, ConversationId, CorrelationId, MessageId};
 use backchannel_domain::model::Actor;
-use backchannel_domain::values::MessageBody;
+use backchannel_domain::values::{Content, MessageBody};
 use backchannel_eventlog::{AppendMeta, ExpectedVersion, Log, PgEventLog, PgOptions, StoreSpec};
 use backchannel_pgtest::PgCluster;
 use tokio_postgres::NoTls;
@@ -30,7 +30,9 @@ fn message(conversation: ConversationId, n: u64) -> Event {
         conversation,
         message: MessageId::from_bytes(id),
         author: MessageAuthor::Customer,
-        body: MessageBody::parse("a message of about forty-four characters ok").unwrap(),
+        body: Content::Legacy(
+            MessageBody::parse("a message of about forty-four characters ok").unwrap(),
+        ),
     })
 }
 

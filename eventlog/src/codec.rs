@@ -66,11 +66,14 @@
 //! confined to this module, so replacing it means writing codec version 2 here
 //! and nothing else.
 
-use backchannel_domain::events::{Event, EventType, StreamId};
+use backchannel_domain::events::{
+    ConversationOpened, Event, EventType, MessagePosted, PrivateMessagePosted, StreamId,
+};
 use backchannel_domain::ids::{
     CommandId, CompanyId, ConversationId, CorrelationId, EventId, StaffId,
 };
 use backchannel_domain::model::Actor;
+use backchannel_domain::values::{Content, SealedValue};
 use bincode::config::{Configuration, Limit};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -191,7 +194,7 @@ pub fn encode_record(
     out.extend_from_slice(envelope.command_id.as_bytes());
     out.extend_from_slice(envelope.correlation_id.as_bytes());
     out.extend_from_slice(&envelope.prev_hash);
-    out.extend_from_slice(&event_type.current_schema_version().to_be_bytes());
+    out.extend_from_slice(&event.schema_version().to_be_bytes());
     out.push(name_len);
     out.extend_from_slice(name);
     encode_payload(event, out)?;
@@ -313,18 +316,178 @@ pub fn encode_payload(event: &Event, out: &mut Vec<u8>) -> Result<(), CodecError
         | Event::GroupMemberRemoved(e)
         | Event::GroupSupervisorAdded(e)
         | Event::GroupSupervisorRemoved(e) => encode_struct(event_type, e, out),
-        Event::ConversationOpened(e) => encode_struct(event_type, e, out),
+        Event::ConversationOpened(e) => match &e.customer {
+            Content::Legacy(customer) => encode_struct(
+                event_type,
+                &v1::ConversationOpened {
+                    company: e.company,
+                    conversation: e.conversation,
+                    group: e.group,
+                    channel: e.channel,
+                    customer: customer.clone(),
+                    private: e.private,
+                },
+                out,
+            ),
+            customer => encode_struct(
+                event_type,
+                &v2::ConversationOpened {
+                    company: e.company,
+                    conversation: e.conversation,
+                    group: e.group,
+                    channel: e.channel,
+                    customer: sealed_bytes(event_type, customer)?,
+                    private: e.private,
+                },
+                out,
+            ),
+        },
         Event::ConversationAssigned(e) => encode_struct(event_type, e, out),
         Event::StaffInvitedToRoom(e) => encode_struct(event_type, e, out),
         Event::ConversationPrivacyChanged(e) => encode_struct(event_type, e, out),
-        Event::MessagePosted(e) => encode_struct(event_type, e, out),
-        Event::PrivateMessagePosted(e) => encode_struct(event_type, e, out),
+        Event::MessagePosted(e) => match &e.body {
+            Content::Legacy(body) => encode_struct(
+                event_type,
+                &v1::MessagePosted {
+                    conversation: e.conversation,
+                    message: e.message,
+                    author: e.author,
+                    body: body.clone(),
+                },
+                out,
+            ),
+            body => encode_struct(
+                event_type,
+                &v2::MessagePosted {
+                    conversation: e.conversation,
+                    message: e.message,
+                    author: e.author,
+                    body: sealed_bytes(event_type, body)?,
+                },
+                out,
+            ),
+        },
+        Event::PrivateMessagePosted(e) => match &e.body {
+            Content::Legacy(body) => encode_struct(
+                event_type,
+                &v1::PrivateMessagePosted {
+                    conversation: e.conversation,
+                    message: e.message,
+                    author: e.author,
+                    body: body.clone(),
+                },
+                out,
+            ),
+            body => encode_struct(
+                event_type,
+                &v2::PrivateMessagePosted {
+                    conversation: e.conversation,
+                    message: e.message,
+                    author: e.author,
+                    body: sealed_bytes(event_type, body)?,
+                },
+                out,
+            ),
+        },
         Event::ConversationClosed(e) => encode_struct(event_type, e, out),
         Event::ConversationReopened(e) => encode_struct(event_type, e, out),
         Event::NotificationsMarkedRead(e) => encode_struct(event_type, e, out),
         Event::RoundRobinTurnTaken(e) => encode_struct(event_type, e, out),
         Event::WidgetOriginsChanged(e) => encode_struct(event_type, e, out),
         Event::ContentOpened(e) => encode_struct(event_type, e, out),
+        Event::ConversationErased(e) => encode_struct(event_type, e, out),
+    }
+}
+
+/// The stored bytes of a sealed value. Plaintext never reaches the log: the
+/// log seals [`Content::Plain`] before it encodes (`crate::keystore`), and
+/// erased content is never written.
+fn sealed_bytes<'a, T>(
+    event_type: EventType,
+    content: &'a Content<T>,
+) -> Result<&'a [u8], CodecError> {
+    match content {
+        Content::Sealed(sealed) => Ok(sealed.as_bytes()),
+        Content::Plain(_) => Err(CodecError::Encode {
+            event_type: event_type.name(),
+            reason: "customer data must be sealed before it is stored".to_owned(),
+        }),
+        Content::Erased | Content::Legacy(_) => Err(CodecError::Encode {
+            event_type: event_type.name(),
+            reason: "erased content cannot be stored".to_owned(),
+        }),
+    }
+}
+
+/// The payloads of schema version 1 whose customer data was in clear (the
+/// plaintext era): decoded into [`Content::Legacy`], and written only to
+/// re-encode such events exactly.
+mod v1 {
+    use backchannel_domain::events::MessageAuthor;
+    use backchannel_domain::ids::{CompanyId, ConversationId, GroupId, MessageId, StaffId};
+    use backchannel_domain::model::Channel;
+    use backchannel_domain::values::{MessageBody, Name};
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Serialize, Deserialize)]
+    pub(super) struct ConversationOpened {
+        pub company: CompanyId,
+        pub conversation: ConversationId,
+        pub group: GroupId,
+        pub channel: Channel,
+        pub customer: Name,
+        pub private: bool,
+    }
+
+    #[derive(Serialize, Deserialize)]
+    pub(super) struct MessagePosted {
+        pub conversation: ConversationId,
+        pub message: MessageId,
+        pub author: MessageAuthor,
+        pub body: MessageBody,
+    }
+
+    #[derive(Serialize, Deserialize)]
+    pub(super) struct PrivateMessagePosted {
+        pub conversation: ConversationId,
+        pub message: MessageId,
+        pub author: StaffId,
+        pub body: MessageBody,
+    }
+}
+
+/// Schema version 2: the same fields, the customer data sealed
+/// (`crate::crypt`'s format, as opaque bytes).
+mod v2 {
+    use backchannel_domain::events::MessageAuthor;
+    use backchannel_domain::ids::{CompanyId, ConversationId, GroupId, MessageId, StaffId};
+    use backchannel_domain::model::Channel;
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Serialize, Deserialize)]
+    pub(super) struct ConversationOpened<B> {
+        pub company: CompanyId,
+        pub conversation: ConversationId,
+        pub group: GroupId,
+        pub channel: Channel,
+        pub customer: B,
+        pub private: bool,
+    }
+
+    #[derive(Serialize, Deserialize)]
+    pub(super) struct MessagePosted<B> {
+        pub conversation: ConversationId,
+        pub message: MessageId,
+        pub author: MessageAuthor,
+        pub body: B,
+    }
+
+    #[derive(Serialize, Deserialize)]
+    pub(super) struct PrivateMessagePosted<B> {
+        pub conversation: ConversationId,
+        pub message: MessageId,
+        pub author: StaffId,
+        pub body: B,
     }
 }
 
@@ -408,7 +571,28 @@ pub fn decode_payload(
             decode_struct(event_type, v, bytes).map(Event::GroupSupervisorRemoved)
         }
         (T::ConversationOpened, 1) => {
-            decode_struct(event_type, v, bytes).map(Event::ConversationOpened)
+            decode_struct(event_type, v, bytes).map(|e: v1::ConversationOpened| {
+                Event::ConversationOpened(ConversationOpened {
+                    company: e.company,
+                    conversation: e.conversation,
+                    group: e.group,
+                    channel: e.channel,
+                    customer: Content::Legacy(e.customer),
+                    private: e.private,
+                })
+            })
+        }
+        (T::ConversationOpened, 2) => {
+            decode_struct(event_type, v, bytes).map(|e: v2::ConversationOpened<Vec<u8>>| {
+                Event::ConversationOpened(ConversationOpened {
+                    company: e.company,
+                    conversation: e.conversation,
+                    group: e.group,
+                    channel: e.channel,
+                    customer: Content::Sealed(SealedValue::new(e.customer)),
+                    private: e.private,
+                })
+            })
         }
         (T::ConversationAssigned, 1) => {
             decode_struct(event_type, v, bytes).map(Event::ConversationAssigned)
@@ -419,9 +603,43 @@ pub fn decode_payload(
         (T::ConversationPrivacyChanged, 1) => {
             decode_struct(event_type, v, bytes).map(Event::ConversationPrivacyChanged)
         }
-        (T::MessagePosted, 1) => decode_struct(event_type, v, bytes).map(Event::MessagePosted),
+        (T::MessagePosted, 1) => decode_struct(event_type, v, bytes).map(|e: v1::MessagePosted| {
+            Event::MessagePosted(MessagePosted {
+                conversation: e.conversation,
+                message: e.message,
+                author: e.author,
+                body: Content::Legacy(e.body),
+            })
+        }),
+        (T::MessagePosted, 2) => {
+            decode_struct(event_type, v, bytes).map(|e: v2::MessagePosted<Vec<u8>>| {
+                Event::MessagePosted(MessagePosted {
+                    conversation: e.conversation,
+                    message: e.message,
+                    author: e.author,
+                    body: Content::Sealed(SealedValue::new(e.body)),
+                })
+            })
+        }
         (T::PrivateMessagePosted, 1) => {
-            decode_struct(event_type, v, bytes).map(Event::PrivateMessagePosted)
+            decode_struct(event_type, v, bytes).map(|e: v1::PrivateMessagePosted| {
+                Event::PrivateMessagePosted(PrivateMessagePosted {
+                    conversation: e.conversation,
+                    message: e.message,
+                    author: e.author,
+                    body: Content::Legacy(e.body),
+                })
+            })
+        }
+        (T::PrivateMessagePosted, 2) => {
+            decode_struct(event_type, v, bytes).map(|e: v2::PrivateMessagePosted<Vec<u8>>| {
+                Event::PrivateMessagePosted(PrivateMessagePosted {
+                    conversation: e.conversation,
+                    message: e.message,
+                    author: e.author,
+                    body: Content::Sealed(SealedValue::new(e.body)),
+                })
+            })
         }
         (T::ConversationClosed, 1) => {
             decode_struct(event_type, v, bytes).map(Event::ConversationClosed)
@@ -439,6 +657,9 @@ pub fn decode_payload(
             decode_struct(event_type, v, bytes).map(Event::WidgetOriginsChanged)
         }
         (T::ContentOpened, 1) => decode_struct(event_type, v, bytes).map(Event::ContentOpened),
+        (T::ConversationErased, 1) => {
+            decode_struct(event_type, v, bytes).map(Event::ConversationErased)
+        }
         (event_type, version) => Err(CodecError::UnknownSchemaVersion {
             event_type: event_type.name(),
             version,
@@ -700,7 +921,7 @@ mod tests {
             stream_version: position,
             event_id: EventId::from_bytes([7; 16]),
             event_type: event.event_type(),
-            schema_version: event.event_type().current_schema_version(),
+            schema_version: event.schema_version(),
             codec_version: CODEC_VERSION,
             recorded_at: RecordedAt::from_micros(-5),
             actor: Actor::Customer(ConversationId::from_bytes([3; 16])),

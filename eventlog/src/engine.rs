@@ -21,13 +21,16 @@ use std::str::FromStr;
 
 use backchannel_domain::events::{Event, StreamId};
 use backchannel_domain::ids::CommandId;
+use backchannel_domain::values::Content;
 use serde::Serialize;
 
 use crate::checkpoint::{CHECKPOINT_DIR, CheckpointError, ResumePoint, SavedCheckpoint};
+use crate::crypt::KeyWrap;
 use crate::envelope::{AppendMeta, AppendOutcome, ExpectedVersion, Hash, RecordedEvent};
-use crate::error::{AppendError, Error, OpenError, ReplayError};
+use crate::error::{AppendError, Error, OpenError, ReplayError, StorageError};
 use crate::import::ImportError;
 use crate::index::IndexStats;
+use crate::keystore::{DirKeyStore, KeyStore, KeyStoreError};
 use crate::log::{RawRecords, Scan, SledEventLog};
 use crate::mac::{HeadKey, SignedHead};
 use crate::portable::{FileSummary, PortableError};
@@ -131,6 +134,10 @@ impl fmt::Debug for StoreSpec {
 #[derive(Clone)]
 pub struct Log {
     engine: Engine,
+    /// The key store beside the log (SPEC section 12): appends seal customer
+    /// data under it, reads open it. Without one, appends of customer data in
+    /// plain text fail and reads leave it sealed.
+    keys: Option<KeyStore>,
 }
 
 #[derive(Clone)]
@@ -143,6 +150,7 @@ impl From<PgEventLog> for Log {
     fn from(log: PgEventLog) -> Self {
         Log {
             engine: Engine::Postgres(log),
+            keys: None,
         }
     }
 }
@@ -151,6 +159,7 @@ impl From<SledEventLog> for Log {
     fn from(log: SledEventLog) -> Self {
         Log {
             engine: Engine::Sled(log),
+            keys: None,
         }
     }
 }
@@ -174,28 +183,20 @@ impl Log {
     }
 
     /// Opens the log and hands `visit` every event from `from_position` on, in
-    /// order, before any append can happen (a server's catch-up). Blocking.
+    /// order, before any append can happen (a server's catch-up). With
+    /// `keys`, the log opens its key store (see [`Log::with_keys`]) first, and
+    /// `visit` gets customer data opened. Blocking.
     pub fn open_replaying<F, E>(
         spec: &StoreSpec,
         from_position: u64,
+        keys: Option<&KeyWrap>,
         visit: F,
     ) -> Result<Log, OpenError>
     where
         F: FnMut(RecordedEvent) -> Result<(), E>,
         E: Into<ReplayError>,
     {
-        match spec {
-            StoreSpec::Sled(path) => {
-                SledEventLog::open_replaying(path, from_position, visit).map(Log::from)
-            }
-            StoreSpec::Postgres(url) => {
-                let mut visit = visit;
-                PgEventLog::open_visiting(url, from_position, None, &mut |recorded| {
-                    visit(recorded).map_err(Into::into)
-                })
-                .map(Log::from)
-            }
-        }
+        Log::open_visiting(spec, from_position, None, keys, visit)
     }
 
     /// [`Log::open_replaying`] from a checkpoint: first checks that the record
@@ -205,25 +206,103 @@ impl Log {
     pub fn open_resuming<F, E>(
         spec: &StoreSpec,
         after: ResumePoint,
+        keys: Option<&KeyWrap>,
         visit: F,
     ) -> Result<Log, OpenError>
     where
         F: FnMut(RecordedEvent) -> Result<(), E>,
         E: Into<ReplayError>,
     {
+        Log::open_visiting(
+            spec,
+            after.position.saturating_add(1),
+            Some(after),
+            keys,
+            visit,
+        )
+    }
+
+    fn open_visiting<F, E>(
+        spec: &StoreSpec,
+        from: u64,
+        after: Option<ResumePoint>,
+        wrap: Option<&KeyWrap>,
+        mut visit: F,
+    ) -> Result<Log, OpenError>
+    where
+        F: FnMut(RecordedEvent) -> Result<(), E>,
+        E: Into<ReplayError>,
+    {
+        let keys_failed = |path: PathBuf| {
+            move |err: KeyStoreError| OpenError::Storage {
+                path,
+                source: StorageError::new(err),
+            }
+        };
         match spec {
-            StoreSpec::Sled(path) => SledEventLog::open_resuming(path, after, visit).map(Log::from),
+            StoreSpec::Sled(path) => {
+                // The key directory is made only once the store exists (a
+                // fresh directory must be empty for the store to be made in
+                // it): on the first event, or after the open.
+                let mut keys: Option<KeyStore> = None;
+                let open_keys = |keys: &mut Option<KeyStore>| -> Result<(), KeyStoreError> {
+                    if let (None, Some(wrap)) = (&keys, wrap) {
+                        *keys = Some(DirKeyStore::open(path, wrap.clone())?.into());
+                    }
+                    Ok(())
+                };
+                let mut opened = |mut recorded: RecordedEvent| -> Result<(), ReplayError> {
+                    open_keys(&mut keys).map_err(|e| -> ReplayError { Box::new(e) })?;
+                    if let Some(keys) = &keys {
+                        open_recorded_blocking(keys, &mut recorded)
+                            .map_err(|e| -> ReplayError { Box::new(e) })?;
+                    }
+                    visit(recorded).map_err(Into::into)
+                };
+                let log = match after {
+                    Some(after) => SledEventLog::open_resuming(path, after, &mut opened)?,
+                    None => SledEventLog::open_replaying(path, from, &mut opened)?,
+                };
+                open_keys(&mut keys).map_err(keys_failed(path.clone()))?;
+                Ok(Log {
+                    engine: Engine::Sled(log),
+                    keys,
+                })
+            }
             StoreSpec::Postgres(url) => {
-                let mut visit = visit;
-                PgEventLog::open_visiting(
+                let (log, keys) = PgEventLog::open_visiting(
                     url,
-                    after.position.saturating_add(1),
-                    Some(after),
-                    &mut |recorded| visit(recorded).map_err(Into::into),
-                )
-                .map(Log::from)
+                    from,
+                    after,
+                    wrap,
+                    &mut |mut recorded, keys| {
+                        if let Some(keys) = keys {
+                            open_recorded_blocking(keys, &mut recorded)
+                                .map_err(|e| -> ReplayError { Box::new(e) })?;
+                        }
+                        visit(recorded).map_err(Into::into)
+                    },
+                )?;
+                Ok(Log {
+                    engine: Engine::Postgres(log),
+                    keys,
+                })
             }
         }
+    }
+
+    /// This log with `keys` as its key store: appends seal customer data
+    /// under it (making each conversation's key durable before the first
+    /// event that needs it) and destroy the key of an erased conversation
+    /// before its `ConversationErased` is stored; reads open the data.
+    pub fn with_keys(mut self, keys: KeyStore) -> Log {
+        self.keys = Some(keys);
+        self
+    }
+
+    /// The key store this log seals and opens with, if it has one.
+    pub fn keys(&self) -> Option<&KeyStore> {
+        self.keys.as_ref()
     }
 
     /// Opens the log for reading without ever writing to it (an auditor's
@@ -295,6 +374,8 @@ impl Log {
         events: Vec<Event>,
         meta: AppendMeta,
     ) -> Result<AppendOutcome, AppendError> {
+        let mut events = events;
+        self.seal(&mut events).await?;
         match &self.engine {
             Engine::Sled(log) => log.append(stream, expected, events, meta).await,
             Engine::Postgres(log) => log.append(stream, expected, events, meta).await,
@@ -309,6 +390,8 @@ impl Log {
         events: Vec<Event>,
         meta: AppendMeta,
     ) -> Result<AppendOutcome, AppendError> {
+        let mut events = events;
+        self.seal(&mut events).await?;
         match &self.engine {
             Engine::Sled(log) => log.append_to_streams(expected, events, meta).await,
             Engine::Postgres(log) => log.append_to_streams(expected, events, meta).await,
@@ -322,10 +405,11 @@ impl Log {
         stream: StreamId,
         from_version: u64,
     ) -> Result<Vec<RecordedEvent>, Error> {
-        match &self.engine {
+        let events = match &self.engine {
             Engine::Sled(log) => log.read_stream(stream, from_version).await,
             Engine::Postgres(log) => log.read_stream(stream, from_version).await,
-        }
+        }?;
+        self.open_all(events).await
     }
 
     /// Up to `limit` events from `from_position` (1 = the beginning), never
@@ -335,22 +419,53 @@ impl Log {
         from_position: u64,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, Error> {
-        match &self.engine {
+        let events = match &self.engine {
             Engine::Sled(log) => log.read_all(from_position, limit).await,
             Engine::Postgres(log) => log.read_all(from_position, limit).await,
+        }?;
+        self.open_all(events).await
+    }
+
+    /// Seals what `events` hold in plain text, and destroys the keys of the
+    /// conversations they erase, before they are stored.
+    async fn seal(&self, events: &mut [Event]) -> Result<(), AppendError> {
+        let needs_keys = events.iter().any(|event| match event {
+            Event::ConversationOpened(e) => matches!(e.customer, Content::Plain(_)),
+            Event::MessagePosted(e) => matches!(e.body, Content::Plain(_)),
+            Event::PrivateMessagePosted(e) => matches!(e.body, Content::Plain(_)),
+            Event::ConversationErased(_) => true,
+            _ => false,
+        });
+        if !needs_keys {
+            return Ok(());
         }
+        let Some(keys) = &self.keys else {
+            return Err(AppendError::NoKeyStore);
+        };
+        keys.seal(events)
+            .await
+            .map_err(|err| AppendError::Keys(StorageError::new(err)))
+    }
+
+    async fn open_all(&self, mut events: Vec<RecordedEvent>) -> Result<Vec<RecordedEvent>, Error> {
+        if let Some(keys) = &self.keys {
+            for recorded in &mut events {
+                open_recorded(keys, recorded).await?;
+            }
+        }
+        Ok(events)
     }
 
     /// Every event from `from_position`, then each new one as it is committed,
     /// without gaps or duplicates.
     pub fn tail(&self, from_position: u64) -> Tail {
-        match &self.engine {
-            Engine::Sled(log) => Tail {
-                engine: TailEngine::Sled(log.tail(from_position)),
-            },
-            Engine::Postgres(log) => Tail {
-                engine: TailEngine::Postgres(log.tail(from_position)),
-            },
+        let engine = match &self.engine {
+            Engine::Sled(log) => TailEngine::Sled(log.tail(from_position)),
+            Engine::Postgres(log) => TailEngine::Postgres(log.tail(from_position)),
+        };
+        Tail {
+            engine,
+            keys: self.keys.clone(),
         }
     }
 
@@ -418,10 +533,14 @@ impl Log {
 
     /// Every event from `from_position` up to the head as of this call,
     /// decoded lazily. A blocking iterator.
-    pub fn scan(&self, from_position: u64) -> Scan {
-        match &self.engine {
+    pub fn scan(&self, from_position: u64) -> OpenedScan {
+        let scan = match &self.engine {
             Engine::Sled(log) => log.scan(from_position),
             Engine::Postgres(log) => Scan::postgres(log.clone(), from_position),
+        };
+        OpenedScan {
+            scan,
+            keys: self.keys.clone(),
         }
     }
 
@@ -540,9 +659,54 @@ impl Log {
     }
 }
 
+/// [`Log::scan`]: the events, their customer data opened when the log has
+/// its key store. A blocking iterator.
+pub struct OpenedScan {
+    scan: Scan,
+    keys: Option<KeyStore>,
+}
+
+impl Iterator for OpenedScan {
+    type Item = Result<RecordedEvent, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let next = self.scan.next()?;
+        Some(next.and_then(|mut recorded| {
+            if let Some(keys) = &self.keys {
+                open_recorded_blocking(keys, &mut recorded)
+                    .map_err(|err| Error::Storage(StorageError::new(err)))?;
+            }
+            Ok(recorded)
+        }))
+    }
+}
+
+/// Opens `recorded`'s customer data; an erasure makes `keys` forget the key.
+async fn open_recorded(keys: &KeyStore, recorded: &mut RecordedEvent) -> Result<(), Error> {
+    if let Event::ConversationErased(e) = &recorded.event {
+        keys.forget(e.conversation);
+        return Ok(());
+    }
+    keys.open(&mut recorded.event)
+        .await
+        .map_err(|err| Error::Storage(StorageError::new(err)))
+}
+
+fn open_recorded_blocking(
+    keys: &KeyStore,
+    recorded: &mut RecordedEvent,
+) -> Result<(), KeyStoreError> {
+    if let Event::ConversationErased(e) = &recorded.event {
+        keys.forget(e.conversation);
+        return Ok(());
+    }
+    keys.open_blocking(&mut recorded.event)
+}
+
 /// A follower of the log; see [`Log::tail`].
 pub struct Tail {
     engine: TailEngine,
+    keys: Option<KeyStore>,
 }
 
 enum TailEngine {
@@ -563,9 +727,19 @@ impl Tail {
     /// and every committed event has been returned. After an error the next
     /// call retries the same position.
     pub async fn next(&mut self) -> Option<Result<RecordedEvent, Error>> {
-        match &mut self.engine {
+        let next = match &mut self.engine {
             TailEngine::Sled(tail) => tail.next().await,
             TailEngine::Postgres(tail) => tail.next().await,
+        }?;
+        let mut recorded = match next {
+            Ok(recorded) => recorded,
+            Err(err) => return Some(Err(err)),
+        };
+        if let Some(keys) = &self.keys
+            && let Err(err) = open_recorded(keys, &mut recorded).await
+        {
+            return Some(Err(err));
         }
+        Some(Ok(recorded))
     }
 }

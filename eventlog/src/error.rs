@@ -203,6 +203,14 @@ pub enum AppendError {
     Storage(#[source] StorageError),
     #[error("the event log is closed (or its writer stopped after a storage error)")]
     Closed,
+    /// The append holds customer data in plain text or an erasure, and this
+    /// log was opened without its key store.
+    #[error("customer data must be sealed, and this log was opened without its key store")]
+    NoKeyStore,
+    /// The key store could not make, read or destroy a conversation's data
+    /// key; nothing was appended.
+    #[error("the key store failed, nothing was appended: {0}")]
+    Keys(#[source] StorageError),
     /// The commit may or may not have happened (PostgreSQL: the connection
     /// dropped at commit, or the wait for the synchronous standby was
     /// cancelled) and the writer could not find out. Retry with the same

@@ -505,6 +505,7 @@ impl Pass {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use backchannel_domain::values::Content;
 
     /// Across several merges, every command is found at its first position,
     /// a repeated command keeps the position it had, and unknown ones are not
@@ -564,7 +565,9 @@ mod tests {
                             conversation,
                             message: MessageId::new(),
                             author: MessageAuthor::Customer,
-                            body: MessageBody::parse(&format!("message {round}.{k}")).unwrap(),
+                            body: Content::Legacy(
+                                MessageBody::parse(&format!("message {round}.{k}")).unwrap(),
+                            ),
                         })
                     })
                     .collect();

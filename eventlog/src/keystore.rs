@@ -35,7 +35,9 @@ use std::io::{ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use backchannel_domain::events::Event;
 use backchannel_domain::ids::ConversationId;
+use backchannel_domain::values::{Content, MessageBody, Name, SealedValue};
 
 use crate::crypt::{CryptError, DataKey, KeyWrap, WRAPPED_KEY_LEN};
 use crate::engine::Log;
@@ -77,24 +79,32 @@ impl From<std::io::Error> for KeyStoreError {
     }
 }
 
-/// The key store of one log, on its engine, with an in-memory cache of live
-/// keys. Cheap to clone.
+/// The key store of one log, on its engine, with an in-memory cache of the
+/// keys it has seen (live ones, and destructions, which are final). Cheap to
+/// clone.
 #[derive(Clone)]
 pub struct KeyStore {
     engine: Arc<Engine>,
-    cache: Arc<Mutex<HashMap<ConversationId, DataKey>>>,
+    /// `None`: destroyed. An absent key is not cached: another node may
+    /// create it.
+    cache: Arc<Mutex<HashMap<ConversationId, Option<DataKey>>>>,
 }
 
 enum Engine {
     Dir(DirKeyStore),
-    Pg(Box<PgKeyStore>),
+    /// With the runtime its client runs on, for the blocking reads of a
+    /// replay.
+    Pg(Box<PgKeyStore>, Option<tokio::runtime::Handle>),
+    /// Keys given in a bundle (an auditor's `--keys` file): read-only.
+    Bundle(HashMap<ConversationId, Option<DataKey>>),
 }
 
 impl std::fmt::Debug for KeyStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &*self.engine {
             Engine::Dir(dir) => write!(f, "KeyStore(dir {})", dir.dir.display()),
-            Engine::Pg(_) => f.write_str("KeyStore(postgres)"),
+            Engine::Pg(..) => f.write_str("KeyStore(postgres)"),
+            Engine::Bundle(keys) => write!(f, "KeyStore(bundle of {})", keys.len()),
         }
     }
 }
@@ -107,7 +117,10 @@ impl From<DirKeyStore> for KeyStore {
 
 impl From<PgKeyStore> for KeyStore {
     fn from(store: PgKeyStore) -> Self {
-        KeyStore::new(Engine::Pg(Box::new(store)))
+        KeyStore::new(Engine::Pg(
+            Box::new(store),
+            tokio::runtime::Handle::try_current().ok(),
+        ))
     }
 }
 
@@ -119,7 +132,14 @@ impl KeyStore {
         }
     }
 
-    fn cached(&self, conversation: ConversationId) -> Option<DataKey> {
+    /// A read-only key store holding the given keys (`None`: destroyed), as
+    /// an auditor's key bundle lists them. Creating or destroying a key in it
+    /// fails.
+    pub fn bundle(keys: HashMap<ConversationId, Option<DataKey>>) -> KeyStore {
+        KeyStore::new(Engine::Bundle(keys))
+    }
+
+    fn cached(&self, conversation: ConversationId) -> Option<Option<DataKey>> {
         self.cache
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -127,55 +147,101 @@ impl KeyStore {
             .cloned()
     }
 
-    fn remember(&self, conversation: ConversationId, key: &DataKey) {
+    fn remember(&self, conversation: ConversationId, state: &KeyState) {
+        let entry = match state {
+            KeyState::Live(key) => Some(key.clone()),
+            KeyState::Destroyed => None,
+            KeyState::Absent => return,
+        };
         self.cache
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(conversation, key.clone());
+            .insert(conversation, entry);
     }
 
     /// The conversation's key, made and made durable if it has none. A
     /// destroyed key is [`KeyStoreError::Destroyed`].
     pub async fn create(&self, conversation: ConversationId) -> Result<DataKey, KeyStoreError> {
-        if let Some(key) = self.cached(conversation) {
-            return Ok(key);
+        match self.cached(conversation) {
+            Some(Some(key)) => return Ok(key),
+            Some(None) => return Err(KeyStoreError::Destroyed(conversation)),
+            None => {}
         }
         let key = match &*self.engine {
             Engine::Dir(dir) => {
                 let dir = dir.clone();
                 blocking(move || dir.create(conversation)).await?
             }
-            Engine::Pg(pg) => pg.create(conversation).await?,
+            Engine::Pg(pg, _) => pg.create(conversation).await?,
+            Engine::Bundle(_) => return Err(read_only()),
         };
-        self.remember(conversation, &key);
+        self.remember(conversation, &KeyState::Live(key.clone()));
         Ok(key)
     }
 
     /// What the store holds for the conversation.
     pub async fn get(&self, conversation: ConversationId) -> Result<KeyState, KeyStoreError> {
-        if let Some(key) = self.cached(conversation) {
-            return Ok(KeyState::Live(key));
+        if let Some(cached) = self.cached(conversation) {
+            return Ok(cached.map_or(KeyState::Destroyed, KeyState::Live));
         }
         let state = match &*self.engine {
             Engine::Dir(dir) => {
                 let dir = dir.clone();
                 blocking(move || dir.get(conversation)).await?
             }
-            Engine::Pg(pg) => pg.get(conversation).await?,
+            Engine::Pg(pg, _) => pg.get(conversation).await?,
+            Engine::Bundle(keys) => bundled(keys, conversation),
         };
-        if let KeyState::Live(key) = &state {
-            self.remember(conversation, key);
-        }
+        self.remember(conversation, &state);
         Ok(state)
     }
 
-    /// Drops the conversation's key from this handle's cache (another node
-    /// erased it: its `ConversationErased` event says so).
+    /// [`KeyStore::get`] from a blocking thread (a replay), never from an
+    /// async task.
+    pub fn get_blocking(&self, conversation: ConversationId) -> Result<KeyState, KeyStoreError> {
+        if let Some(cached) = self.cached(conversation) {
+            return Ok(cached.map_or(KeyState::Destroyed, KeyState::Live));
+        }
+        let state = match &*self.engine {
+            Engine::Dir(dir) => dir.get(conversation)?,
+            Engine::Pg(pg, Some(handle)) => handle.block_on(pg.get(conversation))?,
+            Engine::Pg(pg, None) => tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(pg.get(conversation))?,
+            Engine::Bundle(keys) => bundled(keys, conversation),
+        };
+        self.remember(conversation, &state);
+        Ok(state)
+    }
+
+    /// Loads every key the store holds into the cache at once (one query on
+    /// PostgreSQL), so that a replay does not ask for them one by one.
+    pub async fn preload(&self) -> Result<usize, KeyStoreError> {
+        let all = match &*self.engine {
+            Engine::Pg(pg, _) => pg.all().await?,
+            Engine::Dir(_) | Engine::Bundle(_) => return Ok(0),
+        };
+        let count = all.len();
+        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        for (conversation, state) in all {
+            match state {
+                KeyState::Live(key) => cache.insert(conversation, Some(key)),
+                KeyState::Destroyed => cache.insert(conversation, None),
+                KeyState::Absent => None,
+            };
+        }
+        Ok(count)
+    }
+
+    /// Drops the conversation's key from this handle's cache and remembers
+    /// it as destroyed (a `ConversationErased` event says so; destruction is
+    /// final).
     pub fn forget(&self, conversation: ConversationId) {
         self.cache
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .remove(&conversation);
+            .insert(conversation, None);
     }
 
     /// Destroys the conversation's key, durably; returns what it held before
@@ -189,7 +255,178 @@ impl KeyStore {
                 let dir = dir.clone();
                 blocking(move || dir.destroy(conversation)).await
             }
-            Engine::Pg(pg) => pg.destroy(conversation).await,
+            Engine::Pg(pg, _) => pg.destroy(conversation).await,
+            Engine::Bundle(_) => Err(read_only()),
+        }
+    }
+
+    /// Seals the customer data of `events` that is still in plain text under
+    /// its conversation's key, making the key (durably) where there is none
+    /// yet; destroys the key of every conversation `events` erase. Called by
+    /// the log before it stores an append.
+    pub async fn seal(&self, events: &mut [Event]) -> Result<(), KeyStoreError> {
+        for event in events.iter_mut() {
+            let event_type = event.event_type().name();
+            match event {
+                Event::ConversationOpened(e) => {
+                    seal_content(self, e.conversation, event_type, &mut e.customer).await?;
+                }
+                Event::MessagePosted(e) => {
+                    seal_content(self, e.conversation, event_type, &mut e.body).await?;
+                }
+                Event::PrivateMessagePosted(e) => {
+                    seal_content(self, e.conversation, event_type, &mut e.body).await?;
+                }
+                Event::ConversationErased(e) => {
+                    self.destroy(e.conversation).await?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens the sealed customer data of `event` with its conversation's key:
+    /// [`Content::Plain`] with a live key, [`Content::Erased`] once it is
+    /// destroyed; without a key (a store or bundle that lacks it) it stays
+    /// [`Content::Sealed`]. A `ConversationErased` event makes this handle
+    /// forget the key.
+    pub async fn open(&self, event: &mut Event) -> Result<(), KeyStoreError> {
+        let Some(conversation) = sealed_conversation(event) else {
+            return Ok(());
+        };
+        let state = self.get(conversation).await?;
+        open_with(event, &state);
+        Ok(())
+    }
+
+    /// [`KeyStore::open`] from a blocking thread.
+    pub fn open_blocking(&self, event: &mut Event) -> Result<(), KeyStoreError> {
+        let Some(conversation) = sealed_conversation(event) else {
+            return Ok(());
+        };
+        let state = self.get_blocking(conversation)?;
+        open_with(event, &state);
+        Ok(())
+    }
+
+    /// Every conversation this store has a key for or destroyed one of, with
+    /// its state; for an auditor's key bundle.
+    pub async fn list(&self) -> Result<Vec<(ConversationId, KeyState)>, KeyStoreError> {
+        match &*self.engine {
+            Engine::Pg(pg, _) => pg.all().await,
+            Engine::Dir(dir) => {
+                let dir = dir.clone();
+                blocking(move || dir.all()).await
+            }
+            Engine::Bundle(keys) => Ok(keys
+                .iter()
+                .map(|(c, k)| (*c, k.clone().map_or(KeyState::Destroyed, KeyState::Live)))
+                .collect()),
+        }
+    }
+}
+
+fn read_only() -> KeyStoreError {
+    KeyStoreError::Storage(StorageError::new(std::io::Error::other(
+        "a key bundle is read-only",
+    )))
+}
+
+fn bundled(keys: &HashMap<ConversationId, Option<DataKey>>, c: ConversationId) -> KeyState {
+    match keys.get(&c) {
+        Some(Some(key)) => KeyState::Live(key.clone()),
+        Some(None) => KeyState::Destroyed,
+        None => KeyState::Absent,
+    }
+}
+
+async fn seal_content<T: AsRef<str>>(
+    keys: &KeyStore,
+    conversation: ConversationId,
+    event_type: &str,
+    content: &mut Content<T>,
+) -> Result<(), KeyStoreError> {
+    let Content::Plain(plain) = content else {
+        return Ok(());
+    };
+    let key = keys.create(conversation).await?;
+    let sealed = key.seal(conversation, event_type, plain.as_ref().as_bytes())?;
+    *content = Content::Sealed(SealedValue::new(sealed));
+    Ok(())
+}
+
+/// The conversation whose key `event` needs opened, if it holds sealed
+/// content; forgets the key of an erased conversation on the way.
+fn sealed_conversation(event: &Event) -> Option<ConversationId> {
+    match event {
+        Event::ConversationOpened(e) => {
+            matches!(e.customer, Content::Sealed(_)).then_some(e.conversation)
+        }
+        Event::MessagePosted(e) => matches!(e.body, Content::Sealed(_)).then_some(e.conversation),
+        Event::PrivateMessagePosted(e) => {
+            matches!(e.body, Content::Sealed(_)).then_some(e.conversation)
+        }
+        _ => None,
+    }
+}
+
+fn open_with(event: &mut Event, state: &KeyState) {
+    let event_type = event.event_type().name();
+    match event {
+        Event::ConversationOpened(e) => {
+            open_content(
+                state,
+                e.conversation,
+                event_type,
+                &mut e.customer,
+                Name::from_stored,
+            );
+        }
+        Event::MessagePosted(e) => {
+            open_content(
+                state,
+                e.conversation,
+                event_type,
+                &mut e.body,
+                MessageBody::from_stored,
+            );
+        }
+        Event::PrivateMessagePosted(e) => {
+            open_content(
+                state,
+                e.conversation,
+                event_type,
+                &mut e.body,
+                MessageBody::from_stored,
+            );
+        }
+        _ => {}
+    }
+}
+
+fn open_content<T>(
+    state: &KeyState,
+    conversation: ConversationId,
+    event_type: &str,
+    content: &mut Content<T>,
+    make: fn(String) -> T,
+) {
+    let Content::Sealed(sealed) = content else {
+        return;
+    };
+    match state {
+        KeyState::Destroyed => *content = Content::Erased,
+        KeyState::Absent => {}
+        KeyState::Live(key) => {
+            // A value that does not open under its conversation's key (moved
+            // from another record, or altered) stays sealed: it is shown as
+            // such, never as someone else's text.
+            if let Ok(plain) = key.open(conversation, event_type, sealed.as_bytes())
+                && let Ok(text) = String::from_utf8(plain)
+            {
+                *content = Content::Plain(make(text));
+            }
         }
     }
 }
@@ -290,6 +527,23 @@ impl DirKeyStore {
                 conversation,
                 source,
             })
+    }
+
+    /// Every key file's conversation and state.
+    pub fn all(&self) -> Result<Vec<(ConversationId, KeyState)>, KeyStoreError> {
+        let mut all = Vec::new();
+        for entry in fs::read_dir(&self.dir)? {
+            let name = entry?.file_name();
+            let Some(conversation) = name
+                .to_str()
+                .and_then(|n| uuid::Uuid::try_parse(n).ok())
+                .map(ConversationId::from_uuid)
+            else {
+                continue;
+            };
+            all.push((conversation, self.get(conversation)?));
+        }
+        Ok(all)
     }
 
     /// See [`KeyStore::create`]: written to a temporary file, fsynced, renamed,

@@ -49,6 +49,7 @@ mod checkpoint;
 mod chunks;
 pub mod codec;
 pub mod crypt;
+pub use crypt::{DataKey, KeyWrap};
 mod engine;
 mod envelope;
 mod error;
@@ -74,7 +75,7 @@ pub use chain::ChainCheck;
 pub use checkpoint::{
     CHECKPOINT_FORMAT, Checkpoint, CheckpointError, ResumePoint, SavedCheckpoint, load_checkpoint,
 };
-pub use engine::{Log, StoreSpec, Tail};
+pub use engine::{Log, OpenedScan, StoreSpec, Tail};
 pub use envelope::{
     AppendMeta, AppendOutcome, Envelope, ExpectedVersion, Hash, RecordedAt, RecordedEvent,
 };

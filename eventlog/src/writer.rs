@@ -467,7 +467,7 @@ impl Sequencer {
                 stream_version: last_version,
                 event_id: EventId::new(),
                 event_type: event.event_type(),
-                schema_version: event.event_type().current_schema_version(),
+                schema_version: event.schema_version(),
                 codec_version: codec::CODEC_VERSION,
                 recorded_at: group.recorded_at,
                 actor: request.meta.actor,

@@ -18,7 +18,8 @@ use std::path::{Path, PathBuf};
 use backchannel_domain::events::{Event, EventType};
 use backchannel_domain::ids::{CommandId, CorrelationId, EventId, StaffId};
 use backchannel_domain::model::Actor;
-use backchannel_domain::samples::one_of_each;
+use backchannel_domain::samples::{one_of_each, plaintext_era};
+use backchannel_domain::values::Content;
 use backchannel_eventlog::codec::{self, CODEC_VERSION};
 use backchannel_eventlog::{Envelope, RecordedAt};
 
@@ -81,6 +82,48 @@ fn every_event_type_at_its_current_schema_version_has_a_fixture() {
     }
 }
 
+/// Schema version 1 stored customer data in clear: it still decodes, as
+/// [`backchannel_domain::values::Content::Legacy`], and re-encodes to the
+/// same bytes.
+#[test]
+fn the_plaintext_era_versions_still_decode_in_clear() {
+    let samples = plaintext_era();
+    assert_eq!(samples.len(), 3);
+    for event in samples {
+        let event_type = event.event_type();
+        assert_eq!(event.schema_version(), 1);
+        let name = payload_file(event_type, 1);
+        let stored = std::fs::read(fixtures_dir().join(&name)).unwrap();
+        assert_eq!(
+            codec::decode_payload(event_type, 1, &stored).unwrap(),
+            event,
+            "{name}"
+        );
+        let mut bytes = Vec::new();
+        codec::encode_payload(&event, &mut bytes).unwrap();
+        assert_eq!(bytes, stored, "{name}: re-encoded");
+    }
+}
+
+#[test]
+fn customer_data_in_plain_text_is_never_encoded() {
+    for mut event in plaintext_era() {
+        match &mut event {
+            Event::ConversationOpened(e) => {
+                e.customer = Content::Plain(e.customer.readable().unwrap().clone());
+            }
+            Event::MessagePosted(e) => e.body = Content::Plain(e.body.readable().unwrap().clone()),
+            Event::PrivateMessagePosted(e) => {
+                e.body = Content::Plain(e.body.readable().unwrap().clone());
+            }
+            _ => unreachable!(),
+        }
+        let mut bytes = Vec::new();
+        let refused = codec::encode_payload(&event, &mut bytes).unwrap_err();
+        assert!(refused.to_string().contains("sealed"), "{refused}");
+    }
+}
+
 #[test]
 fn every_payload_fixture_ever_written_still_decodes() {
     let mut checked = 0;
@@ -105,9 +148,12 @@ fn every_payload_fixture_ever_written_still_decodes() {
     assert!(checked >= EventType::ALL.len());
 }
 
-/// Three chained records covering both stream kinds and all three actor kinds.
+/// Three chained records covering both stream kinds and all three actor kinds
+/// (the two messages as the plaintext era stored them: these records were
+/// pinned before encryption existed).
 fn record_chain() -> Vec<(Envelope, Event)> {
-    let samples = one_of_each();
+    let mut samples = plaintext_era();
+    samples.extend(one_of_each());
     let pick = |t: EventType| {
         samples
             .iter()
@@ -140,7 +186,7 @@ fn record_chain() -> Vec<(Envelope, Event)> {
             stream_version: u64::from(n) + 40,
             event_id: EventId::from_bytes([0x10 + n; 16]),
             event_type,
-            schema_version: event_type.current_schema_version(),
+            schema_version: event.schema_version(),
             codec_version: CODEC_VERSION,
             // 2026-01-02T03:04:05.678901Z
             recorded_at: RecordedAt::from_micros(1_767_323_045_678_901 + i64::from(n)),

@@ -15,7 +15,7 @@ use std::pin::Pin;
 
 use backchannel_eventlog::StoreSpec;
 use backchannel_pgtest::PgCluster;
-use conformance::{concurrency, multi_stream};
+use conformance::{concurrency, multi_stream, sealing};
 
 type Body = fn(StoreSpec) -> Pin<Box<dyn Future<Output = ()>>>;
 
@@ -41,6 +41,9 @@ const BODIES: &[(&str, Body)] = bodies![
     multi_stream::malformed_multi_stream_appends_are_refused_before_the_writer,
     multi_stream::a_retried_multi_stream_append_is_deduplicated_by_its_command_id,
     multi_stream::appends_sharing_one_stream_conflict_though_their_own_streams_differ,
+    sealing::customer_data_is_sealed_when_stored_and_opened_on_every_read,
+    sealing::an_erasure_destroys_the_key_so_every_read_shows_it_erased,
+    sealing::a_log_without_its_key_store_refuses_plain_text,
 ];
 
 #[test]

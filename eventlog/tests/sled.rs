@@ -17,6 +17,24 @@ fn fresh() -> (tempfile::TempDir, StoreSpec) {
     (dir, spec)
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn customer_data_is_sealed_when_stored_and_opened_on_every_read() {
+    let (_dir, spec) = fresh();
+    conformance::sealing::customer_data_is_sealed_when_stored_and_opened_on_every_read(spec).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erasure_destroys_the_key_so_every_read_shows_it_erased() {
+    let (_dir, spec) = fresh();
+    conformance::sealing::an_erasure_destroys_the_key_so_every_read_shows_it_erased(spec).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_without_its_key_store_refuses_plain_text() {
+    let (_dir, spec) = fresh();
+    conformance::sealing::a_log_without_its_key_store_refuses_plain_text(spec).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_appends_are_gapless_contiguous_and_chained() {
     let (_dir, spec) = fresh();

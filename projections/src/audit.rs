@@ -194,7 +194,7 @@ fn actor_label(state: &State, actor: Actor) -> String {
     match actor {
         Actor::Staff(id) => format!("staff {}", staff_label(state, id)),
         Actor::Customer(c) => match state.conversations.get(&c) {
-            Some(conversation) => format!("customer {:?}", conversation.customer.as_str()),
+            Some(conversation) => format!("customer {:?}", conversation.customer.shown()),
             None => "customer".to_owned(),
         },
         Actor::System => "system".to_owned(),
@@ -265,7 +265,7 @@ pub fn describe(state: &State, event: &Event) -> String {
             e.conversation,
             group(e.group),
             channel_name(e.channel),
-            e.customer.as_str(),
+            e.customer.shown(),
             if e.private { ", private" } else { ", public" }
         ),
         Event::ConversationAssigned(e) => {
@@ -303,7 +303,7 @@ pub fn describe(state: &State, event: &Event) -> String {
                 "PUBLIC message {} in conversation {} by {author}: {:?}",
                 e.message,
                 e.conversation,
-                e.body.as_str()
+                e.body.shown()
             )
         }
         Event::PrivateMessagePosted(e) => format!(
@@ -311,7 +311,13 @@ pub fn describe(state: &State, event: &Event) -> String {
             e.message,
             e.conversation,
             staff(e.author),
-            e.body.as_str()
+            e.body.shown()
+        ),
+        Event::ConversationErased(e) => format!(
+            "erased conversation {} (by {}, reason {:?})",
+            e.conversation,
+            staff(e.erased_by),
+            e.reason.as_str()
         ),
         Event::ConversationClosed(e) => format!("closed conversation {}", e.conversation),
         Event::ConversationReopened(e) => match e.assignee {
@@ -406,7 +412,7 @@ fn json_line(state: &State, recorded: &RecordedEvent) -> Result<String, TimeRang
         Actor::Customer(c) => (
             "CUSTOMER",
             Some(c.to_string()),
-            state.conversations.get(&c).map(|c| c.customer.to_string()),
+            state.conversations.get(&c).map(|c| c.customer.shown()),
         ),
         Actor::System => ("SYSTEM", None, None),
     };
@@ -454,18 +460,39 @@ enum Payload<'a> {
     GroupRenamed(&'a events::GroupRenamed),
     GroupRoutingChanged(&'a events::GroupRoutingChanged),
     GroupStaff(&'a events::GroupStaff),
-    ConversationOpened(&'a events::ConversationOpened),
     ConversationAssigned(&'a events::ConversationAssigned),
     StaffInvitedToRoom(&'a events::StaffInvitedToRoom),
     ConversationPrivacyChanged(&'a events::ConversationPrivacyChanged),
-    MessagePosted(&'a events::MessagePosted),
-    PrivateMessagePosted(&'a events::PrivateMessagePosted),
     ConversationClosed(&'a events::ConversationClosed),
     ConversationReopened(&'a events::ConversationReopened),
     NotificationsMarkedRead(&'a events::NotificationsMarkedRead),
     RoundRobinTurnTaken(&'a events::RoundRobinTurnTaken),
     WidgetOriginsChanged(&'a events::WidgetOriginsChanged),
     ContentOpened(&'a events::ContentOpened),
+    ConversationErased(&'a events::ConversationErased),
+    /// The three events with customer data: their fields, the data shown as
+    /// text (or `[erased]`, `[sealed]`).
+    ConversationOpened(Opened),
+    MessagePosted(Posted<'a, events::MessageAuthor>),
+    PrivateMessagePosted(Posted<'a, backchannel_domain::ids::StaffId>),
+}
+
+#[derive(Serialize)]
+struct Opened {
+    company: backchannel_domain::ids::CompanyId,
+    conversation: ConversationId,
+    group: GroupId,
+    channel: backchannel_domain::model::Channel,
+    customer: String,
+    private: bool,
+}
+
+#[derive(Serialize)]
+struct Posted<'a, A: Serialize> {
+    conversation: ConversationId,
+    message: backchannel_domain::ids::MessageId,
+    author: &'a A,
+    body: String,
 }
 
 fn payload(event: &Event) -> Payload<'_> {
@@ -484,17 +511,35 @@ fn payload(event: &Event) -> Payload<'_> {
         | Event::GroupMemberRemoved(e)
         | Event::GroupSupervisorAdded(e)
         | Event::GroupSupervisorRemoved(e) => Payload::GroupStaff(e),
-        Event::ConversationOpened(e) => Payload::ConversationOpened(e),
+        Event::ConversationOpened(e) => Payload::ConversationOpened(Opened {
+            company: e.company,
+            conversation: e.conversation,
+            group: e.group,
+            channel: e.channel,
+            customer: e.customer.shown(),
+            private: e.private,
+        }),
         Event::ConversationAssigned(e) => Payload::ConversationAssigned(e),
         Event::StaffInvitedToRoom(e) => Payload::StaffInvitedToRoom(e),
         Event::ConversationPrivacyChanged(e) => Payload::ConversationPrivacyChanged(e),
-        Event::MessagePosted(e) => Payload::MessagePosted(e),
-        Event::PrivateMessagePosted(e) => Payload::PrivateMessagePosted(e),
+        Event::MessagePosted(e) => Payload::MessagePosted(Posted {
+            conversation: e.conversation,
+            message: e.message,
+            author: &e.author,
+            body: e.body.shown(),
+        }),
+        Event::PrivateMessagePosted(e) => Payload::PrivateMessagePosted(Posted {
+            conversation: e.conversation,
+            message: e.message,
+            author: &e.author,
+            body: e.body.shown(),
+        }),
         Event::ConversationClosed(e) => Payload::ConversationClosed(e),
         Event::ConversationReopened(e) => Payload::ConversationReopened(e),
         Event::NotificationsMarkedRead(e) => Payload::NotificationsMarkedRead(e),
         Event::RoundRobinTurnTaken(e) => Payload::RoundRobinTurnTaken(e),
         Event::WidgetOriginsChanged(e) => Payload::WidgetOriginsChanged(e),
         Event::ContentOpened(e) => Payload::ContentOpened(e),
+        Event::ConversationErased(e) => Payload::ConversationErased(e),
     }
 }

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use backchannel_eventlog::{
-    CheckpointError, HeadKey, Log, OpenError, SavedCheckpoint, StoreSpec, load_checkpoint,
+    CheckpointError, HeadKey, KeyWrap, Log, OpenError, SavedCheckpoint, StoreSpec, load_checkpoint,
 };
 
 use crate::ProjectionError;
@@ -72,8 +72,9 @@ pub fn open_with_read_models(
     spec: &StoreSpec,
     checkpoints: &CheckpointDir,
     key: Option<&HeadKey>,
+    keys: Option<&KeyWrap>,
 ) -> Result<(Log, ReadModels, Start), OpenError> {
-    open_with_read_models_counting(spec, checkpoints, key, &AtomicU64::new(0))
+    open_with_read_models_counting(spec, checkpoints, key, keys, &AtomicU64::new(0))
 }
 
 /// [`open_with_read_models`], storing in `applied` the position the read
@@ -83,6 +84,7 @@ pub fn open_with_read_models_counting(
     spec: &StoreSpec,
     checkpoints: &CheckpointDir,
     key: Option<&HeadKey>,
+    keys: Option<&KeyWrap>,
     applied: &AtomicU64,
 ) -> Result<(Log, ReadModels, Start), OpenError> {
     let keyed = |log: Log| {
@@ -98,7 +100,7 @@ pub fn open_with_read_models_counting(
             let position = checkpoint.after.position;
             let mut models = checkpoint.value;
             applied.store(position, Ordering::Relaxed);
-            match Log::open_resuming(spec, checkpoint.after, |recorded| {
+            match Log::open_resuming(spec, checkpoint.after, keys, |recorded| {
                 models.apply(&recorded).map(drop)?;
                 applied.store(models.position(), Ordering::Relaxed);
                 Ok::<(), ProjectionError>(())
@@ -119,7 +121,7 @@ pub fn open_with_read_models_counting(
     }
     let mut models = ReadModels::new();
     applied.store(0, Ordering::Relaxed);
-    let log = Log::open_replaying(spec, 1, |recorded| {
+    let log = Log::open_replaying(spec, 1, keys, |recorded| {
         models.apply(&recorded).map(drop)?;
         applied.store(models.position(), Ordering::Relaxed);
         Ok::<(), ProjectionError>(())

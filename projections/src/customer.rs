@@ -13,7 +13,7 @@ use backchannel_domain::State;
 use backchannel_domain::events::{Event, MessageAuthor};
 use backchannel_domain::ids::{CompanyId, ConversationId, MessageId};
 use backchannel_domain::model::{Channel, ConversationStatus};
-use backchannel_domain::values::{MessageBody, Name};
+use backchannel_domain::values::{Content, MessageBody, Name};
 use backchannel_eventlog::RecordedAt;
 
 /// Who wrote a message, as the customer sees it: themselves, or a staff member
@@ -31,7 +31,7 @@ pub enum CustomerEvent {
         conversation: ConversationId,
         company: CompanyId,
         channel: Channel,
-        customer: Name,
+        customer: Content<Name>,
     },
     /// Someone from the company took the conversation (who is not said).
     Assigned {
@@ -41,7 +41,7 @@ pub enum CustomerEvent {
         conversation: ConversationId,
         message: MessageId,
         author: CustomerAuthor,
-        body: MessageBody,
+        body: Content<MessageBody>,
     },
     Closed {
         conversation: ConversationId,
@@ -120,7 +120,9 @@ pub fn customer_event(state: &State, event: &Event) -> Option<CustomerEvent> {
         | Event::GroupSupervisorRemoved(_)
         | Event::NotificationsMarkedRead(_)
         | Event::RoundRobinTurnTaken(_)
-        | Event::ContentOpened(_) => None,
+        | Event::ContentOpened(_)
+        // The erasure shows through the content itself (erased from then on).
+        | Event::ConversationErased(_) => None,
     }
 }
 
@@ -143,7 +145,7 @@ pub struct CustomerView<'a> {
     pub company: CompanyId,
     pub channel: Channel,
     pub status: ConversationStatus,
-    pub customer: &'a Name,
+    pub customer: &'a Content<Name>,
     pub opened_at: RecordedAt,
     /// Global positions of the customer-visible events; read them from the log
     /// and pass each through [`customer_event`].

@@ -63,7 +63,7 @@ use backchannel_domain::State;
 use backchannel_domain::events::{Event, MessageAuthor, StreamId};
 use backchannel_domain::ids::{CompanyId, ConversationId, GroupId, StaffId};
 use backchannel_domain::model::Channel;
-use backchannel_domain::values::Name;
+use backchannel_domain::values::{Content, Name};
 use backchannel_domain::visibility::{Rule, enquiry_history_rule, may_read_enquiry_history};
 use backchannel_eventlog::{RecordedAt, RecordedEvent};
 use serde::Serialize;
@@ -142,7 +142,7 @@ struct Header {
     company: CompanyId,
     group: GroupId,
     channel: Channel,
-    customer: Name,
+    customer: Content<Name>,
     opened_at: RecordedAt,
     closed_at: RecordedAt,
     assignee: Option<StaffId>,
@@ -428,12 +428,12 @@ fn row_of<'a>(
     recorded: &'a RecordedEvent,
 ) -> Result<Option<Row<'a>>, TimeRangeError> {
     let (conversation, author, visibility, body) = match &recorded.event {
-        Event::MessagePosted(e) => (e.conversation, e.author, "PUBLIC", e.body.as_str()),
+        Event::MessagePosted(e) => (e.conversation, e.author, "PUBLIC", e.body.text()),
         Event::PrivateMessagePosted(e) => (
             e.conversation,
             MessageAuthor::Staff(e.author),
             "PRIVATE",
-            e.body.as_str(),
+            e.body.text(),
         ),
         _ => return Ok(None),
     };
@@ -443,7 +443,7 @@ fn row_of<'a>(
     let staff_name = |id: StaffId| directory.staff.get(&id).map_or("", |s| s.name.as_str());
     let (author_kind, author_id, author_name) = match author {
         MessageAuthor::Staff(id) => ("STAFF", Some(id.to_string()), staff_name(id)),
-        MessageAuthor::Customer => ("CUSTOMER", None, header.customer.as_str()),
+        MessageAuthor::Customer => ("CUSTOMER", None, header.customer.text()),
     };
     Ok(Some(Row {
         conversation_id: conversation.to_string(),
@@ -454,7 +454,7 @@ fn row_of<'a>(
             .get(&header.group)
             .map_or("", |g| g.name.as_str()),
         channel: channel_name(header.channel),
-        customer: header.customer.as_str(),
+        customer: header.customer.text(),
         opened_at: format_rfc3339(header.opened_at)?,
         closed_at: format_rfc3339(header.closed_at)?,
         assignee_id: header.assignee.map(|a| a.to_string()),

@@ -20,7 +20,7 @@ use backchannel_domain::events::{Event, StreamId};
 use backchannel_domain::ids::{CompanyId, ConversationId, GroupId, StaffId};
 use backchannel_domain::model::{Channel, ConversationStatus};
 use backchannel_domain::state::Conversation;
-use backchannel_domain::values::Name;
+use backchannel_domain::values::{Content, Name};
 use backchannel_domain::visibility::Rule;
 use backchannel_eventlog::{RecordedAt, RecordedEvent};
 
@@ -33,7 +33,7 @@ pub struct ConversationSummary {
     pub company: CompanyId,
     pub group: GroupId,
     pub channel: Channel,
-    pub customer: Name,
+    pub customer: Content<Name>,
     /// The conversation's own privacy flag (effective privacy also needs the
     /// company switch: `State::is_effectively_private`).
     pub private: bool,
@@ -373,7 +373,7 @@ mod tests {
             conversation,
             group,
             channel: Channel::Chat,
-            customer: Name::parse("Carla").unwrap(),
+            customer: Content::Plain(Name::parse("Carla").unwrap()),
             private: false,
         })
     }
@@ -412,7 +412,7 @@ mod tests {
                 conversation: c1,
                 message: MessageId::new(),
                 author: MessageAuthor::Customer,
-                body: body.clone(),
+                body: Content::Plain(body.clone()),
             }),
             assigned(c1, s1),
             invited(c1, s2),
@@ -430,7 +430,7 @@ mod tests {
                 conversation: c1,
                 message: MessageId::new(),
                 author: s2,
-                body,
+                body: Content::Plain(body),
             }),
             Event::ConversationClosed(ConversationClosed { conversation: c1 }),
             Event::ConversationReopened(ConversationReopened {

@@ -31,7 +31,12 @@ fn open_with_read_models(
         &StoreSpec::sled(path),
         &own_dir(path),
         key,
+        Some(&test_wrap()),
     )
+}
+
+fn test_wrap() -> backchannel_eventlog::KeyWrap {
+    backchannel_eventlog::KeyWrap::from_secret(b"checkpoint tests' secret")
 }
 
 fn workspace_file(relative: &str) -> PathBuf {
@@ -226,7 +231,13 @@ fn a_checkpoint_in_a_directory_of_its_own_resumes_and_is_checked_against_the_log
     assert!(!checkpoint_file(store.path()).exists());
 
     let open = |dir: &CheckpointDir| {
-        backchannel_projections::checkpoint::open_with_read_models(&spec, dir, None).unwrap()
+        backchannel_projections::checkpoint::open_with_read_models(
+            &spec,
+            dir,
+            None,
+            Some(&test_wrap()),
+        )
+        .unwrap()
     };
     let (log, models, start) = open(&dir);
     assert_eq!(

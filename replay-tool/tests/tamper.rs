@@ -11,7 +11,7 @@ mod support;
 use std::path::{Path, PathBuf};
 
 use backchannel_domain::events::Event;
-use backchannel_domain::values::MessageBody;
+use backchannel_domain::values::{Content, MessageBody};
 use backchannel_eventlog::portable::{PortableReader, PortableWriter};
 use backchannel_eventlog::{SledEventLog, codec, hex};
 use support::*;
@@ -71,7 +71,8 @@ fn forge(records: &[Vec<u8>]) -> Vec<Vec<u8>> {
     for bytes in records {
         let mut recorded = codec::decode_record(bytes).unwrap();
         if !rewritten && let Event::PrivateMessagePosted(message) = &mut recorded.event {
-            message.body = MessageBody::parse("Refund them in full, no questions.").unwrap();
+            message.body =
+                Content::Legacy(MessageBody::parse("Refund them in full, no questions.").unwrap());
             rewritten = true;
         }
         recorded.envelope.prev_hash = chain;

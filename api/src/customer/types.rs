@@ -2,6 +2,7 @@
 
 use async_graphql::{ComplexObject, Context, Enum, ID, SimpleObject};
 use backchannel_domain::ids::ConversationId;
+use backchannel_domain::values::{Content, MessageBody, Name};
 use backchannel_eventlog::RecordedEvent;
 use backchannel_projections::ReadModels;
 use backchannel_projections::customer::{CustomerAuthor, CustomerEvent, customer_event};
@@ -25,14 +26,15 @@ pub enum Author {
 
 /// A message of the chat.
 #[derive(SimpleObject)]
-#[graphql(serial)]
+#[graphql(complex, serial)]
 pub struct CustomerMessage {
     pub id: ID,
     pub at: DateTime,
     pub author: Author,
     /// The staff member's display name; null for your own messages.
     pub author_name: Option<String>,
-    pub body: String,
+    #[graphql(skip)]
+    pub body: Content<MessageBody>,
     /// The message's place in your chat, as `messages` takes it (`after:`,
     /// `before:`); the same as its edge's cursor. A message received from
     /// `sendMessage` or the `messages` subscription can be paged from, e.g.
@@ -47,14 +49,29 @@ pub struct CustomerConversation {
     pub id: ID,
     pub channel: Channel,
     pub status: ConversationStatus,
-    pub customer_name: String,
+    #[graphql(skip)]
+    pub customer_name: Content<Name>,
     pub opened_at: DateTime,
     #[graphql(skip)]
     pub conversation: ConversationId,
 }
 
 #[ComplexObject]
+impl CustomerMessage {
+    /// Null with `ERASED` once the conversation was erased.
+    async fn body(&self) -> ApiResult<Option<String>> {
+        crate::error::content_text(&self.body)
+    }
+}
+
+#[ComplexObject]
 impl CustomerConversation {
+    /// Your name as the conversation has it; null with `ERASED` once it was
+    /// erased.
+    async fn customer_name(&self) -> ApiResult<Option<String>> {
+        crate::error::content_text(&self.customer_name)
+    }
+
     /// The chat, oldest first, a page at a time (a Relay connection).
     /// Forward: `first` messages (default and maximum: the page-size limit,
     /// 100) after the message whose cursor is `after`, from the oldest
@@ -137,7 +154,7 @@ fn from_event(
         at: DateTime(recorded.envelope.recorded_at),
         author,
         author_name,
-        body: body.as_str().to_owned(),
+        body: body.clone(),
         cursor: messages::cursor(ordinal),
     })
 }
@@ -159,7 +176,7 @@ pub fn conversation(desk: &Desk, conversation: ConversationId) -> ApiResult<Cust
         id: id(view.id),
         channel: view.channel.into(),
         status: view.status.into(),
-        customer_name: view.customer.as_str().to_owned(),
+        customer_name: view.customer.clone(),
         opened_at: DateTime(view.opened_at),
         conversation: view.id,
     })

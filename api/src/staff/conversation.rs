@@ -80,8 +80,17 @@ impl Conversation {
         self.summary.channel.into()
     }
 
-    async fn customer_name(&self) -> &str {
-        self.summary.customer.as_str()
+    /// The customer's name; null with `ERASED` once the conversation was
+    /// erased.
+    async fn customer_name(&self) -> ApiResult<Option<String>> {
+        crate::error::content_text(&self.summary.customer)
+    }
+
+    /// True once the owner or an admin erased the conversation's customer
+    /// data (`eraseConversation`): its customer's name and its messages'
+    /// bodies answer `ERASED`; its structure stays.
+    async fn erased(&self) -> bool {
+        self.summary.customer.is_erased()
     }
 
     /// The conversation's own privacy flag.

@@ -7,6 +7,7 @@ use async_graphql::{Context, Enum, ID, Object, SimpleObject, Union};
 use backchannel_domain::events::{Event, MessageAuthor};
 use backchannel_domain::ids::StaffId;
 use backchannel_domain::model::Actor;
+use backchannel_domain::values::{Content, MessageBody};
 use backchannel_eventlog::RecordedEvent;
 
 use crate::error::ApiResult;
@@ -38,14 +39,14 @@ impl TimelineItem {
                     MessageAuthor::Customer => None,
                     MessageAuthor::Staff(s) => Some(s),
                 },
-                body: e.body.as_str().to_owned(),
+                body: e.body.clone(),
             }),
             Event::PrivateMessagePosted(e) => TimelineItem::PrivateMessage(PrivateMessage {
                 id: id(e.message),
                 cursor,
                 at,
                 author: e.author,
-                body: e.body.as_str().to_owned(),
+                body: e.body.clone(),
             }),
             event => {
                 let (kind, staff) = system_kind(event)?;
@@ -75,7 +76,7 @@ pub struct PublicMessage {
     at: DateTime,
     /// `None`: the customer wrote it.
     author: Option<StaffId>,
-    body: String,
+    body: Content<MessageBody>,
 }
 
 #[Object(serial)]
@@ -112,8 +113,9 @@ impl PublicMessage {
         staff_one(ctx, self.author)
     }
 
-    async fn body(&self) -> &str {
-        &self.body
+    /// Null with `ERASED` once the conversation was erased.
+    async fn body(&self) -> ApiResult<Option<String>> {
+        crate::error::content_text(&self.body)
     }
 }
 
@@ -123,7 +125,7 @@ pub struct PrivateMessage {
     cursor: String,
     at: DateTime,
     author: StaffId,
-    body: String,
+    body: Content<MessageBody>,
 }
 
 #[Object(serial)]
@@ -154,8 +156,9 @@ impl PrivateMessage {
         staff_one(ctx, Some(self.author))
     }
 
-    async fn body(&self) -> &str {
-        &self.body
+    /// Null with `ERASED` once the conversation was erased.
+    async fn body(&self) -> ApiResult<Option<String>> {
+        crate::error::content_text(&self.body)
     }
 }
 

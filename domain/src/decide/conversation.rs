@@ -8,7 +8,7 @@ use crate::events::*;
 use crate::ids::{ConversationId, MessageId};
 use crate::model::{Actor, ConversationStatus, MessageVisibility, RoutingType};
 use crate::state::{Conversation, Group, Staff, State};
-use crate::values::MessageBody;
+use crate::values::{Content, MessageBody};
 use crate::visibility::supervises;
 
 use super::{acting_staff, active_staff, company, group_of, staff_of, viewable_conversation};
@@ -51,7 +51,7 @@ pub(super) fn decide(
                 conversation: *conversation,
                 group: group.id,
                 channel: *channel,
-                customer: customer.clone(),
+                customer: Content::Plain(customer.clone()),
                 private: current.settings.new_conversations_private,
             })];
             // A round-robin group with no active member leaves it queued for the
@@ -81,7 +81,7 @@ pub(super) fn decide(
                     conversation: *conversation,
                     message: first.message,
                     author: MessageAuthor::Customer,
-                    body: first.body.clone(),
+                    body: Content::Plain(first.body.clone()),
                 }));
             }
             Ok(events)
@@ -206,17 +206,30 @@ pub(super) fn decide(
             }
             Ok(vec![closed(conv.id)])
         }
-        Command::EraseConversation { conversation, .. } => {
-            let (me, _conv, _group) = staff_context(state, actor, *conversation)?;
+        Command::EraseConversation {
+            conversation,
+            reason,
+        } => {
+            let (me, conv, _group) = staff_context(state, actor, *conversation)?;
             if !me.role.is_owner_or_admin() {
                 return Err(DomainError::Forbidden(
                     "only the owner and admins can erase a conversation",
                 ));
             }
-            // Events are not sealed under a data key yet (docs/erasure.md):
-            // every conversation is stored in clear, so none can be erased by
-            // destroying its key.
-            Err(DomainError::StoredInClear)
+            if conv.is_erased() {
+                // Already what was asked: nothing more to destroy or record.
+                return Ok(vec![]);
+            }
+            // Its customer data sits in clear in the log: destroying a key
+            // would erase nothing (docs/erasure.md, the migration).
+            if conv.is_stored_in_clear() {
+                return Err(DomainError::StoredInClear);
+            }
+            Ok(vec![Event::ConversationErased(ConversationErased {
+                conversation: conv.id,
+                erased_by: me.id,
+                reason: reason.clone(),
+            })])
         }
         Command::ReopenConversation { conversation } => {
             let (me, conv, group) = staff_context(state, actor, *conversation)?;
@@ -257,11 +270,12 @@ fn send_message(
                 "customers can only post public messages",
             ));
         }
+        check_not_erased(conv)?;
         return Ok(vec![Event::MessagePosted(MessagePosted {
             conversation: conv.id,
             message,
             author: MessageAuthor::Customer,
-            body: body.clone(),
+            body: Content::Plain(body.clone()),
         })]);
     }
     let (me, conv, group) = staff_context(state, actor, conversation)?;
@@ -273,11 +287,12 @@ fn send_message(
                     "only participants of the conversation can post public messages",
                 ));
             }
+            check_not_erased(conv)?;
             Ok(vec![Event::MessagePosted(MessagePosted {
                 conversation: conv.id,
                 message,
                 author: MessageAuthor::Staff(me.id),
-                body: body.clone(),
+                body: Content::Plain(body.clone()),
             })])
         }
         MessageVisibility::Private => {
@@ -291,13 +306,22 @@ fn send_message(
                     "only participants, the owner, admins and the group's supervisors can post private messages",
                 ));
             }
+            check_not_erased(conv)?;
             Ok(vec![Event::PrivateMessagePosted(PrivateMessagePosted {
                 conversation: conv.id,
                 message,
                 author: me.id,
-                body: body.clone(),
+                body: Content::Plain(body.clone()),
             })])
         }
+    }
+}
+
+/// New content cannot be added to an erased conversation: its key is gone.
+fn check_not_erased(conv: &Conversation) -> Result<(), DomainError> {
+    match conv.is_erased() {
+        true => Err(DomainError::Erased),
+        false => Ok(()),
     }
 }
 

@@ -8,7 +8,7 @@ use backchannel_domain::events::*;
 use backchannel_domain::ids::*;
 use backchannel_domain::model::{Actor, Channel, Permission, Role, RoutingType};
 use backchannel_domain::state::State;
-use backchannel_domain::values::{MessageBody, Name};
+use backchannel_domain::values::{Content, MessageBody, Name};
 use backchannel_domain::{ErrorCode, decide};
 
 pub fn name(s: &str) -> Name {
@@ -165,9 +165,25 @@ impl World {
             conversation,
             group,
             channel,
-            customer: name("Carla Customer"),
+            customer: Content::Plain(name("Carla Customer")),
             private,
         })
+    }
+
+    /// [`World::opened`] as stored before encryption existed (the plaintext
+    /// era): its customer data in clear.
+    pub fn opened_in_clear(
+        &self,
+        conversation: ConversationId,
+        group: GroupId,
+        channel: Channel,
+        private: bool,
+    ) -> Event {
+        let mut event = self.opened(conversation, group, channel, private);
+        if let Event::ConversationOpened(e) = &mut event {
+            e.customer = Content::Legacy(name("Carla Customer"));
+        }
+        event
     }
 }
 

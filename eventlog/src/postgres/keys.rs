@@ -121,6 +121,37 @@ impl PgKeyStore {
         self.state(conversation, row)
     }
 
+    /// Every key row, unwrapped (see [`crate::KeyStore::preload`]).
+    pub async fn all(&self) -> Result<Vec<(ConversationId, KeyState)>, KeyStoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT conversation, wrapped FROM backchannel.data_keys",
+                &[],
+            )
+            .await
+            .map_err(|e| self.failed(e))?;
+        let mut all = Vec::with_capacity(rows.len());
+        for row in rows {
+            let conversation: uuid::Uuid = row.try_get(0).map_err(|e| self.failed(e))?;
+            let conversation = ConversationId::from_uuid(conversation);
+            let wrapped: Option<Vec<u8>> = row.try_get(1).map_err(|e| self.failed(e))?;
+            let state = match wrapped {
+                None => KeyState::Destroyed,
+                Some(wrapped) => self
+                    .wrap
+                    .unwrap_key(conversation, &wrapped)
+                    .map(KeyState::Live)
+                    .map_err(|source| KeyStoreError::Damaged {
+                        conversation,
+                        source,
+                    })?,
+            };
+            all.push((conversation, state));
+        }
+        Ok(all)
+    }
+
     /// See [`crate::KeyStore::create`]: committed before it returns.
     pub async fn create(&self, conversation: ConversationId) -> Result<DataKey, KeyStoreError> {
         let key = DataKey::generate()?;

@@ -28,9 +28,11 @@ use super::{PAGE, PgEventLog, PgOptions, storage, stream_key, to_i64, to_u64};
 use crate::chain::ChainCheck;
 use crate::checkpoint::ResumePoint;
 use crate::codec;
+use crate::crypt::KeyWrap;
 use crate::envelope::{Hash, RecordedEvent};
 use crate::error::{Error, OpenError, ReplayError, StorageError};
 use crate::import::ImportError;
+use crate::keystore::{KeyStore, KeyStoreError};
 use crate::verify::VerifyReport;
 
 /// Rows per query when loading the stream index.
@@ -156,13 +158,29 @@ impl PgEventLog {
     /// [`PgEventLog::open_blocking`], then checks `after` (if given: the
     /// record at its position must hash to its hash) and hands `visit` every
     /// event from `from` up to the head, checking the chain.
+    /// With `wrap`, opens the log's key store first (loading every key at
+    /// once) and hands it to `visit` with each event.
     pub(crate) fn open_visiting(
         url: &str,
         from: u64,
         after: Option<ResumePoint>,
-        visit: &mut dyn FnMut(RecordedEvent) -> Result<(), ReplayError>,
-    ) -> Result<PgEventLog, OpenError> {
+        wrap: Option<&KeyWrap>,
+        visit: &mut dyn FnMut(RecordedEvent, Option<&KeyStore>) -> Result<(), ReplayError>,
+    ) -> Result<(PgEventLog, Option<KeyStore>), OpenError> {
         let log = PgEventLog::open_blocking(url, false)?;
+        let keys = match wrap {
+            None => None,
+            Some(wrap) => {
+                let opened = log
+                    .block(async {
+                        let keys = KeyStore::from(log.key_store(wrap.clone()).await?);
+                        keys.preload().await?;
+                        Ok::<_, KeyStoreError>(keys)
+                    })
+                    .map_err(|e| log.shared.db.open_error(StorageError::new(e)))?;
+                Some(opened.map_err(|e| log.shared.db.open_error(StorageError::new(e)))?)
+            }
+        };
         let target = PathBuf::from(log.target());
         let fail = |e: Error| match e {
             Error::Storage(source) => log.shared.db.open_error(source),
@@ -209,7 +227,7 @@ impl PgEventLog {
             }
             for (position, record) in page {
                 let event = check.check(&record).map_err(fail)?;
-                visit(event).map_err(|source| OpenError::Replay {
+                visit(event, keys.as_ref()).map_err(|source| OpenError::Replay {
                     path: target.clone(),
                     position,
                     source,
@@ -217,7 +235,7 @@ impl PgEventLog {
                 next = position + 1;
             }
         }
-        Ok(log)
+        Ok((log, keys))
     }
 
     fn load_index(&self) -> Result<(), Error> {

@@ -13,6 +13,7 @@ use backchannel_eventlog::{Log, StoreSpec, VerifyReport};
 
 pub mod concurrency;
 pub mod multi_stream;
+pub mod sealing;
 
 /// Opens the log `spec` names (panics on failure: a test helper).
 pub async fn open(spec: &StoreSpec) -> Log {

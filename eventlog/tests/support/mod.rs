@@ -8,7 +8,7 @@ use backchannel_domain::ids::{
     CommandId, CompanyId, ConversationId, CorrelationId, GroupId, MessageId,
 };
 use backchannel_domain::model::{Actor, Channel};
-use backchannel_domain::values::{MessageBody, Name};
+use backchannel_domain::values::{Content, MessageBody, Name};
 use backchannel_eventlog::AppendMeta;
 
 pub fn meta() -> AppendMeta {
@@ -43,7 +43,7 @@ pub fn opened(conversation: ConversationId) -> Event {
         conversation,
         group: GroupId::from_bytes([2; 16]),
         channel: Channel::Chat,
-        customer: Name::parse("Carla Customer").unwrap(),
+        customer: Content::Legacy(Name::parse("Carla Customer").unwrap()),
         private: false,
     })
 }
@@ -56,6 +56,8 @@ pub fn message(conversation: ConversationId, n: u64) -> Event {
         conversation,
         message: MessageId::from_bytes(id),
         author: MessageAuthor::Customer,
-        body: MessageBody::parse(&format!("message {n} in {conversation}")).unwrap(),
+        body: Content::Legacy(
+            MessageBody::parse(&format!("message {n} in {conversation}")).unwrap(),
+        ),
     })
 }
