@@ -220,14 +220,16 @@ impl Desk {
         let models = Arc::new(RwLock::new(models));
         let live = Router::new();
         let halted = Arc::new(std::sync::OnceLock::new());
+        let (erasures_tx, erasures) = tokio::sync::mpsc::unbounded_channel();
         let projector = tokio::spawn(project(
             log.clone(),
             models.clone(),
             applied_tx,
             live.clone(),
             halted.clone(),
+            erasures_tx,
         ));
-        Ok(Arc::new(Desk {
+        let desk = Arc::new(Desk {
             log,
             checkpoints: checkpoints.clone(),
             models,
@@ -241,7 +243,9 @@ impl Desk {
                 .collect(),
             commit_latency: crate::metrics::commit_latency(),
             read_audit: std::sync::OnceLock::new(),
-        }))
+        });
+        tokio::spawn(checkpoint_after_erasures(Arc::downgrade(&desk), erasures));
+        Ok(desk)
     }
 
     /// How the read models were built at open: resumed from a checkpoint, or
@@ -700,6 +704,7 @@ async fn project(
     applied: watch::Sender<u64>,
     live: Arc<Router>,
     halted: Arc<std::sync::OnceLock<String>>,
+    erasures: tokio::sync::mpsc::UnboundedSender<u64>,
 ) {
     let from = models
         .read()
@@ -724,6 +729,9 @@ async fn project(
         match result {
             Ok(done) => {
                 applied.send_replace(recorded.envelope.position);
+                if let Event::ConversationErased(_) = recorded.event {
+                    let _ = erasures.send(recorded.envelope.position);
+                }
                 live.deliver(Committed {
                     recorded,
                     notifications: done.notifications,
@@ -737,6 +745,28 @@ async fn project(
         }
     }
     tracing::info!("the log closed; the projector stopped");
+}
+
+/// Saves the checkpoint again right after this node applied an erasure
+/// (SPEC section 12): the read models held the erased conversation's
+/// customer name until then, and the checkpoint on disk still does. Ends
+/// with the projector (its sender dropped) or the desk.
+async fn checkpoint_after_erasures(
+    desk: std::sync::Weak<Desk>,
+    mut erasures: tokio::sync::mpsc::UnboundedReceiver<u64>,
+) {
+    while let Some(position) = erasures.recv().await {
+        // Several erasures in a row: one checkpoint covers them all.
+        while erasures.try_recv().is_ok() {}
+        let Some(desk) = desk.upgrade() else {
+            return;
+        };
+        tracing::info!(
+            position,
+            "a conversation was erased; checkpointing the read models again"
+        );
+        desk.save_checkpoint().await;
+    }
 }
 
 /// The streams a decision's append must find as the decision saw them: the

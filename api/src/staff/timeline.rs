@@ -172,6 +172,8 @@ pub enum SystemEventKind {
     MadePublic,
     Closed,
     Reopened,
+    /// The owner or an admin erased its customer data (`staff`: who).
+    Erased,
 }
 
 fn system_kind(event: &Event) -> Option<(SystemEventKind, Option<StaffId>)> {
@@ -183,6 +185,7 @@ fn system_kind(event: &Event) -> Option<(SystemEventKind, Option<StaffId>)> {
         Event::ConversationPrivacyChanged(_) => (SystemEventKind::MadePublic, None),
         Event::ConversationClosed(_) => (SystemEventKind::Closed, None),
         Event::ConversationReopened(e) => (SystemEventKind::Reopened, e.assignee),
+        Event::ConversationErased(e) => (SystemEventKind::Erased, Some(e.erased_by)),
         _ => return None,
     })
 }

@@ -38,10 +38,22 @@ async fn the_operator_pages_through_the_whole_log() {
     assert_eq!(seen.len() as u64, head);
     // Every record is the stored one, in order, chained.
     let stored = app.desk.log().read_all(1, head as usize).await.unwrap();
+    // ...the customer data sealed in the export, opened by the server's keys.
+    let keys = app.desk.log().keys().unwrap();
+    let mut sealed = 0;
     for (bytes, recorded) in seen.iter().zip(&stored) {
-        let decoded = backchannel_eventlog::codec::decode_record(bytes).unwrap();
+        let mut decoded = backchannel_eventlog::codec::decode_record(bytes).unwrap();
+        if let backchannel_domain::events::Event::MessagePosted(m) = &decoded.event {
+            assert!(
+                matches!(m.body, backchannel_domain::values::Content::Sealed(_)),
+                "{m:?}"
+            );
+            sealed += 1;
+        }
+        keys.open(&mut decoded.event).await.unwrap();
         assert_eq!(&decoded, recorded);
     }
+    assert!(sealed > 0, "the demo posts public messages");
     for pair in seen.windows(2) {
         let next = backchannel_eventlog::codec::decode_record(&pair[1]).unwrap();
         assert_eq!(

@@ -10,6 +10,7 @@ mod binary;
 mod consistency;
 mod cors;
 mod customer_paging;
+mod erasure;
 mod errors;
 mod fuzz;
 mod graphiql;

@@ -338,9 +338,8 @@ async fn customers_start_chat_and_never_see_private_messages() {
     assert_eq!(none.code(), Some("UNAUTHENTICATED"));
 }
 
-/// SPEC section 12: erasure is for the owner and admins; a conversation
-/// stored in clear is refused with a pointer to the migration, and nothing
-/// is appended.
+/// SPEC section 12: erasure is for the owner and admins; every refusal
+/// appends nothing. (What a successful erasure does: `erasure.rs`.)
 #[tokio::test]
 async fn erase_conversation_refusals() {
     let app = TestApp::spawn().await;
@@ -382,14 +381,8 @@ async fn erase_conversation_refusals() {
         .staff(&owner, erase, json!({ "c": id, "r": "  " }))
         .await;
     assert_eq!(no_reason.code(), Some("VALIDATION"));
-    for token in [&owner, &admin] {
-        let reply = app
-            .staff(token, erase, json!({ "c": id, "r": "customer asked" }))
-            .await;
-        assert_eq!(reply.code(), Some("VALIDATION"), "{:?}", reply.body);
-        let message = reply.body["errors"][0]["message"].as_str().unwrap();
-        assert!(message.contains("docs/erasure.md"), "{message}");
-    }
+    let admin_elsewhere = app.staff(&admin, erase, json!({ "c": id, "r": "" })).await;
+    assert_eq!(admin_elsewhere.code(), Some("VALIDATION"));
     assert_eq!(
         app.get_as("/log/head", Some(&operator)).await,
         (200, head),

@@ -119,6 +119,9 @@ async fn a_restart_resumes_the_read_models_from_the_shutdown_checkpoint() {
     again.stop().await;
     drop(again);
 
+    // The server's keys, to open the customer data as the server did.
+    let secret = backchannel_api::secret::load_or_create(dir.path(), None).unwrap();
+    let wrap = backchannel_eventlog::KeyWrap::from_secret(&secret);
     let (saved, rebuilt) = tokio::task::spawn_blocking(move || {
         let saved = SledEventLog::load_checkpoint::<ReadModels>(
             &store,
@@ -128,9 +131,13 @@ async fn a_restart_resumes_the_read_models_from_the_shutdown_checkpoint() {
         .unwrap()
         .unwrap();
         let mut rebuilt = ReadModels::new();
-        let log =
-            SledEventLog::open_replaying(&store, 1, |recorded| rebuilt.apply(&recorded).map(drop))
-                .unwrap();
+        let log = backchannel_eventlog::Log::open_replaying(
+            &backchannel_eventlog::StoreSpec::sled(&store),
+            1,
+            Some(&wrap),
+            |recorded| rebuilt.apply(&recorded).map(drop),
+        )
+        .unwrap();
         log.close().unwrap();
         (saved, rebuilt)
     })
