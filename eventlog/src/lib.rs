@@ -38,11 +38,13 @@
 //!   store; `snapshot`: [`SledEventLog::open_snapshot`], reading a stopped
 //!   server's store through a copy, never writing to it.
 //! - `checkpoint`: checkpoint files, a caller's value saved at a position
-//!   with the hash of the record there, sealed and MACed; the log never reads
-//!   one itself.
-//! - [`crypt`]: a conversation's data key, sealing customer data, wrapping
-//!   keys; `keystore`: [`KeyStore`], each conversation's wrapped key beside the
-//!   log (SPEC section 12, `docs/erasure.md`).
+//!   with the hash of the record there, checksummed and MACed; the log never
+//!   reads one itself.
+//! - [`crypt`]: a conversation's data key, sealing a value, wrapping keys;
+//!   `keystore`: [`KeyStore`], each conversation's wrapped key beside the log,
+//!   which seals customer data as it is appended, opens it as it is read and
+//!   destroys the key of an erased conversation (SPEC section 12,
+//!   `docs/erasure.md`).
 //! - `postgres`: [`PgEventLog`], the log on PostgreSQL for several nodes (SPEC
 //!   section 11): the same records and chain as sled, its group-commit
 //!   `writer`, [`PgTail`], the blocking half of the seam (`seam`) and
