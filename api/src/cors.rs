@@ -17,6 +17,8 @@
 //! "Foreign" means an `Origin` header whose host and port differ from the
 //! request's `Host`: GraphiQL served by this server, and clients that send no
 //! `Origin` (curl, servers, native apps), are not browsers on other origins.
+//!
+//! Decision record: `docs/decisions/cors.md`.
 
 use std::sync::Arc;
 use std::time::Duration;

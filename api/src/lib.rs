@@ -17,7 +17,8 @@
 //!   `X-Log-Position`, `X-Min-Position`, `minPosition`).
 //! - [`desk`]: the command path (idempotency, optimistic concurrency,
 //!   read-your-writes) and the projector task feeding the read models and
-//!   live subscriptions; [`read_audit`]: who opened which conversation's
+//!   live subscriptions, which [`live`] routes by key to the subscriptions
+//!   each event concerns; [`read_audit`]: who opened which conversation's
 //!   content, recorded in the background (SPEC section 12).
 //! - [`auth`]: staff and customer tokens; [`context`]: who is asking,
 //!   re-checked against the current state on every request.

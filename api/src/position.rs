@@ -19,6 +19,8 @@
 //! - A node whose projections stopped (the tail failed, e.g. a failover lost
 //!   data it had applied) answers every GraphQL request `503` with the reason
 //!   (code `NOT_CAUGHT_UP`: another node can serve it) and `/readyz` 503.
+//!
+//! Decision record: `docs/decisions/read-your-writes-positions.md`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -18,6 +18,8 @@
 //! (`retain_recent`) once it has been asked as many times as it held keys at
 //! its last sweep (at least [`SWEEP_EVERY`]): amortised O(1) a check, and a
 //! map no larger than the keys active within one refill of their bucket.
+//!
+//! Decision record: `docs/decisions/rate-limits.md`.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};

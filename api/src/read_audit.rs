@@ -31,6 +31,8 @@
 //! for the same window when the reads land on both before either append is
 //! applied.) The entry's rule is the one that granted the first open of the
 //! window.
+//!
+//! Decision record: `docs/decisions/what-opens-content.md`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -14,7 +14,7 @@
 //! |-------:|-----:|-------|
 //! | 0 | 1 | codec version (`1`) |
 //! | 1 | 8 | global position (u64) |
-//! | 9 | 1 | stream kind: `0` company, `1` conversation |
+//! | 9 | 1 | stream kind: `0` company, `1` conversation, `2` a company's read audit |
 //! | 10 | 16 | stream id (UUID bytes) |
 //! | 26 | 8 | stream version (u64) |
 //! | 34 | 16 | event id |

@@ -32,6 +32,8 @@
 //! `fdatasync`. It is a checksum, not a signature: it guards against media
 //! faults and lost writes, not against someone who can rewrite the store (for
 //! that, exports and checkpoints carry a MAC, see [`crate::HeadKey`]).
+//!
+//! Decision record: `docs/decisions/committed-head-record.md`.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write};

@@ -28,8 +28,8 @@
 //!   writes durable; `head`: the committed head record (`HEAD`) every open
 //!   checks the log against; `mac`: [`HeadKey`], the head authenticated with
 //!   the server's key (exports, checkpoints, `GET /log/head`).
-//! - `writer`: the sequencer and syncer threads that group-commit appends, one
-//!   sled key per chunk of up to 8 KiB of records.
+//! - `writer`: the sequencer, syncer and head threads that group-commit
+//!   appends, one sled key per chunk of up to 8 KiB of records.
 //! - `log`: [`SledEventLog`] and its read paths; `tail`: [`SledTail`];
 //!   `verify`: [`SledEventLog::verify`].
 //! - `chain`: [`ChainCheck`], the invariants checked one record at a time;
@@ -37,6 +37,18 @@
 //!   `import`: [`SledEventLog::import`], records written verbatim into a new
 //!   store; `snapshot`: [`SledEventLog::open_snapshot`], reading a stopped
 //!   server's store through a copy, never writing to it.
+//! - `checkpoint`: checkpoint files, a caller's value saved at a position
+//!   with the hash of the record there, checksummed and MACed; the log never
+//!   reads one itself.
+//! - [`crypt`]: a conversation's data key, sealing a value, wrapping keys;
+//!   `keystore`: [`KeyStore`], each conversation's wrapped key beside the log,
+//!   which seals customer data as it is appended, opens it as it is read and
+//!   destroys the key of an erased conversation (SPEC section 12,
+//!   `docs/erasure.md`).
+//! - `postgres`: [`PgEventLog`], the log on PostgreSQL for several nodes (SPEC
+//!   section 11): the same records and chain as sled, its group-commit
+//!   `writer`, [`PgTail`], the blocking half of the seam (`seam`) and
+//!   [`PgKeyStore`].
 //!
 //! Invariants: positions start at 1 and are gapless in commit order; stream
 //! versions start at 1 and are contiguous; record `n` carries the blake3 hash of

@@ -16,6 +16,8 @@
 //! `replay-tool verify --key` reports. The derived key is used for nothing
 //! else; a checkpoint's MAC covers its seal (header and payload) with the
 //! prefix `checkpoint seal\0`, so neither MAC can pass for the other.
+//!
+//! Decision record: `docs/decisions/head-mac.md`.
 
 use crate::codec;
 use crate::envelope::Hash;

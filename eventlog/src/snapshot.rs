@@ -11,6 +11,8 @@
 //! The cost is one copy of the store (disk space and a sequential read).
 //! The copy includes the committed head record (`HEAD`), so opening it checks
 //! the log against what was acknowledged exactly as the server's open does.
+//!
+//! Decision record: `docs/decisions/replay-tool-reads-through-a-copy.md`.
 
 use std::fs::{self, File, TryLockError};
 use std::io::{ErrorKind, Read};

@@ -15,6 +15,8 @@
 //! its first open records the head it finds (nothing earlier can be checked)
 //! and rewrites the marker to format 3. A format-3 store without `HEAD`, or
 //! with both of its slots damaged, is refused.
+//!
+//! Decision record: `docs/decisions/fsync-after-sled-flush.md`.
 
 use std::collections::HashMap;
 use std::ffi::OsString;

@@ -1,4 +1,5 @@
-//! The single writer: two threads that group-commit appends.
+//! The single writer: three threads (sequencer, syncer, head) that
+//! group-commit appends.
 //!
 //! Appends arrive over an unbounded channel (each caller awaits its own reply, so
 //! the queue is bounded by the number of callers). The *sequencer* thread takes

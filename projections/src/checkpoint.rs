@@ -13,6 +13,8 @@
 //! positions) instead of rewinding the read models to a shorter log.
 //! `tests/checkpoint.rs` checks that a resumed start equals a rebuild from
 //! position 1.
+//!
+//! Decision record: `docs/decisions/checkpoints-are-a-cache.md`.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};

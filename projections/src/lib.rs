@@ -15,6 +15,8 @@
 //! events, whatever log they come from.
 //!
 //! Layout:
+//! - `models`: [`ReadModels`], every model applied together in log order,
+//!   and the one call into the policy (`ReadModels::check`).
 //! - [`summaries`]: what the state lacks of each conversation (its activity),
 //!   the summary composed from both on read, and the indexes a page needs.
 //! - `listing`: the viewer's conversation list, counts and the enquiry overview.

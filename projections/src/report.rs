@@ -53,6 +53,8 @@
 //! viewer may not read or the group filter excludes; (3) the rows, written as
 //! the messages go by. Memory is O(directory + closed conversations in range),
 //! flat in the number of messages and of other conversations.
+//!
+//! Decision record: `docs/decisions/report-inclusion.md`.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};

@@ -4,7 +4,7 @@ use std::fmt;
 use std::process::ExitCode;
 
 /// What went wrong, as the exit code says it. Documented in `--help` (see
-/// `cli::EXIT_CODES`) and ARCHITECTURE-replay-tool.md.
+/// `cli::EXIT_CODES`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     /// 1: the log is broken — verify found a fault, or a command met a

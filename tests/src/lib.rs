@@ -9,7 +9,11 @@
 //!   `support/` starts the server and holds the HTTP and websocket clients and
 //!   a company builder that sets companies up through GraphQL; each other
 //!   module is one area of SPEC.md (private conversations, round robin,
-//!   private messages, concurrency, the authorization matrix, bad input).
+//!   private messages, concurrency and races, the authorization matrix, bad
+//!   input, tenancy, live routing). `nodes.rs` starts a throwaway PostgreSQL
+//!   cluster (`backchannel-pgtest`) and two server processes on it, the
+//!   `backchannel-e2e-node` binary of this package (`src/bin/`), which runs
+//!   the same entry point as `backchannel`.
 //!
 //! The crate's own tests live beside their crates (`domain/tests`,
 //! `eventlog/tests`, `api/tests`); this one is for what crosses them.

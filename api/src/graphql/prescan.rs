@@ -32,6 +32,8 @@
 //! Work is O(N) in the size of the request: each byte is looked at a bounded
 //! number of times, the spread graph has at most one edge per spread, and each
 //! fragment is sized once.
+//!
+//! Decision record: `docs/decisions/admission-before-parsing.md`.
 
 use std::collections::HashMap;
 

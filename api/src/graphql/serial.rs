@@ -9,6 +9,8 @@
 //! items in order instead, like the `#[graphql(serial)]` objects do their
 //! fields. Errors are the same as for a `Vec`: the first one ends the list,
 //! with the item's path.
+//!
+//! Decision record: `docs/decisions/serial-resolution.md`.
 
 use std::borrow::Cow;
 

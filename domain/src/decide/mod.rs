@@ -6,10 +6,11 @@
 //! returns no events, so a client can submit a form twice without an error.
 //!
 //! Checks run in a fixed order, so that an error never tells a caller more than
-//! they may know: the target exists in the caller's company (`NOT_FOUND`), the
-//! caller is active staff (`UNAUTHENTICATED`), the caller may view the conversation
-//! (`RESTRICTED_ACCESS`), it is open (`CONVERSATION_CLOSED`), the caller may do
-//! this (`FORBIDDEN`), and then the command's own arguments (`VALIDATION`, ...).
+//! they may know: the caller is active staff (`UNAUTHENTICATED`), the target
+//! exists in the caller's company (`NOT_FOUND`), the caller may view the
+//! conversation (`RESTRICTED_ACCESS`), it is open (`CONVERSATION_CLOSED`), the
+//! caller may do this (`FORBIDDEN`), and then the command's own arguments
+//! (`VALIDATION`, ...). See `docs/decisions/error-order.md`.
 
 mod conversation;
 mod directory;

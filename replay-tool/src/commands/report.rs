@@ -1,5 +1,5 @@
 //! `report`: the closed-enquiry report (`projections::report`, the code the
-//! server's `GET /reports/enquiries` will call).
+//! server's `GET /reports/enquiries` calls).
 
 use std::fs::OpenOptions;
 use std::io::{self, BufWriter, Write};
