@@ -259,3 +259,84 @@ async fn an_erased_conversation_shows_erased_everywhere_and_leaves_no_plaintext(
         "{bodies}"
     );
 }
+
+/// The customer's own view, and the closed-enquiry report, after an erasure.
+#[tokio::test]
+async fn the_customer_and_the_report_see_the_erasure_too() {
+    let app = TestApp::spawn().await;
+    let owner = app.token("owner");
+    let customer = app.demo.customer.clone();
+    let id = app.demo.customer_conversation.to_string();
+    let mine = "{ conversation { status customerName messages(first: 100) { edges { node { author body } } } } }";
+    let before = app.customer(Some(&customer), mine, json!({})).await;
+    assert!(before.code().is_none(), "{:?}", before.body);
+    let name = before.body["data"]["conversation"]["customerName"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let bodies: Vec<String> = before.body["data"]["conversation"]["messages"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["body"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(!bodies.is_empty());
+
+    ok(
+        &app,
+        &owner,
+        ERASE,
+        json!({ "c": id, "r": "the customer asked", "k": "erase-demo" }),
+    )
+    .await;
+    let after = app.customer(Some(&customer), mine, json!({})).await;
+    let view = &after.body["data"]["conversation"];
+    assert_eq!(view["customerName"], Value::Null, "{:?}", after.body);
+    let edges = view["messages"]["edges"].as_array().unwrap();
+    assert_eq!(edges.len(), bodies.len(), "the chat's shape stays");
+    assert!(edges.iter().all(|e| e["node"]["body"].is_null()));
+    let errors = after.body["errors"].as_array().unwrap();
+    assert!(
+        errors.iter().all(|e| e["extensions"]["code"] == "ERASED"),
+        "{errors:?}"
+    );
+    let text = after.body.to_string();
+    assert!(!text.contains(&name));
+    for body in &bodies {
+        assert!(!text.contains(body.as_str()), "{body}");
+    }
+    // The customer cannot write into it any more.
+    let refused = app
+        .customer(
+            Some(&customer),
+            "mutation { sendMessage(body: \"still there?\") { message { id } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(refused.code(), Some("ERASED"), "{:?}", refused.body);
+
+    // Closed, it is in the report: its rows stay, its content shows erased.
+    ok(
+        &app,
+        &owner,
+        "mutation($c: ID!) { closeConversation(conversationId: $c) { conversationId } }",
+        json!({ "c": id }),
+    )
+    .await;
+    let (status, csv) = app
+        .get_as(
+            "/reports/enquiries?from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z&format=csv",
+            Some(&owner),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let csv = String::from_utf8(csv).unwrap();
+    let rows: Vec<&str> = csv.lines().filter(|l| l.contains(id.as_str())).collect();
+    // Its private messages too (the customer never saw those).
+    assert!(rows.len() > bodies.len(), "{csv}");
+    assert!(rows.iter().all(|r| r.contains("[erased]")), "{rows:?}");
+    assert!(!csv.contains(&name));
+    for body in &bodies {
+        assert!(!csv.contains(body.as_str()), "{body}");
+    }
+}
