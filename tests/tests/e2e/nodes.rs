@@ -425,3 +425,89 @@ async fn init_and_token_work_on_the_shared_log_while_nodes_serve() {
         .await;
     assert_eq!(me.ok("me with token's token")["me"]["name"], "Olivia");
 }
+
+/// SPEC sections 11 and 12: an erasure through A holds on B: B's
+/// subscriptions get it live, B's reads (from its position on) show the
+/// content erased, and B's own checkpoint is written again without the
+/// customer's name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erasure_through_a_shows_erased_on_b() {
+    let (_log, a, b) = two_nodes(&[]);
+    let owner = Node::staff_token(demo::OWNER);
+    let alice = Node::staff_token(demo::ALICE);
+    let view = "query($c: ID!) { conversation(id: $c) { erased customerName timeline(first: 50) { edges { node { __typename ... on PublicMessage { body } ... on PrivateMessage { body } } } } } }";
+    let before = b.staff(&alice, "", view, json!({ "c": demo::CASEY })).await;
+    let name = before.ok("B before")["conversation"]["customerName"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut live = Subscription::open_with(
+        b.addr,
+        "/graphql",
+        json!({ "Authorization": format!("Bearer {alice}") }),
+        EVENTS_LIVE,
+        json!({ "c": demo::CASEY }),
+    )
+    .await;
+    let erase = "mutation($c: ID!) { eraseConversation(conversationId: $c, reason: \"GDPR request\", idempotencyKey: \"e1\") { conversation { erased } } }";
+    let erased = a
+        .staff(&owner, "", erase, json!({ "c": demo::CASEY }))
+        .await;
+    assert_eq!(
+        erased.ok("erase on A")["eraseConversation"]["conversation"]["erased"],
+        true
+    );
+    let position = erased.position();
+    let item = live.next_data("conversationEvents").await;
+    assert_eq!(item["kind"], "ERASED", "{item}");
+
+    let after = b
+        .staff(
+            &alice,
+            &format!("X-Min-Position: {position}\r\n"),
+            view,
+            json!({ "c": demo::CASEY }),
+        )
+        .await;
+    assert_eq!(
+        after.body["data"]["conversation"]["erased"], true,
+        "{}",
+        after.text
+    );
+    assert_eq!(
+        after.body["data"]["conversation"]["customerName"],
+        Value::Null
+    );
+    assert_eq!(after.code(), Some("ERASED"));
+    assert!(!after.text.contains(&name));
+    let bodies: Vec<&Value> = after.body["data"]["conversation"]["timeline"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["node"]["__typename"] != "SystemEvent")
+        .map(|e| &e["node"]["body"])
+        .collect();
+    assert!(
+        !bodies.is_empty() && bodies.iter().all(|b| b.is_null()),
+        "{bodies:?}"
+    );
+    // B, too, writes its checkpoint (it had none: it never stopped) right
+    // after applying the erasure, and the name is not in it.
+    let mut waited = 0;
+    let files = loop {
+        let files = b.checkpoint_files();
+        if !files.is_empty() {
+            break files;
+        }
+        assert!(waited < 200, "B wrote no checkpoint after the erasure");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        waited += 1;
+    };
+    for (path, bytes) in files {
+        assert!(
+            !bytes.windows(name.len()).any(|w| w == name.as_bytes()),
+            "{} holds the name",
+            path.display()
+        );
+    }
+}

@@ -157,6 +157,23 @@ impl Node {
         }
     }
 
+    /// The files of this node's read-models checkpoint (under
+    /// `<data-dir>/checkpoint/`), with their bytes; empty before the first
+    /// checkpoint.
+    pub fn checkpoint_files(&self) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+        let dir = self._dir.path().join("checkpoint");
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(|e| {
+                let path = e.ok()?.path();
+                let bytes = std::fs::read(&path).ok()?;
+                Some((path, bytes))
+            })
+            .collect()
+    }
+
     /// A staff token any node accepts (they share the secret).
     pub fn staff_token(staff: &str) -> String {
         let tokens = Tokens::new(SECRET.as_bytes(), Duration::from_secs(3600));
