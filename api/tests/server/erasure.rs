@@ -244,6 +244,32 @@ async fn an_erased_conversation_shows_erased_everywhere_and_leaves_no_plaintext(
             "{plain} after the stop's checkpoint"
         );
     }
+    // The log still verifies, and a rebuild from it (with the server's keys)
+    // replays every event, the erased ones opening as erased.
+    let store = dir.path().join("store");
+    let secret = backchannel_api::secret::load_or_create(dir.path(), None).unwrap();
+    let wrap = backchannel_eventlog::KeyWrap::from_secret(&secret);
+    let (verified, rebuilt) = tokio::task::spawn_blocking(move || {
+        let spec = backchannel_eventlog::StoreSpec::sled(&store);
+        let mut models = backchannel_projections::ReadModels::new();
+        let log = backchannel_eventlog::Log::open_replaying(&spec, 1, Some(&wrap), |recorded| {
+            models.apply(&recorded).map(drop)
+        })
+        .unwrap();
+        let verified = log.verify().unwrap();
+        log.close().unwrap();
+        (verified, models)
+    })
+    .await
+    .unwrap();
+    assert_eq!(verified.events, rebuilt.position());
+    let conversation = &rebuilt.state().conversations[&id.parse::<ConversationId>().unwrap()];
+    assert!(conversation.is_erased());
+    assert_eq!(
+        conversation.status,
+        backchannel_domain::model::ConversationStatus::Handling
+    );
+
     // Restarted: still erased (the key stays destroyed), the other one whole.
     let app = TestApp::spawn_with(config(dir.path().to_owned())).await;
     let reply = app
