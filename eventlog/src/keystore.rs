@@ -260,6 +260,33 @@ impl KeyStore {
         }
     }
 
+    /// Carries a key over from another store (an import with the exported
+    /// key bundle): a live key is stored (wrapped under this store's wrap), a
+    /// destroyed one becomes a tombstone here too. A key this store already
+    /// holds stays as it is.
+    pub async fn restore(
+        &self,
+        conversation: ConversationId,
+        state: KeyState,
+    ) -> Result<(), KeyStoreError> {
+        match state {
+            KeyState::Absent => Ok(()),
+            KeyState::Destroyed => self.destroy(conversation).await.map(drop),
+            KeyState::Live(key) => {
+                let stored = match &*self.engine {
+                    Engine::Dir(dir) => {
+                        let dir = dir.clone();
+                        blocking(move || dir.create_with(conversation, Some(key))).await?
+                    }
+                    Engine::Pg(pg, _) => pg.create_with(conversation, Some(key)).await?,
+                    Engine::Bundle(_) => return Err(read_only()),
+                };
+                self.remember(conversation, &KeyState::Live(stored));
+                Ok(())
+            }
+        }
+    }
+
     /// Seals the customer data of `events` that is still in plain text under
     /// its conversation's key, making the key (durably) where there is none
     /// yet; destroys the key of every conversation `events` erase. Called by
@@ -549,13 +576,26 @@ impl DirKeyStore {
     /// See [`KeyStore::create`]: written to a temporary file, fsynced, renamed,
     /// directory fsynced.
     pub fn create(&self, conversation: ConversationId) -> Result<DataKey, KeyStoreError> {
+        self.create_with(conversation, None)
+    }
+
+    /// [`DirKeyStore::create`] with `key` (a key carried over from another
+    /// store) instead of a fresh one; a key already there stays.
+    pub fn create_with(
+        &self,
+        conversation: ConversationId,
+        key: Option<DataKey>,
+    ) -> Result<DataKey, KeyStoreError> {
         let _writing = self.writing.lock().unwrap_or_else(PoisonError::into_inner);
         match self.get(conversation)? {
             KeyState::Live(key) => return Ok(key),
             KeyState::Destroyed => return Err(KeyStoreError::Destroyed(conversation)),
             KeyState::Absent => {}
         }
-        let key = DataKey::generate()?;
+        let key = match key {
+            Some(key) => key,
+            None => DataKey::generate()?,
+        };
         let wrapped = self.wrap.wrap(conversation, &key)?;
         let path = self.path(conversation);
         let temp = path.with_extension(TEMP_EXTENSION);

@@ -85,6 +85,29 @@ where
     ));
     // What was sealed under the destroyed key still is just bytes.
     assert_eq!(sealed[0], 1);
+
+    // Keys carried over from another store (an import with its key
+    // bundle): stored durably, a destroyed one stays destroyed, and a key
+    // already held is never replaced.
+    let carried = ConversationId::new();
+    let erased = ConversationId::new();
+    let carried_key = backchannel_eventlog::DataKey::generate().unwrap();
+    store
+        .restore(carried, KeyState::Live(carried_key.clone()))
+        .await
+        .unwrap();
+    store.restore(erased, KeyState::Destroyed).await.unwrap();
+    store
+        .restore(other, KeyState::Live(carried_key.clone()))
+        .await
+        .unwrap();
+    let fresh = open().await;
+    assert_eq!(
+        fresh.get(carried).await.unwrap(),
+        KeyState::Live(carried_key)
+    );
+    assert_eq!(fresh.get(erased).await.unwrap(), KeyState::Destroyed);
+    assert_eq!(fresh.get(other).await.unwrap(), KeyState::Live(other_key));
 }
 
 fn files_containing(dir: &Path, needle: &[u8]) -> Vec<String> {

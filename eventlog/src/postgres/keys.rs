@@ -154,7 +154,20 @@ impl PgKeyStore {
 
     /// See [`crate::KeyStore::create`]: committed before it returns.
     pub async fn create(&self, conversation: ConversationId) -> Result<DataKey, KeyStoreError> {
-        let key = DataKey::generate()?;
+        self.create_with(conversation, None).await
+    }
+
+    /// [`PgKeyStore::create`] with `key` (carried over from another store)
+    /// instead of a fresh one; a key already there stays.
+    pub async fn create_with(
+        &self,
+        conversation: ConversationId,
+        key: Option<DataKey>,
+    ) -> Result<DataKey, KeyStoreError> {
+        let key = match key {
+            Some(key) => key,
+            None => DataKey::generate()?,
+        };
         let wrapped = self.wrap.wrap(conversation, &key)?;
         let client = self.client().await?;
         client
