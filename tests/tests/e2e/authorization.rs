@@ -16,8 +16,10 @@
 //! the list); `other` (a customer call that succeeded on the caller's own
 //! conversation, not on `C`); `quiet` (a subscription that got nothing); or
 //! an error code: UNAUTH, FORBID, RESTR (RESTRICTED_ACCESS), NOTFND, CONFL;
-//! CLEAR (`VALIDATION`: erasure refused for a conversation stored in clear,
-//! pointing to docs/erasure.md).
+//! ERASED (allowed, but the content asked for was erased). The `.erased` rows
+//! run against a conversation the owner erased (SPEC section 12): whoever may
+//! see it still gets `ERASED` for its content, and everyone else the same
+//! refusal as before the erasure.
 //! Subscriptions answer with their first frame after a mutation that should
 //! reach them (a whisper by the owner, or a public message by the assignee).
 
@@ -34,6 +36,8 @@ const MATRIX: &str = "
 operation              owner  admin  sup-in sup-out member non-member assignee invitee history deactivated other-admin customer other-customer
 conversation           ok     ok     ok     RESTR   RESTR  RESTR      ok       ok      RESTR   UNAUTH      NOTFND      UNAUTH   UNAUTH
 conversation.closed    ok     ok     ok     RESTR   RESTR  RESTR      ok       ok      ok      UNAUTH      NOTFND      UNAUTH   UNAUTH
+conversation.erased    ERASED ERASED ERASED RESTR   RESTR  RESTR      ERASED   ERASED  RESTR   UNAUTH      NOTFND      UNAUTH   UNAUTH
+timeline.erased        ERASED ERASED ERASED RESTR   RESTR  RESTR      ERASED   ERASED  RESTR   UNAUTH      NOTFND      UNAUTH   UNAUTH
 node                   ok     ok     ok     RESTR   RESTR  RESTR      ok       ok      RESTR   UNAUTH      NOTFND      UNAUTH   UNAUTH
 node.closed            ok     ok     ok     RESTR   RESTR  RESTR      ok       ok      ok      UNAUTH      NOTFND      UNAUTH   UNAUTH
 conversations          yes    yes    yes    no      no     no         yes      yes     no      UNAUTH      no          UNAUTH   UNAUTH
@@ -50,7 +54,7 @@ sendMessage.private    ok     ok     ok     RESTR   RESTR  RESTR      ok       o
 setConversationPrivacy ok     ok     FORBID RESTR   RESTR  RESTR      FORBID   FORBID  RESTR   UNAUTH      NOTFND      UNAUTH   UNAUTH
 closeConversation      ok     ok     ok     RESTR   RESTR  RESTR      ok       FORBID  RESTR   UNAUTH      NOTFND      UNAUTH   UNAUTH
 reopenConversation     ok     ok     ok     RESTR   RESTR  RESTR      ok       FORBID  FORBID  UNAUTH      NOTFND      UNAUTH   UNAUTH
-eraseConversation      CLEAR  CLEAR  FORBID RESTR   RESTR  RESTR      FORBID   FORBID  RESTR   UNAUTH      NOTFND      UNAUTH   UNAUTH
+eraseConversation      ok     ok     FORBID RESTR   RESTR  RESTR      FORBID   FORBID  RESTR   UNAUTH      NOTFND      UNAUTH   UNAUTH
 updatePrivacySettings  ok     ok     FORBID FORBID  FORBID FORBID     FORBID   FORBID  FORBID  UNAUTH      ok          UNAUTH   UNAUTH
 setWidgetOrigins       ok     ok     FORBID FORBID  FORBID FORBID     FORBID   FORBID  FORBID  UNAUTH      ok          UNAUTH   UNAUTH
 createGroup            ok     ok     FORBID FORBID  FORBID FORBID     FORBID   FORBID  FORBID  UNAUTH      ok          UNAUTH   UNAUTH
@@ -59,6 +63,7 @@ issueStaffToken        ok     ok     FORBID FORBID  FORBID FORBID     FORBID   F
 conversationEvents     ok     ok     ok     RESTR   RESTR  RESTR      ok       ok      RESTR   UNAUTH      NOTFND      UNAUTH   UNAUTH
 notifications.live     quiet  quiet  quiet  quiet   quiet  quiet      ok       ok      quiet   UNAUTH      quiet       UNAUTH   UNAUTH
 customer.conversation  UNAUTH UNAUTH UNAUTH UNAUTH  UNAUTH UNAUTH     UNAUTH   UNAUTH  UNAUTH  UNAUTH      UNAUTH      ok       other
+customer.erased        UNAUTH UNAUTH UNAUTH UNAUTH  UNAUTH UNAUTH     UNAUTH   UNAUTH  UNAUTH  UNAUTH      UNAUTH      ERASED   other
 customer.node          UNAUTH UNAUTH UNAUTH UNAUTH  UNAUTH UNAUTH     UNAUTH   UNAUTH  UNAUTH  UNAUTH      UNAUTH      ok       NOTFND
 customer.sendMessage   UNAUTH UNAUTH UNAUTH UNAUTH  UNAUTH UNAUTH     UNAUTH   UNAUTH  UNAUTH  UNAUTH      UNAUTH      ok       other
 customer.close         UNAUTH UNAUTH UNAUTH UNAUTH  UNAUTH UNAUTH     UNAUTH   UNAUTH  UNAUTH  UNAUTH      UNAUTH      ok       other
@@ -112,11 +117,15 @@ enum Fixture {
     Closed,
     /// A fresh queued private conversation per cell.
     Queued,
+    /// The shared handling `C`, erased by the owner (read-only rows).
+    SharedErased,
 }
 
-const OPERATIONS: [(&str, Fixture); 31] = [
+const OPERATIONS: [(&str, Fixture); 34] = [
     ("conversation", Fixture::Shared),
     ("conversation.closed", Fixture::SharedClosed),
+    ("conversation.erased", Fixture::SharedErased),
+    ("timeline.erased", Fixture::SharedErased),
     ("node", Fixture::Shared),
     ("node.closed", Fixture::SharedClosed),
     ("conversations", Fixture::Shared),
@@ -133,7 +142,7 @@ const OPERATIONS: [(&str, Fixture); 31] = [
     ("setConversationPrivacy", Fixture::Handling),
     ("closeConversation", Fixture::Handling),
     ("reopenConversation", Fixture::Closed),
-    ("eraseConversation", Fixture::Shared),
+    ("eraseConversation", Fixture::Handling),
     ("updatePrivacySettings", Fixture::Shared),
     ("setWidgetOrigins", Fixture::Shared),
     ("createGroup", Fixture::Shared),
@@ -142,11 +151,14 @@ const OPERATIONS: [(&str, Fixture); 31] = [
     ("conversationEvents", Fixture::Handling),
     ("notifications.live", Fixture::Handling),
     ("customer.conversation", Fixture::Shared),
+    ("customer.erased", Fixture::SharedErased),
     ("customer.node", Fixture::Shared),
     ("customer.sendMessage", Fixture::Handling),
     ("customer.close", Fixture::Handling),
     ("customer.messages", Fixture::Handling),
 ];
+
+const ERASE: &str = "mutation($c: ID!) { eraseConversation(conversationId: $c, reason: \"asked\") { conversationId } }";
 
 /// The table as (operation, role) → expected answer; panics on a malformed table.
 fn expected() -> BTreeMap<(&'static str, Role), String> {
@@ -268,6 +280,19 @@ impl World<'_> {
         }
     }
 
+    /// Whether `C` is erased, as the owner sees it.
+    async fn owners_view_erased(&self, case: &Case) -> bool {
+        let seen = self
+            .server
+            .staff(
+                &self.member(Role::Owner).token,
+                "query($c: ID!) { conversation(id: $c) { erased } }",
+                json!({ "c": case.c }),
+            )
+            .await;
+        seen.body["data"]["conversation"]["erased"] == true
+    }
+
     /// The owner's view of `C` (to see what a customer call changed).
     async fn owners_view(&self, case: &Case) -> Value {
         let seen = ok(
@@ -361,7 +386,7 @@ fn frame_answer(frame: Frame) -> String {
 
 async fn run_cell(
     world: &World<'_>,
-    shared: &[Case; 2],
+    shared: &[Case; 3],
     operation: &str,
     fixture: Fixture,
     role: Role,
@@ -371,6 +396,7 @@ async fn run_cell(
     let case = match fixture {
         Fixture::Shared => &shared[0],
         Fixture::SharedClosed => &shared[1],
+        Fixture::SharedErased => &shared[2],
         _ => {
             fresh = world.case(fixture, n).await;
             &fresh
@@ -382,9 +408,16 @@ async fn run_cell(
     let staff = |query: &'static str, variables: Value| server.staff(token, query, variables);
     let customer = |query: &'static str| server.customer(Some(token), query, json!({}));
     match operation {
-        "conversation" | "conversation.closed" => {
+        "conversation" | "conversation.closed" | "conversation.erased" => {
             answer(&staff(CONVERSATION, json!({ "id": c })).await)
         }
+        "timeline.erased" => answer(
+            &staff(
+                "query($c: ID!) { conversation(id: $c) { timeline(first: 50) { edges { node { ... on PublicMessage { body } ... on PrivateMessage { body } } } } } }",
+                json!({ "c": c }),
+            )
+            .await,
+        ),
         // The same conversation through `node(id)`: the same answers.
         "node" | "node.closed" => {
             let reply = staff(NODE, json!({ "id": c })).await;
@@ -434,17 +467,15 @@ async fn run_cell(
             answer(&staff(SET_PRIVACY, json!({ "c": c, "p": false })).await)
         }
         "closeConversation" => answer(&staff(CLOSE, json!({ "c": c })).await),
-        // Refused for everyone today (every conversation is stored in clear),
-        // so it runs on the shared conversation and changes nothing.
+        // On a fresh conversation per cell: `ok` only if it is then erased.
         "eraseConversation" => {
-            let reply = staff(
-                "mutation($c: ID!) { eraseConversation(conversationId: $c, reason: \"asked\") { conversationId } }",
-                json!({ "c": c }),
-            )
-            .await;
-            match reply.code() {
-                Some("VALIDATION") if reply.text.contains("docs/erasure.md") => "CLEAR".to_owned(),
-                _ => answer(&reply),
+            let reply = staff(ERASE, json!({ "c": c })).await;
+            let erased = world.owners_view_erased(case).await;
+            match answer(&reply).as_str() {
+                "ok" if erased => "ok".to_owned(),
+                "ok" => "other".to_owned(),
+                error if erased => format!("{error} but erased"),
+                error => error.to_owned(),
             }
         }
         "reopenConversation" => answer(
@@ -523,7 +554,7 @@ async fn run_cell(
             })
             .await
         }
-        "customer.conversation" => {
+        "customer.conversation" | "customer.erased" => {
             let reply = customer(CUSTOMER_CONVERSATION).await;
             match answer(&reply).as_str() {
                 "ok" if reply.data()["conversation"]["id"] == c => "ok".to_owned(),
@@ -658,9 +689,18 @@ async fn every_role_gets_the_answer_the_table_says_on_every_operation() {
         staff,
         support,
     };
+    let erased = world.case(Fixture::SharedErased, 2).await;
+    ok(
+        &server,
+        world.member(Role::Owner),
+        ERASE,
+        json!({ "c": erased.c }),
+    )
+    .await;
     let shared = [
         world.case(Fixture::Shared, 0).await,
         world.case(Fixture::SharedClosed, 1).await,
+        erased,
     ];
 
     let cells: Vec<(usize, &str, Fixture, Role)> = OPERATIONS
@@ -671,7 +711,7 @@ async fn every_role_gets_the_answer_the_table_says_on_every_operation() {
                 .map(move |(_, role)| (*operation, *fixture, *role))
         })
         .enumerate()
-        .map(|(n, (operation, fixture, role))| (n + 2, operation, fixture, role))
+        .map(|(n, (operation, fixture, role))| (n + 3, operation, fixture, role))
         .collect();
     let world = &world;
     let shared = &shared;
