@@ -3,18 +3,23 @@
 //!
 //! `cargo bench -p backchannel-eventlog --bench sealing`
 //!
-//! In one run, on sled in the target directory (or `$TMPDIR`): durable
-//! appends of public messages from 256 concurrent writers (one conversation
-//! each), first with the customer data in clear (as before encryption
-//! existed: no key store), then sealed under each conversation's data key
-//! (the server's way: the log makes each key durable before its first event,
-//! then seals and stores); then a rebuild of each log (`Log::open_replaying`,
-//! every event decoded, and opened with the key store for the sealed one).
-//! Alternating rounds (`SEALING_BENCH_ROUNDS`, default 3) and the median are
-//! reported, so the two sides share the machine's noise.
+//! In one run, on sled in the target directory (or `$TMPDIR`), each side
+//! twice per round (`SEALING_BENCH_ROUNDS`, default 3; medians reported, so
+//! both sides share the machine's noise): customer data in clear (as before
+//! encryption existed: no key store) against sealed under each
+//! conversation's data key (the server's way: the log makes each key durable
+//! before the conversation's first event, then seals and stores).
+//!
+//! - openings: 256 writers each post the first message of 2 new
+//!   conversations (sealed: this makes and fsyncs each conversation's key);
+//! - durable appends: the same 256 writers post `SEALING_BENCH_EVENTS`
+//!   (default 200) more messages each to their conversations;
+//! - rebuild: the whole log (same size on both sides) replayed by
+//!   `Log::open_replaying`, every event decoded, and opened with the key
+//!   store on the sealed side.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use backchannel_domain::events::{Event, MessageAuthor, MessagePosted, StreamId};
 use backchannel_domain::ids::{CommandId, ConversationId, CorrelationId, MessageId};
@@ -23,7 +28,7 @@ use backchannel_domain::values::{Content, MessageBody};
 use backchannel_eventlog::{AppendMeta, ExpectedVersion, KeyWrap, Log, StoreSpec};
 
 const WRITERS: usize = 256;
-const SECONDS: f64 = 3.0;
+const OPENED_PER_WRITER: usize = 2;
 
 fn main() {
     let base = std::env::var_os("TMPDIR")
@@ -34,27 +39,39 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
-    println!("# Sealing benchmark ({WRITERS} writers, {SECONDS} s per run, {rounds} rounds)\n");
+    let per_writer: u64 = std::env::var("SEALING_BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    println!(
+        "# Sealing benchmark ({WRITERS} writers, {OPENED_PER_WRITER} conversations and {per_writer} more messages each, {rounds} rounds)\n"
+    );
+    let mut openings = [Vec::new(), Vec::new()];
     let mut appends = [Vec::new(), Vec::new()];
     let mut rebuilds = [Vec::new(), Vec::new()];
     for round in 0..rounds {
-        for (side, sealed) in [false, true].into_iter().enumerate() {
+        for (side, sealed) in [false, true, true, false].into_iter().map(|s| (usize::from(s), s)) {
             let dir = base.join(format!("r{round}-{side}"));
-            let (events_per_sec, events) = append(&dir, sealed);
-            let rebuild = rebuild(&dir, sealed, events);
+            let run = append(&dir, sealed, per_writer);
+            let rebuild = rebuild(&dir, sealed, run.events);
             println!(
-                "round {round}, {}: {events_per_sec:.0} appends/s; rebuild {rebuild:.0} events/s ({events} events)",
-                label(sealed)
+                "round {round}, {}: {:.0} openings/s, {:.0} appends/s; rebuild {rebuild:.0} events/s ({} events)",
+                label(sealed),
+                run.openings_per_sec,
+                run.appends_per_sec,
+                run.events
             );
-            appends[side].push(events_per_sec);
+            openings[side].push(run.openings_per_sec);
+            appends[side].push(run.appends_per_sec);
             rebuilds[side].push(rebuild);
             let _ = std::fs::remove_dir_all(&dir);
         }
     }
     let _ = std::fs::remove_dir_all(&base);
-    println!("\n| measure | in clear | sealed | sealed / in clear |");
+    println!("\n| measure (median) | in clear | sealed | sealed / in clear |");
     println!("|---|---|---|---|");
     for (name, figures) in [
+        ("conversations opened/s (first message), 256 writers", &openings),
         ("durable appends/s, 256 writers", &appends),
         ("rebuild events/s", &rebuilds),
     ] {
@@ -84,51 +101,88 @@ fn open(dir: &Path, sealed: bool, visit: &mut dyn FnMut()) -> Log {
     .unwrap()
 }
 
-fn append(dir: &Path, sealed: bool) -> (f64, u64) {
+struct Run {
+    openings_per_sec: f64,
+    appends_per_sec: f64,
+    events: u64,
+}
+
+fn append(dir: &Path, sealed: bool, per_writer: u64) -> Run {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
     let log = open(dir, sealed, &mut || {});
-    let (rate, events) = runtime.block_on(async {
+    let meta = || AppendMeta {
+        command_id: CommandId::new(),
+        correlation_id: CorrelationId::new(),
+        actor: Actor::System,
+    };
+    let run = runtime.block_on(async {
+        // Openings: the first message of each writer's conversations.
         let start = Instant::now();
-        let deadline = Duration::from_secs_f64(SECONDS);
         let tasks: Vec<_> = (0..WRITERS)
             .map(|_| {
                 let log = log.clone();
                 tokio::spawn(async move {
-                    let id = ConversationId::new();
-                    let mut version = 0;
-                    while start.elapsed() < deadline {
-                        version = log
-                            .append(
-                                StreamId::Conversation(id),
-                                ExpectedVersion::Exact(version),
-                                vec![message(id, version, sealed)],
-                                AppendMeta {
-                                    command_id: CommandId::new(),
-                                    correlation_id: CorrelationId::new(),
-                                    actor: Actor::System,
-                                },
-                            )
-                            .await
-                            .unwrap()
-                            .stream_version;
+                    let mut ids = Vec::new();
+                    for _ in 0..OPENED_PER_WRITER {
+                        let id = ConversationId::new();
+                        log.append(
+                            StreamId::Conversation(id),
+                            ExpectedVersion::NoStream,
+                            vec![message(id, 0, sealed)],
+                            meta(),
+                        )
+                        .await
+                        .unwrap();
+                        ids.push(id);
                     }
-                    version
+                    ids
                 })
             })
             .collect();
-        let mut events = 0;
+        let mut conversations = Vec::new();
         for task in tasks {
-            events += task.await.unwrap();
+            conversations.push(task.await.unwrap());
         }
-        (events as f64 / start.elapsed().as_secs_f64(), events)
+        let opened = (WRITERS * OPENED_PER_WRITER) as f64;
+        let openings_per_sec = opened / start.elapsed().as_secs_f64();
+        // Steady appends to conversations that have their keys.
+        let start = Instant::now();
+        let tasks: Vec<_> = conversations
+            .into_iter()
+            .map(|ids| {
+                let log = log.clone();
+                tokio::spawn(async move {
+                    for n in 0..per_writer {
+                        let id = ids[usize::try_from(n).unwrap_or(0) % ids.len()];
+                        log.append(
+                            StreamId::Conversation(id),
+                            ExpectedVersion::Any,
+                            vec![message(id, n + 1, sealed)],
+                            meta(),
+                        )
+                        .await
+                        .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let appended = WRITERS as u64 * per_writer;
+        Run {
+            openings_per_sec,
+            appends_per_sec: appended as f64 / start.elapsed().as_secs_f64(),
+            events: appended + (WRITERS * OPENED_PER_WRITER) as u64,
+        }
     });
     drop(runtime);
     log.close().unwrap();
-    (rate, events)
+    run
 }
 
 fn rebuild(dir: &Path, sealed: bool, events: u64) -> f64 {
