@@ -50,7 +50,10 @@ fn main() {
     let mut appends = [Vec::new(), Vec::new()];
     let mut rebuilds = [Vec::new(), Vec::new()];
     for round in 0..rounds {
-        for (side, sealed) in [false, true, true, false].into_iter().map(|s| (usize::from(s), s)) {
+        for (side, sealed) in [false, true, true, false]
+            .into_iter()
+            .map(|s| (usize::from(s), s))
+        {
             let dir = base.join(format!("r{round}-{side}"));
             let run = append(&dir, sealed, per_writer);
             let rebuild = rebuild(&dir, sealed, run.events);
@@ -71,7 +74,10 @@ fn main() {
     println!("\n| measure (median) | in clear | sealed | sealed / in clear |");
     println!("|---|---|---|---|");
     for (name, figures) in [
-        ("conversations opened/s (first message), 256 writers", &openings),
+        (
+            "conversations opened/s (first message), 256 writers",
+            &openings,
+        ),
         ("durable appends/s, 256 writers", &appends),
         ("rebuild events/s", &rebuilds),
     ] {

@@ -494,8 +494,10 @@ async fn blocking<T: Send + 'static>(
 pub struct DirKeyStore {
     dir: PathBuf,
     wrap: KeyWrap,
-    /// Serializes this process's creations and destructions.
-    writing: Arc<Mutex<()>>,
+    /// Serializes this process's creations and destructions of one
+    /// conversation's key (striped by conversation: keys of different
+    /// conversations are written, and fsynced, in parallel).
+    writing: Arc<[Mutex<()>; WRITING_STRIPES]>,
 }
 
 impl DirKeyStore {
@@ -523,8 +525,16 @@ impl DirKeyStore {
         Ok(DirKeyStore {
             dir,
             wrap,
-            writing: Arc::new(Mutex::new(())),
+            writing: Arc::new(std::array::from_fn(|_| Mutex::new(()))),
         })
+    }
+
+    fn writing(&self, conversation: ConversationId) -> std::sync::MutexGuard<'_, ()> {
+        // The low bytes of a UUIDv7 are random.
+        let stripe = usize::from(conversation.as_bytes()[15]) % WRITING_STRIPES;
+        self.writing[stripe]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn path(&self, conversation: ConversationId) -> PathBuf {
@@ -586,7 +596,7 @@ impl DirKeyStore {
         conversation: ConversationId,
         key: Option<DataKey>,
     ) -> Result<DataKey, KeyStoreError> {
-        let _writing = self.writing.lock().unwrap_or_else(PoisonError::into_inner);
+        let _writing = self.writing(conversation);
         match self.get(conversation)? {
             KeyState::Live(key) => return Ok(key),
             KeyState::Destroyed => return Err(KeyStoreError::Destroyed(conversation)),
@@ -611,7 +621,7 @@ impl DirKeyStore {
     /// zeros and fdatasynced, then the file truncated to zero length (the
     /// tombstone) and fsynced, and the directory fsynced.
     pub fn destroy(&self, conversation: ConversationId) -> Result<KeyState, KeyStoreError> {
-        let _writing = self.writing.lock().unwrap_or_else(PoisonError::into_inner);
+        let _writing = self.writing(conversation);
         let path = self.path(conversation);
         let before = match self.get(conversation) {
             Ok(state) => state,
@@ -627,6 +637,9 @@ impl DirKeyStore {
         Ok(before)
     }
 }
+
+/// Lock stripes of a [`DirKeyStore`]'s writes.
+const WRITING_STRIPES: usize = 64;
 
 /// The extension of a key file being created.
 const TEMP_EXTENSION: &str = "tmp";
