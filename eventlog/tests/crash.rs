@@ -60,6 +60,7 @@ async fn acknowledged_appends_survive_sigkill() {
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
+        let (first_ack, acking) = std::sync::mpsc::channel();
         let reader = std::thread::spawn(move || {
             // Only complete lines count: a line cut by the kill has no newline.
             let mut lines = Vec::new();
@@ -67,13 +68,20 @@ async fn acknowledged_appends_survive_sigkill() {
             let mut line = String::new();
             while reader.read_line(&mut line).unwrap_or(0) > 0 {
                 if line.ends_with('\n') {
+                    if parse_ack(line.trim_end()).is_some() {
+                        let _ = first_ack.send(());
+                    }
                     lines.push(line.trim_end().to_owned());
                 }
                 line.clear();
             }
             lines
         });
-        let delay = Duration::from_millis(rng.random_range(300..1500));
+        // The kill lands at a random moment while the child is appending:
+        // counted from its first acknowledgement, not from its start (a
+        // loaded machine may take seconds to start it).
+        let _ = acking.recv_timeout(Duration::from_secs(60));
+        let delay = Duration::from_millis(rng.random_range(50..1200));
         std::thread::sleep(delay);
         child.kill().unwrap();
         child.wait().unwrap();
