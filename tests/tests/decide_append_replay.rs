@@ -17,6 +17,16 @@ fn name(s: &str) -> Name {
 
 /// What the API will do for every mutation: decide against the current state,
 /// append with the version the decision read, fold the events into the state.
+/// Opens the sled log at `path` with its key store, as the server does:
+/// decided customer data is sealed as it is appended, and opened on reads.
+fn open_keyed(path: &std::path::Path) -> Log {
+    let wrap = backchannel_eventlog::KeyWrap::from_secret(b"decide-append-replay test secret");
+    Log::open_replaying(&StoreSpec::sled(path), 1, Some(&wrap), |_| {
+        Ok::<(), std::convert::Infallible>(())
+    })
+    .unwrap()
+}
+
 async fn execute(
     log: &Log,
     state: &mut State,
@@ -175,7 +185,7 @@ async fn build_desk(log: &Log, state: &mut State) -> Desk {
 #[tokio::test]
 async fn decided_events_survive_a_restart_and_replay_to_the_same_state() {
     let dir = tempfile::tempdir().unwrap();
-    let log = Log::open(&StoreSpec::sled(dir.path())).unwrap();
+    let log = open_keyed(dir.path());
     let mut state = State::default();
     let desk = build_desk(&log, &mut state).await;
 
@@ -261,7 +271,7 @@ async fn decided_events_survive_a_restart_and_replay_to_the_same_state() {
     let head = log.head();
     log.close().unwrap();
 
-    let reopened = Log::open(&StoreSpec::sled(dir.path())).unwrap();
+    let reopened = open_keyed(dir.path());
     assert_eq!(reopened.head(), head);
     let recorded: Vec<_> = reopened.scan(1).collect::<Result<_, _>>().unwrap();
     assert_eq!(recorded.len() as u64, head);
@@ -277,7 +287,7 @@ async fn decided_events_survive_a_restart_and_replay_to_the_same_state() {
 #[tokio::test]
 async fn two_agents_taking_the_same_conversation_one_wins_the_other_learns_it_was_taken() {
     let dir = tempfile::tempdir().unwrap();
-    let log = Log::open(&StoreSpec::sled(dir.path())).unwrap();
+    let log = open_keyed(dir.path());
     let mut state = State::default();
     let desk = build_desk(&log, &mut state).await;
     let conversation = ConversationId::new();
@@ -359,7 +369,7 @@ async fn two_agents_taking_the_same_conversation_one_wins_the_other_learns_it_wa
 #[tokio::test]
 async fn two_round_robin_openings_decided_at_once_cannot_take_the_same_turn() {
     let dir = tempfile::tempdir().unwrap();
-    let log = Log::open(&StoreSpec::sled(dir.path())).unwrap();
+    let log = open_keyed(dir.path());
     let mut state = State::default();
     let desk = build_desk(&log, &mut state).await;
     let open = |conversation| Command::OpenConversation {
