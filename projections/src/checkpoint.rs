@@ -35,7 +35,7 @@ pub const CHECKPOINT_NAME: &str = "read-models";
 /// checkpoint of another kind is then ignored and the models are rebuilt, where
 /// an old one would otherwise be decoded as garbage. `tests/checkpoint.rs` pins
 /// the demo's checkpoint, so forgetting fails a test.
-pub const CHECKPOINT_KIND: &str = "backchannel-projections/read-models/3";
+pub const CHECKPOINT_KIND: &str = "backchannel-projections/read-models/4";
 
 /// How the read models were built at start.
 #[derive(Debug, Clone, PartialEq, Eq)]
