@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 
 use backchannel_api::{Application, Config};
 use backchannel_domain::State;
+use backchannel_domain::values::Content;
 use backchannel_eventlog::RecordedAt;
 use backchannel_eventlog::portable::{PortableReader, PortableWriter};
 use backchannel_projections::time::parse_rfc3339;
@@ -101,7 +102,21 @@ fn the_demo_log_replays_to_the_state_serve_demo_builds() {
     for recorded in PortableReader::new(std::io::BufReader::new(file)).unwrap() {
         replayed.apply(&recorded.unwrap().event);
     }
-    assert_eq!(replayed, live);
+    // The server seals customer data (its state holds it as `Plain`); the
+    // committed demo log is a plaintext-era log (`Legacy`, the recorder's
+    // way). Apart from that, the same state.
+    let mut live_in_clear = live.clone();
+    for conversation in live_in_clear.conversations.values_mut() {
+        assert!(
+            matches!(conversation.customer, Content::Plain(_)),
+            "{:?}",
+            conversation.customer
+        );
+        if let Content::Plain(name) = &conversation.customer {
+            conversation.customer = Content::Legacy(name.clone());
+        }
+    }
+    assert_eq!(replayed, live_in_clear);
 }
 
 fn run_ok(args: &[&str]) -> String {
