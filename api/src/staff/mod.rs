@@ -34,15 +34,19 @@ pub fn websocket_schema(shared: Shared, introspection: bool) -> StaffSchema {
 /// The schema in SDL, as published in `schema/staff.graphql` (the types
 /// alone decide it: limits, extensions and data do not show in SDL).
 pub fn sdl() -> String {
-    Schema::build(query::Query, mutation::Mutation, subscription::Subscription)
-        .finish()
-        .sdl()
+    Schema::build(
+        query::Query,
+        mutation::Mutation::default(),
+        subscription::Subscription,
+    )
+    .finish()
+    .sdl()
 }
 
 fn build(shared: Shared, introspection: bool, with_codes: bool) -> StaffSchema {
     build_schema(
         query::Query,
-        mutation::Mutation,
+        mutation::Mutation::default(),
         subscription::Subscription,
         shared.clone(),
         shared.persisted.staff.clone(),
