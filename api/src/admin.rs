@@ -9,6 +9,7 @@ use backchannel_domain::{Command, DomainError};
 use crate::auth::StaffIdentity;
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::graphql::operations as op;
 use crate::startup::{StartError, open_desk};
 
 #[derive(Debug, thiserror::Error)]
@@ -43,7 +44,7 @@ pub async fn init(config: &Config, company: &str, owner: &str) -> Result<Initial
     let result = desk
         .execute(
             Actor::System,
-            "init",
+            op::INIT,
             Command::CreateCompany {
                 company: created.company,
                 name,

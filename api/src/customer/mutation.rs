@@ -130,7 +130,7 @@ impl Mutation {
                 _ => None,
             })
             .ok_or_else(|| {
-                ApiError::internal("startConversation", "no ConversationOpened event")
+                ApiError::internal(op::START_CONVERSATION, "no ConversationOpened event")
             })?;
         let token = shared
             .tokens

@@ -5,6 +5,7 @@ use backchannel_domain::ids::{CommandId, CorrelationId, WidgetKey};
 use backchannel_domain::{Actor, Command};
 
 use crate::error::{ApiError, ApiResult};
+use crate::graphql::operations as op;
 
 /// Shortest idempotency key of `startConversation`: its retry hands out the
 /// conversation and a token for it, so the key must be unguessable.
@@ -69,7 +70,8 @@ pub fn start_command_id(widget_key: WidgetKey, key: &str) -> ApiResult<CommandId
         .update(b"backchannel/idempotency/v1\0")
         .update(b"w")
         .update(widget_key.as_bytes())
-        .update(b"startConversation\0")
+        .update(op::START_CONVERSATION.as_bytes())
+        .update(b"\0")
         .update(key.as_bytes())
         .finalize();
     Ok(CommandId::from_bytes(uuid_v8(&digest)))
@@ -99,14 +101,38 @@ mod tests {
     use super::*;
     use backchannel_domain::ids::StaffId;
 
+    /// Command ids are stored: a retry after a deploy must derive the same
+    /// one, so the derivation is pinned to values computed once.
+    #[test]
+    fn command_ids_stay_the_same_across_releases() {
+        let widget = WidgetKey::from_bytes([7; 16]);
+        let staff = Actor::Staff(StaffId::from_bytes([9; 16]));
+        let start = start_command_id(widget, "0123456789abcdef").map(|id| id.to_string());
+        let send = command_id(staff, op::SEND_MESSAGE, "k").map(|id| id.to_string());
+        assert_eq!(
+            start.ok().as_deref(),
+            Some("45ed1732-efd6-8e26-a08f-c5b87cbe931a")
+        );
+        assert_eq!(
+            send.ok().as_deref(),
+            Some("f9e5eb48-44e9-8e21-b899-d74fa955b7a5")
+        );
+    }
+
     #[test]
     fn idempotency_keys_name_one_command_per_actor_and_operation() {
         let me = Actor::Staff(StaffId::new());
         let other = Actor::Staff(StaffId::new());
         let id = |actor, op, key| command_id(actor, op, key).ok();
-        assert_eq!(id(me, "sendMessage", "k"), id(me, "sendMessage", "k"));
-        assert_ne!(id(me, "sendMessage", "k"), id(other, "sendMessage", "k"));
-        assert_ne!(id(me, "sendMessage", "k"), id(me, "closeConversation", "k"));
-        assert!(id(me, "sendMessage", "").is_none());
+        assert_eq!(id(me, op::SEND_MESSAGE, "k"), id(me, op::SEND_MESSAGE, "k"));
+        assert_ne!(
+            id(me, op::SEND_MESSAGE, "k"),
+            id(other, op::SEND_MESSAGE, "k")
+        );
+        assert_ne!(
+            id(me, op::SEND_MESSAGE, "k"),
+            id(me, op::CLOSE_CONVERSATION, "k")
+        );
+        assert!(id(me, op::SEND_MESSAGE, "").is_none());
     }
 }

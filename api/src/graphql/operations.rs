@@ -14,8 +14,14 @@ pub const CHANGE_ROLE: &str = "changeRole";
 pub const CLOSE_CONVERSATION: &str = "closeConversation";
 pub const CREATE_GROUP: &str = "createGroup";
 pub const DEACTIVATE_STAFF: &str = "deactivateStaff";
+/// Loading the demo company (`backchannel demo`): its steps run under this
+/// name with the keys `demo/1`, `demo/2`, ..., so loading it again appends
+/// nothing.
+pub const DEMO: &str = "demo";
 pub const ERASE_CONVERSATION: &str = "eraseConversation";
 pub const GRANT_PERMISSION: &str = "grantPermission";
+/// Creating a company (`backchannel admin init`).
+pub const INIT: &str = "init";
 pub const INVITE_TO_ROOM: &str = "inviteToRoom";
 pub const MARK_NOTIFICATIONS_READ: &str = "markNotificationsRead";
 pub const OPEN_CONVERSATION: &str = "openConversation";

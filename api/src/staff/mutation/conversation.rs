@@ -86,7 +86,9 @@ impl ConversationMutation {
                 Event::ConversationOpened(e) => Some(e.conversation),
                 _ => None,
             })
-            .ok_or_else(|| ApiError::internal("openConversation", "no ConversationOpened event"))?;
+            .ok_or_else(|| {
+                ApiError::internal(op::OPEN_CONVERSATION, "no ConversationOpened event")
+            })?;
         conversation_payload(ctx, me, opened)
     }
 
@@ -178,7 +180,7 @@ impl ConversationMutation {
                 )
             })
             .and_then(TimelineItem::from_recorded)
-            .ok_or_else(|| ApiError::internal("sendMessage", "no message event"))?;
+            .ok_or_else(|| ApiError::internal(op::SEND_MESSAGE, "no message event"))?;
         Ok(MessagePayload {
             message,
             conversation: load_if_visible(ctx, me, conversation)?,
