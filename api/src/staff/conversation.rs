@@ -159,7 +159,7 @@ impl Conversation {
     /// still listed oldest first. Mixing the two directions (`first` or
     /// `after` with `last` or `before`) is `VALIDATION`.
     #[graphql(
-        complexity = "first.or(last).unwrap_or(100).clamp(1, 100) as usize * child_complexity"
+        complexity = "crate::config::page_items(first.or(last), crate::config::MAX_PAGE_SIZE) * child_complexity"
     )]
     async fn timeline(
         &self,
