@@ -24,7 +24,7 @@ use crate::error::ApiError;
 use crate::graphql::operations as op;
 
 /// The fixture, compiled in so `serve --demo` works from any directory.
-pub const DEMO_JSON: &str = include_str!("../../fixtures/demo/demo.json");
+pub(crate) const DEMO_JSON: &str = include_str!("../../fixtures/demo/demo.json");
 
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
@@ -348,7 +348,7 @@ fn conversation_steps(
 }
 
 /// Loads the demo company (idempotently) and mints its tokens.
-pub async fn load(desk: &Arc<Desk>, tokens: &Tokens) -> Result<DemoTokens, DemoError> {
+pub(crate) async fn load(desk: &Arc<Desk>, tokens: &Tokens) -> Result<DemoTokens, DemoError> {
     let fixture: Fixture = serde_json::from_str(DEMO_JSON)?;
     for (n, step) in plan()?.into_iter().enumerate() {
         let key = format!("demo/{}", n + 1);

@@ -63,7 +63,7 @@ impl ApiError {
 }
 
 /// The code of server failures (not a client error, so not in SPEC's list).
-pub const INTERNAL: &str = "INTERNAL";
+pub(crate) const INTERNAL: &str = "INTERNAL";
 
 impl ErrorExtensions for ApiError {
     fn extend(&self) -> async_graphql::Error {
@@ -91,7 +91,7 @@ impl From<ApiError> for async_graphql::Error {
 /// The code of a request stopped at its execution deadline (`Limits::deadline`):
 /// not one of SPEC's client errors, since the cause may be the server's load
 /// as much as the request.
-pub const TIMEOUT: &str = "TIMEOUT";
+pub(crate) const TIMEOUT: &str = "TIMEOUT";
 
 /// The error of a request stopped at its deadline.
 pub(crate) fn timed_out(deadline: std::time::Duration) -> async_graphql::ServerError {
@@ -111,7 +111,7 @@ pub(crate) fn timed_out(deadline: std::time::Duration) -> async_graphql::ServerE
 }
 
 /// The code of a subscription ended because it fell behind.
-pub const LAGGED: &str = "LAGGED";
+pub(crate) const LAGGED: &str = "LAGGED";
 
 /// Results of resolvers.
-pub type ApiResult<T> = Result<T, ApiError>;
+pub(crate) type ApiResult<T> = Result<T, ApiError>;

@@ -36,7 +36,7 @@ use crate::websocket::{self, Endpoint, Session, Sockets};
 
 /// Everything the handlers share.
 #[derive(Clone)]
-pub struct AppState {
+pub(crate) struct AppState {
     /// Behind HTTP requests (codes added after execution).
     pub staff: StaffSchema,
     pub customer: CustomerSchema,
@@ -60,7 +60,7 @@ pub struct AppState {
     pub trusted_proxies: TrustedProxies,
 }
 
-pub fn router(state: AppState, graphiql: bool) -> Router {
+pub(crate) fn router(state: AppState, graphiql: bool) -> Router {
     let mut router = Router::new()
         .route(
             "/graphql",
@@ -139,7 +139,7 @@ async fn metrics(State(app): State<AppState>) -> Response {
 }
 
 /// A GraphQL-shaped error response outside GraphQL execution.
-pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
+pub(crate) fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
     let body = json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
     (status, axum::Json(body)).into_response()
 }
@@ -473,7 +473,7 @@ fn token_failure<T>(
 
 /// `429` with a GraphQL-shaped `RATE_LIMITED` error, its `retryAfterMs` and
 /// the `Retry-After` header.
-pub fn rate_limited_response(retry: RetryAfter, message: &str) -> Response {
+pub(crate) fn rate_limited_response(retry: RetryAfter, message: &str) -> Response {
     let body = json!({ "errors": [{
         "message": format!("{message}: try again in {} ms", retry.millis()),
         "extensions": { "code": ErrorCode::RateLimited.as_str(), "retryAfterMs": retry.millis() },

@@ -54,10 +54,10 @@ use crate::auth::bearer;
 use crate::http::{AppState, error_response};
 
 /// The most records one page holds.
-pub const MAX_PAGE: u64 = 10_000;
+pub(crate) const MAX_PAGE: u64 = 10_000;
 
 #[derive(Debug, Deserialize)]
-pub struct LogParams {
+pub(crate) struct LogParams {
     from: Option<u64>,
     limit: Option<u64>,
     to: Option<u64>,
@@ -121,7 +121,7 @@ fn readable_upto(app: &AppState, headers: &HeaderMap) -> Result<u64, Box<Respons
     Ok(models.position())
 }
 
-pub async fn page(
+pub(crate) async fn page(
     State(app): State<AppState>,
     headers: HeaderMap,
     params: Result<Query<LogParams>, QueryRejection>,
@@ -232,7 +232,7 @@ fn signed_head(
 
 /// `GET /log/head`: the last position the caller may read, the hash of its
 /// record and the server's MAC of both, as JSON; same callers as `GET /log`.
-pub async fn head(State(app): State<AppState>, headers: HeaderMap) -> Response {
+pub(crate) async fn head(State(app): State<AppState>, headers: HeaderMap) -> Response {
     let upto = match readable_upto(&app, &headers) {
         Ok(upto) => upto,
         Err(refused) => return *refused,

@@ -33,14 +33,14 @@ use crate::http::{AppState, error_response};
 use crate::read_audit::Open;
 
 #[derive(Debug, Deserialize)]
-pub struct ReportParams {
+pub(crate) struct ReportParams {
     from: Option<String>,
     to: Option<String>,
     format: Option<String>,
     group: Option<String>,
 }
 
-pub async fn enquiries(
+pub(crate) async fn enquiries(
     State(app): State<AppState>,
     headers: HeaderMap,
     Query(params): Query<ReportParams>,

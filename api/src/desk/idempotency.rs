@@ -64,7 +64,7 @@ fn check_key(key: &str, min_chars: usize) -> ApiResult<()> {
 /// hands back the conversation and a token for it, the key must be
 /// unguessable: at least [`MIN_START_KEY_CHARS`] characters (a random UUID
 /// per conversation the customer starts).
-pub fn start_command_id(widget_key: WidgetKey, key: &str) -> ApiResult<CommandId> {
+pub(crate) fn start_command_id(widget_key: WidgetKey, key: &str) -> ApiResult<CommandId> {
     check_key(key, MIN_START_KEY_CHARS)?;
     let digest = blake3::Hasher::new()
         .update(b"backchannel/idempotency/v1\0")

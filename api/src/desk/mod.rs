@@ -42,10 +42,10 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::error::{ApiError, ApiResult};
-pub use crate::live::Committed;
+pub(crate) use crate::live::Committed;
 use crate::live::{Feed, Key, Router};
 use crate::read_audit::{Open, ReadAudit, ReadAuditConfig};
-pub use idempotency::start_command_id;
+pub(crate) use idempotency::start_command_id;
 
 /// Why [`Desk::wait_applied_within`] gave up.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -53,7 +53,7 @@ impl From<ContentPath> for AccessPath {
 
 /// One entry of the read audit: the first opening of a window (see the
 /// server's read audit docs: 15 minutes per staff member and conversation).
-pub struct AccessLogEntry(AccessEntry);
+pub(crate) struct AccessLogEntry(AccessEntry);
 
 #[Object(serial)]
 impl AccessLogEntry {
@@ -92,20 +92,20 @@ impl AccessLogEntry {
 
 #[derive(SimpleObject)]
 #[graphql(serial)]
-pub struct AccessLogEdge {
+pub(crate) struct AccessLogEdge {
     pub cursor: String,
     pub node: AccessLogEntry,
 }
 
 #[derive(SimpleObject)]
 #[graphql(serial)]
-pub struct AccessLogConnection {
+pub(crate) struct AccessLogConnection {
     pub edges: Serial<AccessLogEdge>,
     pub page_info: PageInfo,
 }
 
 /// The resolver behind `Query.accessLog` (see the module docs).
-pub fn access_log(
+pub(crate) fn access_log(
     ctx: &Context<'_>,
     conversation_id: Option<ID>,
     staff_id: Option<ID>,

@@ -23,7 +23,7 @@ use crate::staff::node::{Node, node};
 use crate::staff::notification::{Notification, NotificationConnection, NotificationEdge};
 use crate::staff::timeline::ActorRef;
 
-pub struct Query;
+pub(crate) struct Query;
 
 #[Object(serial)]
 impl Query {
@@ -367,7 +367,7 @@ impl Query {
 /// One stored event's envelope (no payload).
 #[derive(SimpleObject)]
 #[graphql(serial)]
-pub struct AuditEntry {
+pub(crate) struct AuditEntry {
     /// Global position in the log.
     pub position: ID,
     pub stream_version: u64,

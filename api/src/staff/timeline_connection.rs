@@ -35,19 +35,19 @@ const TIMELINE: Paging = Paging::new(
 #[derive(SimpleObject)]
 #[graphql(serial)]
 pub struct TimelineConnection {
-    pub edges: Serial<TimelineEdge>,
-    pub page_info: PageInfo,
+    pub(crate) edges: Serial<TimelineEdge>,
+    pub(crate) page_info: PageInfo,
 }
 
 #[derive(SimpleObject)]
 #[graphql(serial)]
-pub struct TimelineEdge {
+pub(crate) struct TimelineEdge {
     pub cursor: String,
     pub node: TimelineItem,
 }
 
 /// The cursor of the item at `ordinal` in the conversation's timeline.
-pub fn cursor(ordinal: usize) -> String {
+pub(crate) fn cursor(ordinal: usize) -> String {
     TIMELINE.cursor(ordinal)
 }
 

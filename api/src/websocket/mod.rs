@@ -21,7 +21,8 @@
 //!   refused with 429).
 //!   A socket keeps its connection's place under `max_connections` while it
 //!   is open, so the connection cap bounds websockets from all addresses too.
-//! - On a graceful stop every socket closes with 1001.//!
+//! - On a graceful stop every socket closes with 1001.
+//!
 //! Layout: this file holds the upgrade and what an endpoint provides;
 //! [`sockets`] the per-address count and the stop signal; [`connection`]
 //! the protocol on one socket.
@@ -48,14 +49,14 @@ use crate::transport::ConnectionPlace;
 
 use connection::Connection;
 pub(crate) use connection::persisted_hash;
-pub use sockets::Sockets;
+pub(crate) use sockets::Sockets;
 
 /// The one subprotocol served.
-pub const PROTOCOL: &str = "graphql-transport-ws";
+pub(crate) const PROTOCOL: &str = "graphql-transport-ws";
 
 /// The longest close reason: a control frame carries 125 bytes, two of them
 /// the code.
-pub const MAX_CLOSE_REASON: usize = 123;
+pub(crate) const MAX_CLOSE_REASON: usize = 123;
 
 /// The longest operation id accepted (ids are kept while the operation lives).
 const MAX_ID_BYTES: usize = 128;
@@ -66,16 +67,16 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Who a socket's `connection_init` authenticated: the data its operations
 /// see (the endpoint's auth type) and when its token expires.
-pub struct Session {
+pub(crate) struct Session {
     pub data: Data,
     pub expires_at: SystemTime,
 }
 
 /// Checks an init payload's token: `Some` session, or `None` for 4403.
-pub type Authenticate = Box<dyn FnOnce(&Value) -> Option<Session> + Send>;
+pub(crate) type Authenticate = Box<dyn FnOnce(&Value) -> Option<Session> + Send>;
 
 /// What one socket needs besides the socket itself.
-pub struct Endpoint<Q, M, S> {
+pub(crate) struct Endpoint<Q, M, S> {
     pub schema: Schema<Q, M, S>,
     /// For `minPosition` and mutations' positions (`crate::position`).
     pub desk: Arc<crate::desk::Desk>,
@@ -90,7 +91,7 @@ pub struct Endpoint<Q, M, S> {
 /// offers no `graphql-transport-ws` or its address has its share of
 /// sockets, else serves the protocol on it, keeping the connection's
 /// `connection_place` (if the transport gave one) while the socket is open.
-pub fn upgrade<Q, M, S>(
+pub(crate) fn upgrade<Q, M, S>(
     sockets: &Arc<Sockets>,
     remote: SocketAddr,
     connection_place: Option<ConnectionPlace>,
@@ -160,7 +161,7 @@ where
 }
 
 /// `text` cut to at most `max` bytes, at a character boundary.
-pub fn truncate(text: &str, max: usize) -> String {
+pub(crate) fn truncate(text: &str, max: usize) -> String {
     if text.len() <= max {
         return text.to_owned();
     }

@@ -11,7 +11,7 @@ use crate::transport::TransportLimits;
 
 /// The websockets of the server: their caps, the count per client address,
 /// and the stop signal. Shared by every upgrade handler.
-pub struct Sockets {
+pub(crate) struct Sockets {
     pub(super) limits: TransportLimits,
     /// Open sockets by client address; an address leaves the map when its
     /// last socket closes. Locked only to count, never across an await.
@@ -52,7 +52,7 @@ impl Drop for Place {
 }
 
 impl Sockets {
-    pub fn new(limits: TransportLimits, stop: watch::Receiver<bool>) -> Arc<Sockets> {
+    pub(crate) fn new(limits: TransportLimits, stop: watch::Receiver<bool>) -> Arc<Sockets> {
         Arc::new(Sockets {
             limits,
             open: Mutex::new(HashMap::new()),
@@ -80,12 +80,12 @@ impl Sockets {
     }
 
     /// Open sockets, all addresses together.
-    pub fn open_count(&self) -> usize {
+    pub(crate) fn open_count(&self) -> usize {
         self.lock().values().sum()
     }
 
     /// Waits until every socket has closed (after a stop, they close with 1001).
-    pub async fn closed(&self) {
+    pub(crate) async fn closed(&self) {
         loop {
             let notified = self.all_closed.notified();
             tokio::pin!(notified);

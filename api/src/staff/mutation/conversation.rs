@@ -22,7 +22,7 @@ pub(super) struct ConversationMutation;
 /// The result of a mutation on one conversation.
 #[derive(SimpleObject)]
 #[graphql(serial)]
-pub struct ConversationPayload {
+pub(crate) struct ConversationPayload {
     pub conversation_id: ID,
     /// The conversation as you may see it now; null if you no longer may
     /// (e.g. you transferred a private conversation to a colleague).
@@ -43,7 +43,7 @@ fn conversation_payload(
 /// The result of `sendMessage`.
 #[derive(SimpleObject)]
 #[graphql(serial)]
-pub struct MessagePayload {
+pub(crate) struct MessagePayload {
     /// The stored message (the first one, for a retried idempotency key).
     pub message: TimelineItem,
     pub conversation: Option<Conversation>,

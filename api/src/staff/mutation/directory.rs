@@ -23,7 +23,7 @@ pub(super) struct DirectoryMutation;
 /// The result of a mutation on the company's settings.
 #[derive(SimpleObject)]
 #[graphql(serial)]
-pub struct CompanyPayload {
+pub(crate) struct CompanyPayload {
     /// The company as it is now.
     pub company: Company,
 }
@@ -31,7 +31,7 @@ pub struct CompanyPayload {
 /// The result of a mutation on a group.
 #[derive(SimpleObject)]
 #[graphql(serial)]
-pub struct GroupPayload {
+pub(crate) struct GroupPayload {
     /// The group as it is now.
     pub group: Group,
 }
@@ -39,7 +39,7 @@ pub struct GroupPayload {
 /// The result of a mutation on a staff member.
 #[derive(SimpleObject)]
 #[graphql(serial)]
-pub struct StaffPayload {
+pub(crate) struct StaffPayload {
     /// The staff member as they are now.
     pub staff: Staff,
 }

@@ -19,17 +19,12 @@ use crate::context::{Me, me, shared};
 use crate::desk::Executed;
 use crate::error::{ApiError, ApiResult};
 
-pub use conversation::{ConversationPayload, MessagePayload};
-pub use directory::{CompanyPayload, GroupPayload, StaffPayload};
-pub use notification::NotificationsRead;
-pub use token::{IssuedToken, system_time_to_recorded};
-
 // The staff schema's mutation root. The parts merge in this order, which is
 // the order of the fields in the published schema. (No doc comment: it would
 // become the type's description in the SDL.)
 #[derive(MergedObject, Default)]
 #[graphql(name = "Mutation", serial)]
-pub struct Mutation(
+pub(crate) struct Mutation(
     conversation::ConversationMutation,
     directory::DirectoryMutation,
     notification::NotificationMutation,

@@ -14,7 +14,7 @@ pub(super) struct NotificationMutation;
 /// The result of `markNotificationsRead`.
 #[derive(SimpleObject)]
 #[graphql(name = "MarkNotificationsReadPayload", serial)]
-pub struct NotificationsRead {
+pub(crate) struct NotificationsRead {
     pub unread_count: u64,
 }
 

@@ -20,7 +20,7 @@ pub(super) struct TokenMutation;
 /// A token minted by `issueStaffToken`.
 #[derive(SimpleObject)]
 #[graphql(name = "IssueStaffTokenPayload", serial)]
-pub struct IssuedToken {
+pub(crate) struct IssuedToken {
     pub token: String,
     pub staff: Staff,
     pub expires_at: DateTime,
@@ -65,7 +65,9 @@ impl TokenMutation {
     }
 }
 
-pub fn system_time_to_recorded(at: std::time::SystemTime) -> backchannel_eventlog::RecordedAt {
+pub(crate) fn system_time_to_recorded(
+    at: std::time::SystemTime,
+) -> backchannel_eventlog::RecordedAt {
     let micros = at
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
