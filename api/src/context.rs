@@ -43,7 +43,7 @@ pub(crate) struct Me {
 
 pub(crate) fn shared<'a>(ctx: &Context<'a>) -> ApiResult<&'a Shared> {
     ctx.data::<Shared>()
-        .map_err(|_| ApiError::internal("schema data", "Shared is missing"))
+        .map_err(|_| ApiError::broken("schema data", "Shared is missing"))
 }
 
 /// The signed-in staff member: a valid token whose staff member exists in

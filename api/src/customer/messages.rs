@@ -97,7 +97,7 @@ async fn read_window(
         .ok_or_else(not_found)?
         .positions
         .get(ordinals.clone())
-        .ok_or_else(|| ApiError::internal("paging customer messages", "the list shrank"))?
+        .ok_or_else(|| ApiError::broken("paging customer messages", "the list shrank"))?
         .to_vec();
     // Exactly the events at `positions`, or an error (`Desk::read_positions`).
     let events = desk.read_positions(&positions).await?;

@@ -130,7 +130,7 @@ impl Mutation {
                 _ => None,
             })
             .ok_or_else(|| {
-                ApiError::internal(op::START_CONVERSATION, "no ConversationOpened event")
+                ApiError::broken(op::START_CONVERSATION, "no ConversationOpened event")
             })?;
         let token = shared
             .tokens
@@ -182,7 +182,7 @@ impl Mutation {
             .find(|r| matches!(r.event, Event::MessagePosted(_)))
             .and_then(|r| message(desk, r))
             .map(|message| CustomerMessagePayload { message })
-            .ok_or_else(|| ApiError::internal("customer sendMessage", "no message event"))
+            .ok_or_else(|| ApiError::broken("customer sendMessage", "no message event"))
     }
 
     /// Ends your chat.

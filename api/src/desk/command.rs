@@ -211,7 +211,7 @@ impl Desk {
         });
         match tokio::time::timeout(STREAM_WAIT, reached).await {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(_)) => Err(ApiError::internal(
+            Ok(Err(_)) => Err(ApiError::broken(
                 "waiting for projections",
                 "the projector stopped",
             )),

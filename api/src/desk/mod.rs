@@ -186,7 +186,7 @@ impl Desk {
             .wait_for(|p| *p >= position)
             .await
             .map(|_| ())
-            .map_err(|_| ApiError::internal("waiting for projections", "the projector stopped"))
+            .map_err(|_| ApiError::broken("waiting for projections", "the projector stopped"))
     }
 
     /// Waits until the read models have caught up with the log's head.
@@ -300,7 +300,7 @@ impl Desk {
             .map(|r| r.envelope.position)
             .eq(positions.iter().copied())
         {
-            return Err(ApiError::internal(
+            return Err(ApiError::broken(
                 "reading the log",
                 "the log returned other positions than asked",
             ));

@@ -87,7 +87,7 @@ impl ConversationMutation {
                 _ => None,
             })
             .ok_or_else(|| {
-                ApiError::internal(op::OPEN_CONVERSATION, "no ConversationOpened event")
+                ApiError::broken(op::OPEN_CONVERSATION, "no ConversationOpened event")
             })?;
         conversation_payload(ctx, me, opened)
     }
@@ -180,7 +180,7 @@ impl ConversationMutation {
                 )
             })
             .and_then(TimelineItem::from_recorded)
-            .ok_or_else(|| ApiError::internal(op::SEND_MESSAGE, "no message event"))?;
+            .ok_or_else(|| ApiError::broken(op::SEND_MESSAGE, "no message event"))?;
         Ok(MessagePayload {
             message,
             conversation: load_if_visible(ctx, me, conversation)?,

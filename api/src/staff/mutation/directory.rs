@@ -167,7 +167,7 @@ impl DirectoryMutation {
                 Event::GroupCreated(e) => Some(e.group),
                 _ => None,
             })
-            .ok_or_else(|| ApiError::internal(op::CREATE_GROUP, "no GroupCreated event"))?;
+            .ok_or_else(|| ApiError::broken(op::CREATE_GROUP, "no GroupCreated event"))?;
         group_now(ctx, created)
     }
 
@@ -354,7 +354,7 @@ impl DirectoryMutation {
                 Event::StaffAdded(e) => Some(e.staff),
                 _ => None,
             })
-            .ok_or_else(|| ApiError::internal(op::ADD_STAFF, "no StaffAdded event"))?;
+            .ok_or_else(|| ApiError::broken(op::ADD_STAFF, "no StaffAdded event"))?;
         staff_now(ctx, added)
     }
 
