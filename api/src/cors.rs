@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use backchannel_domain::ErrorCode;
 use backchannel_domain::ids::CompanyId;
 use backchannel_domain::values::WebOrigin;
@@ -31,7 +31,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::auth::{Tokens, bearer};
 use crate::desk::Desk;
-use crate::http::error_response;
+use crate::http::Refusal;
 
 /// How long a browser may cache a preflight answer.
 pub(crate) const PREFLIGHT_MAX_AGE: Duration = Duration::from_secs(600);
@@ -148,19 +148,16 @@ pub(crate) fn require_json(headers: &HeaderMap) -> Result<(), Response> {
         .map(str::trim);
     match declared {
         Some(media) if media.eq_ignore_ascii_case("application/json") => Ok(()),
-        _ => Err(error_response(
+        _ => Err(Refusal::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorCode::Validation.as_str(),
             "send the GraphQL request as JSON with Content-Type: application/json",
-        )),
+        )
+        .into_response()),
     }
 }
 
 /// 403 for a request from a browser origin the server does not allow.
 pub(crate) fn origin_refused(what: &str) -> Response {
-    error_response(
-        StatusCode::FORBIDDEN,
-        ErrorCode::Forbidden.as_str(),
-        &format!("{what} is not allowed from this origin"),
-    )
+    Refusal::forbidden(&format!("{what} is not allowed from this origin")).into_response()
 }

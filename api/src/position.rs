@@ -26,12 +26,11 @@ use std::time::Duration;
 
 use async_graphql::Context;
 use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
-use backchannel_domain::ErrorCode;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
 
 use crate::desk::{Desk, Executed, NotApplied};
-use crate::http::error_response;
+use crate::http::Refusal;
 
 /// The request header naming the position a read must reflect.
 pub(crate) const MIN_POSITION_HEADER: &str = "x-min-position";
@@ -154,11 +153,7 @@ pub(crate) fn payload_min_position(payload: &serde_json::Value) -> Result<Option
 }
 
 fn bad_request(message: &str) -> Response {
-    error_response(
-        StatusCode::BAD_REQUEST,
-        ErrorCode::Validation.as_str(),
-        message,
-    )
+    Refusal::validation(message).into_response()
 }
 
 /// Waits (bounded) for `desk` to apply `position`, or answers why not: `503
@@ -182,13 +177,14 @@ pub(crate) fn refusal(position: u64, why: &NotApplied) -> Response {
         }
         NotApplied::Halted(_) => HALTED.to_owned(),
     };
-    crate::catchup::not_caught_up_response(&message, RETRY_AFTER)
+    Refusal::not_caught_up(&message, crate::ratelimit::RetryAfter(RETRY_AFTER)).into_response()
 }
 
 /// The `503` every GraphQL request gets from a node whose projections stopped.
 pub(crate) fn halted(desk: &Desk) -> Option<Response> {
-    desk.halted()
-        .map(|_| crate::catchup::not_caught_up_response(HALTED, RETRY_AFTER))
+    desk.halted().map(|_| {
+        Refusal::not_caught_up(HALTED, crate::ratelimit::RetryAfter(RETRY_AFTER)).into_response()
+    })
 }
 
 #[cfg(test)]

@@ -44,7 +44,7 @@ use tokio_stream::StreamMap;
 
 use crate::config::Limits;
 use crate::graphql::parsed::{ParsedQueries, PersistedQueries};
-use crate::http::error_response;
+use crate::http::Refusal;
 use crate::transport::ConnectionPlace;
 
 use connection::Connection;
@@ -105,21 +105,18 @@ where
 {
     let upgrade = upgrade.protocols([PROTOCOL]);
     if upgrade.selected_protocol().is_none() {
-        return error_response(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::Validation.as_str(),
-            "websockets speak the graphql-transport-ws subprotocol: offer it in Sec-WebSocket-Protocol",
-        );
+        return Refusal::validation("websockets speak the graphql-transport-ws subprotocol: offer it in Sec-WebSocket-Protocol").into_response();
     }
     let Some(place) = sockets.admit(remote.ip()) else {
-        let mut refused = error_response(
+        let mut refused = Refusal::new(
             StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::RateLimited.as_str(),
             &format!(
                 "at most {} websockets per client address are open at once",
                 sockets.limits.ws_max_per_address
             ),
-        );
+        )
+        .into_response();
         refused.headers_mut().insert(
             axum::http::header::RETRY_AFTER,
             axum::http::HeaderValue::from_static("1"),
