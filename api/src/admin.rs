@@ -9,6 +9,7 @@ use backchannel_domain::{Command, DomainError};
 use crate::auth::StaffIdentity;
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::graphql::operations as op;
 use crate::startup::{StartError, open_desk};
 
 #[derive(Debug, thiserror::Error)]
@@ -43,7 +44,7 @@ pub async fn init(config: &Config, company: &str, owner: &str) -> Result<Initial
     let result = desk
         .execute(
             Actor::System,
-            "init",
+            op::INIT,
             Command::CreateCompany {
                 company: created.company,
                 name,
@@ -70,7 +71,7 @@ pub async fn init(config: &Config, company: &str, owner: &str) -> Result<Initial
 
 /// A server operator's token (`token --operator`): needs only the secret, so
 /// it can be minted while the server runs.
-pub fn operator_token(config: &Config) -> Result<String, AdminError> {
+pub(crate) fn operator_token(config: &Config) -> Result<String, AdminError> {
     let secret = crate::secret::load_or_create(&config.data_dir, config.secret.as_deref())
         .map_err(StartError::from)?;
     crate::auth::Tokens::new(&secret, config.token_lifetime)
@@ -79,7 +80,7 @@ pub fn operator_token(config: &Config) -> Result<String, AdminError> {
         .map_err(|e| AdminError::Invalid(e.to_string()))
 }
 
-pub async fn token(config: &Config, staff: &str) -> Result<String, AdminError> {
+pub(crate) async fn token(config: &Config, staff: &str) -> Result<String, AdminError> {
     let staff: StaffId = staff
         .parse()
         .map_err(|e: backchannel_domain::ids::IdParseError| AdminError::Invalid(e.to_string()))?;

@@ -225,7 +225,7 @@ fn expiry(claims: &Claims) -> SystemTime {
 /// The token of an `Authorization: Bearer <token>` header value (or of a
 /// websocket's `connection_init` payload). The scheme is case-insensitive
 /// (RFC 9110 section 11.1): `BEARER x` and `bearer x` are accepted too.
-pub fn bearer(header: Option<&str>) -> Result<&str, TokenError> {
+pub(crate) fn bearer(header: Option<&str>) -> Result<&str, TokenError> {
     let value = header.ok_or(TokenError::Missing)?.trim();
     let (scheme, token) = value
         .split_once(|c: char| c.is_ascii_whitespace())

@@ -15,16 +15,16 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use backchannel_domain::ErrorCode;
-use serde_json::json;
 use tower::ServiceExt;
 
+use crate::http::Refusal;
+
 /// How long a client is asked to wait before retrying during catch-up.
-pub const RETRY_AFTER: Duration = Duration::from_secs(1);
+pub(crate) const RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// How far the opening pass has got.
 #[derive(Debug, Default)]
-pub struct Progress {
+pub(crate) struct Progress {
     /// The position the read models have applied so far.
     pub applied: AtomicU64,
     /// The position the store's committed head record names (what the pass
@@ -35,23 +35,19 @@ pub struct Progress {
 /// The router in front of the application: answers by itself until the
 /// application's router is installed.
 #[derive(Debug, Default)]
-pub struct Gate {
+pub(crate) struct Gate {
     ready: OnceLock<Router>,
     pub progress: Progress,
 }
 
 impl Gate {
     /// Installs the application's router; from now on it answers everything.
-    pub fn open(&self, router: Router) {
+    pub(crate) fn open(&self, router: Router) {
         let _ = self.ready.set(router);
     }
 
-    pub fn is_open(&self) -> bool {
-        self.ready.get().is_some()
-    }
-
     /// The router the transport serves.
-    pub fn router(self: &Arc<Self>) -> Router {
+    pub(crate) fn router(self: &Arc<Self>) -> Router {
         let gate = self.clone();
         Router::new().fallback(move |request: Request<Body>| {
             let gate = gate.clone();
@@ -90,28 +86,7 @@ impl Gate {
 /// the `Retry-After` header.
 fn not_caught_up(applied: u64, head: u64) -> Response {
     let millis = u64::try_from(RETRY_AFTER.as_millis()).unwrap_or(u64::MAX);
-    not_caught_up_response(
-        &format!(
+    Refusal::not_caught_up(&format!(
             "the server is starting and catching up with its log (applied {applied} of {head}): try again in {millis} ms"
-        ),
-        RETRY_AFTER,
-    )
-}
-
-/// `503` with one GraphQL-shaped `NOT_CAUGHT_UP` error saying `message`, its
-/// `retryAfterMs` and the `Retry-After` header (whole seconds, at least 1):
-/// the one shape of "this node cannot answer yet" (start, `X-Min-Position`).
-pub fn not_caught_up_response(message: &str, retry: Duration) -> Response {
-    let millis = u64::try_from(retry.as_millis()).unwrap_or(u64::MAX);
-    let seconds = retry.as_secs().max(1);
-    let body = json!({ "errors": [{
-        "message": message,
-        "extensions": { "code": ErrorCode::NotCaughtUp.as_str(), "retryAfterMs": millis },
-    }] });
-    (
-        StatusCode::SERVICE_UNAVAILABLE,
-        [(header::RETRY_AFTER, seconds.to_string())],
-        axum::Json(body),
-    )
-        .into_response()
+        ), crate::ratelimit::RetryAfter(RETRY_AFTER)).into_response()
 }

@@ -19,7 +19,7 @@ use crate::ratelimit::{Rate, RateLimits};
     version,
     about = "The Backchannel support desk server"
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     /// Log format: `text` (human-readable; colours only on a terminal) or
     /// `json` (one JSON object per line).
     #[arg(
@@ -34,7 +34,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum CliCommand {
+pub(crate) enum CliCommand {
     /// Serve the GraphQL API (staff at /graphql, customers at /customer/graphql).
     Serve(Box<ServeArgs>),
     /// Create a company with its owner; prints the owner's token and the widget key.
@@ -46,7 +46,7 @@ pub enum CliCommand {
 }
 
 #[derive(Debug, Args)]
-pub struct StoreArgs {
+pub(crate) struct StoreArgs {
     /// Where the event store (unless --store names another), the token
     /// secret and, on a shared log, this node's checkpoint live.
     #[arg(long, env = "BACKCHANNEL_DATA_DIR", default_value = "./data")]
@@ -66,7 +66,7 @@ pub struct StoreArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct ServeArgs {
+pub(crate) struct ServeArgs {
     #[command(flatten)]
     pub store: StoreArgs,
     /// Address to listen on.
@@ -157,7 +157,7 @@ pub struct ServeArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct InitArgs {
+pub(crate) struct InitArgs {
     #[command(flatten)]
     pub store: StoreArgs,
     /// The company's name.
@@ -169,7 +169,7 @@ pub struct InitArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct TokenArgs {
+pub(crate) struct TokenArgs {
     #[command(flatten)]
     pub store: StoreArgs,
     /// The staff member's id.
@@ -195,7 +195,7 @@ fn parse_origin(input: &str) -> Result<WebOrigin, String> {
 
 impl StoreArgs {
     /// A configuration for commands that only need the store and the secret.
-    pub fn config(&self) -> Config {
+    pub(crate) fn config(&self) -> Config {
         let mut config = Config::new(self.data_dir.clone(), SocketAddr::from(([127, 0, 0, 1], 0)));
         config.secret = self.secret.clone();
         config.store = self.store.clone();
@@ -205,7 +205,7 @@ impl StoreArgs {
 }
 
 impl ServeArgs {
-    pub fn config(&self) -> Config {
+    pub(crate) fn config(&self) -> Config {
         let mut config = self.store.config();
         config.addr = self.addr;
         config.graphiql = !self.no_graphiql;

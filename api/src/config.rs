@@ -52,7 +52,7 @@ impl Default for Limits {
             max_body_bytes: 64 * 1024,
             max_depth: 15,
             max_complexity: 2000,
-            max_page_size: 100,
+            max_page_size: MAX_PAGE_SIZE,
             max_nesting: 32,
             max_fragments: 100,
             max_fragment_spreads: 500,
@@ -143,9 +143,43 @@ impl Config {
 
 /// The default of [`Config::ready_max_lag`]: a node this many events behind
 /// what it knows of the log's head is taken out of rotation.
-pub const DEFAULT_READY_MAX_LAG: u64 = 1000;
+pub(crate) const DEFAULT_READY_MAX_LAG: u64 = 1000;
+
+/// The largest page SPEC allows (section 8): the default of
+/// [`Limits::max_page_size`], and the most items a page counts for in a
+/// query's complexity (the estimate cannot read the configured limit).
+pub(crate) const MAX_PAGE_SIZE: usize = 100;
+
+/// The size of a page of conversations, notifications or the access log when
+/// the request gives none. (A conversation's timeline and messages default to
+/// the page-size limit instead: a chat opens on all it can show.)
+pub(crate) const DEFAULT_PAGE_SIZE: usize = 20;
+
+/// How many items a page of `requested` (`first` or `last`; `default` when
+/// neither is given) counts for in a query's complexity: at least one, at
+/// most [`MAX_PAGE_SIZE`]. Used in the `complexity` of every list field.
+pub(crate) fn page_items(requested: Option<i32>, default: usize) -> usize {
+    requested
+        .map_or(default, |n| usize::try_from(n).unwrap_or(0))
+        .clamp(1, MAX_PAGE_SIZE)
+}
 
 /// The complexity every mutation field counts for: with the default limit of
 /// 2,000, one request carries at most 20 mutations (a page of 100
 /// conversations with a dozen fields each still fits).
-pub const MUTATION_COST: usize = 100;
+pub(crate) const MUTATION_COST: usize = 100;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_counts_for_its_size_between_one_and_the_largest_page() {
+        assert_eq!(page_items(None, DEFAULT_PAGE_SIZE), DEFAULT_PAGE_SIZE);
+        assert_eq!(page_items(None, MAX_PAGE_SIZE), MAX_PAGE_SIZE);
+        assert_eq!(page_items(Some(7), DEFAULT_PAGE_SIZE), 7);
+        assert_eq!(page_items(Some(0), DEFAULT_PAGE_SIZE), 1);
+        assert_eq!(page_items(Some(-5), DEFAULT_PAGE_SIZE), 1);
+        assert_eq!(page_items(Some(i32::MAX), DEFAULT_PAGE_SIZE), MAX_PAGE_SIZE);
+    }
+}

@@ -14,7 +14,7 @@ use crate::ratelimit::Limiters;
 
 /// Shared by both schemas (schema data).
 #[derive(Clone, Debug)]
-pub struct Shared {
+pub(crate) struct Shared {
     pub desk: Arc<Desk>,
     pub tokens: Tokens,
     pub limits: Limits,
@@ -28,28 +28,28 @@ pub struct Shared {
 
 /// The staff token of the request or websocket connection, as checked.
 #[derive(Debug, Clone, Copy)]
-pub struct StaffAuth(pub Result<StaffIdentity, TokenError>);
+pub(crate) struct StaffAuth(pub Result<StaffIdentity, TokenError>);
 
 /// The customer token of the request or websocket connection, as checked.
 #[derive(Debug, Clone, Copy)]
-pub struct CustomerAuth(pub Result<CustomerIdentity, TokenError>);
+pub(crate) struct CustomerAuth(pub Result<CustomerIdentity, TokenError>);
 
 /// The signed-in staff member, checked against the current state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Me {
+pub(crate) struct Me {
     pub id: StaffId,
     pub company: CompanyId,
 }
 
-pub fn shared<'a>(ctx: &Context<'a>) -> ApiResult<&'a Shared> {
+pub(crate) fn shared<'a>(ctx: &Context<'a>) -> ApiResult<&'a Shared> {
     ctx.data::<Shared>()
-        .map_err(|_| ApiError::internal("schema data", "Shared is missing"))
+        .map_err(|_| ApiError::broken("schema data", "Shared is missing"))
 }
 
 /// The signed-in staff member: a valid token whose staff member exists in
 /// that company and is active *now*. Called by every staff resolver, so a
 /// deactivation takes effect on the next request.
-pub fn me(ctx: &Context<'_>) -> ApiResult<Me> {
+pub(crate) fn me(ctx: &Context<'_>) -> ApiResult<Me> {
     let identity = match ctx.data_opt::<StaffAuth>() {
         Some(StaffAuth(Ok(identity))) => *identity,
         Some(StaffAuth(Err(TokenError::Invalid))) => {
@@ -64,7 +64,7 @@ pub fn me(ctx: &Context<'_>) -> ApiResult<Me> {
 }
 
 /// Is the identity active staff of its company in the current state?
-pub fn check_staff(desk: &Desk, identity: StaffIdentity) -> ApiResult<Me> {
+pub(crate) fn check_staff(desk: &Desk, identity: StaffIdentity) -> ApiResult<Me> {
     let models = desk.models();
     match models.state().staff.get(&identity.staff) {
         Some(staff) if staff.active && staff.company == identity.company => Ok(Me {
@@ -79,7 +79,7 @@ pub fn check_staff(desk: &Desk, identity: StaffIdentity) -> ApiResult<Me> {
 
 /// The customer's conversation: a valid customer token for a conversation
 /// that exists.
-pub fn customer(ctx: &Context<'_>) -> ApiResult<CustomerIdentity> {
+pub(crate) fn customer(ctx: &Context<'_>) -> ApiResult<CustomerIdentity> {
     let identity = match ctx.data_opt::<CustomerAuth>() {
         Some(CustomerAuth(Ok(identity))) => *identity,
         Some(CustomerAuth(Err(TokenError::Invalid))) => {
@@ -105,6 +105,6 @@ pub fn customer(ctx: &Context<'_>) -> ApiResult<CustomerIdentity> {
 }
 
 /// The conversation id a customer token is scoped to.
-pub fn customer_conversation(ctx: &Context<'_>) -> ApiResult<ConversationId> {
+pub(crate) fn customer_conversation(ctx: &Context<'_>) -> ApiResult<ConversationId> {
     customer(ctx).map(|c| c.conversation)
 }

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use backchannel_domain::ErrorCode;
 use backchannel_domain::ids::CompanyId;
 use backchannel_domain::values::WebOrigin;
@@ -33,21 +33,21 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::auth::{Tokens, bearer};
 use crate::desk::Desk;
-use crate::http::error_response;
+use crate::http::Refusal;
 
 /// How long a browser may cache a preflight answer.
-pub const PREFLIGHT_MAX_AGE: Duration = Duration::from_secs(600);
+pub(crate) const PREFLIGHT_MAX_AGE: Duration = Duration::from_secs(600);
 
 /// The staff desk's allowed origins, from the server configuration.
 #[derive(Debug, Clone, Default)]
-pub struct StaffOrigins(Arc<[WebOrigin]>);
+pub(crate) struct StaffOrigins(Arc<[WebOrigin]>);
 
 impl StaffOrigins {
-    pub fn new(origins: Vec<WebOrigin>) -> Self {
+    pub(crate) fn new(origins: Vec<WebOrigin>) -> Self {
         StaffOrigins(origins.into())
     }
 
-    pub fn allows(&self, origin: &str) -> bool {
+    pub(crate) fn allows(&self, origin: &str) -> bool {
         self.0.iter().any(|o| o.as_str() == origin)
     }
 }
@@ -56,17 +56,17 @@ impl StaffOrigins {
 /// into the customer schema so `startConversation` can check it against the
 /// widget key's company.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RequestOrigin(pub Option<String>);
+pub(crate) struct RequestOrigin(pub Option<String>);
 
 impl RequestOrigin {
-    pub fn of(headers: &HeaderMap) -> Self {
+    pub(crate) fn of(headers: &HeaderMap) -> Self {
         RequestOrigin(foreign_origin(headers).map(str::to_owned))
     }
 }
 
 /// The `Origin` header, if present and not the server's own (see the module
 /// doc). An unreadable `Origin` counts as foreign, with a value no list holds.
-pub fn foreign_origin(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn foreign_origin(headers: &HeaderMap) -> Option<&str> {
     let origin = headers.get(header::ORIGIN)?;
     let Ok(origin) = origin.to_str() else {
         return Some("");
@@ -97,7 +97,7 @@ fn layer(allow: AllowOrigin) -> CorsLayer {
 }
 
 /// `/graphql`: the configured staff origins, preflight and actual requests.
-pub fn staff_layer(origins: StaffOrigins) -> CorsLayer {
+pub(crate) fn staff_layer(origins: StaffOrigins) -> CorsLayer {
     layer(AllowOrigin::predicate(
         move |origin: &HeaderValue, _: &Parts| origin.to_str().is_ok_and(|o| origins.allows(o)),
     ))
@@ -108,7 +108,7 @@ pub fn staff_layer(origins: StaffOrigins) -> CorsLayer {
 /// a customer token is answered for its company's origins only; one without
 /// (`startConversation`) for any listed origin, its resolver refusing an
 /// origin the widget key's company does not list.
-pub fn customer_layer(desk: Arc<Desk>, tokens: Tokens) -> CorsLayer {
+pub(crate) fn customer_layer(desk: Arc<Desk>, tokens: Tokens) -> CorsLayer {
     layer(AllowOrigin::predicate(
         move |origin: &HeaderValue, parts: &Parts| {
             let Ok(origin) = origin.to_str() else {
@@ -131,7 +131,7 @@ pub fn customer_layer(desk: Arc<Desk>, tokens: Tokens) -> CorsLayer {
 }
 
 /// Whether `company`'s widget may call from `origin`.
-pub fn company_allows(desk: &Desk, company: CompanyId, origin: &str) -> bool {
+pub(crate) fn company_allows(desk: &Desk, company: CompanyId, origin: &str) -> bool {
     desk.models()
         .state()
         .companies
@@ -142,7 +142,7 @@ pub fn company_allows(desk: &Desk, company: CompanyId, origin: &str) -> bool {
 /// 415 unless the body is declared JSON (`application/json`, any
 /// parameters such as `charset`).
 #[allow(clippy::result_large_err)]
-pub fn require_json(headers: &HeaderMap) -> Result<(), Response> {
+pub(crate) fn require_json(headers: &HeaderMap) -> Result<(), Response> {
     let declared = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -150,19 +150,16 @@ pub fn require_json(headers: &HeaderMap) -> Result<(), Response> {
         .map(str::trim);
     match declared {
         Some(media) if media.eq_ignore_ascii_case("application/json") => Ok(()),
-        _ => Err(error_response(
+        _ => Err(Refusal::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorCode::Validation.as_str(),
             "send the GraphQL request as JSON with Content-Type: application/json",
-        )),
+        )
+        .into_response()),
     }
 }
 
 /// 403 for a request from a browser origin the server does not allow.
-pub fn origin_refused(what: &str) -> Response {
-    error_response(
-        StatusCode::FORBIDDEN,
-        ErrorCode::Forbidden.as_str(),
-        &format!("{what} is not allowed from this origin"),
-    )
+pub(crate) fn origin_refused(what: &str) -> Response {
+    Refusal::forbidden(&format!("{what} is not allowed from this origin")).into_response()
 }

@@ -21,9 +21,10 @@ use serde::Deserialize;
 use crate::auth::{CustomerIdentity, StaffIdentity, Tokens};
 use crate::desk::Desk;
 use crate::error::ApiError;
+use crate::graphql::operations as op;
 
 /// The fixture, compiled in so `serve --demo` works from any directory.
-pub const DEMO_JSON: &str = include_str!("../../fixtures/demo/demo.json");
+pub(crate) const DEMO_JSON: &str = include_str!("../../fixtures/demo/demo.json");
 
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
@@ -347,11 +348,11 @@ fn conversation_steps(
 }
 
 /// Loads the demo company (idempotently) and mints its tokens.
-pub async fn load(desk: &Arc<Desk>, tokens: &Tokens) -> Result<DemoTokens, DemoError> {
+pub(crate) async fn load(desk: &Arc<Desk>, tokens: &Tokens) -> Result<DemoTokens, DemoError> {
     let fixture: Fixture = serde_json::from_str(DEMO_JSON)?;
     for (n, step) in plan()?.into_iter().enumerate() {
         let key = format!("demo/{}", n + 1);
-        desk.execute(step.actor, "demo", step.command, Some(&key))
+        desk.execute(step.actor, op::DEMO, step.command, Some(&key))
             .await
             .map_err(|source| DemoError::Step { step: key, source })?;
     }

@@ -32,7 +32,7 @@ pub fn main() -> ExitCode {
 }
 
 /// Runs one parsed command line.
-pub async fn run(cli: Cli) -> anyhow::Result<()> {
+pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     crate::logging::init(cli.log_format);
     match cli.command {
         CliCommand::Serve(args) => {

@@ -2,7 +2,8 @@
 //!
 //! Every error a client sees carries `extensions.code` (SPEC section 8). Domain
 //! refusals keep their own code and safe message; storage failures are logged
-//! with their cause and shown as a bland `INTERNAL` error.
+//! with their whole cause chain ([`Chain`]) and shown as a bland `INTERNAL`
+//! error.
 
 use async_graphql::ErrorExtensions;
 use backchannel_domain::{DomainError, ErrorCode};
@@ -55,9 +56,19 @@ impl ApiError {
         }
     }
 
-    /// Logs the cause of an internal failure and returns the bland error.
-    pub fn internal(context: &str, cause: impl std::fmt::Display) -> Self {
-        tracing::error!(%cause, "{context}");
+    /// Logs an internal failure with its whole cause chain (the error and
+    /// every `source()` below it) and returns the bland error the client
+    /// sees.
+    pub fn internal<E: std::error::Error>(context: &str, cause: E) -> Self {
+        tracing::error!(cause = %Chain(&cause), "{context}");
+        ApiError::Internal
+    }
+
+    /// Logs a broken expectation of the server about itself (no underlying
+    /// error to chain: e.g. a command that appended without its event) and
+    /// returns the bland error the client sees.
+    pub fn broken(context: &str, what: &str) -> Self {
+        tracing::error!(cause = what, "{context}");
         ApiError::Internal
     }
 }
@@ -66,22 +77,38 @@ impl ApiError {
 /// message's body) for the GraphQL APIs: `ERASED` once the conversation was
 /// erased (SPEC section 12). Sealed data the server has no key for is a
 /// server failure, never shown.
-pub fn content_text<T: AsRef<str>>(
+pub(crate) fn content_text<T: AsRef<str>>(
     content: &backchannel_domain::values::Content<T>,
 ) -> ApiResult<Option<String>> {
     use backchannel_domain::values::Content;
     match content {
         Content::Plain(value) | Content::Legacy(value) => Ok(Some(value.as_ref().to_owned())),
         Content::Erased => Err(ApiError::Domain(DomainError::Erased)),
-        Content::Sealed(_) => Err(ApiError::internal(
+        Content::Sealed(_) => Err(ApiError::broken(
             "opening customer data",
             "sealed content without its key in this server's key store",
         )),
     }
 }
 
+/// An error and its causes, outermost first, separated by `: ` (as
+/// `anyhow`'s `{:#}`), for the logs.
+pub(crate) struct Chain<'a>(pub(crate) &'a dyn std::error::Error);
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
+}
+
 /// The code of server failures (not a client error, so not in SPEC's list).
-pub const INTERNAL: &str = "INTERNAL";
+pub(crate) const INTERNAL: &str = "INTERNAL";
 
 impl ErrorExtensions for ApiError {
     fn extend(&self) -> async_graphql::Error {
@@ -109,7 +136,7 @@ impl From<ApiError> for async_graphql::Error {
 /// The code of a request stopped at its execution deadline (`Limits::deadline`):
 /// not one of SPEC's client errors, since the cause may be the server's load
 /// as much as the request.
-pub const TIMEOUT: &str = "TIMEOUT";
+pub(crate) const TIMEOUT: &str = "TIMEOUT";
 
 /// The error of a request stopped at its deadline.
 pub(crate) fn timed_out(deadline: std::time::Duration) -> async_graphql::ServerError {
@@ -129,7 +156,82 @@ pub(crate) fn timed_out(deadline: std::time::Duration) -> async_graphql::ServerE
 }
 
 /// The code of a subscription ended because it fell behind.
-pub const LAGGED: &str = "LAGGED";
+pub(crate) const LAGGED: &str = "LAGGED";
 
 /// Results of resolvers.
-pub type ApiResult<T> = Result<T, ApiError>;
+pub(crate) type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex, PoisonError};
+
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("appending failed")]
+    struct Appending(#[source] Store);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("the store refused the write")]
+    struct Store(#[source] std::io::Error);
+
+    fn nested() -> Appending {
+        Appending(Store(std::io::Error::other("disk full")))
+    }
+
+    #[test]
+    fn the_chain_lists_every_cause_outermost_first() {
+        assert_eq!(
+            Chain(&nested()).to_string(),
+            "appending failed: the store refused the write: disk full"
+        );
+        let alone = std::io::Error::other("disk full");
+        assert_eq!(Chain(&alone).to_string(), "disk full");
+    }
+
+    /// A log line sink for one test's subscriber.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn an_internal_error_logs_its_whole_chain_and_tells_the_client_nothing_of_it() {
+        let captured = Captured::default();
+        let sink = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || sink.clone())
+            .with_ansi(false)
+            .finish();
+        let err = tracing::subscriber::with_default(subscriber, || {
+            ApiError::internal("reading the log", nested())
+        });
+        let logged = String::from_utf8_lossy(
+            &captured
+                .0
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
+        )
+        .into_owned();
+        assert!(logged.contains("reading the log"), "{logged}");
+        assert!(
+            logged.contains("appending failed: the store refused the write: disk full"),
+            "{logged}"
+        );
+        assert_eq!(err.code(), INTERNAL);
+        let shown = err.extend().message;
+        assert_eq!(shown, "internal error");
+    }
+}

@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 /// Where the page's files are served.
-pub const ASSET_PATH: &str = "/graphiql/assets/";
+pub(crate) const ASSET_PATH: &str = "/graphiql/assets/";
 
 /// One embedded file.
 struct Asset {
@@ -83,14 +83,14 @@ static ETAGS: LazyLock<Vec<String>> = LazyLock::new(|| {
 });
 
 /// The GraphiQL routes: the staff page, the customer page, the assets.
-pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
+pub(crate) fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
         .route("/", get(|| async { page("staff", "/graphql") }))
         .route(
             "/customer",
             get(|| async { page("customer", "/customer/graphql") }),
         )
-        .route("/graphiql/assets/{name}", get(asset))
+        .route(&format!("{ASSET_PATH}{{name}}"), get(asset))
 }
 
 /// The page for one endpoint: `title` and `endpoint` are constants, never

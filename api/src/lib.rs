@@ -38,34 +38,38 @@
 //!   (the paged log for `replay-tool --server`).
 //! - [`demo`]: the demo company; [`admin`]: the `init` and `token` commands.
 
+// Only what the binary, the integration tests and the other crates use is
+// `pub`; everything else is `pub(crate)` at most.
+#![warn(unreachable_pub)]
+
 pub mod admin;
 pub mod auth;
-pub mod catchup;
-pub mod cli;
+mod catchup;
+mod cli;
 pub mod config;
-pub mod context;
-pub mod cors;
+mod context;
+mod cors;
 pub mod customer;
 pub mod demo;
 pub mod desk;
 pub mod entry;
-pub mod error;
-pub mod graphiql;
-pub mod graphql;
-pub mod http;
+mod error;
+mod graphiql;
+mod graphql;
+mod http;
 pub mod live;
-pub mod log_export;
-pub mod logging;
-pub mod metrics;
-pub mod position;
+mod log_export;
+mod logging;
+mod metrics;
+mod position;
 pub mod ratelimit;
 pub mod read_audit;
-pub mod report;
+mod report;
 pub mod secret;
 pub mod staff;
 pub mod startup;
 pub mod transport;
-pub mod websocket;
+mod websocket;
 
 pub use config::{Config, Limits};
 pub use startup::{Application, Shutdown, StartError, Starting};

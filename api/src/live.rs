@@ -30,7 +30,7 @@ use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 
 /// How many committed events a slow subscriber may fall behind.
-pub const CAPACITY: usize = 4096;
+pub(crate) const CAPACITY: usize = 4096;
 
 /// One event as the projector applied it, for live subscriptions.
 #[derive(Debug)]

@@ -44,43 +44,31 @@
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use backchannel_domain::ErrorCode;
 use backchannel_eventlog::codec;
 use serde::Deserialize;
 
 use crate::auth::bearer;
-use crate::http::{AppState, error_response};
+use crate::http::{AppState, Refusal};
 
 /// The most records one page holds.
-pub const MAX_PAGE: u64 = 10_000;
+pub(crate) const MAX_PAGE: u64 = 10_000;
 
 #[derive(Debug, Deserialize)]
-pub struct LogParams {
+pub(crate) struct LogParams {
     from: Option<u64>,
     limit: Option<u64>,
     to: Option<u64>,
 }
 
-fn refuse(status: StatusCode, code: ErrorCode, message: &str) -> Response {
-    error_response(status, code.as_str(), message)
-}
-
 /// The last position the caller may read, or the refusal.
-fn readable_upto(app: &AppState, headers: &HeaderMap) -> Result<u64, Box<Response>> {
-    let unauthenticated = |message: &str| {
-        Box::new(refuse(
-            StatusCode::UNAUTHORIZED,
-            ErrorCode::Unauthenticated,
-            message,
-        ))
-    };
+fn readable_upto(app: &AppState, headers: &HeaderMap) -> Result<u64, Refusal> {
     let header = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     let Ok(token) = bearer(header) else {
-        return Err(unauthenticated(
+        return Err(Refusal::unauthenticated(
             "an operator token, or an owner's or admin's token, is required",
         ));
     };
@@ -89,7 +77,9 @@ fn readable_upto(app: &AppState, headers: &HeaderMap) -> Result<u64, Box<Respons
         return Ok(app.shared.desk.log().head());
     }
     let Ok(identity) = tokens.verify_staff(token) else {
-        return Err(unauthenticated("the token is invalid or has expired"));
+        return Err(Refusal::unauthenticated(
+            "the token is invalid or has expired",
+        ));
     };
     let models = app.shared.desk.models();
     let state = models.state();
@@ -98,55 +88,51 @@ fn readable_upto(app: &AppState, headers: &HeaderMap) -> Result<u64, Box<Respons
         .get(&identity.staff)
         .filter(|s| s.active && s.company == identity.company)
     else {
-        return Err(unauthenticated(
+        return Err(Refusal::unauthenticated(
             "not signed in, or the account is no longer active",
         ));
     };
     if !me.role.is_owner_or_admin() {
-        return Err(Box::new(refuse(
-            StatusCode::FORBIDDEN,
-            ErrorCode::Forbidden,
+        return Err(Refusal::forbidden(
             "only the owner or an admin may read the log",
-        )));
+        ));
     }
     let only_company = state.companies.len() == 1 && state.companies.contains_key(&me.company);
     if !only_company {
-        return Err(Box::new(refuse(
-            StatusCode::FORBIDDEN,
-            ErrorCode::Forbidden,
+        return Err(Refusal::forbidden(
             "the log holds other companies' events too and is one hash chain, so it is served \
              only whole, to the server operator (`backchannel token --operator`)",
-        )));
+        ));
     }
     Ok(models.position())
 }
 
-pub async fn page(
+pub(crate) async fn page(
     State(app): State<AppState>,
     headers: HeaderMap,
     params: Result<Query<LogParams>, QueryRejection>,
-) -> Response {
-    let upto = match readable_upto(&app, &headers) {
-        Ok(upto) => upto,
-        Err(refused) => return *refused,
-    };
-    let invalid = |message: &str| refuse(StatusCode::BAD_REQUEST, ErrorCode::Validation, message);
+) -> Result<Response, Refusal> {
+    let upto = readable_upto(&app, &headers)?;
     let Ok(Query(params)) = params else {
-        return invalid("`from`, `limit` and `to` are positions (whole numbers)");
+        return Err(Refusal::validation(
+            "`from`, `limit` and `to` are positions (whole numbers)",
+        ));
     };
     let from = params.from.unwrap_or(1);
     let limit = params.limit.unwrap_or(MAX_PAGE);
     if from == 0 {
-        return invalid("`from` starts at 1");
+        return Err(Refusal::validation("`from` starts at 1"));
     }
     if !(1..=MAX_PAGE).contains(&limit) {
-        return invalid(&format!("`limit` must be in 1..={MAX_PAGE}"));
+        return Err(Refusal::validation(format!(
+            "`limit` must be in 1..={MAX_PAGE}"
+        )));
     }
     let upto = match params.to {
         Some(to) if to > upto => {
-            return invalid(&format!(
+            return Err(Refusal::validation(format!(
                 "`to` {to} is past the last position you may read ({upto})"
-            ));
+            )));
         }
         Some(to) => to,
         None => upto,
@@ -170,8 +156,8 @@ pub async fn page(
     .await;
     let (upto_hash, upto_mac, body) = match read {
         Ok(Ok(read)) => read,
-        Ok(Err(err)) => return unreadable("GET /log", &err),
-        Err(err) => return unreadable("GET /log", &err),
+        Ok(Err(err)) => return Err(unreadable("GET /log", err)),
+        Err(err) => return Err(unreadable("GET /log", err)),
     };
     let hex = backchannel_eventlog::hex(&upto_hash);
     let mut response = Body::from(body).into_response();
@@ -193,16 +179,15 @@ pub async fn page(
         "x-backchannel-codec",
         HeaderValue::from(u16::from(codec::CODEC_VERSION)),
     );
-    response
+    Ok(response)
 }
 
 /// The answer when the log cannot be read (or its reading task failed): the
 /// cause is logged, the caller learns only that it failed.
-fn unreadable(route: &'static str, err: &dyn std::fmt::Display) -> Response {
-    tracing::error!(%err, route, "reading the log failed");
-    error_response(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "INTERNAL",
+fn unreadable<E: std::error::Error>(route: &'static str, err: E) -> Refusal {
+    Refusal::internal(
+        &format!("reading the log failed ({route})"),
+        err,
         "the log could not be read",
     )
 }
@@ -232,19 +217,19 @@ fn signed_head(
 
 /// `GET /log/head`: the last position the caller may read, the hash of its
 /// record and the server's MAC of both, as JSON; same callers as `GET /log`.
-pub async fn head(State(app): State<AppState>, headers: HeaderMap) -> Response {
-    let upto = match readable_upto(&app, &headers) {
-        Ok(upto) => upto,
-        Err(refused) => return *refused,
-    };
+pub(crate) async fn head(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, Refusal> {
+    let upto = readable_upto(&app, &headers)?;
     let log = app.shared.desk.log().clone();
     let read = tokio::task::spawn_blocking(move || signed_head(&log, upto)).await;
     let signed = match read {
         Ok(Ok(signed)) => signed,
-        Ok(Err(err)) => return unreadable("GET /log/head", &err),
-        Err(err) => return unreadable("GET /log/head", &err),
+        Ok(Err(err)) => return Err(unreadable("GET /log/head", err)),
+        Err(err) => return Err(unreadable("GET /log/head", err)),
     };
-    axum::Json(serde_json::json!({
+    Ok(axum::Json(serde_json::json!({
         "position": upto,
         "hash": backchannel_eventlog::hex(&signed.hash),
         "mac": signed.mac.map(|mac| backchannel_eventlog::hex(&mac)),
@@ -253,5 +238,5 @@ pub async fn head(State(app): State<AppState>, headers: HeaderMap) -> Response {
             backchannel_eventlog::HEAD_MAC_CONTEXT
         ),
     }))
-    .into_response()
+    .into_response())
 }

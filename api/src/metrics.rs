@@ -28,9 +28,9 @@ use crate::ratelimit::Limiters;
 use crate::websocket::Sockets;
 
 /// Distinct operation names kept as labels; later ones are `other`.
-pub const MAX_OPERATIONS: usize = 200;
+pub(crate) const MAX_OPERATIONS: usize = 200;
 /// Longest operation name kept as a label.
-pub const MAX_OPERATION_CHARS: usize = 64;
+pub(crate) const MAX_OPERATION_CHARS: usize = 64;
 
 /// Request latency buckets, in seconds (1 ms to the 10 s default deadline).
 const LATENCY_BUCKETS: &[f64] = &[
@@ -38,7 +38,7 @@ const LATENCY_BUCKETS: &[f64] = &[
 ];
 
 /// The metrics of one application.
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     requests: IntCounterVec,
     latency: HistogramVec,
@@ -63,7 +63,7 @@ impl std::fmt::Debug for Metrics {
 
 /// The desk's commit latency histogram, unregistered (the desk observes it;
 /// [`Metrics::new`] registers it).
-pub fn commit_latency() -> Option<Histogram> {
+pub(crate) fn commit_latency() -> Option<Histogram> {
     Histogram::with_opts(
         HistogramOpts::new(
             "backchannel_commit_latency_seconds",
@@ -76,14 +76,14 @@ pub fn commit_latency() -> Option<Histogram> {
 
 impl Metrics {
     /// Registers a collector kept elsewhere (the read audit's drop counter).
-    pub fn register(&self, collector: Box<dyn prometheus::core::Collector>) {
+    pub(crate) fn register(&self, collector: Box<dyn prometheus::core::Collector>) {
         if let Err(err) = self.registry.register(collector) {
             tracing::warn!(%err, "a metric could not be registered");
         }
     }
 
     /// The metrics, registered; `commit` is the desk's commit latency.
-    pub fn new(commit: Option<Histogram>) -> Result<Metrics, prometheus::Error> {
+    pub(crate) fn new(commit: Option<Histogram>) -> Result<Metrics, prometheus::Error> {
         let registry = Registry::new();
         let requests = IntCounterVec::new(
             Opts::new(
@@ -159,7 +159,7 @@ impl Metrics {
     }
 
     /// Counts one executed GraphQL request.
-    pub fn request(
+    pub(crate) fn request(
         &self,
         endpoint: &str,
         operation: Option<&str>,
@@ -199,7 +199,12 @@ impl Metrics {
     }
 
     /// The registry in Prometheus' text format, with the gauges read now.
-    pub fn render(&self, desk: Option<&Desk>, sockets: &Sockets, limiters: &Limiters) -> String {
+    pub(crate) fn render(
+        &self,
+        desk: Option<&Desk>,
+        sockets: &Sockets,
+        limiters: &Limiters,
+    ) -> String {
         if let Some(desk) = desk {
             let head = desk.log().head();
             let applied = desk.applied_position();

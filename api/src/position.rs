@@ -28,33 +28,32 @@ use std::time::Duration;
 
 use async_graphql::Context;
 use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
-use backchannel_domain::ErrorCode;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
 
 use crate::desk::{Desk, Executed, NotApplied};
-use crate::http::error_response;
+use crate::http::Refusal;
 
 /// The request header naming the position a read must reflect.
-pub const MIN_POSITION_HEADER: &str = "x-min-position";
+pub(crate) const MIN_POSITION_HEADER: &str = "x-min-position";
 /// The response header carrying a mutation's log position.
-pub const LOG_POSITION_HEADER: &str = "x-log-position";
+pub(crate) const LOG_POSITION_HEADER: &str = "x-log-position";
 /// The `connection_init` payload field naming the position a websocket's
 /// operations must reflect.
-pub const MIN_POSITION_FIELD: &str = "minPosition";
+pub(crate) const MIN_POSITION_FIELD: &str = "minPosition";
 /// The highest position accepted (PostgreSQL's `bigint`).
-pub const MAX_POSITION: u64 = i64::MAX as u64;
+pub(crate) const MAX_POSITION: u64 = i64::MAX as u64;
 /// How long a client is asked to wait before retrying a read that found this
 /// node behind.
-pub const RETRY_AFTER: Duration = Duration::from_secs(1);
+pub(crate) const RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// The highest position a request's mutations appended, shared with its
 /// resolvers through the request data.
 #[derive(Debug, Clone, Default)]
-pub struct Appended(Arc<AtomicU64>);
+pub(crate) struct Appended(Arc<AtomicU64>);
 
 impl Appended {
-    pub fn get(&self) -> u64 {
+    pub(crate) fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
 
@@ -65,7 +64,7 @@ impl Appended {
 
 /// Records what a mutation's command appended (or was answered from) in the
 /// request's [`Appended`], if it has one.
-pub fn note(ctx: &Context<'_>, executed: &Executed) {
+pub(crate) fn note(ctx: &Context<'_>, executed: &Executed) {
     if let (Some(appended), Some(last)) = (ctx.data_opt::<Appended>(), executed.events.last()) {
         appended.note(last.envelope.position);
     }
@@ -73,7 +72,7 @@ pub fn note(ctx: &Context<'_>, executed: &Executed) {
 
 /// The position a mutation's answer carries: what it appended, else what
 /// this node had applied.
-pub fn answer_position(appended: &Appended, desk: &Desk) -> u64 {
+pub(crate) fn answer_position(appended: &Appended, desk: &Desk) -> u64 {
     match appended.get() {
         0 => desk.applied_position(),
         position => position,
@@ -81,7 +80,7 @@ pub fn answer_position(appended: &Appended, desk: &Desk) -> u64 {
 }
 
 /// Sets `extensions.position` of a mutation's response.
-pub fn stamp(response: &mut async_graphql::Response, position: u64) {
+pub(crate) fn stamp(response: &mut async_graphql::Response, position: u64) {
     response.extensions.insert(
         "position".to_owned(),
         async_graphql::Value::Number(position.into()),
@@ -89,7 +88,10 @@ pub fn stamp(response: &mut async_graphql::Response, position: u64) {
 }
 
 /// The type of the operation a request will run, if its document names one.
-pub fn operation_type(document: &ExecutableDocument, name: Option<&str>) -> Option<OperationType> {
+pub(crate) fn operation_type(
+    document: &ExecutableDocument,
+    name: Option<&str>,
+) -> Option<OperationType> {
     let operation = match (&document.operations, name) {
         (DocumentOperations::Single(operation), _) => Some(operation),
         (DocumentOperations::Multiple(operations), Some(name)) => operations.get(name),
@@ -102,7 +104,7 @@ pub fn operation_type(document: &ExecutableDocument, name: Option<&str>) -> Opti
 }
 
 /// Parses a position as `X-Min-Position` or `minPosition` give it.
-pub fn parse(text: &str) -> Result<u64, String> {
+pub(crate) fn parse(text: &str) -> Result<u64, String> {
     let text = text.trim();
     if text.is_empty() || text.len() > 19 || !text.bytes().all(|b| b.is_ascii_digit()) {
         return Err(format!(
@@ -119,7 +121,7 @@ pub fn parse(text: &str) -> Result<u64, String> {
 
 /// The request's `X-Min-Position`, if any; `Err` is the `400` to answer.
 #[allow(clippy::result_large_err)] // the refusal is the response itself
-pub fn min_position(headers: &HeaderMap) -> Result<Option<u64>, Response> {
+pub(crate) fn min_position(headers: &HeaderMap) -> Result<Option<u64>, Response> {
     let mut values = headers.get_all(MIN_POSITION_HEADER).iter();
     let Some(value) = values.next() else {
         return Ok(None);
@@ -136,7 +138,7 @@ pub fn min_position(headers: &HeaderMap) -> Result<Option<u64>, Response> {
 }
 
 /// A websocket's `minPosition` (a number or a decimal string), if any.
-pub fn payload_min_position(payload: &serde_json::Value) -> Result<Option<u64>, String> {
+pub(crate) fn payload_min_position(payload: &serde_json::Value) -> Result<Option<u64>, String> {
     match payload.get(MIN_POSITION_FIELD) {
         None | Some(serde_json::Value::Null) => Ok(None),
         Some(serde_json::Value::Number(n)) => match n.as_u64() {
@@ -153,16 +155,12 @@ pub fn payload_min_position(payload: &serde_json::Value) -> Result<Option<u64>, 
 }
 
 fn bad_request(message: &str) -> Response {
-    error_response(
-        StatusCode::BAD_REQUEST,
-        ErrorCode::Validation.as_str(),
-        message,
-    )
+    Refusal::validation(message).into_response()
 }
 
 /// Waits (bounded) for `desk` to apply `position`, or answers why not: `503
 /// NOT_CAUGHT_UP` with a retry delay.
-pub async fn wait(desk: &Desk, position: u64, patience: Duration) -> Result<(), Response> {
+pub(crate) async fn wait(desk: &Desk, position: u64, patience: Duration) -> Result<(), Response> {
     desk.wait_applied_within(position, patience)
         .await
         .map_err(|why| refusal(position, &why))
@@ -174,20 +172,21 @@ pub async fn wait(desk: &Desk, position: u64, patience: Duration) -> Result<(), 
 const HALTED: &str = "this node stopped following the log and does not serve (the reason is in its log and /readyz); try another node";
 
 /// The `503` for a request this node cannot answer at `position`.
-pub fn refusal(position: u64, why: &NotApplied) -> Response {
+pub(crate) fn refusal(position: u64, why: &NotApplied) -> Response {
     let message = match why {
         NotApplied::Behind { .. } => {
             format!("this node has not reached log position {position} yet")
         }
         NotApplied::Halted(_) => HALTED.to_owned(),
     };
-    crate::catchup::not_caught_up_response(&message, RETRY_AFTER)
+    Refusal::not_caught_up(&message, crate::ratelimit::RetryAfter(RETRY_AFTER)).into_response()
 }
 
 /// The `503` every GraphQL request gets from a node whose projections stopped.
-pub fn halted(desk: &Desk) -> Option<Response> {
-    desk.halted()
-        .map(|_| crate::catchup::not_caught_up_response(HALTED, RETRY_AFTER))
+pub(crate) fn halted(desk: &Desk) -> Option<Response> {
+    desk.halted().map(|_| {
+        Refusal::not_caught_up(HALTED, crate::ratelimit::RetryAfter(RETRY_AFTER)).into_response()
+    })
 }
 
 #[cfg(test)]

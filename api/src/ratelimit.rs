@@ -181,7 +181,7 @@ impl RetryAfter {
 /// The client's address as rate limits key it: an IPv4 address, or an IPv6
 /// /64 (an IPv4-mapped IPv6 address is its IPv4 address).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct AddrKey(IpAddr);
+pub(crate) struct AddrKey(IpAddr);
 
 impl From<IpAddr> for AddrKey {
     fn from(ip: IpAddr) -> Self {
@@ -201,12 +201,12 @@ impl From<IpAddr> for AddrKey {
 /// The TCP peer's address, in a request's data for resolvers. Without one
 /// (a transport that does not give it) every such call shares one key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientAddr(pub IpAddr);
+pub(crate) struct ClientAddr(pub IpAddr);
 
 impl ClientAddr {
-    pub const UNKNOWN: ClientAddr = ClientAddr(IpAddr::V6(Ipv6Addr::UNSPECIFIED));
+    pub(crate) const UNKNOWN: ClientAddr = ClientAddr(IpAddr::V6(Ipv6Addr::UNSPECIFIED));
 
-    pub fn key(&self) -> AddrKey {
+    pub(crate) fn key(&self) -> AddrKey {
         AddrKey::from(self.0)
     }
 }
@@ -228,10 +228,10 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
 /// `--trusted-proxy`: the address ranges whose `X-Forwarded-For` is believed
 /// (a reverse proxy in front of the server). Empty: the header is ignored.
 #[derive(Debug, Clone, Default)]
-pub struct TrustedProxies(std::sync::Arc<[IpNet]>);
+pub(crate) struct TrustedProxies(std::sync::Arc<[IpNet]>);
 
 impl TrustedProxies {
-    pub fn new(ranges: Vec<IpNet>) -> Self {
+    pub(crate) fn new(ranges: Vec<IpNet>) -> Self {
         TrustedProxies(ranges.into())
     }
 
@@ -244,7 +244,7 @@ impl TrustedProxies {
     /// hop nearest the server), the first address that is not a trusted
     /// proxy. A malformed entry stops the walk at the last trusted hop, so
     /// a client cannot pass for another by writing the header itself.
-    pub fn client(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+    pub(crate) fn client(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
         let mut client = peer.to_canonical();
         if !self.trusts(client) {
             return client;
@@ -268,14 +268,14 @@ impl TrustedProxies {
 }
 
 /// A `--trusted-proxy` value: a CIDR range or one address.
-pub fn parse_trusted_proxy(text: &str) -> Result<IpNet, String> {
+pub(crate) fn parse_trusted_proxy(text: &str) -> Result<IpNet, String> {
     text.parse::<IpNet>()
         .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
         .map_err(|_| format!("{text:?} is not an address or a CIDR range (e.g. 10.0.0.0/8)"))
 }
 
 /// At least this many checks between two sweeps of a limiter's keys.
-pub const SWEEP_EVERY: u64 = 1024;
+pub(crate) const SWEEP_EVERY: u64 = 1024;
 
 /// One keyed limiter with its housekeeping; `None`: the rate is off.
 struct Keyed<K: std::hash::Hash + Eq + Clone> {
@@ -329,7 +329,7 @@ impl<K: std::hash::Hash + Eq + Clone> Keyed<K> {
 }
 
 /// The server's limiters, shared by both schemas and the HTTP handlers.
-pub struct Limiters {
+pub(crate) struct Limiters {
     widget_starts: Keyed<(WidgetKey, AddrKey)>,
     staff_mutations: Keyed<StaffId>,
     customer_mutations: Keyed<ConversationId>,
@@ -348,7 +348,7 @@ impl fmt::Debug for Limiters {
 }
 
 impl Limiters {
-    pub fn new(rates: &RateLimits) -> Limiters {
+    pub(crate) fn new(rates: &RateLimits) -> Limiters {
         Limiters {
             widget_starts: Keyed::new(rates.widget_starts),
             staff_mutations: Keyed::new(rates.staff_mutations),
@@ -357,26 +357,30 @@ impl Limiters {
         }
     }
 
-    pub fn widget_start(&self, widget: WidgetKey, client: ClientAddr) -> Result<(), RetryAfter> {
+    pub(crate) fn widget_start(
+        &self,
+        widget: WidgetKey,
+        client: ClientAddr,
+    ) -> Result<(), RetryAfter> {
         self.widget_starts.check(&(widget, client.key()))
     }
 
-    pub fn staff_mutation(&self, staff: StaffId) -> Result<(), RetryAfter> {
+    pub(crate) fn staff_mutation(&self, staff: StaffId) -> Result<(), RetryAfter> {
         self.staff_mutations.check(&staff)
     }
 
-    pub fn customer_mutation(&self, conversation: ConversationId) -> Result<(), RetryAfter> {
+    pub(crate) fn customer_mutation(&self, conversation: ConversationId) -> Result<(), RetryAfter> {
         self.customer_mutations.check(&conversation)
     }
 
     /// Counts a bad or expired token from `client`; `Err` once it has failed
     /// too often.
-    pub fn token_failure(&self, client: ClientAddr) -> Result<(), RetryAfter> {
+    pub(crate) fn token_failure(&self, client: ClientAddr) -> Result<(), RetryAfter> {
         self.token_failures.check(&client.key())
     }
 
     /// Refusals so far, by limit (for metrics).
-    pub fn refusals(&self) -> [(&'static str, u64); 4] {
+    pub(crate) fn refusals(&self) -> [(&'static str, u64); 4] {
         let refused = |keyed: &AtomicU64| keyed.load(Ordering::Relaxed);
         [
             ("widget_starts", refused(&self.widget_starts.refused)),
@@ -389,8 +393,9 @@ impl Limiters {
         ]
     }
 
-    /// Keys held, all limiters together (for tests and metrics).
-    pub fn keys(&self) -> usize {
+    /// Keys held, all limiters together.
+    #[cfg(test)]
+    pub(crate) fn keys(&self) -> usize {
         self.widget_starts.len()
             + self.staff_mutations.len()
             + self.customer_mutations.len()

@@ -48,13 +48,13 @@ use backchannel_projections::ReadModels;
 use tokio::sync::{mpsc, oneshot, watch};
 
 /// The coalescing window: one entry per staff member and conversation in it.
-pub const WINDOW: Duration = Duration::from_secs(15 * 60);
+pub(crate) const WINDOW: Duration = Duration::from_secs(15 * 60);
 /// Opens waiting to be recorded; more are dropped (counted and logged).
-pub const QUEUE: usize = 8192;
+pub(crate) const QUEUE: usize = 8192;
 /// Opens taken from the queue per round of appends.
-pub const BATCH: usize = 512;
+pub(crate) const BATCH: usize = 512;
 /// (staff, conversation) pairs the recorder remembers in memory.
-pub const MAX_OPEN_WINDOWS: usize = 100_000;
+pub(crate) const MAX_OPEN_WINDOWS: usize = 100_000;
 
 /// The recorder's clock: µs since the Unix epoch (UTC).
 #[derive(Clone)]

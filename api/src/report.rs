@@ -29,33 +29,27 @@ use serde::Deserialize;
 use tokio_util::io::{ReaderStream, SyncIoBridge};
 
 use crate::auth::bearer;
-use crate::http::{AppState, error_response};
+use crate::http::{AppState, Refusal};
 use crate::read_audit::Open;
 
 #[derive(Debug, Deserialize)]
-pub struct ReportParams {
+pub(crate) struct ReportParams {
     from: Option<String>,
     to: Option<String>,
     format: Option<String>,
     group: Option<String>,
 }
 
-pub async fn enquiries(
+pub(crate) async fn enquiries(
     State(app): State<AppState>,
     headers: HeaderMap,
     Query(params): Query<ReportParams>,
-) -> Response {
-    let refuse =
-        |status, code: ErrorCode, message: &str| error_response(status, code.as_str(), message);
+) -> Result<Response, Refusal> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     let Ok(identity) = bearer(token).and_then(|t| app.shared.tokens.verify_staff(t)) else {
-        return refuse(
-            StatusCode::UNAUTHORIZED,
-            ErrorCode::Unauthenticated,
-            "a valid staff token is required",
-        );
+        return Err(Refusal::unauthenticated("a valid staff token is required"));
     };
     let active = app
         .shared
@@ -66,16 +60,11 @@ pub async fn enquiries(
         .get(&identity.staff)
         .is_some_and(|s| s.active && s.company == identity.company);
     if !active {
-        return refuse(
-            StatusCode::UNAUTHORIZED,
-            ErrorCode::Unauthenticated,
+        return Err(Refusal::unauthenticated(
             "not signed in, or the account is no longer active",
-        );
+        ));
     }
-    let request = match parse(&params, identity) {
-        Ok(request) => request,
-        Err(message) => return refuse(StatusCode::BAD_REQUEST, ErrorCode::Validation, &message),
-    };
+    let request = parse(&params, identity).map_err(Refusal::validation)?;
     let content_type = match request.format {
         ReportFormat::Csv => "text/csv; charset=utf-8",
         ReportFormat::Json => "application/json",
@@ -117,8 +106,14 @@ pub async fn enquiries(
         None => match (&mut task).await {
             // An empty report still starts (and ends) the response.
             Ok(Ok(())) => Ok(Bytes::new()),
-            Ok(Err(err)) => return refusal(err),
-            Err(_) => return refusal(ReportError::Output(std::io::Error::other("panicked"))),
+            Ok(Err(err)) => return Err(refusal(err)),
+            Err(err) => {
+                return Err(Refusal::internal(
+                    "the enquiry report failed",
+                    err,
+                    "the report could not be written",
+                ));
+            }
         },
     };
     // After the first bytes, a failure ends the body with an error, so the
@@ -127,7 +122,7 @@ pub async fn enquiries(
         match task.await {
             Ok(Ok(())) => None,
             Ok(Err(err)) => {
-                tracing::error!(%err, "the enquiry report failed while streaming");
+                tracing::error!(cause = %crate::error::Chain(&err), "the enquiry report failed while streaming");
                 Some(Err(std::io::Error::other("the report failed")))
             }
             Err(_) => Some(Err(std::io::Error::other("the report failed"))),
@@ -141,7 +136,7 @@ pub async fn enquiries(
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    response
+    Ok(response)
 }
 
 fn parse(
@@ -177,7 +172,7 @@ fn parse(
     })
 }
 
-fn refusal(err: ReportError) -> Response {
+fn refusal(err: ReportError) -> Refusal {
     let (status, code) = match &err {
         ReportError::EmptyRange => (StatusCode::BAD_REQUEST, ErrorCode::Validation),
         ReportError::UnknownViewer(_) => (StatusCode::UNAUTHORIZED, ErrorCode::Unauthenticated),
@@ -186,15 +181,14 @@ fn refusal(err: ReportError) -> Response {
         }
         ReportError::Forbidden(_) => (StatusCode::FORBIDDEN, ErrorCode::Forbidden),
         ReportError::Source(_) | ReportError::Output(_) | ReportError::Time(_) => {
-            tracing::error!(%err, "the enquiry report failed");
-            return error_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "INTERNAL",
+            return Refusal::internal(
+                "the enquiry report failed",
+                err,
                 "the report could not be written",
             );
         }
     };
-    error_response(status, code.as_str(), &err.to_string())
+    Refusal::new(status, code.as_str(), err.to_string())
 }
 
 /// The pipe's and the writer's buffer: the size of the body's chunks.

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use rand::RngCore;
 
 /// Shortest secret accepted from configuration, in bytes.
-pub const MIN_SECRET_BYTES: usize = 32;
+pub(crate) const MIN_SECRET_BYTES: usize = 32;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
@@ -55,7 +55,7 @@ pub fn load_or_create(data_dir: &Path, configured: Option<&str>) -> Result<Vec<u
 /// The key the log's head is authenticated with (exports, checkpoints,
 /// `GET /log/head`): derived from the secret, so whoever can verify tokens'
 /// origin can check the head too (`replay-tool verify --key <data-dir>/secret`).
-pub fn head_key(secret: &[u8]) -> backchannel_eventlog::HeadKey {
+pub(crate) fn head_key(secret: &[u8]) -> backchannel_eventlog::HeadKey {
     backchannel_eventlog::HeadKey::from_secret(secret)
 }
 

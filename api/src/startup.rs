@@ -90,7 +90,7 @@ pub struct Starting {
 
 /// Opens the store under the data dir and waits for the projections to
 /// catch up (used by `init` and `token`).
-pub async fn open_desk(config: &Config) -> Result<(Arc<Desk>, Tokens), StartError> {
+pub(crate) async fn open_desk(config: &Config) -> Result<(Arc<Desk>, Tokens), StartError> {
     let secret = load_or_create(&config.data_dir, config.secret.as_deref())?;
     let tokens = Tokens::new(&secret, config.token_lifetime);
     // Opening is blocking (a network engine runs it on a runtime of its own).

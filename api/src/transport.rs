@@ -87,7 +87,7 @@ const MAX_SECS: u64 = 24 * 3600;
 
 /// The `serve` flags and environment variables of [`TransportLimits`].
 #[derive(Debug, Args)]
-pub struct TransportArgs {
+pub(crate) struct TransportArgs {
     /// Connections served at once; more wait to be accepted.
     #[arg(long, env = "BACKCHANNEL_MAX_CONNECTIONS", default_value_t = TransportLimits::default().max_connections,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=MAX_SECS))]
@@ -121,7 +121,7 @@ pub struct TransportArgs {
 }
 
 impl TransportArgs {
-    pub fn limits(&self) -> TransportLimits {
+    pub(crate) fn limits(&self) -> TransportLimits {
         TransportLimits {
             max_connections: self.max_connections,
             header_timeout: Duration::from_secs(self.header_timeout_secs),
@@ -138,7 +138,7 @@ impl TransportArgs {
 /// Serves `router` on `listener` until `stop` turns true, then stops
 /// gracefully: no new connections, in-flight requests get `limits.grace` to
 /// finish, and the connections left after it are dropped.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     router: Router,
     limits: TransportLimits,
@@ -209,7 +209,7 @@ async fn accept(
 /// are gone, so a websocket handler that keeps one after the upgrade keeps
 /// the socket counted (hyper's connection task ends at the upgrade).
 #[derive(Clone)]
-pub struct ConnectionPlace {
+pub(crate) struct ConnectionPlace {
     _permit: Arc<OwnedSemaphorePermit>,
 }
 
@@ -263,7 +263,7 @@ async fn connection(
 
 /// A request body that must arrive whole before a deadline set when the head
 /// was read; after it, reading fails with [`BodyTimedOut`].
-pub struct DeadlineBody<B> {
+pub(crate) struct DeadlineBody<B> {
     inner: B,
     deadline: Instant,
     /// Made on the first read, so a request without a body arms no timer.
@@ -271,7 +271,7 @@ pub struct DeadlineBody<B> {
 }
 
 impl<B> DeadlineBody<B> {
-    pub fn new(inner: B, timeout: Duration) -> Self {
+    pub(crate) fn new(inner: B, timeout: Duration) -> Self {
         DeadlineBody {
             inner,
             deadline: deadline_after(timeout),
@@ -281,7 +281,7 @@ impl<B> DeadlineBody<B> {
 }
 
 /// `timeout` from now, or a year from now if that overflows the clock.
-pub fn deadline_after(timeout: Duration) -> Instant {
+pub(crate) fn deadline_after(timeout: Duration) -> Instant {
     let now = Instant::now();
     now.checked_add(timeout)
         .or_else(|| now.checked_add(Duration::from_secs(365 * 24 * 3600)))
@@ -291,10 +291,10 @@ pub fn deadline_after(timeout: Duration) -> Instant {
 /// The body did not arrive in time.
 #[derive(Debug, Clone, Copy, thiserror::Error)]
 #[error("the request body did not arrive in time")]
-pub struct BodyTimedOut;
+pub(crate) struct BodyTimedOut;
 
 /// Whether `err`, or an error it wraps, is [`BodyTimedOut`].
-pub fn is_body_timeout(err: &(dyn StdError + 'static)) -> bool {
+pub(crate) fn is_body_timeout(err: &(dyn StdError + 'static)) -> bool {
     let mut next = Some(err);
     while let Some(err) = next {
         if err.is::<BodyTimedOut>() {

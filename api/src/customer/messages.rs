@@ -32,25 +32,25 @@ const MESSAGES: Paging = Paging::new(
 /// A page of the chat, oldest first.
 #[derive(SimpleObject)]
 #[graphql(serial)]
-pub struct CustomerMessageConnection {
+pub(crate) struct CustomerMessageConnection {
     pub edges: Serial<CustomerMessageEdge>,
     pub page_info: PageInfo,
 }
 
 #[derive(SimpleObject)]
 #[graphql(serial)]
-pub struct CustomerMessageEdge {
+pub(crate) struct CustomerMessageEdge {
     pub cursor: String,
     pub node: CustomerMessage,
 }
 
 /// The cursor of the message at `ordinal` in the customer view's list.
-pub fn cursor(ordinal: usize) -> String {
+pub(crate) fn cursor(ordinal: usize) -> String {
     MESSAGES.cursor(ordinal)
 }
 
 /// What a `messages` field asked for, checked (sizes, direction, cursors).
-pub fn request(
+pub(crate) fn request(
     first: Option<i32>,
     after: Option<&str>,
     last: Option<i32>,
@@ -61,7 +61,7 @@ pub fn request(
 }
 
 /// One page of the customer's messages.
-pub async fn page(
+pub(crate) async fn page(
     desk: &Desk,
     conversation: ConversationId,
     request: PageRequest,
@@ -97,7 +97,7 @@ async fn read_window(
         .ok_or_else(not_found)?
         .positions
         .get(ordinals.clone())
-        .ok_or_else(|| ApiError::internal("paging customer messages", "the list shrank"))?
+        .ok_or_else(|| ApiError::broken("paging customer messages", "the list shrank"))?
         .to_vec();
     // Exactly the events at `positions`, or an error (`Desk::read_positions`).
     let events = desk.read_positions(&positions).await?;

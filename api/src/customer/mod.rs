@@ -6,27 +6,28 @@
 //! staff-only data. Nothing in this module touches `Event`, the staff
 //! summaries or the staff schema's types; keep it that way.
 
-pub mod messages;
-pub mod mutation;
-pub mod query;
-pub mod subscription;
-pub mod types;
+pub(crate) mod messages;
+pub(crate) mod mutation;
+pub(crate) mod query;
+pub(crate) mod subscription;
+pub(crate) mod types;
 
 use async_graphql::Schema;
 
 use crate::context::Shared;
 use crate::graphql::build_schema;
 
-pub type CustomerSchema = Schema<query::Query, mutation::Mutation, subscription::Subscription>;
+pub(crate) type CustomerSchema =
+    Schema<query::Query, mutation::Mutation, subscription::Subscription>;
 
 /// The schema behind HTTP requests (error codes added after execution).
-pub fn schema(shared: Shared, introspection: bool) -> CustomerSchema {
+pub(crate) fn schema(shared: Shared, introspection: bool) -> CustomerSchema {
     build(shared, introspection, false)
 }
 
 /// The schema behind websockets: the same, with the `ErrorCodes` extension,
 /// which gives subscription responses their codes as they stream.
-pub fn websocket_schema(shared: Shared, introspection: bool) -> CustomerSchema {
+pub(crate) fn websocket_schema(shared: Shared, introspection: bool) -> CustomerSchema {
     build(shared, introspection, true)
 }
 

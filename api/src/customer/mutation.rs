@@ -18,12 +18,12 @@ use crate::graphql::ids::parse;
 use crate::graphql::operations as op;
 use crate::ratelimit::ClientAddr;
 
-pub struct Mutation;
+pub(crate) struct Mutation;
 
 /// A new conversation and the token to follow it with.
 #[derive(SimpleObject)]
 #[graphql(name = "StartConversationPayload", serial)]
-pub struct StartedConversation {
+pub(crate) struct StartedConversation {
     /// Send it as `Authorization: Bearer <token>` from now on.
     pub token: String,
     pub conversation: CustomerConversation,
@@ -32,7 +32,7 @@ pub struct StartedConversation {
 /// The result of `sendMessage`.
 #[derive(SimpleObject)]
 #[graphql(serial)]
-pub struct CustomerMessagePayload {
+pub(crate) struct CustomerMessagePayload {
     /// The stored message (the first one, for a retried idempotency key).
     pub message: CustomerMessage,
 }
@@ -40,7 +40,7 @@ pub struct CustomerMessagePayload {
 /// The result of `closeConversation`.
 #[derive(SimpleObject)]
 #[graphql(serial)]
-pub struct CustomerConversationPayload {
+pub(crate) struct CustomerConversationPayload {
     /// Your conversation as it is now.
     pub conversation: CustomerConversation,
 }
@@ -130,7 +130,7 @@ impl Mutation {
                 _ => None,
             })
             .ok_or_else(|| {
-                ApiError::internal("startConversation", "no ConversationOpened event")
+                ApiError::broken(op::START_CONVERSATION, "no ConversationOpened event")
             })?;
         let token = shared
             .tokens
@@ -182,7 +182,7 @@ impl Mutation {
             .find(|r| matches!(r.event, Event::MessagePosted(_)))
             .and_then(|r| message(desk, r))
             .map(|message| CustomerMessagePayload { message })
-            .ok_or_else(|| ApiError::internal("customer sendMessage", "no message event"))
+            .ok_or_else(|| ApiError::broken("customer sendMessage", "no message event"))
     }
 
     /// Ends your chat.

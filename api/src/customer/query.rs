@@ -7,7 +7,7 @@ use crate::context::{customer_conversation, shared};
 use crate::customer::types::{CustomerConversation, conversation};
 use crate::error::{ApiError, ApiResult};
 
-pub struct Query;
+pub(crate) struct Query;
 
 /// An object with a globally unique id, refetchable with `node(id)`. A
 /// customer reaches one: their own conversation.
@@ -17,7 +17,7 @@ pub struct Query;
     ty = "&ID",
     desc = "Globally unique: `node(id:)` finds it again."
 ))]
-pub enum Node {
+pub(crate) enum Node {
     CustomerConversation(CustomerConversation),
 }
 

@@ -11,7 +11,7 @@ use crate::desk::Desk;
 use crate::error::{ApiError, ApiResult};
 use crate::live::{Feed, Key};
 
-pub struct Subscription;
+pub(crate) struct Subscription;
 
 #[GqlSubscription]
 impl Subscription {

@@ -27,7 +27,7 @@ pub enum Author {
 /// A message of the chat.
 #[derive(SimpleObject)]
 #[graphql(complex, serial)]
-pub struct CustomerMessage {
+pub(crate) struct CustomerMessage {
     pub id: ID,
     pub at: DateTime,
     pub author: Author,
@@ -45,7 +45,7 @@ pub struct CustomerMessage {
 /// Your conversation with the company.
 #[derive(SimpleObject)]
 #[graphql(complex, serial)]
-pub struct CustomerConversation {
+pub(crate) struct CustomerConversation {
     pub id: ID,
     pub channel: Channel,
     pub status: ConversationStatus,
@@ -80,7 +80,7 @@ impl CustomerConversation {
     /// it; they are still listed oldest first. Mixing the two directions
     /// (`first` or `after` with `last` or `before`) is `VALIDATION`.
     #[graphql(
-        complexity = "first.or(last).unwrap_or(100).clamp(1, 100) as usize * child_complexity"
+        complexity = "crate::config::page_items(first.or(last), crate::config::MAX_PAGE_SIZE) * child_complexity"
     )]
     async fn messages(
         &self,
@@ -104,7 +104,7 @@ impl CustomerConversation {
 
 /// The customer-safe view of one stored event, if it is a message, with its
 /// cursor (for `sendMessage` and the subscription).
-pub fn message(desk: &Desk, recorded: &RecordedEvent) -> Option<CustomerMessage> {
+pub(crate) fn message(desk: &Desk, recorded: &RecordedEvent) -> Option<CustomerMessage> {
     let models = desk.models();
     let event = customer_event(models.state(), &recorded.event)?;
     let ordinal = models
@@ -118,7 +118,7 @@ pub fn message(desk: &Desk, recorded: &RecordedEvent) -> Option<CustomerMessage>
 /// The customer-safe view of `recorded` if it is a message of `conversation`;
 /// `ordinal` is its index in the customer view's positions. Under a read
 /// guard the caller holds.
-pub fn message_at(
+pub(crate) fn message_at(
     models: &ReadModels,
     conversation: ConversationId,
     recorded: &RecordedEvent,
@@ -159,7 +159,7 @@ fn from_event(
     })
 }
 
-pub fn not_found() -> ApiError {
+pub(crate) fn not_found() -> ApiError {
     ApiError::Domain(backchannel_domain::DomainError::NotFound(
         backchannel_domain::error::Missing::Conversation,
     ))
@@ -167,7 +167,10 @@ pub fn not_found() -> ApiError {
 
 /// The customer's conversation, built from the customer view only. Its
 /// messages are read when (and as far as) the query pages through them.
-pub fn conversation(desk: &Desk, conversation: ConversationId) -> ApiResult<CustomerConversation> {
+pub(crate) fn conversation(
+    desk: &Desk,
+    conversation: ConversationId,
+) -> ApiResult<CustomerConversation> {
     let models = desk.models();
     let view = models
         .customer_conversation(conversation)

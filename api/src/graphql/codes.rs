@@ -14,7 +14,7 @@ use async_graphql::futures_util::stream::{BoxStream, StreamExt};
 use async_graphql::{Response, ServerError};
 use backchannel_domain::ErrorCode;
 
-pub struct ErrorCodes;
+pub(crate) struct ErrorCodes;
 
 impl ExtensionFactory for ErrorCodes {
     fn create(&self) -> Arc<dyn Extension> {
@@ -46,10 +46,10 @@ impl Extension for ErrorCodes {
 }
 
 /// The code of a persisted-query hash the server does not hold (Apollo's).
-pub const PERSISTED_QUERY_NOT_FOUND: &str = "PERSISTED_QUERY_NOT_FOUND";
+pub(crate) const PERSISTED_QUERY_NOT_FOUND: &str = "PERSISTED_QUERY_NOT_FOUND";
 
 /// Adds `extensions.code` to an error that has none.
-pub fn add_code(error: &mut ServerError) {
+pub(crate) fn add_code(error: &mut ServerError) {
     let has_code = error
         .extensions
         .as_ref()

@@ -6,12 +6,12 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::error::ApiError;
 
-pub fn encode(kind: &str, value: &str) -> String {
+pub(crate) fn encode(kind: &str, value: &str) -> String {
     URL_SAFE_NO_PAD.encode(format!("{kind}:{value}"))
 }
 
 /// The value of a cursor of `kind`, or `VALIDATION`.
-pub fn decode(kind: &str, cursor: &str) -> Result<String, ApiError> {
+pub(crate) fn decode(kind: &str, cursor: &str) -> Result<String, ApiError> {
     let bad = || ApiError::validation(format!("not a valid {kind} cursor"));
     let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
     let text = String::from_utf8(bytes).map_err(|_| bad())?;

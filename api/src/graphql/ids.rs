@@ -7,7 +7,7 @@ use async_graphql::ID;
 use crate::error::ApiError;
 
 /// Parses a GraphQL `ID` into a domain id.
-pub fn parse<T>(id: &ID) -> Result<T, ApiError>
+pub(crate) fn parse<T>(id: &ID) -> Result<T, ApiError>
 where
     T: FromStr<Err = backchannel_domain::ids::IdParseError>,
 {
@@ -17,18 +17,18 @@ where
 }
 
 /// Renders a domain id as a GraphQL `ID`.
-pub fn id(value: impl std::fmt::Display) -> ID {
+pub(crate) fn id(value: impl std::fmt::Display) -> ID {
     ID(value.to_string())
 }
 
 /// A page size given as `first`: 1..=`max` (SPEC section 8: at most 100).
-pub fn page_size(first: Option<i32>, default: usize, max: usize) -> Result<usize, ApiError> {
+pub(crate) fn page_size(first: Option<i32>, default: usize, max: usize) -> Result<usize, ApiError> {
     page_size_of("first", first, default, max)
 }
 
 /// A page size given as the argument `name` (`first`, `last`): 1..=`max`,
 /// `default` (at most `max`) when absent.
-pub fn page_size_of(
+pub(crate) fn page_size_of(
     name: &str,
     size: Option<i32>,
     default: usize,
@@ -47,7 +47,7 @@ pub fn page_size_of(
 
 /// One direction of a Relay list that pages by its own cursor values.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Direction {
+pub(crate) enum Direction {
     /// `first` entries after the cursor `after`.
     Forward { first: usize, after: Option<String> },
     /// `last` entries before the cursor `before`.
@@ -56,7 +56,7 @@ pub enum Direction {
 
 /// Checks a connection's arguments: one direction per request (`first` or
 /// `after` with `last` or `before` is `VALIDATION`), sizes 1..=`max`.
-pub fn direction(
+pub(crate) fn direction(
     first: Option<i32>,
     after: Option<String>,
     last: Option<i32>,

@@ -3,16 +3,16 @@
 //! customer's `messages` and the staff `timeline`), id parsing, the cache of
 //! parsed query texts, and the extension that gives every error a code.
 
-pub mod codes;
-pub mod cursor;
-pub mod enums;
-pub mod ids;
-pub mod operations;
-pub mod paging;
-pub mod parsed;
-pub mod prescan;
-pub mod serial;
-pub mod time;
+pub(crate) mod codes;
+pub(crate) mod cursor;
+pub(crate) mod enums;
+pub(crate) mod ids;
+pub(crate) mod operations;
+pub(crate) mod paging;
+pub(crate) mod parsed;
+pub(crate) mod prescan;
+pub(crate) mod serial;
+pub(crate) mod time;
 
 use async_graphql::extensions::apollo_persisted_queries::ApolloPersistedQueries;
 use async_graphql::{ObjectType, Schema, SubscriptionType};
@@ -24,7 +24,7 @@ use crate::graphql::codes::ErrorCodes;
 /// `ErrorCodes` extension, for websockets only: it wraps every field's
 /// resolution, so HTTP requests get their codes after execution instead
 /// (`http::execute`).
-pub fn build_schema<Q, M, S>(
+pub(crate) fn build_schema<Q, M, S>(
     query: Q,
     mutation: M,
     subscription: S,

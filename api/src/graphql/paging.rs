@@ -35,7 +35,7 @@ const MIN_WINDOW: usize = 16;
 /// Where a page sits in its list.
 #[derive(SimpleObject)]
 #[graphql(serial)]
-pub struct PageInfo {
+pub(crate) struct PageInfo {
     /// More entries follow the page. Paging backward (`last`/`before`):
     /// true exactly when a `before` cursor was given (its entry follows).
     pub has_next_page: bool,
@@ -50,7 +50,7 @@ pub struct PageInfo {
 
 /// How one connection field pages: the kind of its cursors, and what a
 /// cursor that names none of its entries is told.
-pub struct Paging {
+pub(crate) struct Paging {
     kind: &'static str,
     not_an_entry: &'static str,
 }
@@ -65,7 +65,7 @@ pub enum PageRequest {
 }
 
 /// One page of entries, oldest first, each with its ordinal.
-pub struct Page<T> {
+pub(crate) struct Page<T> {
     kind: &'static str,
     entries: Vec<(usize, T)>,
     has_previous_page: bool,
@@ -73,18 +73,18 @@ pub struct Page<T> {
 }
 
 impl Paging {
-    pub const fn new(kind: &'static str, not_an_entry: &'static str) -> Self {
+    pub(crate) const fn new(kind: &'static str, not_an_entry: &'static str) -> Self {
         Paging { kind, not_an_entry }
     }
 
     /// The cursor of the entry at `ordinal`.
-    pub fn cursor(&self, ordinal: usize) -> String {
+    pub(crate) fn cursor(&self, ordinal: usize) -> String {
         ordinal_cursor(self.kind, ordinal)
     }
 
     /// The ordinal a cursor names; `VALIDATION` unless it is one
     /// [`Paging::cursor`] made for this kind.
-    pub fn ordinal(&self, cursor: &str) -> ApiResult<usize> {
+    pub(crate) fn ordinal(&self, cursor: &str) -> ApiResult<usize> {
         let value = cursor::decode(self.kind, cursor)?;
         value
             .parse::<usize>()
@@ -95,7 +95,7 @@ impl Paging {
 
     /// Sizes are 1..=`max` (default `max`), as the other lists'; one
     /// direction per request; cursors of this kind.
-    pub fn request(
+    pub(crate) fn request(
         &self,
         first: Option<i32>,
         after: Option<&str>,
@@ -128,7 +128,7 @@ impl Paging {
     /// its ordinal. A cursor must name an entry (else `VALIDATION`): the
     /// entry of an `after` cursor precedes the page, that of a `before`
     /// cursor follows it.
-    pub async fn page<T, F, Fut>(
+    pub(crate) async fn page<T, F, Fut>(
         &self,
         len: usize,
         request: PageRequest,
@@ -185,7 +185,7 @@ impl Paging {
 
 impl<T> Page<T> {
     /// The page's edges, made by `edge(cursor, node)`, and where it sits.
-    pub fn into_edges<E>(self, mut edge: impl FnMut(String, T) -> E) -> (Vec<E>, PageInfo) {
+    pub(crate) fn into_edges<E>(self, mut edge: impl FnMut(String, T) -> E) -> (Vec<E>, PageInfo) {
         let cursor = |ordinal: usize| ordinal_cursor(self.kind, ordinal);
         let info = PageInfo {
             has_next_page: self.has_next_page,

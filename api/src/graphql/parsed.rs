@@ -40,7 +40,7 @@ use lru::LruCache;
 
 /// The documents of automatic persisted queries, by their hash.
 #[derive(Clone)]
-pub struct PersistedQueries(pub LruCacheStorage);
+pub(crate) struct PersistedQueries(pub LruCacheStorage);
 
 impl std::fmt::Debug for PersistedQueries {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -49,31 +49,31 @@ impl std::fmt::Debug for PersistedQueries {
 }
 
 /// How many persisted documents the server keeps.
-pub const PERSISTED_CAPACITY: usize = 256;
+pub(crate) const PERSISTED_CAPACITY: usize = 256;
 
 /// Runs a text too long to persist as a plain request: drops its
 /// `persistedQuery` so the extension neither stores nor checks it.
-pub fn bound_persisted(request: &mut async_graphql::Request) {
+pub(crate) fn bound_persisted(request: &mut async_graphql::Request) {
     if request.query.len() > ParsedQueries::MAX_QUERY_BYTES {
         request.extensions.remove("persistedQuery");
     }
 }
 
 /// An empty store of persisted queries.
-pub fn persisted_queries() -> PersistedQueries {
+pub(crate) fn persisted_queries() -> PersistedQueries {
     PersistedQueries(LruCacheStorage::new(PERSISTED_CAPACITY))
 }
 
 /// One store per audience: a customer must not learn, by asking for a hash
 /// alone, which texts staff send, nor push staff entries out.
 #[derive(Clone, Debug)]
-pub struct PersistedStores {
+pub(crate) struct PersistedStores {
     pub staff: PersistedQueries,
     pub customer: PersistedQueries,
 }
 
 impl PersistedStores {
-    pub fn new() -> PersistedStores {
+    pub(crate) fn new() -> PersistedStores {
         PersistedStores {
             staff: persisted_queries(),
             customer: persisted_queries(),
@@ -87,7 +87,7 @@ impl Default for PersistedStores {
     }
 }
 
-pub struct ParsedQueries {
+pub(crate) struct ParsedQueries {
     /// `None`: seen once, not kept parsed yet.
     documents: Mutex<LruCache<String, Option<ExecutableDocument>>>,
 }
@@ -101,8 +101,8 @@ impl Default for ParsedQueries {
 }
 
 impl ParsedQueries {
-    pub const CAPACITY: usize = 256;
-    pub const MAX_QUERY_BYTES: usize = 8 * 1024;
+    pub(crate) const CAPACITY: usize = 256;
+    pub(crate) const MAX_QUERY_BYTES: usize = 8 * 1024;
 
     const fn capacity() -> NonZeroUsize {
         match NonZeroUsize::new(Self::CAPACITY) {
@@ -114,7 +114,7 @@ impl ParsedQueries {
     /// The parsed document of `query`, from the cache or parsed now (and
     /// remembered if small enough). `None` when it does not parse: the schema
     /// then parses it itself and answers with its usual error.
-    pub fn document(&self, query: &str) -> Option<ExecutableDocument> {
+    pub(crate) fn document(&self, query: &str) -> Option<ExecutableDocument> {
         let seen = match self.lock().get(query) {
             Some(Some(document)) => return Some(document.clone()),
             Some(None) => true,
@@ -129,7 +129,7 @@ impl ParsedQueries {
     }
 
     /// Sets `request`'s parsed document when its query parses.
-    pub fn prepare(&self, request: &mut async_graphql::Request) {
+    pub(crate) fn prepare(&self, request: &mut async_graphql::Request) {
         if let Some(document) = self.document(&request.query) {
             request.set_parsed_query(document);
         }

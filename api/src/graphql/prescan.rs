@@ -47,7 +47,7 @@ use crate::config::Limits;
 /// fragments are too many or expand too far, or that is malformed in a way
 /// the bound depends on. Call before the query is parsed (HTTP and
 /// websocket `subscribe` payloads alike).
-pub fn check_request(request: &Request, limits: &Limits) -> Result<(), ServerError> {
+pub(crate) fn check_request(request: &Request, limits: &Limits) -> Result<(), ServerError> {
     check_document(&request.query, limits)?;
     let variables = request.variables.values();
     let extensions = request.extensions.0.values();
@@ -114,7 +114,7 @@ struct Scanned {
 }
 
 /// Checks the query text (see the module documentation).
-pub fn check_document(query: &str, limits: &Limits) -> Result<(), ServerError> {
+pub(crate) fn check_document(query: &str, limits: &Limits) -> Result<(), ServerError> {
     let scanned = scan(query, limits)?;
     let (sizes, depths) = expand_fragments(&scanned.fragments)?;
     let mut total: u64 = sizes.iter().fold(0, |sum, size| sum.saturating_add(*size));

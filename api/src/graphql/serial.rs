@@ -19,7 +19,7 @@ use async_graphql::registry::Registry;
 use async_graphql::{ContextSelectionSet, OutputType, Positioned, ServerResult, Value};
 
 /// A list the schema shows as `[T!]!`, resolved item by item.
-pub struct Serial<T>(pub Vec<T>);
+pub(crate) struct Serial<T>(pub Vec<T>);
 
 impl<T> From<Vec<T>> for Serial<T> {
     fn from(items: Vec<T>) -> Self {

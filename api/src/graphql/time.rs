@@ -7,7 +7,7 @@ use backchannel_projections::time::format_rfc3339 as rfc3339;
 
 /// A point in time, UTC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DateTime(pub RecordedAt);
+pub(crate) struct DateTime(pub RecordedAt);
 
 impl From<RecordedAt> for DateTime {
     fn from(at: RecordedAt) -> Self {

@@ -17,6 +17,7 @@ use backchannel_domain::model::Role;
 use backchannel_eventlog::RecordedAt;
 use backchannel_projections::access_log::{AccessEntry, AccessSubject};
 
+use crate::config::DEFAULT_PAGE_SIZE;
 use crate::context::{me, shared};
 use crate::error::{ApiError, ApiResult};
 use crate::graphql::cursor;
@@ -27,7 +28,6 @@ use crate::graphql::serial::Serial;
 use crate::graphql::time::DateTime;
 use crate::staff::directory::{Staff, staff_one};
 
-const DEFAULT_PAGE: usize = 20;
 const CURSOR_KIND: &str = "access";
 
 /// How the content was opened.
@@ -53,7 +53,7 @@ impl From<ContentPath> for AccessPath {
 
 /// One entry of the read audit: the first opening of a window (see the
 /// server's read audit docs: 15 minutes per staff member and conversation).
-pub struct AccessLogEntry(AccessEntry);
+pub(crate) struct AccessLogEntry(AccessEntry);
 
 #[Object(serial)]
 impl AccessLogEntry {
@@ -92,20 +92,20 @@ impl AccessLogEntry {
 
 #[derive(SimpleObject)]
 #[graphql(serial)]
-pub struct AccessLogEdge {
+pub(crate) struct AccessLogEdge {
     pub cursor: String,
     pub node: AccessLogEntry,
 }
 
 #[derive(SimpleObject)]
 #[graphql(serial)]
-pub struct AccessLogConnection {
+pub(crate) struct AccessLogConnection {
     pub edges: Serial<AccessLogEdge>,
     pub page_info: PageInfo,
 }
 
 /// The resolver behind `Query.accessLog` (see the module docs).
-pub fn access_log(
+pub(crate) fn access_log(
     ctx: &Context<'_>,
     conversation_id: Option<ID>,
     staff_id: Option<ID>,
@@ -114,7 +114,7 @@ pub fn access_log(
 ) -> ApiResult<AccessLogConnection> {
     let me = me(ctx)?;
     let shared = shared(ctx)?;
-    let first = page_size(first, DEFAULT_PAGE, shared.limits.max_page_size)?;
+    let first = page_size(first, DEFAULT_PAGE_SIZE, shared.limits.max_page_size)?;
     let subject = match (&conversation_id, &staff_id) {
         (Some(c), None) => AccessSubject::Conversation(parse::<ConversationId>(c)?),
         (None, Some(s)) => AccessSubject::Staff(parse::<StaffId>(s)?),

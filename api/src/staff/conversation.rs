@@ -18,7 +18,7 @@ use crate::staff::directory::{Group, Staff, staff_list, staff_one};
 use crate::staff::timeline::TimelineItem;
 use crate::staff::timeline_connection::{self, TimelineConnection};
 
-pub fn denied(denied: Denied) -> ApiError {
+pub(crate) fn denied(denied: Denied) -> ApiError {
     match denied {
         Denied::Restricted => DomainError::RestrictedAccess.into(),
         Denied::NotFound => DomainError::NotFound(Missing::Conversation).into(),
@@ -26,7 +26,7 @@ pub fn denied(denied: Denied) -> ApiError {
 }
 
 /// The conversation as `me` may see it now, or the policy's refusal.
-pub fn load(ctx: &Context<'_>, me: Me, id: ConversationId) -> ApiResult<Conversation> {
+pub(crate) fn load(ctx: &Context<'_>, me: Me, id: ConversationId) -> ApiResult<Conversation> {
     let desk = &shared(ctx)?.desk;
     let models = desk.models();
     let summary = models.conversation(me.id, id).map_err(denied)?;
@@ -34,7 +34,7 @@ pub fn load(ctx: &Context<'_>, me: Me, id: ConversationId) -> ApiResult<Conversa
 }
 
 /// Like [`load`], but `None` when the viewer cannot see it (mutation payloads).
-pub fn load_if_visible(
+pub(crate) fn load_if_visible(
     ctx: &Context<'_>,
     me: Me,
     id: ConversationId,
@@ -46,7 +46,7 @@ pub fn load_if_visible(
     }
 }
 
-pub struct Conversation {
+pub(crate) struct Conversation {
     viewer: StaffId,
     summary: ConversationSummary,
 }
@@ -54,7 +54,7 @@ pub struct Conversation {
 impl Conversation {
     /// `summary` as the read models composed it for `viewer`, after the
     /// policy's check (which it carries: the rule that granted it).
-    pub fn new(viewer: StaffId, summary: ConversationSummary) -> Self {
+    pub(crate) fn new(viewer: StaffId, summary: ConversationSummary) -> Self {
         Conversation { viewer, summary }
     }
 }
@@ -168,7 +168,7 @@ impl Conversation {
     /// still listed oldest first. Mixing the two directions (`first` or
     /// `after` with `last` or `before`) is `VALIDATION`.
     #[graphql(
-        complexity = "first.or(last).unwrap_or(100).clamp(1, 100) as usize * child_complexity"
+        complexity = "crate::config::page_items(first.or(last), crate::config::MAX_PAGE_SIZE) * child_complexity"
     )]
     async fn timeline(
         &self,
@@ -198,7 +198,7 @@ impl Conversation {
 
 /// Narrows a conversation list; every field is optional.
 #[derive(InputObject, Default)]
-pub struct ConversationFilter {
+pub(crate) struct ConversationFilter {
     pub status: Option<ConversationStatus>,
     pub group_id: Option<ID>,
     pub assignee_id: Option<ID>,
@@ -206,7 +206,7 @@ pub struct ConversationFilter {
 }
 
 impl ConversationFilter {
-    pub fn parse(&self) -> ApiResult<Filter> {
+    pub(crate) fn parse(&self) -> ApiResult<Filter> {
         Ok(Filter {
             status: self.status.map(Into::into),
             group: self.group_id.as_ref().map(parse).transpose()?,
@@ -218,7 +218,7 @@ impl ConversationFilter {
 
 #[derive(SimpleObject)]
 #[graphql(serial)]
-pub struct ConversationEdge {
+pub(crate) struct ConversationEdge {
     pub cursor: String,
     pub node: Conversation,
 }
@@ -226,7 +226,7 @@ pub struct ConversationEdge {
 /// A Relay connection of the conversations the viewer may see.
 #[derive(SimpleObject)]
 #[graphql(serial)]
-pub struct ConversationConnection {
+pub(crate) struct ConversationConnection {
     pub edges: Serial<ConversationEdge>,
     pub page_info: PageInfo,
     /// How many conversations match, as the viewer may see them.
@@ -236,7 +236,7 @@ pub struct ConversationConnection {
 /// One column of the enquiry overview.
 #[derive(SimpleObject)]
 #[graphql(serial)]
-pub struct OverviewColumn {
+pub(crate) struct OverviewColumn {
     /// How many the viewer may see in this column (not only those listed).
     pub count: u64,
     pub items: Serial<Conversation>,
@@ -245,7 +245,7 @@ pub struct OverviewColumn {
 /// A group's conversations by status, as the viewer may see them.
 #[derive(SimpleObject)]
 #[graphql(serial)]
-pub struct EnquiryOverview {
+pub(crate) struct EnquiryOverview {
     pub group: Group,
     pub queued: OverviewColumn,
     pub handling: OverviewColumn,

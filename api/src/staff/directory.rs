@@ -13,7 +13,7 @@ use crate::graphql::enums::{Permission, Role, RoutingType};
 use crate::graphql::ids::id;
 
 /// A member of the company's staff.
-pub struct Staff(pub state::Staff);
+pub(crate) struct Staff(pub state::Staff);
 
 #[Object(name = "Staff", serial)]
 impl Staff {
@@ -40,7 +40,7 @@ impl Staff {
 }
 
 /// Looks staff up in the current state (unknown ids are skipped).
-pub fn staff_list(
+pub(crate) fn staff_list(
     ctx: &Context<'_>,
     ids: impl IntoIterator<Item = StaffId>,
 ) -> ApiResult<Vec<Staff>> {
@@ -52,12 +52,12 @@ pub fn staff_list(
         .collect())
 }
 
-pub fn staff_one(ctx: &Context<'_>, staff: Option<StaffId>) -> ApiResult<Option<Staff>> {
+pub(crate) fn staff_one(ctx: &Context<'_>, staff: Option<StaffId>) -> ApiResult<Option<Staff>> {
     Ok(staff_list(ctx, staff)?.pop())
 }
 
 /// A team: members handle its conversations, supervisors oversee them.
-pub struct Group(pub state::Group);
+pub(crate) struct Group(pub state::Group);
 
 #[Object(name = "Group", serial)]
 impl Group {
@@ -86,16 +86,16 @@ impl Group {
 /// SPEC section 2.
 #[derive(SimpleObject)]
 #[graphql(serial)]
-pub struct PrivacySettings {
+pub(crate) struct PrivacySettings {
     pub private_conversations_enabled: bool,
     pub new_conversations_private: bool,
 }
 
-pub struct Company(pub state::Company);
+pub(crate) struct Company(pub state::Company);
 
 impl Company {
     /// `company` as the read models hold it now.
-    pub fn current(
+    pub(crate) fn current(
         desk: &crate::desk::Desk,
         company: backchannel_domain::ids::CompanyId,
     ) -> ApiResult<Company> {

@@ -2,15 +2,15 @@
 //! the desk app and integrations. Every resolver identifies the caller with
 //! `context::me`, which reads role and active state from the current state.
 
-pub mod access_log;
-pub mod conversation;
-pub mod directory;
-pub mod mutation;
-pub mod node;
-pub mod notification;
-pub mod query;
-pub mod subscription;
-pub mod timeline;
+pub(crate) mod access_log;
+pub(crate) mod conversation;
+pub(crate) mod directory;
+pub(crate) mod mutation;
+pub(crate) mod node;
+pub(crate) mod notification;
+pub(crate) mod query;
+pub(crate) mod subscription;
+pub(crate) mod timeline;
 pub mod timeline_connection;
 
 use async_graphql::Schema;
@@ -18,31 +18,35 @@ use async_graphql::Schema;
 use crate::context::Shared;
 use crate::graphql::build_schema;
 
-pub type StaffSchema = Schema<query::Query, mutation::Mutation, subscription::Subscription>;
+pub(crate) type StaffSchema = Schema<query::Query, mutation::Mutation, subscription::Subscription>;
 
 /// The schema behind HTTP requests (error codes added after execution).
-pub fn schema(shared: Shared, introspection: bool) -> StaffSchema {
+pub(crate) fn schema(shared: Shared, introspection: bool) -> StaffSchema {
     build(shared, introspection, false)
 }
 
 /// The schema behind websockets: the same, with the `ErrorCodes` extension,
 /// which gives subscription responses their codes as they stream.
-pub fn websocket_schema(shared: Shared, introspection: bool) -> StaffSchema {
+pub(crate) fn websocket_schema(shared: Shared, introspection: bool) -> StaffSchema {
     build(shared, introspection, true)
 }
 
 /// The schema in SDL, as published in `schema/staff.graphql` (the types
 /// alone decide it: limits, extensions and data do not show in SDL).
 pub fn sdl() -> String {
-    Schema::build(query::Query, mutation::Mutation, subscription::Subscription)
-        .finish()
-        .sdl()
+    Schema::build(
+        query::Query,
+        mutation::Mutation::default(),
+        subscription::Subscription,
+    )
+    .finish()
+    .sdl()
 }
 
 fn build(shared: Shared, introspection: bool, with_codes: bool) -> StaffSchema {
     build_schema(
         query::Query,
-        mutation::Mutation,
+        mutation::Mutation::default(),
         subscription::Subscription,
         shared.clone(),
         shared.persisted.staff.clone(),

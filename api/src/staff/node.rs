@@ -27,7 +27,7 @@ use crate::staff::directory::{Company, Group, Staff};
     ty = "ID",
     desc = "Globally unique: `node(id:)` finds it again."
 ))]
-pub enum Node {
+pub(crate) enum Node {
     Conversation(Conversation),
     Staff(Staff),
     Group(Group),
@@ -40,7 +40,7 @@ fn not_found() -> ApiError {
 }
 
 /// The object `id` names, as `me` may see it.
-pub fn node(ctx: &async_graphql::Context<'_>, me: Me, id: &ID) -> ApiResult<Node> {
+pub(crate) fn node(ctx: &async_graphql::Context<'_>, me: Me, id: &ID) -> ApiResult<Node> {
     let uuid =
         Uuid::parse_str(id.as_str().trim()).map_err(|_| ApiError::validation("not a valid id"))?;
     let conversation = ConversationId::from_uuid(uuid);

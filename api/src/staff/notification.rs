@@ -14,7 +14,7 @@ use crate::graphql::serial::Serial;
 use crate::graphql::time::DateTime;
 use crate::staff::directory::Group;
 
-pub struct Notification {
+pub(crate) struct Notification {
     pub stored: StoredNotification,
     pub read: bool,
 }
@@ -60,7 +60,7 @@ impl Notification {
 
 #[derive(SimpleObject)]
 #[graphql(serial)]
-pub struct NotificationEdge {
+pub(crate) struct NotificationEdge {
     pub cursor: String,
     pub node: Notification,
 }
@@ -68,7 +68,7 @@ pub struct NotificationEdge {
 /// Your notifications, newest first.
 #[derive(SimpleObject)]
 #[graphql(serial)]
-pub struct NotificationConnection {
+pub(crate) struct NotificationConnection {
     pub edges: Serial<NotificationEdge>,
     pub page_info: PageInfo,
     pub unread_count: u64,

@@ -6,6 +6,7 @@ use backchannel_domain::error::Missing;
 use backchannel_domain::ids::{ConversationId, GroupId};
 use backchannel_domain::model::Role;
 
+use crate::config::DEFAULT_PAGE_SIZE;
 use crate::context::{me, shared};
 use crate::error::{ApiError, ApiResult};
 use crate::graphql::cursor;
@@ -22,9 +23,7 @@ use crate::staff::node::{Node, node};
 use crate::staff::notification::{Notification, NotificationConnection, NotificationEdge};
 use crate::staff::timeline::ActorRef;
 
-const DEFAULT_PAGE: usize = 20;
-
-pub struct Query;
+pub(crate) struct Query;
 
 #[Object(serial)]
 impl Query {
@@ -89,7 +88,7 @@ impl Query {
     /// oldest without it; still listed newest first. Mixing the directions
     /// is `VALIDATION`.
     #[graphql(
-        complexity = "first.or(last).unwrap_or(20).clamp(1, 100) as usize * child_complexity"
+        complexity = "crate::config::page_items(first.or(last), crate::config::DEFAULT_PAGE_SIZE) * child_complexity"
     )]
     async fn conversations(
         &self,
@@ -107,7 +106,7 @@ impl Query {
             after,
             last,
             before,
-            DEFAULT_PAGE,
+            DEFAULT_PAGE_SIZE,
             shared.limits.max_page_size,
         )?;
         let filter = filter.unwrap_or_default().parse()?;
@@ -180,7 +179,9 @@ impl Query {
     /// A group's conversations in three columns, as you may see them.
     /// Complexity: the child's already sums the three columns, so a page
     /// multiplies it once (at most `first` items in each column).
-    #[graphql(complexity = "first.unwrap_or(20).clamp(1, 100) as usize * child_complexity")]
+    #[graphql(
+        complexity = "crate::config::page_items(first, crate::config::DEFAULT_PAGE_SIZE) * child_complexity"
+    )]
     async fn enquiry_overview(
         &self,
         ctx: &Context<'_>,
@@ -189,7 +190,7 @@ impl Query {
     ) -> ApiResult<EnquiryOverview> {
         let me = me(ctx)?;
         let shared = shared(ctx)?;
-        let per_column = page_size(first, DEFAULT_PAGE, shared.limits.max_page_size)?;
+        let per_column = page_size(first, DEFAULT_PAGE_SIZE, shared.limits.max_page_size)?;
         let group: GroupId = parse(&group_id)?;
         // Everything under one read guard: the columns were checked against
         // this state, and the nodes must not be built from a later one.
@@ -223,7 +224,7 @@ impl Query {
     /// before the cursor `before` (newer ones), from the oldest without it;
     /// still listed newest first. Mixing the directions is `VALIDATION`.
     #[graphql(
-        complexity = "first.or(last).unwrap_or(20).clamp(1, 100) as usize * child_complexity"
+        complexity = "crate::config::page_items(first.or(last), crate::config::DEFAULT_PAGE_SIZE) * child_complexity"
     )]
     async fn notifications(
         &self,
@@ -240,7 +241,7 @@ impl Query {
             after,
             last,
             before,
-            DEFAULT_PAGE,
+            DEFAULT_PAGE_SIZE,
             shared.limits.max_page_size,
         )?;
         let decode = |c: Option<String>| -> ApiResult<Option<u64>> {
@@ -301,7 +302,9 @@ impl Query {
     /// Exactly one of `conversationId` (who opened it) and `staffId` (what
     /// they opened); newest first, `first` (default 20) after the cursor
     /// `after` (older ones).
-    #[graphql(complexity = "first.unwrap_or(20).clamp(1, 100) as usize * child_complexity")]
+    #[graphql(
+        complexity = "crate::config::page_items(first, crate::config::DEFAULT_PAGE_SIZE) * child_complexity"
+    )]
     async fn access_log(
         &self,
         ctx: &Context<'_>,
@@ -364,7 +367,7 @@ impl Query {
 /// One stored event's envelope (no payload).
 #[derive(SimpleObject)]
 #[graphql(serial)]
-pub struct AuditEntry {
+pub(crate) struct AuditEntry {
     /// Global position in the log.
     pub position: ID,
     pub stream_version: u64,

@@ -26,7 +26,7 @@ use crate::staff::conversation::{denied, load};
 use crate::staff::notification::Notification;
 use crate::staff::timeline::TimelineItem;
 
-pub struct Subscription;
+pub(crate) struct Subscription;
 
 type Live = (Feed, Arc<Desk>);
 type LiveNotifications = (Feed, Arc<Desk>, Vec<Notification>);

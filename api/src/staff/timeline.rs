@@ -19,7 +19,7 @@ use crate::staff::timeline_connection;
 
 /// One entry of a conversation's timeline.
 #[derive(Union)]
-pub enum TimelineItem {
+pub(crate) enum TimelineItem {
     PublicMessage(PublicMessage),
     PrivateMessage(PrivateMessage),
     SystemEvent(SystemEvent),
@@ -27,7 +27,7 @@ pub enum TimelineItem {
 
 impl TimelineItem {
     /// The item a stored event of a conversation's stream is, if any.
-    pub fn from_recorded(recorded: &RecordedEvent) -> Option<TimelineItem> {
+    pub(crate) fn from_recorded(recorded: &RecordedEvent) -> Option<TimelineItem> {
         let cursor = timeline_connection::cursor(ordinal(recorded)?);
         let at = DateTime(recorded.envelope.recorded_at);
         Some(match &recorded.event {
@@ -65,12 +65,12 @@ impl TimelineItem {
 
 /// A stored event's place in its conversation's timeline: its index in the
 /// stream (versions count from 1). `None` for an event of no stream version.
-pub fn ordinal(recorded: &RecordedEvent) -> Option<usize> {
+pub(crate) fn ordinal(recorded: &RecordedEvent) -> Option<usize> {
     usize::try_from(recorded.envelope.stream_version.checked_sub(1)?).ok()
 }
 
 /// A message the customer sees.
-pub struct PublicMessage {
+pub(crate) struct PublicMessage {
     id: ID,
     cursor: String,
     at: DateTime,
@@ -120,7 +120,7 @@ impl PublicMessage {
 }
 
 /// A staff-only message: never shown to the customer.
-pub struct PrivateMessage {
+pub(crate) struct PrivateMessage {
     id: ID,
     cursor: String,
     at: DateTime,
@@ -193,7 +193,7 @@ fn system_kind(event: &Event) -> Option<(SystemEventKind, Option<StaffId>)> {
 /// Who caused an event.
 #[derive(SimpleObject)]
 #[graphql(serial)]
-pub struct ActorRef {
+pub(crate) struct ActorRef {
     pub kind: ActorKind,
     /// The staff id, or the conversation id for a customer; null for the system.
     pub id: Option<ID>,
@@ -219,7 +219,7 @@ impl From<Actor> for ActorRef {
 }
 
 /// A change of the conversation's routing, room, privacy or lifecycle.
-pub struct SystemEvent {
+pub(crate) struct SystemEvent {
     id: ID,
     cursor: String,
     at: DateTime,

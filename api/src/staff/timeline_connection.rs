@@ -35,19 +35,19 @@ const TIMELINE: Paging = Paging::new(
 #[derive(SimpleObject)]
 #[graphql(serial)]
 pub struct TimelineConnection {
-    pub edges: Serial<TimelineEdge>,
-    pub page_info: PageInfo,
+    pub(crate) edges: Serial<TimelineEdge>,
+    pub(crate) page_info: PageInfo,
 }
 
 #[derive(SimpleObject)]
 #[graphql(serial)]
-pub struct TimelineEdge {
+pub(crate) struct TimelineEdge {
     pub cursor: String,
     pub node: TimelineItem,
 }
 
 /// The cursor of the item at `ordinal` in the conversation's timeline.
-pub fn cursor(ordinal: usize) -> String {
+pub(crate) fn cursor(ordinal: usize) -> String {
     TIMELINE.cursor(ordinal)
 }
 
@@ -100,7 +100,7 @@ async fn read_window(
 ) -> ApiResult<Vec<(usize, TimelineItem)>> {
     let wanted = positions
         .get(ordinals.clone())
-        .ok_or_else(|| ApiError::internal("paging a timeline", "a window past the list"))?;
+        .ok_or_else(|| ApiError::broken("paging a timeline", "a window past the list"))?;
     // Exactly the events at `wanted`, or an error (`Desk::read_positions`).
     let events = desk.read_positions(wanted).await?;
     let mut items = Vec::with_capacity(events.len());
@@ -108,7 +108,7 @@ async fn read_window(
         // Items carry the cursor of their stream version elsewhere; it must
         // be the one they are paged by.
         if timeline::ordinal(recorded) != Some(ordinal) {
-            return Err(ApiError::internal(
+            return Err(ApiError::broken(
                 "paging a timeline",
                 "an event's stream version is not its place in the stream",
             ));

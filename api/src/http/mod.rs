@@ -6,20 +6,18 @@
 //! executed under its deadline. Bad tokens count against the client's
 //! address (`ratelimit`).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_graphql::{Data, ObjectType, Schema, SubscriptionType};
+use async_graphql::{ObjectType, Schema, SubscriptionType};
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, Extension, State, WebSocketUpgrade};
+use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use backchannel_domain::ErrorCode;
 use http_body_util::LengthLimitError;
-use serde_json::json;
 use tower_http::trace::TraceLayer;
 
 use crate::auth::{TokenError, Tokens, bearer};
@@ -31,12 +29,17 @@ use crate::graphql::prescan::check_request;
 use crate::metrics::Metrics;
 use crate::ratelimit::{ClientAddr, RetryAfter, TrustedProxies};
 use crate::staff::StaffSchema;
-use crate::transport::ConnectionPlace;
-use crate::websocket::{self, Endpoint, Session, Sockets};
+use crate::websocket::Sockets;
+
+mod probes;
+mod refusal;
+mod upgrade;
+
+pub(crate) use refusal::Refusal;
 
 /// Everything the handlers share.
 #[derive(Clone)]
-pub struct AppState {
+pub(crate) struct AppState {
     /// Behind HTTP requests (codes added after execution).
     pub staff: StaffSchema,
     pub customer: CustomerSchema,
@@ -60,17 +63,17 @@ pub struct AppState {
     pub trusted_proxies: TrustedProxies,
 }
 
-pub fn router(state: AppState, graphiql: bool) -> Router {
+pub(crate) fn router(state: AppState, graphiql: bool) -> Router {
     let mut router = Router::new()
         .route(
             "/graphql",
-            get(staff_ws)
+            get(upgrade::staff_ws)
                 .post(staff_graphql)
                 .layer(cors::staff_layer(state.staff_origins.clone())),
         )
         .route(
             "/customer/graphql",
-            get(customer_ws)
+            get(upgrade::customer_ws)
                 .post(customer_graphql)
                 .layer(cors::customer_layer(
                     state.shared.desk.clone(),
@@ -80,9 +83,9 @@ pub fn router(state: AppState, graphiql: bool) -> Router {
         .route("/reports/enquiries", get(crate::report::enquiries))
         .route("/log", get(crate::log_export::page))
         .route("/log/head", get(crate::log_export::head))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics));
+        .route("/healthz", get(probes::healthz))
+        .route("/readyz", get(probes::readyz))
+        .route("/metrics", get(probes::metrics));
     if graphiql {
         router = router.merge(crate::graphiql::routes());
     }
@@ -93,57 +96,6 @@ pub fn router(state: AppState, graphiql: bool) -> Router {
         .with_state(state)
 }
 
-async fn healthz() -> &'static str {
-    "alive\n"
-}
-
-/// Ready while the read models follow the log: not when their tail has
-/// stopped (the reason), nor when they trail the log's head as far as this
-/// node knows it (its own commits; on a shared log every doorbell or poll)
-/// by more than `ready_max_lag` events (the lag).
-async fn readyz(State(app): State<AppState>) -> Response {
-    let desk = &app.shared.desk;
-    if let Some(reason) = desk.halted() {
-        let body = format!("not serving: {reason}\n");
-        return (StatusCode::SERVICE_UNAVAILABLE, body).into_response();
-    }
-    let lag = desk.lag();
-    if lag <= app.ready_max_lag {
-        (StatusCode::OK, "ready\n").into_response()
-    } else {
-        let body = format!(
-            "catching up: applied {} of {} (lag {lag})\n",
-            desk.applied_position(),
-            desk.log().head()
-        );
-        (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
-    }
-}
-
-/// The metrics in Prometheus' text format (see [`crate::metrics`]).
-async fn metrics(State(app): State<AppState>) -> Response {
-    if !app.serve_metrics {
-        return StatusCode::NOT_FOUND.into_response();
-    }
-    let text = app
-        .metrics
-        .render(Some(&app.shared.desk), &app.sockets, &app.shared.limiters);
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        text,
-    )
-        .into_response()
-}
-
-/// A GraphQL-shaped error response outside GraphQL execution.
-pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
-    let body = json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
-    (status, axum::Json(body)).into_response()
-}
-
 /// Reads one GraphQL request from the body, or answers the refusal.
 async fn read_request(body: Body, limit: usize) -> Result<async_graphql::Request, Response> {
     // axum's `to_bytes` bounds the read (http-body-util's `Limited`); its
@@ -151,40 +103,36 @@ async fn read_request(body: Body, limit: usize) -> Result<async_graphql::Request
     let bytes: Bytes = match axum::body::to_bytes(body, limit).await {
         Ok(bytes) => bytes,
         Err(err) if crate::transport::is_body_timeout(&err) => {
-            return Err(error_response(
+            return Err(Refusal::new(
                 StatusCode::REQUEST_TIMEOUT,
                 ErrorCode::Validation.as_str(),
                 "the request body did not arrive in time",
-            ));
+            )
+            .into_response());
         }
         Err(err) if std::error::Error::source(&err).is_some_and(|e| e.is::<LengthLimitError>()) => {
-            return Err(error_response(
+            return Err(Refusal::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 ErrorCode::PayloadTooLarge.as_str(),
                 &format!("the request body is larger than {limit} bytes"),
-            ));
+            )
+            .into_response());
         }
         Err(_) => {
-            return Err(error_response(
-                StatusCode::BAD_REQUEST,
-                ErrorCode::Validation.as_str(),
-                "the request body could not be read",
-            ));
+            return Err(Refusal::validation("the request body could not be read").into_response());
         }
     };
     if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
-        return Err(error_response(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::Validation.as_str(),
+        return Err(Refusal::validation(
             "batched requests are not supported: send one operation per request",
-        ));
+        )
+        .into_response());
     }
     serde_json::from_slice(&bytes).map_err(|_| {
-        error_response(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::Validation.as_str(),
+        Refusal::validation(
             "the body must be a JSON GraphQL request: {\"query\": ..., \"variables\": ...}",
         )
+        .into_response()
     })
 }
 
@@ -372,11 +320,12 @@ fn json_response(response: &async_graphql::Response) -> Response {
             Bytes::from(body),
         )
             .into_response(),
-        Err(_) => error_response(
+        Err(_) => Refusal::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             crate::error::INTERNAL,
             "the response could not be written",
-        ),
+        )
+        .into_response(),
     }
 }
 
@@ -465,25 +414,13 @@ fn token_failure<T>(
     }
     let retry = app.shared.limiters.token_failure(client).err()?;
     tracing::info!(client = %client.0, "token failures rate-limited");
-    Some(rate_limited_response(
-        retry,
-        "too many requests with a bad or expired token from this address",
-    ))
-}
-
-/// `429` with a GraphQL-shaped `RATE_LIMITED` error, its `retryAfterMs` and
-/// the `Retry-After` header.
-pub fn rate_limited_response(retry: RetryAfter, message: &str) -> Response {
-    let body = json!({ "errors": [{
-        "message": format!("{message}: try again in {} ms", retry.millis()),
-        "extensions": { "code": ErrorCode::RateLimited.as_str(), "retryAfterMs": retry.millis() },
-    }] });
-    (
-        StatusCode::TOO_MANY_REQUESTS,
-        [(header::RETRY_AFTER, retry.seconds().to_string())],
-        axum::Json(body),
+    Some(
+        Refusal::rate_limited(
+            retry,
+            "too many requests with a bad or expired token from this address",
+        )
+        .into_response(),
     )
-        .into_response()
 }
 
 fn staff_auth(tokens: &Tokens, header: Option<&str>) -> StaffAuth {
@@ -492,113 +429,4 @@ fn staff_auth(tokens: &Tokens, header: Option<&str>) -> StaffAuth {
 
 fn customer_auth(tokens: &Tokens, header: Option<&str>) -> CustomerAuth {
     CustomerAuth(bearer(header).and_then(|t| tokens.verify_customer(t)))
-}
-
-/// The token of a websocket's `connection_init` payload: `Authorization`
-/// (`"Bearer <token>"`), `authorization`, or `token` (the bare token).
-fn payload_token(payload: &serde_json::Value) -> Option<String> {
-    let object = payload.as_object()?;
-    for key in ["Authorization", "authorization"] {
-        if let Some(value) = object.get(key).and_then(|v| v.as_str()) {
-            return Some(value.to_owned());
-        }
-    }
-    object
-        .get("token")
-        .and_then(|v| v.as_str())
-        .map(|t| format!("Bearer {t}"))
-}
-
-async fn staff_ws(
-    State(app): State<AppState>,
-    ConnectInfo(remote): ConnectInfo<SocketAddr>,
-    connection_place: Option<Extension<ConnectionPlace>>,
-    headers: HeaderMap,
-    upgrade: WebSocketUpgrade,
-) -> Response {
-    if cors::foreign_origin(&headers).is_some_and(|o| !app.staff_origins.allows(o)) {
-        return cors::origin_refused("the staff websocket");
-    }
-    let header = authorization(&headers).map(str::to_owned);
-    let tokens = app.shared.tokens.clone();
-    let desk = app.shared.desk.clone();
-    let limiters = app.shared.limiters.clone();
-    let client = ClientAddr(remote.ip());
-    let endpoint = Endpoint {
-        schema: app.staff_ws.clone(),
-        desk: app.shared.desk.clone(),
-        parsed: app.parsed.clone(),
-        persisted: app.shared.persisted.staff.clone(),
-        limits: app.shared.limits,
-        authenticate: Box::new(move |payload| {
-            let token = payload_token(payload).or(header);
-            let verified = bearer(token.as_deref()).and_then(|t| tokens.verify_staff_until(t));
-            let Ok((identity, expires_at)) = verified else {
-                // Counted with the address's other token failures; the
-                // socket closes with 4403 either way.
-                let _ = limiters.token_failure(client);
-                return None;
-            };
-            crate::context::check_staff(&desk, identity).ok()?;
-            let mut data = Data::default();
-            data.insert(StaffAuth(Ok(identity)));
-            data.insert(client);
-            Some(Session { data, expires_at })
-        }),
-    };
-    let connection_place = connection_place.map(|Extension(place)| place);
-    websocket::upgrade(&app.sockets, remote, connection_place, upgrade, endpoint)
-}
-
-async fn customer_ws(
-    State(app): State<AppState>,
-    ConnectInfo(remote): ConnectInfo<SocketAddr>,
-    connection_place: Option<Extension<ConnectionPlace>>,
-    headers: HeaderMap,
-    upgrade: WebSocketUpgrade,
-) -> Response {
-    let origin = RequestOrigin::of(&headers);
-    if let Some(o) = origin.0.as_deref()
-        && !app
-            .shared
-            .desk
-            .models()
-            .state()
-            .some_company_allows_origin(o)
-    {
-        return cors::origin_refused("the customer websocket");
-    }
-    let header = authorization(&headers).map(str::to_owned);
-    let tokens = app.shared.tokens.clone();
-    let desk = app.shared.desk.clone();
-    let limiters = app.shared.limiters.clone();
-    let client = ClientAddr(remote.ip());
-    let endpoint = Endpoint {
-        schema: app.customer_ws.clone(),
-        desk: app.shared.desk.clone(),
-        parsed: app.parsed.clone(),
-        persisted: app.shared.persisted.customer.clone(),
-        limits: app.shared.limits,
-        authenticate: Box::new(move |payload| {
-            let token = payload_token(payload).or(header);
-            let verified = bearer(token.as_deref()).and_then(|t| tokens.verify_customer_until(t));
-            let Ok((identity, expires_at)) = verified else {
-                let _ = limiters.token_failure(client);
-                return None;
-            };
-            // From a browser on another origin: only one the token's company lists.
-            if let Some(o) = origin.0.as_deref()
-                && !cors::company_allows(&desk, identity.company, o)
-            {
-                return None;
-            }
-            let mut data = Data::default();
-            data.insert(CustomerAuth(Ok(identity)));
-            data.insert(client);
-            data.insert(origin.clone());
-            Some(Session { data, expires_at })
-        }),
-    };
-    let connection_place = connection_place.map(|Extension(place)| place);
-    websocket::upgrade(&app.sockets, remote, connection_place, upgrade, endpoint)
 }

@@ -1,44 +1,18 @@
-//! Websockets: the `graphql-transport-ws` protocol (SPEC section 8), as in
-//! graphql-ws's PROTOCOL.md, for both endpoints.
-//!
-//! - The token is checked at `connection_init` (from its payload's
-//!   `Authorization`, `authorization` or `token`, else the upgrade request's
-//!   `Authorization` header): a missing or bad one closes with 4403.
-//! - 4400 for a malformed or unknown message, 4401 for a `subscribe` before
-//!   the ack, 4408 when no `connection_init` arrives within
-//!   `ws_init_timeout`, 4409 for a `subscribe` whose id is live, 4429 for a
-//!   second `connection_init`. Every close reason fits a control frame.
-//! - `next`/`complete` per operation; an `error` message for an operation
-//!   refused before execution (the pre-scan, parsing, validation, the depth
-//!   and complexity limits, the subscription cap). Queries and mutations have
-//!   an execution deadline (`ws_operation_timeout`).
-//! - When the token expires the socket closes with 4403 ("token expired"),
-//!   on a timer, so idle subscriptions end too. A staff member who loses
-//!   access is caught on the next event by the subscriptions themselves.
-//! - At most `ws_max_subscriptions` live operations per socket (beyond: an
-//!   `error` with `QUERY_TOO_COMPLEX` for that `subscribe`), and at most
-//!   `ws_max_per_address` sockets per client address (beyond: the upgrade is
-//!   refused with 429).
-//!   A socket keeps its connection's place under `max_connections` while it
-//!   is open, so the connection cap bounds websockets from all addresses too.
-//! - On a graceful stop every socket closes with 1001.
+//! The `graphql-transport-ws` protocol on one socket: the handshake, the
+//! operations it runs, their deadlines and the closes.
 
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_graphql::parser::types::OperationType;
 use async_graphql::{Data, ObjectType, Response, Schema, ServerError, SubscriptionType};
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response as HttpResponse};
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use backchannel_domain::ErrorCode;
 use futures_util::stream::{self, BoxStream, StreamExt};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 use tokio::time::Sleep;
 use tokio_stream::StreamMap;
 
@@ -46,207 +20,10 @@ use crate::config::Limits;
 use crate::graphql::codes::add_code;
 use crate::graphql::parsed::{ParsedQueries, PersistedQueries};
 use crate::graphql::prescan::check_request;
-use crate::http::error_response;
-use crate::transport::{ConnectionPlace, TransportLimits, deadline_after};
+use crate::transport::{TransportLimits, deadline_after};
 use async_graphql::extensions::apollo_persisted_queries::CacheStorage;
 
-/// The one subprotocol served.
-pub const PROTOCOL: &str = "graphql-transport-ws";
-
-/// The longest close reason: a control frame carries 125 bytes, two of them
-/// the code.
-pub const MAX_CLOSE_REASON: usize = 123;
-
-/// The longest operation id accepted (ids are kept while the operation lives).
-const MAX_ID_BYTES: usize = 128;
-
-/// How long one frame may take to go out before the socket is dropped (a
-/// client that stops reading cannot hold the socket's task forever).
-const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// The websockets of the server: their caps, the count per client address,
-/// and the stop signal. Shared by every upgrade handler.
-pub struct Sockets {
-    limits: TransportLimits,
-    /// Open sockets by client address; an address leaves the map when its
-    /// last socket closes. Locked only to count, never across an await.
-    open: Mutex<HashMap<IpAddr, usize>>,
-    /// Notified whenever the last socket closes.
-    all_closed: Notify,
-    /// Turns true when the server stops.
-    stop: watch::Receiver<bool>,
-}
-
-impl std::fmt::Debug for Sockets {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sockets")
-            .field("limits", &self.limits)
-            .finish_non_exhaustive()
-    }
-}
-
-/// A socket's place in the count of its address; gives it back when dropped.
-struct Place {
-    sockets: Arc<Sockets>,
-    address: IpAddr,
-}
-
-impl Drop for Place {
-    fn drop(&mut self) {
-        let mut open = self.sockets.lock();
-        if let Some(count) = open.get_mut(&self.address) {
-            *count = count.saturating_sub(1);
-            if *count == 0 {
-                open.remove(&self.address);
-            }
-        }
-        if open.is_empty() {
-            self.sockets.all_closed.notify_waiters();
-        }
-    }
-}
-
-impl Sockets {
-    pub fn new(limits: TransportLimits, stop: watch::Receiver<bool>) -> Arc<Sockets> {
-        Arc::new(Sockets {
-            limits,
-            open: Mutex::new(HashMap::new()),
-            all_closed: Notify::new(),
-            stop,
-        })
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, usize>> {
-        self.open.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// A place for one more socket from `address`, unless it has its share.
-    fn admit(self: &Arc<Self>, address: IpAddr) -> Option<Place> {
-        let mut open = self.lock();
-        let count = open.entry(address).or_insert(0);
-        if *count >= self.limits.ws_max_per_address {
-            return None;
-        }
-        *count += 1;
-        Some(Place {
-            sockets: self.clone(),
-            address,
-        })
-    }
-
-    /// Open sockets, all addresses together.
-    pub fn open_count(&self) -> usize {
-        self.lock().values().sum()
-    }
-
-    /// Waits until every socket has closed (after a stop, they close with 1001).
-    pub async fn closed(&self) {
-        loop {
-            let notified = self.all_closed.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if self.lock().is_empty() {
-                return;
-            }
-            notified.await;
-        }
-    }
-}
-
-/// Who a socket's `connection_init` authenticated: the data its operations
-/// see (the endpoint's auth type) and when its token expires.
-pub struct Session {
-    pub data: Data,
-    pub expires_at: SystemTime,
-}
-
-/// Checks an init payload's token: `Some` session, or `None` for 4403.
-pub type Authenticate = Box<dyn FnOnce(&Value) -> Option<Session> + Send>;
-
-/// What one socket needs besides the socket itself.
-pub struct Endpoint<Q, M, S> {
-    pub schema: Schema<Q, M, S>,
-    /// For `minPosition` and mutations' positions (`crate::position`).
-    pub desk: Arc<crate::desk::Desk>,
-    pub parsed: Arc<ParsedQueries>,
-    /// The persisted queries the schema's extension runs hashes from.
-    pub persisted: PersistedQueries,
-    pub limits: Limits,
-    pub authenticate: Authenticate,
-}
-
-/// Answers a websocket upgrade on an endpoint: refuses it when the client
-/// offers no `graphql-transport-ws` or its address has its share of
-/// sockets, else serves the protocol on it, keeping the connection's
-/// `connection_place` (if the transport gave one) while the socket is open.
-pub fn upgrade<Q, M, S>(
-    sockets: &Arc<Sockets>,
-    remote: SocketAddr,
-    connection_place: Option<ConnectionPlace>,
-    upgrade: WebSocketUpgrade,
-    endpoint: Endpoint<Q, M, S>,
-) -> HttpResponse
-where
-    Q: ObjectType + 'static,
-    M: ObjectType + 'static,
-    S: SubscriptionType + 'static,
-{
-    let upgrade = upgrade.protocols([PROTOCOL]);
-    if upgrade.selected_protocol().is_none() {
-        return error_response(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::Validation.as_str(),
-            "websockets speak the graphql-transport-ws subprotocol: offer it in Sec-WebSocket-Protocol",
-        );
-    }
-    let Some(place) = sockets.admit(remote.ip()) else {
-        let mut refused = error_response(
-            StatusCode::TOO_MANY_REQUESTS,
-            ErrorCode::RateLimited.as_str(),
-            &format!(
-                "at most {} websockets per client address are open at once",
-                sockets.limits.ws_max_per_address
-            ),
-        );
-        refused.headers_mut().insert(
-            axum::http::header::RETRY_AFTER,
-            axum::http::HeaderValue::from_static("1"),
-        );
-        return refused;
-    };
-    let limits = sockets.limits;
-    let stop = sockets.stop.clone();
-    let Endpoint {
-        schema,
-        desk,
-        parsed,
-        persisted,
-        limits: request_limits,
-        authenticate,
-    } = endpoint;
-    let max_message = request_limits.max_body_bytes;
-    upgrade
-        .max_message_size(max_message)
-        .max_frame_size(max_message)
-        .on_upgrade(move |socket| async move {
-            let _place = place;
-            let _connection_place = connection_place;
-            Connection {
-                socket,
-                schema,
-                desk,
-                parsed,
-                persisted,
-                request_limits,
-                limits,
-                stop,
-                operations: StreamMap::new(),
-            }
-            .run(authenticate)
-            .await;
-        })
-        .into_response()
-}
+use super::{Authenticate, MAX_CLOSE_REASON, MAX_ID_BYTES, WRITE_TIMEOUT, truncate};
 
 /// A message from the client.
 #[derive(Deserialize)]
@@ -271,7 +48,7 @@ enum ClientMessage {
 }
 
 /// What an operation's stream yields.
-enum Out {
+pub(super) enum Out {
     /// A `next` message.
     Next(Response),
     /// An `error` message: the operation was refused before execution.
@@ -296,18 +73,18 @@ impl Close {
 }
 
 /// One socket's state.
-struct Connection<Q, M, S> {
-    socket: WebSocket,
-    schema: Schema<Q, M, S>,
-    desk: Arc<crate::desk::Desk>,
-    parsed: Arc<ParsedQueries>,
-    persisted: PersistedQueries,
+pub(super) struct Connection<Q, M, S> {
+    pub(super) socket: WebSocket,
+    pub(super) schema: Schema<Q, M, S>,
+    pub(super) desk: Arc<crate::desk::Desk>,
+    pub(super) parsed: Arc<ParsedQueries>,
+    pub(super) persisted: PersistedQueries,
     /// What one request may ask (checked by the pre-scan).
-    request_limits: Limits,
-    limits: TransportLimits,
-    stop: watch::Receiver<bool>,
+    pub(super) request_limits: Limits,
+    pub(super) limits: TransportLimits,
+    pub(super) stop: watch::Receiver<bool>,
     /// The live operations by id.
-    operations: StreamMap<String, BoxStream<'static, Out>>,
+    pub(super) operations: StreamMap<String, BoxStream<'static, Out>>,
 }
 
 /// The state of the handshake.
@@ -332,7 +109,7 @@ where
     M: ObjectType + 'static,
     S: SubscriptionType + 'static,
 {
-    async fn run(mut self, authenticate: Authenticate) {
+    pub(super) async fn run(mut self, authenticate: Authenticate) {
         let mut handshake = Handshake::Waiting(authenticate);
         let init_timer = tokio::time::sleep(self.limits.ws_init_timeout);
         tokio::pin!(init_timer);
@@ -676,48 +453,4 @@ fn refused_before_execution(response: &Response) -> bool {
     matches!(response.data, async_graphql::Value::Null)
         && !response.errors.is_empty()
         && response.errors.iter().all(|e| e.path.is_empty())
-}
-
-/// `text` cut to at most `max` bytes, at a character boundary.
-pub fn truncate(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_owned();
-    }
-    let mut end = max;
-    while end > 0 && !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text[..end].to_owned()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn close_reasons_are_cut_at_a_character_boundary() {
-        assert_eq!(truncate("short", MAX_CLOSE_REASON), "short");
-        let long = "é".repeat(100);
-        let cut = truncate(&long, MAX_CLOSE_REASON);
-        assert!(cut.len() <= MAX_CLOSE_REASON);
-        assert_eq!(cut, "é".repeat(61));
-    }
-
-    fn kind(query: &str, name: Option<&str>) -> bool {
-        let Ok(document) = async_graphql::parser::parse_query(query) else {
-            panic!("{query} does not parse");
-        };
-        crate::position::operation_type(&document, name) == Some(OperationType::Subscription)
-    }
-
-    #[test]
-    fn the_operation_kind_is_read_from_the_document() {
-        assert!(kind("subscription { notifications { id } }", None));
-        assert!(!kind("{ me { id } }", None));
-        let both = "query A { me { id } } subscription B { notifications { id } }";
-        assert!(kind(both, Some("B")));
-        assert!(!kind(both, Some("A")));
-        assert!(!kind(both, None));
-        assert!(!kind(both, Some("C")));
-    }
 }
