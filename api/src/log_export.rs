@@ -46,7 +46,8 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use backchannel_domain::ErrorCode;
+use backchannel_domain::permissions;
+use backchannel_domain::{DomainError, ErrorCode};
 use backchannel_eventlog::codec;
 use serde::Deserialize;
 
@@ -93,30 +94,18 @@ fn readable_upto(app: &AppState, headers: &HeaderMap) -> Result<u64, Box<Respons
     };
     let models = app.shared.desk.models();
     let state = models.state();
-    let Some(me) = state
-        .staff
-        .get(&identity.staff)
-        .filter(|s| s.active && s.company == identity.company)
-    else {
+    let Some(me) = permissions::signed_in_staff(state, identity.staff, identity.company) else {
         return Err(unauthenticated(
             "not signed in, or the account is no longer active",
         ));
     };
-    if !me.role.is_owner_or_admin() {
-        return Err(Box::new(refuse(
-            StatusCode::FORBIDDEN,
-            ErrorCode::Forbidden,
-            "only the owner or an admin may read the log",
-        )));
-    }
-    let only_company = state.companies.len() == 1 && state.companies.contains_key(&me.company);
-    if !only_company {
-        return Err(Box::new(refuse(
-            StatusCode::FORBIDDEN,
-            ErrorCode::Forbidden,
-            "the log holds other companies' events too and is one hash chain, so it is served \
-             only whole, to the server operator (`backchannel token --operator`)",
-        )));
+    if let Err(refused) = permissions::may_read_log(state, me) {
+        let code = refused.code();
+        let reason = match refused {
+            DomainError::Forbidden(reason) => reason.to_owned(),
+            other => other.to_string(),
+        };
+        return Err(Box::new(refuse(StatusCode::FORBIDDEN, code, &reason)));
     }
     Ok(models.position())
 }

@@ -15,6 +15,9 @@
 //!   a command into events or a [`DomainError`] (SPEC sections 2, 4, 5 and 7).
 //! - [`state`]: the current state folded from events.
 //! - [`visibility`]: the policy R1–R6 (SPEC section 3), one function for every path.
+//! - [`permissions`]: the other read-side permissions (the enquiry overview,
+//!   audit trails, the log export) and the signed-in staff check, one function
+//!   each, called by the api and projections.
 //! - [`notify`]: who is notified of an event (SPEC section 5).
 //! - [`error`]: refusals and their SPEC error codes.
 
@@ -25,6 +28,7 @@ pub mod events;
 pub mod ids;
 pub mod model;
 pub mod notify;
+pub mod permissions;
 pub mod samples;
 pub mod state;
 pub mod values;
