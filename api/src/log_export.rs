@@ -40,6 +40,8 @@
 //!
 //! Anyone else is `FORBIDDEN`; a missing, bad or expired token, or a
 //! deactivated account, `UNAUTHENTICATED`. Errors are GraphQL-shaped JSON.
+//! The staff side of this rule is `domain::permissions::may_read_log` (after
+//! `signed_in_staff`); only the operator token is checked here.
 
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;

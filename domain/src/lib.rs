@@ -11,8 +11,9 @@
 //! Layout:
 //! - [`ids`], [`values`], [`model`]: the glossary (ids, parsed values, enums).
 //! - [`events`]: the event catalogue; [`samples`]: one fixed sample of each.
-//! - [`commands`]: what clients ask for; [`decide`]: the business rules that turn
-//!   a command into events or a [`DomainError`] (SPEC sections 2, 4, 5 and 7).
+//! - [`commands`]: what clients ask for; [`decide`](mod@decide): the business
+//!   rules that turn a command into events or a [`DomainError`] (SPEC sections
+//!   2, 4, 5 and 7), one function per command.
 //! - [`state`]: the current state folded from events.
 //! - [`visibility`]: the policy R1–R6 (SPEC section 3), one function for every path.
 //! - [`permissions`]: the other read-side permissions (the enquiry overview,

@@ -18,7 +18,7 @@
 //! Whether staff may view one conversation is [`conversation_access`] in
 //! `visibility.rs`, and reading a group's closed enquiries is
 //! `visibility::may_read_enquiry_history`. What staff may *do* is decided with
-//! the command, in [`crate::decide`]. The `*_access` functions answer in the
+//! the command, in [`crate::decide`](mod@crate::decide). The `*_access` functions answer in the
 //! order `decide` documents: `UNAUTHENTICATED`, then `NOT_FOUND`, then
 //! `FORBIDDEN`.
 //!

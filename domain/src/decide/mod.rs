@@ -43,8 +43,8 @@ use crate::visibility::Access;
 /// Decides `command` issued by `actor` against `state`.
 ///
 /// The one routing table: every command goes to its own function, in
-/// [`directory`] (the company: settings, staff, permissions, groups,
-/// notifications) or [`conversation`] (everything on one conversation). The
+/// `directory` (the company: settings, staff, permissions, groups,
+/// notifications) or `conversation` (everything on one conversation). The
 /// match names every command, so a new one does not compile until routed.
 pub fn decide(state: &State, command: &Command, actor: Actor) -> Result<Vec<Event>, DomainError> {
     match command {
