@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use async_graphql::Context;
 use backchannel_domain::ids::{CompanyId, ConversationId, StaffId};
+use backchannel_domain::permissions::signed_in_staff;
 
 use crate::auth::{CustomerIdentity, StaffIdentity, TokenError, Tokens};
 use crate::config::Limits;
@@ -63,11 +64,12 @@ pub(crate) fn me(ctx: &Context<'_>) -> ApiResult<Me> {
     check_staff(desk, identity)
 }
 
-/// Is the identity active staff of its company in the current state?
+/// Is the identity active staff of its company in the current state
+/// (`domain::permissions::signed_in_staff`)?
 pub(crate) fn check_staff(desk: &Desk, identity: StaffIdentity) -> ApiResult<Me> {
     let models = desk.models();
-    match models.state().staff.get(&identity.staff) {
-        Some(staff) if staff.active && staff.company == identity.company => Ok(Me {
+    match signed_in_staff(models.state(), identity.staff, identity.company) {
+        Some(staff) => Ok(Me {
             id: staff.id,
             company: staff.company,
         }),

@@ -40,12 +40,16 @@
 //!
 //! Anyone else is `FORBIDDEN`; a missing, bad or expired token, or a
 //! deactivated account, `UNAUTHENTICATED`. Errors are GraphQL-shaped JSON.
+//! The staff side of this rule is `domain::permissions::may_read_log` (after
+//! `signed_in_staff`); only the operator token is checked here.
 
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use backchannel_domain::DomainError;
+use backchannel_domain::permissions;
 use backchannel_eventlog::codec;
 use serde::Deserialize;
 
@@ -83,26 +87,17 @@ fn readable_upto(app: &AppState, headers: &HeaderMap) -> Result<u64, Refusal> {
     };
     let models = app.shared.desk.models();
     let state = models.state();
-    let Some(me) = state
-        .staff
-        .get(&identity.staff)
-        .filter(|s| s.active && s.company == identity.company)
-    else {
+    let Some(me) = permissions::signed_in_staff(state, identity.staff, identity.company) else {
         return Err(Refusal::unauthenticated(
             "not signed in, or the account is no longer active",
         ));
     };
-    if !me.role.is_owner_or_admin() {
-        return Err(Refusal::forbidden(
-            "only the owner or an admin may read the log",
-        ));
-    }
-    let only_company = state.companies.len() == 1 && state.companies.contains_key(&me.company);
-    if !only_company {
-        return Err(Refusal::forbidden(
-            "the log holds other companies' events too and is one hash chain, so it is served \
-             only whole, to the server operator (`backchannel token --operator`)",
-        ));
+    if let Err(refused) = permissions::may_read_log(state, me) {
+        let reason = match refused {
+            DomainError::Forbidden(reason) => reason.to_owned(),
+            other => other.to_string(),
+        };
+        return Err(Refusal::forbidden(reason));
     }
     Ok(models.position())
 }

@@ -11,10 +11,14 @@
 //! Layout:
 //! - [`ids`], [`values`], [`model`]: the glossary (ids, parsed values, enums).
 //! - [`events`]: the event catalogue; [`samples`]: one fixed sample of each.
-//! - [`commands`]: what clients ask for; [`decide`]: the business rules that turn
-//!   a command into events or a [`DomainError`] (SPEC sections 2, 4, 5 and 7).
+//! - [`commands`]: what clients ask for; [`decide`](mod@decide): the business
+//!   rules that turn a command into events or a [`DomainError`] (SPEC sections
+//!   2, 4, 5 and 7), one function per command.
 //! - [`state`]: the current state folded from events.
 //! - [`visibility`]: the policy R1–R6 (SPEC section 3), one function for every path.
+//! - [`permissions`]: the other read-side permissions (the enquiry overview,
+//!   audit trails, the log export) and the signed-in staff check, one function
+//!   each, called by the api and projections.
 //! - [`notify`]: who is notified of an event (SPEC section 5).
 //! - [`error`]: refusals and their SPEC error codes.
 
@@ -25,6 +29,7 @@ pub mod events;
 pub mod ids;
 pub mod model;
 pub mod notify;
+pub mod permissions;
 pub mod samples;
 pub mod state;
 pub mod values;

@@ -6,11 +6,34 @@
 //! must ask [`conversation_access`] (directly, or through [`State::access`]).
 //! A path that answers the question any other way is a bug.
 //!
-//! Live subscriptions mirror one fact about this policy for speed (the api's
-//! `live.rs` routes events by it): access to conversation C changes only by
-//! C's own events and by its company's stream events (staff, roles,
-//! permissions, groups, privacy settings), never by another conversation's.
-//! `tests/properties.rs` checks it on random command sequences.
+//! Where each rule lives: R1–R6 in [`conversation_access`] only; who may read
+//! a group's closed enquiries (reports) in [`may_read_enquiry_history`] and
+//! [`enquiry_history_rule`]; a group supervisor in [`supervises`]. The other
+//! read-side permissions (the overview, audit trails, the log export, the
+//! signed-in check) are in [`crate::permissions`].
+//!
+//! # What must change together with this policy
+//!
+//! Two places encode parts of it again, for speed, and must change with it:
+//!
+//! - `projections/src/listing.rs::candidate_sets` picks, for each viewer, the
+//!   index sets (their rooms; per group and status, the public and the private
+//!   part) that together hold every conversation R1–R6 may grant them. The
+//!   policy still checks every candidate, so a set too wide costs time, but a
+//!   set missing is a conversation silently left out of lists, counts and the
+//!   overview (R4, for instance, also covers a group's named supervisor whose
+//!   role is no longer SUPERVISOR, whom R2 does not). Any change to R2–R6
+//!   changes the sets; `projections/tests/properties.rs`
+//!   (`lists_pages_and_counts_are_exactly_what_the_policy_grants`) ties the two.
+//! - Live subscriptions (the api's `live.rs`) route events by one fact about
+//!   the policy: access to conversation C changes only by C's own events and by
+//!   its company's stream events (staff, roles, permissions, groups, privacy
+//!   settings), never by another conversation's. `domain/tests/properties.rs`
+//!   checks it on random command sequences. A rule that looks at anything else
+//!   breaks that routing.
+//!
+//! [`may_read_enquiry_history`] must stay consistent with R1, R2 and R4 for
+//! closed conversations.
 
 use std::fmt;
 

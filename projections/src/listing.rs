@@ -8,9 +8,10 @@
 
 use std::collections::{BTreeSet, BinaryHeap};
 
-use backchannel_domain::error::{DomainError, Missing};
+use backchannel_domain::error::DomainError;
 use backchannel_domain::ids::{ConversationId, GroupId, StaffId};
 use backchannel_domain::model::{Channel, ConversationStatus, Permission, RoutingType};
+use backchannel_domain::permissions;
 use backchannel_domain::state::{Conversation, Staff};
 use backchannel_domain::visibility::{Rule, supervises};
 
@@ -125,33 +126,16 @@ impl ReadModels {
         self.visible(viewer, *filter, None, true).count()
     }
 
-    /// The enquiry overview of `group` for `viewer`: open to the owner, admins,
-    /// the group's supervisors and its members; each column holds only what the
-    /// viewer may see.
+    /// The enquiry overview of `group` for `viewer`: open to whom
+    /// `domain::permissions::overview_access` allows; each column holds only
+    /// what the viewer may see.
     pub fn overview(
         &self,
         viewer: StaffId,
         group: GroupId,
         per_column: usize,
     ) -> Result<Overview, DomainError> {
-        let state = self.state();
-        let staff = state
-            .staff
-            .get(&viewer)
-            .filter(|s| s.active)
-            .ok_or(DomainError::Unauthenticated)?;
-        let g = state
-            .groups
-            .get(&group)
-            .filter(|g| g.company == staff.company)
-            .ok_or(DomainError::NotFound(Missing::Group))?;
-        let allowed =
-            staff.role.is_owner_or_admin() || supervises(staff, g) || g.is_member(staff.id);
-        if !allowed {
-            return Err(DomainError::Forbidden(
-                "only the owner, admins, and the group's supervisors and members see its overview",
-            ));
-        }
+        permissions::overview_access(self.state(), viewer, group)?;
         let column = |status| {
             let filter = ConversationFilter {
                 status: Some(status),
@@ -199,6 +183,13 @@ impl ReadModels {
 
     /// Id sets that together cover everything `staff` may see (SPEC section 3),
     /// chosen from the indexes; the policy still checks every candidate.
+    ///
+    /// This is a second encoding of rules R1–R6, kept for speed: it must change
+    /// whenever `domain::visibility::conversation_access` does (that module's
+    /// doc says so too). A set missing here hides a conversation the policy
+    /// grants; `tests/properties.rs`
+    /// (`lists_pages_and_counts_are_exactly_what_the_policy_grants`) checks the
+    /// two agree.
     fn candidate_sets<'a>(
         &'a self,
         staff: &Staff,

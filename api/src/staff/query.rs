@@ -4,7 +4,7 @@ use async_graphql::{Context, ID, Object, SimpleObject};
 use backchannel_domain::DomainError;
 use backchannel_domain::error::Missing;
 use backchannel_domain::ids::{ConversationId, GroupId};
-use backchannel_domain::model::Role;
+use backchannel_domain::permissions;
 
 use crate::config::DEFAULT_PAGE_SIZE;
 use crate::context::{me, shared};
@@ -328,21 +328,7 @@ impl Query {
         let desk = &shared(ctx)?.desk;
         let positions = {
             let models = desk.models();
-            let role = models.state().staff.get(&me.id).map(|s| s.role);
-            let exists = models
-                .state()
-                .conversations
-                .get(&conversation)
-                .is_some_and(|c| c.company == me.company);
-            if !exists {
-                return Err(DomainError::NotFound(Missing::Conversation).into());
-            }
-            if !role.is_some_and(Role::is_owner_or_admin) {
-                return Err(DomainError::Forbidden(
-                    "only the owner and admins can read audit trails",
-                )
-                .into());
-            }
+            permissions::audit_trail_access(models.state(), me.id, conversation)?;
             desk.timeline_positions(&models, me.id, conversation)
                 .map_err(denied)?
         };

@@ -1,346 +1,389 @@
 //! Decisions on the company: settings, staff, permissions and groups
-//! (SPEC section 4, first three rows). All of them are for the owner and admins.
+//! (SPEC section 4, first three rows), one function per command. All of them
+//! are for the owner and admins (`company_manager`), except creating a
+//! company (the server operator) and marking one's own notifications read
+//! (every active staff member).
 
-use crate::commands::Command;
 use crate::error::DomainError;
 use crate::events::*;
-use crate::model::{Actor, Role};
-use crate::state::{Staff, State};
+use crate::ids::{CompanyId, GroupId, StaffId, WidgetKey};
+use crate::model::{Actor, Permission, Role, RoutingType};
+use crate::state::{Company, Staff, State};
+use crate::values::{Name, WidgetOrigins};
 
 use super::{acting_staff, company, group_of, staff_of};
 
-pub(super) fn decide(
+/// `CreateCompany`: only the server itself (`backchannel init`), with its owner.
+pub(super) fn create_company(
     state: &State,
-    command: &Command,
     actor: Actor,
+    company: CompanyId,
+    name: &Name,
+    widget_key: WidgetKey,
+    owner: StaffId,
+    owner_name: &Name,
 ) -> Result<Vec<Event>, DomainError> {
-    if let Command::CreateCompany {
-        company,
-        name,
-        widget_key,
-        owner,
-        owner_name,
-    } = command
-    {
-        if actor != Actor::System {
-            return Err(DomainError::Forbidden(
-                "companies are created by the server operator",
-            ));
-        }
-        if state.companies.contains_key(company)
-            || state.company_by_widget_key(*widget_key).is_some()
-        {
-            return Err(DomainError::validation("the company already exists"));
-        }
-        if state.staff.contains_key(owner) {
-            return Err(DomainError::validation(
-                "the owner's staff id is already in use",
-            ));
-        }
-        return Ok(vec![
-            Event::CompanyCreated(CompanyCreated {
-                company: *company,
-                name: name.clone(),
-                widget_key: *widget_key,
-            }),
-            Event::StaffAdded(StaffAdded {
-                company: *company,
-                staff: *owner,
-                name: owner_name.clone(),
-                role: Role::Owner,
-            }),
-        ]);
+    if actor != Actor::System {
+        return Err(DomainError::Forbidden(
+            "companies are created by the server operator",
+        ));
     }
+    if state.companies.contains_key(&company) || state.company_by_widget_key(widget_key).is_some() {
+        return Err(DomainError::validation("the company already exists"));
+    }
+    if state.staff.contains_key(&owner) {
+        return Err(DomainError::validation(
+            "the owner's staff id is already in use",
+        ));
+    }
+    Ok(vec![
+        Event::CompanyCreated(CompanyCreated {
+            company,
+            name: name.clone(),
+            widget_key,
+        }),
+        Event::StaffAdded(StaffAdded {
+            company,
+            staff: owner,
+            name: owner_name.clone(),
+            role: Role::Owner,
+        }),
+    ])
+}
 
-    let company_id = match command.stream() {
-        StreamId::Company(id) => id,
-        StreamId::Conversation(_) | StreamId::ReadAudit(_) => {
-            return Err(DomainError::validation("not a company command"));
-        }
-    };
+/// `MarkNotificationsRead`: every active staff member manages their own.
+pub(super) fn mark_notifications_read(
+    state: &State,
+    actor: Actor,
+    company_id: CompanyId,
+    up_to: u64,
+) -> Result<Vec<Event>, DomainError> {
     let me = acting_staff(state, actor, company_id)?;
-    let current = company(state, company_id)?;
-    // Every active staff member manages their own notifications.
-    if let Command::MarkNotificationsRead { company, up_to } = command {
-        if *up_to <= me.notifications_read_up_to {
-            return Ok(Vec::new());
-        }
-        return Ok(vec![Event::NotificationsMarkedRead(
-            NotificationsMarkedRead {
-                company: *company,
-                staff: me.id,
-                up_to: *up_to,
-            },
-        )]);
+    company(state, company_id)?;
+    if up_to <= me.notifications_read_up_to {
+        return Ok(Vec::new());
     }
+    Ok(vec![Event::NotificationsMarkedRead(
+        NotificationsMarkedRead {
+            company: company_id,
+            staff: me.id,
+            up_to,
+        },
+    )])
+}
+
+pub(super) fn update_privacy_settings(
+    state: &State,
+    actor: Actor,
+    company: CompanyId,
+    private_conversations_enabled: bool,
+    new_conversations_private: bool,
+) -> Result<Vec<Event>, DomainError> {
+    let (_, current) = company_manager(state, actor, company)?;
+    let unchanged = current.settings.private_conversations_enabled == private_conversations_enabled
+        && current.settings.new_conversations_private == new_conversations_private;
+    if unchanged {
+        return Ok(Vec::new());
+    }
+    Ok(vec![Event::PrivacySettingsChanged(
+        PrivacySettingsChanged {
+            company,
+            private_conversations_enabled,
+            new_conversations_private,
+        },
+    )])
+}
+
+pub(super) fn set_widget_origins(
+    state: &State,
+    actor: Actor,
+    company: CompanyId,
+    origins: &WidgetOrigins,
+) -> Result<Vec<Event>, DomainError> {
+    let (_, current) = company_manager(state, actor, company)?;
+    if current.widget_origins == *origins {
+        return Ok(Vec::new());
+    }
+    Ok(vec![Event::WidgetOriginsChanged(WidgetOriginsChanged {
+        company,
+        origins: origins.clone(),
+    })])
+}
+
+pub(super) fn add_staff(
+    state: &State,
+    actor: Actor,
+    company: CompanyId,
+    staff: StaffId,
+    name: &Name,
+    role: Role,
+) -> Result<Vec<Event>, DomainError> {
+    let (me, _) = company_manager(state, actor, company)?;
+    check_may_give_role(me, role)?;
+    if state.staff.contains_key(&staff) {
+        return Err(DomainError::validation("the staff id is already in use"));
+    }
+    Ok(vec![Event::StaffAdded(StaffAdded {
+        company,
+        staff,
+        name: name.clone(),
+        role,
+    })])
+}
+
+pub(super) fn change_role(
+    state: &State,
+    actor: Actor,
+    company: CompanyId,
+    staff: StaffId,
+    role: Role,
+) -> Result<Vec<Event>, DomainError> {
+    let (me, _) = company_manager(state, actor, company)?;
+    let target = staff_of(state, company, staff)?;
+    if target.role == Role::Owner {
+        return Err(DomainError::Forbidden("the owner's role cannot be changed"));
+    }
+    if target.role == Role::Admin && me.role != Role::Owner {
+        return Err(DomainError::Forbidden("only the owner can demote an admin"));
+    }
+    check_may_give_role(me, role)?;
+    check_active(target)?;
+    if target.role == role {
+        return Ok(Vec::new());
+    }
+    Ok(vec![Event::StaffRoleChanged(StaffRoleChanged {
+        company,
+        staff,
+        role,
+    })])
+}
+
+pub(super) fn grant_permission(
+    state: &State,
+    actor: Actor,
+    company: CompanyId,
+    staff: StaffId,
+    permission: Permission,
+) -> Result<Vec<Event>, DomainError> {
+    company_manager(state, actor, company)?;
+    let target = staff_of(state, company, staff)?;
+    check_active(target)?;
+    if target.has(permission) {
+        return Ok(Vec::new());
+    }
+    Ok(vec![Event::PermissionGranted(PermissionGranted {
+        company,
+        staff,
+        permission,
+    })])
+}
+
+pub(super) fn revoke_permission(
+    state: &State,
+    actor: Actor,
+    company: CompanyId,
+    staff: StaffId,
+    permission: Permission,
+) -> Result<Vec<Event>, DomainError> {
+    company_manager(state, actor, company)?;
+    let target = staff_of(state, company, staff)?;
+    if !target.has(permission) {
+        return Ok(Vec::new());
+    }
+    Ok(vec![Event::PermissionRevoked(PermissionRevoked {
+        company,
+        staff,
+        permission,
+    })])
+}
+
+pub(super) fn deactivate_staff(
+    state: &State,
+    actor: Actor,
+    company: CompanyId,
+    staff: StaffId,
+) -> Result<Vec<Event>, DomainError> {
+    let (me, _) = company_manager(state, actor, company)?;
+    let target = staff_of(state, company, staff)?;
+    if target.role == Role::Owner {
+        return Err(DomainError::Forbidden("the owner cannot be deactivated"));
+    }
+    if target.role == Role::Admin && me.role != Role::Owner {
+        return Err(DomainError::Forbidden(
+            "only the owner can deactivate an admin",
+        ));
+    }
+    if !target.active {
+        return Ok(Vec::new());
+    }
+    Ok(vec![Event::StaffDeactivated(StaffDeactivated {
+        company,
+        staff,
+    })])
+}
+
+pub(super) fn create_group(
+    state: &State,
+    actor: Actor,
+    company: CompanyId,
+    group: GroupId,
+    name: &Name,
+    routing: RoutingType,
+) -> Result<Vec<Event>, DomainError> {
+    company_manager(state, actor, company)?;
+    if state.groups.contains_key(&group) {
+        return Err(DomainError::validation("the group id is already in use"));
+    }
+    Ok(vec![Event::GroupCreated(GroupCreated {
+        company,
+        group,
+        name: name.clone(),
+        routing,
+    })])
+}
+
+pub(super) fn rename_group(
+    state: &State,
+    actor: Actor,
+    company: CompanyId,
+    group: GroupId,
+    name: &Name,
+) -> Result<Vec<Event>, DomainError> {
+    company_manager(state, actor, company)?;
+    let target = group_of(state, company, group)?;
+    if target.name == *name {
+        return Ok(Vec::new());
+    }
+    Ok(vec![Event::GroupRenamed(GroupRenamed {
+        company,
+        group,
+        name: name.clone(),
+    })])
+}
+
+pub(super) fn set_group_routing(
+    state: &State,
+    actor: Actor,
+    company: CompanyId,
+    group: GroupId,
+    routing: RoutingType,
+) -> Result<Vec<Event>, DomainError> {
+    company_manager(state, actor, company)?;
+    let target = group_of(state, company, group)?;
+    if target.routing == routing {
+        return Ok(Vec::new());
+    }
+    Ok(vec![Event::GroupRoutingChanged(GroupRoutingChanged {
+        company,
+        group,
+        routing,
+    })])
+}
+
+pub(super) fn add_group_member(
+    state: &State,
+    actor: Actor,
+    company: CompanyId,
+    group: GroupId,
+    staff: StaffId,
+) -> Result<Vec<Event>, DomainError> {
+    company_manager(state, actor, company)?;
+    let target_group = group_of(state, company, group)?;
+    let target = staff_of(state, company, staff)?;
+    check_active(target)?;
+    if target_group.is_member(staff) {
+        return Ok(Vec::new());
+    }
+    Ok(vec![Event::GroupMemberAdded(GroupStaff {
+        company,
+        group,
+        staff,
+    })])
+}
+
+pub(super) fn remove_group_member(
+    state: &State,
+    actor: Actor,
+    company: CompanyId,
+    group: GroupId,
+    staff: StaffId,
+) -> Result<Vec<Event>, DomainError> {
+    company_manager(state, actor, company)?;
+    let target_group = group_of(state, company, group)?;
+    staff_of(state, company, staff)?;
+    if !target_group.is_member(staff) {
+        return Ok(Vec::new());
+    }
+    Ok(vec![Event::GroupMemberRemoved(GroupStaff {
+        company,
+        group,
+        staff,
+    })])
+}
+
+pub(super) fn add_group_supervisor(
+    state: &State,
+    actor: Actor,
+    company: CompanyId,
+    group: GroupId,
+    staff: StaffId,
+) -> Result<Vec<Event>, DomainError> {
+    company_manager(state, actor, company)?;
+    let target_group = group_of(state, company, group)?;
+    let target = staff_of(state, company, staff)?;
+    check_active(target)?;
+    if target.role != Role::Supervisor {
+        return Err(DomainError::validation(
+            "only staff with the SUPERVISOR role can supervise a group",
+        ));
+    }
+    if target_group.is_supervisor(staff) {
+        return Ok(Vec::new());
+    }
+    Ok(vec![Event::GroupSupervisorAdded(GroupStaff {
+        company,
+        group,
+        staff,
+    })])
+}
+
+pub(super) fn remove_group_supervisor(
+    state: &State,
+    actor: Actor,
+    company: CompanyId,
+    group: GroupId,
+    staff: StaffId,
+) -> Result<Vec<Event>, DomainError> {
+    company_manager(state, actor, company)?;
+    let target_group = group_of(state, company, group)?;
+    staff_of(state, company, staff)?;
+    if !target_group.is_supervisor(staff) {
+        return Ok(Vec::new());
+    }
+    Ok(vec![Event::GroupSupervisorRemoved(GroupStaff {
+        company,
+        group,
+        staff,
+    })])
+}
+
+/// The acting owner or admin of `id`, and the company: the first checks of
+/// every command here but creating a company and marking notifications read,
+/// in the order `decide` documents (`UNAUTHENTICATED`, `NOT_FOUND`, then
+/// `FORBIDDEN`).
+fn company_manager(
+    state: &State,
+    actor: Actor,
+    id: CompanyId,
+) -> Result<(&Staff, &Company), DomainError> {
+    let me = acting_staff(state, actor, id)?;
+    let current = company(state, id)?;
     if !me.role.is_owner_or_admin() {
         return Err(DomainError::Forbidden(
             "only the owner or an admin can manage the company",
         ));
     }
-
-    let events = match command {
-        Command::CreateCompany { .. } | Command::MarkNotificationsRead { .. } => Vec::new(),
-        Command::UpdatePrivacySettings {
-            company,
-            private_conversations_enabled,
-            new_conversations_private,
-        } => {
-            let unchanged = current.settings.private_conversations_enabled
-                == *private_conversations_enabled
-                && current.settings.new_conversations_private == *new_conversations_private;
-            if unchanged {
-                Vec::new()
-            } else {
-                vec![Event::PrivacySettingsChanged(PrivacySettingsChanged {
-                    company: *company,
-                    private_conversations_enabled: *private_conversations_enabled,
-                    new_conversations_private: *new_conversations_private,
-                })]
-            }
-        }
-        Command::SetWidgetOrigins { company, origins } => {
-            if current.widget_origins == *origins {
-                Vec::new()
-            } else {
-                vec![Event::WidgetOriginsChanged(WidgetOriginsChanged {
-                    company: *company,
-                    origins: origins.clone(),
-                })]
-            }
-        }
-        Command::AddStaff {
-            company,
-            staff,
-            name,
-            role,
-        } => {
-            check_may_give_role(me, *role)?;
-            if state.staff.contains_key(staff) {
-                return Err(DomainError::validation("the staff id is already in use"));
-            }
-            vec![Event::StaffAdded(StaffAdded {
-                company: *company,
-                staff: *staff,
-                name: name.clone(),
-                role: *role,
-            })]
-        }
-        Command::ChangeRole {
-            company,
-            staff,
-            role,
-        } => {
-            let target = staff_of(state, *company, *staff)?;
-            if target.role == Role::Owner {
-                return Err(DomainError::Forbidden("the owner's role cannot be changed"));
-            }
-            if target.role == Role::Admin && me.role != Role::Owner {
-                return Err(DomainError::Forbidden("only the owner can demote an admin"));
-            }
-            check_may_give_role(me, *role)?;
-            check_active(target)?;
-            if target.role == *role {
-                Vec::new()
-            } else {
-                vec![Event::StaffRoleChanged(StaffRoleChanged {
-                    company: *company,
-                    staff: *staff,
-                    role: *role,
-                })]
-            }
-        }
-        Command::GrantPermission {
-            company,
-            staff,
-            permission,
-        } => {
-            let target = staff_of(state, *company, *staff)?;
-            check_active(target)?;
-            if target.has(*permission) {
-                Vec::new()
-            } else {
-                vec![Event::PermissionGranted(PermissionGranted {
-                    company: *company,
-                    staff: *staff,
-                    permission: *permission,
-                })]
-            }
-        }
-        Command::RevokePermission {
-            company,
-            staff,
-            permission,
-        } => {
-            let target = staff_of(state, *company, *staff)?;
-            if target.has(*permission) {
-                vec![Event::PermissionRevoked(PermissionRevoked {
-                    company: *company,
-                    staff: *staff,
-                    permission: *permission,
-                })]
-            } else {
-                Vec::new()
-            }
-        }
-        Command::DeactivateStaff { company, staff } => {
-            let target = staff_of(state, *company, *staff)?;
-            if target.role == Role::Owner {
-                return Err(DomainError::Forbidden("the owner cannot be deactivated"));
-            }
-            if target.role == Role::Admin && me.role != Role::Owner {
-                return Err(DomainError::Forbidden(
-                    "only the owner can deactivate an admin",
-                ));
-            }
-            if target.active {
-                vec![Event::StaffDeactivated(StaffDeactivated {
-                    company: *company,
-                    staff: *staff,
-                })]
-            } else {
-                Vec::new()
-            }
-        }
-        Command::CreateGroup {
-            company,
-            group,
-            name,
-            routing,
-        } => {
-            if state.groups.contains_key(group) {
-                return Err(DomainError::validation("the group id is already in use"));
-            }
-            vec![Event::GroupCreated(GroupCreated {
-                company: *company,
-                group: *group,
-                name: name.clone(),
-                routing: *routing,
-            })]
-        }
-        Command::RenameGroup {
-            company,
-            group,
-            name,
-        } => {
-            let target = group_of(state, *company, *group)?;
-            if target.name == *name {
-                Vec::new()
-            } else {
-                vec![Event::GroupRenamed(GroupRenamed {
-                    company: *company,
-                    group: *group,
-                    name: name.clone(),
-                })]
-            }
-        }
-        Command::SetGroupRouting {
-            company,
-            group,
-            routing,
-        } => {
-            let target = group_of(state, *company, *group)?;
-            if target.routing == *routing {
-                Vec::new()
-            } else {
-                vec![Event::GroupRoutingChanged(GroupRoutingChanged {
-                    company: *company,
-                    group: *group,
-                    routing: *routing,
-                })]
-            }
-        }
-        Command::AddGroupMember {
-            company,
-            group,
-            staff,
-        } => {
-            let target_group = group_of(state, *company, *group)?;
-            let target = staff_of(state, *company, *staff)?;
-            check_active(target)?;
-            if target_group.is_member(*staff) {
-                Vec::new()
-            } else {
-                vec![Event::GroupMemberAdded(group_staff(
-                    *company, *group, *staff,
-                ))]
-            }
-        }
-        Command::RemoveGroupMember {
-            company,
-            group,
-            staff,
-        } => {
-            let target_group = group_of(state, *company, *group)?;
-            staff_of(state, *company, *staff)?;
-            if target_group.is_member(*staff) {
-                vec![Event::GroupMemberRemoved(group_staff(
-                    *company, *group, *staff,
-                ))]
-            } else {
-                Vec::new()
-            }
-        }
-        Command::AddGroupSupervisor {
-            company,
-            group,
-            staff,
-        } => {
-            let target_group = group_of(state, *company, *group)?;
-            let target = staff_of(state, *company, *staff)?;
-            check_active(target)?;
-            if target.role != Role::Supervisor {
-                return Err(DomainError::validation(
-                    "only staff with the SUPERVISOR role can supervise a group",
-                ));
-            }
-            if target_group.is_supervisor(*staff) {
-                Vec::new()
-            } else {
-                vec![Event::GroupSupervisorAdded(group_staff(
-                    *company, *group, *staff,
-                ))]
-            }
-        }
-        Command::RemoveGroupSupervisor {
-            company,
-            group,
-            staff,
-        } => {
-            let target_group = group_of(state, *company, *group)?;
-            staff_of(state, *company, *staff)?;
-            if target_group.is_supervisor(*staff) {
-                vec![Event::GroupSupervisorRemoved(group_staff(
-                    *company, *group, *staff,
-                ))]
-            } else {
-                Vec::new()
-            }
-        }
-        Command::OpenConversation { .. }
-        | Command::AssignConversation { .. }
-        | Command::InviteToRoom { .. }
-        | Command::SetConversationPrivacy { .. }
-        | Command::SendMessage { .. }
-        | Command::CloseConversation { .. }
-        | Command::EraseConversation { .. }
-        | Command::ReopenConversation { .. } => {
-            return Err(DomainError::validation("not a company command"));
-        }
-    };
-    Ok(events)
-}
-
-fn group_staff(
-    company: crate::ids::CompanyId,
-    group: crate::ids::GroupId,
-    staff: crate::ids::StaffId,
-) -> GroupStaff {
-    GroupStaff {
-        company,
-        group,
-        staff,
-    }
+    Ok((me, current))
 }
 
 /// Exactly one owner per company; only the owner makes admins.

@@ -11,6 +11,24 @@
 //! conversation (`RESTRICTED_ACCESS`), it is open (`CONVERSATION_CLOSED`), the
 //! caller may do this (`FORBIDDEN`), and then the command's own arguments
 //! (`VALIDATION`, ...). See `docs/decisions/error-order.md`.
+//!
+//! [`decide`] routes each command to its own function, named after it
+//! (`AssignConversation` to `conversation::assign_conversation`,
+//! `AddGroupMember` to `directory::add_group_member`, ...). Where the rules
+//! live:
+//!
+//! - `directory.rs`: the company's settings, staff, permissions and groups,
+//!   for the owner and admins (`company_manager`); who may give which role
+//!   (`check_may_give_role`); creating a company (the server operator);
+//!   marking one's notifications read (every active staff member).
+//! - `conversation.rs`: opening, assigning, inviting, privacy, messages,
+//!   closing, erasing and reopening; who manages a conversation (`manages`,
+//!   `manages_or_handles`) and what a broadcast member who lost the race for
+//!   it learns (`lost_the_race`).
+//! - here: the shared checks in the order above (`acting_staff`,
+//!   `viewable_conversation`, ...) and [`may_issue_staff_token`].
+//! - `visibility.rs`: whether the caller may view the conversation (R1–R6);
+//!   `permissions.rs`: the read-side permissions that are not commands.
 
 mod conversation;
 mod directory;
@@ -24,17 +42,150 @@ use crate::state::{Company, Conversation, Group, Staff, State};
 use crate::visibility::Access;
 
 /// Decides `command` issued by `actor` against `state`.
+///
+/// The one routing table: every command goes to its own function, in
+/// `directory` (the company: settings, staff, permissions, groups,
+/// notifications) or `conversation` (everything on one conversation). The
+/// match names every command, so a new one does not compile until routed.
 pub fn decide(state: &State, command: &Command, actor: Actor) -> Result<Vec<Event>, DomainError> {
     match command {
-        Command::OpenConversation { .. }
-        | Command::AssignConversation { .. }
-        | Command::InviteToRoom { .. }
-        | Command::SetConversationPrivacy { .. }
-        | Command::SendMessage { .. }
-        | Command::CloseConversation { .. }
-        | Command::EraseConversation { .. }
-        | Command::ReopenConversation { .. } => conversation::decide(state, command, actor),
-        _ => directory::decide(state, command, actor),
+        Command::CreateCompany {
+            company,
+            name,
+            widget_key,
+            owner,
+            owner_name,
+        } => directory::create_company(
+            state,
+            actor,
+            *company,
+            name,
+            *widget_key,
+            *owner,
+            owner_name,
+        ),
+        Command::UpdatePrivacySettings {
+            company,
+            private_conversations_enabled,
+            new_conversations_private,
+        } => directory::update_privacy_settings(
+            state,
+            actor,
+            *company,
+            *private_conversations_enabled,
+            *new_conversations_private,
+        ),
+        Command::SetWidgetOrigins { company, origins } => {
+            directory::set_widget_origins(state, actor, *company, origins)
+        }
+        Command::AddStaff {
+            company,
+            staff,
+            name,
+            role,
+        } => directory::add_staff(state, actor, *company, *staff, name, *role),
+        Command::ChangeRole {
+            company,
+            staff,
+            role,
+        } => directory::change_role(state, actor, *company, *staff, *role),
+        Command::GrantPermission {
+            company,
+            staff,
+            permission,
+        } => directory::grant_permission(state, actor, *company, *staff, *permission),
+        Command::RevokePermission {
+            company,
+            staff,
+            permission,
+        } => directory::revoke_permission(state, actor, *company, *staff, *permission),
+        Command::DeactivateStaff { company, staff } => {
+            directory::deactivate_staff(state, actor, *company, *staff)
+        }
+        Command::CreateGroup {
+            company,
+            group,
+            name,
+            routing,
+        } => directory::create_group(state, actor, *company, *group, name, *routing),
+        Command::RenameGroup {
+            company,
+            group,
+            name,
+        } => directory::rename_group(state, actor, *company, *group, name),
+        Command::SetGroupRouting {
+            company,
+            group,
+            routing,
+        } => directory::set_group_routing(state, actor, *company, *group, *routing),
+        Command::AddGroupMember {
+            company,
+            group,
+            staff,
+        } => directory::add_group_member(state, actor, *company, *group, *staff),
+        Command::RemoveGroupMember {
+            company,
+            group,
+            staff,
+        } => directory::remove_group_member(state, actor, *company, *group, *staff),
+        Command::AddGroupSupervisor {
+            company,
+            group,
+            staff,
+        } => directory::add_group_supervisor(state, actor, *company, *group, *staff),
+        Command::RemoveGroupSupervisor {
+            company,
+            group,
+            staff,
+        } => directory::remove_group_supervisor(state, actor, *company, *group, *staff),
+        Command::MarkNotificationsRead { company, up_to } => {
+            directory::mark_notifications_read(state, actor, *company, *up_to)
+        }
+        Command::OpenConversation {
+            company,
+            conversation,
+            group,
+            channel,
+            customer,
+            first_message,
+        } => conversation::open_conversation(
+            state,
+            actor,
+            *company,
+            *conversation,
+            *group,
+            *channel,
+            customer,
+            first_message.as_ref(),
+        ),
+        Command::AssignConversation {
+            conversation,
+            assignee,
+        } => conversation::assign_conversation(state, actor, *conversation, *assignee),
+        Command::InviteToRoom {
+            conversation,
+            staff,
+        } => conversation::invite_to_room(state, actor, *conversation, *staff),
+        Command::SetConversationPrivacy {
+            conversation,
+            private,
+        } => conversation::set_conversation_privacy(state, actor, *conversation, *private),
+        Command::SendMessage {
+            conversation,
+            message,
+            visibility,
+            body,
+        } => conversation::send_message(state, actor, *conversation, *message, *visibility, body),
+        Command::CloseConversation { conversation } => {
+            conversation::close_conversation(state, actor, *conversation)
+        }
+        Command::EraseConversation {
+            conversation,
+            reason,
+        } => conversation::erase_conversation(state, actor, *conversation, reason),
+        Command::ReopenConversation { conversation } => {
+            conversation::reopen_conversation(state, actor, *conversation)
+        }
     }
 }
 
