@@ -2,7 +2,11 @@
 //! connection, like sled's sequencer.
 //!
 //! It takes every append waiting (up to [`MAX_GROUP_EVENTS`] events) and
-//! commits them in one transaction. The lock on the `log_head` row (which
+//! commits them in one transaction. If fewer are waiting than the last group
+//! held plus those that queued while it committed (callers appending back to
+//! back), it waits for more, up to half the last commit's time and at most
+//! [`MAX_LINGER`]: without that, groups settle into halves of the callers,
+//! each half waiting for the other's commit. A lone caller never waits. The lock on the `log_head` row (which
 //! serializes the appends of every node) is held from the head read through
 //! `COMMIT`, and the records are encoded with the chain on that head.
 //!
@@ -43,7 +47,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use backchannel_domain::events::{Event, StreamId};
 use backchannel_domain::ids::{CommandId, EventId};
@@ -92,6 +96,8 @@ const GUARD_STREAMS: &str = "WITH i AS (SELECT * FROM unnest($1::bytea[], $2::bi
      AND i.old > 0 AND s.version = i.old RETURNING 1) \
      UPDATE backchannel.log_head SET hash = CASE WHEN (SELECT count(*) FROM moved) = $4 THEN \
      hash END WHERE id = 1";
+/// The longest the writer waits for more appends before starting a group.
+const MAX_LINGER: Duration = Duration::from_millis(1);
 /// Stream versions the writer remembers at most (then it forgets them all).
 const MAX_KNOWN_STREAMS: usize = 10_000;
 const TOUCH_HEAD: &str = "UPDATE backchannel.log_head SET position = position WHERE id = 1";
@@ -200,6 +206,10 @@ pub(crate) async fn run(
     let mut conn: Option<WriterConn> = None;
     let mut assumed = Known::default();
     let mut pending: Vec<PgAppend> = Vec::new();
+    // The appends of the last group plus those that queued while it
+    // committed: about how many callers are appending back to back.
+    let mut callers = 0;
+    let mut last_commit = Duration::ZERO;
     while let Some(first) = requests.recv().await {
         let mut events = first.events.len();
         pending.push(first);
@@ -212,8 +222,31 @@ pub(crate) async fn run(
                 Err(_) => break,
             }
         }
+        // Wait a little for the callers the last group answered, so that
+        // groups do not settle into halves of the callers (each half waiting
+        // for the other's commit). A lone caller never waits.
+        if pending.len() < callers {
+            let deadline = tokio::time::Instant::now() + (last_commit / 2).min(MAX_LINGER);
+            while pending.len() < callers && events < MAX_GROUP_EVENTS {
+                tokio::select! {
+                    biased;
+                    request = requests.recv() => match request {
+                        Some(request) => {
+                            events += request.events.len();
+                            pending.push(request);
+                        }
+                        None => break,
+                    },
+                    () = tokio::time::sleep_until(deadline) => break,
+                }
+            }
+        }
         let group = std::mem::take(&mut pending);
+        let appends = group.len();
+        let started = Instant::now();
         commit_group(&db, &known, &mut conn, &mut assumed, group, &counters).await;
+        last_commit = started.elapsed();
+        callers = appends + requests.len();
     }
 }
 
