@@ -20,7 +20,8 @@
 //! unnest(…)`), the doorbell (`pg_notify`) and `COMMIT` at once. A failed check
 //! (another node committed, a command id already appended, a stream version
 //! other than assumed) aborts the transaction, and the group is redone on the
-//! slow path.
+//! slow path; after failures in a row (nodes appending at once) the writer
+//! skips the fast path for 1, 2, 4… up to [`MAX_FAST_BACKOFF`] groups.
 //!
 //! Slow path, two pipelined round trips:
 //! 1. `BEGIN`, `SELECT … FROM log_head FOR UPDATE`, the dedupe lookup of the
@@ -98,6 +99,9 @@ const GUARD_STREAMS: &str = "WITH i AS (SELECT * FROM unnest($1::bytea[], $2::bi
      hash END WHERE id = 1";
 /// The longest the writer waits for more appends before starting a group.
 const MAX_LINGER: Duration = Duration::from_millis(1);
+/// The most groups the writer sends on the slow path after fast-path failures
+/// in a row before trying the fast path again.
+const MAX_FAST_BACKOFF: u32 = 64;
 /// Stream versions the writer remembers at most (then it forgets them all).
 const MAX_KNOWN_STREAMS: usize = 10_000;
 const TOUCH_HEAD: &str = "UPDATE backchannel.log_head SET position = position WHERE id = 1";
@@ -345,6 +349,11 @@ fn other(message: String) -> StorageError {
 struct Known {
     head: Option<(u64, Hash)>,
     streams: HashMap<StreamId, u64>,
+    /// Groups to send on the slow path before trying the fast one again.
+    skip: u32,
+    /// The next failure's `skip`: doubles with each fast-path failure in a
+    /// row (as when other nodes keep committing), up to [`MAX_FAST_BACKOFF`].
+    backoff: u32,
 }
 
 impl Known {
@@ -372,6 +381,13 @@ impl Known {
         }
     }
 
+    /// The fast path failed its checks: skip it for a while.
+    fn fast_failed(&mut self) {
+        self.forget();
+        self.skip = self.backoff.max(1);
+        self.backoff = (self.skip * 2).min(MAX_FAST_BACKOFF);
+    }
+
     /// `group` committed on top of what is known.
     fn committed(&mut self, group: &Group) {
         if self.streams.len() + group.stream_heads.len() > MAX_KNOWN_STREAMS {
@@ -394,7 +410,11 @@ struct Assumed {
 /// unless the head is known, every stream's version is known or pinned by its
 /// expectation (`Exact`, `NoStream`), and no append is refused on those
 /// versions (a refusal is only decided on versions read under the lock).
-fn assume(known: &Known, requests: &[PgAppend]) -> Option<(Group, Vec<Decided>, Assumed)> {
+fn assume(known: &mut Known, requests: &[PgAppend]) -> Option<(Group, Vec<Decided>, Assumed)> {
+    if known.skip > 0 {
+        known.skip -= 1;
+        return None;
+    }
     let (position, hash) = known.head?;
     let mut stored_streams = HashMap::new();
     for request in requests {
@@ -471,13 +491,14 @@ async fn commit_group(
         let settled = match write_and_commit(conn, &mut group, Some(assumed)).await {
             Committed::Yes => {
                 committed(known_head, known, &group, counters);
+                known.backoff = 0;
                 Ok(())
             }
             Committed::No(err) => {
                 // Another node committed, or a command id is a retry: redo
                 // the group on what the lock shows.
                 tracing::debug!(error = %err, "an append group's assumptions failed; reading under the lock");
-                known.forget();
+                known.fast_failed();
                 return locked_group(db, known_head, slot, known, requests, counters).await;
             }
             Committed::Unknown(why) => {
