@@ -14,7 +14,9 @@
 //! size the log's writer reached (events per group). In the same run, the
 //! same appends (same writers, same record shapes) on a fresh sled store in
 //! a temporary directory, so both engines are measured on the same machine
-//! at the same moment. Figures go to BENCHMARKS.md by hand.
+//! at the same moment. Meanwhile node B (a second log, on a runtime of its
+//! own as another process would be) tails the log: the lag from a group's
+//! start on node A to applied on node B. Figures go to BENCHMARKS.md by hand.
 
 use std::time::{Duration, Instant};
 
@@ -75,11 +77,19 @@ async fn appends(url: &str, writers: u64, per_writer: u64) -> (Run, Vec<Vec<u8>>
         .unwrap();
     // Node B follows the log while node A appends: how long from the group's
     // start on A (its `recorded_at`, before the commit) to applied on B.
-    let follower = PgEventLog::connect(url, PgOptions::default())
-        .await
+    // Node B is another process: its own runtime, so its tail does not queue
+    // behind node A's callers.
+    let node_b = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
         .unwrap();
+    let follower_url = url.to_owned();
     let total = writers * per_writer;
-    let lags = tokio::spawn(async move {
+    let lags = node_b.spawn(async move {
+        let follower = PgEventLog::connect(&follower_url, PgOptions::default())
+            .await
+            .unwrap();
         let mut tail = follower.tail(1);
         let mut lags = Vec::with_capacity(total as usize);
         for _ in 0..total {
@@ -96,6 +106,7 @@ async fn appends(url: &str, writers: u64, per_writer: u64) -> (Run, Vec<Vec<u8>>
     });
     let (latencies, seconds) = drive(log.clone(), writers, per_writer).await;
     let lags = lags.await.unwrap();
+    node_b.shutdown_background();
     println!(
         "<!-- {writers} writers: tail lag on node B (group start on A to applied on B): p50 {:.2} ms, p99 {:.2} ms -->",
         ms(percentile(&lags, 0.5)),
