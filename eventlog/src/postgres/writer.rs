@@ -6,9 +6,11 @@
 //! held plus those that queued while it committed (callers appending back to
 //! back), it waits for more, up to half the last commit's time and at most
 //! [`MAX_LINGER`]: without that, groups settle into halves of the callers,
-//! each half waiting for the other's commit. A lone caller never waits. The lock on the `log_head` row (which
-//! serializes the appends of every node) is held from the head read through
-//! `COMMIT`, and the records are encoded with the chain on that head.
+//! each half waiting for the other's commit. A lone caller never waits.
+//!
+//! The lock on the `log_head` row (which serializes the appends of every
+//! node) is held from the head read through `COMMIT`, and the records are
+//! encoded with the chain on that head.
 //!
 //! Fast path, one pipelined round trip: the writer remembers the head it last
 //! committed or read and the versions of the streams it wrote or read since.
