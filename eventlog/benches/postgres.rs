@@ -3,15 +3,20 @@
 //!
 //! `cargo bench -p backchannel-eventlog --bench postgres`
 //!
-//! Starts a throwaway cluster (fsync on, no standby) and measures durable
-//! single-event appends through one [`PgEventLog`] with 1, 16 and 256
+//! Starts a throwaway cluster (fsync on; no standby, or with
+//! `PG_BENCH_STANDBY=sync` a synchronous standby on the same machine, so
+//! every commit also waits for the standby's flush) and measures durable
+//! single-event appends through one log opened as a server opens it
+//! ([`Log::open`], on the log's own runtime) with 1, 16 and 256
 //! concurrent writers (events/s, p50, p99 of an append), and beside each the
 //! bare ceiling: the same records inserted with one `INSERT … SELECT FROM
 //! unnest(…)` plus `COMMIT` per batch, from one connection, at the batch
 //! size the log's writer reached (events per group). In the same run, the
 //! same appends (same writers, same record shapes) on a fresh sled store in
 //! a temporary directory, so both engines are measured on the same machine
-//! at the same moment. Figures go to BENCHMARKS.md by hand.
+//! at the same moment. Meanwhile node B (a second log, on a runtime of its
+//! own as another process would be) tails the log: the lag from a group's
+//! start on node A to applied on node B. Figures go to BENCHMARKS.md by hand.
 
 use std::time::{Duration, Instant};
 
@@ -65,16 +70,28 @@ struct Run {
 }
 
 async fn appends(url: &str, writers: u64, per_writer: u64) -> (Run, Vec<Vec<u8>>) {
-    let log = PgEventLog::connect(url, PgOptions::default())
+    // Node A is opened as a server opens it: `Log::open`, whose log runs on
+    // a runtime of its own (the writer does not queue behind the callers).
+    let spec = StoreSpec::Postgres(url.to_owned());
+    let log = tokio::task::spawn_blocking(move || Log::open(&spec))
         .await
+        .unwrap()
         .unwrap();
     // Node B follows the log while node A appends: how long from the group's
     // start on A (its `recorded_at`, before the commit) to applied on B.
-    let follower = PgEventLog::connect(url, PgOptions::default())
-        .await
+    // Node B is another process: its own runtime, so its tail does not queue
+    // behind node A's callers.
+    let node_b = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
         .unwrap();
+    let follower_url = url.to_owned();
     let total = writers * per_writer;
-    let lags = tokio::spawn(async move {
+    let lags = node_b.spawn(async move {
+        let follower = PgEventLog::connect(&follower_url, PgOptions::default())
+            .await
+            .unwrap();
         let mut tail = follower.tail(1);
         let mut lags = Vec::with_capacity(total as usize);
         for _ in 0..total {
@@ -89,18 +106,25 @@ async fn appends(url: &str, writers: u64, per_writer: u64) -> (Run, Vec<Vec<u8>>
         lags.sort_unstable();
         lags
     });
-    let (latencies, seconds) = drive(Log::from(log.clone()), writers, per_writer).await;
+    let (latencies, seconds) = drive(log.clone(), writers, per_writer).await;
     let lags = lags.await.unwrap();
+    node_b.shutdown_background();
     println!(
         "<!-- {writers} writers: tail lag on node B (group start on A to applied on B): p50 {:.2} ms, p99 {:.2} ms -->",
         ms(percentile(&lags, 0.5)),
         ms(percentile(&lags, 0.99))
     );
     let stats = log.commit_stats();
+    tokio::task::spawn_blocking(move || drop(log))
+        .await
+        .unwrap();
+    let reader = PgEventLog::connect(url, PgOptions::default())
+        .await
+        .unwrap();
     let mut records = Vec::new();
     let mut next = 1;
     loop {
-        let page = log.raw_records(next, 4096).await.unwrap();
+        let page = reader.raw_records(next, 4096).await.unwrap();
         if page.is_empty() {
             break;
         }
@@ -231,10 +255,19 @@ fn main() {
         .build()
         .unwrap();
     let cluster = PgCluster::start();
+    let standby = match std::env::var("PG_BENCH_STANDBY").as_deref() {
+        Ok("sync") => Some(PgCluster::start_standby(&cluster, true)),
+        Ok("") | Err(_) => None,
+        Ok(other) => panic!("PG_BENCH_STANDBY={other}: expected `sync` or nothing"),
+    };
     println!("# PostgreSQL event log benchmark");
     println!();
     println!(
-        "PostgreSQL 15, throwaway cluster on loopback, fsync=on, synchronous_commit=on, no standby; cpu x {}",
+        "PostgreSQL 15, throwaway cluster on loopback, fsync=on, synchronous_commit=on, {}; cpu x {}",
+        match standby {
+            Some(_) => "a synchronous standby (same machine, same disk)",
+            None => "no standby",
+        },
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     println!();

@@ -978,3 +978,162 @@ async fn failures_leave_no_hole() {
     assert_eq!(next.first_position, 4);
     assert_eq!(check_chain(&log).await, 4);
 }
+
+/// A node's writer encodes a group on the head and stream versions it last
+/// saw, and the transaction checks them under the lock: whatever changed
+/// behind its back (another node's commits, a stream it never read, a
+/// command id it already appended) is decided on what the lock shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_writer_assumes_is_checked_under_the_lock() {
+    let cluster = PgCluster::start();
+    let (a, b) = (node(&cluster).await, node(&cluster).await);
+    let (c1, c2, c3, c5) = (
+        conversation(1),
+        conversation(2),
+        conversation(3),
+        conversation(5),
+    );
+    let append = |log: &PgEventLog, n: u64, expected, event, meta| {
+        let log = log.clone();
+        async move { log.append(stream(n), expected, vec![event], meta).await }
+    };
+    let wrong = |result: Result<_, AppendError>, want: u64| match result {
+        Err(AppendError::WrongExpectedVersion { current, .. }) => assert_eq!(current, want),
+        other => panic!("expected a wrong expected version ({want}), got {other:?}"),
+    };
+    append(&a, 1, ExpectedVersion::NoStream, opened(c1), meta())
+        .await
+        .unwrap();
+    append(&a, 1, ExpectedVersion::Exact(1), message(c1, 1), meta())
+        .await
+        .unwrap();
+
+    // A command id retried with an expectation that still holds.
+    let command = CommandId::new();
+    let first = append(
+        &a,
+        1,
+        ExpectedVersion::Exact(2),
+        message(c1, 2),
+        meta_for(command),
+    )
+    .await
+    .unwrap();
+    let again = append(
+        &a,
+        1,
+        ExpectedVersion::Exact(3),
+        message(c1, 2),
+        meta_for(command),
+    )
+    .await
+    .unwrap();
+    assert!(again.deduplicated);
+    assert_eq!(again.first_position, first.first_position);
+    assert_eq!(check_chain(&a).await, 3);
+
+    // Another node moved the stream (and the head).
+    append(&b, 1, ExpectedVersion::Exact(3), message(c1, 3), meta())
+        .await
+        .unwrap();
+    wrong(
+        append(&a, 1, ExpectedVersion::Exact(3), message(c1, 4), meta()).await,
+        4,
+    );
+    let next = append(&a, 1, ExpectedVersion::Exact(4), message(c1, 4), meta())
+        .await
+        .unwrap();
+    assert_eq!(next.first_position, 5);
+
+    // A stream the node never read, on an unchanged head: an expectation
+    // pins its version, and a wrong one is refused.
+    wrong(
+        append(&a, 2, ExpectedVersion::Exact(5), opened(c2), meta()).await,
+        0,
+    );
+    // A stream another node created, which this node never read.
+    append(&b, 3, ExpectedVersion::NoStream, opened(c3), meta())
+        .await
+        .unwrap();
+    append(&b, 5, ExpectedVersion::NoStream, opened(c5), meta())
+        .await
+        .unwrap();
+    append(&b, 5, ExpectedVersion::Exact(1), message(c5, 1), meta())
+        .await
+        .unwrap();
+    // (An `Any` append reads under the lock: the node now knows the head.)
+    append(&a, 2, ExpectedVersion::Any, opened(c2), meta())
+        .await
+        .unwrap();
+    wrong(
+        append(&a, 3, ExpectedVersion::NoStream, message(c3, 1), meta()).await,
+        1,
+    );
+    append(&a, 2, ExpectedVersion::Exact(1), message(c2, 1), meta())
+        .await
+        .unwrap();
+    wrong(
+        append(&a, 5, ExpectedVersion::Exact(1), message(c5, 2), meta()).await,
+        2,
+    );
+    let last = append(&a, 5, ExpectedVersion::Exact(2), message(c5, 2), meta())
+        .await
+        .unwrap();
+    assert_eq!(last.first_position, 11);
+    assert_eq!(last.stream_version, 3);
+    assert_eq!(check_chain(&a).await, 11);
+    assert_eq!(a.read_stream(stream(5), 1).await.unwrap().len(), 3);
+    assert_eq!(b.read_stream(stream(1), 1).await.unwrap().len(), 5);
+    // (After failed checks the writer skips the fast path for a few groups.)
+    for version in 2..4 {
+        append(
+            &a,
+            2,
+            ExpectedVersion::Exact(version),
+            message(c2, version),
+            meta(),
+        )
+        .await
+        .unwrap();
+    }
+
+    // The log lost its last commit behind the node's back (as a failover to
+    // a lagging standby would): the head the node assumes is gone.
+    let client = sql(&cluster).await;
+    let row = client
+        .query_one(
+            "SELECT record FROM backchannel.events WHERE position = 12",
+            &[],
+        )
+        .await
+        .unwrap();
+    let record: Vec<u8> = row.get(0);
+    let mut key = vec![1u8];
+    key.extend_from_slice(c2.as_bytes());
+    client
+        .batch_execute(
+            "DELETE FROM backchannel.events WHERE position = 13; \
+             DELETE FROM backchannel.commands WHERE first_position = 13",
+        )
+        .await
+        .unwrap();
+    client
+        .execute(
+            "UPDATE backchannel.streams SET version = 3 WHERE stream = $1",
+            &[&key],
+        )
+        .await
+        .unwrap();
+    client
+        .execute(
+            "UPDATE backchannel.log_head SET position = 12, hash = $1",
+            &[&blake3::hash(&record).as_bytes().as_slice()],
+        )
+        .await
+        .unwrap();
+    let after = append(&a, 1, ExpectedVersion::Exact(5), message(c1, 5), meta())
+        .await
+        .unwrap();
+    assert_eq!(after.first_position, 13);
+    assert_eq!(check_chain(&a).await, 13);
+}

@@ -20,8 +20,9 @@
 //!   back batch leaves no hole.
 //!
 //! Layout: `writer`, the per-process group-commit task (one connection, one
-//! transaction per group, pipelined, and how an unknown commit outcome is
-//! settled); `tail`: [`PgTail`]; this module: connecting, the schema, reads,
+//! transaction per group: one pipelined round trip on the head and stream
+//! versions it assumes, checked under the lock, else two after reading them
+//! under the lock; and how an unknown commit outcome is settled); `tail`: [`PgTail`]; this module: connecting, the schema, reads,
 //! the doorbell listener, export and import.
 //!
 //! Connections: the writer's, one for reads (tokio-postgres pipelines

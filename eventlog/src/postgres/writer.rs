@@ -2,15 +2,36 @@
 //! connection, like sled's sequencer.
 //!
 //! It takes every append waiting (up to [`MAX_GROUP_EVENTS`] events) and
-//! commits them in one transaction, in two pipelined round trips:
-//! 1. `BEGIN`, `SELECT … FROM log_head FOR UPDATE` (which serializes the
-//!    appends of every node), the dedupe lookup of the group's command ids and
-//!    the current versions of its streams;
+//! commits them in one transaction. If fewer are waiting than the last group
+//! held plus those that queued while it committed (callers appending back to
+//! back), it waits for more, up to half the last commit's time and at most
+//! [`MAX_LINGER`]: without that, groups settle into halves of the callers,
+//! each half waiting for the other's commit. A lone caller never waits.
+//!
+//! The lock on the `log_head` row (which serializes the appends of every
+//! node) is held from the head read through `COMMIT`, and the records are
+//! encoded with the chain on that head.
+//!
+//! Fast path, one pipelined round trip: the writer remembers the head it last
+//! committed or read and the versions of the streams it wrote or read since.
+//! If every stream of the group is known, or pinned by its expectation
+//! (`Exact`, `NoStream`), and every append passes on those versions, it
+//! encodes the group on that head and sends `BEGIN`, the head update that
+//! takes the lock and checks the head is the assumed one, the stream versions
+//! checked against the assumed ones, the inserts (`INSERT … SELECT FROM
+//! unnest(…)`), the doorbell (`pg_notify`) and `COMMIT` at once. A failed check
+//! (another node committed, a command id already appended, a stream version
+//! other than assumed) aborts the transaction, and the group is redone on the
+//! slow path; after failures in a row (nodes appending at once) the writer
+//! skips the fast path for 1, 2, 4… up to [`MAX_FAST_BACKOFF`] groups.
+//!
+//! Slow path, two pipelined round trips:
+//! 1. `BEGIN`, `SELECT … FROM log_head FOR UPDATE`, the dedupe lookup of the
+//!    group's command ids and the current versions of its streams;
 //! 2. after validating each append against that state plus the group's
 //!    earlier appends (a failing one fails alone) and encoding the records
-//!    with the chain under the lock: the inserts (`INSERT … SELECT FROM
-//!    unnest(…)`), the streams' versions, the head update, the `pg_notify`
-//!    doorbell and `COMMIT`.
+//!    with the chain under the lock: the inserts, the streams' versions, the
+//!    head update, the doorbell and `COMMIT`.
 //!
 //! Unknown outcomes. A `COMMIT` that answers with a warning notice about a
 //! cancelled wait for synchronous replication (committed locally, perhaps not
@@ -29,7 +50,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use backchannel_domain::events::{Event, StreamId};
 use backchannel_domain::ids::{CommandId, EventId};
@@ -61,6 +82,30 @@ const INSERT_COMMANDS: &str = "INSERT INTO backchannel.commands (command_id, fir
      $3::bigint[], $4::bigint[])";
 const UPDATE_HEAD: &str = "UPDATE backchannel.log_head SET position = $1, hash = $2 WHERE id = 1";
 const NOTIFY: &str = "SELECT pg_notify('backchannel_log', $1)";
+/// The fast path's first statement: takes the head lock and sets the new
+/// head, but only if the head is the one the group was encoded on (else the
+/// hash would be NULL: a NOT NULL violation aborts the transaction).
+const GUARD_HEAD: &str = "UPDATE backchannel.log_head SET position = $1, hash = CASE WHEN \
+     position = $2 AND hash = $3 THEN $4::bytea END WHERE id = 1";
+/// The fast path's stream versions: creates the streams assumed absent (a
+/// unique violation if one exists), moves the others from the assumed version
+/// to the new one, and aborts the transaction (NOT NULL violation on the
+/// head's hash) unless every assumed version matched.
+const GUARD_STREAMS: &str = "WITH i AS (SELECT * FROM unnest($1::bytea[], $2::bigint[], \
+     $3::bigint[]) AS t(stream, old, new)), \
+     created AS (INSERT INTO backchannel.streams (stream, version) SELECT stream, new FROM i \
+     WHERE old = 0 RETURNING 1), \
+     moved AS (UPDATE backchannel.streams s SET version = i.new FROM i WHERE s.stream = i.stream \
+     AND i.old > 0 AND s.version = i.old RETURNING 1) \
+     UPDATE backchannel.log_head SET hash = CASE WHEN (SELECT count(*) FROM moved) = $4 THEN \
+     hash END WHERE id = 1";
+/// The longest the writer waits for more appends before starting a group.
+const MAX_LINGER: Duration = Duration::from_millis(1);
+/// The most groups the writer sends on the slow path after fast-path failures
+/// in a row before trying the fast path again.
+const MAX_FAST_BACKOFF: u32 = 64;
+/// Stream versions the writer remembers at most (then it forgets them all).
+const MAX_KNOWN_STREAMS: usize = 10_000;
 const TOUCH_HEAD: &str = "UPDATE backchannel.log_head SET position = position WHERE id = 1";
 
 /// Groups and events this process's writer committed.
@@ -101,6 +146,8 @@ struct WriterConn {
     upsert_streams: Statement,
     update_head: Statement,
     notify: Statement,
+    guard_head: Statement,
+    guard_streams: Statement,
 }
 
 impl WriterConn {
@@ -121,6 +168,8 @@ impl WriterConn {
             prepare(UPDATE_HEAD),
             prepare(NOTIFY)
         )?;
+        let (guard_head, guard_streams) =
+            tokio::try_join!(prepare(GUARD_HEAD), prepare(GUARD_STREAMS))?;
         Ok(WriterConn {
             conn,
             lock_head,
@@ -131,6 +180,8 @@ impl WriterConn {
             upsert_streams,
             update_head,
             notify,
+            guard_head,
+            guard_streams,
         })
     }
 
@@ -159,7 +210,12 @@ pub(crate) async fn run(
     counters: Arc<Counters>,
 ) {
     let mut conn: Option<WriterConn> = None;
+    let mut assumed = Known::default();
     let mut pending: Vec<PgAppend> = Vec::new();
+    // The appends of the last group plus those that queued while it
+    // committed: about how many callers are appending back to back.
+    let mut callers = 0;
+    let mut last_commit = Duration::ZERO;
     while let Some(first) = requests.recv().await {
         let mut events = first.events.len();
         pending.push(first);
@@ -172,8 +228,31 @@ pub(crate) async fn run(
                 Err(_) => break,
             }
         }
+        // Wait a little for the callers the last group answered, so that
+        // groups do not settle into halves of the callers (each half waiting
+        // for the other's commit). A lone caller never waits.
+        if pending.len() < callers {
+            let deadline = tokio::time::Instant::now() + (last_commit / 2).min(MAX_LINGER);
+            while pending.len() < callers && events < MAX_GROUP_EVENTS {
+                tokio::select! {
+                    biased;
+                    request = requests.recv() => match request {
+                        Some(request) => {
+                            events += request.events.len();
+                            pending.push(request);
+                        }
+                        None => break,
+                    },
+                    () = tokio::time::sleep_until(deadline) => break,
+                }
+            }
+        }
         let group = std::mem::take(&mut pending);
-        commit_group(&db, &known, &mut conn, group, &counters).await;
+        let appends = group.len();
+        let started = Instant::now();
+        commit_group(&db, &known, &mut conn, &mut assumed, group, &counters).await;
+        last_commit = started.elapsed();
+        callers = appends + requests.len();
     }
 }
 
@@ -265,27 +344,214 @@ fn other(message: String) -> StorageError {
     StorageError::new(std::io::Error::other(message))
 }
 
-async fn commit_group(
-    db: &Db,
-    known: &watch::Sender<u64>,
-    slot: &mut Option<WriterConn>,
-    requests: Vec<PgAppend>,
-    counters: &Counters,
-) {
-    if slot.as_ref().is_none_or(|c| c.client().is_closed()) {
-        *slot = None;
-        match WriterConn::new(db).await {
-            Ok(conn) => *slot = Some(conn),
-            Err(err) => {
-                fail_all(requests, AppendError::Storage(err));
-                return;
+/// What the writer assumes of the committed state: the head and the versions
+/// of the streams it read under the lock or wrote since. Right as long as no
+/// other node committed; the fast path checks that under the lock.
+#[derive(Default)]
+struct Known {
+    head: Option<(u64, Hash)>,
+    streams: HashMap<StreamId, u64>,
+    /// Groups to send on the slow path before trying the fast one again.
+    skip: u32,
+    /// The next failure's `skip`: doubles with each fast-path failure in a
+    /// row (as when other nodes keep committing), up to [`MAX_FAST_BACKOFF`].
+    backoff: u32,
+}
+
+impl Known {
+    fn forget(&mut self) {
+        self.head = None;
+        self.streams.clear();
+    }
+
+    /// The state read under the lock: the head and each stream of `requests`
+    /// (absent means version 0).
+    fn read(&mut self, head: (u64, Hash), group: &Group, requests: &[PgAppend]) {
+        if self.head != Some(head) {
+            self.streams.clear();
+        }
+        self.head = Some(head);
+        for request in requests {
+            for (stream, _) in &request.expected {
+                let version = group
+                    .stored_streams
+                    .get(&stream_key(stream))
+                    .copied()
+                    .unwrap_or(0);
+                self.streams.insert(*stream, version);
             }
         }
     }
-    let Some(conn) = slot.as_mut() else {
-        return;
+
+    /// The fast path failed its checks: skip it for a while.
+    fn fast_failed(&mut self) {
+        self.forget();
+        self.skip = self.backoff.max(1);
+        self.backoff = (self.skip * 2).min(MAX_FAST_BACKOFF);
+    }
+
+    /// `group` committed on top of what is known.
+    fn committed(&mut self, group: &Group) {
+        if self.streams.len() + group.stream_heads.len() > MAX_KNOWN_STREAMS {
+            self.streams.clear();
+        }
+        self.head = Some((group.next_position - 1, group.chain));
+        self.streams
+            .extend(group.stream_heads.iter().map(|(s, v)| (*s, *v)));
+    }
+}
+
+/// The head a group was encoded on without reading it under the lock.
+#[derive(Clone, Copy)]
+struct Assumed {
+    position: u64,
+    hash: Hash,
+}
+
+/// The group prepared on what the writer knows, for the fast path: `None`
+/// unless the head is known, every stream's version is known or pinned by its
+/// expectation (`Exact`, `NoStream`), and no append is refused on those
+/// versions (a refusal is only decided on versions read under the lock).
+fn assume(known: &mut Known, requests: &[PgAppend]) -> Option<(Group, Vec<Decided>, Assumed)> {
+    if known.skip > 0 {
+        known.skip -= 1;
+        return None;
+    }
+    let (position, hash) = known.head?;
+    let mut stored_streams = HashMap::new();
+    for request in requests {
+        for &(stream, expected) in &request.expected {
+            let key = stream_key(&stream);
+            if stored_streams.contains_key(&key) {
+                continue;
+            }
+            let version = match (known.streams.get(&stream), expected) {
+                (Some(&version), _) => version,
+                (None, ExpectedVersion::Exact(version)) => version,
+                (None, ExpectedVersion::NoStream) => 0,
+                (None, ExpectedVersion::Any) => return None,
+            };
+            stored_streams.insert(key, version);
+        }
+    }
+    let mut group = Group {
+        next_position: position + 1,
+        chain: hash,
+        recorded_at: RecordedAt::now(),
+        stored_commands: HashMap::new(),
+        commands: HashMap::new(),
+        stored_streams,
+        stream_heads: HashMap::new(),
+        rows: Rows::default(),
+        accepted: Vec::new(),
     };
-    let group = match lock_and_read(conn, &requests).await {
+    let mut decided = Vec::with_capacity(requests.len());
+    for request in requests {
+        let answer = prepare(&mut group, request);
+        if let Decided::Final(Err(AppendError::WrongExpectedVersion { .. })) = answer {
+            return None;
+        }
+        decided.push(answer);
+    }
+    if group.accepted.is_empty() {
+        return None;
+    }
+    Some((group, decided, Assumed { position, hash }))
+}
+
+/// The writer connection, (re)connected if needed.
+async fn connection<'a>(
+    db: &Db,
+    slot: &'a mut Option<WriterConn>,
+) -> Result<&'a mut WriterConn, StorageError> {
+    if slot.as_ref().is_none_or(|c| c.client().is_closed()) {
+        *slot = None;
+        *slot = Some(WriterConn::new(db).await?);
+    }
+    slot.as_mut()
+        .ok_or_else(|| other("no writer connection".to_owned()))
+}
+
+async fn commit_group(
+    db: &Db,
+    known_head: &watch::Sender<u64>,
+    slot: &mut Option<WriterConn>,
+    known: &mut Known,
+    requests: Vec<PgAppend>,
+    counters: &Counters,
+) {
+    let conn = match connection(db, slot).await {
+        Ok(conn) => conn,
+        Err(err) => {
+            known.forget();
+            fail_all(requests, AppendError::Storage(err));
+            return;
+        }
+    };
+    // The fast path: one round trip, on the head and versions assumed.
+    if let Some((mut group, mut decided, assumed)) = assume(known, &requests) {
+        let settled = match write_and_commit(conn, &mut group, Some(assumed)).await {
+            Committed::Yes => {
+                committed(known_head, known, &group, counters);
+                known.backoff = 0;
+                Ok(())
+            }
+            Committed::No(err) => {
+                // Another node committed, or a command id is a retry: redo
+                // the group on what the lock shows.
+                tracing::debug!(error = %err, "an append group's assumptions failed; reading under the lock");
+                known.fast_failed();
+                return locked_group(db, known_head, slot, known, requests, counters).await;
+            }
+            Committed::Unknown(why) => {
+                *slot = None;
+                known.forget();
+                tracing::warn!(reason = %why, "a PostgreSQL commit's outcome is unknown; settling it");
+                settle(db, known_head, &group, &why, &mut decided).await
+            }
+        };
+        let replies = requests.into_iter().map(|r| r.reply).collect();
+        answer(replies, decided, settled);
+        return;
+    }
+    locked_group(db, known_head, slot, known, requests, counters).await;
+}
+
+/// Bookkeeping of a committed group.
+fn committed(
+    known_head: &watch::Sender<u64>,
+    known: &mut Known,
+    group: &Group,
+    counters: &Counters,
+) {
+    counters.groups.fetch_add(1, Ordering::Relaxed);
+    let events = group
+        .accepted
+        .iter()
+        .map(|(_, o)| o.last_position - o.first_position + 1);
+    counters.events.fetch_add(events.sum(), Ordering::Relaxed);
+    bump(known_head, group.next_position - 1);
+    known.committed(group);
+}
+
+/// The slow path: two round trips, deciding every append on the state read
+/// under the lock.
+async fn locked_group(
+    db: &Db,
+    known_head: &watch::Sender<u64>,
+    slot: &mut Option<WriterConn>,
+    known: &mut Known,
+    requests: Vec<PgAppend>,
+    counters: &Counters,
+) {
+    let conn = match connection(db, slot).await {
+        Ok(conn) => conn,
+        Err(err) => {
+            fail_all(requests, AppendError::Storage(err));
+            return;
+        }
+    };
+    let mut group = match lock_and_read(conn, &requests).await {
         Ok(group) => group,
         Err(err) => {
             // Nothing was sent that could commit.
@@ -293,11 +559,12 @@ async fn commit_group(
             if conn.client().is_closed() {
                 *slot = None;
             }
+            known.forget();
             fail_all(requests, AppendError::Storage(err));
             return;
         }
     };
-    let mut group = group;
+    known.read((group.next_position - 1, group.chain), &group, &requests);
     let mut decided = Vec::with_capacity(requests.len());
     let mut replies = Vec::with_capacity(requests.len());
     for request in requests {
@@ -309,23 +576,20 @@ async fn commit_group(
         answer(replies, decided, Ok(()));
         return;
     }
-    let result = write_and_commit(conn, &mut group).await;
-    let settled = match result {
+    let settled = match write_and_commit(conn, &mut group, None).await {
         Committed::Yes => {
-            counters.groups.fetch_add(1, Ordering::Relaxed);
-            let events = group
-                .accepted
-                .iter()
-                .map(|(_, o)| o.last_position - o.first_position + 1);
-            counters.events.fetch_add(events.sum(), Ordering::Relaxed);
-            bump(known, group.next_position - 1);
+            committed(known_head, known, &group, counters);
             Ok(())
         }
-        Committed::No(err) => Err(AppendError::Storage(err)),
+        Committed::No(err) => {
+            known.forget();
+            Err(AppendError::Storage(err))
+        }
         Committed::Unknown(why) => {
             *slot = None;
+            known.forget();
             tracing::warn!(reason = %why, "a PostgreSQL commit's outcome is unknown; settling it");
-            settle(db, known, &group, &why, &mut decided).await
+            settle(db, known_head, &group, &why, &mut decided).await
         }
     };
     answer(replies, decided, settled);
@@ -497,8 +761,17 @@ fn prepare(group: &mut Group, request: &PgAppend) -> Decided {
     Decided::Pending(outcome)
 }
 
-/// Round trip 2: inserts, versions, head, doorbell and `COMMIT`, pipelined.
-async fn write_and_commit(conn: &mut WriterConn, group: &mut Group) -> Committed {
+/// The writes and `COMMIT`, pipelined in one round trip: after
+/// [`lock_and_read`] (`assumed` is `None`), the inserts, the streams'
+/// versions, the head, the doorbell; on the fast path (`assumed`), `BEGIN`
+/// first, then the head lock that checks the head is the assumed one, and the
+/// streams' versions checked against the assumed ones (either check failing
+/// aborts the transaction).
+async fn write_and_commit(
+    conn: &mut WriterConn,
+    group: &mut Group,
+    assumed: Option<Assumed>,
+) -> Committed {
     // Notices from before this commit do not concern it.
     let _ = conn.replication_warning();
     let mut ids = Vec::with_capacity(group.accepted.len());
@@ -511,32 +784,75 @@ async fn write_and_commit(conn: &mut WriterConn, group: &mut Group) -> Committed
         lasts.push(i64::try_from(outcome.last_position).unwrap_or(i64::MAX));
         command_versions.push(i64::try_from(outcome.stream_version).unwrap_or(i64::MAX));
     }
-    let stream_keys: Vec<Vec<u8>> = group.stream_heads.keys().map(stream_key).collect();
-    let stream_versions: Vec<i64> = group
-        .stream_heads
-        .values()
-        .map(|v| i64::try_from(*v).unwrap_or(i64::MAX))
-        .collect();
+    let mut stream_keys: Vec<Vec<u8>> = Vec::with_capacity(group.stream_heads.len());
+    let mut stream_versions: Vec<i64> = Vec::with_capacity(group.stream_heads.len());
+    let mut old_versions: Vec<i64> = Vec::with_capacity(group.stream_heads.len());
+    for (stream, version) in &group.stream_heads {
+        let key = stream_key(stream);
+        let old = group.stored_streams.get(&key).copied().unwrap_or(0);
+        old_versions.push(i64::try_from(old).unwrap_or(i64::MAX));
+        stream_versions.push(i64::try_from(*version).unwrap_or(i64::MAX));
+        stream_keys.push(key);
+    }
+    let moved = old_versions.iter().filter(|v| **v > 0).count() as i64;
     let head = group.next_position - 1;
     let head_i64 = i64::try_from(head).unwrap_or(i64::MAX);
     let payload = head.to_string();
     let chain = group.chain;
+    let (old_head, old_hash) = match assumed {
+        Some(assumed) => (
+            i64::try_from(assumed.position).unwrap_or(i64::MAX),
+            assumed.hash,
+        ),
+        None => (0, [0; 32]),
+    };
     let mut rows = std::mem::take(&mut group.rows);
     let client = &conn.conn.client;
     let chain = chain.as_slice();
+    let old_hash = old_hash.as_slice();
+    let fast = assumed.is_some();
     let commands_param: [&(dyn ToSql + Sync); 4] = [&ids, &firsts, &lasts, &command_versions];
     let streams_param: [&(dyn ToSql + Sync); 2] = [&stream_keys, &stream_versions];
+    let guard_streams_param: [&(dyn ToSql + Sync); 4] =
+        [&stream_keys, &old_versions, &stream_versions, &moved];
     let head_param: [&(dyn ToSql + Sync); 2] = [&head_i64, &chain];
+    let guard_head_param: [&(dyn ToSql + Sync); 4] = [&head_i64, &old_head, &old_hash, &chain];
     let notify_param: [&(dyn ToSql + Sync); 1] = [&payload];
-    let (events, commands, streams, updated, notified, commit) = tokio::join!(
+    // Polled in this order first, so sent in this order.
+    let (begin, guard, events, commands, streams, updated, notified, commit) = tokio::join!(
+        biased;
+        async {
+            match fast {
+                true => client.batch_execute("BEGIN").await,
+                false => Ok(()),
+            }
+        },
+        async {
+            match fast {
+                true => client.execute(&conn.guard_head, &guard_head_param).await,
+                false => Ok(0),
+            }
+        },
         rows.insert(client, &conn.insert_events),
         client.execute(&conn.insert_commands, &commands_param),
-        client.execute(&conn.upsert_streams, &streams_param),
-        client.execute(&conn.update_head, &head_param),
+        async {
+            match fast {
+                true => client.execute(&conn.guard_streams, &guard_streams_param).await,
+                false => client.execute(&conn.upsert_streams, &streams_param).await,
+            }
+        },
+        async {
+            match fast {
+                true => Ok(0),
+                false => client.execute(&conn.update_head, &head_param).await,
+            }
+        },
         client.execute(&conn.notify, &notify_param),
         client.batch_execute("COMMIT"),
     );
     let before = [
+        begin.err(),
+        guard.err(),
         events.err(),
         commands.err(),
         streams.err(),
