@@ -680,6 +680,11 @@ mod tests {
         assert!(reader.create(ConversationId::new()).is_err());
         assert!(reader.destroy(live).is_err());
         assert!(matches!(reader.get(live).unwrap(), KeyState::Live(_)));
-        assert_eq!(std::fs::read_dir(store.path().join(KEYS_DIR)).unwrap().count(), 3);
+        assert_eq!(
+            std::fs::read_dir(store.path().join(KEYS_DIR))
+                .unwrap()
+                .count(),
+            3
+        );
     }
 }

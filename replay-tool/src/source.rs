@@ -30,8 +30,8 @@ use backchannel_domain::ids::ConversationId;
 use backchannel_domain::values::Content;
 use backchannel_eventlog::portable::{PortableError, PortableReader};
 use backchannel_eventlog::{
-    DirKeyStore, KeyState, KeyStore, KeyStoreError, KeyWrap, Log, OpenError, RecordedEvent, StoreSpec,
-    codec,
+    DirKeyStore, KeyState, KeyStore, KeyStoreError, KeyWrap, Log, OpenError, RecordedEvent,
+    StoreSpec, codec,
 };
 use backchannel_projections::EventSource;
 

@@ -10,8 +10,8 @@ use std::time::Instant;
 
 use backchannel_domain::events::StreamId;
 use backchannel_domain::ids::ConversationId;
-use backchannel_eventlog::{DataKey, HeadKey, KeyState};
 use backchannel_eventlog::portable::{FileSummary, PortableError, PortableWriter};
+use backchannel_eventlog::{DataKey, HeadKey, KeyState};
 
 use crate::cli::ExportArgs;
 use crate::commands::{note, open_source, rate};

@@ -59,7 +59,10 @@ pub fn open_reading_source(
         let source = source.with_store_keys(&key.wrap)?;
         note(
             quiet,
-            format_args!("customer data opened with the keys of {}", source.describe()),
+            format_args!(
+                "customer data opened with the keys of {}",
+                source.describe()
+            ),
         );
         return Ok(source);
     }
