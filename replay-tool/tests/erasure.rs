@@ -335,7 +335,7 @@ fn export_keys_out_writes_the_bundle_and_the_export_holds_no_plaintext() {
     let keys = json["keys"].as_object().unwrap();
     let mut listed: Vec<&String> = keys.keys().collect();
     listed.sort();
-    let mut live = vec![uuid(C2), uuid(C3)];
+    let mut live = [uuid(C2), uuid(C3)];
     live.sort();
     assert_eq!(listed, live.iter().collect::<Vec<_>>());
     for key in keys.values() {
