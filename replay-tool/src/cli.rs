@@ -24,6 +24,11 @@ Exit codes:
 /// to), an exported log file (--file), or a running server's log (--server
 /// URL --token T, fetched over http or https into a temporary file). Data goes to stdout (or --out);
 /// progress bars and summaries to stderr, bars only on a terminal.
+///
+/// Customer data (names, message bodies) is stored sealed: it shows as
+/// [sealed] unless the command is given keys (--keys BUNDLE from `export
+/// --keys-out`, or --key SECRET on a stopped server's store), and as
+/// [erased] for an erased conversation whatever the keys.
 #[derive(Debug, Parser)]
 #[command(name = "replay-tool", version, after_help = EXIT_CODES)]
 pub struct Cli {

@@ -30,8 +30,8 @@ use backchannel_domain::ids::ConversationId;
 use backchannel_domain::values::Content;
 use backchannel_eventlog::portable::{PortableError, PortableReader};
 use backchannel_eventlog::{
-    DirKeyStore, KeyState, KeyStore, KeyStoreError, KeyWrap, Log, OpenError, RecordedEvent,
-    StoreSpec, codec,
+    DirKeyStore, KEYS_DIR, KeyState, KeyStore, KeyStoreError, KeyWrap, Log, OpenError,
+    RecordedEvent, StoreSpec, codec,
 };
 use backchannel_projections::EventSource;
 
@@ -341,11 +341,20 @@ impl Source {
             Source::File { label, .. } => Err(Failure::new(
                 Kind::Usage,
                 format!(
-                    "--key opens a store's own keys (--data-dir or --store); {label} has                      none: give an export's key bundle with --keys"
+                    "--key opens a store's own keys (--data-dir or --store); {label} has \
+                     none: give an export's key bundle with --keys"
                 ),
             )),
             Source::Store { log, path, .. } => match log.as_postgres() {
-                None => Ok(DirKeyStore::open_read_only(path, wrap.clone()).into()),
+                None => {
+                    let dir = DirKeyStore::open_read_only(path, wrap.clone());
+                    // A wrong secret fails here, not part way through a
+                    // replay: one live key is unwrapped first.
+                    if let Some(conversation) = first_live_key(&path.join(KEYS_DIR)) {
+                        dir.get(conversation).map_err(|err| self.key_failure(err))?;
+                    }
+                    Ok(dir.into())
+                }
                 Some(pg) => {
                     // Every key at once (one query): a replay then asks none.
                     let keys = KeyStore::from(pg.key_store_read_only(wrap.clone()));
@@ -354,15 +363,28 @@ impl Source {
                         .build()
                         .map_err(|err| Failure::new(Kind::Io, err.to_string()))?
                         .block_on(keys.preload())
-                        .map_err(|err| {
-                            Failure::new(
-                                Kind::Unavailable,
-                                format!("the store's key store (data_keys): {err}"),
-                            )
-                        })?;
+                        .map_err(|err| self.key_failure(err))?;
                     Ok(keys)
                 }
             },
+        }
+    }
+
+    /// A key store's failure: a key that does not unwrap means `--key` is
+    /// not this server's secret.
+    fn key_failure(&self, err: KeyStoreError) -> Failure {
+        match err {
+            KeyStoreError::Damaged { .. } => Failure::new(
+                Kind::Usage,
+                format!(
+                    "--key does not unwrap the keys of {} (is it this server's secret?): {err}",
+                    self.describe()
+                ),
+            ),
+            other => Failure::new(
+                Kind::Unavailable,
+                format!("the key store of {}: {other}", self.describe()),
+            ),
         }
     }
 
@@ -391,19 +413,7 @@ impl Source {
                     .block_on(pg.key_store_read_only(wrap.clone()).all()),
             },
         };
-        listed.map_err(|err| match err {
-            KeyStoreError::Damaged { .. } => Failure::new(
-                Kind::Usage,
-                format!(
-                    "--key does not unwrap the keys of {} (is it this server's secret?): {err}",
-                    self.describe()
-                ),
-            ),
-            other => Failure::new(
-                Kind::Io,
-                format!("the key store of {}: {other}", self.describe()),
-            ),
-        })
+        listed.map_err(|err| self.key_failure(err))
     }
 
     /// This source reading a store's own keys (see [`Source::store_keys`]).
@@ -490,6 +500,18 @@ impl Source {
         }
         Ok(erased)
     }
+}
+
+/// A conversation whose key file in `dir` holds a key (not a tombstone).
+fn first_live_key(dir: &Path) -> Option<ConversationId> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .find_map(|entry| {
+            let name = entry.file_name();
+            let id = name.to_str()?.parse::<ConversationId>().ok()?;
+            (entry.metadata().ok()?.len() > 0).then_some(id)
+        })
 }
 
 /// The conversation of `event`'s customer data if it was stored sealed (any

@@ -409,6 +409,24 @@ fn keys_out_is_refused_without_the_servers_secret_or_a_store() {
     );
     assert!(!bundle.exists());
 
+    // Nor on a reading command: refused before any replay.
+    let out = tool(&[
+        "audit",
+        "--conversation",
+        &uuid(C2),
+        "--data-dir",
+        s(&sealed.data),
+        "--key",
+        "another server's secret, long enough to be one",
+    ]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("this server's secret"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stdout(&out).is_empty());
+
     // An export holds no keys to write.
     let (file, _, _) = export_with_bundle(&sealed);
     let out = tool(&[

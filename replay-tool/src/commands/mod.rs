@@ -129,6 +129,11 @@ pub fn source_failure(err: SourceError) -> Failure {
             source: backchannel_eventlog::portable::PortableError::Io(_),
             ..
         } => Failure::new(Kind::Io, err.to_string()),
+        // A key that does not unwrap: --key is not this store's server's.
+        SourceError::Keys(backchannel_eventlog::KeyStoreError::Damaged { .. }) => {
+            Failure::new(Kind::Usage, err.to_string())
+        }
+        SourceError::Keys(_) => Failure::new(Kind::Io, err.to_string()),
         _ => Failure::new(Kind::Broken, err.to_string()),
     }
 }

@@ -77,7 +77,9 @@ pub fn run(args: &ReportArgs, quiet: bool) -> Result<(), Failure> {
         note(
             quiet,
             format_args!(
-                "note: this report as {viewer} is not recorded in the read audit                  (replay-tool never writes to the log); the server's                  /reports/enquiries records it"
+                "note: this report as {viewer} is not recorded in the read audit \
+                 (replay-tool never writes to the log); the server's \
+                 /reports/enquiries records it"
             ),
         );
     }
