@@ -309,7 +309,13 @@ fn export_keys_out_writes_the_bundle_and_the_export_holds_no_plaintext() {
             );
         }
     }
+    let keys_before = key_files(&sealed.data);
     let (file, bundle, said) = export_with_bundle(&sealed);
+    assert_eq!(
+        key_files(&sealed.data),
+        keys_before,
+        "the key store was written to"
+    );
     assert!(
         said.contains("2 keys, 1 erased conversations") && said.contains("keep it apart"),
         "{said}"
@@ -461,9 +467,21 @@ fn every_view_shows_erased_content_erased_and_live_content_only_with_keys() {
     assert_views("file with the bundle", &views, true);
     let views = every_view(&["--data-dir", s(&sealed.data), "--keys", s(&bundle)]);
     assert_views("store with the bundle", &views, true);
-    // With the store's own keys (the server's secret).
+    // With the store's own keys (the server's secret), which are only read:
+    // even a key file left by an interrupted creation, which a server would
+    // shred on open, stays.
+    let left_over = sealed
+        .data
+        .join("store/keys/0000000000007000800000000000ffff.tmp");
+    std::fs::write(&left_over, [7u8; 73]).unwrap();
+    let keys_before = key_files(&sealed.data);
     let views = every_view(&["--data-dir", s(&sealed.data), "--key", s(&sealed.secret)]);
     assert_views("store with its keys", &views, true);
+    assert_eq!(
+        key_files(&sealed.data),
+        keys_before,
+        "the key store was written to"
+    );
 
     // rebuild and access read through the same sources and keys.
     for args in [
@@ -602,6 +620,21 @@ fn a_postgres_log_is_read_with_its_data_keys_table_never_written() {
         before,
         "the key table was written to"
     );
+}
+
+/// The store's key files: names, bytes and modification times.
+fn key_files(data: &Path) -> Vec<(PathBuf, Vec<u8>, std::time::SystemTime)> {
+    let mut files: Vec<_> = walk(&data.join("store").join("keys"))
+        .into_iter()
+        .map(|path| {
+            let bytes = std::fs::read(&path).unwrap();
+            let modified = std::fs::metadata(&path).unwrap().modified().unwrap();
+            (path, bytes, modified)
+        })
+        .collect();
+    files.sort();
+    assert!(files.len() >= 3, "C1's tombstone, C2's and C3's keys");
+    files
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {
