@@ -46,7 +46,8 @@ pub const SEAL_OVERHEAD: usize = 1 + NONCE_LEN + TAG_LEN;
 /// Bytes of a wrapped data key as the key store keeps it.
 pub const WRAPPED_KEY_LEN: usize = SEAL_OVERHEAD + KEY_LEN;
 
-const KEY_LEN: usize = 32;
+/// Bytes of a data key.
+pub const KEY_LEN: usize = 32;
 const NONCE_LEN: usize = 12;
 const TAG_LEN: usize = 16;
 const SEAL_AAD_PREFIX: &[u8] = b"backchannel seal v1\0";
@@ -95,6 +96,19 @@ impl DataKey {
             .try_fill_bytes(&mut bytes)
             .map_err(|_| CryptError::Random)?;
         Ok(DataKey(bytes))
+    }
+
+    /// The key from its 32 bytes (an auditor's key bundle, where keys are
+    /// given in clear).
+    pub fn from_bytes(bytes: [u8; KEY_LEN]) -> DataKey {
+        DataKey(bytes)
+    }
+
+    /// The key's bytes in clear, for an auditor's key bundle only
+    /// (`replay-tool export --keys-out`): whoever holds them reads the
+    /// conversation's customer data.
+    pub fn expose_bytes(&self) -> &[u8; KEY_LEN] {
+        &self.0
     }
 
     /// Seals `plaintext`, a field of an event of type `event_type` in

@@ -498,6 +498,9 @@ pub struct DirKeyStore {
     /// conversation's key (striped by conversation: keys of different
     /// conversations are written, and fsynced, in parallel).
     writing: Arc<[Mutex<()>; WRITING_STRIPES]>,
+    /// Opened by a reader ([`DirKeyStore::open_read_only`]): creating or
+    /// destroying a key fails.
+    read_only: bool,
 }
 
 impl DirKeyStore {
@@ -526,7 +529,31 @@ impl DirKeyStore {
             dir,
             wrap,
             writing: Arc::new(std::array::from_fn(|_| Mutex::new(()))),
+            read_only: false,
         })
+    }
+
+    /// The key directory of the store at `store`, for reading only (an
+    /// auditor's tool on a stopped server's store): nothing is created,
+    /// shredded or removed, not even a missing directory (a store of the
+    /// plaintext era has none: every key is then absent); creating or
+    /// destroying a key fails.
+    pub fn open_read_only(store: &Path, wrap: KeyWrap) -> DirKeyStore {
+        DirKeyStore {
+            dir: store.join(KEYS_DIR),
+            wrap,
+            writing: Arc::new(std::array::from_fn(|_| Mutex::new(()))),
+            read_only: true,
+        }
+    }
+
+    fn writable(&self) -> Result<(), KeyStoreError> {
+        if self.read_only {
+            return Err(KeyStoreError::Storage(StorageError::new(
+                std::io::Error::other("this key store was opened read-only"),
+            )));
+        }
+        Ok(())
     }
 
     fn writing(&self, conversation: ConversationId) -> std::sync::MutexGuard<'_, ()> {
@@ -566,10 +593,16 @@ impl DirKeyStore {
             })
     }
 
-    /// Every key file's conversation and state.
+    /// Every key file's conversation and state (none if the directory is
+    /// missing).
     pub fn all(&self) -> Result<Vec<(ConversationId, KeyState)>, KeyStoreError> {
         let mut all = Vec::new();
-        for entry in fs::read_dir(&self.dir)? {
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(err) if err.kind() == ErrorKind::NotFound => return Ok(all),
+            Err(err) => return Err(err.into()),
+        };
+        for entry in entries {
             let name = entry?.file_name();
             let Some(conversation) = name
                 .to_str()
@@ -596,6 +629,7 @@ impl DirKeyStore {
         conversation: ConversationId,
         key: Option<DataKey>,
     ) -> Result<DataKey, KeyStoreError> {
+        self.writable()?;
         let _writing = self.writing(conversation);
         match self.get(conversation)? {
             KeyState::Live(key) => return Ok(key),
@@ -621,6 +655,7 @@ impl DirKeyStore {
     /// zeros and fdatasynced, then the file truncated to zero length (the
     /// tombstone) and fsynced, and the directory fsynced.
     pub fn destroy(&self, conversation: ConversationId) -> Result<KeyState, KeyStoreError> {
+        self.writable()?;
         let _writing = self.writing(conversation);
         let path = self.path(conversation);
         let before = match self.get(conversation) {
@@ -660,4 +695,49 @@ fn shred(path: &Path) -> std::io::Result<()> {
     file.sync_data()?;
     file.set_len(0)?;
     file.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_read_only_key_directory_reads_and_never_writes() {
+        let store = tempfile::tempdir().unwrap();
+        let wrap = KeyWrap::from_secret(b"a server secret of 32 bytes or more");
+        // Missing directory: nothing made, every key absent.
+        let reader = DirKeyStore::open_read_only(store.path(), wrap.clone());
+        let live = ConversationId::new();
+        assert_eq!(reader.get(live).unwrap(), KeyState::Absent);
+        assert!(reader.all().unwrap().is_empty());
+        assert!(!store.path().join(KEYS_DIR).exists());
+
+        let writer = DirKeyStore::open(store.path(), wrap.clone()).unwrap();
+        let key = writer.create(live).unwrap();
+        let erased = ConversationId::new();
+        writer.create(erased).unwrap();
+        writer.destroy(erased).unwrap();
+        // An interrupted creation: `open` would shred it, a reader leaves it.
+        let temp = store.path().join(KEYS_DIR).join("left-over.tmp");
+        std::fs::write(&temp, b"half").unwrap();
+
+        let reader = DirKeyStore::open_read_only(store.path(), wrap);
+        assert!(temp.exists());
+        assert_eq!(reader.get(live).unwrap(), KeyState::Live(key));
+        assert_eq!(reader.get(erased).unwrap(), KeyState::Destroyed);
+        let mut all = reader.all().unwrap();
+        all.sort_by_key(|(c, _)| *c);
+        assert_eq!(all.len(), 2);
+        assert!(reader.create(ConversationId::new()).is_err());
+        assert!(reader.destroy(live).is_err());
+        assert!(matches!(reader.get(live).unwrap(), KeyState::Live(_)));
+        assert_eq!(
+            std::fs::read_dir(store.path().join(KEYS_DIR))
+                .unwrap()
+                .count(),
+            3
+        );
+    }
 }

@@ -24,6 +24,11 @@ Exit codes:
 /// to), an exported log file (--file), or a running server's log (--server
 /// URL --token T, fetched over http or https into a temporary file). Data goes to stdout (or --out);
 /// progress bars and summaries to stderr, bars only on a terminal.
+///
+/// Customer data (names, message bodies) is stored sealed: it shows as
+/// [sealed] unless the command is given keys (--keys BUNDLE from `export
+/// --keys-out`, or --key SECRET on a stopped server's store), and as
+/// [erased] for an erased conversation whatever the keys.
 #[derive(Debug, Parser)]
 #[command(name = "replay-tool", version, after_help = EXIT_CODES)]
 pub struct Cli {
@@ -123,6 +128,27 @@ pub struct SourceOpts {
 pub struct SourceOnly {
     #[command(flatten)]
     pub source: SourceOpts,
+    #[command(flatten)]
+    pub keys: ReadKeyArgs,
+}
+
+/// The keys customer data is opened with (SPEC section 12). Without them a
+/// conversation's customer name and message bodies show as `[sealed]`; an
+/// erased conversation's show as `[erased]` whatever keys are given; data
+/// stored before encryption existed shows as it is.
+#[derive(Debug, Args)]
+pub struct ReadKeyArgs {
+    /// An auditor's key bundle, as `export --keys-out` writes it: the data
+    /// keys of an export's conversations (in clear: keep it apart from the
+    /// export) and the conversations that were erased.
+    #[arg(long, value_name = "FILE", conflicts_with = "key")]
+    pub keys: Option<PathBuf>,
+    /// The server's secret (a file, the server's `<data-dir>/secret`, or the
+    /// configured secret itself): opens a stopped server's store with its own
+    /// keys (its keys/ directory for --data-dir, read only; the data_keys
+    /// table for a postgres:// --store).
+    #[arg(long, value_name = "FILE|SECRET")]
+    pub key: Option<String>,
 }
 
 /// The server's key for head MACs (see `eventlog`'s `mac.rs`).
@@ -166,6 +192,15 @@ pub struct ExportArgs {
     /// The file to write (`-`: stdout). An existing file is not overwritten.
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
+    /// Also write the auditor's key bundle to FILE (mode 0600, never
+    /// overwritten): the data keys, in clear, of the exported conversations
+    /// that still have one, and the conversations that were erased (JSON,
+    /// format "backchannel-keys" version 1). Whoever holds it and the export
+    /// reads those conversations' customer data: hand it over apart from the
+    /// export. Needs --key (the server's secret unwraps the store's keys) and
+    /// a store source (--data-dir, or --store).
+    #[arg(long, value_name = "FILE")]
+    pub keys_out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -210,6 +245,8 @@ pub struct AuditArgs {
     pub access_log: bool,
     #[arg(long, value_enum, default_value = "text")]
     pub format: LineFormat,
+    #[command(flatten)]
+    pub keys: ReadKeyArgs,
 }
 
 #[derive(Debug, Args)]
@@ -232,6 +269,8 @@ pub struct AccessArgs {
     pub at_position: Option<u64>,
     #[arg(long, value_enum, default_value = "text")]
     pub format: LineFormat,
+    #[command(flatten)]
+    pub keys: ReadKeyArgs,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -266,6 +305,8 @@ pub struct ReportArgs {
     /// Write to this file instead of stdout.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub keys: ReadKeyArgs,
 }
 
 #[derive(Debug, Args)]

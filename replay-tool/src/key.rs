@@ -1,21 +1,37 @@
-//! The server's key for head MACs (`--key`), read as the server reads its
-//! secret (`backchannel_api::secret`): a file of hex (`<data-dir>/secret`)
-//! decodes to its bytes; a configured secret (`--secret`,
-//! `BACKCHANNEL_SECRET`) is used as its bytes. The MAC key is derived from
-//! it with [`HeadKey::from_secret`].
+//! The server's secret (`--key`), read as the server reads it
+//! (`backchannel_api::secret`): a file of hex (`<data-dir>/secret`) decodes
+//! to its bytes; a configured secret (`--secret`, `BACKCHANNEL_SECRET`) is
+//! used as its bytes. Two keys are derived from it: the head MAC key
+//! ([`HeadKey::from_secret`]) and the key that unwraps the store's data keys
+//! ([`KeyWrap::from_secret`], SPEC section 12).
 
 use std::path::Path;
 
-use backchannel_eventlog::HeadKey;
+use backchannel_eventlog::{HeadKey, KeyWrap};
 
 use crate::failure::{Failure, Kind};
 
 /// The shortest secret the server accepts, in bytes.
 const MIN_SECRET_BYTES: usize = 32;
 
+/// What the server's secret gives the tool.
+#[derive(Debug, Clone)]
+pub struct ServerKey {
+    /// Authenticates the log's head.
+    pub head: HeadKey,
+    /// Unwraps the data keys of the store's key store.
+    pub wrap: KeyWrap,
+}
+
 /// `value` names a file (read as the server reads `<data-dir>/secret`, or,
-/// if it is not hex, as a configured secret), or is the secret itself.
+/// if it is not hex, as a configured secret), or is the secret itself: the
+/// head MAC key.
 pub fn parse(value: &str) -> Result<HeadKey, Failure> {
+    parse_server_key(value).map(|key| key.head)
+}
+
+/// [`parse`], both keys.
+pub fn parse_server_key(value: &str) -> Result<ServerKey, Failure> {
     let path = Path::new(value);
     let secret = if path.is_file() {
         let text = std::fs::read_to_string(path).map_err(|err| {
@@ -38,7 +54,10 @@ pub fn parse(value: &str) -> Result<HeadKey, Failure> {
             ),
         ));
     }
-    Ok(HeadKey::from_secret(&secret))
+    Ok(ServerKey {
+        head: HeadKey::from_secret(&secret),
+        wrap: KeyWrap::from_secret(&secret),
+    })
 }
 
 /// The server's secret next to a store: `<data-dir>/secret` for the store

@@ -14,10 +14,13 @@
 //! Layout: [`cli`] (clap), [`commands`] (one file per command), [`source`]
 //! (store copy, file, or a server's log fetched by [`remote`] into a file),
 //! [`progress`] (bars on a terminal's stderr only), [`failure`] (exit codes),
-//! [`key`] (`--key`: the server's secret, for head MACs),
+//! [`key`] (`--key`: the server's secret, for head MACs and the store's
+//! keys), [`bundle`] (the auditor's key bundle: `export --keys-out`,
+//! `--keys`),
 //! [`recorder`] (commands → records with chosen ids and times, for scenarios
 //! and the generator), [`generate`] (the synthetic log).
 
+pub mod bundle;
 pub mod cli;
 pub mod commands;
 pub mod failure;

@@ -10,15 +10,29 @@
 //!   and modification time are unchanged.
 //! - `--server URL --token T`: a running server's `GET /log`, fetched into a
 //!   temporary portable file (see [`crate::remote`]), then read as `--file`.
+//!
+//! Customer data (SPEC section 12) is stored sealed. A store's log opens it
+//! with the store's own key store when given the server's secret
+//! ([`Source::with_store_keys`]); any source opens it with an auditor's key
+//! bundle ([`Source::with_keys`]). Whatever the keys, the content of a
+//! conversation the source holds a `ConversationErased` for is shown erased,
+//! and content without its key stays sealed: see [`Reading`].
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::BufReader;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError, mpsc};
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
 
+use backchannel_domain::events::{Event, EventType};
+use backchannel_domain::ids::ConversationId;
+use backchannel_domain::values::Content;
 use backchannel_eventlog::portable::{PortableError, PortableReader};
-use backchannel_eventlog::{Log, OpenError, RecordedEvent, StoreSpec, codec};
+use backchannel_eventlog::{
+    DirKeyStore, KEYS_DIR, KeyState, KeyStore, KeyStoreError, KeyWrap, Log, OpenError,
+    RecordedEvent, StoreSpec, codec,
+};
 use backchannel_projections::EventSource;
 
 use crate::failure::{Failure, Kind};
@@ -30,6 +44,7 @@ pub enum Source {
         /// The copy; removed when the source is dropped.
         _scratch: tempfile::TempDir,
         path: PathBuf,
+        reading: Reading,
     },
     File {
         path: PathBuf,
@@ -41,7 +56,33 @@ pub enum Source {
         /// Set once a pass read the whole file without a fault (see
         /// [`Source::replay`]).
         verified: Mutex<Option<Stamp>>,
+        reading: Reading,
     },
+}
+
+/// How a source's customer data is shown (SPEC section 12).
+///
+/// - A file's sealed data is opened with `keys` (an auditor's bundle) as it
+///   is decoded; a store's log opens its own (`Log::with_keys`).
+/// - A reader without keys cannot tell an erased conversation from one whose
+///   key it was not given: both are sealed. So the first time a pass meets
+///   customer data stored since encryption existed, the source's
+///   `ConversationErased` events are collected in one pass over the records
+///   that decodes only their envelopes (and the payload of those few
+///   events); from then on that content of those conversations is
+///   [`Content::Erased`], with or without a key. A log of the plaintext era
+///   never pays for that pass.
+#[derive(Default)]
+pub struct Reading {
+    keys: Option<KeyStore>,
+    erased: Mutex<Option<Arc<HashSet<ConversationId>>>>,
+}
+
+impl Reading {
+    /// The key store sealed data is opened with, if any.
+    pub fn keys(&self) -> Option<&KeyStore> {
+        self.keys.as_ref()
+    }
 }
 
 /// What a file looked like when it was verified: later passes trust it only
@@ -90,6 +131,9 @@ pub enum SourceError {
         #[source]
         source: backchannel_eventlog::Error,
     },
+    /// A key could not be read (a damaged key, or the key store failed).
+    #[error("{0} (is --key this server's secret?)")]
+    Keys(#[from] KeyStoreError),
 }
 
 pub fn open_error(path: &Path, err: OpenError) -> Failure {
@@ -181,6 +225,7 @@ impl Source {
             log,
             _scratch: scratch,
             path,
+            reading: Reading::default(),
         })
     }
 
@@ -198,6 +243,7 @@ impl Source {
             log,
             _scratch: scratch,
             path,
+            reading: Reading::default(),
         })
     }
 
@@ -209,6 +255,7 @@ impl Source {
             label: format!("file {}", path.display()),
             _scratch: None,
             verified: Mutex::new(None),
+            reading: Reading::default(),
         })
     }
 
@@ -230,6 +277,7 @@ impl Source {
             label: format!("server {}", server.url),
             _scratch: Some(scratch),
             verified: Mutex::new(None),
+            reading: Reading::default(),
         })
     }
 
@@ -238,6 +286,254 @@ impl Source {
             Source::Store { path, .. } => format!("store {}", path.display()),
             Source::File { label, .. } => label.clone(),
         }
+    }
+
+    pub fn reading(&self) -> &Reading {
+        match self {
+            Source::Store { reading, .. } | Source::File { reading, .. } => reading,
+        }
+    }
+
+    /// This source with `keys` (an auditor's key bundle) to open sealed data
+    /// with.
+    pub fn with_keys(self, keys: KeyStore) -> Source {
+        match self {
+            Source::Store {
+                log,
+                _scratch,
+                path,
+                reading,
+            } => Source::Store {
+                log: log.with_keys(keys.clone()),
+                _scratch,
+                path,
+                reading: Reading {
+                    keys: Some(keys),
+                    ..reading
+                },
+            },
+            Source::File {
+                path,
+                events,
+                label,
+                _scratch,
+                verified,
+                reading,
+            } => Source::File {
+                path,
+                events,
+                label,
+                _scratch,
+                verified,
+                reading: Reading {
+                    keys: Some(keys),
+                    ..reading
+                },
+            },
+        }
+    }
+
+    /// The store's own key store, read-only, unwrapped with `wrap` (from the
+    /// server's secret): `<store>/keys/` of the original store (its copy
+    /// holds no keys) or the database's `data_keys` table. A file has none.
+    pub fn store_keys(&self, wrap: &KeyWrap) -> Result<KeyStore, Failure> {
+        match self {
+            Source::File { label, .. } => Err(Failure::new(
+                Kind::Usage,
+                format!(
+                    "--key opens a store's own keys (--data-dir or --store); {label} has \
+                     none: give an export's key bundle with --keys"
+                ),
+            )),
+            Source::Store { log, path, .. } => match log.as_postgres() {
+                None => {
+                    let dir = DirKeyStore::open_read_only(path, wrap.clone());
+                    // A wrong secret fails here, not part way through a
+                    // replay: one live key is unwrapped first.
+                    if let Some(conversation) = first_live_key(&path.join(KEYS_DIR)) {
+                        dir.get(conversation).map_err(|err| self.key_failure(err))?;
+                    }
+                    Ok(dir.into())
+                }
+                Some(pg) => {
+                    // Every key at once (one query): a replay then asks none.
+                    let keys = KeyStore::from(pg.key_store_read_only(wrap.clone()));
+                    tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .map_err(|err| Failure::new(Kind::Io, err.to_string()))?
+                        .block_on(keys.preload())
+                        .map_err(|err| self.key_failure(err))?;
+                    Ok(keys)
+                }
+            },
+        }
+    }
+
+    /// A key store's failure: a key that does not unwrap means `--key` is
+    /// not this server's secret.
+    fn key_failure(&self, err: KeyStoreError) -> Failure {
+        match err {
+            KeyStoreError::Damaged { .. } => Failure::new(
+                Kind::Usage,
+                format!(
+                    "--key does not unwrap the keys of {} (is it this server's secret?): {err}",
+                    self.describe()
+                ),
+            ),
+            other => Failure::new(
+                Kind::Unavailable,
+                format!("the key store of {}: {other}", self.describe()),
+            ),
+        }
+    }
+
+    /// Every key of the store's own key store (see [`Source::store_keys`]),
+    /// unwrapped with `wrap`: for an auditor's key bundle.
+    pub fn store_key_list(
+        &self,
+        wrap: &KeyWrap,
+    ) -> Result<Vec<(ConversationId, KeyState)>, Failure> {
+        let listed = match self {
+            Source::File { label, .. } => {
+                return Err(Failure::new(
+                    Kind::Usage,
+                    format!(
+                        "--keys-out needs the store the keys live in (--data-dir or --store); \
+                         {label} holds no keys"
+                    ),
+                ));
+            }
+            Source::Store { log, path, .. } => match log.as_postgres() {
+                None => DirKeyStore::open_read_only(path, wrap.clone()).all(),
+                Some(pg) => tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|err| Failure::new(Kind::Io, err.to_string()))?
+                    .block_on(pg.key_store_read_only(wrap.clone()).all()),
+            },
+        };
+        listed.map_err(|err| self.key_failure(err))
+    }
+
+    /// This source reading a store's own keys (see [`Source::store_keys`]).
+    pub fn with_store_keys(self, wrap: &KeyWrap) -> Result<Source, Failure> {
+        let keys = self.store_keys(wrap)?;
+        Ok(self.with_keys(keys))
+    }
+
+    /// Makes `recorded` show what this reader may see: a file's sealed data
+    /// opened with the reader's keys, and any stored-sealed content of an
+    /// erased conversation erased.
+    fn prepare(&self, recorded: &mut RecordedEvent) -> Result<(), SourceError> {
+        // A store's log opened its events itself (`Log::with_keys`).
+        if let (Source::File { .. }, Some(keys)) = (self, self.reading().keys()) {
+            match &recorded.event {
+                Event::ConversationErased(e) => keys.forget(e.conversation),
+                _ => keys.open_blocking(&mut recorded.event)?,
+            }
+        }
+        if let Some(conversation) = sealed_era_conversation(&recorded.event)
+            && self.erased()?.contains(&conversation)
+        {
+            erase_content(&mut recorded.event);
+        }
+        Ok(())
+    }
+
+    /// The conversations this source holds a `ConversationErased` for,
+    /// collected on first use.
+    fn erased(&self) -> Result<Arc<HashSet<ConversationId>>, SourceError> {
+        let mut erased = self
+            .reading()
+            .erased
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(set) = &*erased {
+            return Ok(set.clone());
+        }
+        let set = Arc::new(self.collect_erased()?);
+        *erased = Some(set.clone());
+        Ok(set)
+    }
+
+    fn collect_erased(&self) -> Result<HashSet<ConversationId>, SourceError> {
+        let mut erased = HashSet::new();
+        let mut note = |bytes: &[u8], position: u64| -> Result<(), backchannel_eventlog::Error> {
+            let corrupt = |source| backchannel_eventlog::Error::Corrupt { position, source };
+            let (envelope, _) = codec::decode_envelope(bytes).map_err(corrupt)?;
+            if envelope.event_type == EventType::ConversationErased
+                && let Event::ConversationErased(e) =
+                    codec::decode_record(bytes).map_err(corrupt)?.event
+            {
+                erased.insert(e.conversation);
+            }
+            Ok(())
+        };
+        match self {
+            Source::Store { log, .. } => {
+                for record in log.raw_records(1, log.head()) {
+                    let (position, bytes) = record?;
+                    note(&bytes, position)?;
+                }
+            }
+            Source::File { path, .. } => {
+                let fail = |source| SourceError::File {
+                    path: path.to_owned(),
+                    source,
+                };
+                let file = File::open(path).map_err(|err| fail(err.into()))?;
+                let mut reader =
+                    PortableReader::new(BufReader::with_capacity(1 << 20, file)).map_err(fail)?;
+                let mut position = 0;
+                while let Some(checked) = reader.next_checked_raw() {
+                    checked.map_err(fail)?;
+                    position += 1;
+                    note(reader.record_bytes(), position).map_err(|source| {
+                        SourceError::Record {
+                            path: path.to_owned(),
+                            source,
+                        }
+                    })?;
+                }
+            }
+        }
+        Ok(erased)
+    }
+}
+
+/// A conversation whose key file in `dir` holds a key (not a tombstone).
+fn first_live_key(dir: &Path) -> Option<ConversationId> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .find_map(|entry| {
+            let name = entry.file_name();
+            let id = name.to_str()?.parse::<ConversationId>().ok()?;
+            (entry.metadata().ok()?.len() > 0).then_some(id)
+        })
+}
+
+/// The conversation of `event`'s customer data if it was stored sealed (any
+/// content but the plaintext era's).
+fn sealed_era_conversation(event: &Event) -> Option<ConversationId> {
+    fn sealed_era<T>(content: &Content<T>) -> bool {
+        !content.is_legacy()
+    }
+    match event {
+        Event::ConversationOpened(e) => sealed_era(&e.customer).then_some(e.conversation),
+        Event::MessagePosted(e) => sealed_era(&e.body).then_some(e.conversation),
+        Event::PrivateMessagePosted(e) => sealed_era(&e.body).then_some(e.conversation),
+        _ => None,
+    }
+}
+
+fn erase_content(event: &mut Event) {
+    match event {
+        Event::ConversationOpened(e) => e.customer = Content::Erased,
+        Event::MessagePosted(e) => e.body = Content::Erased,
+        Event::PrivateMessagePosted(e) => e.body = Content::Erased,
+        _ => {}
     }
 }
 
@@ -285,8 +581,21 @@ impl EventSource for Source {
         to: u64,
         visit: &mut dyn FnMut(&RecordedEvent) -> ControlFlow<()>,
     ) -> Result<(), SourceError> {
+        let prepare = &|recorded: &mut RecordedEvent| self.prepare(recorded);
         match self {
-            Source::Store { log, .. } => Ok(log.replay(from, to, visit)?),
+            Source::Store { log, .. } => {
+                for recorded in log.scan(from) {
+                    let mut recorded = recorded?;
+                    if recorded.envelope.position > to {
+                        break;
+                    }
+                    prepare(&mut recorded)?;
+                    if visit(&recorded).is_break() {
+                        break;
+                    }
+                }
+                Ok(())
+            }
             Source::File { path, verified, .. } => {
                 let stamp = Stamp::of(path);
                 let trusted = {
@@ -294,9 +603,9 @@ impl EventSource for Source {
                     verified.is_some() && *verified == stamp
                 };
                 if trusted {
-                    return trusted_pass(path, from, to, visit);
+                    return trusted_pass(path, from, to, prepare, visit);
                 }
-                checked_pass(path, from, to, visit)?;
+                checked_pass(path, from, to, prepare, visit)?;
                 if stamp.is_some() && Stamp::of(path) == stamp {
                     *verified.lock().unwrap_or_else(PoisonError::into_inner) = stamp;
                 }
@@ -317,6 +626,7 @@ fn checked_pass(
     path: &Path,
     from: u64,
     to: u64,
+    prepare: &dyn Fn(&mut RecordedEvent) -> Result<(), SourceError>,
     visit: &mut dyn FnMut(&RecordedEvent) -> ControlFlow<()>,
 ) -> Result<(), SourceError> {
     let fail = |source| SourceError::File {
@@ -363,7 +673,11 @@ fn checked_pass(
                     continue;
                 }
                 match codec::decode_record(bytes) {
-                    Ok(event) => {
+                    Ok(mut event) => {
+                        if let Err(err) = prepare(&mut event) {
+                            replayed = Err(err);
+                            break 'batches;
+                        }
                         if visit(&event).is_break() {
                             break 'batches;
                         }
@@ -395,6 +709,7 @@ fn trusted_pass(
     path: &Path,
     from: u64,
     to: u64,
+    prepare: &dyn Fn(&mut RecordedEvent) -> Result<(), SourceError>,
     visit: &mut dyn FnMut(&RecordedEvent) -> ControlFlow<()>,
 ) -> Result<(), SourceError> {
     let fail = |source| SourceError::File {
@@ -404,12 +719,16 @@ fn trusted_pass(
     let file = File::open(path).map_err(|err| fail(err.into()))?;
     let mut reader = PortableReader::new(BufReader::with_capacity(1 << 20, file)).map_err(fail)?;
     while let Some(event) = reader.next_trusted() {
-        let event = event.map_err(fail)?;
+        let mut event = event.map_err(fail)?;
         let position = event.envelope.position;
         if position > to {
             break;
         }
-        if position >= from && visit(&event).is_break() {
+        if position < from {
+            continue;
+        }
+        prepare(&mut event)?;
+        if visit(&event).is_break() {
             break;
         }
     }

@@ -365,7 +365,14 @@ fn rebuild_gives_the_read_models_of_the_live_server() {
     assert!(live.position() > 50, "the mutations were applied");
     server.stop();
 
-    let source = open_stopped_store(&data.join("store"));
+    // The server sealed its customer data: the store's own keys, with the
+    // server's secret, open it as the live models hold it.
+    let secret =
+        backchannel_replay_tool::key::parse_server_key(data.join("secret").to_str().unwrap())
+            .unwrap();
+    let source = open_stopped_store(&data.join("store"))
+        .with_store_keys(&secret.wrap)
+        .unwrap();
     let rebuilt = backchannel_replay_tool::commands::rebuild::rebuild(
         &source,
         &backchannel_replay_tool::progress::Progress::new("rebuilding", true),

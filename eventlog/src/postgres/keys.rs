@@ -63,6 +63,19 @@ impl PgEventLog {
     }
 }
 
+impl PgEventLog {
+    /// The key store beside this log, for reading only (an auditor's tool
+    /// on a log opened read-only): its table is not created, and its
+    /// sessions are this log's (read-only ones for `Log::open_read_only`).
+    pub fn key_store_read_only(&self, wrap: KeyWrap) -> PgKeyStore {
+        PgKeyStore {
+            db: self.shared.db.clone(),
+            wrap,
+            client: Arc::new(Mutex::new(None)),
+        }
+    }
+}
+
 impl PgKeyStore {
     async fn client(&self) -> Result<Arc<Client>, KeyStoreError> {
         let current = self

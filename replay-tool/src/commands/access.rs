@@ -12,7 +12,7 @@ use backchannel_projections::time::format_rfc3339;
 use serde::Serialize;
 
 use crate::cli::{AccessArgs, LineFormat};
-use crate::commands::{open_source, parse_id, parse_time, source_failure};
+use crate::commands::{open_reading_source, parse_id, parse_time, source_failure};
 use crate::failure::{Failure, Kind, output};
 use crate::progress::Progress;
 use crate::source::Tracked;
@@ -57,7 +57,7 @@ pub fn run(args: &AccessArgs, quiet: bool) -> Result<(), Failure> {
         .as_deref()
         .map(|id| parse_id("staff", id))
         .transpose()?;
-    let source = open_source(&args.source, quiet)?;
+    let source = open_reading_source(&args.source, &args.keys, quiet)?;
     let progress = Progress::new("replaying", quiet);
     let tracked = Tracked {
         source: &source,

@@ -9,7 +9,7 @@ use backchannel_projections::audit::{
 };
 
 use crate::cli::{AuditArgs, LineFormat};
-use crate::commands::{note, open_source, parse_id, source_failure};
+use crate::commands::{note, open_reading_source, parse_id, source_failure};
 use crate::failure::{Failure, Kind, output};
 use crate::progress::Progress;
 use crate::source::{SourceError, Tracked};
@@ -31,7 +31,7 @@ pub fn run(args: &AuditArgs, quiet: bool) -> Result<(), Failure> {
         LineFormat::Text => AuditFormat::Text,
         LineFormat::Jsonl => AuditFormat::JsonLines,
     };
-    let source = open_source(&args.source, quiet)?;
+    let source = open_reading_source(&args.source, &args.keys, quiet)?;
     let progress = Progress::new("auditing", quiet);
     let tracked = Tracked {
         source: &source,

@@ -1,14 +1,17 @@
 //! `export`: the log as a portable file (see `eventlog::portable`), its head
 //! authenticated with the server's key when the tool has it (`--key`, the
-//! secret beside a `--data-dir` store, or the MAC a `--server` gave).
+//! secret beside a `--data-dir` store, or the MAC a `--server` gave); with
+//! `--keys-out`, the auditor's key bundle beside it (see [`crate::bundle`]).
 
 use indicatif::{HumanBytes, HumanCount};
 use std::fs::{self, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::time::Instant;
 
-use backchannel_eventlog::HeadKey;
+use backchannel_domain::events::StreamId;
+use backchannel_domain::ids::ConversationId;
 use backchannel_eventlog::portable::{FileSummary, PortableError, PortableWriter};
+use backchannel_eventlog::{DataKey, HeadKey, KeyState};
 
 use crate::cli::ExportArgs;
 use crate::commands::{note, open_source, rate};
@@ -17,9 +20,36 @@ use crate::progress::Progress;
 use crate::source::{Source, file_error, open_reader};
 
 pub fn run(args: &ExportArgs, quiet: bool) -> Result<(), Failure> {
-    let key = args.key.key.as_deref().map(crate::key::parse).transpose()?;
+    let server_key = args
+        .key
+        .key
+        .as_deref()
+        .map(crate::key::parse_server_key)
+        .transpose()?;
+    if let Some(keys_out) = &args.keys_out {
+        if server_key.is_none() {
+            return Err(Failure::new(
+                Kind::Usage,
+                "--keys-out needs --key: the server's secret unwraps the store's data keys",
+            ));
+        }
+        if keys_out.exists() {
+            return Err(Failure::new(
+                Kind::Unavailable,
+                format!(
+                    "--keys-out {}: the file exists (a key bundle is never overwritten)",
+                    keys_out.display()
+                ),
+            ));
+        }
+    }
     let source = open_source(&args.source, quiet)?;
-    let authenticity = authenticate(&source, key)?;
+    // The keys are read before anything is written: a wrong --key fails here.
+    let store_keys = match (&args.keys_out, &server_key) {
+        (Some(_), Some(key)) => Some(source.store_key_list(&key.wrap)?),
+        _ => None,
+    };
+    let authenticity = authenticate(&source, server_key.map(|key| key.head))?;
     let started = Instant::now();
     let progress = Progress::new("exporting", quiet);
     progress.start_pass(backchannel_projections::EventSource::head(&source));
@@ -67,7 +97,53 @@ pub fn run(args: &ExportArgs, quiet: bool) -> Result<(), Failure> {
             hex::encode(summary.head_hash)
         ),
     );
+    if let (Some(path), Some(store_keys)) = (&args.keys_out, store_keys) {
+        let (live, erased) = exported_keys(&source, &summary, store_keys);
+        crate::bundle::write(path, (summary.events, summary.head_hash), &live, &erased)?;
+        note(
+            quiet,
+            format_args!(
+                "key bundle {}: {} keys, {} erased conversations; whoever holds it and the \
+                 export can read those {} conversations' customer data: keep it apart from \
+                 the export",
+                path.display(),
+                HumanCount(live.len() as u64),
+                HumanCount(erased.len() as u64),
+                HumanCount(live.len() as u64),
+            ),
+        );
+    }
     Ok(())
+}
+
+/// The keys of the conversations the export holds (a store's key store may
+/// hold keys of conversations appended after it): the live ones, and those
+/// destroyed (erased conversations).
+fn exported_keys(
+    source: &Source,
+    summary: &FileSummary,
+    store_keys: Vec<(ConversationId, KeyState)>,
+) -> (Vec<(ConversationId, DataKey)>, Vec<ConversationId>) {
+    let exported = |conversation: ConversationId| match source {
+        Source::Store { log, .. } => !log
+            .stream_positions(&StreamId::Conversation(conversation), summary.events)
+            .is_empty(),
+        // `store_key_list` refused a file before the export was written.
+        Source::File { .. } => false,
+    };
+    let mut live = Vec::new();
+    let mut erased = Vec::new();
+    for (conversation, state) in store_keys {
+        if !exported(conversation) {
+            continue;
+        }
+        match state {
+            KeyState::Live(key) => live.push((conversation, key)),
+            KeyState::Destroyed => erased.push(conversation),
+            KeyState::Absent => {}
+        }
+    }
+    (live, erased)
 }
 
 /// Gives a store's log the key its head is authenticated with (`--key`, or

@@ -17,9 +17,57 @@ use backchannel_eventlog::RecordedAt;
 use backchannel_projections::time::parse_rfc3339;
 use indicatif::HumanCount;
 
-use crate::cli::SourceOpts;
+use backchannel_eventlog::KeyStore;
+
+use crate::cli::{ReadKeyArgs, SourceOpts};
 use crate::failure::{Failure, Kind};
 use crate::source::{Source, SourceError};
+
+/// Opens the one source the flags name, with the keys `keys` names to open
+/// customer data with (an auditor's bundle, or a store's own keys).
+pub fn open_reading_source(
+    opts: &SourceOpts,
+    keys: &ReadKeyArgs,
+    quiet: bool,
+) -> Result<Source, Failure> {
+    // Bad key flags fail before a store is copied.
+    let bundle = keys
+        .keys
+        .as_deref()
+        .map(|path| crate::bundle::load(path).map(|keys| (path, keys)))
+        .transpose()?;
+    let server_key = keys
+        .key
+        .as_deref()
+        .map(crate::key::parse_server_key)
+        .transpose()?;
+    let source = open_source(opts, quiet)?;
+    if let Some((path, keys)) = bundle {
+        let live = keys.values().filter(|k| k.is_some()).count();
+        note(
+            quiet,
+            format_args!(
+                "customer data opened with the key bundle {} ({live} keys, {} erased \
+                 conversations)",
+                path.display(),
+                keys.len() - live
+            ),
+        );
+        return Ok(source.with_keys(KeyStore::bundle(keys)));
+    }
+    if let Some(key) = server_key {
+        let source = source.with_store_keys(&key.wrap)?;
+        note(
+            quiet,
+            format_args!(
+                "customer data opened with the keys of {}",
+                source.describe()
+            ),
+        );
+        return Ok(source);
+    }
+    Ok(source)
+}
 
 /// Opens the one source the flags name.
 pub fn open_source(opts: &SourceOpts, quiet: bool) -> Result<Source, Failure> {
@@ -81,6 +129,11 @@ pub fn source_failure(err: SourceError) -> Failure {
             source: backchannel_eventlog::portable::PortableError::Io(_),
             ..
         } => Failure::new(Kind::Io, err.to_string()),
+        // A key that does not unwrap: --key is not this store's server's.
+        SourceError::Keys(backchannel_eventlog::KeyStoreError::Damaged { .. }) => {
+            Failure::new(Kind::Usage, err.to_string())
+        }
+        SourceError::Keys(_) => Failure::new(Kind::Io, err.to_string()),
         _ => Failure::new(Kind::Broken, err.to_string()),
     }
 }

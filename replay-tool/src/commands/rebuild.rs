@@ -10,13 +10,13 @@ use std::time::Instant;
 use backchannel_projections::{EventSource, ReadModels};
 
 use crate::cli::SourceOnly;
-use crate::commands::{open_source, rate, source_failure};
+use crate::commands::{open_reading_source, rate, source_failure};
 use crate::failure::{Failure, Kind, output};
 use crate::progress::Progress;
 use crate::source::{Source, Tracked};
 
 pub fn run(args: &SourceOnly, quiet: bool) -> Result<(), Failure> {
-    let source = open_source(&args.source, quiet)?;
+    let source = open_reading_source(&args.source, &args.keys, quiet)?;
     let started = Instant::now();
     let models = rebuild(&source, &Progress::new("rebuilding", quiet))?;
     let seconds = started.elapsed().as_secs_f64();

@@ -10,7 +10,7 @@ use backchannel_projections::report::{
 use indicatif::HumanCount;
 
 use crate::cli::{ReportArgs, ReportFormatArg};
-use crate::commands::{note, open_source, parse_id, parse_time, source_failure};
+use crate::commands::{note, open_reading_source, parse_id, parse_time, source_failure};
 use crate::failure::{Failure, Kind, output};
 use crate::progress::Progress;
 use crate::source::{SourceError, Tracked};
@@ -42,7 +42,7 @@ pub fn run(args: &ReportArgs, quiet: bool) -> Result<(), Failure> {
     if request.from >= request.to {
         return Err(Failure::new(Kind::Usage, "--from must be before --to"));
     }
-    let source = open_source(&args.source, quiet)?;
+    let source = open_reading_source(&args.source, &args.keys, quiet)?;
     let progress = Progress::with_passes("report", &REPORT_PASSES, quiet);
     let tracked = Tracked {
         source: &source,
@@ -77,7 +77,9 @@ pub fn run(args: &ReportArgs, quiet: bool) -> Result<(), Failure> {
         note(
             quiet,
             format_args!(
-                "note: this report as {viewer} is not recorded in the read audit                  (replay-tool never writes to the log); the server's                  /reports/enquiries records it"
+                "note: this report as {viewer} is not recorded in the read audit \
+                 (replay-tool never writes to the log); the server's \
+                 /reports/enquiries records it"
             ),
         );
     }
