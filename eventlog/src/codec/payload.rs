@@ -115,10 +115,7 @@ pub fn encode_payload(event: &Event, out: &mut Vec<u8>) -> Result<(), CodecError
 /// The stored bytes of a sealed value. Plaintext never reaches the log: the
 /// log seals [`Content::Plain`] before it encodes (`crate::keystore`), and
 /// erased content is never written.
-fn sealed_bytes<'a, T>(
-    event_type: EventType,
-    content: &'a Content<T>,
-) -> Result<&'a [u8], CodecError> {
+fn sealed_bytes<T>(event_type: EventType, content: &Content<T>) -> Result<&[u8], CodecError> {
     match content {
         Content::Sealed(sealed) => Ok(sealed.as_bytes()),
         Content::Plain(_) => Err(CodecError::Encode {
