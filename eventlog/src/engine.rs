@@ -3,7 +3,8 @@
 //!
 //! [`Log`] is one concrete, cheaply cloned type over a private `Engine` enum
 //! (sled, PostgreSQL); another engine is one more variant and one more arm in
-//! each `match` of this module, `Scan`/`RawRecords` (`log.rs`) and [`Tail`].
+//! each `match` of this module and its submodules (`spec`, `open`, `tail`),
+//! and of `Scan`/`RawRecords` (`log/read.rs`).
 //! Enum dispatch, not a trait: no boxing, no generic parameter spreading
 //! through the desk, the projections and the replay tool, and an append
 //! awaits exactly what the engine's append awaits.

@@ -28,7 +28,7 @@ pub const MAX_STREAMS_PER_APPEND: usize = 16;
 ///
 /// Cheap to clone; every clone shares one writer thread. The store stays open
 /// (and locked) until [`SledEventLog::close`] is called or the last clone and
-/// the last [`SledTail`] are dropped.
+/// the last [`SledTail`](crate::SledTail) are dropped.
 #[derive(Clone)]
 pub struct SledEventLog {
     pub(crate) inner: Arc<Inner>,

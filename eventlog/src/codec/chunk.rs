@@ -116,7 +116,7 @@ pub fn decode_chunk(bytes: &[u8]) -> Result<ChunkRecords<'_>, CodecError> {
 }
 
 /// The records of one chunk, in position order, as stored bytes (each one a
-/// record for [`decode_record`]). Skipping a record costs only its length
+/// record for [`decode_record`](super::decode_record)). Skipping a record costs only its length
 /// prefix. A framing problem (a length past the end, a record count that does
 /// not match, bytes after the last record) is one [`CodecError::BadChunk`] item,
 /// after which the iterator ends.

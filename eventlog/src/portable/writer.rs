@@ -32,7 +32,7 @@ impl<W: Write> PortableWriter<W> {
 
     /// A writer whose header carries `mac`, the MAC of (`events`,
     /// `head_hash`) under the server's key (given by the server, or computed
-    /// with [`HeadKey::mac`]).
+    /// with [`HeadKey::mac`](crate::HeadKey::mac)).
     pub fn with_mac(
         out: W,
         events: u64,
