@@ -3,7 +3,8 @@
 //!
 //! [`Log`] is one concrete, cheaply cloned type over a private `Engine` enum
 //! (sled, PostgreSQL); another engine is one more variant and one more arm in
-//! each `match` of this module, `Scan`/`RawRecords` (`log.rs`) and [`Tail`].
+//! each `match` of this module and its submodules (`spec`, `open`, `tail`),
+//! and of `Scan`/`RawRecords` (`log/read.rs`).
 //! Enum dispatch, not a trait: no boxing, no generic parameter spreading
 //! through the desk, the projections and the replay tool, and an append
 //! awaits exactly what the engine's append awaits.
@@ -16,118 +17,35 @@
 //! pages them (`position > x ORDER BY position LIMIT n`) from there.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
-use std::str::FromStr;
+use std::path::Path;
 
 use backchannel_domain::events::{Event, StreamId};
 use backchannel_domain::ids::CommandId;
 use backchannel_domain::values::Content;
 use serde::Serialize;
 
-use crate::checkpoint::{CHECKPOINT_DIR, CheckpointError, ResumePoint, SavedCheckpoint};
-use crate::crypt::KeyWrap;
+use crate::checkpoint::{CheckpointError, ResumePoint, SavedCheckpoint};
 use crate::envelope::{AppendMeta, AppendOutcome, ExpectedVersion, Hash, RecordedEvent};
-use crate::error::{AppendError, Error, OpenError, ReplayError, StorageError};
-use crate::import::ImportError;
+use crate::error::{AppendError, Error, StorageError};
 use crate::index::IndexStats;
-use crate::keystore::{DirKeyStore, KeyStore, KeyStoreError};
+use crate::keystore::KeyStore;
 use crate::log::{RawRecords, Scan, SledEventLog};
 use crate::mac::{HeadKey, SignedHead};
 use crate::portable::{FileSummary, PortableError};
-use crate::postgres::{PgEventLog, PgTail};
-use crate::snapshot::CopyProgress;
-use crate::tail::SledTail;
+use crate::postgres::PgEventLog;
 use crate::verify::VerifyReport;
 use crate::writer::CommitStats;
 
-/// Where a log lives, parsed from one string (`--store`,
-/// `BACKCHANNEL_STORE`): a `postgres://` or `postgresql://` URL is a
-/// PostgreSQL log, anything else a filesystem path to a sled store.
-#[derive(Clone, PartialEq, Eq)]
-pub enum StoreSpec {
-    /// A sled store in this directory.
-    Sled(PathBuf),
-    /// A PostgreSQL database (the connection URL, secrets included: never
-    /// shown, see `Display`).
-    Postgres(String),
-}
+mod open;
+mod scan;
+mod spec;
+mod tail;
 
-impl StoreSpec {
-    /// Parses `text` (see the type's docs). An empty string is refused.
-    pub fn parse(text: &str) -> Result<StoreSpec, OpenError> {
-        let trimmed = text.trim();
-        if trimmed.is_empty() {
-            return Err(OpenError::BadStoreSpec {
-                spec: text.to_owned(),
-                problem: "it is empty".to_owned(),
-            });
-        }
-        let lower = trimmed.to_ascii_lowercase();
-        if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
-            // The URL parser wants the scheme in lower case.
-            let (scheme, rest) = trimmed.split_once("://").unwrap_or(("postgres", trimmed));
-            Ok(StoreSpec::Postgres(format!(
-                "{}://{rest}",
-                scheme.to_ascii_lowercase()
-            )))
-        } else {
-            Ok(StoreSpec::Sled(PathBuf::from(text)))
-        }
-    }
-
-    /// A sled store in `path`.
-    pub fn sled(path: impl Into<PathBuf>) -> StoreSpec {
-        StoreSpec::Sled(path.into())
-    }
-
-    /// Where the read models' checkpoints live by default: `<store>/checkpoints`
-    /// for sled (the location existing stores use); `None` for a shared
-    /// database, where each node keeps its own in its data directory.
-    pub fn default_checkpoint_dir(&self) -> Option<PathBuf> {
-        match self {
-            StoreSpec::Sled(path) => Some(path.join(CHECKPOINT_DIR)),
-            StoreSpec::Postgres(_) => None,
-        }
-    }
-
-    /// The sled store's directory, if this is one.
-    pub fn sled_path(&self) -> Option<&Path> {
-        match self {
-            StoreSpec::Sled(path) => Some(path),
-            StoreSpec::Postgres(_) => None,
-        }
-    }
-}
-
-impl FromStr for StoreSpec {
-    type Err = OpenError;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        StoreSpec::parse(text)
-    }
-}
-
-/// Shows a path as is and a URL as the connection target only (user, hosts,
-/// ports, database): a password may sit in the user info or the query string
-/// (`?password=`), so no secret reaches logs, errors or the replay tool's
-/// output; a URL that does not parse is not shown at all.
-impl fmt::Display for StoreSpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StoreSpec::Sled(path) => write!(f, "{}", path.display()),
-            StoreSpec::Postgres(url) => match url.parse::<tokio_postgres::Config>() {
-                Ok(config) => f.write_str(&crate::postgres::describe(&config)),
-                Err(_) => f.write_str("postgres://(a URL that does not parse; not shown)"),
-            },
-        }
-    }
-}
-
-impl fmt::Debug for StoreSpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "StoreSpec({self})")
-    }
-}
+pub use scan::OpenedScan;
+use scan::open_recorded;
+pub use spec::StoreSpec;
+pub use tail::Tail;
+use tail::TailEngine;
 
 /// The event log, whatever engine holds it. Cheap to clone; every clone
 /// shares one writer.
@@ -174,123 +92,6 @@ impl fmt::Debug for Log {
 }
 
 impl Log {
-    /// Opens (creating if needed) the log `spec` names.
-    pub fn open(spec: &StoreSpec) -> Result<Log, OpenError> {
-        match spec {
-            StoreSpec::Sled(path) => SledEventLog::open(path).map(Log::from),
-            StoreSpec::Postgres(url) => PgEventLog::open_blocking(url, false).map(Log::from),
-        }
-    }
-
-    /// Opens the log and hands `visit` every event from `from_position` on, in
-    /// order, before any append can happen (a server's catch-up). With
-    /// `keys`, the log opens its key store (see [`Log::with_keys`]) first, and
-    /// `visit` gets customer data opened. Blocking.
-    pub fn open_replaying<F, E>(
-        spec: &StoreSpec,
-        from_position: u64,
-        keys: Option<&KeyWrap>,
-        visit: F,
-    ) -> Result<Log, OpenError>
-    where
-        F: FnMut(RecordedEvent) -> Result<(), E>,
-        E: Into<ReplayError>,
-    {
-        Log::open_visiting(spec, from_position, None, keys, visit)
-    }
-
-    /// [`Log::open_replaying`] from a checkpoint: first checks that the record
-    /// at `after.position` hashes to `after.hash` ([`OpenError::DoesNotContinue`]
-    /// if not, [`OpenError::CheckpointAhead`] if the log ends before it), then
-    /// visits every event after it. Blocking.
-    pub fn open_resuming<F, E>(
-        spec: &StoreSpec,
-        after: ResumePoint,
-        keys: Option<&KeyWrap>,
-        visit: F,
-    ) -> Result<Log, OpenError>
-    where
-        F: FnMut(RecordedEvent) -> Result<(), E>,
-        E: Into<ReplayError>,
-    {
-        Log::open_visiting(
-            spec,
-            after.position.saturating_add(1),
-            Some(after),
-            keys,
-            visit,
-        )
-    }
-
-    fn open_visiting<F, E>(
-        spec: &StoreSpec,
-        from: u64,
-        after: Option<ResumePoint>,
-        wrap: Option<&KeyWrap>,
-        mut visit: F,
-    ) -> Result<Log, OpenError>
-    where
-        F: FnMut(RecordedEvent) -> Result<(), E>,
-        E: Into<ReplayError>,
-    {
-        let keys_failed = |path: PathBuf| {
-            move |err: KeyStoreError| OpenError::Storage {
-                path,
-                source: StorageError::new(err),
-            }
-        };
-        match spec {
-            StoreSpec::Sled(path) => {
-                // The key directory is made only once the store exists (a
-                // fresh directory must be empty for the store to be made in
-                // it): on the first event, or after the open.
-                let mut keys: Option<KeyStore> = None;
-                let open_keys = |keys: &mut Option<KeyStore>| -> Result<(), KeyStoreError> {
-                    if let (None, Some(wrap)) = (&keys, wrap) {
-                        *keys = Some(DirKeyStore::open(path, wrap.clone())?.into());
-                    }
-                    Ok(())
-                };
-                let mut opened = |mut recorded: RecordedEvent| -> Result<(), ReplayError> {
-                    open_keys(&mut keys).map_err(|e| -> ReplayError { Box::new(e) })?;
-                    if let Some(keys) = &keys {
-                        open_recorded_blocking(keys, &mut recorded)
-                            .map_err(|e| -> ReplayError { Box::new(e) })?;
-                    }
-                    visit(recorded).map_err(Into::into)
-                };
-                let log = match after {
-                    Some(after) => SledEventLog::open_resuming(path, after, &mut opened)?,
-                    None => SledEventLog::open_replaying(path, from, &mut opened)?,
-                };
-                open_keys(&mut keys).map_err(keys_failed(path.clone()))?;
-                Ok(Log {
-                    engine: Engine::Sled(log),
-                    keys,
-                })
-            }
-            StoreSpec::Postgres(url) => {
-                let (log, keys) = PgEventLog::open_visiting(
-                    url,
-                    from,
-                    after,
-                    wrap,
-                    &mut |mut recorded, keys| {
-                        if let Some(keys) = keys {
-                            open_recorded_blocking(keys, &mut recorded)
-                                .map_err(|e| -> ReplayError { Box::new(e) })?;
-                        }
-                        visit(recorded).map_err(Into::into)
-                    },
-                )?;
-                Ok(Log {
-                    engine: Engine::Postgres(log),
-                    keys,
-                })
-            }
-        }
-    }
-
     /// This log with `keys` as its key store: appends seal customer data
     /// under it (making each conversation's key durable before the first
     /// event that needs it) and destroy the key of an erased conversation
@@ -303,48 +104,6 @@ impl Log {
     /// The key store this log seals and opens with, if it has one.
     pub fn keys(&self) -> Option<&KeyStore> {
         self.keys.as_ref()
-    }
-
-    /// Opens the log for reading without ever writing to it (an auditor's
-    /// tool on a stopped server's store). For sled: copies the store into
-    /// `scratch` (a missing or empty directory) and opens the copy, reporting
-    /// the copy's progress. For PostgreSQL: connects with read-only sessions
-    /// (`default_transaction_read_only = on`) and no writer, so appends fail
-    /// and the server refuses any write; `scratch` is not used. Blocking.
-    pub fn open_read_only(
-        spec: &StoreSpec,
-        scratch: &Path,
-        progress: &mut dyn FnMut(CopyProgress),
-    ) -> Result<Log, OpenError> {
-        match spec {
-            StoreSpec::Sled(path) => {
-                SledEventLog::open_snapshot_with_progress(path, scratch, progress).map(Log::from)
-            }
-            StoreSpec::Postgres(url) => PgEventLog::open_blocking(url, true).map(Log::from),
-        }
-    }
-
-    /// Creates the log `spec` names (it must hold no events) and writes
-    /// `records` (stored record bytes, from position 1, e.g. an export) into
-    /// it verbatim, checked. On a bad record nothing stays written. Blocking.
-    pub fn import<I, E>(spec: &StoreSpec, records: I) -> Result<Log, ImportError>
-    where
-        I: IntoIterator<Item = Result<Vec<u8>, E>>,
-        E: std::error::Error + Send + Sync + 'static,
-    {
-        match spec {
-            StoreSpec::Sled(path) => SledEventLog::import(path, records).map(Log::from),
-            StoreSpec::Postgres(url) => PgEventLog::import_blocking(url, records).map(Log::from),
-        }
-    }
-
-    /// How far an open will replay at least, read without opening the log
-    /// (`None` if unknown). For progress reports only.
-    pub fn committed_head(spec: &StoreSpec) -> Option<u64> {
-        match spec {
-            StoreSpec::Sled(path) => SledEventLog::committed_head(path),
-            StoreSpec::Postgres(url) => PgEventLog::committed_head_at(url),
-        }
     }
 
     /// The sled engine underneath, for sled-only tools and tests.
@@ -656,90 +415,5 @@ impl Log {
             Engine::Sled(log) => log.close(),
             Engine::Postgres(log) => log.close_blocking(),
         }
-    }
-}
-
-/// [`Log::scan`]: the events, their customer data opened when the log has
-/// its key store. A blocking iterator.
-pub struct OpenedScan {
-    scan: Scan,
-    keys: Option<KeyStore>,
-}
-
-impl Iterator for OpenedScan {
-    type Item = Result<RecordedEvent, Error>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let next = self.scan.next()?;
-        Some(next.and_then(|mut recorded| {
-            if let Some(keys) = &self.keys {
-                open_recorded_blocking(keys, &mut recorded)
-                    .map_err(|err| Error::Storage(StorageError::new(err)))?;
-            }
-            Ok(recorded)
-        }))
-    }
-}
-
-/// Opens `recorded`'s customer data; an erasure makes `keys` forget the key.
-async fn open_recorded(keys: &KeyStore, recorded: &mut RecordedEvent) -> Result<(), Error> {
-    if let Event::ConversationErased(e) = &recorded.event {
-        keys.forget(e.conversation);
-        return Ok(());
-    }
-    keys.open(&mut recorded.event)
-        .await
-        .map_err(|err| Error::Storage(StorageError::new(err)))
-}
-
-fn open_recorded_blocking(
-    keys: &KeyStore,
-    recorded: &mut RecordedEvent,
-) -> Result<(), KeyStoreError> {
-    if let Event::ConversationErased(e) = &recorded.event {
-        keys.forget(e.conversation);
-        return Ok(());
-    }
-    keys.open_blocking(&mut recorded.event)
-}
-
-/// A follower of the log; see [`Log::tail`].
-pub struct Tail {
-    engine: TailEngine,
-    keys: Option<KeyStore>,
-}
-
-enum TailEngine {
-    Sled(SledTail),
-    Postgres(PgTail),
-}
-
-impl Tail {
-    /// The position of the event the next call returns.
-    pub fn position(&self) -> u64 {
-        match &self.engine {
-            TailEngine::Sled(tail) => tail.position(),
-            TailEngine::Postgres(tail) => tail.position(),
-        }
-    }
-
-    /// The next event, waiting for it if needed; `None` once the log is closed
-    /// and every committed event has been returned. After an error the next
-    /// call retries the same position.
-    pub async fn next(&mut self) -> Option<Result<RecordedEvent, Error>> {
-        let next = match &mut self.engine {
-            TailEngine::Sled(tail) => tail.next().await,
-            TailEngine::Postgres(tail) => tail.next().await,
-        }?;
-        let mut recorded = match next {
-            Ok(recorded) => recorded,
-            Err(err) => return Some(Err(err)),
-        };
-        if let Some(keys) = &self.keys
-            && let Err(err) = open_recorded(keys, &mut recorded).await
-        {
-            return Some(Err(err));
-        }
-        Some(Ok(recorded))
     }
 }

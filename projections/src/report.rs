@@ -56,22 +56,25 @@
 //!
 //! Decision record: `docs/decisions/report-inclusion.md`.
 
-use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::ops::ControlFlow;
 
 use backchannel_domain::State;
-use backchannel_domain::events::{Event, MessageAuthor, StreamId};
+use backchannel_domain::events::{Event, StreamId};
 use backchannel_domain::ids::{CompanyId, ConversationId, GroupId, StaffId};
 use backchannel_domain::model::Channel;
 use backchannel_domain::values::{Content, Name};
 use backchannel_domain::visibility::{Rule, enquiry_history_rule, may_read_enquiry_history};
-use backchannel_eventlog::{RecordedAt, RecordedEvent};
-use serde::Serialize;
+use backchannel_eventlog::RecordedAt;
 
 use crate::replay::EventSource;
-use crate::time::{TimeRangeError, format_rfc3339};
+use crate::time::TimeRangeError;
+
+mod rows;
+
+pub use rows::{COLUMNS, channel_name, neutralise};
+use rows::{RowWriter, row_of};
 
 /// The output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,59 +152,6 @@ struct Header {
     closed_at: RecordedAt,
     assignee: Option<StaffId>,
 }
-
-/// The report's columns, in order: the fields of [`Row`].
-pub const COLUMNS: [&str; 17] = [
-    "conversation_id",
-    "company_id",
-    "group_id",
-    "group_name",
-    "channel",
-    "customer",
-    "opened_at",
-    "closed_at",
-    "assignee_id",
-    "assignee_name",
-    "position",
-    "time",
-    "author_kind",
-    "author_id",
-    "author_name",
-    "visibility",
-    "body",
-];
-
-/// One row, for CSV and JSON alike (the field order is [`COLUMNS`]).
-#[derive(Serialize)]
-struct Row<'a> {
-    conversation_id: String,
-    company_id: String,
-    group_id: String,
-    group_name: &'a str,
-    channel: &'static str,
-    customer: &'a str,
-    opened_at: String,
-    closed_at: String,
-    assignee_id: Option<String>,
-    assignee_name: Option<&'a str>,
-    position: u64,
-    time: String,
-    author_kind: &'static str,
-    author_id: Option<String>,
-    author_name: &'a str,
-    visibility: &'static str,
-    body: &'a str,
-}
-
-pub fn channel_name(channel: Channel) -> &'static str {
-    match channel {
-        Channel::Chat => "CHAT",
-        Channel::Social => "SOCIAL",
-        Channel::Email => "EMAIL",
-        Channel::Call => "CALL",
-    }
-}
-
 /// What each of [`write_report`]'s passes over the log reads it for, in
 /// order (for progress bars).
 pub const REPORT_PASSES: [&str; 3] = [
@@ -424,213 +374,5 @@ fn allowed_groups(
     Ok(allowed)
 }
 
-fn row_of<'a>(
-    directory: &'a State,
-    headers: &'a HashMap<ConversationId, Header>,
-    recorded: &'a RecordedEvent,
-) -> Result<Option<Row<'a>>, TimeRangeError> {
-    let (conversation, author, visibility, body) = match &recorded.event {
-        Event::MessagePosted(e) => (e.conversation, e.author, "PUBLIC", e.body.text()),
-        Event::PrivateMessagePosted(e) => (
-            e.conversation,
-            MessageAuthor::Staff(e.author),
-            "PRIVATE",
-            e.body.text(),
-        ),
-        _ => return Ok(None),
-    };
-    let Some(header) = headers.get(&conversation) else {
-        return Ok(None);
-    };
-    let staff_name = |id: StaffId| directory.staff.get(&id).map_or("", |s| s.name.as_str());
-    let (author_kind, author_id, author_name) = match author {
-        MessageAuthor::Staff(id) => ("STAFF", Some(id.to_string()), staff_name(id)),
-        MessageAuthor::Customer => ("CUSTOMER", None, header.customer.text()),
-    };
-    Ok(Some(Row {
-        conversation_id: conversation.to_string(),
-        company_id: header.company.to_string(),
-        group_id: header.group.to_string(),
-        group_name: directory
-            .groups
-            .get(&header.group)
-            .map_or("", |g| g.name.as_str()),
-        channel: channel_name(header.channel),
-        customer: header.customer.text(),
-        opened_at: format_rfc3339(header.opened_at)?,
-        closed_at: format_rfc3339(header.closed_at)?,
-        assignee_id: header.assignee.map(|a| a.to_string()),
-        assignee_name: header.assignee.map(staff_name),
-        position: recorded.envelope.position,
-        time: format_rfc3339(recorded.envelope.recorded_at)?,
-        author_kind,
-        author_id,
-        author_name,
-        visibility,
-        body,
-    }))
-}
-
-/// A CSV cell a spreadsheet would run as a formula (it starts with `=`, `+`,
-/// `-`, `@`, a tab or a carriage return) gets a leading `'`, OWASP's advice
-/// against formula injection: spreadsheets show the text as it was, and the
-/// quote tells a program reading the file that the cell was neutralised.
-/// Other cells are written as they are. The JSON report is not changed.
-pub fn neutralise(cell: &str) -> Cow<'_, [u8]> {
-    match cell.as_bytes().first() {
-        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => {
-            let mut quoted = Vec::with_capacity(cell.len() + 1);
-            quoted.push(b'\'');
-            quoted.extend_from_slice(cell.as_bytes());
-            Cow::Owned(quoted)
-        }
-        _ => Cow::Borrowed(cell.as_bytes()),
-    }
-}
-
-enum RowWriter<W: Write> {
-    Csv(Box<csv::Writer<W>>),
-    Json { out: W, first: bool },
-}
-
-impl<W: Write> RowWriter<W> {
-    fn new(mut out: W, request: &ReportRequest, head: u64) -> Result<Self, ReportError> {
-        match request.format {
-            ReportFormat::Csv => {
-                // The header is written by hand so an empty report still has it.
-                let mut writer = csv::WriterBuilder::new()
-                    .has_headers(false)
-                    .terminator(csv::Terminator::Any(b'\n'))
-                    .from_writer(out);
-                writer.write_record(COLUMNS)?;
-                Ok(RowWriter::Csv(Box::new(writer)))
-            }
-            ReportFormat::Json => {
-                let text = |s: String| serde_json::Value::String(s).to_string();
-                let group = request
-                    .group
-                    .map_or_else(|| "null".to_owned(), |g| text(g.to_string()));
-                write!(
-                    out,
-                    "{{\"report\":\"closed-enquiries\",\"from\":{},\"to\":{},\"group\":{group},\"head_position\":{head},\"rows\":[",
-                    text(format_rfc3339(request.from)?),
-                    text(format_rfc3339(request.to)?),
-                )?;
-                Ok(RowWriter::Json { out, first: true })
-            }
-        }
-    }
-
-    fn write(&mut self, row: &Row<'_>) -> Result<(), ReportError> {
-        match self {
-            RowWriter::Csv(writer) => {
-                let position = row.position.to_string();
-                let fields: [&str; 17] = [
-                    &row.conversation_id,
-                    &row.company_id,
-                    &row.group_id,
-                    row.group_name,
-                    row.channel,
-                    row.customer,
-                    &row.opened_at,
-                    &row.closed_at,
-                    row.assignee_id.as_deref().unwrap_or(""),
-                    row.assignee_name.unwrap_or(""),
-                    &position,
-                    &row.time,
-                    row.author_kind,
-                    row.author_id.as_deref().unwrap_or(""),
-                    row.author_name,
-                    row.visibility,
-                    row.body,
-                ];
-                writer.write_record(fields.map(neutralise))?;
-            }
-            RowWriter::Json { out, first } => {
-                out.write_all(if *first { b"\n" } else { b",\n" })?;
-                serde_json::to_writer(&mut *out, row).map_err(std::io::Error::other)?;
-                *first = false;
-            }
-        }
-        Ok(())
-    }
-
-    fn finish(self) -> Result<(), ReportError> {
-        match self {
-            RowWriter::Csv(mut writer) => writer.flush()?,
-            RowWriter::Json { mut out, .. } => {
-                out.write_all(b"\n]}\n")?;
-                out.flush()?;
-            }
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn row(text: &'static str) -> Row<'static> {
-        Row {
-            conversation_id: "c".to_owned(),
-            company_id: "co".to_owned(),
-            group_id: "g".to_owned(),
-            group_name: text,
-            channel: "CHAT",
-            customer: text,
-            opened_at: "t0".to_owned(),
-            closed_at: "t1".to_owned(),
-            assignee_id: None,
-            assignee_name: Some(text),
-            position: 7,
-            time: "t".to_owned(),
-            author_kind: "CUSTOMER",
-            author_id: None,
-            author_name: text,
-            visibility: "PUBLIC",
-            body: text,
-        }
-    }
-
-    #[test]
-    fn csv_cells_that_would_run_as_formulas_get_a_leading_quote() {
-        for text in ["=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx"] {
-            let mut out = Vec::new();
-            let request = ReportRequest {
-                from: RecordedAt::from_micros(0),
-                to: RecordedAt::from_micros(1),
-                group: None,
-                company: None,
-                viewer: None,
-                format: ReportFormat::Csv,
-            };
-            let mut writer = RowWriter::new(&mut out, &request, 1).unwrap();
-            writer.write(&row(text)).unwrap();
-            writer.finish().unwrap();
-            let mut reader = csv::Reader::from_reader(out.as_slice());
-            let record = reader.records().next().unwrap().unwrap();
-            let quoted = format!("'{text}");
-            for column in [3, 5, 9, 14, 16] {
-                assert_eq!(&record[column], quoted, "{text:?} in column {column}");
-            }
-            assert_eq!(&record[8], "", "absent values stay empty");
-        }
-    }
-
-    #[test]
-    fn other_cells_are_written_as_they_are() {
-        for text in [
-            "Alice",
-            "1-2",
-            "a=b",
-            " =x",
-            "'quoted",
-            "",
-            "é=",
-            "\u{feff}=",
-        ] {
-            assert_eq!(neutralise(text).as_ref(), text.as_bytes());
-        }
-    }
-}
+mod tests;
