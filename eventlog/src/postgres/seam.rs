@@ -35,6 +35,11 @@ use crate::import::ImportError;
 use crate::keystore::{KeyStore, KeyStoreError};
 use crate::verify::VerifyReport;
 
+/// A replay's visitor, handed each event with the log's key store (if the
+/// open was given a key wrap).
+pub(crate) type KeyedVisit<'a> =
+    dyn FnMut(RecordedEvent, Option<&KeyStore>) -> Result<(), ReplayError> + 'a;
+
 /// Rows per query when loading the stream index.
 const INDEX_PAGE: i64 = 10_000;
 
@@ -165,7 +170,7 @@ impl PgEventLog {
         from: u64,
         after: Option<ResumePoint>,
         wrap: Option<&KeyWrap>,
-        visit: &mut dyn FnMut(RecordedEvent, Option<&KeyStore>) -> Result<(), ReplayError>,
+        visit: &mut KeyedVisit<'_>,
     ) -> Result<(PgEventLog, Option<KeyStore>), OpenError> {
         let log = PgEventLog::open_blocking(url, false)?;
         let keys = match wrap {
