@@ -37,6 +37,9 @@
 //!   `import`: [`SledEventLog::import`], records written verbatim into a new
 //!   store; `snapshot`: [`SledEventLog::open_snapshot`], reading a stopped
 //!   server's store through a copy, never writing to it.
+//! - `compose`: [`ChainEnd`], records composed outside a store (envelope,
+//!   encoding, hash link) as the writer composes them, for logs built to be
+//!   imported (`replay-tool`'s recorder).
 //!
 //! Invariants: positions start at 1 and are gapless in commit order; stream
 //! versions start at 1 and are contiguous; record `n` carries the blake3 hash of
@@ -48,6 +51,7 @@ mod chain;
 mod checkpoint;
 mod chunks;
 pub mod codec;
+mod compose;
 pub mod crypt;
 mod engine;
 mod envelope;
@@ -74,6 +78,7 @@ pub use chain::ChainCheck;
 pub use checkpoint::{
     CHECKPOINT_FORMAT, Checkpoint, CheckpointError, ResumePoint, SavedCheckpoint, load_checkpoint,
 };
+pub use compose::ChainEnd;
 pub use engine::{Log, StoreSpec, Tail};
 pub use envelope::{
     AppendMeta, AppendOutcome, Envelope, ExpectedVersion, Hash, RecordedAt, RecordedEvent,
