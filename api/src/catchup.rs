@@ -85,8 +85,11 @@ impl Gate {
 /// `503` with a GraphQL-shaped `NOT_CAUGHT_UP` error, its `retryAfterMs` and
 /// the `Retry-After` header.
 fn not_caught_up(applied: u64, head: u64) -> Response {
-    let millis = u64::try_from(RETRY_AFTER.as_millis()).unwrap_or(u64::MAX);
-    Refusal::not_caught_up(&format!(
-            "the server is starting and catching up with its log (applied {applied} of {head}): try again in {millis} ms"
-        ), crate::ratelimit::RetryAfter(RETRY_AFTER)).into_response()
+    let retry = crate::ratelimit::RetryAfter(RETRY_AFTER);
+    let message = format!(
+        "the server is starting and catching up with its log (applied {applied} of {head}): \
+         try again in {} ms",
+        retry.millis()
+    );
+    Refusal::not_caught_up(message, retry).into_response()
 }

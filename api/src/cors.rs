@@ -161,5 +161,5 @@ pub(crate) fn require_json(headers: &HeaderMap) -> Result<(), Response> {
 
 /// 403 for a request from a browser origin the server does not allow.
 pub(crate) fn origin_refused(what: &str) -> Response {
-    Refusal::forbidden(&format!("{what} is not allowed from this origin")).into_response()
+    Refusal::forbidden(format!("{what} is not allowed from this origin")).into_response()
 }

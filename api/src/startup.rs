@@ -104,6 +104,40 @@ pub(crate) async fn open_desk(config: &Config) -> Result<(Arc<Desk>, Tokens), St
     Ok((desk, tokens))
 }
 
+/// What the handlers share, around a desk that has caught up.
+pub(crate) fn app_state(
+    config: &Config,
+    desk: Arc<Desk>,
+    tokens: Tokens,
+    sockets: Arc<Sockets>,
+) -> Result<AppState, StartError> {
+    let metrics = Metrics::new(desk.commit_latency())?;
+    if let Some(dropped) = desk.read_audit().dropped_metric() {
+        metrics.register(Box::new(dropped));
+    }
+    let shared = Shared {
+        desk,
+        tokens,
+        limits: config.limits,
+        limiters: Arc::new(Limiters::new(&config.rate_limits)),
+        persisted: crate::graphql::parsed::PersistedStores::new(),
+    };
+    Ok(AppState {
+        staff: staff::schema(shared.clone(), config.introspection),
+        customer: customer::schema(shared.clone(), config.introspection),
+        staff_ws: staff::websocket_schema(shared.clone(), config.introspection),
+        customer_ws: customer::websocket_schema(shared.clone(), config.introspection),
+        shared,
+        parsed: Default::default(),
+        sockets,
+        metrics: Arc::new(metrics),
+        serve_metrics: config.metrics,
+        staff_origins: crate::cors::StaffOrigins::new(config.staff_origins.clone()),
+        ready_max_lag: config.ready_max_lag,
+        trusted_proxies: crate::ratelimit::TrustedProxies::new(config.trusted_proxies.clone()),
+    })
+}
+
 impl Application {
     /// Starts the server and returns once it is ready: [`Application::start`]
     /// then [`Starting::catch_up`].
@@ -273,31 +307,7 @@ impl Starting {
         } else {
             None
         };
-        let metrics = Metrics::new(desk.commit_latency())?;
-        if let Some(dropped) = desk.read_audit().dropped_metric() {
-            metrics.register(Box::new(dropped));
-        }
-        let shared = Shared {
-            desk: desk.clone(),
-            tokens: tokens.clone(),
-            limits: config.limits,
-            limiters: Arc::new(Limiters::new(&config.rate_limits)),
-            persisted: crate::graphql::parsed::PersistedStores::new(),
-        };
-        let state = AppState {
-            staff: staff::schema(shared.clone(), config.introspection),
-            customer: customer::schema(shared.clone(), config.introspection),
-            staff_ws: staff::websocket_schema(shared.clone(), config.introspection),
-            customer_ws: customer::websocket_schema(shared.clone(), config.introspection),
-            shared,
-            parsed: Default::default(),
-            sockets: self.sockets.clone(),
-            metrics: Arc::new(metrics),
-            serve_metrics: config.metrics,
-            staff_origins: crate::cors::StaffOrigins::new(config.staff_origins.clone()),
-            ready_max_lag: config.ready_max_lag,
-            trusted_proxies: crate::ratelimit::TrustedProxies::new(config.trusted_proxies.clone()),
-        };
+        let state = app_state(&config, desk.clone(), tokens.clone(), self.sockets.clone())?;
         gate.open(router(state, config.graphiql));
         tracing::info!("ready");
         Ok(Application {

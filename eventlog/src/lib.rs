@@ -49,6 +49,9 @@
 //!   section 11): the same records and chain as sled, its group-commit
 //!   `writer`, [`PgTail`], the blocking half of the seam (`seam`) and
 //!   [`PgKeyStore`].
+//! - `compose`: [`ChainEnd`], records composed outside a store (envelope,
+//!   encoding, hash link) as the writer composes them, for logs built to be
+//!   imported (`replay-tool`'s recorder).
 //!
 //! Invariants: positions start at 1 and are gapless in commit order; stream
 //! versions start at 1 and are contiguous; record `n` carries the blake3 hash of
@@ -60,6 +63,7 @@ mod chain;
 mod checkpoint;
 mod chunks;
 pub mod codec;
+mod compose;
 pub mod crypt;
 pub use crypt::{DataKey, KeyWrap};
 mod engine;
@@ -87,6 +91,7 @@ pub use chain::ChainCheck;
 pub use checkpoint::{
     CHECKPOINT_FORMAT, Checkpoint, CheckpointError, ResumePoint, SavedCheckpoint, load_checkpoint,
 };
+pub use compose::ChainEnd;
 pub use engine::{Log, OpenedScan, StoreSpec, Tail};
 pub use envelope::{
     AppendMeta, AppendOutcome, Envelope, ExpectedVersion, Hash, RecordedAt, RecordedEvent,

@@ -9,15 +9,15 @@ use backchannel_domain::ids::{CommandId, CorrelationId, EventId};
 use backchannel_domain::model::Actor;
 use backchannel_domain::values::Content;
 use backchannel_domain::{DomainError, State, decide};
-use backchannel_eventlog::codec::{self, CodecError};
-use backchannel_eventlog::{Envelope, Hash, RecordedAt};
+use backchannel_eventlog::codec::CodecError;
+use backchannel_eventlog::{AppendMeta, ChainEnd, RecordedAt};
 
 /// Decides commands against its own state and encodes the events as the
 /// log's writer would, with the given time and derived ids.
 pub struct Recorder {
     state: State,
-    chain: Hash,
-    next_position: u64,
+    /// The end of the records' hash chain (composed as the writer composes).
+    chain: ChainEnd,
     records: Vec<Vec<u8>>,
     /// Ids come from this counter (see [`Recorder::next_uuid`]).
     id_seed: u64,
@@ -36,8 +36,7 @@ impl Recorder {
     pub fn new(id_seed: u64) -> Self {
         Recorder {
             state: State::default(),
-            chain: [0; 32],
-            next_position: 1,
+            chain: ChainEnd::empty(),
             records: Vec::new(),
             id_seed,
         }
@@ -49,7 +48,7 @@ impl Recorder {
 
     /// The last position recorded.
     pub fn head(&self) -> u64 {
-        self.next_position - 1
+        self.chain.head()
     }
 
     /// A UUIDv7-shaped value: `ms` in the time bits, then a counter mixed with
@@ -89,29 +88,18 @@ impl Recorder {
         events: &[Event],
     ) -> Result<(), RecordError> {
         let ms = u64::try_from(at.as_micros() / 1000).unwrap_or(0);
-        let command_id = CommandId::from_bytes(self.next_uuid(ms));
-        let correlation_id = CorrelationId::from_bytes(self.next_uuid(ms));
+        let meta = AppendMeta {
+            command_id: CommandId::from_bytes(self.next_uuid(ms)),
+            correlation_id: CorrelationId::from_bytes(self.next_uuid(ms)),
+            actor,
+        };
         for event in events {
             let event = &in_clear(event);
-            let stream = event.stream();
-            let envelope = Envelope {
-                position: self.next_position,
-                stream,
-                stream_version: self.state.stream_version(stream) + 1,
-                event_id: EventId::from_bytes(self.next_uuid(ms)),
-                event_type: event.event_type(),
-                schema_version: event.schema_version(),
-                codec_version: codec::CODEC_VERSION,
-                recorded_at: at,
-                actor,
-                command_id,
-                correlation_id,
-                prev_hash: self.chain,
-            };
+            let stream_version = self.state.stream_version(event.stream()) + 1;
+            let event_id = EventId::from_bytes(self.next_uuid(ms));
             let mut record = Vec::with_capacity(256);
-            codec::encode_record(&envelope, event, &mut record)?;
-            self.chain = codec::record_hash(&record);
-            self.next_position += 1;
+            self.chain
+                .compose(&meta, at, stream_version, event_id, event, &mut record)?;
             self.state.apply(event);
             self.records.push(record);
         }

@@ -35,6 +35,9 @@ mod probes;
 mod refusal;
 mod upgrade;
 
+#[cfg(test)]
+mod tests;
+
 pub(crate) use refusal::Refusal;
 
 /// Everything the handlers share.
@@ -114,7 +117,7 @@ async fn read_request(body: Body, limit: usize) -> Result<async_graphql::Request
             return Err(Refusal::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 ErrorCode::PayloadTooLarge.as_str(),
-                &format!("the request body is larger than {limit} bytes"),
+                format!("the request body is larger than {limit} bytes"),
             )
             .into_response());
         }

@@ -111,7 +111,7 @@ where
         let mut refused = Refusal::new(
             StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::RateLimited.as_str(),
-            &format!(
+            format!(
                 "at most {} websockets per client address are open at once",
                 sockets.limits.ws_max_per_address
             ),
