@@ -345,12 +345,13 @@ impl Recorder {
         self.recent.insert(key, at);
     }
 
-    /// Appends each group; the last position appended, if any.
+    /// Appends each group, all at once (the log's group commit makes them
+    /// share one durable commit, rather than one after the other); the last
+    /// position appended, if any.
     async fn append(&mut self, groups: Vec<((CompanyId, StaffId), Vec<Event>)>) -> Option<u64> {
-        let mut last = None;
-        for ((company, staff), events) in groups {
+        let appends = groups.into_iter().map(|((company, staff), events)| {
             let count = events.len();
-            let events_keys: Vec<(StaffId, ConversationId)> = events
+            let keys: Vec<(StaffId, ConversationId)> = events
                 .iter()
                 .filter_map(|e| match e {
                     Event::ContentOpened(e) => Some((e.staff, e.conversation)),
@@ -362,22 +363,28 @@ impl Recorder {
                 correlation_id: CorrelationId::new(),
                 actor: Actor::Staff(staff),
             };
-            match self
-                .log
-                .append(
-                    StreamId::ReadAudit(company),
-                    ExpectedVersion::Any,
-                    events,
-                    meta,
-                )
-                .await
-            {
-                Ok(outcome) => last = Some(outcome.last_position),
+            let log = self.log.clone();
+            async move {
+                let appended = log
+                    .append(
+                        StreamId::ReadAudit(company),
+                        ExpectedVersion::Any,
+                        events,
+                        meta,
+                    )
+                    .await;
+                (appended, count, keys)
+            }
+        });
+        let mut last = None;
+        for (appended, count, keys) in futures_util::future::join_all(appends).await {
+            match appended {
+                Ok(outcome) => last = last.max(Some(outcome.last_position)),
                 Err(err) => {
                     tracing::error!(%err, count, "the read audit could not append its entries");
                     // Not recorded: a later open of the same pairs tries again.
-                    for event in &events_keys {
-                        self.recent.remove(event);
+                    for key in &keys {
+                        self.recent.remove(key);
                     }
                 }
             }
