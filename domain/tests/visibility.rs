@@ -252,3 +252,29 @@ fn enquiry_history_readers_per_group() {
     assert!(state.may_read_enquiry_history(w.sales_supervisor, w.sales));
     assert!(!state.may_read_enquiry_history(w.h, w.sales));
 }
+
+/// The replay tool prints a rule as its name and its description (why access
+/// was granted): each is the rule's own, none is blank or shared.
+#[test]
+fn each_rule_prints_as_its_name_with_its_own_reason() {
+    let rules = [
+        (R1, "R1", "owner or admin"),
+        (R2, "R2", "supervisor"),
+        (R3, "R3", "participant"),
+        (R4, "R4", "ENQUIRY_HISTORY"),
+        (R5, "R5", "public"),
+        (R6, "R6", "private"),
+    ];
+    for (rule, name, reason) in rules {
+        assert_eq!(rule.to_string(), name);
+        assert!(
+            rule.description().contains(reason),
+            "{name}: {:?}",
+            rule.description()
+        );
+    }
+    let mut descriptions: Vec<&str> = rules.iter().map(|(r, _, _)| r.description()).collect();
+    descriptions.sort_unstable();
+    descriptions.dedup();
+    assert_eq!(descriptions.len(), rules.len());
+}
