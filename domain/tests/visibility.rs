@@ -278,3 +278,14 @@ fn each_rule_prints_as_its_name_with_its_own_reason() {
     descriptions.dedup();
     assert_eq!(descriptions.len(), rules.len());
 }
+
+/// Only a granted access counts as one: a restricted or unknown conversation
+/// is not shown.
+#[test]
+fn only_a_granted_access_is_granted() {
+    for rule in [R1, R2, R3, R4, R5, R6] {
+        assert!(Granted(rule).is_granted());
+    }
+    assert!(!Restricted.is_granted());
+    assert!(!NotFound.is_granted());
+}
