@@ -352,6 +352,30 @@ fn other_members_cannot_transfer_a_public_handled_conversation() {
         .then_error(Conflict);
 }
 
+/// Only a member of a broadcast group could have taken the conversation
+/// first: anyone else who sees it but may not transfer it is forbidden, not
+/// told of a race.
+#[test]
+fn those_who_could_not_have_taken_it_are_forbidden_to_transfer_it() {
+    let w = World::new();
+    let c = ConversationId::new();
+    // D (Sales) is invited into A's conversation in Support: sees it (R3),
+    // was never in the running.
+    let mut events = handled(&w, c);
+    events.push(invited(c, w.d));
+    given(events)
+        .when(staff(w.d), assign(c, w.d))
+        .then_error(Forbidden);
+    // E, a member of round-robin Sales, sees D's public conversation there
+    // (R5) but never picks from the queue.
+    let mut events = w.setup();
+    events.push(w.opened(c, w.sales, Channel::Chat, false));
+    events.push(assigned(c, w.d, None));
+    given(events)
+        .when(staff(w.e), assign(c, w.e))
+        .then_error(Forbidden);
+}
+
 #[test]
 fn agents_who_lost_sight_of_a_private_conversation_get_restricted_access() {
     let w = World::new();

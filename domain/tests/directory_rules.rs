@@ -45,6 +45,21 @@ fn unchanged_privacy_settings_record_nothing() {
         .then_expect(vec![]);
 }
 
+/// Either switch alone is a change: the company switch on with new
+/// conversations public, then new conversations private with the switch on.
+#[test]
+fn changing_one_privacy_setting_alone_is_recorded() {
+    let w = World::new();
+    given(w.setup())
+        .when(staff(w.owner), settings(&w, true, false))
+        .then_expect(vec![w.privacy(true, false)]);
+    let mut events = w.setup();
+    events.push(w.privacy(true, false));
+    given(events)
+        .when(staff(w.owner), settings(&w, true, true))
+        .then_expect(vec![w.privacy(true, true)]);
+}
+
 #[test]
 fn another_companys_admin_gets_not_found() {
     let w = World::new();

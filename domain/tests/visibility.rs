@@ -7,6 +7,7 @@ use backchannel_domain::Rule::*;
 use backchannel_domain::events::*;
 use backchannel_domain::ids::{ConversationId, StaffId};
 use backchannel_domain::model::Channel;
+use backchannel_domain::visibility::enquiry_history_rule;
 use backchannel_domain::{Access, State};
 use support::*;
 
@@ -251,4 +252,76 @@ fn enquiry_history_readers_per_group() {
     }
     assert!(state.may_read_enquiry_history(w.sales_supervisor, w.sales));
     assert!(!state.may_read_enquiry_history(w.h, w.sales));
+}
+
+/// The replay tool prints a rule as its name and its description (why access
+/// was granted): each is the rule's own, none is blank or shared.
+#[test]
+fn each_rule_prints_as_its_name_with_its_own_reason() {
+    let rules = [
+        (R1, "R1", "owner or admin"),
+        (R2, "R2", "supervisor"),
+        (R3, "R3", "participant"),
+        (R4, "R4", "ENQUIRY_HISTORY"),
+        (R5, "R5", "public"),
+        (R6, "R6", "private"),
+    ];
+    for (rule, name, reason) in rules {
+        assert_eq!(rule.to_string(), name);
+        assert!(
+            rule.description().contains(reason),
+            "{name}: {:?}",
+            rule.description()
+        );
+    }
+    let mut descriptions: Vec<&str> = rules.iter().map(|(r, _, _)| r.description()).collect();
+    descriptions.sort_unstable();
+    descriptions.dedup();
+    assert_eq!(descriptions.len(), rules.len());
+}
+
+/// Only a granted access counts as one: a restricted or unknown conversation
+/// is not shown.
+#[test]
+fn only_a_granted_access_is_granted() {
+    for rule in [R1, R2, R3, R4, R5, R6] {
+        assert!(Granted(rule).is_granted());
+    }
+    assert!(!Restricted.is_granted());
+    assert!(!NotFound.is_granted());
+}
+
+/// A report of closed enquiries records the rule each reader reads them by:
+/// the one the policy grants on a closed private enquiry of the group (R1,
+/// R2, R4), and none for those who may not read them.
+#[test]
+fn the_enquiry_history_rule_is_the_one_the_policy_grants_on_a_closed_enquiry() {
+    let w = World::new();
+    let c = ConversationId::new();
+    let mut events = private_queued(&w, c);
+    events.push(assigned(c, w.b, None));
+    events.push(closed(c));
+    let state = State::from_events(&events);
+    let support = &state.groups[&w.support];
+    let readers = [
+        (w.owner, Some(R1)),
+        (w.admin, Some(R1)),
+        (w.supervisor, Some(R2)),
+        (w.h, Some(R4)),
+        (w.sales_supervisor, None),
+        (w.a, None),
+        (w.z, None),
+        (w.x, None),
+    ];
+    for (reader, rule) in readers {
+        let staff = &state.staff[&reader];
+        assert_eq!(enquiry_history_rule(staff, support), rule, "{reader:?}");
+        if staff.company == w.acme {
+            let granted = match state.access(reader, c) {
+                Granted(rule) => Some(rule),
+                _ => None,
+            };
+            assert_eq!(granted, rule, "the policy on {reader:?}");
+        }
+    }
 }

@@ -27,8 +27,18 @@ fn fixtures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/events")
 }
 
+/// Whether `BLESS_FIXTURES` asks to rewrite the committed files: only `1` does, unset
+/// or empty leaves them, and any other value is refused (so `0` cannot bless).
 fn blessing() -> bool {
-    std::env::var_os("BLESS_FIXTURES").is_some_and(|v| v == "1")
+    match std::env::var_os("BLESS_FIXTURES") {
+        None => false,
+        Some(v) if v.is_empty() => false,
+        Some(v) if v == "1" => true,
+        Some(v) => panic!(
+            "BLESS_FIXTURES must be 1 or unset, got `{}`",
+            v.to_string_lossy()
+        ),
+    }
 }
 
 /// Compares `bytes` with the fixture file `name`, or writes it when blessing.

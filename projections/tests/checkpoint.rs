@@ -309,7 +309,7 @@ fn the_demo_checkpoint_fixture_still_resumes() {
     let head = records.len() as u64;
     let store = demo_store(&records);
     let rebuilt = models_up_to(&records, head);
-    if std::env::var_os("BLESS_FIXTURES").is_some_and(|v| v == "1") {
+    if blessing() {
         save_checkpoint(store.path(), &rebuilt);
         std::fs::create_dir_all(fixture.parent().unwrap()).unwrap();
         std::fs::copy(checkpoint_file(store.path()), &fixture).unwrap();
@@ -336,4 +336,18 @@ fn the_demo_checkpoint_fixture_still_resumes() {
         "the committed checkpoint decodes to other models: change CHECKPOINT_KIND \
          and re-bless (BLESS_FIXTURES=1)"
     );
+}
+
+/// Whether `BLESS_FIXTURES` asks to rewrite the committed files: only `1` does, unset
+/// or empty leaves them, and any other value is refused (so `0` cannot bless).
+fn blessing() -> bool {
+    match std::env::var_os("BLESS_FIXTURES") {
+        None => false,
+        Some(v) if v.is_empty() => false,
+        Some(v) if v == "1" => true,
+        Some(v) => panic!(
+            "BLESS_FIXTURES must be 1 or unset, got `{}`",
+            v.to_string_lossy()
+        ),
+    }
 }

@@ -11,11 +11,25 @@ fn schema_file(name: &str) -> PathBuf {
         .join(format!("{name}.graphql"))
 }
 
+/// Whether `BLESS_SCHEMA` asks to rewrite the committed files: only `1` does, unset
+/// or empty leaves them, and any other value is refused (so `0` cannot bless).
+fn blessing() -> bool {
+    match std::env::var_os("BLESS_SCHEMA") {
+        None => false,
+        Some(v) if v.is_empty() => false,
+        Some(v) if v == "1" => true,
+        Some(v) => panic!(
+            "BLESS_SCHEMA must be 1 or unset, got `{}`",
+            v.to_string_lossy()
+        ),
+    }
+}
+
 /// Compares the served SDL with the published file, or rewrites the file
 /// when `BLESS_SCHEMA=1`.
 fn check(name: &str, served: &str) {
     let path = schema_file(name);
-    if std::env::var("BLESS_SCHEMA").is_ok_and(|v| v == "1") {
+    if blessing() {
         std::fs::write(&path, served).unwrap();
         return;
     }

@@ -325,12 +325,26 @@ pub fn code(out: &Output) -> i32 {
     out.status.code().unwrap_or(-1)
 }
 
+/// Whether `BLESS_GOLDEN` asks to rewrite the committed files: only `1` does, unset
+/// or empty leaves them, and any other value is refused (so `0` cannot bless).
+pub fn blessing() -> bool {
+    match std::env::var_os("BLESS_GOLDEN") {
+        None => false,
+        Some(v) if v.is_empty() => false,
+        Some(v) if v == "1" => true,
+        Some(v) => panic!(
+            "BLESS_GOLDEN must be 1 or unset, got `{}`",
+            v.to_string_lossy()
+        ),
+    }
+}
+
 /// Compares `actual` with `fixtures/golden/<name>`; `BLESS_GOLDEN=1` rewrites it.
 pub fn golden(name: &str, actual: &str) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../fixtures/golden")
         .join(name);
-    if std::env::var_os("BLESS_GOLDEN").is_some() {
+    if blessing() {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, actual).unwrap();
         return;

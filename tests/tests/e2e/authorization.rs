@@ -20,8 +20,11 @@
 //! run against a conversation the owner erased (SPEC section 12): whoever may
 //! see it still gets `ERASED` for its content, and everyone else the same
 //! refusal as before the erasure.
-//! Subscriptions answer with their first frame after a mutation that should
-//! reach them (a whisper by the owner, or a public message by the assignee).
+//! Subscriptions answer with their first frame about `C` after a mutation
+//! that should reach them (a whisper by the owner, or a public message by the
+//! assignee). A subscription is `quiet` only when a marker that must reach it
+//! (an action after the mutation, on the same subscription) arrives first: a
+//! subscription's frames come in commit order, so a leak cannot come later.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -193,8 +196,13 @@ fn expected() -> BTreeMap<(&'static str, Role), String> {
 struct World<'s> {
     server: &'s TestServer,
     acme: Company<'s>,
+    globex: Company<'s>,
     staff: BTreeMap<Role, Member>,
     support: String,
+    /// Acme's other group, where notification markers are opened.
+    sales: String,
+    /// Globex's group, where the other admin's notification markers are opened.
+    elsewhere: String,
 }
 
 /// One conversation `C` in the state a row needs, and its customer.
@@ -293,6 +301,37 @@ impl World<'_> {
         seen.body["data"]["conversation"]["erased"] == true
     }
 
+    /// A notification marker for `role`: a fresh conversation in the
+    /// role's company, into which someone else invites them (an invitation
+    /// notifies the invited). Returns the marker conversation's id; a role
+    /// that cannot be notified (a customer, a deactivated member) gets none,
+    /// and its subscription was refused anyway.
+    async fn notification_marker(&self, role: Role, n: usize) -> String {
+        let (company, group) = match role {
+            Role::Customer | Role::OtherCustomer => return String::new(),
+            Role::OtherAdmin => (&self.globex, &self.elsewhere),
+            _ => (&self.acme, &self.sales),
+        };
+        let marker = company
+            .start(group, &format!("Marker Customer {n}"), "CHAT", "Marker")
+            .await
+            .conversation;
+        let inviter = match role {
+            Role::Owner => self.member(Role::Admin),
+            _ => &company.owner,
+        };
+        // Not `ok`: a refused invitation (a deactivated invitee) only means
+        // no marker, and the subscription's refusal answers first.
+        self.server
+            .staff(
+                &inviter.token,
+                INVITE,
+                json!({ "c": marker, "s": self.member(role).id }),
+            )
+            .await;
+        marker
+    }
+
     /// The owner's view of `C` (to see what a customer call changed).
     async fn owners_view(&self, case: &Case) -> Value {
         let seen = ok(
@@ -336,31 +375,58 @@ fn lists(reply: &Reply, c: &str, ids: impl FnOnce(&Value) -> Vec<String>) -> Str
     }
 }
 
-/// A subscription's first answer about `C` after `trigger` ran (other cells
-/// open conversations in the same group meanwhile: their notifications are
-/// not this cell's business).
-async fn live(
+/// How long a cell waits for its marker before it answers `no marker` (a
+/// bound for a broken subscription, not a window a late frame could miss).
+const MARKER_PATIENCE: Duration = Duration::from_secs(5);
+
+/// A subscription's first answer about `C` after `trigger` ran, or `quiet`
+/// when the marker comes first. `mark` runs after the trigger and must
+/// produce a frame on this same subscription; it returns what identifies that
+/// frame to `is_marker`. A subscription's frames follow commit order, so
+/// anything the trigger sent it arrives before the marker. Frames about other
+/// conversations (other cells open conversations in the same groups
+/// meanwhile, and other cells' markers) are skipped.
+async fn live<M>(
     mut subscription: Subscription,
     c: &str,
     trigger: impl std::future::Future<Output = ()>,
-) -> String {
-    // A refused subscription answers at once; data before the trigger is
-    // someone else's.
+    mark: M,
+    is_marker: fn(&Value, &str) -> bool,
+) -> String
+where
+    M: std::future::Future<Output = String>,
+{
+    // A refused subscription has answered while it was opened.
     if let Some(frame @ (Frame::Errors(_) | Frame::Complete | Frame::Closed(_))) =
-        subscription.next_within(Duration::from_millis(1)).await
+        subscription.received().await
     {
         return frame_answer(frame);
     }
     trigger.await;
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(700);
+    let marker = mark.await;
     loop {
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        match subscription.next_within(left).await {
+        match subscription.next_within(MARKER_PATIENCE).await {
+            Some(Frame::Data(data)) if is_marker(&data, &marker) => return "quiet".to_owned(),
             Some(Frame::Data(data)) if !about(&data, c) => continue,
             Some(frame) => return frame_answer(frame),
-            None => return "quiet".to_owned(),
+            None => return "no marker".to_owned(),
         }
     }
+}
+
+/// A notification about the marker conversation `marker`.
+fn notifies_about(data: &Value, marker: &str) -> bool {
+    data["notifications"]["conversationId"] == marker
+}
+
+/// A timeline item with the body `marker`.
+fn timeline_body(data: &Value, marker: &str) -> bool {
+    data["conversationEvents"]["body"] == marker
+}
+
+/// A customer's message with the body `marker`.
+fn message_body(data: &Value, marker: &str) -> bool {
+    data["messages"]["body"] == marker
 }
 
 /// Is a subscription's data about `C`? (Timeline items carry no id: a
@@ -526,15 +592,34 @@ async fn run_cell(
             let subscription = server
                 .subscribe_staff(token, EVENTS_LIVE, json!({ "c": c }))
                 .await;
-            live(subscription, c, async {
+            // The marker: a public message, which everyone who may follow
+            // `C` sees.
+            let mark = async {
+                let marker = format!("Marker {n}");
                 ok(
                     server,
-                    world.member(Role::Owner),
+                    world.member(Role::Assignee),
                     SEND,
-                    json!({ "c": c, "b": "Live whisper", "v": "PRIVATE" }),
+                    json!({ "c": c, "b": marker, "v": "PUBLIC" }),
                 )
                 .await;
-            })
+                marker
+            };
+            live(
+                subscription,
+                c,
+                async {
+                    ok(
+                        server,
+                        world.member(Role::Owner),
+                        SEND,
+                        json!({ "c": c, "b": "Live whisper", "v": "PRIVATE" }),
+                    )
+                    .await;
+                },
+                mark,
+                timeline_body,
+            )
             .await
         }
         // The owner's whisper notifies the room (the assignee and the
@@ -543,15 +628,21 @@ async fn run_cell(
             let subscription = server
                 .subscribe_staff(token, NOTIFICATIONS_LIVE, json!({}))
                 .await;
-            live(subscription, c, async {
-                ok(
-                    server,
-                    world.member(Role::Owner),
-                    SEND,
-                    json!({ "c": c, "b": "Live whisper", "v": "PRIVATE" }),
-                )
-                .await;
-            })
+            live(
+                subscription,
+                c,
+                async {
+                    ok(
+                        server,
+                        world.member(Role::Owner),
+                        SEND,
+                        json!({ "c": c, "b": "Live whisper", "v": "PRIVATE" }),
+                    )
+                    .await;
+                },
+                world.notification_marker(role, n),
+                notifies_about,
+            )
             .await
         }
         "customer.conversation" | "customer.erased" => {
@@ -596,15 +687,33 @@ async fn run_cell(
             let subscription = server
                 .subscribe_customer(token, CUSTOMER_MESSAGES_LIVE, json!({}))
                 .await;
-            live(subscription, c, async {
-                ok(
-                    server,
-                    world.member(Role::Assignee),
-                    SEND,
-                    json!({ "c": c, "b": "Live words", "v": "PUBLIC" }),
-                )
-                .await;
-            })
+            // The marker: the subscriber writes in their own conversation.
+            let mark = async {
+                let marker = format!("Marker {n}");
+                server
+                    .customer(
+                        Some(token),
+                        "mutation($b: String!) { sendMessage(body: $b) { message { id } } }",
+                        json!({ "b": marker }),
+                    )
+                    .await;
+                marker
+            };
+            live(
+                subscription,
+                c,
+                async {
+                    ok(
+                        server,
+                        world.member(Role::Assignee),
+                        SEND,
+                        json!({ "c": c, "b": "Live words", "v": "PUBLIC" }),
+                    )
+                    .await;
+                },
+                mark,
+                message_body,
+            )
             .await
         }
         other => panic!("no runner for {other}"),
@@ -686,8 +795,11 @@ async fn every_role_gets_the_answer_the_table_says_on_every_operation() {
     let world = World {
         server: &server,
         acme,
+        globex,
         staff,
         support,
+        sales,
+        elsewhere,
     };
     let erased = world.case(Fixture::SharedErased, 2).await;
     ok(

@@ -203,6 +203,15 @@ impl Subscription {
         }
     }
 
+    /// A frame the server already sent while the subscription was opened
+    /// (a refusal, an end, or data), without waiting for another.
+    pub async fn received(&mut self) -> Option<Frame> {
+        if !self.early.is_empty() || self.ended || self.refused.is_some() {
+            return Some(self.next().await);
+        }
+        None
+    }
+
     /// The next frame if one comes within `wait`.
     pub async fn next_within(&mut self, wait: Duration) -> Option<Frame> {
         if !self.early.is_empty() || self.ended || self.refused.is_some() {
