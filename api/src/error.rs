@@ -91,6 +91,25 @@ pub(crate) fn content_text<T: AsRef<str>>(
     }
 }
 
+/// [`content_text`] for a nullable content field: its text, or `null` with
+/// the error (`ERASED`) reported beside it. Returning the error from the
+/// resolver instead would leave the field out of the answer altogether
+/// (async-graphql does not set a failed field to `null`), and GraphQL wants
+/// it there, `null`.
+pub(crate) fn content_field<T: AsRef<str>>(
+    ctx: &async_graphql::Context<'_>,
+    content: &backchannel_domain::values::Content<T>,
+) -> Option<String> {
+    match content_text(content) {
+        Ok(text) => text,
+        Err(err) => {
+            let error = err.extend().into_server_error(ctx.item.pos);
+            ctx.add_error(ctx.set_error_path(error));
+            None
+        }
+    }
+}
+
 /// An error and its causes, outermost first, separated by `: ` (as
 /// `anyhow`'s `{:#}`), for the logs.
 pub(crate) struct Chain<'a>(pub(crate) &'a dyn std::error::Error);

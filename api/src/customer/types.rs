@@ -59,8 +59,8 @@ pub(crate) struct CustomerConversation {
 #[ComplexObject]
 impl CustomerMessage {
     /// Null with `ERASED` once the conversation was erased.
-    async fn body(&self) -> ApiResult<Option<String>> {
-        crate::error::content_text(&self.body)
+    async fn body(&self, ctx: &Context<'_>) -> Option<String> {
+        crate::error::content_field(ctx, &self.body)
     }
 }
 
@@ -68,8 +68,8 @@ impl CustomerMessage {
 impl CustomerConversation {
     /// Your name as the conversation has it; null with `ERASED` once it was
     /// erased.
-    async fn customer_name(&self) -> ApiResult<Option<String>> {
-        crate::error::content_text(&self.customer_name)
+    async fn customer_name(&self, ctx: &Context<'_>) -> Option<String> {
+        crate::error::content_field(ctx, &self.customer_name)
     }
 
     /// The chat, oldest first, a page at a time (a Relay connection).

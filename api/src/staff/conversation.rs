@@ -82,8 +82,8 @@ impl Conversation {
 
     /// The customer's name; null with `ERASED` once the conversation was
     /// erased.
-    async fn customer_name(&self) -> ApiResult<Option<String>> {
-        crate::error::content_text(&self.summary.customer)
+    async fn customer_name(&self, ctx: &Context<'_>) -> Option<String> {
+        crate::error::content_field(ctx, &self.summary.customer)
     }
 
     /// True once the owner or an admin erased the conversation's customer

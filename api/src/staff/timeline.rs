@@ -114,8 +114,8 @@ impl PublicMessage {
     }
 
     /// Null with `ERASED` once the conversation was erased.
-    async fn body(&self) -> ApiResult<Option<String>> {
-        crate::error::content_text(&self.body)
+    async fn body(&self, ctx: &Context<'_>) -> Option<String> {
+        crate::error::content_field(ctx, &self.body)
     }
 }
 
@@ -157,8 +157,8 @@ impl PrivateMessage {
     }
 
     /// Null with `ERASED` once the conversation was erased.
-    async fn body(&self) -> ApiResult<Option<String>> {
-        crate::error::content_text(&self.body)
+    async fn body(&self, ctx: &Context<'_>) -> Option<String> {
+        crate::error::content_field(ctx, &self.body)
     }
 }
 
