@@ -110,6 +110,33 @@ pub(crate) fn content_field<T: AsRef<str>>(
     }
 }
 
+/// A customer's name for the GraphQL APIs ([`content_field`]): a name the
+/// read models kept sealed (applied at the catch-up, unopened) is opened with
+/// the log's key store first.
+pub(crate) async fn customer_name_field(
+    ctx: &async_graphql::Context<'_>,
+    conversation: backchannel_domain::ids::ConversationId,
+    customer: &backchannel_domain::values::Content<backchannel_domain::values::Name>,
+) -> Option<String> {
+    use backchannel_domain::values::Content;
+    if let Content::Sealed(_) = customer
+        && let Ok(shared) = crate::context::shared(ctx)
+        && let Some(keys) = shared.desk.log().keys()
+    {
+        return match keys.open_customer(conversation, customer).await {
+            Ok(opened) => content_field(ctx, &opened),
+            Err(err) => {
+                let error = ApiError::internal("opening a customer's name", err)
+                    .extend()
+                    .into_server_error(ctx.item.pos);
+                ctx.add_error(ctx.set_error_path(error));
+                None
+            }
+        };
+    }
+    content_field(ctx, customer)
+}
+
 /// An error and its causes, outermost first, separated by `: ` (as
 /// `anyhow`'s `{:#}`), for the logs.
 pub(crate) struct Chain<'a>(pub(crate) &'a dyn std::error::Error);

@@ -101,6 +101,39 @@ impl Log {
         self
     }
 
+    /// This log with its own key store (beside it, on its engine) under
+    /// `wrap`, keys read as they are first needed. Blocking. A server opens
+    /// its log this way after its catch-up, which applies sealed values
+    /// unopened (the read models keep them sealed and the api opens them
+    /// when asked), so a start reads no key it does not need.
+    pub fn with_key_wrap(
+        self,
+        wrap: &crate::crypt::KeyWrap,
+    ) -> Result<Log, crate::error::OpenError> {
+        let failed = |path: std::path::PathBuf| {
+            move |err: crate::keystore::KeyStoreError| crate::error::OpenError::Storage {
+                path,
+                source: StorageError::new(err),
+            }
+        };
+        let keys = match &self.engine {
+            Engine::Sled(log) => crate::keystore::DirKeyStore::open(log.path(), wrap.clone())
+                .map(KeyStore::from)
+                .map_err(failed(log.path().to_owned()))?,
+            Engine::Postgres(log) => {
+                let path = std::path::PathBuf::from(log.target());
+                let opened = log
+                    .block(async { log.key_store(wrap.clone()).await.map(KeyStore::from) })
+                    .map_err(|e| crate::error::OpenError::Storage {
+                        path: path.clone(),
+                        source: StorageError::new(e),
+                    })?;
+                opened.map_err(failed(path))?
+            }
+        };
+        Ok(self.with_keys(keys))
+    }
+
     /// The key store this log seals and opens with, if it has one.
     pub fn keys(&self) -> Option<&KeyStore> {
         self.keys.as_ref()

@@ -89,12 +89,18 @@ pub fn open_with_read_models_counting(
     keys: Option<&KeyWrap>,
     applied: &AtomicU64,
 ) -> Result<(Log, ReadModels, Start), OpenError> {
-    let keyed = |log: Log| {
+    // The catch-up applies sealed customer data unopened (the read models
+    // keep it sealed, the api opens it when asked): a start reads no data
+    // key. The log gets its key store afterwards, for what follows.
+    let keyed = |log: Log| -> Result<Log, OpenError> {
         if let Some(key) = key {
             // A fresh log has no key yet; nothing to replace.
             let _ = log.set_head_key(key.clone());
         }
-        log
+        match keys {
+            Some(wrap) => log.with_key_wrap(wrap),
+            None => Ok(log),
+        }
     };
     let mut why = None;
     match load_checkpoint::<ReadModels>(&checkpoints.0, CHECKPOINT_NAME, CHECKPOINT_KIND, key) {
@@ -102,14 +108,14 @@ pub fn open_with_read_models_counting(
             let position = checkpoint.after.position;
             let mut models = checkpoint.value;
             applied.store(position, Ordering::Relaxed);
-            match Log::open_resuming(spec, checkpoint.after, keys, |recorded| {
+            match Log::open_resuming(spec, checkpoint.after, None, |recorded| {
                 models.apply(&recorded).map(drop)?;
                 applied.store(models.position(), Ordering::Relaxed);
                 Ok::<(), ProjectionError>(())
             }) {
                 Ok(log) => {
                     let replayed = models.position() - position;
-                    return Ok((keyed(log), models, Start::Resumed { position, replayed }));
+                    return Ok((keyed(log)?, models, Start::Resumed { position, replayed }));
                 }
                 Err(err @ OpenError::DoesNotContinue { .. }) => why = Some(err.to_string()),
                 Err(err) => return Err(err),
@@ -123,13 +129,13 @@ pub fn open_with_read_models_counting(
     }
     let mut models = ReadModels::new();
     applied.store(0, Ordering::Relaxed);
-    let log = Log::open_replaying(spec, 1, keys, |recorded| {
+    let log = Log::open_replaying(spec, 1, None, |recorded| {
         models.apply(&recorded).map(drop)?;
         applied.store(models.position(), Ordering::Relaxed);
         Ok::<(), ProjectionError>(())
     })?;
     let replayed = models.position();
-    Ok((keyed(log), models, Start::Rebuilt { replayed, why }))
+    Ok((keyed(log)?, models, Start::Rebuilt { replayed, why }))
 }
 
 /// Saves `models` as the checkpoint in `checkpoints` (blocking: writes and

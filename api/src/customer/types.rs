@@ -69,7 +69,7 @@ impl CustomerConversation {
     /// Your name as the conversation has it; null with `ERASED` once it was
     /// erased.
     async fn customer_name(&self, ctx: &Context<'_>) -> Option<String> {
-        crate::error::content_field(ctx, &self.customer_name)
+        crate::error::customer_name_field(ctx, self.conversation, &self.customer_name).await
     }
 
     /// The chat, oldest first, a page at a time (a Relay connection).

@@ -83,7 +83,7 @@ impl Conversation {
     /// The customer's name; null with `ERASED` once the conversation was
     /// erased.
     async fn customer_name(&self, ctx: &Context<'_>) -> Option<String> {
-        crate::error::content_field(ctx, &self.summary.customer)
+        crate::error::customer_name_field(ctx, self.summary.id, &self.summary.customer).await
     }
 
     /// True once the owner or an admin erased the conversation's customer

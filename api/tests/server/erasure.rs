@@ -282,7 +282,10 @@ async fn an_erased_conversation_shows_erased_everywhere_and_leaves_no_plaintext(
         backchannel_domain::model::ConversationStatus::Handling
     );
 
-    // Restarted: still erased (the key stays destroyed), the other one whole.
+    // Restarted without its checkpoint, so the read models are rebuilt from
+    // the log (customer names applied sealed, opened when asked): still
+    // erased (the key stays destroyed), the other one whole.
+    std::fs::remove_dir_all(dir.path().join("store").join("checkpoints")).unwrap();
     let app = TestApp::spawn_with(config(dir.path().to_owned())).await;
     let reply = app
         .staff(&app.token("owner"), VIEW, json!({ "c": id }))

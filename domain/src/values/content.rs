@@ -22,7 +22,9 @@ pub enum Content<T> {
     /// Readable; stored in clear, before encryption existed (the plaintext
     /// era). Such a conversation cannot be erased in place.
     Legacy(T),
-    /// Stored sealed; this reader holds no key for it.
+    /// Stored sealed, not opened by this reader: it holds no key for it, or
+    /// has not opened it yet (a server's catch-up applies sealed values
+    /// unopened; its api opens a name when it is asked for).
     Sealed(SealedValue),
     /// The conversation was erased: its data key is destroyed.
     Erased,

@@ -32,8 +32,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use backchannel_domain::events::Event;
+use backchannel_domain::events::{Event, EventType};
 use backchannel_domain::ids::ConversationId;
+use backchannel_domain::values::{Content, Name};
 
 use crate::crypt::{CryptError, DataKey, KeyWrap};
 use crate::engine::Log;
@@ -323,6 +324,30 @@ impl KeyStore {
         Ok(())
     }
 
+    /// Opens a customer's name that a read model kept sealed (it applied the
+    /// conversation's opening unopened, at a server's catch-up):
+    /// [`Content::Plain`] with a live key, [`Content::Erased`] once it is
+    /// destroyed; a name that is not sealed comes back as it is.
+    pub async fn open_customer(
+        &self,
+        conversation: ConversationId,
+        customer: &Content<Name>,
+    ) -> Result<Content<Name>, KeyStoreError> {
+        let Content::Sealed(_) = customer else {
+            return Ok(customer.clone());
+        };
+        let state = self.get(conversation).await?;
+        let mut opened = customer.clone();
+        open_content(
+            &state,
+            conversation,
+            EventType::ConversationOpened.name(),
+            &mut opened,
+            Name::from_stored,
+        );
+        Ok(opened)
+    }
+
     /// [`KeyStore::open`] from a blocking thread.
     pub fn open_blocking(&self, event: &mut Event) -> Result<(), KeyStoreError> {
         let Some(conversation) = sealed_conversation(event) else {
@@ -384,5 +409,5 @@ mod dir;
 #[cfg(test)]
 mod tests;
 
-use content::{bundled, open_with, read_only, seal_content, sealed_conversation};
+use content::{bundled, open_content, open_with, read_only, seal_content, sealed_conversation};
 pub use dir::DirKeyStore;
