@@ -107,7 +107,18 @@ where
         KeyState::Live(carried_key)
     );
     assert_eq!(fresh.get(erased).await.unwrap(), KeyState::Destroyed);
-    assert_eq!(fresh.get(other).await.unwrap(), KeyState::Live(other_key));
+    assert_eq!(
+        fresh.get(other).await.unwrap(),
+        KeyState::Live(other_key.clone())
+    );
+
+    // A preload (a server warming its cache) reads every key at once: live,
+    // destroyed, carried over.
+    let warmed = open().await;
+    assert!(warmed.preload().await.unwrap() >= 5);
+    assert_eq!(warmed.get(other).await.unwrap(), KeyState::Live(other_key));
+    assert_eq!(warmed.get(conversation).await.unwrap(), KeyState::Destroyed);
+    assert_eq!(warmed.get(erased).await.unwrap(), KeyState::Destroyed);
 }
 
 fn files_containing(dir: &Path, needle: &[u8]) -> Vec<String> {

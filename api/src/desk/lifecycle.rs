@@ -137,6 +137,18 @@ impl Desk {
             read_audit: std::sync::OnceLock::new(),
         });
         tokio::spawn(checkpoint_after_erasures(Arc::downgrade(&desk), erasures));
+        // Warms the key cache off the request path: the catch-up read no
+        // key, and a read's first key otherwise costs it a file or a query.
+        if let Some(keys) = desk.log.keys().cloned() {
+            tokio::spawn(async move {
+                match keys.preload().await {
+                    Ok(count) => tracing::debug!(count, "data keys loaded"),
+                    Err(err) => {
+                        tracing::warn!(%err, "could not preload the data keys; they load as needed")
+                    }
+                }
+            });
+        }
         Ok(desk)
     }
 

@@ -213,20 +213,28 @@ impl KeyStore {
     }
 
     /// Loads every key the store holds into the cache at once (one query on
-    /// PostgreSQL), so that a replay does not ask for them one by one.
+    /// PostgreSQL, one pass over the key files on sled), so that reads do not
+    /// ask for them one by one. A server runs it in the background once it
+    /// has started.
     pub async fn preload(&self) -> Result<usize, KeyStoreError> {
         let all = match &*self.engine {
             Engine::Pg(pg, _) => pg.all().await?,
-            Engine::Dir(_) | Engine::Bundle(_) => return Ok(0),
+            Engine::Dir(dir) => {
+                let dir = dir.clone();
+                blocking(move || dir.all()).await?
+            }
+            Engine::Bundle(_) => return Ok(0),
         };
         let count = all.len();
         let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
         for (conversation, state) in all {
-            match state {
-                KeyState::Live(key) => cache.insert(conversation, Some(key)),
-                KeyState::Destroyed => cache.insert(conversation, None),
-                KeyState::Absent => None,
+            let entry = match state {
+                KeyState::Live(key) => Some(key),
+                KeyState::Destroyed => None,
+                KeyState::Absent => continue,
             };
+            // What the cache learnt meanwhile (a destruction) is newer.
+            cache.entry(conversation).or_insert(entry);
         }
         Ok(count)
     }
