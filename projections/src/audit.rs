@@ -199,7 +199,7 @@ fn actor_label(state: &State, actor: Actor) -> String {
     match actor {
         Actor::Staff(id) => format!("staff {}", staff_label(state, id)),
         Actor::Customer(c) => match state.conversations.get(&c) {
-            Some(conversation) => format!("customer {:?}", conversation.customer.shown()),
+            Some(conversation) => format!("customer {:?}", conversation.customer.text()),
             None => "customer".to_owned(),
         },
         Actor::System => "system".to_owned(),

@@ -49,17 +49,6 @@ impl<T> Content<T> {
     }
 }
 
-impl<T: fmt::Display> Content<T> {
-    /// The plaintext, or a marker: `[erased]` or `[sealed]` (no key here).
-    pub fn shown(&self) -> String {
-        match self {
-            Content::Plain(value) | Content::Legacy(value) => value.to_string(),
-            Content::Sealed(_) => SEALED_MARKER.to_owned(),
-            Content::Erased => ERASED_MARKER.to_owned(),
-        }
-    }
-}
-
 impl<T: AsRef<str>> Content<T> {
     /// The plaintext, or the marker [`ERASED_MARKER`] or [`SEALED_MARKER`].
     pub fn text(&self) -> &str {

@@ -365,22 +365,6 @@ impl KeyStore {
         open_with(event, &state);
         Ok(())
     }
-
-    /// Every conversation this store has a key for or destroyed one of, with
-    /// its state; for an auditor's key bundle.
-    pub async fn list(&self) -> Result<Vec<(ConversationId, KeyState)>, KeyStoreError> {
-        match &*self.engine {
-            Engine::Pg(pg, _) => pg.all().await,
-            Engine::Dir(dir) => {
-                let dir = dir.clone();
-                blocking(move || dir.all()).await
-            }
-            Engine::Bundle(keys) => Ok(keys
-                .iter()
-                .map(|(c, k)| (*c, k.clone().map_or(KeyState::Destroyed, KeyState::Live)))
-                .collect()),
-        }
-    }
 }
 
 impl Log {

@@ -54,7 +54,10 @@ pub(super) fn json_line(state: &State, recorded: &RecordedEvent) -> Result<Strin
         Actor::Customer(c) => (
             "CUSTOMER",
             Some(c.to_string()),
-            state.conversations.get(&c).map(|c| c.customer.shown()),
+            state
+                .conversations
+                .get(&c)
+                .map(|c| c.customer.text().to_owned()),
         ),
         Actor::System => ("SYSTEM", None, None),
     };
@@ -158,7 +161,7 @@ fn payload(event: &Event) -> Payload<'_> {
             conversation: e.conversation,
             group: e.group,
             channel: e.channel,
-            customer: e.customer.shown(),
+            customer: e.customer.text().to_owned(),
             private: e.private,
         }),
         Event::ConversationAssigned(e) => Payload::ConversationAssigned(e),
@@ -168,13 +171,13 @@ fn payload(event: &Event) -> Payload<'_> {
             conversation: e.conversation,
             message: e.message,
             author: &e.author,
-            body: e.body.shown(),
+            body: e.body.text().to_owned(),
         }),
         Event::PrivateMessagePosted(e) => Payload::PrivateMessagePosted(Posted {
             conversation: e.conversation,
             message: e.message,
             author: &e.author,
-            body: e.body.shown(),
+            body: e.body.text().to_owned(),
         }),
         Event::ConversationClosed(e) => Payload::ConversationClosed(e),
         Event::ConversationReopened(e) => Payload::ConversationReopened(e),

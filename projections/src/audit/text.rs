@@ -63,7 +63,7 @@ pub fn describe(state: &State, event: &Event) -> String {
             e.conversation,
             group(e.group),
             channel_name(e.channel),
-            e.customer.shown(),
+            e.customer.text(),
             if e.private { ", private" } else { ", public" }
         ),
         Event::ConversationAssigned(e) => {
@@ -101,7 +101,7 @@ pub fn describe(state: &State, event: &Event) -> String {
                 "PUBLIC message {} in conversation {} by {author}: {:?}",
                 e.message,
                 e.conversation,
-                e.body.shown()
+                e.body.text()
             )
         }
         Event::PrivateMessagePosted(e) => format!(
@@ -109,7 +109,7 @@ pub fn describe(state: &State, event: &Event) -> String {
             e.message,
             e.conversation,
             staff(e.author),
-            e.body.shown()
+            e.body.text()
         ),
         Event::ConversationErased(e) => format!(
             "erased conversation {} (by {}, reason {:?})",
