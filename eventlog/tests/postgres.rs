@@ -1137,3 +1137,59 @@ async fn what_a_writer_assumes_is_checked_under_the_lock() {
     assert_eq!(after.first_position, 13);
     assert_eq!(check_chain(&a).await, 13);
 }
+
+/// Many appends at once on a node whose known head another node has moved:
+/// the first group fails its head check, and so do the groups the writer
+/// sent behind it (encoded on the head the first would have committed).
+/// Every append is redone under the lock and lands exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_sent_behind_a_failed_check_are_redone() {
+    const ROUNDS: u64 = 5;
+    const AT_ONCE: u64 = 64;
+    let cluster = PgCluster::start();
+    let (a, b) = (node(&cluster).await, node(&cluster).await);
+    let mut positions = HashSet::new();
+    for round in 0..ROUNDS {
+        for (log, id) in [(&a, 1_000 + round), (&b, 2_000 + round)] {
+            let outcome = log
+                .append(
+                    stream(id),
+                    ExpectedVersion::NoStream,
+                    vec![opened(conversation(id))],
+                    meta(),
+                )
+                .await
+                .unwrap();
+            assert!(positions.insert(outcome.first_position));
+        }
+        let appends: Vec<_> = (0..AT_ONCE)
+            .map(|i| {
+                let a = a.clone();
+                let id = 10_000 + round * 100 + i;
+                tokio::spawn(async move {
+                    a.append(
+                        stream(id),
+                        ExpectedVersion::NoStream,
+                        vec![opened(conversation(id))],
+                        meta(),
+                    )
+                    .await
+                })
+            })
+            .collect();
+        for append in appends {
+            let outcome = append.await.unwrap().unwrap();
+            assert!(!outcome.deduplicated);
+            assert!(positions.insert(outcome.first_position));
+        }
+    }
+    let total = ROUNDS * (2 + AT_ONCE);
+    assert_eq!(positions.len() as u64, total);
+    assert_eq!(check_chain(&a).await, total);
+    for round in 0..ROUNDS {
+        for i in 0..AT_ONCE {
+            let id = 10_000 + round * 100 + i;
+            assert_eq!(a.read_stream(stream(id), 1).await.unwrap().len(), 1);
+        }
+    }
+}
