@@ -114,11 +114,15 @@ impl PgCluster {
     }
 
     /// SIGKILLs the postmaster and every process it started (a crashed
-    /// machine): nothing is flushed, sent or answered after this. `pg_ctl`
-    /// starts the postmaster as the leader of its own process group, so one
-    /// signal to the group reaches the backends and the WAL sender at once;
-    /// otherwise the postmaster is stopped (no more forks) and its children
-    /// are found in `/proc`.
+    /// machine): nothing is flushed, sent, answered or made visible after
+    /// this. The postmaster is frozen first (SIGSTOP): it forks nothing more,
+    /// and its children cannot see it die. A backend that sees the
+    /// postmaster die stops waiting for the synchronous standby and makes its
+    /// commit visible to the other sessions still alive, which a crashed
+    /// machine never does. Every child of PostgreSQL starts its own session
+    /// (`setsid`), so a signal to the postmaster's process group would miss
+    /// them: they are found by their parent in `/proc`, and all of them are
+    /// killed with the postmaster in one `kill`.
     pub fn kill(&mut self) {
         let pid_file = self.data_dir().join("postmaster.pid");
         let pid = std::fs::read_to_string(&pid_file)
@@ -130,26 +134,17 @@ impl PgCluster {
             .trim()
             .parse()
             .unwrap_or_else(|err| panic!("{} holds no pid: {err}", pid_file.display()));
-        if process_group(pid) == Some(pid) {
-            run_checked(Command::new("kill").args(["-KILL", "--", &format!("-{pid}")]));
-        } else {
-            run_checked(Command::new("kill").args(["-STOP", &pid.to_string()]));
-            let mut pids = children(pid);
-            pids.push(pid);
-            let pids: Vec<String> = pids.iter().map(u32::to_string).collect();
-            // Some may have exited meanwhile: ignore the status.
-            let _ = Command::new("kill").arg("-KILL").args(&pids).output();
-        }
-        // Children outlive a dead parent only as orphans: its group's members.
+        run_checked(Command::new("kill").args(["-STOP", &pid.to_string()]));
+        let mut pids = descendants(pid);
+        pids.push(pid);
+        let args: Vec<String> = pids.iter().map(u32::to_string).collect();
+        // Some may have exited meanwhile: ignore the status.
+        let _ = Command::new("kill").arg("-KILL").args(&args).output();
         let survivors = || {
-            let mut left = children(pid);
-            left.extend(processes(|fields| {
-                fields.get(2).and_then(|g| g.parse::<u32>().ok()) == Some(pid)
-            }));
-            if alive(pid) {
-                left.push(pid);
-            }
-            left
+            pids.iter()
+                .copied()
+                .filter(|p| alive(*p))
+                .collect::<Vec<_>>()
         };
         for _ in 0..500 {
             if survivors().is_empty() {
@@ -436,11 +431,6 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-/// The process group of `pid`, from `/proc/<pid>/stat`.
-fn process_group(pid: u32) -> Option<u32> {
-    stat_fields(pid).and_then(|fields| fields.get(2).and_then(|f| f.parse().ok()))
-}
-
 /// Whether `pid` runs (a zombie does not).
 fn alive(pid: u32) -> bool {
     stat_fields(pid).is_some_and(|fields| fields.first().is_some_and(|state| state != "Z"))
@@ -457,6 +447,17 @@ fn stat_fields(pid: u32) -> Option<Vec<String>> {
 /// The running children of `pid`.
 fn children(pid: u32) -> Vec<u32> {
     processes(|fields| fields.get(1).and_then(|p| p.parse::<u32>().ok()) == Some(pid))
+}
+
+/// The running children of `pid`, their children, and so on.
+fn descendants(pid: u32) -> Vec<u32> {
+    let mut found = children(pid);
+    let mut next = 0;
+    while let Some(&parent) = found.get(next) {
+        found.extend(children(parent));
+        next += 1;
+    }
+    found
 }
 
 /// The running processes whose `/proc/<pid>/stat` fields (after the command
