@@ -43,26 +43,16 @@ pub fn encode_payload(event: &Event, out: &mut Vec<u8>) -> Result<(), CodecError
         Event::ConversationAssigned(e) => encode_struct(event_type, e, out),
         Event::StaffInvitedToRoom(e) => encode_struct(event_type, e, out),
         Event::ConversationPrivacyChanged(e) => encode_struct(event_type, e, out),
-        Event::MessagePosted(e) => encode_struct(
-            event_type,
-            &stored::Message {
-                conversation: e.conversation,
-                message: e.message,
-                author: e.author,
-                body: stored_content(event_type, &e.body)?,
-            },
-            out,
-        ),
-        Event::PrivateMessagePosted(e) => encode_struct(
-            event_type,
-            &stored::Message {
-                conversation: e.conversation,
-                message: e.message,
-                author: e.author,
-                body: stored_content(event_type, &e.body)?,
-            },
-            out,
-        ),
+        Event::MessagePosted(e) => {
+            let body = stored_content(event_type, &e.body)?;
+            let stored = stored::Message::new(e.conversation, e.message, e.author, body);
+            encode_struct(event_type, &stored, out)
+        }
+        Event::PrivateMessagePosted(e) => {
+            let body = stored_content(event_type, &e.body)?;
+            let stored = stored::Message::new(e.conversation, e.message, e.author, body);
+            encode_struct(event_type, &stored, out)
+        }
         Event::ConversationClosed(e) => encode_struct(event_type, e, out),
         Event::ConversationReopened(e) => encode_struct(event_type, e, out),
         Event::NotificationsMarkedRead(e) => encode_struct(event_type, e, out),
@@ -164,6 +154,22 @@ mod stored {
         pub body: B,
     }
 
+    impl<A, B> Message<A, B> {
+        pub(super) fn new(
+            conversation: ConversationId,
+            message: MessageId,
+            author: A,
+            body: B,
+        ) -> Self {
+            Message {
+                conversation,
+                message,
+                author,
+                body,
+            }
+        }
+    }
+
     impl<B> Message<MessageAuthor, B> {
         pub(super) fn into_posted(self, body: fn(B) -> Content<MessageBody>) -> Event {
             Event::MessagePosted(MessagePosted {
@@ -210,86 +216,76 @@ pub fn decode_payload(
     bytes: &[u8],
 ) -> Result<Event, CodecError> {
     use EventType as T;
-    let v = schema_version;
-    match (event_type, v) {
-        (T::CompanyCreated, 1) => decode_struct(event_type, v, bytes).map(Event::CompanyCreated),
-        (T::PrivacySettingsChanged, 1) => {
-            decode_struct(event_type, v, bytes).map(Event::PrivacySettingsChanged)
+    let payload = Payload {
+        event_type,
+        version: schema_version,
+        bytes,
+    };
+    match (event_type, schema_version) {
+        (T::CompanyCreated, 1) => payload.decode_into(Event::CompanyCreated),
+        (T::PrivacySettingsChanged, 1) => payload.decode_into(Event::PrivacySettingsChanged),
+        (T::StaffAdded, 1) => payload.decode_into(Event::StaffAdded),
+        (T::StaffRoleChanged, 1) => payload.decode_into(Event::StaffRoleChanged),
+        (T::PermissionGranted, 1) => payload.decode_into(Event::PermissionGranted),
+        (T::PermissionRevoked, 1) => payload.decode_into(Event::PermissionRevoked),
+        (T::StaffDeactivated, 1) => payload.decode_into(Event::StaffDeactivated),
+        (T::GroupCreated, 1) => payload.decode_into(Event::GroupCreated),
+        (T::GroupRenamed, 1) => payload.decode_into(Event::GroupRenamed),
+        (T::GroupRoutingChanged, 1) => payload.decode_into(Event::GroupRoutingChanged),
+        (T::GroupMemberAdded, 1) => payload.decode_into(Event::GroupMemberAdded),
+        (T::GroupMemberRemoved, 1) => payload.decode_into(Event::GroupMemberRemoved),
+        (T::GroupSupervisorAdded, 1) => payload.decode_into(Event::GroupSupervisorAdded),
+        (T::GroupSupervisorRemoved, 1) => payload.decode_into(Event::GroupSupervisorRemoved),
+        (T::ConversationOpened, 1) => {
+            payload.decode_into(|e: stored::ConversationOpened<Name>| e.into_event(Content::Legacy))
         }
-        (T::StaffAdded, 1) => decode_struct(event_type, v, bytes).map(Event::StaffAdded),
-        (T::StaffRoleChanged, 1) => {
-            decode_struct(event_type, v, bytes).map(Event::StaffRoleChanged)
+        (T::ConversationOpened, 2) => {
+            payload.decode_into(|e: stored::ConversationOpened<Vec<u8>>| e.into_event(sealed))
         }
-        (T::PermissionGranted, 1) => {
-            decode_struct(event_type, v, bytes).map(Event::PermissionGranted)
-        }
-        (T::PermissionRevoked, 1) => {
-            decode_struct(event_type, v, bytes).map(Event::PermissionRevoked)
-        }
-        (T::StaffDeactivated, 1) => {
-            decode_struct(event_type, v, bytes).map(Event::StaffDeactivated)
-        }
-        (T::GroupCreated, 1) => decode_struct(event_type, v, bytes).map(Event::GroupCreated),
-        (T::GroupRenamed, 1) => decode_struct(event_type, v, bytes).map(Event::GroupRenamed),
-        (T::GroupRoutingChanged, 1) => {
-            decode_struct(event_type, v, bytes).map(Event::GroupRoutingChanged)
-        }
-        (T::GroupMemberAdded, 1) => {
-            decode_struct(event_type, v, bytes).map(Event::GroupMemberAdded)
-        }
-        (T::GroupMemberRemoved, 1) => {
-            decode_struct(event_type, v, bytes).map(Event::GroupMemberRemoved)
-        }
-        (T::GroupSupervisorAdded, 1) => {
-            decode_struct(event_type, v, bytes).map(Event::GroupSupervisorAdded)
-        }
-        (T::GroupSupervisorRemoved, 1) => {
-            decode_struct(event_type, v, bytes).map(Event::GroupSupervisorRemoved)
-        }
-        (T::ConversationOpened, 1) => decode_struct(event_type, v, bytes)
-            .map(|e: stored::ConversationOpened<Name>| e.into_event(Content::Legacy)),
-        (T::ConversationOpened, 2) => decode_struct(event_type, v, bytes)
-            .map(|e: stored::ConversationOpened<Vec<u8>>| e.into_event(sealed)),
-        (T::ConversationAssigned, 1) => {
-            decode_struct(event_type, v, bytes).map(Event::ConversationAssigned)
-        }
-        (T::StaffInvitedToRoom, 1) => {
-            decode_struct(event_type, v, bytes).map(Event::StaffInvitedToRoom)
-        }
+        (T::ConversationAssigned, 1) => payload.decode_into(Event::ConversationAssigned),
+        (T::StaffInvitedToRoom, 1) => payload.decode_into(Event::StaffInvitedToRoom),
         (T::ConversationPrivacyChanged, 1) => {
-            decode_struct(event_type, v, bytes).map(Event::ConversationPrivacyChanged)
+            payload.decode_into(Event::ConversationPrivacyChanged)
         }
-        (T::MessagePosted, 1) => decode_struct(event_type, v, bytes)
-            .map(|e: stored::Message<_, MessageBody>| e.into_posted(Content::Legacy)),
-        (T::MessagePosted, 2) => decode_struct(event_type, v, bytes)
-            .map(|e: stored::Message<_, Vec<u8>>| e.into_posted(sealed)),
-        (T::PrivateMessagePosted, 1) => decode_struct(event_type, v, bytes)
-            .map(|e: stored::Message<_, MessageBody>| e.into_private(Content::Legacy)),
-        (T::PrivateMessagePosted, 2) => decode_struct(event_type, v, bytes)
-            .map(|e: stored::Message<_, Vec<u8>>| e.into_private(sealed)),
-        (T::ConversationClosed, 1) => {
-            decode_struct(event_type, v, bytes).map(Event::ConversationClosed)
+        (T::MessagePosted, 1) => {
+            payload.decode_into(|e: stored::Message<_, MessageBody>| e.into_posted(Content::Legacy))
         }
-        (T::ConversationReopened, 1) => {
-            decode_struct(event_type, v, bytes).map(Event::ConversationReopened)
+        (T::MessagePosted, 2) => {
+            payload.decode_into(|e: stored::Message<_, Vec<u8>>| e.into_posted(sealed))
         }
-        (T::NotificationsMarkedRead, 1) => {
-            decode_struct(event_type, v, bytes).map(Event::NotificationsMarkedRead)
+        (T::PrivateMessagePosted, 1) => payload
+            .decode_into(|e: stored::Message<_, MessageBody>| e.into_private(Content::Legacy)),
+        (T::PrivateMessagePosted, 2) => {
+            payload.decode_into(|e: stored::Message<_, Vec<u8>>| e.into_private(sealed))
         }
-        (T::RoundRobinTurnTaken, 1) => {
-            decode_struct(event_type, v, bytes).map(Event::RoundRobinTurnTaken)
-        }
-        (T::WidgetOriginsChanged, 1) => {
-            decode_struct(event_type, v, bytes).map(Event::WidgetOriginsChanged)
-        }
-        (T::ContentOpened, 1) => decode_struct(event_type, v, bytes).map(Event::ContentOpened),
-        (T::ConversationErased, 1) => {
-            decode_struct(event_type, v, bytes).map(Event::ConversationErased)
-        }
+        (T::ConversationClosed, 1) => payload.decode_into(Event::ConversationClosed),
+        (T::ConversationReopened, 1) => payload.decode_into(Event::ConversationReopened),
+        (T::NotificationsMarkedRead, 1) => payload.decode_into(Event::NotificationsMarkedRead),
+        (T::RoundRobinTurnTaken, 1) => payload.decode_into(Event::RoundRobinTurnTaken),
+        (T::WidgetOriginsChanged, 1) => payload.decode_into(Event::WidgetOriginsChanged),
+        (T::ContentOpened, 1) => payload.decode_into(Event::ContentOpened),
+        (T::ConversationErased, 1) => payload.decode_into(Event::ConversationErased),
         (event_type, version) => Err(CodecError::UnknownSchemaVersion {
             event_type: event_type.name(),
             version,
         }),
+    }
+}
+
+/// A payload to decode, with what its errors name.
+struct Payload<'a> {
+    event_type: EventType,
+    version: u16,
+    bytes: &'a [u8],
+}
+
+impl Payload<'_> {
+    /// The payload decoded as a `T`, made into its event.
+    fn decode_into<T: DeserializeOwned>(
+        &self,
+        event: impl FnOnce(T) -> Event,
+    ) -> Result<Event, CodecError> {
+        decode_struct(self.event_type, self.version, self.bytes).map(event)
     }
 }
 
