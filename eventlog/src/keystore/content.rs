@@ -44,7 +44,7 @@ pub(super) async fn seal_content<T: AsRef<str>>(
 }
 
 /// The conversation whose key `event` needs opened, if it holds sealed
-/// content; forgets the key of an erased conversation on the way.
+/// content.
 pub(super) fn sealed_conversation(event: &Event) -> Option<ConversationId> {
     match event {
         Event::ConversationOpened(e) => {
