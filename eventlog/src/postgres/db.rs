@@ -14,7 +14,7 @@ use tokio_postgres::error::DbError;
 use tokio_postgres::{AsyncMessage, Client, Config, NoTls, Notification};
 
 use super::PgOptions;
-use crate::error::{OpenError, StorageError};
+use crate::error::{Error, OpenError, StorageError};
 
 /// How to reach the database.
 #[derive(Clone)]
@@ -108,6 +108,18 @@ impl Db {
         OpenError::Storage {
             path: PathBuf::from(&self.target),
             source,
+        }
+    }
+
+    /// A read that failed while opening: a storage failure as such, anything
+    /// else (a broken or undecodable log) as [`OpenError::Corrupt`].
+    pub(super) fn open_failure(&self, err: Error) -> OpenError {
+        match err {
+            Error::Storage(source) => self.open_error(source),
+            other => OpenError::Corrupt {
+                path: PathBuf::from(&self.target),
+                reason: other.to_string(),
+            },
         }
     }
 }

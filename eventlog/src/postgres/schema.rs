@@ -124,13 +124,7 @@ async fn check_format(db: &Db, client: &Client) -> Result<(), OpenError> {
 /// snapshot: another node appending meanwhile cannot make the head and the
 /// log's end disagree.
 async fn check_head(db: &Db, reader: &ReadConn) -> Result<u64, OpenError> {
-    let open_err = |e: Error| match e {
-        Error::Storage(source) => db.open_error(source),
-        other => OpenError::Corrupt {
-            path: PathBuf::from(&db.target),
-            reason: other.to_string(),
-        },
-    };
+    let open_err = |e: Error| db.open_failure(e);
     let row = reader
         .client
         .query_one(
