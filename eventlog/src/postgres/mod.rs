@@ -58,7 +58,7 @@ use crate::error::AppendError;
 use crate::log::{check_append, check_one_stream};
 
 // What the submodules (the writer among them) reach as `super::…`.
-pub(crate) use db::{Conn, Db, describe};
+pub(crate) use db::{Db, describe};
 pub(crate) use doorbell::bump;
 pub use keys::PgKeyStore;
 pub(crate) use read::PAGE;
