@@ -250,13 +250,18 @@ mod tests {
 
     use super::*;
 
-    #[test]
-    fn sealed_values_open_only_in_their_context() {
+    /// A fresh key, a fresh conversation, and `plaintext` sealed under them
+    /// for an event of `event_type`.
+    fn sealed(event_type: &str, plaintext: &[u8]) -> (DataKey, ConversationId, Vec<u8>) {
         let key = DataKey::generate().unwrap();
         let conversation = ConversationId::new();
-        let sealed = key
-            .seal(conversation, "MessagePosted", b"my card is 4111")
-            .unwrap();
+        let sealed = key.seal(conversation, event_type, plaintext).unwrap();
+        (key, conversation, sealed)
+    }
+
+    #[test]
+    fn sealed_values_open_only_in_their_context() {
+        let (key, conversation, sealed) = sealed("MessagePosted", b"my card is 4111");
         assert_eq!(sealed.len(), SEAL_OVERHEAD + 15);
         assert_eq!(sealed[0], SEAL_FORMAT);
         assert!(
@@ -285,11 +290,7 @@ mod tests {
 
     #[test]
     fn every_altered_byte_is_refused() {
-        let key = DataKey::generate().unwrap();
-        let conversation = ConversationId::new();
-        let sealed = key
-            .seal(conversation, "ConversationOpened", b"Ada")
-            .unwrap();
+        let (key, conversation, sealed) = sealed("ConversationOpened", b"Ada");
         for index in 0..sealed.len() {
             let mut bad = sealed.clone();
             bad[index] ^= 0x01;
