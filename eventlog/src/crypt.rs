@@ -37,7 +37,7 @@ use aes_gcm::aead::rand_core::RngCore;
 use aes_gcm::aead::{Aead, KeyInit, OsRng, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use backchannel_domain::ids::ConversationId;
-use zeroize::Zeroize;
+use zeroize::{Zeroize, Zeroizing};
 
 /// The first byte of every sealed value (and wrapped key).
 pub const SEAL_FORMAT: u8 = 1;
@@ -74,13 +74,7 @@ pub enum CryptError {
 
 /// A conversation's data key. Zeroed when dropped; never printed.
 #[derive(Clone, PartialEq, Eq)]
-pub struct DataKey([u8; KEY_LEN]);
-
-impl Drop for DataKey {
-    fn drop(&mut self) {
-        self.0.zeroize();
-    }
-}
+pub struct DataKey(Zeroizing<[u8; KEY_LEN]>);
 
 impl fmt::Debug for DataKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -95,13 +89,13 @@ impl DataKey {
         OsRng
             .try_fill_bytes(&mut bytes)
             .map_err(|_| CryptError::Random)?;
-        Ok(DataKey(bytes))
+        Ok(DataKey(Zeroizing::new(bytes)))
     }
 
     /// The key from its 32 bytes (an auditor's key bundle, where keys are
     /// given in clear).
     pub fn from_bytes(bytes: [u8; KEY_LEN]) -> DataKey {
-        DataKey(bytes)
+        DataKey(Zeroizing::new(bytes))
     }
 
     /// The key's bytes in clear, for an auditor's key bundle only
@@ -138,15 +132,10 @@ impl DataKey {
     }
 }
 
-/// The key-encryption key the key store wraps data keys under.
+/// The key-encryption key the key store wraps data keys under. Zeroed when
+/// dropped; never printed.
 #[derive(Clone)]
-pub struct KeyWrap([u8; KEY_LEN]);
-
-impl Drop for KeyWrap {
-    fn drop(&mut self) {
-        self.0.zeroize();
-    }
-}
+pub struct KeyWrap(Zeroizing<[u8; KEY_LEN]>);
 
 impl fmt::Debug for KeyWrap {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -157,12 +146,17 @@ impl fmt::Debug for KeyWrap {
 impl KeyWrap {
     /// Derived from the server's secret; used for nothing else.
     pub fn from_secret(secret: &[u8]) -> KeyWrap {
-        KeyWrap(blake3::derive_key(KEY_WRAP_CONTEXT, secret))
+        KeyWrap(Zeroizing::new(blake3::derive_key(KEY_WRAP_CONTEXT, secret)))
     }
 
     /// `key` wrapped for `conversation` ([`WRAPPED_KEY_LEN`] bytes).
     pub fn wrap(&self, conversation: ConversationId, key: &DataKey) -> Result<Vec<u8>, CryptError> {
-        seal_with(&self.0, &wrap_aad(conversation), &key.0, WRAPPED_KEY_LEN)
+        seal_with(
+            &self.0,
+            &wrap_aad(conversation),
+            &key.0[..],
+            WRAPPED_KEY_LEN,
+        )
     }
 
     /// The data key of `conversation` from its wrapped form.
@@ -179,7 +173,7 @@ impl KeyWrap {
         let mut bytes = [0u8; KEY_LEN];
         bytes.copy_from_slice(&plain);
         plain.zeroize();
-        Ok(DataKey(bytes))
+        Ok(DataKey(Zeroizing::new(bytes)))
     }
 }
 
@@ -256,13 +250,18 @@ mod tests {
 
     use super::*;
 
-    #[test]
-    fn sealed_values_open_only_in_their_context() {
+    /// A fresh key, a fresh conversation, and `plaintext` sealed under them
+    /// for an event of `event_type`.
+    fn sealed(event_type: &str, plaintext: &[u8]) -> (DataKey, ConversationId, Vec<u8>) {
         let key = DataKey::generate().unwrap();
         let conversation = ConversationId::new();
-        let sealed = key
-            .seal(conversation, "MessagePosted", b"my card is 4111")
-            .unwrap();
+        let sealed = key.seal(conversation, event_type, plaintext).unwrap();
+        (key, conversation, sealed)
+    }
+
+    #[test]
+    fn sealed_values_open_only_in_their_context() {
+        let (key, conversation, sealed) = sealed("MessagePosted", b"my card is 4111");
         assert_eq!(sealed.len(), SEAL_OVERHEAD + 15);
         assert_eq!(sealed[0], SEAL_FORMAT);
         assert!(
@@ -291,11 +290,7 @@ mod tests {
 
     #[test]
     fn every_altered_byte_is_refused() {
-        let key = DataKey::generate().unwrap();
-        let conversation = ConversationId::new();
-        let sealed = key
-            .seal(conversation, "ConversationOpened", b"Ada")
-            .unwrap();
+        let (key, conversation, sealed) = sealed("ConversationOpened", b"Ada");
         for index in 0..sealed.len() {
             let mut bad = sealed.clone();
             bad[index] ^= 0x01;
@@ -325,7 +320,7 @@ mod tests {
         let conversation = ConversationId::new();
         let wrapped = wrap.wrap(conversation, &key).unwrap();
         assert_eq!(wrapped.len(), WRAPPED_KEY_LEN);
-        assert!(!wrapped.windows(KEY_LEN).any(|w| w == key.0));
+        assert!(!wrapped.windows(KEY_LEN).any(|w| w == *key.0));
         assert_eq!(wrap.unwrap_key(conversation, &wrapped).unwrap(), key);
         assert!(wrap.unwrap_key(ConversationId::new(), &wrapped).is_err());
         let other = KeyWrap::from_secret(b"another secret");

@@ -113,9 +113,12 @@ pub enum CopyProgress {
 /// `copy_file_range`).
 const COPY_STEP: u64 = 64 << 20;
 
-/// The bytes [`copy_dir`] would copy.
-fn copied_size(from: &Path, top: bool) -> std::io::Result<u64> {
-    let mut total = 0;
+/// The entries of the directory `from` that a copy takes, with their kinds.
+/// At the top of the store, the lock is the source's; checkpoints are a
+/// server's start-up cache, which a read-only copy never uses; keys are never
+/// copied (a copy would outlive an erasure).
+fn copied_entries(from: &Path, top: bool) -> std::io::Result<Vec<(fs::DirEntry, fs::FileType)>> {
+    let mut entries = Vec::new();
     for entry in fs::read_dir(from)? {
         let entry = entry?;
         let name = entry.file_name();
@@ -124,6 +127,15 @@ fn copied_size(from: &Path, top: bool) -> std::io::Result<u64> {
             continue;
         }
         let kind = entry.file_type()?;
+        entries.push((entry, kind));
+    }
+    Ok(entries)
+}
+
+/// The bytes [`copy_dir`] would copy.
+fn copied_size(from: &Path, top: bool) -> std::io::Result<u64> {
+    let mut total = 0;
+    for (entry, kind) in copied_entries(from, top)? {
         if kind.is_dir() {
             total += copied_size(&entry.path(), false)?;
         } else if kind.is_file() {
@@ -134,18 +146,8 @@ fn copied_size(from: &Path, top: bool) -> std::io::Result<u64> {
 }
 
 fn copy_dir(from: &Path, to: &Path, top: bool, copied: &mut dyn FnMut(u64)) -> std::io::Result<()> {
-    for entry in fs::read_dir(from)? {
-        let entry = entry?;
-        let name = entry.file_name();
-        // The lock is the source's; checkpoints are a server's start-up cache,
-        // which a read-only copy never uses; keys are never copied (a copy
-        // would outlive an erasure).
-        if top && (name == LOCK_FILE || name == CHECKPOINT_DIR || name == crate::keystore::KEYS_DIR)
-        {
-            continue;
-        }
-        let kind = entry.file_type()?;
-        let target = to.join(&name);
+    for (entry, kind) in copied_entries(from, top)? {
+        let target = to.join(entry.file_name());
         if kind.is_dir() {
             fs::create_dir_all(&target)?;
             copy_dir(&entry.path(), &target, false, copied)?;

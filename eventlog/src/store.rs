@@ -263,16 +263,8 @@ fn open_sled(path: &Path, sled_path: &Path) -> Result<sled::Db, OpenError> {
 /// events, ~235 MiB. Opening replays the log once; dropping sled afterwards
 /// returns that memory. Nothing is written in between, so nothing needs a sync.
 pub(crate) fn reopen(path: &Path, opened: OpenedStore) -> Result<OpenedStore, OpenError> {
-    let OpenedStore {
-        db,
-        syncer,
-        head_file,
-        lock,
-        recorded,
-        legacy,
-    } = opened;
-    drop(syncer);
-    drop(db);
+    drop(opened.syncer);
+    drop(opened.db);
     let sled_path = path.join(SLED_DIR);
     let db = open_sled(path, &sled_path)?;
     let syncer = Syncer::new(&sled_path).map_err(|source| OpenError::Io {
@@ -282,10 +274,7 @@ pub(crate) fn reopen(path: &Path, opened: OpenedStore) -> Result<OpenedStore, Op
     Ok(OpenedStore {
         db,
         syncer,
-        head_file,
-        lock,
-        recorded,
-        legacy,
+        ..opened
     })
 }
 

@@ -273,31 +273,26 @@ mod tests {
 
     #[tokio::test]
     async fn a_modified_payload_breaks_the_chain_at_the_next_record() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = sample_log(dir.path()).await;
-        // Flip one byte of the customer name in ConversationOpened (position 15):
-        // the record still decodes, but position 16's link no longer matches.
-        tamper(&log, 15, |bytes| {
-            let at = bytes.len() - 3;
-            bytes[at] ^= 0x01;
-        });
-        let err = log.verify().unwrap_err();
-        assert!(
-            matches!(err, Error::Broken { position: 16, .. }),
-            "unexpected: {err}"
-        );
-        // The same inside a chunk of many records.
-        let dir = tempfile::tempdir().unwrap();
-        let log = chunked_log(dir.path()).await;
-        tamper(&log, 15, |bytes| {
-            let at = bytes.len() - 3;
-            bytes[at] ^= 0x01;
-        });
-        let err = log.verify().unwrap_err();
-        assert!(
-            matches!(err, Error::Broken { position: 16, .. }),
-            "unexpected: {err}"
-        );
+        // Flip one byte near the end of the record at position 15 (in the
+        // samples, the customer name in ConversationOpened): the record still
+        // decodes, but position 16's link no longer matches. The same inside
+        // a chunk of many records.
+        for chunked in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let log = match chunked {
+                false => sample_log(dir.path()).await,
+                true => chunked_log(dir.path()).await,
+            };
+            tamper(&log, 15, |bytes| {
+                let at = bytes.len() - 3;
+                bytes[at] ^= 0x01;
+            });
+            let err = log.verify().unwrap_err();
+            assert!(
+                matches!(err, Error::Broken { position: 16, .. }),
+                "chunked: {chunked}, unexpected: {err}"
+            );
+        }
     }
 
     #[tokio::test]

@@ -228,14 +228,7 @@ pub fn record_hash(bytes: &[u8]) -> Hash {
 
 /// Decodes a record's envelope only, returning it with the undecoded payload.
 pub fn decode_envelope(bytes: &[u8]) -> Result<(Envelope, &[u8]), CodecError> {
-    let version = *bytes.first().ok_or(CodecError::Empty)?;
-    if version != CODEC_VERSION {
-        return Err(CodecError::UnknownCodecVersion(version));
-    }
-    let header: &[u8; HEADER_LEN] = bytes
-        .get(..HEADER_LEN)
-        .and_then(|h| h.try_into().ok())
-        .ok_or(CodecError::Truncated("the envelope is incomplete"))?;
+    let header = fixed_header(bytes)?;
     let name_len = usize::from(header[141]);
     let name = bytes
         .get(HEADER_LEN..HEADER_LEN + name_len)
@@ -243,13 +236,7 @@ pub fn decode_envelope(bytes: &[u8]) -> Result<(Envelope, &[u8]), CodecError> {
     let name = std::str::from_utf8(name).map_err(|_| CodecError::TypeNameNotUtf8)?;
     let event_type =
         EventType::from_name(name).ok_or_else(|| CodecError::UnknownEventType(name.to_owned()))?;
-    let stream_id = array16(header, 10);
-    let stream = match header[9] {
-        STREAM_COMPANY => StreamId::Company(CompanyId::from_bytes(stream_id)),
-        STREAM_CONVERSATION => StreamId::Conversation(ConversationId::from_bytes(stream_id)),
-        STREAM_READ_AUDIT => StreamId::ReadAudit(CompanyId::from_bytes(stream_id)),
-        other => return Err(CodecError::UnknownStreamKind(other)),
-    };
+    let stream = header_stream(header)?;
     let actor_id = array16(header, 59);
     let actor = match header[58] {
         ACTOR_STAFF => Actor::Staff(StaffId::from_bytes(actor_id)),
@@ -266,7 +253,7 @@ pub fn decode_envelope(bytes: &[u8]) -> Result<(Envelope, &[u8]), CodecError> {
         event_id: EventId::from_bytes(array16(header, 34)),
         event_type,
         schema_version: u16::from_be_bytes([header[139], header[140]]),
-        codec_version: version,
+        codec_version: CODEC_VERSION,
         recorded_at: RecordedAt::from_micros(i64::from_be_bytes(array8(header, 50))),
         actor,
         command_id: CommandId::from_bytes(array16(header, 75)),
@@ -274,6 +261,31 @@ pub fn decode_envelope(bytes: &[u8]) -> Result<(Envelope, &[u8]), CodecError> {
         prev_hash,
     };
     Ok((envelope, &bytes[HEADER_LEN + name_len..]))
+}
+
+/// The fixed-size header of a record of this codec version.
+fn fixed_header(bytes: &[u8]) -> Result<&[u8; HEADER_LEN], CodecError> {
+    let version = *bytes.first().ok_or(CodecError::Empty)?;
+    if version != CODEC_VERSION {
+        return Err(CodecError::UnknownCodecVersion(version));
+    }
+    bytes
+        .get(..HEADER_LEN)
+        .and_then(|h| h.try_into().ok())
+        .ok_or(CodecError::Truncated("the envelope is incomplete"))
+}
+
+/// The stream a header names (kind byte at 9, id at 10).
+fn header_stream(header: &[u8; HEADER_LEN]) -> Result<StreamId, CodecError> {
+    let stream_id = array16(header, 10);
+    match header[9] {
+        STREAM_COMPANY => Ok(StreamId::Company(CompanyId::from_bytes(stream_id))),
+        STREAM_CONVERSATION => Ok(StreamId::Conversation(ConversationId::from_bytes(
+            stream_id,
+        ))),
+        STREAM_READ_AUDIT => Ok(StreamId::ReadAudit(CompanyId::from_bytes(stream_id))),
+        other => Err(CodecError::UnknownStreamKind(other)),
+    }
 }
 
 fn array8(header: &[u8; HEADER_LEN], at: usize) -> [u8; 8] {
@@ -316,21 +328,8 @@ pub(crate) struct IndexFields {
 }
 
 pub(crate) fn index_fields(bytes: &[u8]) -> Result<IndexFields, CodecError> {
-    let version = *bytes.first().ok_or(CodecError::Empty)?;
-    if version != CODEC_VERSION {
-        return Err(CodecError::UnknownCodecVersion(version));
-    }
-    let header: &[u8; HEADER_LEN] = bytes
-        .get(..HEADER_LEN)
-        .and_then(|h| h.try_into().ok())
-        .ok_or(CodecError::Truncated("the envelope is incomplete"))?;
-    let stream_id = array16(header, 10);
-    let stream = match header[9] {
-        STREAM_COMPANY => StreamId::Company(CompanyId::from_bytes(stream_id)),
-        STREAM_CONVERSATION => StreamId::Conversation(ConversationId::from_bytes(stream_id)),
-        STREAM_READ_AUDIT => StreamId::ReadAudit(CompanyId::from_bytes(stream_id)),
-        other => return Err(CodecError::UnknownStreamKind(other)),
-    };
+    let header = fixed_header(bytes)?;
+    let stream = header_stream(header)?;
     Ok(IndexFields {
         position: u64::from_be_bytes(array8(header, 1)),
         stream,

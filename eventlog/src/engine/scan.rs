@@ -35,8 +35,7 @@ pub(super) async fn open_recorded(
     keys: &KeyStore,
     recorded: &mut RecordedEvent,
 ) -> Result<(), Error> {
-    if let Event::ConversationErased(e) = &recorded.event {
-        keys.forget(e.conversation);
+    if forgets(keys, recorded) {
         return Ok(());
     }
     keys.open(&mut recorded.event)
@@ -44,13 +43,25 @@ pub(super) async fn open_recorded(
         .map_err(|err| Error::Storage(StorageError::new(err)))
 }
 
+/// [`open_recorded`] on a blocking thread.
 pub(super) fn open_recorded_blocking(
     keys: &KeyStore,
     recorded: &mut RecordedEvent,
 ) -> Result<(), KeyStoreError> {
-    if let Event::ConversationErased(e) = &recorded.event {
-        keys.forget(e.conversation);
+    if forgets(keys, recorded) {
         return Ok(());
     }
     keys.open_blocking(&mut recorded.event)
+}
+
+/// Whether `recorded` is an erasure, which makes `keys` forget the
+/// conversation's key (and holds no customer data to open).
+fn forgets(keys: &KeyStore, recorded: &RecordedEvent) -> bool {
+    match &recorded.event {
+        Event::ConversationErased(e) => {
+            keys.forget(e.conversation);
+            true
+        }
+        _ => false,
+    }
 }

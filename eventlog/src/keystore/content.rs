@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use backchannel_domain::events::Event;
+use backchannel_domain::events::{Event, MessagePosted, PrivateMessagePosted};
 use backchannel_domain::ids::ConversationId;
 use backchannel_domain::values::{Content, MessageBody, Name, SealedValue};
 
@@ -44,7 +44,7 @@ pub(super) async fn seal_content<T: AsRef<str>>(
 }
 
 /// The conversation whose key `event` needs opened, if it holds sealed
-/// content; forgets the key of an erased conversation on the way.
+/// content.
 pub(super) fn sealed_conversation(event: &Event) -> Option<ConversationId> {
     match event {
         Event::ConversationOpened(e) => {
@@ -70,21 +70,17 @@ pub(super) fn open_with(event: &mut Event, state: &KeyState) {
                 Name::from_stored,
             );
         }
-        Event::MessagePosted(e) => {
+        Event::MessagePosted(MessagePosted {
+            conversation, body, ..
+        })
+        | Event::PrivateMessagePosted(PrivateMessagePosted {
+            conversation, body, ..
+        }) => {
             open_content(
                 state,
-                e.conversation,
+                *conversation,
                 event_type,
-                &mut e.body,
-                MessageBody::from_stored,
-            );
-        }
-        Event::PrivateMessagePosted(e) => {
-            open_content(
-                state,
-                e.conversation,
-                event_type,
-                &mut e.body,
+                body,
                 MessageBody::from_stored,
             );
         }

@@ -94,7 +94,7 @@ impl DirKeyStore {
         self.dir.join(conversation.as_uuid().simple().to_string())
     }
 
-    /// See [`KeyStore::get`].
+    /// See [`KeyStore::get`](super::KeyStore::get).
     pub fn get(&self, conversation: ConversationId) -> Result<KeyState, KeyStoreError> {
         let mut file = match File::open(self.path(conversation)) {
             Ok(file) => file,
@@ -142,7 +142,7 @@ impl DirKeyStore {
         Ok(all)
     }
 
-    /// See [`KeyStore::create`]: written to a temporary file, fsynced, renamed,
+    /// See [`KeyStore::create`](super::KeyStore::create): written to a temporary file, fsynced, renamed,
     /// directory fsynced.
     pub fn create(&self, conversation: ConversationId) -> Result<DataKey, KeyStoreError> {
         self.create_with(conversation, None)
@@ -177,7 +177,7 @@ impl DirKeyStore {
         Ok(key)
     }
 
-    /// See [`KeyStore::destroy`]: the key's bytes overwritten in place with
+    /// See [`KeyStore::destroy`](super::KeyStore::destroy): the key's bytes overwritten in place with
     /// zeros and fdatasynced, then the file truncated to zero length (the
     /// tombstone) and fsynced, and the directory fsynced.
     pub fn destroy(&self, conversation: ConversationId) -> Result<KeyState, KeyStoreError> {

@@ -321,8 +321,9 @@ impl KeyStore {
     /// Opens the sealed customer data of `event` with its conversation's key:
     /// [`Content::Plain`] with a live key, [`Content::Erased`] once it is
     /// destroyed; without a key (a store or bundle that lacks it) it stays
-    /// [`Content::Sealed`]. A `ConversationErased` event makes this handle
-    /// forget the key.
+    /// [`Content::Sealed`]. An event without sealed content is left as it
+    /// is; a `ConversationErased` does not make this handle forget the key
+    /// (the log's reads do that: [`KeyStore::forget`]).
     pub async fn open(&self, event: &mut Event) -> Result<(), KeyStoreError> {
         let Some(conversation) = sealed_conversation(event) else {
             return Ok(());

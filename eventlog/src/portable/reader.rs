@@ -132,39 +132,7 @@ impl<R: Read> PortableReader<R> {
 
     /// The next record, checked and decoded; `None` at the (checked) end.
     pub fn next_record(&mut self) -> Option<Result<RecordedEvent, PortableError>> {
-        if self.done {
-            return None;
-        }
-        let result = if self.check.events() < self.header.events {
-            self.read_record().map(Some)
-        } else {
-            self.read_trailer().map(|()| None)
-        };
-        match result {
-            Ok(Some(event)) => Some(Ok(event)),
-            Ok(None) => {
-                self.done = true;
-                None
-            }
-            Err(err) => {
-                self.done = true;
-                Some(Err(err))
-            }
-        }
-    }
-
-    fn read_record(&mut self) -> Result<RecordedEvent, PortableError> {
-        self.read_frame()?;
-        let record_offset = self.offset + 4;
-        let recorded = self
-            .check
-            .check(&self.record)
-            .map_err(|source| PortableError::Record {
-                offset: record_offset,
-                source,
-            })?;
-        self.hash_frame();
-        Ok(recorded)
+        self.next_checked(|check, record| check.check(record))
     }
 
     /// The next record checked like [`PortableReader::next_record`] except
@@ -172,29 +140,35 @@ impl<R: Read> PortableReader<R> {
     /// its bytes are in [`PortableReader::record_bytes`], and `Some(Ok(()))`
     /// says they passed. The caller decodes the payload.
     pub fn next_checked_raw(&mut self) -> Option<Result<(), PortableError>> {
+        self.next_checked(|check, record| check.check_envelope(record))
+    }
+
+    /// The next record passed through `checked` (which extends the chain
+    /// check with it), or the trailer checked and `None` after the last one.
+    fn next_checked<T>(
+        &mut self,
+        checked: impl FnOnce(&mut ChainCheck, &[u8]) -> Result<T, Error>,
+    ) -> Option<Result<T, PortableError>> {
         if self.done {
             return None;
         }
         let result = if self.check.events() < self.header.events {
-            self.read_frame()
-                .and_then(|()| {
-                    let record_offset = self.offset + 4;
-                    self.check.check_envelope(&self.record).map_err(|source| {
-                        PortableError::Record {
-                            offset: record_offset,
-                            source,
-                        }
-                    })
-                })
-                .map(|()| {
-                    self.hash_frame();
-                    Some(())
-                })
+            self.read_frame().and_then(|()| {
+                let record_offset = self.offset + 4;
+                let value = checked(&mut self.check, &self.record).map_err(|source| {
+                    PortableError::Record {
+                        offset: record_offset,
+                        source,
+                    }
+                })?;
+                self.hash_frame();
+                Ok(Some(value))
+            })
         } else {
             self.read_trailer().map(|()| None)
         };
         match result {
-            Ok(Some(())) => Some(Ok(())),
+            Ok(Some(value)) => Some(Ok(value)),
             Ok(None) => {
                 self.done = true;
                 None

@@ -108,6 +108,15 @@ impl PgKeyStore {
             return Ok(KeyState::Absent);
         };
         let wrapped: Option<Vec<u8>> = row.try_get(0).map_err(|e| self.failed(e))?;
+        self.unwrapped(conversation, wrapped)
+    }
+
+    /// The state a key row's `wrapped` column holds: `NULL` once destroyed.
+    fn unwrapped(
+        &self,
+        conversation: ConversationId,
+        wrapped: Option<Vec<u8>>,
+    ) -> Result<KeyState, KeyStoreError> {
         match wrapped {
             None => Ok(KeyState::Destroyed),
             Some(wrapped) => self
@@ -149,18 +158,7 @@ impl PgKeyStore {
             let conversation: uuid::Uuid = row.try_get(0).map_err(|e| self.failed(e))?;
             let conversation = ConversationId::from_uuid(conversation);
             let wrapped: Option<Vec<u8>> = row.try_get(1).map_err(|e| self.failed(e))?;
-            let state = match wrapped {
-                None => KeyState::Destroyed,
-                Some(wrapped) => self
-                    .wrap
-                    .unwrap_key(conversation, &wrapped)
-                    .map(KeyState::Live)
-                    .map_err(|source| KeyStoreError::Damaged {
-                        conversation,
-                        source,
-                    })?,
-            };
-            all.push((conversation, state));
+            all.push((conversation, self.unwrapped(conversation, wrapped)?));
         }
         Ok(all)
     }

@@ -187,13 +187,7 @@ impl PgEventLog {
             }
         };
         let target = PathBuf::from(log.target());
-        let fail = |e: Error| match e {
-            Error::Storage(source) => log.shared.db.open_error(source),
-            other => OpenError::Corrupt {
-                path: target.clone(),
-                reason: other.to_string(),
-            },
-        };
+        let fail = |e: Error| log.shared.db.open_failure(e);
         let (head, _) = log
             .block(log.committed_head())
             .and_then(|r| r)
@@ -220,26 +214,14 @@ impl PgEventLog {
             previous = codec::record_hash(&log.raw_record(from - 1).map_err(fail)?);
         }
         let mut check = ChainCheck::resuming(from, previous);
-        let mut next = from;
-        while next <= head {
-            let want = usize::try_from((head - next + 1).min(PAGE as u64)).unwrap_or(1);
-            let page = log.page(next, want).map_err(fail)?;
-            if page.is_empty() {
-                return Err(fail(Error::Broken {
-                    position: next,
-                    problem: "the log ends before its committed head".to_owned(),
-                }));
-            }
-            for (position, record) in page {
-                let event = check.check(&record).map_err(fail)?;
-                visit(event, keys.as_ref()).map_err(|source| OpenError::Replay {
-                    path: target.clone(),
-                    position,
-                    source,
-                })?;
-                next = position + 1;
-            }
-        }
+        log.each_record(from, head, fail, |position, record| {
+            let event = check.check(&record).map_err(fail)?;
+            visit(event, keys.as_ref()).map_err(|source| OpenError::Replay {
+                path: target.clone(),
+                position,
+                source,
+            })
+        })?;
         Ok((log, keys))
     }
 
@@ -277,6 +259,34 @@ impl PgEventLog {
                 }
                 index.add(position, key);
                 next += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands `each` every stored record from `from` to `head`, in order, read
+    /// in pages (blocking); a log that ends before `head` is
+    /// [`Error::Broken`]. `fail` turns a read's error into the caller's.
+    fn each_record<E>(
+        &self,
+        from: u64,
+        head: u64,
+        fail: impl Fn(Error) -> E,
+        mut each: impl FnMut(u64, Vec<u8>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut next = from;
+        while next <= head {
+            let want = usize::try_from((head - next + 1).min(PAGE as u64)).unwrap_or(1);
+            let page = self.page(next, want).map_err(&fail)?;
+            if page.is_empty() {
+                return Err(fail(Error::Broken {
+                    position: next,
+                    problem: "the log ends before its committed head".to_owned(),
+                }));
+            }
+            for (position, record) in page {
+                each(position, record)?;
+                next = position + 1;
             }
         }
         Ok(())
@@ -327,22 +337,16 @@ impl PgEventLog {
     ) -> Result<VerifyReport, Error> {
         let (head, hash) = self.block(self.committed_head())??;
         let mut check = ChainCheck::new();
-        let mut next = 1;
-        while next <= head {
-            let want = usize::try_from((head - next + 1).min(PAGE as u64)).unwrap_or(1);
-            let page = self.page(next, want)?;
-            if page.is_empty() {
-                return Err(Error::Broken {
-                    position: next,
-                    problem: "the log ends before its committed head".to_owned(),
-                });
-            }
-            for (position, record) in page {
+        self.each_record(
+            1,
+            head,
+            |e| e,
+            |position, record| {
                 check.check(&record)?;
                 checked(position);
-                next = position + 1;
-            }
-        }
+                Ok(())
+            },
+        )?;
         if check.head_hash() != hash {
             return Err(Error::Broken {
                 position: head,
