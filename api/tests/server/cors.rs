@@ -5,7 +5,8 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::support::*;
+use backchannel_testkit::demo::SUPPORT;
+use backchannel_testkit::*;
 
 const SHOP: &str = "https://shop.example";
 const DESK: &str = "https://desk.example";
@@ -33,7 +34,7 @@ impl Answer {
 
 /// Sends `head` (request line and headers, without the blank line) and
 /// `body`; reads the response head, and the body unless it is an upgrade.
-async fn raw(app: &TestApp, head: &str, body: &[u8]) -> Answer {
+async fn raw(app: &TestServer, head: &str, body: &[u8]) -> Answer {
     let mut stream = TcpStream::connect(app.addr).await.unwrap();
     let mut request = format!(
         "{head}\r\nHost: {}\r\nContent-Length: {}\r\n\r\n",
@@ -62,7 +63,7 @@ async fn raw(app: &TestApp, head: &str, body: &[u8]) -> Answer {
     Answer { status, head, body }
 }
 
-async fn preflight(app: &TestApp, path: &str, origin: &str) -> Answer {
+async fn preflight(app: &TestServer, path: &str, origin: &str) -> Answer {
     raw(
         app,
         &format!(
@@ -76,7 +77,7 @@ async fn preflight(app: &TestApp, path: &str, origin: &str) -> Answer {
 }
 
 async fn post(
-    app: &TestApp,
+    app: &TestServer,
     path: &str,
     origin: Option<&str>,
     content_type: &str,
@@ -94,7 +95,7 @@ async fn post(
     raw(app, &head, body.to_string().as_bytes()).await
 }
 
-async fn upgrade(app: &TestApp, path: &str, origin: Option<&str>) -> Answer {
+async fn upgrade(app: &TestServer, path: &str, origin: Option<&str>) -> Answer {
     let mut head = format!(
         "GET {path} HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
@@ -106,14 +107,14 @@ async fn upgrade(app: &TestApp, path: &str, origin: Option<&str>) -> Answer {
     raw(app, &head, b"").await
 }
 
-async fn spawn() -> (TestApp, tempfile::TempDir) {
+async fn spawn() -> (TestServer, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = config(dir.path().to_owned());
+    let mut config = demo_config(dir.path());
     config.staff_origins = vec![backchannel_domain::values::WebOrigin::parse(DESK).unwrap()];
-    (TestApp::spawn_with(config).await, dir)
+    (TestServer::spawn_with(config).await, dir)
 }
 
-async fn set_origins(app: &TestApp, role: &str, origins: &[&str]) -> Reply {
+async fn set_origins(app: &TestServer, role: &str, origins: &[&str]) -> Reply {
     app.staff(
         &app.token(role),
         "mutation($o: [String!]!) { setWidgetOrigins(origins: $o) { company { widgetOrigins } } }",
@@ -122,10 +123,10 @@ async fn set_origins(app: &TestApp, role: &str, origins: &[&str]) -> Reply {
     .await
 }
 
-fn start(app: &TestApp) -> Value {
+fn start(app: &TestServer) -> Value {
     json!({
         "query": "mutation($w: ID!, $g: ID!) { startConversation(widgetKey: $w, groupId: $g, customerName: \"Web\") { token } }",
-        "variables": { "w": app.demo.widget_key.to_string(), "g": SUPPORT },
+        "variables": { "w": app.demo().widget_key.to_string(), "g": SUPPORT },
     })
 }
 

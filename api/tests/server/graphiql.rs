@@ -20,7 +20,7 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::support::*;
+use backchannel_testkit::*;
 
 struct Got {
     status: u16,
@@ -40,7 +40,7 @@ impl Got {
 
 /// A GET with extra header lines; status, lower-cased headers, body (the
 /// answers here are never chunked: fixed bodies).
-async fn get(app: &TestApp, path: &str, extra: &str) -> Got {
+async fn get(app: &TestServer, path: &str, extra: &str) -> Got {
     let mut stream = TcpStream::connect(app.addr).await.unwrap();
     let request = format!(
         "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n{extra}\r\n",
@@ -137,7 +137,7 @@ fn stylesheet_loads(css: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn graphiql_pages_and_assets_load_only_from_this_server() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     for (path, endpoint) in [("/", "/graphql"), ("/customer", "/customer/graphql")] {
         let page = get(&app, path, "").await;
         assert_eq!(page.status, 200, "{path}");
@@ -201,7 +201,7 @@ async fn graphiql_pages_and_assets_load_only_from_this_server() {
 
 #[tokio::test]
 async fn graphiql_assets_revalidate_and_unknown_ones_are_404() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     let start = get(&app, "/graphiql/assets/start.js", "").await;
     let etag = start.header("etag").to_owned();
     let again = get(
@@ -256,9 +256,9 @@ fn the_loader_check_finds_external_targets() {
 #[tokio::test]
 async fn graphiql_switched_off_serves_neither_page_nor_assets() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = crate::support::config(dir.path().to_owned());
+    let mut config = backchannel_testkit::demo_config(dir.path());
     config.graphiql = false;
-    let mut app = TestApp::spawn_with(config).await;
+    let mut app = TestServer::spawn_with(config).await;
     for path in ["/", "/customer", "/graphiql/assets/start.js"] {
         assert_eq!(get(&app, path, "").await.status, 404, "{path}");
     }

@@ -10,7 +10,8 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpSocket;
 
-use crate::support::*;
+use backchannel_testkit::demo::SUPPORT;
+use backchannel_testkit::*;
 
 /// An answer with its headers (lower-cased names).
 struct Answer {
@@ -38,7 +39,7 @@ impl Answer {
 
 /// POSTs a GraphQL request from the client address `from`.
 async fn post_from(
-    app: &TestApp,
+    app: &TestServer,
     from: &str,
     path: &str,
     token: Option<&str>,
@@ -50,7 +51,7 @@ async fn post_from(
 
 /// The same, with an `X-Forwarded-For` header when `forwarded` is given.
 async fn post_via(
-    app: &TestApp,
+    app: &TestServer,
     from: &str,
     forwarded: Option<&str>,
     path: &str,
@@ -108,13 +109,13 @@ async fn post_via(
 /// A server with the default rates changed by `set`, and its data directory.
 async fn spawn_with_rates(
     set: impl FnOnce(&mut backchannel_api::ratelimit::RateLimits),
-) -> (TestApp, tempfile::TempDir) {
+) -> (TestServer, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = crate::support::config(dir.path().to_owned());
+    let mut config = backchannel_testkit::demo_config(dir.path());
     // The defaults, but for the rate under test.
     config.rate_limits = backchannel_api::ratelimit::RateLimits::default();
     set(&mut config.rate_limits);
-    (TestApp::spawn_with(config).await, dir)
+    (TestServer::spawn_with(config).await, dir)
 }
 
 const PER_MINUTE: Duration = Duration::from_secs(60);
@@ -124,7 +125,7 @@ const START: &str = "mutation($w: ID!, $g: ID!) { startConversation(widgetKey: $
 #[tokio::test]
 async fn widget_starts_are_limited_per_key_and_address_and_append_nothing_when_refused() {
     let (app, _dir) = spawn_with_rates(|r| r.widget_starts = Rate::new(1, PER_MINUTE, 2)).await;
-    let vars = json!({ "w": app.demo.widget_key.to_string(), "g": SUPPORT });
+    let vars = json!({ "w": app.demo().widget_key.to_string(), "g": SUPPORT });
     for _ in 0..2 {
         let started = post_from(
             &app,
@@ -197,7 +198,7 @@ async fn staff_mutations_are_limited_per_staff_member() {
 async fn customer_mutations_are_limited_per_conversation() {
     let (app, _dir) =
         spawn_with_rates(|r| r.customer_mutations = Rate::new(1, PER_MINUTE, 2)).await;
-    let vars = json!({ "w": app.demo.widget_key.to_string(), "g": SUPPORT });
+    let vars = json!({ "w": app.demo().widget_key.to_string(), "g": SUPPORT });
     let started = app.customer(None, START, vars).await;
     let token = started.data()["startConversation"]["token"]
         .as_str()
@@ -219,11 +220,11 @@ async fn customer_mutations_are_limited_per_conversation() {
 #[tokio::test]
 async fn forwarded_clients_are_told_apart_only_behind_a_trusted_proxy() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = crate::support::config(dir.path().to_owned());
+    let mut config = backchannel_testkit::demo_config(dir.path());
     config.rate_limits = backchannel_api::ratelimit::RateLimits::default();
     config.rate_limits.token_failures = Rate::new(1, PER_MINUTE, 1);
     config.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
-    let app = TestApp::spawn_with(config).await;
+    let app = TestServer::spawn_with(config).await;
     let bad = Some("not-a-token");
     let try_as = |from: &'static str, forwarded: Option<&'static str>| {
         post_via(
@@ -305,7 +306,7 @@ async fn token_failures_are_limited_per_address_before_graphql_runs() {
     .await;
     assert_eq!(me.code(), None, "{:?}", me.body);
     // So is a call without a token.
-    let vars = json!({ "w": app.demo.widget_key.to_string(), "g": SUPPORT });
+    let vars = json!({ "w": app.demo().widget_key.to_string(), "g": SUPPORT });
     let started = post_from(&app, "127.0.0.1", "/customer/graphql", None, START, vars).await;
     assert_eq!(started.code(), None, "{:?}", started.body);
 }

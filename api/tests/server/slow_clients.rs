@@ -16,14 +16,14 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::support::*;
-use crate::websocket::{Received, Ws};
+use backchannel_testkit::demo::CASEY;
+use backchannel_testkit::*;
 
 /// How long a test waits for the server to close a connection.
 const PATIENCE: Duration = Duration::from_secs(10);
 
 fn with_transport(dir: &Path, transport: TransportLimits) -> Config {
-    let mut config = config(dir.to_owned());
+    let mut config = demo_config(dir);
     config.transport = transport;
     config
 }
@@ -76,7 +76,7 @@ async fn half_sent_headers_are_closed_after_the_header_timeout() {
         header_timeout: Duration::from_secs(1),
         ..TransportLimits::default()
     };
-    let mut app = TestApp::spawn_with(with_transport(dir.path(), transport)).await;
+    let mut app = TestServer::spawn_with(with_transport(dir.path(), transport)).await;
     let mut stream = half_sent_head(app.addr).await;
     assert!(
         until_closed(&mut stream).await.is_some(),
@@ -95,7 +95,7 @@ async fn an_idle_keep_alive_connection_is_closed_after_the_header_timeout() {
         header_timeout: Duration::from_secs(1),
         ..TransportLimits::default()
     };
-    let mut app = TestApp::spawn_with(with_transport(dir.path(), transport)).await;
+    let mut app = TestServer::spawn_with(with_transport(dir.path(), transport)).await;
     let mut stream = TcpStream::connect(app.addr).await.unwrap();
     stream
         .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
@@ -117,7 +117,7 @@ async fn a_half_sent_body_is_refused_after_the_body_timeout() {
         body_timeout: Duration::from_secs(1),
         ..TransportLimits::default()
     };
-    let mut app = TestApp::spawn_with(with_transport(dir.path(), transport)).await;
+    let mut app = TestServer::spawn_with(with_transport(dir.path(), transport)).await;
     let mut stream = half_sent_body(app.addr).await;
     let received = until_closed(&mut stream)
         .await
@@ -153,7 +153,7 @@ async fn connections_are_capped() {
         max_connections: 1,
         ..TransportLimits::default()
     };
-    let mut app = TestApp::spawn_with(with_transport(dir.path(), transport)).await;
+    let mut app = TestServer::spawn_with(with_transport(dir.path(), transport)).await;
     let holder = half_sent_head(app.addr).await;
     let mut waiting = TcpStream::connect(app.addr).await.unwrap();
     waiting

@@ -15,14 +15,14 @@ const CUSTOMER_SEND: &str = "mutation($b: String!) { sendMessage(body: $b) { mes
 async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
     let start = Instant::now();
     while !done() {
-        assert!(start.elapsed() < ws::PATIENCE, "never happened: {what}");
+        assert!(start.elapsed() < PATIENCE, "never happened: {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
 #[tokio::test]
 async fn an_event_reaches_only_the_subscriptions_it_concerns() {
-    let (server, created) = TestServer::start(&["Acme", "Globex"]).await;
+    let (mut server, created) = TestServer::with_companies(&["Acme", "Globex"]).await;
     let acme = Company::new(&server, &created[0]);
     let globex = Company::new(&server, &created[1]);
     let a = acme.add_staff("Alice Agent", "AGENT").await;
@@ -178,7 +178,7 @@ async fn an_event_reaches_only_the_subscriptions_it_concerns() {
 
 #[tokio::test]
 async fn an_ended_subscription_leaves_nothing_registered() {
-    let (server, created) = TestServer::start(&["Acme"]).await;
+    let (mut server, created) = TestServer::with_companies(&["Acme"]).await;
     let acme = Company::new(&server, &created[0]);
     let a = acme.add_staff("Alice Agent", "AGENT").await;
     let b = acme.add_staff("Bob Agent", "AGENT").await;
@@ -230,7 +230,7 @@ async fn an_ended_subscription_leaves_nothing_registered() {
 
 #[tokio::test]
 async fn shutdown_ends_every_live_stream() {
-    let (server, created) = TestServer::start(&["Acme"]).await;
+    let (mut server, created) = TestServer::with_companies(&["Acme"]).await;
     let acme = Company::new(&server, &created[0]);
     let support = acme.add_group("Support", "BROADCAST", &[]).await;
     let casey = acme.start(&support, "Casey", "CHAT", "Hello").await;

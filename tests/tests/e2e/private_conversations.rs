@@ -91,7 +91,7 @@ async fn conversation_data(sub: &mut Subscription) -> Value {
 
 #[tokio::test]
 async fn a_private_conversation_disappears_for_the_group_once_assigned() {
-    let (server, created) = TestServer::start(&["Acme"]).await;
+    let (mut server, created) = TestServer::with_companies(&["Acme"]).await;
     let acme = Company::new(&server, &created[0]);
     let admin = acme.add_staff("Ada Admin", "ADMIN").await;
     let a = acme.add_staff("Alice Agent", "AGENT").await;
@@ -236,7 +236,7 @@ async fn a_private_conversation_disappears_for_the_group_once_assigned() {
 /// Filters narrow what the viewer may see; they never widen it.
 #[tokio::test]
 async fn filters_and_counts_never_reveal_a_hidden_conversation() {
-    let (server, created) = TestServer::start(&["Acme"]).await;
+    let (mut server, created) = TestServer::with_companies(&["Acme"]).await;
     let acme = Company::new(&server, &created[0]);
     let a = acme.add_staff("Alice Agent", "AGENT").await;
     let b = acme.add_staff("Bob Agent", "AGENT").await;
@@ -272,7 +272,7 @@ async fn filters_and_counts_never_reveal_a_hidden_conversation() {
 /// on: a company switch, a removal from a group, a deactivation.
 #[tokio::test]
 async fn open_subscriptions_end_when_their_viewer_loses_the_right() {
-    let (server, created) = TestServer::start(&["Acme"]).await;
+    let (mut server, created) = TestServer::with_companies(&["Acme"]).await;
     let acme = Company::new(&server, &created[0]);
     let a = acme.add_staff("Alice Agent", "AGENT").await;
     let b = acme.add_staff("Bob Agent", "AGENT").await;

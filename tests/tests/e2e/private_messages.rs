@@ -25,7 +25,7 @@ fn private_bodies(data: &Value) -> Vec<String> {
 
 #[tokio::test]
 async fn a_whisper_reaches_staff_live_and_never_the_customer() {
-    let (server, created) = TestServer::start(&["Acme"]).await;
+    let (mut server, created) = TestServer::with_companies(&["Acme"]).await;
     let acme = Company::new(&server, &created[0]);
     let admin = acme.add_staff("Ada Admin", "ADMIN").await;
     let sofia = acme.add_staff("Sofia Supervisor", "SUPERVISOR").await;
@@ -223,7 +223,7 @@ async fn a_whisper_reaches_staff_live_and_never_the_customer() {
 
 #[tokio::test]
 async fn email_and_call_conversations_refuse_private_messages() {
-    let (server, created) = TestServer::start(&["Acme"]).await;
+    let (mut server, created) = TestServer::with_companies(&["Acme"]).await;
     let acme = Company::new(&server, &created[0]);
     let a = acme.add_staff("Alice Agent", "AGENT").await;
     let support = acme.add_group("Support", "BROADCAST", &[&a]).await;

@@ -67,7 +67,7 @@ async fn assignee(server: &TestServer, owner: &Member, c: &str) -> String {
 /// rotation and most runs handed all ten to one member.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn round_robin_openings_at_once_are_dealt_out_in_turn() {
-    let (server, created) = TestServer::start(&["Acme"]).await;
+    let (mut server, created) = TestServer::with_companies(&["Acme"]).await;
     let acme = Company::new(&server, &created[0]);
     let a = acme.add_staff("Alice Agent", "AGENT").await;
     let b = acme.add_staff("Bob Agent", "AGENT").await;
@@ -148,7 +148,7 @@ async fn round_robin_openings_at_once_are_dealt_out_in_turn() {
 /// the same key with other arguments is `VALIDATION`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retried_creating_mutation_gets_the_first_id() {
-    let (server, created) = TestServer::start(&["Acme"]).await;
+    let (mut server, created) = TestServer::with_companies(&["Acme"]).await;
     let acme = Company::new(&server, &created[0]);
     let a = acme.add_staff("Alice Agent", "AGENT").await;
     let support = acme.add_group("Support", "BROADCAST", &[&a]).await;
@@ -270,7 +270,7 @@ async fn a_retried_creating_mutation_gets_the_first_id() {
 /// appends both in one append (one command id, consecutive positions).
 #[tokio::test]
 async fn a_first_message_is_one_append_with_the_opening() {
-    let (server, created) = TestServer::start(&["Acme"]).await;
+    let (mut server, created) = TestServer::with_companies(&["Acme"]).await;
     let acme = Company::new(&server, &created[0]);
     let a = acme.add_staff("Alice Agent", "AGENT").await;
     let support = acme.add_group("Support", "BROADCAST", &[&a]).await;
@@ -296,7 +296,7 @@ async fn a_first_message_is_one_append_with_the_opening() {
 /// told who has it.
 #[tokio::test]
 async fn conflict_names_the_assignee_only_to_who_may_view_it() {
-    let (server, created) = TestServer::start(&["Acme"]).await;
+    let (mut server, created) = TestServer::with_companies(&["Acme"]).await;
     let acme = Company::new(&server, &created[0]);
     let a = acme.add_staff("Alice Agent", "AGENT").await;
     let b = acme.add_staff("Bob Agent", "AGENT").await;
@@ -387,7 +387,7 @@ async fn conflict_names_the_assignee_only_to_who_may_view_it() {
 /// `upTo` past the log's end would mark every later notification read at birth.
 #[tokio::test]
 async fn notifications_cannot_be_marked_read_ahead_of_the_log() {
-    let (server, created) = TestServer::start(&["Acme"]).await;
+    let (mut server, created) = TestServer::with_companies(&["Acme"]).await;
     let acme = Company::new(&server, &created[0]);
     let a = acme.add_staff("Alice Agent", "AGENT").await;
     let support = acme.add_group("Support", "BROADCAST", &[&a]).await;
@@ -411,7 +411,7 @@ async fn notifications_cannot_be_marked_read_ahead_of_the_log() {
 /// neutralised with a leading `'` (OWASP's advice), in names and bodies.
 #[tokio::test]
 async fn report_csv_cells_cannot_run_as_formulas() {
-    let (server, created) = TestServer::start(&["Acme"]).await;
+    let (mut server, created) = TestServer::with_companies(&["Acme"]).await;
     let acme = Company::new(&server, &created[0]);
     let a = acme.add_staff("@Alice", "AGENT").await;
     let support = acme.add_group("-Support", "BROADCAST", &[&a]).await;

@@ -1,0 +1,231 @@
+//! The one HTTP client of the tests: HTTP/1.1 over a fresh connection per
+//! request (`Connection: close`), so a test sees exactly what the server
+//! wrote, head and body, chunked or not.
+
+use std::net::SocketAddr;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::ws::Subscription;
+
+/// A server's address, and requests to it.
+#[derive(Debug, Clone, Copy)]
+pub struct Client {
+    pub addr: SocketAddr,
+}
+
+/// One HTTP answer.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    /// The response head (status line and headers), lower-cased.
+    pub head: String,
+    /// The body as sent (de-chunked).
+    pub bytes: Vec<u8>,
+    /// The body as text (lossy).
+    pub text: String,
+    /// The body as JSON, or `Null` when it is none.
+    pub body: Value,
+}
+
+impl Reply {
+    /// The first error's `extensions.code`.
+    pub fn code(&self) -> Option<&str> {
+        self.body["errors"][0]["extensions"]["code"].as_str()
+    }
+
+    pub fn data(&self) -> &Value {
+        &self.body["data"]
+    }
+
+    /// The data, or a panic naming what failed and the whole answer.
+    pub fn ok(&self, what: &str) -> &Value {
+        assert!(
+            self.status == 200 && self.body["errors"].is_null(),
+            "{what}: {} {}",
+            self.status,
+            self.text
+        );
+        &self.body["data"]
+    }
+
+    /// `extensions.position`, or a panic with the answer.
+    pub fn position(&self) -> u64 {
+        self.body["extensions"]["position"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no position: {} {}", self.status, self.text))
+    }
+
+    /// A header's value (`name` lower-case), if the answer has it.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(": "))
+    }
+
+    /// The status and the raw body.
+    pub fn parts(self) -> (u16, Vec<u8>) {
+        (self.status, self.bytes)
+    }
+}
+
+impl Client {
+    pub fn new(addr: SocketAddr) -> Client {
+        Client { addr }
+    }
+
+    /// A staff GraphQL request on `/graphql`.
+    pub async fn staff(&self, token: &str, query: &str, variables: Value) -> Reply {
+        self.staff_with(token, "", query, variables).await
+    }
+
+    /// A staff GraphQL request with extra header lines (each ending in
+    /// `\r\n`, say `X-Min-Position: 7\r\n`).
+    pub async fn staff_with(
+        &self,
+        token: &str,
+        extra: &str,
+        query: &str,
+        variables: Value,
+    ) -> Reply {
+        let body = json!({ "query": query, "variables": variables }).to_string();
+        let authorization = format!("Bearer {token}");
+        self.post_with("/graphql", Some(&authorization), extra, body.as_bytes())
+            .await
+    }
+
+    /// A staff subscription over `graphql-transport-ws` on `/graphql`.
+    pub async fn subscribe_staff(
+        &self,
+        token: &str,
+        query: &str,
+        variables: Value,
+    ) -> Subscription {
+        Subscription::open(self.addr, "/graphql", Some(token), query, variables).await
+    }
+
+    /// A customer subscription over `graphql-transport-ws` on `/customer/graphql`.
+    pub async fn subscribe_customer(
+        &self,
+        token: &str,
+        query: &str,
+        variables: Value,
+    ) -> Subscription {
+        let path = "/customer/graphql";
+        Subscription::open(self.addr, path, Some(token), query, variables).await
+    }
+
+    /// A customer GraphQL request on `/customer/graphql`.
+    pub async fn customer(&self, token: Option<&str>, query: &str, variables: Value) -> Reply {
+        let body = json!({ "query": query, "variables": variables }).to_string();
+        self.post("/customer/graphql", token, body.as_bytes()).await
+    }
+
+    /// POSTs raw bytes as a JSON body, with a bearer token if any.
+    pub async fn post(&self, path: &str, token: Option<&str>, body: &[u8]) -> Reply {
+        let authorization = token.map(|t| format!("Bearer {t}"));
+        self.post_as(path, authorization.as_deref(), body).await
+    }
+
+    /// POSTs raw bytes with this `Authorization` header value, if any.
+    pub async fn post_as(&self, path: &str, authorization: Option<&str>, body: &[u8]) -> Reply {
+        self.post_with(path, authorization, "", body).await
+    }
+
+    /// POSTs raw bytes with this `Authorization` value and extra header lines.
+    pub async fn post_with(
+        &self,
+        path: &str,
+        authorization: Option<&str>,
+        extra: &str,
+        body: &[u8],
+    ) -> Reply {
+        let mut head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{extra}Connection: close\r\n",
+            self.addr,
+            body.len()
+        );
+        if let Some(value) = authorization {
+            head.push_str(&format!("Authorization: {value}\r\n"));
+        }
+        head.push_str("\r\n");
+        let mut request = head.into_bytes();
+        request.extend_from_slice(body);
+        self.send(&request).await
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.get_as(path, None).await
+    }
+
+    /// A GET with a bearer token if any.
+    pub async fn get_as(&self, path: &str, token: Option<&str>) -> Reply {
+        let mut request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
+            self.addr
+        );
+        if let Some(token) = token {
+            request.push_str(&format!("Authorization: Bearer {token}\r\n"));
+        }
+        request.push_str("\r\n");
+        self.send(request.as_bytes()).await
+    }
+
+    /// Sends one raw request and reads the answer to the end.
+    pub async fn send(&self, request: &[u8]) -> Reply {
+        let mut stream = TcpStream::connect(self.addr).await.unwrap();
+        // The server may answer (413) before reading everything: ignore
+        // write errors and read what it said.
+        let _ = stream.write_all(request).await;
+        let mut raw = Vec::new();
+        let _ = stream.read_to_end(&mut raw).await;
+        let (status, head, bytes) = parse_response(&raw);
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        Reply {
+            status,
+            head,
+            body: serde_json::from_str(&text).unwrap_or(Value::Null),
+            text,
+            bytes,
+        }
+    }
+}
+
+fn parse_response(raw: &[u8]) -> (u16, String, Vec<u8>) {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a complete HTTP response");
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status code");
+    let body = &raw[split + 4..];
+    let body = if head.contains("transfer-encoding: chunked") {
+        dechunk(body)
+    } else {
+        body.to_vec()
+    };
+    (status, head, body)
+}
+
+fn dechunk(mut body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(line_end) = body.windows(2).position(|w| w == b"\r\n") {
+        let size = std::str::from_utf8(&body[..line_end])
+            .ok()
+            .and_then(|s| usize::from_str_radix(s.trim(), 16).ok())
+            .expect("a chunk size");
+        if size == 0 {
+            break;
+        }
+        let start = line_end + 2;
+        out.extend_from_slice(&body[start..start + size]);
+        body = &body[start + size + 2..];
+    }
+    out
+}
