@@ -14,6 +14,10 @@ pub const DANA: &str = "01900000-0000-7000-8000-00000000d002";
 pub const EVAN: &str = "01900000-0000-7000-8000-00000000d003";
 /// Chat, Support, closed by Bob.
 pub const FRANKIE: &str = "01900000-0000-7000-8000-00000000d004";
+/// Call, Sales (round robin → Bob), opened public while the switch was off.
+pub const GALE: &str = "01900000-0000-7000-8000-00000000d005";
+/// Chat, Sales (round robin → Carol), private, closed by Carol.
+pub const HANA: &str = "01900000-0000-7000-8000-00000000d006";
 pub const OWNER: &str = "01900000-0000-7000-8000-000000005001";
 pub const SUPERVISOR: &str = "01900000-0000-7000-8000-000000005003";
 pub const ALICE: &str = "01900000-0000-7000-8000-000000005004";
