@@ -381,6 +381,12 @@ impl Subscription {
         }
     }
 
+    /// Asserts that the marker is the next data frame: nothing came before it.
+    pub async fn quiet_until(&mut self, is_marker: impl Fn(&Value) -> bool) {
+        let before = self.until(is_marker).await;
+        assert!(before.is_empty(), "frames before the marker: {before:?}");
+    }
+
     /// Everything the server sent on this socket, as one string.
     pub fn wire(&self) -> String {
         self.ws.transcript.join("\n")

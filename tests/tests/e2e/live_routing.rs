@@ -154,10 +154,48 @@ async fn an_event_reaches_only_the_subscriptions_it_concerns() {
     );
     assert_eq!(server.live().delivered() - base, 1 + 2);
 
-    // The unrelated subscriptions heard nothing, and still work.
-    for sub in acme_staff_unrelated.iter_mut().chain(unrelated.iter_mut()) {
-        assert_eq!(sub.next_within(Duration::from_millis(50)).await, None);
+    // The unrelated subscriptions heard nothing, and still work: each one's
+    // first frame is a marker caused now, after everything above (frames
+    // follow commit order, so anything they were sent came before it).
+    for (i, other) in others.iter().enumerate() {
+        let marker = format!("Marker {i}");
+        server
+            .customer(Some(&other.token), CUSTOMER_SEND, json!({ "b": marker }))
+            .await
+            .ok("sendMessage");
+        acme_staff_unrelated[i]
+            .quiet_until(|d| d["conversationEvents"]["body"] == marker.as_str())
+            .await;
+        unrelated[i]
+            .quiet_until(|d| d["messages"]["body"] == marker.as_str())
+            .await;
     }
+    // Globex: its owner is notified of a conversation opened in a group of
+    // theirs, and Gina's messages reach her conversation's subscriptions.
+    let markers = globex
+        .add_group("Markers", "BROADCAST", &[&globex.owner])
+        .await;
+    let marked = globex.start(&markers, "Mark", "CHAT", "Marker").await;
+    let [gina_events, globex_notes, gina_live] = &mut unrelated[others.len()..] else {
+        panic!("three Globex subscriptions");
+    };
+    globex_notes
+        .quiet_until(|d| d["notifications"]["conversationId"] == marked.conversation.as_str())
+        .await;
+    server
+        .customer(
+            Some(&gina.token),
+            CUSTOMER_SEND,
+            json!({ "b": "Marker Gina" }),
+        )
+        .await
+        .ok("sendMessage");
+    gina_events
+        .quiet_until(|d| d["conversationEvents"]["body"] == "Marker Gina")
+        .await;
+    gina_live
+        .quiet_until(|d| d["messages"]["body"] == "Marker Gina")
+        .await;
     server
         .customer(
             Some(&others[0].token),
