@@ -20,7 +20,7 @@ pub struct Client {
 #[derive(Debug, Clone)]
 pub struct Reply {
     pub status: u16,
-    /// The response head (status line and headers), lower-cased.
+    /// The response head (status line and headers) as sent.
     pub head: String,
     /// The body as sent (de-chunked).
     pub bytes: Vec<u8>,
@@ -58,11 +58,13 @@ impl Reply {
             .unwrap_or_else(|| panic!("no position: {} {}", self.status, self.text))
     }
 
-    /// A header's value (`name` lower-case), if the answer has it.
+    /// A header's value (the first, names compared in lower case), if the
+    /// answer has it.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.head
-            .lines()
-            .find_map(|line| line.strip_prefix(name)?.strip_prefix(": "))
+        self.head.lines().find_map(|line| {
+            let (n, v) = line.split_once(':')?;
+            n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
     }
 
     /// The status and the raw body.
@@ -179,8 +181,7 @@ impl Client {
         // The server may answer (413) before reading everything: ignore
         // write errors and read what it said.
         let _ = stream.write_all(request).await;
-        let mut raw = Vec::new();
-        let _ = stream.read_to_end(&mut raw).await;
+        let raw = read_answer(&mut stream).await;
         let (status, head, bytes) = parse_response(&raw);
         let text = String::from_utf8_lossy(&bytes).into_owned();
         Reply {
@@ -193,19 +194,42 @@ impl Client {
     }
 }
 
+/// Reads to the end, or only the head of a `101 Switching Protocols` (the
+/// connection then stays open, for the websocket).
+async fn read_answer(stream: &mut TcpStream) -> Vec<u8> {
+    let mut raw = Vec::new();
+    let mut buffer = [0u8; 4096];
+    loop {
+        let Ok(n) = stream.read(&mut buffer).await else {
+            return raw;
+        };
+        if n == 0 {
+            return raw;
+        }
+        raw.extend_from_slice(&buffer[..n]);
+        let head_done = raw.windows(4).any(|w| w == b"\r\n\r\n");
+        if head_done && raw.starts_with(b"HTTP/1.1 101") {
+            return raw;
+        }
+    }
+}
+
 fn parse_response(raw: &[u8]) -> (u16, String, Vec<u8>) {
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
         .expect("a complete HTTP response");
-    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
     let status = head
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
         .expect("a status code");
     let body = &raw[split + 4..];
-    let body = if head.contains("transfer-encoding: chunked") {
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    let body = if chunked {
         dechunk(body)
     } else {
         body.to_vec()
@@ -228,4 +252,35 @@ fn dechunk(mut body: &[u8]) -> Vec<u8> {
         body = &body[start + size + 2..];
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chunked_body_is_joined_and_its_json_read() {
+        let raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Log-Position: 7\r\n\r\n4\r\n{\"a\"\r\n3\r\n:1}\r\n0\r\n\r\n";
+        let (status, head, body) = parse_response(raw);
+        assert_eq!(status, 200);
+        assert_eq!(body, b"{\"a\":1}");
+        let reply = Reply {
+            status,
+            head,
+            text: String::from_utf8(body.clone()).unwrap(),
+            body: serde_json::from_slice(&body).unwrap(),
+            bytes: body,
+        };
+        assert_eq!(reply.header("x-log-position"), Some("7"));
+        assert_eq!(reply.header("X-Log-Position"), Some("7"));
+        assert_eq!(reply.header("retry-after"), None);
+        assert_eq!(reply.body["a"], 1);
+    }
+
+    #[test]
+    fn a_plain_body_is_kept_as_sent() {
+        let raw = b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 5\r\n\r\n0\r\n\r\n";
+        let (status, _, body) = parse_response(raw);
+        assert_eq!((status, body.as_slice()), (413, b"0\r\n\r\n".as_slice()));
+    }
 }

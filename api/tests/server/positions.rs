@@ -23,7 +23,7 @@ async fn post(addr: SocketAddr, token: &str, extra: &str, body: &Value) -> (u16,
     let reply = Client::new(addr)
         .post_with("/graphql", Some(&bearer), extra, body.as_bytes())
         .await;
-    (reply.status, reply.head, reply.body)
+    (reply.status, reply.head.to_ascii_lowercase(), reply.body)
 }
 
 fn header(head: &str, name: &str) -> Option<String> {

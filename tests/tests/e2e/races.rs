@@ -9,7 +9,6 @@
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::*;
 
@@ -465,30 +464,7 @@ async fn report_csv_cells_cannot_run_as_formulas() {
 
 /// A GET with a bearer token; the body as text (the report is chunked).
 async fn get(server: &TestServer, path: &str, token: &str) -> String {
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n",
-        server.addr
-    );
-    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await.unwrap();
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
-    assert!(head.starts_with("http/1.1 200"), "{head}");
-    let mut body = &raw[split + 4..];
-    if !head.contains("transfer-encoding: chunked") {
-        return String::from_utf8(body.to_vec()).unwrap();
-    }
-    let mut out = Vec::new();
-    while let Some(end) = body.windows(2).position(|w| w == b"\r\n") {
-        let size =
-            usize::from_str_radix(std::str::from_utf8(&body[..end]).unwrap().trim(), 16).unwrap();
-        if size == 0 {
-            break;
-        }
-        out.extend_from_slice(&body[end + 2..end + 2 + size]);
-        body = &body[end + 2 + size + 2..];
-    }
-    String::from_utf8(out).unwrap()
+    let reply = server.get_as(path, Some(token)).await;
+    assert_eq!(reply.status, 200, "{}", reply.head);
+    String::from_utf8(reply.bytes).unwrap()
 }
