@@ -2,11 +2,11 @@
 //! request (`Connection: close`), so a test sees exactly what the server
 //! wrote, head and body, chunked or not.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 
 use crate::ws::Subscription;
 
@@ -14,6 +14,10 @@ use crate::ws::Subscription;
 #[derive(Debug, Clone, Copy)]
 pub struct Client {
     pub addr: SocketAddr,
+    /// The local address requests come from (a loopback address such as
+    /// 127.0.0.2 is a distinct client to the server's rate limits); any when
+    /// `None`.
+    pub from: Option<IpAddr>,
 }
 
 /// One HTTP answer.
@@ -51,6 +55,12 @@ impl Reply {
         &self.body["data"]
     }
 
+    /// The first error's `extensions.retryAfterMs` (`RATE_LIMITED`,
+    /// `NOT_CAUGHT_UP`).
+    pub fn retry_after_ms(&self) -> Option<u64> {
+        self.body["errors"][0]["extensions"]["retryAfterMs"].as_u64()
+    }
+
     /// `extensions.position`, or a panic with the answer.
     pub fn position(&self) -> u64 {
         self.body["extensions"]["position"]
@@ -75,7 +85,15 @@ impl Reply {
 
 impl Client {
     pub fn new(addr: SocketAddr) -> Client {
-        Client { addr }
+        Client { addr, from: None }
+    }
+
+    /// This client, its requests coming from the local address `from`.
+    pub fn from_address(self, from: IpAddr) -> Client {
+        Client {
+            from: Some(from),
+            ..self
+        }
     }
 
     /// A staff GraphQL request on `/graphql`.
@@ -177,7 +195,18 @@ impl Client {
 
     /// Sends one raw request and reads the answer to the end.
     pub async fn send(&self, request: &[u8]) -> Reply {
-        let mut stream = TcpStream::connect(self.addr).await.unwrap();
+        let mut stream = match self.from {
+            None => TcpStream::connect(self.addr).await.unwrap(),
+            Some(from) => {
+                let socket = match from {
+                    IpAddr::V4(_) => TcpSocket::new_v4(),
+                    IpAddr::V6(_) => TcpSocket::new_v6(),
+                }
+                .unwrap();
+                socket.bind(SocketAddr::new(from, 0)).unwrap();
+                socket.connect(self.addr).await.unwrap()
+            }
+        };
         // The server may answer (413) before reading everything: ignore
         // write errors and read what it said.
         let _ = stream.write_all(request).await;

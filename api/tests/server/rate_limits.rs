@@ -2,40 +2,14 @@
 //! a refused call appends nothing. Distinct clients are distinct loopback
 //! addresses (127.0.0.2, …) bound by the client socket.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::time::Duration;
 
 use backchannel_api::ratelimit::Rate;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpSocket;
 
 use backchannel_testkit::demo::SUPPORT;
 use backchannel_testkit::*;
-
-/// An answer with its headers (lower-cased names).
-struct Answer {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Value,
-}
-
-impl Answer {
-    fn code(&self) -> Option<&str> {
-        self.body["errors"][0]["extensions"]["code"].as_str()
-    }
-
-    fn retry_after_ms(&self) -> Option<u64> {
-        self.body["errors"][0]["extensions"]["retryAfterMs"].as_u64()
-    }
-
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
 
 /// POSTs a GraphQL request from the client address `from`.
 async fn post_from(
@@ -45,7 +19,7 @@ async fn post_from(
     token: Option<&str>,
     query: &str,
     variables: Value,
-) -> Answer {
+) -> Reply {
     post_via(app, from, None, path, token, query, variables).await
 }
 
@@ -58,52 +32,14 @@ async fn post_via(
     token: Option<&str>,
     query: &str,
     variables: Value,
-) -> Answer {
+) -> Reply {
     let body = json!({ "query": query, "variables": variables }).to_string();
-    let mut request = format!(
-        "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
-        app.addr,
-        body.len()
-    );
-    if let Some(token) = token {
-        request.push_str(&format!("Authorization: Bearer {token}\r\n"));
-    }
-    if let Some(forwarded) = forwarded {
-        request.push_str(&format!("X-Forwarded-For: {forwarded}\r\n"));
-    }
-    request.push_str("\r\n");
-    request.push_str(&body);
-    let socket = TcpSocket::new_v4().unwrap();
-    socket
-        .bind(SocketAddr::new(from.parse::<IpAddr>().unwrap(), 0))
-        .unwrap();
-    let mut stream = socket.connect(app.addr).await.unwrap();
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await.unwrap();
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse().ok())
-        .unwrap();
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect::<Vec<_>>();
-    assert!(
-        !headers
-            .iter()
-            .any(|(n, v)| n == "transfer-encoding" && v.contains("chunked")),
-        "this client reads whole bodies only"
-    );
-    Answer {
-        status,
-        headers,
-        body: serde_json::from_slice(&raw[split + 4..]).unwrap_or(Value::Null),
-    }
+    let authorization = token.map(|t| format!("Bearer {t}"));
+    let extra = forwarded.map_or(String::new(), |f| format!("X-Forwarded-For: {f}\r\n"));
+    Client::new(app.addr)
+        .from_address(from.parse::<IpAddr>().unwrap())
+        .post_with(path, authorization.as_deref(), &extra, body.as_bytes())
+        .await
 }
 
 /// A server with the default rates changed by `set`, and its data directory.
