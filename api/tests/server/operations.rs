@@ -6,22 +6,16 @@ use std::net::SocketAddr;
 
 use backchannel_api::{Application, Config};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use backchannel_testkit::demo::{CASEY, OWNER, SUPPORT};
 use backchannel_testkit::*;
 
-/// One request over a fresh connection: status, lower-cased head, body.
+/// One request over a fresh connection (the harness' client): status,
+/// lower-cased head, body.
 async fn raw(addr: SocketAddr, request: String) -> (u16, String, String) {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut bytes = Vec::new();
-    stream.read_to_end(&mut bytes).await.unwrap();
-    let text = String::from_utf8_lossy(&bytes).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    (status, head.to_ascii_lowercase(), body.to_owned())
+    let reply = Client::new(addr).send(request.as_bytes()).await;
+    (reply.status, reply.head.to_ascii_lowercase(), reply.text)
 }
 
 async fn get(addr: SocketAddr, path: &str) -> (u16, String, String) {
