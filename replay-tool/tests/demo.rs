@@ -18,31 +18,18 @@
 
 mod support;
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use backchannel_api::{Application, Config};
 use backchannel_domain::State;
 use backchannel_domain::values::Content;
 use backchannel_eventlog::RecordedAt;
 use backchannel_eventlog::portable::{PortableReader, PortableWriter};
 use backchannel_projections::time::parse_rfc3339;
 use backchannel_replay_tool::recorder::Recorder;
+use backchannel_testkit::demo::{ALICE, BOB, CASEY, COMPANY, GALE, HANA, OWNER, SUPERVISOR};
+use backchannel_testkit::{TestServer, demo_config};
 use serde_json::Value;
 use support::*;
-
-const COMPANY: &str = "01900000-0000-7000-8000-00000000c001";
-const OWNER: &str = "01900000-0000-7000-8000-000000005001";
-const SUPERVISOR: &str = "01900000-0000-7000-8000-000000005003";
-const BOB: &str = "01900000-0000-7000-8000-000000005005";
-const ALICE: &str = "01900000-0000-7000-8000-000000005004";
-/// Chat, Support (broadcast): assigned to Alice, made public and private
-/// again, through the company switch off and on; still handled.
-const CASEY: &str = "01900000-0000-7000-8000-00000000d001";
-/// Chat, Sales (round robin → Carol), private, closed by Carol.
-const HANA: &str = "01900000-0000-7000-8000-00000000d006";
-/// Call, Sales (round robin → Bob), opened public while the switch was off.
-const GALE: &str = "01900000-0000-7000-8000-00000000d005";
 
 fn demo_log_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/demo/demo.bclog")
@@ -91,11 +78,9 @@ fn the_demo_log_replays_to_the_state_serve_demo_builds() {
         .build()
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::new(dir.path().to_owned(), SocketAddr::from(([127, 0, 0, 1], 0)));
-    config.demo = true;
-    let app = runtime.block_on(Application::build(config)).unwrap();
-    let live = app.desk().models().state().clone();
-    runtime.block_on(app.desk().close());
+    let mut server = runtime.block_on(TestServer::spawn_with(demo_config(dir.path())));
+    let live = server.desk.models().state().clone();
+    runtime.block_on(server.stop());
 
     let file = std::fs::File::open(demo_log_path()).unwrap();
     let mut replayed = State::default();

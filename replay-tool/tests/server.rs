@@ -6,28 +6,23 @@
 
 mod support;
 
-use std::net::SocketAddr;
 use std::path::Path;
 
-use backchannel_api::{Application, Config};
 use backchannel_domain::Command;
 use backchannel_domain::ids::{CompanyId, StaffId, WidgetKey};
 use backchannel_domain::model::Actor;
 use backchannel_domain::values::Name;
+use backchannel_testkit::demo::{BOB as DEMO_BOB, CASEY as DEMO_CASEY, COMPANY as DEMO_COMPANY};
+use backchannel_testkit::{TestServer, demo_config};
 use support::*;
 
-const DEMO_COMPANY: &str = "01900000-0000-7000-8000-00000000c001";
-const DEMO_CASEY: &str = "01900000-0000-7000-8000-00000000d001";
-const DEMO_BOB: &str = "01900000-0000-7000-8000-000000005005";
-
+/// The real server (the harness' in-process [`TestServer`] with the demo)
+/// on a runtime of its own, for these synchronous tests.
 struct Running {
     runtime: tokio::runtime::Runtime,
+    server: TestServer,
     url: String,
     operator: String,
-    desk: std::sync::Arc<backchannel_api::desk::Desk>,
-    demo: backchannel_api::demo::DemoTokens,
-    shutdown: backchannel_api::Shutdown,
-    server: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 fn start(data_dir: &Path) -> Running {
@@ -36,34 +31,20 @@ fn start(data_dir: &Path) -> Running {
         .enable_all()
         .build()
         .unwrap();
-    let mut config = Config::new(data_dir.to_owned(), SocketAddr::from(([127, 0, 0, 1], 0)));
-    config.demo = true;
-    let app = runtime.block_on(Application::build(config)).unwrap();
-    let url = format!("http://{}", app.addr());
-    let operator = app.tokens().mint_operator().unwrap().token;
-    let desk = app.desk();
-    let demo = app.demo().cloned().unwrap();
-    let shutdown = app.shutdown_handle();
-    let server = runtime.spawn(app.run_until_stopped());
+    let server = runtime.block_on(TestServer::spawn_with(demo_config(data_dir)));
+    let url = format!("http://{}", server.addr);
+    let operator = server.tokens.mint_operator().unwrap().token;
     Running {
         runtime,
+        server,
         url,
         operator,
-        desk,
-        demo,
-        shutdown,
-        server,
     }
 }
 
 impl Running {
     fn token(&self, role: &str) -> String {
-        self.demo
-            .staff
-            .iter()
-            .find(|(label, ..)| label == role)
-            .map(|(.., token)| token.clone())
-            .unwrap()
+        self.server.token(role)
     }
 
     /// The tool over `--server`, in pages of 7 records.
@@ -81,8 +62,12 @@ impl Running {
     }
 
     fn stop(self) {
-        self.shutdown.trigger();
-        self.runtime.block_on(self.server).unwrap().unwrap();
+        let Running {
+            runtime,
+            mut server,
+            ..
+        } = self;
+        runtime.block_on(server.stop());
     }
 }
 
@@ -200,12 +185,12 @@ fn the_log_endpoint_refuses_who_may_not_read_every_record() {
     refused(&server.token("supervisor"), "FORBIDDEN");
     refused(&server.token("agent 2"), "FORBIDDEN");
     refused("not-a-token", "UNAUTHENTICATED");
-    refused(&server.demo.customer.clone(), "UNAUTHENTICATED");
+    refused(&server.server.demo().customer.clone(), "UNAUTHENTICATED");
 
     // A second company on the server: the owner's log would hold its events.
     server
         .runtime
-        .block_on(server.desk.execute(
+        .block_on(server.server.desk.execute(
             Actor::System,
             "init",
             Command::CreateCompany {
@@ -358,10 +343,10 @@ fn rebuild_gives_the_read_models_of_the_live_server() {
     for (actor, command) in steps {
         server
             .runtime
-            .block_on(server.desk.execute(actor, "test", command, None))
+            .block_on(server.server.desk.execute(actor, "test", command, None))
             .unwrap();
     }
-    let live = server.desk.models().clone();
+    let live = server.server.desk.models().clone();
     assert!(live.position() > 50, "the mutations were applied");
     server.stop();
 

@@ -6,11 +6,13 @@
 //!   decisions appended to a real sled log, replayed after a restart).
 //! - `tests/e2e/`: the real server on port 0, over real HTTP and websockets
 //!   (`graphql-transport-ws`), as the desk app and the chat widget use it.
-//!   `support/` starts the server and holds the HTTP and websocket clients and
-//!   a company builder that sets companies up through GraphQL; each other
-//!   module is one area of SPEC.md (private conversations, round robin,
-//!   private messages, concurrency and races, the authorization matrix, bad
-//!   input, tenancy, live routing). `nodes.rs` starts a throwaway PostgreSQL
+//!   The server, its clients and the child-process nodes come from the one
+//!   test harness, `backchannel-testkit`; `support/` adds a company builder
+//!   that sets companies up through GraphQL, the shared queries, and how to
+//!   start this package's node binary. Each other module is one area of
+//!   SPEC.md (private conversations, round robin, private messages,
+//!   concurrency and races, the authorization matrix, bad input, tenancy,
+//!   live routing). `nodes.rs` starts a throwaway PostgreSQL
 //!   cluster (`backchannel-pgtest`) and two server processes on it, the
 //!   `backchannel-e2e-node` binary of this package (`src/bin/`), which runs
 //!   the same entry point as `backchannel`.

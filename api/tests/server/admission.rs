@@ -5,14 +5,15 @@
 
 use serde_json::{Value, json};
 
-use crate::support::*;
+use backchannel_testkit::demo::{CASEY, OWNER, SUPPORT};
+use backchannel_testkit::*;
 
 fn nested(open: &str, inner: &str, close: &str, depth: usize) -> String {
     format!("{}{inner}{}", open.repeat(depth), close.repeat(depth))
 }
 
 /// The server still answers: `me` for the owner, no error.
-async fn still_serving(app: &TestApp) {
+async fn still_serving(app: &TestServer) {
     let reply = app
         .staff(&app.token("owner"), "{ me { id } }", json!({}))
         .await;
@@ -22,14 +23,14 @@ async fn still_serving(app: &TestApp) {
 }
 
 /// An anonymous POST of `body` as the JSON request's query.
-async fn anonymous(app: &TestApp, path: &str, query: &str, variables: Value) -> Reply {
+async fn anonymous(app: &TestServer, path: &str, query: &str, variables: Value) -> Reply {
     let body = json!({ "query": query, "variables": variables }).to_string();
     app.post(path, None, body.as_bytes()).await
 }
 
 #[tokio::test]
 async fn a_list_literal_nested_2000_deep_is_too_complex() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     let query = format!(
         "{{ conversations(filter: {{ status: {} }}) {{ edges {{ node {{ id }} }} }} }}",
         nested("[", "QUEUED", "]", 2000)
@@ -43,7 +44,7 @@ async fn a_list_literal_nested_2000_deep_is_too_complex() {
 
 #[tokio::test]
 async fn an_input_object_nested_5000_deep_is_too_complex() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     let query = format!(
         "{{ conversations(filter: {}) {{ edges {{ node {{ id }} }} }} }}",
         nested("{status: ", "QUEUED", "}", 5000)
@@ -55,10 +56,10 @@ async fn an_input_object_nested_5000_deep_is_too_complex() {
 
 #[tokio::test]
 async fn a_nested_customer_name_on_the_customer_endpoint_is_too_complex() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     let query = format!(
         "mutation {{ startConversation(widgetKey: \"{}\", groupId: \"{SUPPORT}\", customerName: {}) {{ token }} }}",
-        app.demo.widget_key,
+        app.demo().widget_key,
         nested("[", "\"Ivy\"", "]", 2000)
     );
     let head = app.desk.log().head();
@@ -89,7 +90,7 @@ fn deep_json(depth: usize) -> Value {
 
 #[tokio::test]
 async fn deep_variables_are_refused_with_a_code() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     let query =
         "query($f: ConversationFilter) { conversations(filter: $f) { edges { node { id } } } }";
     // Deeper than the nesting bound, within serde_json's own limit (128).
@@ -128,7 +129,7 @@ fn fragment_bomb(levels: usize) -> String {
 
 #[tokio::test]
 async fn a_fragment_bomb_is_refused_at_once_on_both_endpoints() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     for levels in [24, 30] {
         let query = fragment_bomb(levels);
         assert!(query.len() < 2 * 1024);
@@ -143,7 +144,7 @@ async fn a_fragment_bomb_is_refused_at_once_on_both_endpoints() {
 
 #[tokio::test]
 async fn a_fragment_cycle_is_a_validation_error() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     let query =
         "query { ...A } fragment A on Query { me { id } ...B } fragment B on Query { ...A }";
     let reply = app.staff(&app.token("owner"), query, json!({})).await;
@@ -153,7 +154,7 @@ async fn a_fragment_cycle_is_a_validation_error() {
 
 #[tokio::test]
 async fn selections_nested_beyond_the_bound_are_too_complex_before_parsing() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     let query = format!("{}{}", "{ me ".repeat(3000), "}".repeat(3000));
     let reply = app.staff(&app.token("owner"), &query, json!({})).await;
     assert_eq!(
@@ -167,7 +168,7 @@ async fn selections_nested_beyond_the_bound_are_too_complex_before_parsing() {
 
 #[tokio::test]
 async fn the_overview_with_a_full_page_of_ids_and_counts_is_not_too_complex() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     let query = "query($g: ID!) { enquiryOverview(groupId: $g, first: 100) {
         queued { count items { id } } handling { count items { id } } closed { count items { id } } } }";
     let reply = app
@@ -179,7 +180,7 @@ async fn the_overview_with_a_full_page_of_ids_and_counts_is_not_too_complex() {
 
 #[tokio::test]
 async fn the_graphql_js_introspection_query_passes_the_admission_check() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     let reply = app
         .staff(&app.token("owner"), INTROSPECTION, json!({}))
         .await;
@@ -196,9 +197,9 @@ async fn the_graphql_js_introspection_query_passes_the_admission_check() {
 #[tokio::test]
 async fn a_request_past_its_deadline_is_stopped_with_timeout() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = crate::support::config(dir.path().to_owned());
+    let mut config = backchannel_testkit::demo_config(dir.path());
     config.limits.deadline = std::time::Duration::ZERO;
-    let mut app = TestApp::spawn_with(config).await;
+    let mut app = TestServer::spawn_with(config).await;
     // A zero deadline fires at the timer's next tick: a mutation whose append
     // became durable within it may still answer, so try a few; without a
     // deadline every one of them would.
@@ -258,7 +259,7 @@ fragment TypeRef on __Type {
 /// (found by `fuzz.rs`: an input object 369 deep aborted a debug build).
 #[tokio::test]
 async fn values_nested_a_few_hundred_deep_are_too_complex_on_both_endpoints() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     for depth in [400, 1000, 700, 250, 100] {
         let list = format!(
             "{{ conversations(filter: {{ status: {} }}) {{ edges {{ node {{ id }} }} }} }}",
@@ -289,7 +290,7 @@ async fn values_nested_a_few_hundred_deep_are_too_complex_on_both_endpoints() {
 /// every fragment's expanded size, not only the operations'.
 #[tokio::test]
 async fn an_unused_fragment_that_spreads_a_large_one_many_times_is_too_complex() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     let fields: String = (0..5000).map(|i| format!("b{i} ")).collect();
     let sets = "x{...F0} ".repeat(500);
     let query = format!(

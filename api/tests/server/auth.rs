@@ -5,13 +5,14 @@ use std::time::{Duration, SystemTime};
 use backchannel_api::auth::StaffIdentity;
 use serde_json::json;
 
-use crate::support::*;
+use backchannel_testkit::demo::{BOB, CAROL, OWNER};
+use backchannel_testkit::*;
 
 const ME: &str = "{ me { id name role } }";
 
 #[tokio::test]
 async fn a_missing_token_is_unauthenticated() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     let reply = app
         .post("/graphql", None, br#"{"query":"{ me { id } }"}"#)
         .await;
@@ -20,38 +21,34 @@ async fn a_missing_token_is_unauthenticated() {
 
 #[tokio::test]
 async fn a_bad_token_is_unauthenticated() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     let reply = app.staff("not-a-jwt", ME, json!({})).await;
     assert_eq!(reply.code(), Some("UNAUTHENTICATED"));
 }
 
 #[tokio::test]
 async fn an_expired_token_is_unauthenticated() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     let identity = StaffIdentity {
         staff: OWNER.parse().unwrap(),
-        company: app.demo.company,
+        company: app.demo().company,
     };
     let long_ago = SystemTime::now() - Duration::from_secs(365 * 24 * 3600);
-    let token = app
-        .app_tokens
-        .mint_staff_at(identity, long_ago)
-        .unwrap()
-        .token;
+    let token = app.tokens.mint_staff_at(identity, long_ago).unwrap().token;
     let reply = app.staff(&token, ME, json!({})).await;
     assert_eq!(reply.code(), Some("UNAUTHENTICATED"));
 }
 
 #[tokio::test]
 async fn a_customer_token_does_not_open_the_staff_schema() {
-    let app = TestApp::spawn().await;
-    let reply = app.staff(&app.demo.customer.clone(), ME, json!({})).await;
+    let app = TestServer::spawn().await;
+    let reply = app.staff(&app.demo().customer.clone(), ME, json!({})).await;
     assert_eq!(reply.code(), Some("UNAUTHENTICATED"));
 }
 
 #[tokio::test]
 async fn a_valid_token_names_the_staff_member() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     let reply = app.staff(&app.token("agent 1"), ME, json!({})).await;
     assert_eq!(reply.data()["me"]["name"], "Alice Agent");
     assert_eq!(reply.data()["me"]["role"], "AGENT");
@@ -59,7 +56,7 @@ async fn a_valid_token_names_the_staff_member() {
 
 #[tokio::test]
 async fn a_deactivated_staff_member_is_unauthenticated_at_once() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     let bob = app.token("agent 2");
     assert!(app.staff(&bob, ME, json!({})).await.code().is_none());
     let reply = app
@@ -81,7 +78,7 @@ async fn a_deactivated_staff_member_is_unauthenticated_at_once() {
 
 #[tokio::test]
 async fn a_demotion_takes_effect_on_the_next_request() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     let admin = app.token("admin");
     let settings = "mutation { updatePrivacySettings(privateConversationsEnabled: false) { company { settings { privateConversationsEnabled } } } }";
     let demote = app
@@ -103,7 +100,7 @@ async fn a_demotion_takes_effect_on_the_next_request() {
 
 #[tokio::test]
 async fn owners_issue_tokens_that_work() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     let reply = app
         .staff(
             &app.token("owner"),

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 
 use serde_json::Value;
 
-use crate::support::SUPPORT;
+use backchannel_testkit::demo::SUPPORT;
 
 fn backchannel() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_backchannel"));

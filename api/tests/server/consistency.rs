@@ -2,7 +2,8 @@
 
 use serde_json::json;
 
-use crate::support::*;
+use backchannel_testkit::demo::{ALICE, BOB, CASEY, DANA};
+use backchannel_testkit::*;
 
 const SEND: &str = "mutation($id: ID!, $body: String!, $key: String) {
     sendMessage(conversationId: $id, body: $body, visibility: PUBLIC, idempotencyKey: $key) {
@@ -10,7 +11,7 @@ const SEND: &str = "mutation($id: ID!, $body: String!, $key: String) {
 
 #[tokio::test]
 async fn a_retried_mutation_returns_the_first_result_and_appends_nothing() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     let alice = app.token("agent 1");
     let vars = json!({ "id": CASEY, "body": "We'll send a new pole.", "key": "retry-1" });
     let first = app.staff(&alice, SEND, vars.clone()).await;
@@ -26,7 +27,7 @@ async fn a_retried_mutation_returns_the_first_result_and_appends_nothing() {
 
 #[tokio::test]
 async fn the_same_key_for_another_caller_is_another_command() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     let whisper = "mutation($id: ID!, $key: String) {
         sendMessage(conversationId: $id, body: \"Take this one?\", visibility: PRIVATE, idempotencyKey: $key) {
             message { ... on PrivateMessage { id } } } }";
@@ -47,7 +48,7 @@ async fn the_same_key_for_another_caller_is_another_command() {
 
 #[tokio::test]
 async fn a_query_after_a_mutation_sees_it() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     let alice = app.token("agent 1");
     for i in 0..5 {
         let body = format!("read your writes {i}");
@@ -75,7 +76,7 @@ async fn a_query_after_a_mutation_sees_it() {
 
 #[tokio::test]
 async fn two_agents_racing_for_a_queued_conversation_one_wins() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     let take = "mutation($c: ID!, $s: ID!) { assignConversation(conversationId: $c, assigneeId: $s) { conversationId } }";
     let alice = app.token("agent 1");
     let bob = app.token("agent 2");
@@ -95,7 +96,7 @@ async fn two_agents_racing_for_a_queued_conversation_one_wins() {
 
 #[tokio::test]
 async fn an_idempotency_key_reused_on_another_conversation_is_refused() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     let alice = app.token("agent 1");
     let first = app
         .staff(

@@ -2,39 +2,17 @@
 //! each company's widget origins, JSON-only POSTs and websocket upgrades.
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
-use crate::support::*;
+use backchannel_testkit::demo::SUPPORT;
+use backchannel_testkit::*;
 
 const SHOP: &str = "https://shop.example";
 const DESK: &str = "https://desk.example";
 const EVIL: &str = "https://evil.example";
 
-struct Answer {
-    status: u16,
-    head: String,
-    body: Value,
-}
-
-impl Answer {
-    /// A response header's value (names compared in lower case).
-    fn header(&self, name: &str) -> Option<&str> {
-        self.head.lines().find_map(|line| {
-            let (n, v) = line.split_once(':')?;
-            n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
-        })
-    }
-
-    fn code(&self) -> Option<&str> {
-        self.body["errors"][0]["extensions"]["code"].as_str()
-    }
-}
-
 /// Sends `head` (request line and headers, without the blank line) and
-/// `body`; reads the response head, and the body unless it is an upgrade.
-async fn raw(app: &TestApp, head: &str, body: &[u8]) -> Answer {
-    let mut stream = TcpStream::connect(app.addr).await.unwrap();
+/// `body`; the harness' client reads the answer (only the head of an upgrade).
+async fn raw(app: &TestServer, head: &str, body: &[u8]) -> Reply {
     let mut request = format!(
         "{head}\r\nHost: {}\r\nContent-Length: {}\r\n\r\n",
         app.addr,
@@ -42,27 +20,10 @@ async fn raw(app: &TestApp, head: &str, body: &[u8]) -> Answer {
     )
     .into_bytes();
     request.extend_from_slice(body);
-    stream.write_all(&request).await.unwrap();
-    let mut raw = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        let n = stream.read(&mut buf).await.unwrap();
-        raw.extend_from_slice(&buf[..n]);
-        let done_head = raw.windows(4).position(|w| w == b"\r\n\r\n");
-        match done_head {
-            Some(_) if raw.starts_with(b"HTTP/1.1 101") => break,
-            _ if n == 0 => break,
-            _ => {}
-        }
-    }
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let body = serde_json::from_slice(&raw[split + 4..]).unwrap_or(Value::Null);
-    Answer { status, head, body }
+    app.send(&request).await
 }
 
-async fn preflight(app: &TestApp, path: &str, origin: &str) -> Answer {
+async fn preflight(app: &TestServer, path: &str, origin: &str) -> Reply {
     raw(
         app,
         &format!(
@@ -76,13 +37,13 @@ async fn preflight(app: &TestApp, path: &str, origin: &str) -> Answer {
 }
 
 async fn post(
-    app: &TestApp,
+    app: &TestServer,
     path: &str,
     origin: Option<&str>,
     content_type: &str,
     token: Option<&str>,
     body: &Value,
-) -> Answer {
+) -> Reply {
     let mut head =
         format!("POST {path} HTTP/1.1\r\nConnection: close\r\nContent-Type: {content_type}");
     if let Some(origin) = origin {
@@ -94,7 +55,7 @@ async fn post(
     raw(app, &head, body.to_string().as_bytes()).await
 }
 
-async fn upgrade(app: &TestApp, path: &str, origin: Option<&str>) -> Answer {
+async fn upgrade(app: &TestServer, path: &str, origin: Option<&str>) -> Reply {
     let mut head = format!(
         "GET {path} HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
@@ -106,14 +67,14 @@ async fn upgrade(app: &TestApp, path: &str, origin: Option<&str>) -> Answer {
     raw(app, &head, b"").await
 }
 
-async fn spawn() -> (TestApp, tempfile::TempDir) {
+async fn spawn() -> (TestServer, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = config(dir.path().to_owned());
+    let mut config = demo_config(dir.path());
     config.staff_origins = vec![backchannel_domain::values::WebOrigin::parse(DESK).unwrap()];
-    (TestApp::spawn_with(config).await, dir)
+    (TestServer::spawn_with(config).await, dir)
 }
 
-async fn set_origins(app: &TestApp, role: &str, origins: &[&str]) -> Reply {
+async fn set_origins(app: &TestServer, role: &str, origins: &[&str]) -> Reply {
     app.staff(
         &app.token(role),
         "mutation($o: [String!]!) { setWidgetOrigins(origins: $o) { company { widgetOrigins } } }",
@@ -122,10 +83,10 @@ async fn set_origins(app: &TestApp, role: &str, origins: &[&str]) -> Reply {
     .await
 }
 
-fn start(app: &TestApp) -> Value {
+fn start(app: &TestServer) -> Value {
     json!({
         "query": "mutation($w: ID!, $g: ID!) { startConversation(widgetKey: $w, groupId: $g, customerName: \"Web\") { token } }",
-        "variables": { "w": app.demo.widget_key.to_string(), "g": SUPPORT },
+        "variables": { "w": app.demo().widget_key.to_string(), "g": SUPPORT },
     })
 }
 

@@ -7,7 +7,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
-use crate::support::*;
+use backchannel_testkit::demo::{ALICE, BOB, SUPPORT};
+use backchannel_testkit::*;
 
 const PAGE: &str = "query($first: Int, $after: String, $last: Int, $before: String) {
     conversation { messages(first: $first, after: $after, last: $last, before: $before) {
@@ -27,12 +28,12 @@ struct Chat {
     public: Vec<String>,
 }
 
-async fn staff_ok(app: &TestApp, token: &str, query: &str, variables: Value) {
+async fn staff_ok(app: &TestServer, token: &str, query: &str, variables: Value) {
     let reply = app.staff(token, query, variables).await;
     assert!(reply.code().is_none(), "{:?}", reply.body);
 }
 
-async fn customer_ok(app: &TestApp, token: &str, query: &str, variables: Value) -> Value {
+async fn customer_ok(app: &TestServer, token: &str, query: &str, variables: Value) -> Value {
     let reply = app.customer(Some(token), query, variables).await;
     assert!(reply.code().is_none(), "{:?}", reply.body);
     reply.data().clone()
@@ -43,7 +44,7 @@ async fn customer_ok(app: &TestApp, token: &str, query: &str, variables: Value) 
 /// runs of 20 transfers between Bob and Alice (customer-visible events that
 /// are not messages, more than a read window), closes and reopenings, and
 /// privacy changes (staff-only events).
-async fn chat(app: &TestApp, public: usize) -> Chat {
+async fn chat(app: &TestServer, public: usize) -> Chat {
     let owner = app.token("owner");
     let alice = app.token("agent 1");
     let started = app
@@ -51,7 +52,7 @@ async fn chat(app: &TestApp, public: usize) -> Chat {
             None,
             "mutation($w: ID!, $g: ID!) { startConversation(widgetKey: $w, groupId: $g,
                 customerName: \"Pat\", message: \"public 0\") { token conversation { id } } }",
-            json!({ "w": app.demo.widget_key.to_string(), "g": SUPPORT }),
+            json!({ "w": app.demo().widget_key.to_string(), "g": SUPPORT }),
         )
         .await;
     assert!(started.code().is_none(), "{:?}", started.body);
@@ -150,7 +151,7 @@ struct Page {
     raw: String,
 }
 
-async fn page(app: &TestApp, chat: &Chat, variables: Value) -> Page {
+async fn page(app: &TestServer, chat: &Chat, variables: Value) -> Page {
     let reply = app.customer(Some(&chat.token), PAGE, variables).await;
     assert!(reply.code().is_none(), "{:?}", reply.body);
     let messages = &reply.data()["conversation"]["messages"];
@@ -183,7 +184,7 @@ async fn page(app: &TestApp, chat: &Chat, variables: Value) -> Page {
 }
 
 /// Pages forward with `first` (`None`: the default) until the end.
-async fn forward(app: &TestApp, chat: &Chat, first: Option<usize>) -> Vec<Page> {
+async fn forward(app: &TestServer, chat: &Chat, first: Option<usize>) -> Vec<Page> {
     let mut pages: Vec<Page> = Vec::new();
     let mut after: Option<String> = None;
     loop {
@@ -199,7 +200,7 @@ async fn forward(app: &TestApp, chat: &Chat, first: Option<usize>) -> Vec<Page> 
 }
 
 /// Pages backward with `last` from the newest until the oldest.
-async fn backward(app: &TestApp, chat: &Chat, last: Option<usize>) -> Vec<Page> {
+async fn backward(app: &TestServer, chat: &Chat, last: Option<usize>) -> Vec<Page> {
     let mut pages: Vec<Page> = Vec::new();
     let mut before: Option<String> = None;
     loop {
@@ -243,7 +244,7 @@ fn no_private_message(pages: &[Page]) {
 
 #[tokio::test]
 async fn forward_pages_concatenate_to_exactly_the_public_messages_in_order() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     let chat = chat(&app, 250).await;
     for (first, sizes) in [
         (Some(7), [vec![7; 35], vec![5]].concat()),
@@ -272,7 +273,7 @@ async fn forward_pages_concatenate_to_exactly_the_public_messages_in_order() {
 
 #[tokio::test]
 async fn backward_pages_from_the_newest_concatenate_to_the_same_messages() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     let chat = chat(&app, 250).await;
     for (last, sizes) in [
         (Some(7), [vec![7; 35], vec![5]].concat()),
@@ -309,7 +310,7 @@ async fn backward_pages_from_the_newest_concatenate_to_the_same_messages() {
 
 #[tokio::test]
 async fn bad_cursors_and_sizes_are_validation_and_append_nothing() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     let long = chat(&app, 40).await;
     let chat = chat(&app, 6).await;
     let good = page(&app, &chat, json!({ "first": 2 })).await;
@@ -386,9 +387,9 @@ async fn bad_cursors_and_sizes_are_validation_and_append_nothing() {
 #[tokio::test]
 async fn the_page_size_is_capped_by_the_configured_limit() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = crate::support::config(dir.path().to_owned());
+    let mut config = backchannel_testkit::demo_config(dir.path());
     config.limits.max_page_size = 10;
-    let mut app = TestApp::spawn_with(config).await;
+    let mut app = TestServer::spawn_with(config).await;
     let chat = chat(&app, 25).await;
     let default = page(&app, &chat, json!({})).await;
     assert_eq!(default.bodies, chat.public[..10]);
@@ -406,7 +407,7 @@ async fn the_page_size_is_capped_by_the_configured_limit() {
 
 #[tokio::test]
 async fn a_full_page_of_every_field_fits_the_complexity_limit_and_two_do_not() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     let chat = chat(&app, 3).await;
     let one = app
         .customer(Some(&chat.token), PAGE, json!({ "last": 100 }))
@@ -422,7 +423,7 @@ async fn a_full_page_of_every_field_fits_the_complexity_limit_and_two_do_not() {
 
 #[tokio::test]
 async fn cursors_count_the_customers_own_events_not_log_positions() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     let chat = chat(&app, 3).await;
     let p = page(&app, &chat, json!({})).await;
     let decoded: Vec<String> = p

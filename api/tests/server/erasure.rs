@@ -11,7 +11,8 @@ use backchannel_domain::events::StreamId;
 use backchannel_domain::ids::ConversationId;
 use serde_json::{Value, json};
 
-use crate::support::*;
+use backchannel_testkit::demo::{ALICE, SUPPORT};
+use backchannel_testkit::*;
 
 const CUSTOMER: &str = "Ulrike Unforgettable-Qz7";
 const PUBLIC: &str = "PUBLIC-PLAINTEXT: my parcel number is 7781-QZ";
@@ -26,7 +27,7 @@ const VIEW: &str = "query($c: ID!) { conversation(id: $c) { status erased custom
     timeline(first: 50) { edges { node { __typename
         ... on PublicMessage { body } ... on PrivateMessage { body } ... on SystemEvent { kind } } } } } }";
 
-async fn ok(app: &TestApp, token: &str, query: &str, vars: Value) -> Value {
+async fn ok(app: &TestServer, token: &str, query: &str, vars: Value) -> Value {
     let reply = app.staff(token, query, vars).await;
     assert!(reply.code().is_none(), "{query}: {:?}", reply.body);
     reply.body["data"].clone()
@@ -34,7 +35,7 @@ async fn ok(app: &TestApp, token: &str, query: &str, vars: Value) -> Value {
 
 /// Opens a conversation for `customer`, assigned to Alice, with one public
 /// and one private message.
-async fn conversation(app: &TestApp, customer: &str) -> String {
+async fn conversation(app: &TestServer, customer: &str) -> String {
     let alice = app.token("agent 1");
     let opened = ok(app, &alice, OPEN, json!({ "g": SUPPORT, "n": customer })).await;
     let id = opened["openConversation"]["conversationId"]
@@ -87,7 +88,7 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
 #[tokio::test]
 async fn an_erased_conversation_shows_erased_everywhere_and_leaves_no_plaintext() {
     let dir = tempfile::tempdir().unwrap();
-    let mut app = TestApp::spawn_with(config(dir.path().to_owned())).await;
+    let mut app = TestServer::spawn_with(demo_config(dir.path())).await;
     let id = conversation(&app, CUSTOMER).await;
     let kept = conversation(&app, KEPT).await;
 
@@ -105,7 +106,7 @@ async fn an_erased_conversation_shows_erased_everywhere_and_leaves_no_plaintext(
     );
 
     // Restarted on the same store: the keys are still there.
-    let app = TestApp::spawn_with(config(dir.path().to_owned())).await;
+    let app = TestServer::spawn_with(demo_config(dir.path())).await;
     let owner = app.token("owner");
     let admin = app.token("admin");
     let alice = app.token("agent 1");
@@ -113,7 +114,7 @@ async fn an_erased_conversation_shows_erased_everywhere_and_leaves_no_plaintext(
     assert_eq!(before["conversation"]["customerName"], CUSTOMER);
     assert_eq!(before["conversation"]["erased"], false);
 
-    let operator = app.app_tokens.mint_operator().unwrap().token;
+    let operator = app.tokens.mint_operator().unwrap().token;
     let erased = ok(
         &app,
         &owner,
@@ -241,7 +242,7 @@ async fn an_erased_conversation_shows_erased_everywhere_and_leaves_no_plaintext(
         waited += Duration::from_millis(100);
     }
     // An export holds no plaintext of it, and still verifies.
-    let (status, export) = app.get_as("/log", Some(&operator)).await;
+    let (status, export) = app.get_as("/log", Some(&operator)).await.parts();
     assert_eq!(status, 200);
     for plain in [CUSTOMER, PUBLIC, PRIVATE, KEPT] {
         assert!(!contains(&export, plain), "{plain} in the export");
@@ -286,7 +287,7 @@ async fn an_erased_conversation_shows_erased_everywhere_and_leaves_no_plaintext(
     // the log (customer names applied sealed, opened when asked): still
     // erased (the key stays destroyed), the other one whole.
     std::fs::remove_dir_all(dir.path().join("store").join("checkpoints")).unwrap();
-    let app = TestApp::spawn_with(config(dir.path().to_owned())).await;
+    let app = TestServer::spawn_with(demo_config(dir.path())).await;
     let reply = app
         .staff(&app.token("owner"), VIEW, json!({ "c": id }))
         .await;
@@ -304,10 +305,10 @@ async fn an_erased_conversation_shows_erased_everywhere_and_leaves_no_plaintext(
 /// The customer's own view, and the closed-enquiry report, after an erasure.
 #[tokio::test]
 async fn the_customer_and_the_report_see_the_erasure_too() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     let owner = app.token("owner");
-    let customer = app.demo.customer.clone();
-    let id = app.demo.customer_conversation.to_string();
+    let customer = app.demo().customer.clone();
+    let id = app.demo().customer_conversation.to_string();
     let mine = "{ conversation { status customerName messages(first: 100) { edges { node { author body } } } } }";
     let before = app.customer(Some(&customer), mine, json!({})).await;
     assert!(before.code().is_none(), "{:?}", before.body);
@@ -369,7 +370,8 @@ async fn the_customer_and_the_report_see_the_erasure_too() {
             "/reports/enquiries?from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z&format=csv",
             Some(&owner),
         )
-        .await;
+        .await
+        .parts();
     assert_eq!(status, 200);
     let csv = String::from_utf8(csv).unwrap();
     let rows: Vec<&str> = csv.lines().filter(|l| l.contains(id.as_str())).collect();

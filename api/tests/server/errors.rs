@@ -2,7 +2,8 @@
 
 use serde_json::json;
 
-use crate::support::*;
+use backchannel_testkit::demo::{ALICE, BOB, CASEY, EVAN, FRANKIE};
+use backchannel_testkit::*;
 
 const CONVERSATION: &str = "query($id: ID!) { conversation(id: $id) { id customerName } }";
 const SEND: &str = "mutation($id: ID!, $body: String!, $v: MessageVisibility!) {
@@ -10,7 +11,7 @@ const SEND: &str = "mutation($id: ID!, $body: String!, $v: MessageVisibility!) {
 
 #[tokio::test]
 async fn a_private_conversation_of_another_agent_is_restricted() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     // Casey's conversation is private and handled by Alice; Bob is in the group.
     let reply = app
         .staff(&app.token("agent 2"), CONVERSATION, json!({ "id": CASEY }))
@@ -24,7 +25,7 @@ async fn a_private_conversation_of_another_agent_is_restricted() {
 
 #[tokio::test]
 async fn an_unknown_conversation_is_not_found() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     let id = "01900000-0000-7000-8000-0000000fffff";
     let reply = app
         .staff(&app.token("owner"), CONVERSATION, json!({ "id": id }))
@@ -34,7 +35,7 @@ async fn an_unknown_conversation_is_not_found() {
 
 #[tokio::test]
 async fn a_malformed_id_is_a_validation_error() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     let reply = app
         .staff(&app.token("owner"), CONVERSATION, json!({ "id": "42" }))
         .await;
@@ -43,7 +44,7 @@ async fn a_malformed_id_is_a_validation_error() {
 
 #[tokio::test]
 async fn agents_may_not_change_privacy_settings() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     let reply = app
         .staff(
             &app.token("agent 1"),
@@ -56,7 +57,7 @@ async fn agents_may_not_change_privacy_settings() {
 
 #[tokio::test]
 async fn private_messages_are_refused_in_email_conversations() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     let reply = app
         .staff(
             &app.token("owner"),
@@ -69,7 +70,7 @@ async fn private_messages_are_refused_in_email_conversations() {
 
 #[tokio::test]
 async fn closed_conversations_are_read_only() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     let reply = app
         .staff(
             &app.token("owner"),
@@ -84,7 +85,7 @@ async fn closed_conversations_are_read_only() {
 /// lost sight of it: he learns it was taken, never by whom (SPEC 7).
 #[tokio::test]
 async fn taking_a_taken_private_conversation_is_a_conflict_without_the_assignee() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     let reply = app
         .staff(
             &app.token("agent 2"),
@@ -103,7 +104,7 @@ async fn taking_a_taken_private_conversation_is_a_conflict_without_the_assignee(
 
 #[tokio::test]
 async fn an_empty_message_is_a_validation_error() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     let reply = app
         .staff(
             &app.token("agent 1"),
@@ -116,7 +117,7 @@ async fn an_empty_message_is_a_validation_error() {
 
 #[tokio::test]
 async fn an_unknown_enum_value_is_a_validation_error() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     let reply = app
         .staff(
             &app.token("agent 1"),

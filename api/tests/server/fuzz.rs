@@ -17,7 +17,8 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestCaseError, TestRunner};
 use serde_json::{Value, json};
 
-use crate::support::*;
+use backchannel_testkit::demo::{CASEY, OWNER, SUPPORT};
+use backchannel_testkit::*;
 
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -316,8 +317,8 @@ fn random_and_mutated_requests_never_kill_or_hang_the_server() {
         .build()
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let app = runtime.block_on(TestApp::spawn_with(crate::support::config(
-        dir.path().to_owned(),
+    let app = runtime.block_on(TestServer::spawn_with(backchannel_testkit::demo_config(
+        dir.path(),
     )));
     let owner = app.token("owner");
 

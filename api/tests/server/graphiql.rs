@@ -14,54 +14,22 @@
 //! page and our own `start.js` name no `http://` or `https://` at all, and
 //! the page's Content-Security-Policy allows only its own origin.
 
-use std::collections::HashMap;
-
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
-use crate::support::*;
+use backchannel_testkit::*;
 
-struct Got {
-    status: u16,
-    headers: HashMap<String, String>,
-    body: Vec<u8>,
-}
-
-impl Got {
-    fn header(&self, name: &str) -> &str {
-        self.headers.get(name).map(String::as_str).unwrap_or("")
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8(self.body.clone()).unwrap()
-    }
-}
-
-/// A GET with extra header lines; status, lower-cased headers, body (the
-/// answers here are never chunked: fixed bodies).
-async fn get(app: &TestApp, path: &str, extra: &str) -> Got {
-    let mut stream = TcpStream::connect(app.addr).await.unwrap();
+/// A GET with extra header lines, through the harness' client.
+async fn get(app: &TestServer, path: &str, extra: &str) -> Reply {
     let request = format!(
         "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n{extra}\r\n",
         app.addr
     );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await.unwrap();
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let mut lines = head.lines();
-    let status = lines.next().unwrap().split_whitespace().nth(1).unwrap();
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    Got {
-        status: status.parse().unwrap(),
-        headers,
-        body: raw[split + 4..].to_vec(),
-    }
+    app.send(request.as_bytes()).await
+}
+
+/// A header's value, empty when the answer has none.
+fn header<'r>(got: &'r Reply, name: &str) -> &'r str {
+    got.header(name).unwrap_or("")
 }
 
 /// The values of every `name="…"` attribute in `html`.
@@ -137,17 +105,17 @@ fn stylesheet_loads(css: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn graphiql_pages_and_assets_load_only_from_this_server() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     for (path, endpoint) in [("/", "/graphql"), ("/customer", "/customer/graphql")] {
         let page = get(&app, path, "").await;
         assert_eq!(page.status, 200, "{path}");
-        assert_eq!(page.header("content-type"), "text/html; charset=utf-8");
-        let csp = page.header("content-security-policy");
+        assert_eq!(header(&page, "content-type"), "text/html; charset=utf-8");
+        let csp = header(&page, "content-security-policy");
         assert!(csp.contains("default-src 'none'"), "{csp}");
         assert!(csp.contains("script-src 'self';"), "{csp}");
         assert!(csp.contains("connect-src 'self';"), "{csp}");
         assert!(!csp.contains("http") && !csp.contains('*'), "{csp}");
-        let html = page.text();
+        let html = String::from_utf8(page.bytes.clone()).unwrap();
         assert!(html.contains(&format!("data-endpoint=\"{endpoint}\"")));
         assert!(
             !html.contains("http://") && !html.contains("https://"),
@@ -164,19 +132,19 @@ async fn graphiql_pages_and_assets_load_only_from_this_server() {
             }
             let asset = get(&app, target, "").await;
             assert_eq!(asset.status, 200, "{target}");
-            assert_eq!(asset.header("x-content-type-options"), "nosniff");
-            assert!(!asset.header("etag").is_empty(), "{target}");
-            let text = asset.text();
+            assert_eq!(header(&asset, "x-content-type-options"), "nosniff");
+            assert!(!header(&asset, "etag").is_empty(), "{target}");
+            let text = String::from_utf8(asset.bytes.clone()).unwrap();
             if target.ends_with(".js") {
                 assert_eq!(
-                    asset.header("content-type"),
+                    header(&asset, "content-type"),
                     "text/javascript; charset=utf-8"
                 );
                 let loads = external_loads(&text);
                 assert!(loads.is_empty(), "{target} loads {loads:?}");
             } else {
                 assert!(target.ends_with(".css"), "{target}");
-                assert_eq!(asset.header("content-type"), "text/css; charset=utf-8");
+                assert_eq!(header(&asset, "content-type"), "text/css; charset=utf-8");
                 for load in stylesheet_loads(&text) {
                     assert!(
                         load.starts_with("data:") || is_local(&load),
@@ -185,12 +153,12 @@ async fn graphiql_pages_and_assets_load_only_from_this_server() {
                 }
             }
             if target.ends_with("/start.js") {
-                assert_eq!(asset.header("cache-control"), "no-cache");
+                assert_eq!(header(&asset, "cache-control"), "no-cache");
                 assert!(!text.contains("http://") && !text.contains("https://"));
             } else {
                 // Versioned names: kept by browsers.
                 assert_eq!(
-                    asset.header("cache-control"),
+                    header(&asset, "cache-control"),
                     "public, max-age=31536000, immutable",
                     "{target}"
                 );
@@ -201,9 +169,9 @@ async fn graphiql_pages_and_assets_load_only_from_this_server() {
 
 #[tokio::test]
 async fn graphiql_assets_revalidate_and_unknown_ones_are_404() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     let start = get(&app, "/graphiql/assets/start.js", "").await;
-    let etag = start.header("etag").to_owned();
+    let etag = header(&start, "etag").to_owned();
     let again = get(
         &app,
         "/graphiql/assets/start.js",
@@ -211,7 +179,7 @@ async fn graphiql_assets_revalidate_and_unknown_ones_are_404() {
     )
     .await;
     assert_eq!(again.status, 304);
-    assert!(again.body.is_empty());
+    assert!(again.bytes.is_empty());
     let other = get(
         &app,
         "/graphiql/assets/start.js",
@@ -219,7 +187,7 @@ async fn graphiql_assets_revalidate_and_unknown_ones_are_404() {
     )
     .await;
     assert_eq!(other.status, 200);
-    assert_eq!(other.body, start.body);
+    assert_eq!(other.bytes, start.bytes);
     for path in [
         "/graphiql/assets/nothing.js",
         "/graphiql/assets/..%2Fpage.html",
@@ -256,9 +224,9 @@ fn the_loader_check_finds_external_targets() {
 #[tokio::test]
 async fn graphiql_switched_off_serves_neither_page_nor_assets() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = crate::support::config(dir.path().to_owned());
+    let mut config = backchannel_testkit::demo_config(dir.path());
     config.graphiql = false;
-    let mut app = TestApp::spawn_with(config).await;
+    let mut app = TestServer::spawn_with(config).await;
     for path in ["/", "/customer", "/graphiql/assets/start.js"] {
         assert_eq!(get(&app, path, "").await.status, 404, "{path}");
     }

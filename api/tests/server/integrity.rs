@@ -9,7 +9,8 @@ use backchannel_api::Application;
 use backchannel_eventlog::{HeadKey, codec, parse_hash};
 use serde_json::{Value, json};
 
-use crate::support::*;
+use backchannel_testkit::demo::CASEY;
+use backchannel_testkit::*;
 
 /// The server's secret, as `<data-dir>/secret` holds it (hex).
 fn secret(data_dir: &Path) -> Vec<u8> {
@@ -37,7 +38,7 @@ fn copy_dir(from: &Path, to: &Path, skip: &[&str]) {
     }
 }
 
-async fn post_note(app: &TestApp, text: &str) {
+async fn post_note(app: &TestServer, text: &str) {
     let reply = app
         .staff(
             &app.token("agent 1"),
@@ -51,10 +52,10 @@ async fn post_note(app: &TestApp, text: &str) {
 #[tokio::test]
 async fn the_head_is_published_with_the_servers_mac() {
     let dir = tempfile::tempdir().unwrap();
-    let mut app = TestApp::spawn_with(config(dir.path().to_owned())).await;
+    let mut app = TestServer::spawn_with(demo_config(dir.path())).await;
     post_note(&app, "a note").await;
-    let operator = app.app_tokens.mint_operator().unwrap().token;
-    let (status, body) = app.get_as("/log/head", Some(&operator)).await;
+    let operator = app.tokens.mint_operator().unwrap().token;
+    let (status, body) = app.get_as("/log/head", Some(&operator)).await.parts();
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     let head: Value = serde_json::from_slice(&body).unwrap();
     let position = head["position"].as_u64().unwrap();
@@ -71,11 +72,12 @@ async fn the_head_is_published_with_the_servers_mac() {
     assert!(!other.verifies(position, &hash, &mac));
 
     // The same callers as GET /log: nobody else.
-    let (status, body) = app.get_as("/log/head", None).await;
+    let (status, body) = app.get_as("/log/head", None).await.parts();
     assert_eq!(status, 401, "{}", String::from_utf8_lossy(&body));
     let (status, body) = app
         .get_as("/log/head", Some(&app.token("supervisor")))
-        .await;
+        .await
+        .parts();
     assert_eq!(status, 403, "{}", String::from_utf8_lossy(&body));
     app.stop().await;
 }
@@ -83,13 +85,13 @@ async fn the_head_is_published_with_the_servers_mac() {
 /// Stops a server after a note, keeps a copy of its store (`old`), starts it
 /// again, appends more, stops it: returns the heads before and after.
 async fn two_generations(data_dir: &Path, old: &Path) -> (u64, u64) {
-    let mut app = TestApp::spawn_with(config(data_dir.to_owned())).await;
+    let mut app = TestServer::spawn_with(demo_config(data_dir)).await;
     post_note(&app, "before the copy").await;
     app.stop().await;
     let before = app.desk.log().head();
     drop(app);
     copy_dir(&data_dir.join("store"), old, &["LOCK", "checkpoints"]);
-    let mut app = TestApp::spawn_with(config(data_dir.to_owned())).await;
+    let mut app = TestServer::spawn_with(demo_config(data_dir)).await;
     post_note(&app, "after the copy").await;
     post_note(&app, "acknowledged, then lost").await;
     app.stop().await;
@@ -117,7 +119,7 @@ async fn a_checkpoint_ahead_of_the_log_fails_the_start_naming_both_positions() {
         }
     }
     copy_dir(&old, &store, &[]);
-    let err = Application::build(config(dir.path().to_owned()))
+    let err = Application::build(demo_config(dir.path()))
         .await
         .err()
         .expect("the server started on a log shorter than its checkpoint");
@@ -140,7 +142,7 @@ async fn a_log_shorter_than_its_committed_head_fails_the_start() {
     let sled = dir.path().join("store").join("sled");
     std::fs::remove_dir_all(&sled).unwrap();
     copy_dir(&old.join("sled"), &sled, &[]);
-    let err = Application::build(config(dir.path().to_owned()))
+    let err = Application::build(demo_config(dir.path()))
         .await
         .err()
         .expect("the server started on a shortened log");

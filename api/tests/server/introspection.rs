@@ -5,7 +5,7 @@
 
 use serde_json::{Value, json};
 
-use crate::support::*;
+use backchannel_testkit::*;
 
 /// graphql-js v16's `getIntrospectionQuery()` with its default options,
 /// verbatim (`fixtures/graphql/README.md` says how it was taken).
@@ -13,7 +13,7 @@ const INTROSPECTION: &str = include_str!("../../../fixtures/graphql/introspectio
 
 /// An anonymous POST of `query` to `path`: tools fetch the schema before
 /// anyone has pasted a token (and name the operation, as graphql-js does).
-async fn anonymous(app: &TestApp, path: &str, query: &str) -> Reply {
+async fn anonymous(app: &TestServer, path: &str, query: &str) -> Reply {
     let mut request = json!({ "query": query });
     if query.contains("query IntrospectionQuery") {
         request["operationName"] = json!("IntrospectionQuery");
@@ -45,7 +45,7 @@ fn assert_full_schema(reply: &Reply, root: &str, field: &str) {
 
 #[tokio::test]
 async fn the_graphql_js_introspection_query_is_answered_in_full_on_both_endpoints() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     let staff = anonymous(&app, "/graphql", INTROSPECTION).await;
     assert_full_schema(&staff, "Query", "conversations");
     let customer = anonymous(&app, "/customer/graphql", INTROSPECTION).await;
@@ -69,7 +69,7 @@ fn of_type_chain(levels: usize) -> String {
 
 #[tokio::test]
 async fn a_query_deeper_than_introspection_needs_is_still_too_complex() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     // 15 deep, as deep as graphql-js' own query: answered.
     let reply = anonymous(&app, "/graphql", &of_type_chain(11)).await;
     assert!(reply.body.get("errors").is_none(), "{:?}", reply.body);

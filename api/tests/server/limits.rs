@@ -2,11 +2,11 @@
 
 use serde_json::json;
 
-use crate::support::*;
+use backchannel_testkit::*;
 
 #[tokio::test]
 async fn an_oversized_body_is_413_payload_too_large() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     let body = format!(
         r#"{{"query":"{{ me {{ id }} }}","variables":{{"x":"{}"}}}}"#,
         "a".repeat(70 * 1024)
@@ -21,9 +21,9 @@ async fn an_oversized_body_is_413_payload_too_large() {
 #[tokio::test]
 async fn a_deep_query_is_too_complex() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = crate::support::config(dir.path().to_owned());
+    let mut config = backchannel_testkit::demo_config(dir.path());
     config.limits.max_depth = 4;
-    let mut app = TestApp::spawn_with(config).await;
+    let mut app = TestServer::spawn_with(config).await;
     let deep = "{ conversations { edges { node { assignee { id } } } } }";
     let reply = app.staff(&app.token("owner"), deep, json!({})).await;
     assert_eq!(reply.code(), Some("QUERY_TOO_COMPLEX"), "{:?}", reply.body);
@@ -39,7 +39,7 @@ async fn a_deep_query_is_too_complex() {
 
 #[tokio::test]
 async fn a_costly_query_is_too_complex() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     // A full inbox page is fine...
     let page = "conversations(first: 100) { edges { node { id customerName status channel private openedAt updatedAt } } }";
     let reply = app
@@ -54,7 +54,7 @@ async fn a_costly_query_is_too_complex() {
 
 #[tokio::test]
 async fn one_request_carries_at_most_twenty_mutations() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     let mutations = |n: usize| {
         let fields: String = (0..n)
             .map(|i| format!("m{i}: markNotificationsRead(upTo: \"1\") "))
@@ -69,7 +69,7 @@ async fn one_request_carries_at_most_twenty_mutations() {
 
 #[tokio::test]
 async fn a_page_over_100_is_a_validation_error() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     let reply = app
         .staff(
             &app.token("owner"),
@@ -82,7 +82,7 @@ async fn a_page_over_100_is_a_validation_error() {
 
 #[tokio::test]
 async fn batched_requests_are_refused() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     let reply = app
         .post(
             "/graphql",
@@ -97,10 +97,10 @@ async fn batched_requests_are_refused() {
 #[tokio::test]
 async fn introspection_can_be_switched_off() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = crate::support::config(dir.path().to_owned());
+    let mut config = backchannel_testkit::demo_config(dir.path());
     config.introspection = false;
     config.graphiql = false;
-    let mut app = TestApp::spawn_with(config).await;
+    let mut app = TestServer::spawn_with(config).await;
     let reply = app
         .staff(
             &app.token("owner"),
@@ -110,14 +110,14 @@ async fn introspection_can_be_switched_off() {
         .await;
     // async-graphql answers introspection with nothing when it is disabled.
     assert!(reply.data()["__schema"].is_null(), "{:?}", reply.body);
-    let (status, _) = app.get("/").await;
+    let status = app.get("/").await.status;
     assert_eq!(status, 404);
     app.stop().await;
 }
 
 #[tokio::test]
 async fn health_and_readiness_answer() {
-    let app = TestApp::spawn().await;
-    assert_eq!(app.get("/healthz").await.0, 200);
-    assert_eq!(app.get("/readyz").await.0, 200);
+    let app = TestServer::spawn().await;
+    assert_eq!(app.get("/healthz").await.status, 200);
+    assert_eq!(app.get("/readyz").await.status, 200);
 }

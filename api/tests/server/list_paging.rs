@@ -6,7 +6,8 @@
 
 use serde_json::{Value, json};
 
-use crate::support::*;
+use backchannel_testkit::demo::SUPPORT;
+use backchannel_testkit::*;
 
 const CONVERSATIONS: &str = "query($first: Int, $after: String, $last: Int, $before: String) {
     conversations(first: $first, after: $after, last: $last, before: $before) {
@@ -25,7 +26,7 @@ struct Page {
     info: Value,
 }
 
-async fn page(app: &TestApp, token: &str, list: &str, query: &str, vars: Value) -> Page {
+async fn page(app: &TestServer, token: &str, list: &str, query: &str, vars: Value) -> Page {
     let reply = app.staff(token, query, vars).await;
     assert!(reply.code().is_none(), "{:?}", reply.body);
     let connection = &reply.data()[list];
@@ -45,7 +46,7 @@ async fn page(app: &TestApp, token: &str, list: &str, query: &str, vars: Value) 
 
 /// Checks one list: forward by 2 to the end, backward by 2 from the
 /// oldest, a page before the newest (empty), and the refusals.
-async fn check(app: &TestApp, token: &str, list: &str, query: &str) {
+async fn check(app: &TestServer, token: &str, list: &str, query: &str) {
     // Forward, to the end.
     let mut forward: Vec<String> = Vec::new();
     let mut cursors: Vec<String> = Vec::new();
@@ -156,14 +157,14 @@ async fn check(app: &TestApp, token: &str, list: &str, query: &str) {
 
 #[tokio::test]
 async fn conversations_and_notifications_page_both_ways() {
-    let mut app = TestApp::spawn().await;
+    let mut app = TestServer::spawn().await;
     for n in 0..5 {
         let reply = app
             .customer(
                 None,
                 "mutation($w: ID!, $g: ID!, $n: String!) { startConversation(widgetKey: $w,
                     groupId: $g, customerName: $n) { token } }",
-                json!({ "w": app.demo.widget_key.to_string(), "g": SUPPORT, "n": format!("Pat {n}") }),
+                json!({ "w": app.demo().widget_key.to_string(), "g": SUPPORT, "n": format!("Pat {n}") }),
             )
             .await;
         assert!(reply.code().is_none(), "{:?}", reply.body);

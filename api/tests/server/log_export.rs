@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::support::*;
+use backchannel_testkit::*;
 
 /// Splits a body of u32-BE-length-prefixed records.
 fn records(body: &[u8]) -> Vec<&[u8]> {
@@ -20,15 +20,16 @@ fn records(body: &[u8]) -> Vec<&[u8]> {
 
 #[tokio::test]
 async fn the_operator_pages_through_the_whole_log() {
-    let app = TestApp::spawn().await;
-    let operator = app.app_tokens.mint_operator().unwrap().token;
+    let app = TestServer::spawn().await;
+    let operator = app.tokens.mint_operator().unwrap().token;
     let head = app.desk.log().head();
     let mut seen = Vec::new();
     let mut from = 1;
     while from <= head {
         let (status, body) = app
             .get_as(&format!("/log?from={from}&limit=7"), Some(&operator))
-            .await;
+            .await
+            .parts();
         assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
         let page = records(&body);
         assert!(!page.is_empty() && page.len() <= 7);
@@ -65,16 +66,19 @@ async fn the_operator_pages_through_the_whole_log() {
 
 #[tokio::test]
 async fn the_log_is_refused_to_everyone_else() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     let cases = [
         (None, 401, "UNAUTHENTICATED"),
         (Some("not-a-token".to_owned()), 401, "UNAUTHENTICATED"),
         (Some(app.token("supervisor")), 403, "FORBIDDEN"),
         (Some(app.token("agent 1")), 403, "FORBIDDEN"),
-        (Some(app.demo.customer.clone()), 401, "UNAUTHENTICATED"),
+        (Some(app.demo().customer.clone()), 401, "UNAUTHENTICATED"),
     ];
     for (token, status, code) in cases {
-        let (got, body) = app.get_as("/log?from=1&limit=10", token.as_deref()).await;
+        let (got, body) = app
+            .get_as("/log?from=1&limit=10", token.as_deref())
+            .await
+            .parts();
         let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         assert_eq!(
             (got, body["errors"][0]["extensions"]["code"].as_str()),
@@ -85,16 +89,17 @@ async fn the_log_is_refused_to_everyone_else() {
     // The demo has one company: its owner may read the log too.
     let (status, _) = app
         .get_as("/log?from=1&limit=10", Some(&app.token("owner")))
-        .await;
+        .await
+        .parts();
     assert_eq!(status, 200);
     // Bad paging is a validation error.
-    let operator = app.app_tokens.mint_operator().unwrap().token;
+    let operator = app.tokens.mint_operator().unwrap().token;
     for path in [
         "/log?from=1&limit=0",
         "/log?from=1&limit=10001",
         "/log?from=x&limit=10",
     ] {
-        let (got, _) = app.get_as(path, Some(&operator)).await;
+        let (got, _) = app.get_as(path, Some(&operator)).await.parts();
         assert_eq!(got, 400, "{path}");
     }
 }

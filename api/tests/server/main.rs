@@ -1,8 +1,7 @@
-//! The server over real HTTP on port 0, with the demo company loaded.
-//! One test binary, one module per area.
+//! The server over real HTTP on port 0, with the demo company loaded, through
+//! the one test harness (`backchannel-testkit`). One test binary, one module
+//! per area.
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
-
-mod support;
 
 mod admission;
 mod auth;

@@ -2,9 +2,10 @@
 
 use serde_json::{Value, json};
 
-use crate::support::*;
+use backchannel_testkit::demo::{ALICE, BOB, CASEY, FRANKIE, SALES, SUPERVISOR, SUPPORT};
+use backchannel_testkit::*;
 
-async fn ok(app: &TestApp, token: &str, query: &str, vars: Value) -> Value {
+async fn ok(app: &TestServer, token: &str, query: &str, vars: Value) -> Value {
     let reply = app.staff(token, query, vars).await;
     assert!(reply.code().is_none(), "{query}: {:?}", reply.body);
     reply.body["data"].clone()
@@ -12,7 +13,7 @@ async fn ok(app: &TestApp, token: &str, query: &str, vars: Value) -> Value {
 
 #[tokio::test]
 async fn conversation_mutations() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     let owner = app.token("owner");
     let alice = app.token("agent 1");
 
@@ -122,7 +123,7 @@ async fn conversation_mutations() {
 
 #[tokio::test]
 async fn directory_mutations() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     let owner = app.token("owner");
 
     let settings = ok(
@@ -234,7 +235,7 @@ async fn directory_mutations() {
 
 #[tokio::test]
 async fn notifications_are_listed_and_marked_read() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     let bob = app.token("agent 2");
     let listed = ok(&app, &bob, "{ notifications(first: 10) { unreadCount edges { node { id kind conversationId read } } } }", json!({})).await;
     let unread = listed["notifications"]["unreadCount"].as_u64().unwrap();
@@ -255,7 +256,7 @@ async fn notifications_are_listed_and_marked_read() {
 
 #[tokio::test]
 async fn queries_answer_as_the_viewer_may_see() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     let bob = app.token("agent 2");
     let data = ok(&app, &bob, "{ company { name settings { privateConversationsEnabled } } staff { name } groups { name } conversations { totalCount edges { cursor node { customerName } } } }", json!({})).await;
     assert_eq!(data["company"]["name"], "Acme Outdoor");
@@ -287,12 +288,12 @@ async fn queries_answer_as_the_viewer_may_see() {
 
 #[tokio::test]
 async fn customers_start_chat_and_never_see_private_messages() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     let started = app
         .customer(
             None,
             "mutation($w: ID!, $g: ID!) { startConversation(widgetKey: $w, groupId: $g, customerName: \"Ivy\", message: \"Hello?\") { token conversation { status messages { edges { node { author body } } } } } }",
-            json!({ "w": app.demo.widget_key.to_string(), "g": SUPPORT }),
+            json!({ "w": app.demo().widget_key.to_string(), "g": SUPPORT }),
         )
         .await;
     assert!(started.code().is_none(), "{:?}", started.body);
@@ -310,7 +311,7 @@ async fn customers_start_chat_and_never_see_private_messages() {
     assert_eq!(sent.data()["sendMessage"]["message"]["author"], "CUSTOMER");
     let own = app
         .customer(
-            Some(&app.demo.customer.clone()),
+            Some(&app.demo().customer.clone()),
             "{ conversation { messages { edges { node { body authorName } } } } }",
             json!({}),
         )
@@ -342,7 +343,7 @@ async fn customers_start_chat_and_never_see_private_messages() {
 /// appends nothing. (What a successful erasure does: `erasure.rs`.)
 #[tokio::test]
 async fn erase_conversation_refusals() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     let owner = app.token("owner");
     let admin = app.token("admin");
     let supervisor = app.token("supervisor");
@@ -359,8 +360,8 @@ async fn erase_conversation_refusals() {
         .unwrap()
         .to_owned();
     let erase = "mutation($c: ID!, $r: String!) { eraseConversation(conversationId: $c, reason: $r, idempotencyKey: \"erase-1\") { conversationId } }";
-    let operator = app.app_tokens.mint_operator().unwrap().token;
-    let (status, head) = app.get_as("/log/head", Some(&operator)).await;
+    let operator = app.tokens.mint_operator().unwrap().token;
+    let (status, head) = app.get_as("/log/head", Some(&operator)).await.parts();
     assert_eq!(status, 200);
 
     for token in [&alice, &supervisor] {
@@ -384,7 +385,7 @@ async fn erase_conversation_refusals() {
     let admin_elsewhere = app.staff(&admin, erase, json!({ "c": id, "r": "" })).await;
     assert_eq!(admin_elsewhere.code(), Some("VALIDATION"));
     assert_eq!(
-        app.get_as("/log/head", Some(&operator)).await,
+        app.get_as("/log/head", Some(&operator)).await.parts(),
         (200, head),
         "nothing appended"
     );

@@ -6,22 +6,16 @@ use std::net::SocketAddr;
 
 use backchannel_api::{Application, Config};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::support::*;
-use crate::websocket::Ws;
+use backchannel_testkit::demo::{CASEY, OWNER, SUPPORT};
+use backchannel_testkit::*;
 
-/// One request over a fresh connection: status, lower-cased head, body.
+/// One request over a fresh connection (the harness' client): status,
+/// lower-cased head, body.
 async fn raw(addr: SocketAddr, request: String) -> (u16, String, String) {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut bytes = Vec::new();
-    stream.read_to_end(&mut bytes).await.unwrap();
-    let text = String::from_utf8_lossy(&bytes).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    (status, head.to_ascii_lowercase(), body.to_owned())
+    let reply = Client::new(addr).send(request.as_bytes()).await;
+    (reply.status, reply.head.to_ascii_lowercase(), reply.text)
 }
 
 async fn get(addr: SocketAddr, path: &str) -> (u16, String, String) {
@@ -72,9 +66,9 @@ fn sample(page: &str, name: &str) -> f64 {
 #[tokio::test]
 async fn metrics_count_requests_appends_sockets_and_refusals() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = config(dir.path().to_owned());
+    let mut config = demo_config(dir.path());
     config.rate_limits.token_failures = "1/h".parse().unwrap();
-    let mut app = TestApp::spawn_with(config).await;
+    let mut app = TestServer::spawn_with(config).await;
     let (status, head, before) = get(app.addr, "/metrics").await;
     assert_eq!(status, 200);
     assert!(head.contains("content-type: text/plain"), "{head}");
@@ -185,9 +179,9 @@ async fn metrics_count_requests_appends_sockets_and_refusals() {
 #[tokio::test]
 async fn metrics_can_be_switched_off() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = config(dir.path().to_owned());
+    let mut config = demo_config(dir.path());
     config.metrics = false;
-    let mut app = TestApp::spawn_with(config).await;
+    let mut app = TestServer::spawn_with(config).await;
     assert_eq!(get(app.addr, "/metrics").await.0, 404);
     app.stop().await;
 }
@@ -195,8 +189,8 @@ async fn metrics_can_be_switched_off() {
 /// A store with the demo's events, stopped.
 async fn demo_store() -> (tempfile::TempDir, Config, u64) {
     let dir = tempfile::tempdir().unwrap();
-    let config = config(dir.path().to_owned());
-    let mut app = TestApp::spawn_with(config.clone()).await;
+    let config = demo_config(dir.path());
+    let mut app = TestServer::spawn_with(config.clone()).await;
     let head = app.desk.log().head();
     app.stop().await;
     (dir, config, head)
@@ -271,7 +265,7 @@ async fn a_start_dropped_before_catching_up_stops_listening() {
 
 #[tokio::test]
 async fn the_bearer_scheme_is_case_insensitive_over_http() {
-    let mut app = TestApp::spawn().await;
+    let mut app = TestServer::spawn().await;
     let owner = app.token("owner");
     for scheme in ["BEARER", "bearer", "Bearer", "bEaReR"] {
         let (status, _, reply) = post(

@@ -9,8 +9,8 @@ use backchannel_api::transport::TransportLimits;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::support::*;
-use crate::websocket::Ws;
+use backchannel_testkit::demo::{ALICE, CASEY, OWNER};
+use backchannel_testkit::*;
 
 const ME: &str = "query Me { me { id name } }";
 
@@ -22,7 +22,7 @@ fn persisted(hash: &str) -> Value {
     json!({ "persistedQuery": { "version": 1, "sha256Hash": hash } })
 }
 
-async fn post(app: &TestApp, path: &str, token: &str, body: Value) -> Reply {
+async fn post(app: &TestServer, path: &str, token: &str, body: Value) -> Reply {
     app.post(path, Some(token), body.to_string().as_bytes())
         .await
 }
@@ -33,7 +33,7 @@ fn message(reply: &Reply) -> &str {
 
 #[tokio::test]
 async fn a_hash_runs_its_query_once_the_query_came_with_it() {
-    let mut app = TestApp::spawn().await;
+    let mut app = TestServer::spawn().await;
     let owner = app.token("owner");
     let h = hash(ME);
     // Unknown hash.
@@ -120,7 +120,7 @@ async fn a_hash_runs_its_query_once_the_query_came_with_it() {
     // The customer endpoint speaks it too.
     let mine = "{ conversation { id } }";
     let ch = hash(mine);
-    let customer = app.demo.customer.clone();
+    let customer = app.demo().customer.clone();
     let reply = post(
         &app,
         "/customer/graphql",
@@ -149,7 +149,7 @@ async fn a_hash_runs_its_query_once_the_query_came_with_it() {
 
 #[tokio::test]
 async fn a_query_the_admission_check_refuses_is_not_stored() {
-    let mut app = TestApp::spawn().await;
+    let mut app = TestServer::spawn().await;
     let owner = app.token("owner");
     // Nested far past the depth bound: the pre-scan refuses it unparsed.
     let deep = format!("{{ {}id{} }}", "me { ".repeat(200), " }".repeat(200));
@@ -177,12 +177,12 @@ const NOTE: &str = "mutation($id: ID!, $b: String!) { sendMessage(conversationId
 #[tokio::test]
 async fn a_persisted_subscription_runs_over_a_websocket() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config: Config = config(dir.path().to_owned());
+    let mut config: Config = demo_config(dir.path());
     config.transport = TransportLimits {
         ws_operation_timeout: Duration::from_millis(300),
         ..TransportLimits::default()
     };
-    let mut app = TestApp::spawn_with(config).await;
+    let mut app = TestServer::spawn_with(config).await;
     let agent = app.token("agent 1");
     let h = hash(EVENTS);
     let mut ws = Ws::connect(app.addr, "/graphql").await;
@@ -227,14 +227,14 @@ async fn a_persisted_subscription_runs_over_a_websocket() {
 /// push staff entries out.
 #[tokio::test]
 async fn staff_and_customers_do_not_share_persisted_queries() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     let owner = app.token("owner");
     let text = "query Mine { __typename }";
     let h = hash(text);
     let body = json!({ "query": text, "extensions": persisted(&h) });
     let stored = post(&app, "/graphql", &owner, body).await;
     assert!(stored.code().is_none(), "{}", stored.body);
-    let customer = app.demo.customer.clone();
+    let customer = app.demo().customer.clone();
     let probe = post(
         &app,
         "/customer/graphql",

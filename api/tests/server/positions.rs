@@ -9,34 +9,21 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
-use crate::support::*;
-use crate::websocket::{Received, Ws};
+use backchannel_testkit::demo::CASEY;
+use backchannel_testkit::*;
 
 const SEND: &str = "mutation($c: ID!, $k: String) { sendMessage(conversationId: $c, body: \"Logged.\", visibility: PUBLIC, idempotencyKey: $k) { message { __typename } } }";
 const ME: &str = "{ me { name } }";
 
 /// A POST of `body` with extra header lines: status, lower-cased head, body.
 async fn post(addr: SocketAddr, token: &str, extra: &str, body: &Value) -> (u16, String, Value) {
+    let bearer = format!("Bearer {token}");
     let body = body.to_string();
-    let request = format!(
-        "POST /graphql HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nAuthorization: Bearer {token}\r\n{extra}Connection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut bytes = Vec::new();
-    stream.read_to_end(&mut bytes).await.unwrap();
-    let text = String::from_utf8_lossy(&bytes).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    (
-        status,
-        head.to_ascii_lowercase(),
-        serde_json::from_str(body).unwrap_or(Value::Null),
-    )
+    let reply = Client::new(addr)
+        .post_with("/graphql", Some(&bearer), extra, body.as_bytes())
+        .await;
+    (reply.status, reply.head.to_ascii_lowercase(), reply.body)
 }
 
 fn header(head: &str, name: &str) -> Option<String> {
@@ -45,11 +32,11 @@ fn header(head: &str, name: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-async fn spawn_waiting(patience: Duration) -> (TestApp, tempfile::TempDir) {
+async fn spawn_waiting(patience: Duration) -> (TestServer, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = config(dir.path().to_owned());
+    let mut config = demo_config(dir.path());
     config.limits.min_position_wait = patience;
-    (TestApp::spawn_with(config).await, dir)
+    (TestServer::spawn_with(config).await, dir)
 }
 
 #[tokio::test]
@@ -86,17 +73,10 @@ async fn a_mutation_answer_names_the_position_of_its_append() {
     assert_eq!(header(&head, "x-log-position"), Some(position.to_string()));
 
     // An anonymous caller learns nothing of the log: no position.
-    let body = refused.to_string();
-    let request = format!(
-        "POST /graphql HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        app.addr,
-        body.len()
-    );
-    let mut stream = TcpStream::connect(app.addr).await.unwrap();
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut bytes = Vec::new();
-    stream.read_to_end(&mut bytes).await.unwrap();
-    let text = String::from_utf8_lossy(&bytes).to_ascii_lowercase();
+    let anonymous = app
+        .post("/graphql", None, refused.to_string().as_bytes())
+        .await;
+    let text = format!("{}\r\n\r\n{}", anonymous.head, anonymous.text).to_ascii_lowercase();
     assert!(text.contains("unauthenticated"), "{text}");
     assert!(!text.contains("\r\nx-log-position:"), "{text}");
     assert!(!text.contains("\"position\""), "{text}");
@@ -254,10 +234,11 @@ async fn websocket_min_position_waits_refuses_or_closes_with_try_again_later() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_is_503_with_the_lag_while_the_read_models_trail_the_head() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = config(dir.path().to_owned());
+    let mut config = demo_config(dir.path());
     config.ready_max_lag = 0;
-    let app = TestApp::spawn_with(config).await;
-    assert_eq!(app.get("/readyz").await, (200, "ready\n".to_owned()));
+    let app = TestServer::spawn_with(config).await;
+    let ready = app.get("/readyz").await;
+    assert_eq!((ready.status, ready.text), (200, "ready\n".to_owned()));
     let head = app.desk.log().head();
 
     // Hold the read models still: the projector cannot apply what is appended.
@@ -275,7 +256,8 @@ async fn readiness_is_503_with_the_lag_while_the_read_models_trail_the_head() {
     });
     let mut seen = None;
     for _ in 0..200 {
-        let (status, body) = app.get("/readyz").await;
+        let ready = app.get("/readyz").await;
+        let (status, body) = (ready.status, ready.text);
         if status == 503 {
             seen = Some(body);
             break;
@@ -290,5 +272,6 @@ async fn readiness_is_503_with_the_lag_while_the_read_models_trail_the_head() {
     let (status, _, body) = sending.await.unwrap();
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["extensions"]["position"].as_u64(), Some(head + 1));
-    assert_eq!(app.get("/readyz").await, (200, "ready\n".to_owned()));
+    let ready = app.get("/readyz").await;
+    assert_eq!((ready.status, ready.text), (200, "ready\n".to_owned()));
 }

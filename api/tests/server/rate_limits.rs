@@ -2,119 +2,56 @@
 //! a refused call appends nothing. Distinct clients are distinct loopback
 //! addresses (127.0.0.2, …) bound by the client socket.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::time::Duration;
 
 use backchannel_api::ratelimit::Rate;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpSocket;
 
-use crate::support::*;
-
-/// An answer with its headers (lower-cased names).
-struct Answer {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Value,
-}
-
-impl Answer {
-    fn code(&self) -> Option<&str> {
-        self.body["errors"][0]["extensions"]["code"].as_str()
-    }
-
-    fn retry_after_ms(&self) -> Option<u64> {
-        self.body["errors"][0]["extensions"]["retryAfterMs"].as_u64()
-    }
-
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
+use backchannel_testkit::demo::SUPPORT;
+use backchannel_testkit::*;
 
 /// POSTs a GraphQL request from the client address `from`.
 async fn post_from(
-    app: &TestApp,
+    app: &TestServer,
     from: &str,
     path: &str,
     token: Option<&str>,
     query: &str,
     variables: Value,
-) -> Answer {
+) -> Reply {
     post_via(app, from, None, path, token, query, variables).await
 }
 
 /// The same, with an `X-Forwarded-For` header when `forwarded` is given.
 async fn post_via(
-    app: &TestApp,
+    app: &TestServer,
     from: &str,
     forwarded: Option<&str>,
     path: &str,
     token: Option<&str>,
     query: &str,
     variables: Value,
-) -> Answer {
+) -> Reply {
     let body = json!({ "query": query, "variables": variables }).to_string();
-    let mut request = format!(
-        "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
-        app.addr,
-        body.len()
-    );
-    if let Some(token) = token {
-        request.push_str(&format!("Authorization: Bearer {token}\r\n"));
-    }
-    if let Some(forwarded) = forwarded {
-        request.push_str(&format!("X-Forwarded-For: {forwarded}\r\n"));
-    }
-    request.push_str("\r\n");
-    request.push_str(&body);
-    let socket = TcpSocket::new_v4().unwrap();
-    socket
-        .bind(SocketAddr::new(from.parse::<IpAddr>().unwrap(), 0))
-        .unwrap();
-    let mut stream = socket.connect(app.addr).await.unwrap();
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await.unwrap();
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse().ok())
-        .unwrap();
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect::<Vec<_>>();
-    assert!(
-        !headers
-            .iter()
-            .any(|(n, v)| n == "transfer-encoding" && v.contains("chunked")),
-        "this client reads whole bodies only"
-    );
-    Answer {
-        status,
-        headers,
-        body: serde_json::from_slice(&raw[split + 4..]).unwrap_or(Value::Null),
-    }
+    let authorization = token.map(|t| format!("Bearer {t}"));
+    let extra = forwarded.map_or(String::new(), |f| format!("X-Forwarded-For: {f}\r\n"));
+    Client::new(app.addr)
+        .from_address(from.parse::<IpAddr>().unwrap())
+        .post_with(path, authorization.as_deref(), &extra, body.as_bytes())
+        .await
 }
 
 /// A server with the default rates changed by `set`, and its data directory.
 async fn spawn_with_rates(
     set: impl FnOnce(&mut backchannel_api::ratelimit::RateLimits),
-) -> (TestApp, tempfile::TempDir) {
+) -> (TestServer, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = crate::support::config(dir.path().to_owned());
+    let mut config = backchannel_testkit::demo_config(dir.path());
     // The defaults, but for the rate under test.
     config.rate_limits = backchannel_api::ratelimit::RateLimits::default();
     set(&mut config.rate_limits);
-    (TestApp::spawn_with(config).await, dir)
+    (TestServer::spawn_with(config).await, dir)
 }
 
 const PER_MINUTE: Duration = Duration::from_secs(60);
@@ -124,7 +61,7 @@ const START: &str = "mutation($w: ID!, $g: ID!) { startConversation(widgetKey: $
 #[tokio::test]
 async fn widget_starts_are_limited_per_key_and_address_and_append_nothing_when_refused() {
     let (app, _dir) = spawn_with_rates(|r| r.widget_starts = Rate::new(1, PER_MINUTE, 2)).await;
-    let vars = json!({ "w": app.demo.widget_key.to_string(), "g": SUPPORT });
+    let vars = json!({ "w": app.demo().widget_key.to_string(), "g": SUPPORT });
     for _ in 0..2 {
         let started = post_from(
             &app,
@@ -197,7 +134,7 @@ async fn staff_mutations_are_limited_per_staff_member() {
 async fn customer_mutations_are_limited_per_conversation() {
     let (app, _dir) =
         spawn_with_rates(|r| r.customer_mutations = Rate::new(1, PER_MINUTE, 2)).await;
-    let vars = json!({ "w": app.demo.widget_key.to_string(), "g": SUPPORT });
+    let vars = json!({ "w": app.demo().widget_key.to_string(), "g": SUPPORT });
     let started = app.customer(None, START, vars).await;
     let token = started.data()["startConversation"]["token"]
         .as_str()
@@ -219,11 +156,11 @@ async fn customer_mutations_are_limited_per_conversation() {
 #[tokio::test]
 async fn forwarded_clients_are_told_apart_only_behind_a_trusted_proxy() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = crate::support::config(dir.path().to_owned());
+    let mut config = backchannel_testkit::demo_config(dir.path());
     config.rate_limits = backchannel_api::ratelimit::RateLimits::default();
     config.rate_limits.token_failures = Rate::new(1, PER_MINUTE, 1);
     config.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
-    let app = TestApp::spawn_with(config).await;
+    let app = TestServer::spawn_with(config).await;
     let bad = Some("not-a-token");
     let try_as = |from: &'static str, forwarded: Option<&'static str>| {
         post_via(
@@ -305,7 +242,7 @@ async fn token_failures_are_limited_per_address_before_graphql_runs() {
     .await;
     assert_eq!(me.code(), None, "{:?}", me.body);
     // So is a call without a token.
-    let vars = json!({ "w": app.demo.widget_key.to_string(), "g": SUPPORT });
+    let vars = json!({ "w": app.demo().widget_key.to_string(), "g": SUPPORT });
     let started = post_from(&app, "127.0.0.1", "/customer/graphql", None, START, vars).await;
     assert_eq!(started.code(), None, "{:?}", started.body);
 }

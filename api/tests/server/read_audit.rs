@@ -10,7 +10,8 @@ use std::time::Duration;
 use backchannel_api::read_audit::{Clock, ReadAuditConfig};
 use serde_json::{Value, json};
 
-use crate::support::*;
+use backchannel_testkit::demo::{ALICE, CASEY, DANA, EVAN, FRANKIE, OWNER, SUPERVISOR, SUPPORT};
+use backchannel_testkit::*;
 
 const TIMELINE: &str =
     "query($c: ID!) { conversation(id: $c) { timeline(first: 5) { edges { cursor } } } }";
@@ -22,7 +23,7 @@ const ACCESS_BY_CONVERSATION: &str = "query($c: ID, $first: Int, $after: String)
 const ACCESS_BY_STAFF: &str = "query($s: ID) {
   accessLog(staffId: $s) { edges { node { staffId conversationId rule path } } } }";
 
-async fn entries(app: &TestApp, conversation: &str) -> Vec<Value> {
+async fn entries(app: &TestServer, conversation: &str) -> Vec<Value> {
     app.desk.read_audit().flush().await;
     let reply = app
         .staff(
@@ -40,7 +41,7 @@ async fn entries(app: &TestApp, conversation: &str) -> Vec<Value> {
         .collect()
 }
 
-async fn open_timeline(app: &TestApp, role: &str, conversation: &str) {
+async fn open_timeline(app: &TestServer, role: &str, conversation: &str) {
     let reply = app
         .staff(&app.token(role), TIMELINE, json!({ "c": conversation }))
         .await;
@@ -56,7 +57,7 @@ fn manual_clock() -> (Clock, Arc<AtomicI64>) {
 
 #[tokio::test]
 async fn opening_a_timeline_is_recorded_with_who_and_the_rule() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     assert!(entries(&app, CASEY).await.is_empty());
     open_timeline(&app, "agent 1", CASEY).await;
     let got = entries(&app, CASEY).await;
@@ -85,7 +86,7 @@ async fn opening_a_timeline_is_recorded_with_who_and_the_rule() {
 
 #[tokio::test]
 async fn listing_and_looking_up_conversations_is_not_opening_content() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     let list = "{ conversations(first: 50) { edges { node { id customerName lastMessage { __typename } } } } }";
     let reply = app.staff(&app.token("owner"), list, json!({})).await;
     assert!(reply.body["errors"].is_null(), "{}", reply.body);
@@ -111,14 +112,14 @@ async fn listing_and_looking_up_conversations_is_not_opening_content() {
 #[tokio::test]
 async fn opens_within_the_window_are_one_entry_and_a_later_one_is_another() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = config(dir.path().to_owned());
+    let mut config = demo_config(dir.path());
     let (clock, now) = manual_clock();
     config.read_audit = ReadAuditConfig {
         enabled: true,
         window: Duration::from_secs(15 * 60),
         clock,
     };
-    let app = TestApp::spawn_with(config).await;
+    let app = TestServer::spawn_with(config).await;
     open_timeline(&app, "owner", CASEY).await;
     now.fetch_add(60_000_000, Ordering::SeqCst); // a minute later
     open_timeline(&app, "owner", CASEY).await;
@@ -142,13 +143,14 @@ async fn opens_within_the_window_are_one_entry_and_a_later_one_is_another() {
 
 #[tokio::test]
 async fn a_report_records_each_conversation_it_holds() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     let (status, _) = app
         .get_as(
             "/reports/enquiries?from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z",
             Some(&app.token("supervisor")),
         )
-        .await;
+        .await
+        .parts();
     assert_eq!(status, 200);
     let got = entries(&app, FRANKIE).await;
     assert_eq!(got.len(), 1, "{got:?}");
@@ -162,14 +164,14 @@ async fn a_report_records_each_conversation_it_holds() {
 #[tokio::test]
 async fn the_access_log_survives_a_restart_and_the_window_too() {
     let dir = tempfile::tempdir().unwrap();
-    let mut app = TestApp::spawn_with(config(dir.path().to_owned())).await;
+    let mut app = TestServer::spawn_with(demo_config(dir.path())).await;
     open_timeline(&app, "agent 1", CASEY).await;
     // No flush: a graceful stop drains the recorder's queue.
     app.stop().await;
     drop(app);
 
     // The demo loads again by its idempotency keys: nothing new.
-    let app = TestApp::spawn_with(config(dir.path().to_owned())).await;
+    let app = TestServer::spawn_with(demo_config(dir.path())).await;
     let got = entries(&app, CASEY).await;
     assert_eq!(got.len(), 1, "{got:?}");
     assert_eq!(got[0]["staffId"], ALICE);
@@ -180,7 +182,7 @@ async fn the_access_log_survives_a_restart_and_the_window_too() {
 
 #[tokio::test]
 async fn only_the_owner_and_admins_read_the_access_log() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     for role in ["supervisor", "agent 1", "agent 2"] {
         for (query, vars) in [
             (ACCESS_BY_CONVERSATION, json!({ "c": CASEY })),
@@ -227,7 +229,7 @@ async fn only_the_owner_and_admins_read_the_access_log() {
 
 #[tokio::test]
 async fn the_access_log_pages_newest_first() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     for role in ["owner", "admin", "agent 1"] {
         open_timeline(&app, role, CASEY).await;
         app.desk.read_audit().flush().await;
@@ -259,9 +261,9 @@ async fn the_access_log_pages_newest_first() {
 #[tokio::test]
 async fn recording_off_records_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = config(dir.path().to_owned());
+    let mut config = demo_config(dir.path());
     config.read_audit.enabled = false;
-    let app = TestApp::spawn_with(config).await;
+    let app = TestServer::spawn_with(config).await;
     open_timeline(&app, "owner", CASEY).await;
     assert!(entries(&app, CASEY).await.is_empty());
 }

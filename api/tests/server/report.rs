@@ -6,11 +6,12 @@ use backchannel_projections::report::{ReportFormat, ReportRequest, write_report}
 use backchannel_projections::time::parse_rfc3339;
 use serde_json::Value;
 
-use crate::support::*;
+use backchannel_testkit::demo::{BOB, COMPANY, OWNER, SUPPORT};
+use backchannel_testkit::*;
 
 const RANGE: &str = "from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z";
 
-fn expected(app: &TestApp, viewer: &str, format: ReportFormat, group: Option<&str>) -> Vec<u8> {
+fn expected(app: &TestServer, viewer: &str, format: ReportFormat, group: Option<&str>) -> Vec<u8> {
     let request = ReportRequest {
         from: parse_rfc3339("2000-01-01T00:00:00Z").unwrap(),
         to: parse_rfc3339("2100-01-01T00:00:00Z").unwrap(),
@@ -26,14 +27,15 @@ fn expected(app: &TestApp, viewer: &str, format: ReportFormat, group: Option<&st
 
 #[tokio::test]
 async fn the_report_is_the_same_bytes_as_the_replay_tools() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     let owner = app.token("owner");
     let (status, csv) = app
         .get_as(
             &format!("/reports/enquiries?{RANGE}&format=csv"),
             Some(&owner),
         )
-        .await;
+        .await
+        .parts();
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&csv));
     // The report's opens are recorded (appended) in the background: the
     // log's head moves once, before the expected report is computed.
@@ -52,7 +54,8 @@ async fn the_report_is_the_same_bytes_as_the_replay_tools() {
             &format!("/reports/enquiries?{RANGE}&format=json&group={SUPPORT}"),
             Some(&owner),
         )
-        .await;
+        .await
+        .parts();
     assert_eq!(status, 200);
     app.desk.read_audit().flush().await;
     assert_eq!(
@@ -64,11 +67,12 @@ async fn the_report_is_the_same_bytes_as_the_replay_tools() {
 
 #[tokio::test]
 async fn enquiry_history_holders_read_their_groups_and_agents_without_it_are_refused() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     let bob = app.token("agent 2"); // ENQUIRY_HISTORY, member of Support
     let (status, body) = app
         .get_as(&format!("/reports/enquiries?{RANGE}"), Some(&bob))
-        .await;
+        .await
+        .parts();
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     app.desk.read_audit().flush().await;
     assert_eq!(body, expected(&app, BOB, ReportFormat::Csv, None));
@@ -76,7 +80,8 @@ async fn enquiry_history_holders_read_their_groups_and_agents_without_it_are_ref
     let alice = app.token("agent 1"); // no ENQUIRY_HISTORY
     let (status, body) = app
         .get_as(&format!("/reports/enquiries?{RANGE}"), Some(&alice))
-        .await;
+        .await
+        .parts();
     assert_eq!(status, 403);
     let body: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(body["errors"][0]["extensions"]["code"], "FORBIDDEN");
@@ -84,7 +89,7 @@ async fn enquiry_history_holders_read_their_groups_and_agents_without_it_are_ref
 
 #[tokio::test]
 async fn bad_report_requests_get_their_code() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     let owner = app.token("owner");
     let cases: [(&str, Option<&str>, u16, &str); 6] = [
         (
@@ -125,7 +130,7 @@ async fn bad_report_requests_get_their_code() {
         ),
     ];
     for (path, token, status, code) in cases {
-        let (got, body) = app.get_as(path, token).await;
+        let (got, body) = app.get_as(path, token).await.parts();
         let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         assert_eq!(
             (got, body["errors"][0]["extensions"]["code"].as_str()),
@@ -134,9 +139,10 @@ async fn bad_report_requests_get_their_code() {
         );
     }
     // A customer token is not a staff token.
-    let customer = app.demo.customer.clone();
+    let customer = app.demo().customer.clone();
     let (got, _) = app
         .get_as(&format!("/reports/enquiries?{RANGE}"), Some(&customer))
-        .await;
+        .await
+        .parts();
     assert_eq!(got, 401);
 }

@@ -7,12 +7,13 @@ use backchannel_projections::ReadModels;
 use backchannel_projections::checkpoint::{self, Start};
 use serde_json::json;
 
-use crate::support::*;
+use backchannel_testkit::demo::CASEY;
+use backchannel_testkit::*;
 
 #[tokio::test]
 async fn acknowledged_events_survive_a_graceful_shutdown() {
     let dir = tempfile::tempdir().unwrap();
-    let mut app = TestApp::spawn_with(config(dir.path().to_owned())).await;
+    let mut app = TestServer::spawn_with(demo_config(dir.path())).await;
     let mut acknowledged = Vec::new();
     for i in 0..10 {
         let reply = app
@@ -55,7 +56,7 @@ async fn acknowledged_events_survive_a_graceful_shutdown() {
     log.close().unwrap();
 
     // And the server starts again on the same data, demo already loaded.
-    let mut again = TestApp::spawn_with(config(dir.path().to_owned())).await;
+    let mut again = TestServer::spawn_with(demo_config(dir.path())).await;
     let reply = again
         .staff(
             &again.token("agent 1"),
@@ -74,7 +75,7 @@ async fn acknowledged_events_survive_a_graceful_shutdown() {
 async fn a_restart_resumes_the_read_models_from_the_shutdown_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
-    let mut app = TestApp::spawn_with(config(dir.path().to_owned())).await;
+    let mut app = TestServer::spawn_with(demo_config(dir.path())).await;
     assert!(
         matches!(app.desk.start(), Start::Rebuilt { why: None, .. }),
         "a new data dir has no checkpoint: {:?}",
@@ -94,7 +95,7 @@ async fn a_restart_resumes_the_read_models_from_the_shutdown_checkpoint() {
     app.stop().await;
     drop(app);
 
-    let mut again = TestApp::spawn_with(config(dir.path().to_owned())).await;
+    let mut again = TestServer::spawn_with(demo_config(dir.path())).await;
     assert_eq!(
         again.desk.start(),
         &Start::Resumed {

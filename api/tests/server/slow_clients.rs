@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use backchannel_api::Config;
 use backchannel_api::transport::TransportLimits;
-use backchannel_api::{Application, Config};
 use backchannel_eventlog::SledEventLog;
 use backchannel_projections::ReadModels;
 use backchannel_projections::checkpoint;
@@ -16,14 +16,14 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::support::*;
-use crate::websocket::{Received, Ws};
+use backchannel_testkit::demo::CASEY;
+use backchannel_testkit::*;
 
 /// How long a test waits for the server to close a connection.
 const PATIENCE: Duration = Duration::from_secs(10);
 
 fn with_transport(dir: &Path, transport: TransportLimits) -> Config {
-    let mut config = config(dir.to_owned());
+    let mut config = demo_config(dir);
     config.transport = transport;
     config
 }
@@ -76,7 +76,7 @@ async fn half_sent_headers_are_closed_after_the_header_timeout() {
         header_timeout: Duration::from_secs(1),
         ..TransportLimits::default()
     };
-    let mut app = TestApp::spawn_with(with_transport(dir.path(), transport)).await;
+    let mut app = TestServer::spawn_with(with_transport(dir.path(), transport)).await;
     let mut stream = half_sent_head(app.addr).await;
     assert!(
         until_closed(&mut stream).await.is_some(),
@@ -95,7 +95,7 @@ async fn an_idle_keep_alive_connection_is_closed_after_the_header_timeout() {
         header_timeout: Duration::from_secs(1),
         ..TransportLimits::default()
     };
-    let mut app = TestApp::spawn_with(with_transport(dir.path(), transport)).await;
+    let mut app = TestServer::spawn_with(with_transport(dir.path(), transport)).await;
     let mut stream = TcpStream::connect(app.addr).await.unwrap();
     stream
         .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
@@ -117,7 +117,7 @@ async fn a_half_sent_body_is_refused_after_the_body_timeout() {
         body_timeout: Duration::from_secs(1),
         ..TransportLimits::default()
     };
-    let mut app = TestApp::spawn_with(with_transport(dir.path(), transport)).await;
+    let mut app = TestServer::spawn_with(with_transport(dir.path(), transport)).await;
     let mut stream = half_sent_body(app.addr).await;
     let received = until_closed(&mut stream)
         .await
@@ -153,7 +153,7 @@ async fn connections_are_capped() {
         max_connections: 1,
         ..TransportLimits::default()
     };
-    let mut app = TestApp::spawn_with(with_transport(dir.path(), transport)).await;
+    let mut app = TestServer::spawn_with(with_transport(dir.path(), transport)).await;
     let holder = half_sent_head(app.addr).await;
     let mut waiting = TcpStream::connect(app.addr).await.unwrap();
     waiting
@@ -184,14 +184,9 @@ async fn a_graceful_stop_ends_slow_connections_and_writes_the_checkpoint() {
         grace,
         ..TransportLimits::default()
     };
-    let application = Application::build(with_transport(dir.path(), transport))
-        .await
-        .unwrap();
-    let stop = application.shutdown_handle();
-    let desk = application.desk();
-    let addr = application.addr();
-    let agent = application.demo().unwrap().staff[3].3.clone();
-    let server = tokio::spawn(application.run_until_stopped());
+    let mut app = TestServer::spawn_with(with_transport(dir.path(), transport)).await;
+    let addr = app.addr;
+    let agent = app.demo().staff[3].3.clone();
 
     let note = json!({
         "query": "mutation($id: ID!) { sendMessage(conversationId: $id, body: \"before the stop\", visibility: PRIVATE) { message { __typename } } }",
@@ -207,7 +202,7 @@ async fn a_graceful_stop_ends_slow_connections_and_writes_the_checkpoint() {
     let answer = until_closed(&mut stream).await.unwrap();
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.contains("PrivateMessage"), "{answer}");
-    let head = desk.log().head();
+    let head = app.desk.log().head();
 
     let _head = half_sent_head(addr).await;
     let _body = half_sent_body(addr).await;
@@ -217,15 +212,13 @@ async fn a_graceful_stop_ends_slow_connections_and_writes_the_checkpoint() {
         .await;
     assert!(ws.ping().await.is_empty());
 
-    stop.trigger();
-    let stopped = tokio::time::timeout(grace + PATIENCE, server).await;
+    let stopped = tokio::time::timeout(grace + PATIENCE, app.stop()).await;
     assert!(stopped.is_ok(), "the server did not stop");
-    stopped.unwrap().unwrap().unwrap();
     assert!(
         matches!(ws.recv().await, Received::Closed(1001, _)),
         "the websocket was not closed as going away"
     );
-    drop(desk);
+    drop(app);
 
     let store = dir.path().join("store");
     let saved = tokio::task::spawn_blocking(move || {

@@ -8,7 +8,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
-use crate::support::*;
+use backchannel_testkit::demo::{ALICE, BOB, CAROL, CASEY, SUPPORT};
+use backchannel_testkit::*;
 
 const PAGE: &str = "query($c: ID!, $first: Int, $after: String, $last: Int, $before: String) {
     conversation(id: $c) { timeline(first: $first, after: $after, last: $last, before: $before) {
@@ -38,7 +39,7 @@ struct Timeline {
     event_ids: Vec<String>,
 }
 
-async fn staff_ok(app: &TestApp, token: &str, query: &str, variables: Value) -> Value {
+async fn staff_ok(app: &TestServer, token: &str, query: &str, variables: Value) -> Value {
     let reply = app.staff(token, query, variables).await;
     assert!(reply.code().is_none(), "{:?}", reply.body);
     reply.data().clone()
@@ -49,7 +50,7 @@ async fn staff_ok(app: &TestApp, token: &str, query: &str, variables: Value) -> 
 /// private messages (every third), transfers to Bob and back (every 30th),
 /// privacy changes (every 25th), a close and a reopening (every 45th), and
 /// Carol invited into the room (once).
-async fn conversation(app: &TestApp, public: usize) -> Timeline {
+async fn conversation(app: &TestServer, public: usize) -> Timeline {
     let owner = app.token("owner");
     let alice = app.token("agent 1");
     let started = app
@@ -57,7 +58,7 @@ async fn conversation(app: &TestApp, public: usize) -> Timeline {
             None,
             "mutation($w: ID!, $g: ID!) { startConversation(widgetKey: $w, groupId: $g,
                 customerName: \"Pat\", message: \"public 0\") { token conversation { id } } }",
-            json!({ "w": app.demo.widget_key.to_string(), "g": SUPPORT }),
+            json!({ "w": app.demo().widget_key.to_string(), "g": SUPPORT }),
         )
         .await;
     assert!(started.code().is_none(), "{:?}", started.body);
@@ -195,7 +196,7 @@ struct Page {
     info: Value,
 }
 
-async fn page_as(app: &TestApp, token: &str, timeline: &Timeline, variables: Value) -> Page {
+async fn page_as(app: &TestServer, token: &str, timeline: &Timeline, variables: Value) -> Page {
     let mut variables = variables;
     variables["c"] = json!(timeline.id);
     let data = staff_ok(app, token, PAGE, variables).await;
@@ -235,12 +236,12 @@ async fn page_as(app: &TestApp, token: &str, timeline: &Timeline, variables: Val
     }
 }
 
-async fn page(app: &TestApp, timeline: &Timeline, variables: Value) -> Page {
+async fn page(app: &TestServer, timeline: &Timeline, variables: Value) -> Page {
     page_as(app, &app.token("owner"), timeline, variables).await
 }
 
 /// Pages forward with `first` (`None`: the default) until the end.
-async fn forward(app: &TestApp, timeline: &Timeline, first: Option<usize>) -> Vec<Page> {
+async fn forward(app: &TestServer, timeline: &Timeline, first: Option<usize>) -> Vec<Page> {
     let mut pages: Vec<Page> = Vec::new();
     let mut after: Option<String> = None;
     loop {
@@ -256,7 +257,7 @@ async fn forward(app: &TestApp, timeline: &Timeline, first: Option<usize>) -> Ve
 }
 
 /// Pages backward with `last` from the newest until the oldest.
-async fn backward(app: &TestApp, timeline: &Timeline, last: Option<usize>) -> Vec<Page> {
+async fn backward(app: &TestServer, timeline: &Timeline, last: Option<usize>) -> Vec<Page> {
     let mut pages: Vec<Page> = Vec::new();
     let mut before: Option<String> = None;
     loop {
@@ -291,7 +292,7 @@ fn decode(cursor: &str) -> String {
 
 #[tokio::test]
 async fn forward_and_backward_pages_concatenate_to_the_whole_timeline_in_order() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     let timeline = conversation(&app, 120).await;
     let len = timeline.items.len();
     assert!(len > 150, "{len}");
@@ -356,7 +357,7 @@ async fn forward_and_backward_pages_concatenate_to_the_whole_timeline_in_order()
 
 #[tokio::test]
 async fn cursors_are_the_items_places_in_the_timeline_not_log_positions() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     let timeline = conversation(&app, 12).await;
     let pages = forward(&app, &timeline, Some(5)).await;
     let decoded: Vec<String> = pages
@@ -416,7 +417,7 @@ async fn cursors_are_the_items_places_in_the_timeline_not_log_positions() {
 
 #[tokio::test]
 async fn bad_cursors_and_sizes_are_validation_and_append_nothing() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     let long = conversation(&app, 40).await;
     let timeline = conversation(&app, 4).await;
     let len = timeline.items.len();
@@ -430,7 +431,7 @@ async fn bad_cursors_and_sizes_are_validation_and_append_nothing() {
     // A customer's message cursor, a real one.
     let customer = app
         .customer(
-            Some(&app.demo.customer),
+            Some(&app.demo().customer),
             "{ conversation { messages(first: 1) { edges { cursor } } } }",
             json!({}),
         )
@@ -512,9 +513,9 @@ async fn bad_cursors_and_sizes_are_validation_and_append_nothing() {
 #[tokio::test]
 async fn the_page_size_is_capped_by_the_configured_limit() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = crate::support::config(dir.path().to_owned());
+    let mut config = backchannel_testkit::demo_config(dir.path());
     config.limits.max_page_size = 10;
-    let mut app = TestApp::spawn_with(config).await;
+    let mut app = TestServer::spawn_with(config).await;
     let timeline = conversation(&app, 15).await;
     let len = timeline.items.len();
     assert!(len > 20, "{len}");
@@ -545,7 +546,7 @@ async fn the_page_size_is_capped_by_the_configured_limit() {
 
 #[tokio::test]
 async fn the_complexity_counts_last_like_first() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     let fields = |size: &str| {
         format!(
             "timeline{size} {{ edges {{ cursor node {{
@@ -580,7 +581,7 @@ async fn the_complexity_counts_last_like_first() {
 
 #[tokio::test]
 async fn an_agent_who_loses_access_gets_no_page_even_with_an_earlier_cursor() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     let owner = app.token("owner");
     let bob = app.token("agent 2");
     // Private (the demo's default) and Alice's; Bob takes it over for a while.

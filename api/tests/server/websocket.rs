@@ -1,135 +1,15 @@
 //! SPEC section 8: websockets follow graphql-transport-ws exactly (close
 //! codes, the init timeout, caps, token expiry), over a real socket.
 
-use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
 use backchannel_api::Config;
 use backchannel_api::auth::StaffIdentity;
 use backchannel_api::transport::TransportLimits;
-use futures_util::{SinkExt, StreamExt};
-use serde_json::{Value, json};
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
+use serde_json::json;
 
-use crate::support::*;
-
-/// How long a test waits for something it expects.
-const PATIENCE: Duration = Duration::from_secs(10);
-
-/// What the server sent.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Received {
-    Message(Value),
-    Closed(u16, String),
-}
-
-pub struct Ws {
-    socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
-}
-
-impl Ws {
-    pub async fn connect(addr: SocketAddr, path: &str) -> Ws {
-        match Ws::try_connect(addr, path).await {
-            Ok(ws) => ws,
-            Err(status) => panic!("the upgrade was refused with {status}"),
-        }
-    }
-
-    /// Connects, or the HTTP status of the refusal.
-    pub async fn try_connect(addr: SocketAddr, path: &str) -> Result<Ws, u16> {
-        let mut request = format!("ws://{addr}{path}").into_client_request().unwrap();
-        request.headers_mut().insert(
-            "Sec-WebSocket-Protocol",
-            HeaderValue::from_static("graphql-transport-ws"),
-        );
-        match connect_async(request).await {
-            Ok((socket, _)) => Ok(Ws { socket }),
-            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
-                Err(response.status().as_u16())
-            }
-            Err(err) => panic!("cannot connect: {err}"),
-        }
-    }
-
-    pub async fn send(&mut self, message: Value) {
-        self.socket
-            .send(Message::text(message.to_string()))
-            .await
-            .unwrap();
-    }
-
-    /// The next message or the close; panics after [`PATIENCE`] or on a
-    /// frame the client cannot read (say a close reason over 123 bytes).
-    pub async fn recv(&mut self) -> Received {
-        loop {
-            let frame = tokio::time::timeout(PATIENCE, self.socket.next())
-                .await
-                .expect("the server sent nothing in time");
-            match frame {
-                None => return Received::Closed(1006, String::new()),
-                Some(Err(err)) => panic!("unreadable frame: {err}"),
-                Some(Ok(Message::Text(text))) => {
-                    return Received::Message(serde_json::from_str(&text).unwrap());
-                }
-                Some(Ok(Message::Close(frame))) => {
-                    return match frame {
-                        Some(frame) => {
-                            Received::Closed(u16::from(frame.code), frame.reason.to_string())
-                        }
-                        None => Received::Closed(1005, String::new()),
-                    };
-                }
-                Some(Ok(_)) => continue,
-            }
-        }
-    }
-
-    pub async fn message(&mut self) -> Value {
-        match self.recv().await {
-            Received::Message(message) => message,
-            closed => panic!("expected a message, got {closed:?}"),
-        }
-    }
-
-    /// The close code and reason; panics on any message before it.
-    pub async fn closed(&mut self) -> (u16, String) {
-        match self.recv().await {
-            Received::Closed(code, reason) => (code, reason),
-            message => panic!("expected the socket to close, got {message:?}"),
-        }
-    }
-
-    pub async fn init(&mut self, token: &str) {
-        self.send(json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {token}") } }))
-            .await;
-        let ack = self.message().await;
-        assert_eq!(ack["type"], "connection_ack", "{ack}");
-    }
-
-    pub async fn subscribe(&mut self, id: &str, query: &str, variables: Value) {
-        self.send(json!({ "id": id, "type": "subscribe", "payload": { "query": query, "variables": variables } }))
-            .await;
-    }
-
-    /// A ping, and every message before its pong. The server starts each
-    /// operation before it reads the next message, so after the pong every
-    /// earlier subscription listens.
-    pub async fn ping(&mut self) -> Vec<Value> {
-        self.send(json!({ "type": "ping" })).await;
-        let mut before = Vec::new();
-        loop {
-            let message = self.message().await;
-            if message["type"] == "pong" {
-                return before;
-            }
-            before.push(message);
-        }
-    }
-}
+use backchannel_testkit::demo::CASEY;
+use backchannel_testkit::*;
 
 const NOTIFICATIONS: &str = "subscription { notifications { id } }";
 const EVENTS: &str =
@@ -137,16 +17,16 @@ const EVENTS: &str =
 const NOTE: &str = "mutation($id: ID!, $b: String!) { sendMessage(conversationId: $id, body: $b, visibility: PRIVATE) { message { __typename } } }";
 
 /// The server with these transport limits, and its data directory.
-async fn spawn_with(transport: TransportLimits) -> (TestApp, tempfile::TempDir) {
+async fn spawn_with(transport: TransportLimits) -> (TestServer, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let mut config: Config = config(dir.path().to_owned());
+    let mut config: Config = demo_config(dir.path());
     config.transport = transport;
-    (TestApp::spawn_with(config).await, dir)
+    (TestServer::spawn_with(config).await, dir)
 }
 
 #[tokio::test]
 async fn a_bad_token_is_refused_at_init_with_4403() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     for path in ["/graphql", "/customer/graphql"] {
         let mut ws = Ws::connect(app.addr, path).await;
         ws.send(json!({ "type": "connection_init", "payload": { "Authorization": "Bearer not-a-token" } }))
@@ -155,7 +35,7 @@ async fn a_bad_token_is_refused_at_init_with_4403() {
     }
     // A customer's token is no staff token, and the other way round.
     let mut ws = Ws::connect(app.addr, "/graphql").await;
-    ws.send(json!({ "type": "connection_init", "payload": { "token": app.demo.customer } }))
+    ws.send(json!({ "type": "connection_init", "payload": { "token": app.demo().customer } }))
         .await;
     assert_eq!(ws.closed().await.0, 4403);
     let mut ws = Ws::connect(app.addr, "/customer/graphql").await;
@@ -166,7 +46,7 @@ async fn a_bad_token_is_refused_at_init_with_4403() {
 
 #[tokio::test]
 async fn a_missing_token_is_refused_at_init_with_4403() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     for path in ["/graphql", "/customer/graphql"] {
         let mut ws = Ws::connect(app.addr, path).await;
         ws.send(json!({ "type": "connection_init" })).await;
@@ -180,14 +60,14 @@ async fn a_missing_token_is_refused_at_init_with_4403() {
 
 #[tokio::test]
 async fn an_expired_token_is_refused_at_init_with_4403() {
-    let app = TestApp::spawn().await;
-    let (_, _, staff, _) = app.demo.staff[3].clone();
+    let app = TestServer::spawn().await;
+    let (_, _, staff, _) = app.demo().staff[3].clone();
     let identity = StaffIdentity {
         staff,
-        company: app.demo.company,
+        company: app.demo().company,
     };
     let long_ago = SystemTime::now() - Duration::from_secs(90 * 24 * 3600);
-    let expired = app.app_tokens.mint_staff_at(identity, long_ago).unwrap();
+    let expired = app.tokens.mint_staff_at(identity, long_ago).unwrap();
     let mut ws = Ws::connect(app.addr, "/graphql").await;
     ws.send(json!({ "type": "connection_init", "payload": { "token": expired.token } }))
         .await;
@@ -196,27 +76,17 @@ async fn an_expired_token_is_refused_at_init_with_4403() {
 
 #[tokio::test]
 async fn the_upgrade_requests_header_carries_the_token_too() {
-    let app = TestApp::spawn().await;
-    let mut request = format!("ws://{}/graphql", app.addr)
-        .into_client_request()
-        .unwrap();
-    request.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        HeaderValue::from_static("graphql-transport-ws"),
-    );
+    let app = TestServer::spawn().await;
     let bearer = format!("Bearer {}", app.token("agent 1"));
-    request
-        .headers_mut()
-        .insert("Authorization", HeaderValue::from_str(&bearer).unwrap());
-    let (socket, _) = connect_async(request).await.unwrap();
-    let mut ws = Ws { socket };
+    let mut ws =
+        Ws::connect_with_headers(app.addr, "/graphql", &[("Authorization", &bearer)]).await;
     ws.send(json!({ "type": "connection_init" })).await;
     assert_eq!(ws.message().await["type"], "connection_ack");
 }
 
 #[tokio::test]
 async fn an_unknown_message_type_closes_with_4400_and_a_reason_that_fits_a_control_frame() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     let mut ws = Ws::connect(app.addr, "/graphql").await;
     ws.init(&app.token("agent 1")).await;
     ws.send(json!({ "type": "x".repeat(300) })).await;
@@ -225,10 +95,7 @@ async fn an_unknown_message_type_closes_with_4400_and_a_reason_that_fits_a_contr
     assert!(reason.len() <= 123, "{} bytes: {reason}", reason.len());
     // Not JSON at all, and before the init, is the same.
     let mut ws = Ws::connect(app.addr, "/customer/graphql").await;
-    ws.socket
-        .send(Message::text("{\"type\": ".repeat(40)))
-        .await
-        .unwrap();
+    ws.send_text(&"{\"type\": ".repeat(40)).await;
     let (code, reason) = ws.closed().await;
     assert_eq!(code, 4400);
     assert!(reason.len() <= 123, "{} bytes: {reason}", reason.len());
@@ -236,7 +103,7 @@ async fn an_unknown_message_type_closes_with_4400_and_a_reason_that_fits_a_contr
 
 #[tokio::test]
 async fn a_subscribe_before_the_ack_closes_with_4401() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     let mut ws = Ws::connect(app.addr, "/graphql").await;
     ws.subscribe("1", NOTIFICATIONS, json!({})).await;
     assert_eq!(ws.closed().await, (4401, "Unauthorized".to_owned()));
@@ -257,7 +124,7 @@ async fn no_init_in_time_closes_with_4408() {
 
 #[tokio::test]
 async fn a_duplicate_subscription_id_closes_with_4409() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     let mut ws = Ws::connect(app.addr, "/graphql").await;
     ws.init(&app.token("agent 1")).await;
     ws.subscribe("same", NOTIFICATIONS, json!({})).await;
@@ -280,7 +147,7 @@ async fn a_duplicate_subscription_id_closes_with_4409() {
 
 #[tokio::test]
 async fn a_second_init_closes_with_4429() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     let mut ws = Ws::connect(app.addr, "/graphql").await;
     ws.init(&app.token("agent 1")).await;
     ws.send(json!({ "type": "connection_init", "payload": { "token": app.token("agent 1") } }))
@@ -325,7 +192,7 @@ async fn websockets_per_client_address_are_capped() {
     let _second = Ws::connect(app.addr, "/customer/graphql").await;
     assert_eq!(Ws::try_connect(app.addr, "/graphql").await.err(), Some(429));
     // Plain HTTP is not counted.
-    let (status, _) = app.get("/healthz").await;
+    let status = app.get("/healthz").await.status;
     assert_eq!(status, 200);
     // Once one closes, its place is free again.
     drop(first);
@@ -348,16 +215,16 @@ async fn websockets_per_client_address_are_capped() {
 
 #[tokio::test]
 async fn an_idle_subscription_ends_when_its_token_expires() {
-    let app = TestApp::spawn().await;
-    let (_, _, staff, _) = app.demo.staff[3].clone();
+    let app = TestServer::spawn().await;
+    let (_, _, staff, _) = app.demo().staff[3].clone();
     let identity = StaffIdentity {
         staff,
-        company: app.demo.company,
+        company: app.demo().company,
     };
     // Issued so that it expires two to three seconds from now.
     let lifetime = Duration::from_secs(30 * 24 * 3600);
     let issued = SystemTime::now() - lifetime + Duration::from_secs(3);
-    let short = app.app_tokens.mint_staff_at(identity, issued).unwrap();
+    let short = app.tokens.mint_staff_at(identity, issued).unwrap();
     let mut ws = Ws::connect(app.addr, "/graphql").await;
     ws.init(&short.token).await;
     ws.subscribe("1", NOTIFICATIONS, json!({})).await;
@@ -367,7 +234,7 @@ async fn an_idle_subscription_ends_when_its_token_expires() {
 
 #[tokio::test]
 async fn subscriptions_deliver_until_completed() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     let agent = app.token("agent 1");
     let mut ws = Ws::connect(app.addr, "/graphql").await;
     ws.init(&agent).await;
@@ -407,9 +274,9 @@ async fn subscriptions_deliver_until_completed() {
 
 #[tokio::test]
 async fn an_operation_refused_before_execution_gets_an_error_message() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     let mut ws = Ws::connect(app.addr, "/customer/graphql").await;
-    ws.init(&app.demo.customer).await;
+    ws.init(&app.demo().customer).await;
     ws.subscribe("bad", "subscription { noSuchField }", json!({}))
         .await;
     let error = ws.message().await;

@@ -9,18 +9,17 @@ use backchannel_api::transport::TransportLimits;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::support::*;
-use crate::websocket::Ws;
+use backchannel_testkit::*;
 
 #[tokio::test]
 async fn an_open_websocket_keeps_its_place_under_the_connection_cap() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = config(dir.path().to_owned());
+    let mut config = demo_config(dir.path());
     config.transport = TransportLimits {
         max_connections: 1,
         ..TransportLimits::default()
     };
-    let mut app = TestApp::spawn_with(config).await;
+    let mut app = TestServer::spawn_with(config).await;
     let mut ws = Ws::connect(app.addr, "/graphql").await;
     ws.init(&app.token("agent 1")).await;
 

@@ -3,12 +3,11 @@
 
 use serde_json::json;
 
-use crate::support::*;
-use crate::websocket::Ws;
+use backchannel_testkit::*;
 
 #[tokio::test]
 async fn an_oversized_message_closes_with_1009() {
-    let app = TestApp::spawn().await;
+    let app = TestServer::spawn().await;
     let mut ws = Ws::connect(app.addr, "/graphql").await;
     ws.init(&app.token("agent 1")).await;
     // A 95 KB subscribe payload, over the default body limit.

@@ -723,7 +723,7 @@ async fn run_cell(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_role_gets_the_answer_the_table_says_on_every_operation() {
     let expected = expected();
-    let (server, created) = TestServer::start(&["Acme", "Globex"]).await;
+    let (mut server, created) = TestServer::with_companies(&["Acme", "Globex"]).await;
     let acme = Company::new(&server, &created[0]);
     let globex = Company::new(&server, &created[1]);
 

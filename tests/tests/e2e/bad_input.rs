@@ -7,7 +7,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
-use crate::support::server::SECRET;
 use crate::support::*;
 
 const STAFF: &str = "/graphql";
@@ -71,7 +70,7 @@ fn aliases(count: usize, field: &str) -> String {
 
 #[tokio::test]
 async fn bad_input_gets_its_code_and_appends_nothing() {
-    let (server, created) = TestServer::start(&["Acme"]).await;
+    let (mut server, created) = TestServer::with_companies(&["Acme"]).await;
     let acme = Company::new(&server, &created[0]);
     let company = created[0].company.to_string();
     let a = acme.add_staff("Alice Agent", "AGENT").await;
@@ -573,7 +572,7 @@ async fn bad_input_gets_its_code_and_appends_nothing() {
 
 #[tokio::test]
 async fn bad_subscriptions_get_their_code() {
-    let (server, created) = TestServer::start(&["Acme"]).await;
+    let (mut server, created) = TestServer::with_companies(&["Acme"]).await;
     let acme = Company::new(&server, &created[0]);
     let a = acme.add_staff("Alice Agent", "AGENT").await;
     let support = acme.add_group("Support", "BROADCAST", &[&a]).await;

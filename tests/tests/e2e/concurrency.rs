@@ -21,7 +21,7 @@ async fn audit(server: &TestServer, owner: &Member, c: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_agents_assigning_at_once_one_wins_the_other_learns_it_was_taken() {
-    let (server, created) = TestServer::start(&["Acme"]).await;
+    let (mut server, created) = TestServer::with_companies(&["Acme"]).await;
     let acme = Company::new(&server, &created[0]);
     let a = acme.add_staff("Alice Agent", "AGENT").await;
     let b = acme.add_staff("Bob Agent", "AGENT").await;
@@ -75,7 +75,7 @@ async fn two_agents_assigning_at_once_one_wins_the_other_learns_it_was_taken() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retried_mutation_with_the_same_key_appends_nothing() {
-    let (server, created) = TestServer::start(&["Acme"]).await;
+    let (mut server, created) = TestServer::with_companies(&["Acme"]).await;
     let acme = Company::new(&server, &created[0]);
     let a = acme.add_staff("Alice Agent", "AGENT").await;
     let support = acme.add_group("Support", "BROADCAST", &[&a]).await;

@@ -15,14 +15,14 @@ const CUSTOMER_SEND: &str = "mutation($b: String!) { sendMessage(body: $b) { mes
 async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
     let start = Instant::now();
     while !done() {
-        assert!(start.elapsed() < ws::PATIENCE, "never happened: {what}");
+        assert!(start.elapsed() < PATIENCE, "never happened: {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
 #[tokio::test]
 async fn an_event_reaches_only_the_subscriptions_it_concerns() {
-    let (server, created) = TestServer::start(&["Acme", "Globex"]).await;
+    let (mut server, created) = TestServer::with_companies(&["Acme", "Globex"]).await;
     let acme = Company::new(&server, &created[0]);
     let globex = Company::new(&server, &created[1]);
     let a = acme.add_staff("Alice Agent", "AGENT").await;
@@ -154,10 +154,48 @@ async fn an_event_reaches_only_the_subscriptions_it_concerns() {
     );
     assert_eq!(server.live().delivered() - base, 1 + 2);
 
-    // The unrelated subscriptions heard nothing, and still work.
-    for sub in acme_staff_unrelated.iter_mut().chain(unrelated.iter_mut()) {
-        assert_eq!(sub.next_within(Duration::from_millis(50)).await, None);
+    // The unrelated subscriptions heard nothing, and still work: each one's
+    // first frame is a marker caused now, after everything above (frames
+    // follow commit order, so anything they were sent came before it).
+    for (i, other) in others.iter().enumerate() {
+        let marker = format!("Marker {i}");
+        server
+            .customer(Some(&other.token), CUSTOMER_SEND, json!({ "b": marker }))
+            .await
+            .ok("sendMessage");
+        acme_staff_unrelated[i]
+            .quiet_until(|d| d["conversationEvents"]["body"] == marker.as_str())
+            .await;
+        unrelated[i]
+            .quiet_until(|d| d["messages"]["body"] == marker.as_str())
+            .await;
     }
+    // Globex: its owner is notified of a conversation opened in a group of
+    // theirs, and Gina's messages reach her conversation's subscriptions.
+    let markers = globex
+        .add_group("Markers", "BROADCAST", &[&globex.owner])
+        .await;
+    let marked = globex.start(&markers, "Mark", "CHAT", "Marker").await;
+    let [gina_events, globex_notes, gina_live] = &mut unrelated[others.len()..] else {
+        panic!("three Globex subscriptions");
+    };
+    globex_notes
+        .quiet_until(|d| d["notifications"]["conversationId"] == marked.conversation.as_str())
+        .await;
+    server
+        .customer(
+            Some(&gina.token),
+            CUSTOMER_SEND,
+            json!({ "b": "Marker Gina" }),
+        )
+        .await
+        .ok("sendMessage");
+    gina_events
+        .quiet_until(|d| d["conversationEvents"]["body"] == "Marker Gina")
+        .await;
+    gina_live
+        .quiet_until(|d| d["messages"]["body"] == "Marker Gina")
+        .await;
     server
         .customer(
             Some(&others[0].token),
@@ -178,7 +216,7 @@ async fn an_event_reaches_only_the_subscriptions_it_concerns() {
 
 #[tokio::test]
 async fn an_ended_subscription_leaves_nothing_registered() {
-    let (server, created) = TestServer::start(&["Acme"]).await;
+    let (mut server, created) = TestServer::with_companies(&["Acme"]).await;
     let acme = Company::new(&server, &created[0]);
     let a = acme.add_staff("Alice Agent", "AGENT").await;
     let b = acme.add_staff("Bob Agent", "AGENT").await;
@@ -230,7 +268,7 @@ async fn an_ended_subscription_leaves_nothing_registered() {
 
 #[tokio::test]
 async fn shutdown_ends_every_live_stream() {
-    let (server, created) = TestServer::start(&["Acme"]).await;
+    let (mut server, created) = TestServer::with_companies(&["Acme"]).await;
     let acme = Company::new(&server, &created[0]);
     let support = acme.add_group("Support", "BROADCAST", &[]).await;
     let casey = acme.start(&support, "Casey", "CHAT", "Hello").await;

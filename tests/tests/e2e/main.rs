@@ -1,7 +1,9 @@
 //! Backchannel end to end: the real server on port 0, real HTTP, real
 //! websockets (`graphql-transport-ws`), companies set up through GraphQL as
 //! their owners and admins would. One test binary, one module per area of
-//! SPEC.md; `support` holds the server, the clients and the company builder.
+//! SPEC.md. The server and its clients are the one harness's
+//! (`backchannel-testkit`); `support` adds the company builder and the
+//! shared queries.
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub, dead_code)]
 
 mod support;

@@ -8,13 +8,13 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use backchannel_api::{Application, Config};
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 
-use crate::support::node::{Answer, Node, SharedLog, demo, staff_at};
-use crate::support::server::SECRET;
-use crate::support::{CONVERSATION, EVENTS_LIVE, Frame, Subscription};
+use crate::support::{
+    CONVERSATION, Client, EVENTS_LIVE, Frame, Node, Reply, SECRET, SharedLog, Subscription,
+    TestServer, demo, demo_config, node,
+};
 
 const SEND: &str = "mutation($c: ID!, $b: String!, $k: String) { sendMessage(conversationId: $c, body: $b, visibility: PUBLIC, idempotencyKey: $k) { message { __typename ... on PublicMessage { id body } } } }";
 const OPEN: &str = "mutation($g: ID!, $n: String!) { openConversation(groupId: $g, customerName: $n, channel: CALL) { conversationId conversation { assignee { id } } } }";
@@ -23,8 +23,8 @@ const OPEN: &str = "mutation($g: ID!, $n: String!) { openConversation(groupId: $
 /// (B's demo finds every step already appended).
 fn two_nodes(extra: &[&str]) -> (SharedLog, Node, Node) {
     let log = SharedLog::start();
-    let a = Node::spawn("A", &log.url, true, extra).ready();
-    let b = Node::spawn("B", &log.url, true, extra).ready();
+    let a = node("A", &log.url, true, extra).ready();
+    let b = node("B", &log.url, true, extra).ready();
     (log, a, b)
 }
 
@@ -32,7 +32,7 @@ fn two_nodes(extra: &[&str]) -> (SharedLog, Node, Node) {
 /// or the demo was appended more than once.
 async fn assert_demo_once(a: &Node, b: &Node) {
     let (single, _dir) = one_node_demo().await;
-    let demo_events = single.desk().log().head();
+    let demo_events = single.desk.log().head();
     assert!(demo_events > 10);
     a.applied(demo_events).await;
     b.applied(demo_events).await;
@@ -53,23 +53,21 @@ async fn two_nodes_started_together_load_the_demo_once() {
     let log = SharedLog::start();
     // Both open the log and run the demo's steps at the same time: each
     // step is appended by one of them, and the other's answer is that one.
-    let a = Node::spawn("A", &log.url, true, &[]);
-    let b = Node::spawn("B", &log.url, true, &[]);
+    let a = node("A", &log.url, true, &[]);
+    let b = node("B", &log.url, true, &[]);
     let (a, b) = (a.ready(), b.ready());
     assert_demo_once(&a, &b).await;
 }
 
 /// The demo on one sled node in this process: its log's length.
-async fn one_node_demo() -> (Application, tempfile::TempDir) {
+async fn one_node_demo() -> (TestServer, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::new(dir.path().to_owned(), SocketAddr::from(([127, 0, 0, 1], 0)));
-    config.demo = true;
+    let mut config = demo_config(dir.path());
     config.secret = Some(SECRET.to_owned());
-    config.rate_limits = backchannel_api::ratelimit::RateLimits::UNLIMITED;
-    (Application::build(config).await.unwrap(), dir)
+    (TestServer::spawn_with(config).await, dir)
 }
 
-fn public_count(answer: &Answer) -> u64 {
+fn public_count(answer: &Reply) -> u64 {
     answer.ok("conversation")["conversation"]["publicMessageCount"]
         .as_u64()
         .unwrap()
@@ -82,12 +80,12 @@ async fn a_second_node_loads_no_demo_twice_and_reads_the_first_nodes_writes() {
 
     let alice = Node::staff_token(demo::ALICE);
     let before = public_count(
-        &b.staff(&alice, "", CONVERSATION, json!({ "id": demo::CASEY }))
+        &b.staff_with(&alice, "", CONVERSATION, json!({ "id": demo::CASEY }))
             .await,
     );
     for round in 0..5 {
         let sent = a
-            .staff(
+            .staff_with(
                 &alice,
                 "",
                 SEND,
@@ -102,7 +100,7 @@ async fn a_second_node_loads_no_demo_twice_and_reads_the_first_nodes_writes() {
         );
         // B answers only once it holds A's write.
         let read = b
-            .staff(
+            .staff_with(
                 &alice,
                 &format!("X-Min-Position: {position}\r\n"),
                 CONVERSATION,
@@ -115,7 +113,7 @@ async fn a_second_node_loads_no_demo_twice_and_reads_the_first_nodes_writes() {
     // Far beyond the head: a bounded wait, then NOT_CAUGHT_UP with a delay.
     let head = b.metric("backchannel_log_head").await;
     let far = b
-        .staff(
+        .staff_with(
             &alice,
             &format!("X-Min-Position: {}\r\n", head + 1_000_000),
             CONVERSATION,
@@ -133,7 +131,7 @@ async fn a_second_node_loads_no_demo_twice_and_reads_the_first_nodes_writes() {
     assert!(far.header("retry-after").is_some());
     // A bad value: 400 at once.
     let bad = b
-        .staff(
+        .staff_with(
             &alice,
             "X-Min-Position: soon\r\n",
             CONVERSATION,
@@ -153,7 +151,7 @@ async fn a_subscription_on_b_receives_what_is_appended_through_a() {
     let (_log, a, b) = two_nodes(&[]);
     let alice = Node::staff_token(demo::ALICE);
     let sent = a
-        .staff(
+        .staff_with(
             &alice,
             "",
             SEND,
@@ -173,7 +171,7 @@ async fn a_subscription_on_b_receives_what_is_appended_through_a() {
     .await;
     for n in 0..3 {
         let body = format!("Through A, {n}");
-        a.staff(&alice, "", SEND, json!({ "c": demo::CASEY, "b": body }))
+        a.staff_with(&alice, "", SEND, json!({ "c": demo::CASEY, "b": body }))
             .await
             .ok("sendMessage on A");
         let item = live.next_data("conversationEvents").await;
@@ -200,9 +198,9 @@ async fn one_idempotency_key_sent_to_both_nodes_appends_once() {
     let alice = Node::staff_token(demo::ALICE);
     // One after the other: B answers A's append.
     let vars = json!({ "c": demo::CASEY, "b": "Once", "k": "key-sequential" });
-    let first = a.staff(&alice, "", SEND, vars.clone()).await;
+    let first = a.staff_with(&alice, "", SEND, vars.clone()).await;
     let message = first.ok("first")["sendMessage"]["message"]["id"].clone();
-    let second = b.staff(&alice, "", SEND, vars).await;
+    let second = b.staff_with(&alice, "", SEND, vars).await;
     assert_eq!(
         second.ok("retry on B")["sendMessage"]["message"]["id"],
         message
@@ -216,7 +214,7 @@ async fn one_idempotency_key_sent_to_both_nodes_appends_once() {
         let answers = join_all(
             [&a, &b, &a, &b]
                 .into_iter()
-                .map(|node| node.staff(&alice, "", SEND, vars.clone())),
+                .map(|node| node.staff_with(&alice, "", SEND, vars.clone())),
         )
         .await;
         let ids: Vec<&Value> = answers
@@ -224,7 +222,7 @@ async fn one_idempotency_key_sent_to_both_nodes_appends_once() {
             .map(|answer| &answer.ok("raced")["sendMessage"]["message"]["id"])
             .collect();
         assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
-        let positions: Vec<u64> = answers.iter().map(Answer::position).collect();
+        let positions: Vec<u64> = answers.iter().map(Reply::position).collect();
         assert!(
             positions.iter().all(|p| *p == positions[0]),
             "{positions:?}"
@@ -233,20 +231,20 @@ async fn one_idempotency_key_sent_to_both_nodes_appends_once() {
     }
     // Eleven keys, one event each: the log grew by eleven, not more.
     let (single, _dir) = one_node_demo().await;
-    assert_eq!(last, single.desk().log().head() + 11);
+    assert_eq!(last, single.desk.log().head() + 11);
     let demo_count = public_count(
-        &staff_at(
-            single.addr(),
-            &Node::staff_token(demo::ALICE),
-            "",
-            CONVERSATION,
-            json!({ "id": demo::CASEY }),
-        )
-        .await,
+        &Client::new(single.addr)
+            .staff_with(
+                &Node::staff_token(demo::ALICE),
+                "",
+                CONVERSATION,
+                json!({ "id": demo::CASEY }),
+            )
+            .await,
     );
     for node in [&a, &b] {
         let read = node
-            .staff(
+            .staff_with(
                 &alice,
                 &format!("X-Min-Position: {last}\r\n"),
                 CONVERSATION,
@@ -268,14 +266,14 @@ async fn round_robin(nodes: &[SocketAddr], n: usize, parallel: usize) -> Vec<Str
             let addr = nodes[k % nodes.len()];
             let owner = owner.clone();
             async move {
-                staff_at(
-                    addr,
-                    &owner,
-                    "",
-                    OPEN,
-                    json!({ "g": demo::SALES, "n": format!("Caller {k}") }),
-                )
-                .await
+                Client::new(addr)
+                    .staff_with(
+                        &owner,
+                        "",
+                        OPEN,
+                        json!({ "g": demo::SALES, "n": format!("Caller {k}") }),
+                    )
+                    .await
             }
         });
         for answer in join_all(batch).await {
@@ -297,7 +295,7 @@ async fn round_robin_turns_hold_across_nodes() {
     let (_log, a, b) = two_nodes(&[]);
     let (single, _dir) = one_node_demo().await;
     // Alternating nodes, one at a time: the very sequence one node gives.
-    let one = round_robin(&[single.addr()], 12, 1).await;
+    let one = round_robin(&[single.addr], 12, 1).await;
     let two = round_robin(&[a.addr, b.addr], 12, 1).await;
     assert_eq!(two, one);
     // Both nodes at once: still fair, in log order no one twice in a row.
@@ -324,7 +322,7 @@ async fn a_node_whose_log_changed_under_it_stops_serving_and_says_why() {
     let (log, a, b) = two_nodes(&[]);
     let alice = Node::staff_token(demo::ALICE);
     let sent = a
-        .staff(
+        .staff_with(
             &alice,
             "",
             SEND,
@@ -343,7 +341,7 @@ async fn a_node_whose_log_changed_under_it_stops_serving_and_says_why() {
     ));
     // The next append makes the tails look again.
     let _ = a
-        .staff(&alice, "", SEND, json!({ "c": demo::CASEY, "b": "After" }))
+        .staff_with(&alice, "", SEND, json!({ "c": demo::CASEY, "b": "After" }))
         .await;
     let mut halted = None;
     for _ in 0..200 {
@@ -357,7 +355,7 @@ async fn a_node_whose_log_changed_under_it_stops_serving_and_says_why() {
     let ready = halted.expect("B kept saying it is ready");
     assert!(ready.text.starts_with("not serving: "), "{}", ready.text);
     let answer = b
-        .staff(&alice, "", CONVERSATION, json!({ "id": demo::CASEY }))
+        .staff_with(&alice, "", CONVERSATION, json!({ "id": demo::CASEY }))
         .await;
     assert_eq!(answer.status, 503, "{}", answer.text);
     assert_eq!(answer.code(), Some("NOT_CAUGHT_UP"));
@@ -394,7 +392,7 @@ fn cli(url: &str, args: &[&str]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn init_and_token_work_on_the_shared_log_while_nodes_serve() {
     let log = SharedLog::start();
-    let a = Node::spawn("A", &log.url, false, &[]).ready();
+    let a = node("A", &log.url, false, &[]).ready();
     let created = cli(
         &log.url,
         &["init", "--company", "Acme", "--owner", "Olivia"],
@@ -411,7 +409,7 @@ async fn init_and_token_work_on_the_shared_log_while_nodes_serve() {
     // The running node follows the log: it knows the new owner.
     let head = a.metric("backchannel_log_head").await.max(1);
     let me = a
-        .staff(
+        .staff_with(
             &owner_token,
             &format!("X-Min-Position: {head}\r\n"),
             "{ me { name } }",
@@ -421,7 +419,7 @@ async fn init_and_token_work_on_the_shared_log_while_nodes_serve() {
     assert_eq!(me.ok("me")["me"]["name"], "Olivia");
     let minted = cli(&log.url, &["token", "--staff", &owner]);
     let me = a
-        .staff(minted.trim(), "", "{ me { name } }", json!({}))
+        .staff_with(minted.trim(), "", "{ me { name } }", json!({}))
         .await;
     assert_eq!(me.ok("me with token's token")["me"]["name"], "Olivia");
 }
@@ -436,7 +434,9 @@ async fn an_erasure_through_a_shows_erased_on_b() {
     let owner = Node::staff_token(demo::OWNER);
     let alice = Node::staff_token(demo::ALICE);
     let view = "query($c: ID!) { conversation(id: $c) { erased customerName timeline(first: 50) { edges { node { __typename ... on PublicMessage { body } ... on PrivateMessage { body } } } } } }";
-    let before = b.staff(&alice, "", view, json!({ "c": demo::CASEY })).await;
+    let before = b
+        .staff_with(&alice, "", view, json!({ "c": demo::CASEY }))
+        .await;
     let name = before.ok("B before")["conversation"]["customerName"]
         .as_str()
         .unwrap()
@@ -451,7 +451,7 @@ async fn an_erasure_through_a_shows_erased_on_b() {
     .await;
     let erase = "mutation($c: ID!) { eraseConversation(conversationId: $c, reason: \"GDPR request\", idempotencyKey: \"e1\") { conversation { erased } } }";
     let erased = a
-        .staff(&owner, "", erase, json!({ "c": demo::CASEY }))
+        .staff_with(&owner, "", erase, json!({ "c": demo::CASEY }))
         .await;
     assert_eq!(
         erased.ok("erase on A")["eraseConversation"]["conversation"]["erased"],
@@ -462,7 +462,7 @@ async fn an_erasure_through_a_shows_erased_on_b() {
     assert_eq!(item["kind"], "ERASED", "{item}");
 
     let after = b
-        .staff(
+        .staff_with(
             &alice,
             &format!("X-Min-Position: {position}\r\n"),
             view,

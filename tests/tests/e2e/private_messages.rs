@@ -5,6 +5,8 @@ use serde_json::{Value, json};
 
 use crate::support::*;
 
+const REOPEN: &str =
+    "mutation($c: ID!) { reopenConversation(conversationId: $c) { conversationId } }";
 const WHISPER: &str = "Offer the voucher, code WHISPER-7F3A";
 
 const TIMELINE: &str = "query($id: ID!) { conversation(id: $id) { accessRule status
@@ -25,7 +27,7 @@ fn private_bodies(data: &Value) -> Vec<String> {
 
 #[tokio::test]
 async fn a_whisper_reaches_staff_live_and_never_the_customer() {
-    let (server, created) = TestServer::start(&["Acme"]).await;
+    let (mut server, created) = TestServer::with_companies(&["Acme"]).await;
     let acme = Company::new(&server, &created[0]);
     let admin = acme.add_staff("Ada Admin", "ADMIN").await;
     let sofia = acme.add_staff("Sofia Supervisor", "SUPERVISOR").await;
@@ -202,15 +204,21 @@ async fn a_whisper_reaches_staff_live_and_never_the_customer() {
         assert!(!reply.text.contains(WHISPER));
     }
 
-    // Whatever else the customer's socket carried by now is read too.
-    while let Some(frame) = customer_live
-        .next_within(std::time::Duration::from_millis(300))
+    // Whatever else the customer's socket carried by now is read too, up to
+    // a marker: reopened, the customer says something, which their own
+    // subscription shows after everything committed before it.
+    ok(&server, &admin, REOPEN, json!({ "c": id })).await;
+    server
+        .customer(
+            Some(&casey.token),
+            "mutation { sendMessage(body: \"Marker\") { message { body } } }",
+            json!({}),
+        )
         .await
-    {
-        if frame == Frame::Complete {
-            break;
-        }
-    }
+        .ok("customer marker");
+    customer_live
+        .until(|d| d["messages"]["body"] == "Marker")
+        .await;
     customer_wire.push(customer_live.wire());
     for text in &customer_wire {
         assert!(
@@ -223,7 +231,7 @@ async fn a_whisper_reaches_staff_live_and_never_the_customer() {
 
 #[tokio::test]
 async fn email_and_call_conversations_refuse_private_messages() {
-    let (server, created) = TestServer::start(&["Acme"]).await;
+    let (mut server, created) = TestServer::with_companies(&["Acme"]).await;
     let acme = Company::new(&server, &created[0]);
     let a = acme.add_staff("Alice Agent", "AGENT").await;
     let support = acme.add_group("Support", "BROADCAST", &[&a]).await;

@@ -9,7 +9,6 @@
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::*;
 
@@ -67,7 +66,7 @@ async fn assignee(server: &TestServer, owner: &Member, c: &str) -> String {
 /// rotation and most runs handed all ten to one member.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn round_robin_openings_at_once_are_dealt_out_in_turn() {
-    let (server, created) = TestServer::start(&["Acme"]).await;
+    let (mut server, created) = TestServer::with_companies(&["Acme"]).await;
     let acme = Company::new(&server, &created[0]);
     let a = acme.add_staff("Alice Agent", "AGENT").await;
     let b = acme.add_staff("Bob Agent", "AGENT").await;
@@ -148,7 +147,7 @@ async fn round_robin_openings_at_once_are_dealt_out_in_turn() {
 /// the same key with other arguments is `VALIDATION`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retried_creating_mutation_gets_the_first_id() {
-    let (server, created) = TestServer::start(&["Acme"]).await;
+    let (mut server, created) = TestServer::with_companies(&["Acme"]).await;
     let acme = Company::new(&server, &created[0]);
     let a = acme.add_staff("Alice Agent", "AGENT").await;
     let support = acme.add_group("Support", "BROADCAST", &[&a]).await;
@@ -270,7 +269,7 @@ async fn a_retried_creating_mutation_gets_the_first_id() {
 /// appends both in one append (one command id, consecutive positions).
 #[tokio::test]
 async fn a_first_message_is_one_append_with_the_opening() {
-    let (server, created) = TestServer::start(&["Acme"]).await;
+    let (mut server, created) = TestServer::with_companies(&["Acme"]).await;
     let acme = Company::new(&server, &created[0]);
     let a = acme.add_staff("Alice Agent", "AGENT").await;
     let support = acme.add_group("Support", "BROADCAST", &[&a]).await;
@@ -296,7 +295,7 @@ async fn a_first_message_is_one_append_with_the_opening() {
 /// told who has it.
 #[tokio::test]
 async fn conflict_names_the_assignee_only_to_who_may_view_it() {
-    let (server, created) = TestServer::start(&["Acme"]).await;
+    let (mut server, created) = TestServer::with_companies(&["Acme"]).await;
     let acme = Company::new(&server, &created[0]);
     let a = acme.add_staff("Alice Agent", "AGENT").await;
     let b = acme.add_staff("Bob Agent", "AGENT").await;
@@ -387,7 +386,7 @@ async fn conflict_names_the_assignee_only_to_who_may_view_it() {
 /// `upTo` past the log's end would mark every later notification read at birth.
 #[tokio::test]
 async fn notifications_cannot_be_marked_read_ahead_of_the_log() {
-    let (server, created) = TestServer::start(&["Acme"]).await;
+    let (mut server, created) = TestServer::with_companies(&["Acme"]).await;
     let acme = Company::new(&server, &created[0]);
     let a = acme.add_staff("Alice Agent", "AGENT").await;
     let support = acme.add_group("Support", "BROADCAST", &[&a]).await;
@@ -411,7 +410,7 @@ async fn notifications_cannot_be_marked_read_ahead_of_the_log() {
 /// neutralised with a leading `'` (OWASP's advice), in names and bodies.
 #[tokio::test]
 async fn report_csv_cells_cannot_run_as_formulas() {
-    let (server, created) = TestServer::start(&["Acme"]).await;
+    let (mut server, created) = TestServer::with_companies(&["Acme"]).await;
     let acme = Company::new(&server, &created[0]);
     let a = acme.add_staff("@Alice", "AGENT").await;
     let support = acme.add_group("-Support", "BROADCAST", &[&a]).await;
@@ -465,30 +464,7 @@ async fn report_csv_cells_cannot_run_as_formulas() {
 
 /// A GET with a bearer token; the body as text (the report is chunked).
 async fn get(server: &TestServer, path: &str, token: &str) -> String {
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n",
-        server.addr
-    );
-    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await.unwrap();
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
-    assert!(head.starts_with("http/1.1 200"), "{head}");
-    let mut body = &raw[split + 4..];
-    if !head.contains("transfer-encoding: chunked") {
-        return String::from_utf8(body.to_vec()).unwrap();
-    }
-    let mut out = Vec::new();
-    while let Some(end) = body.windows(2).position(|w| w == b"\r\n") {
-        let size =
-            usize::from_str_radix(std::str::from_utf8(&body[..end]).unwrap().trim(), 16).unwrap();
-        if size == 0 {
-            break;
-        }
-        out.extend_from_slice(&body[end + 2..end + 2 + size]);
-        body = &body[end + 2 + size + 2..];
-    }
-    String::from_utf8(out).unwrap()
+    let reply = server.get_as(path, Some(token)).await;
+    assert_eq!(reply.status, 200, "{}", reply.head);
+    String::from_utf8(reply.bytes).unwrap()
 }

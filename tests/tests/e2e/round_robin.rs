@@ -8,7 +8,7 @@ use crate::support::*;
 
 #[tokio::test]
 async fn round_robin_assigns_at_opening_in_rotation_and_hides_private_ones() {
-    let (server, created) = TestServer::start(&["Acme"]).await;
+    let (mut server, created) = TestServer::with_companies(&["Acme"]).await;
     let acme = Company::new(&server, &created[0]);
     let admin = acme.add_staff("Ada Admin", "ADMIN").await;
     let a = acme.add_staff("Alice Agent", "AGENT").await;

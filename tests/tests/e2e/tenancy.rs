@@ -8,7 +8,7 @@ use crate::support::*;
 
 #[tokio::test]
 async fn ids_of_another_company_are_not_found_everywhere() {
-    let (server, created) = TestServer::start(&["Acme", "Globex"]).await;
+    let (mut server, created) = TestServer::with_companies(&["Acme", "Globex"]).await;
     let acme = Company::new(&server, &created[0]);
     let globex = Company::new(&server, &created[1]);
     let a = acme.add_staff("Alice Agent", "AGENT").await;

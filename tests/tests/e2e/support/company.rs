@@ -4,7 +4,7 @@
 use backchannel_api::admin::Initialized;
 use serde_json::{Value, json};
 
-use crate::support::server::{Reply, TestServer};
+use backchannel_testkit::{Reply, TestServer};
 
 /// A staff member and a token for them.
 #[derive(Debug, Clone)]

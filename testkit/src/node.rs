@@ -1,34 +1,19 @@
 //! Real `backchannel serve` processes sharing one PostgreSQL log (SPEC
 //! section 11), each with its own data directory, all with the same secret
-//! (so a token minted for one is good on every node), and a small HTTP/1.1
-//! client that also returns the response head.
+//! ([`SECRET`], so a token minted for one is good on every node).
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
 use backchannel_api::auth::{StaffIdentity, Tokens};
 use backchannel_pgtest::PgCluster;
-use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
-use crate::support::server::SECRET;
-
-/// The demo company's fixed ids (fixtures/demo/demo.json).
-pub mod demo {
-    pub const COMPANY: &str = "01900000-0000-7000-8000-00000000c001";
-    /// ROUND_ROBIN, members Carol and Bob.
-    pub const SALES: &str = "01900000-0000-7000-8000-00000000b002";
-    /// Chat, Support, handled by Alice.
-    pub const CASEY: &str = "01900000-0000-7000-8000-00000000d001";
-    pub const OWNER: &str = "01900000-0000-7000-8000-000000005001";
-    pub const ALICE: &str = "01900000-0000-7000-8000-000000005004";
-    pub const BOB: &str = "01900000-0000-7000-8000-000000005005";
-    pub const CAROL: &str = "01900000-0000-7000-8000-000000005006";
-}
+use crate::http::Client;
+use crate::server::SECRET;
 
 /// How long a node may take to start (build its read models, seed the demo).
 const START_PATIENCE: Duration = Duration::from_secs(120);
@@ -54,10 +39,12 @@ impl SharedLog {
     }
 }
 
-/// One `backchannel serve` child process.
+/// One `backchannel serve` child process, killed when dropped.
+/// Dereferences to its [`Client`].
 pub struct Node {
     pub name: &'static str,
     pub addr: SocketAddr,
+    client: Client,
     child: Child,
     _dir: tempfile::TempDir,
 }
@@ -90,6 +77,7 @@ impl Starting {
                         return Node {
                             name,
                             addr,
+                            client: Client::new(addr),
                             child,
                             _dir: dir,
                         };
@@ -112,11 +100,19 @@ impl Starting {
 }
 
 impl Node {
-    /// Starts `backchannel serve --store <url>` on a free port with its own
-    /// data dir (and, with `demo`, `--demo`); `extra` adds flags.
-    pub fn spawn(name: &'static str, url: &str, demo: bool, extra: &[&str]) -> Starting {
+    /// Starts `<binary> serve --store <url>` on a free port with its own
+    /// data dir (and, with `demo`, `--demo`); `extra` adds flags. `binary`
+    /// runs `backchannel_api::entry::main` (a test package names its own,
+    /// through `CARGO_BIN_EXE_*`).
+    pub fn spawn(
+        binary: &Path,
+        name: &'static str,
+        url: &str,
+        demo: bool,
+        extra: &[&str],
+    ) -> Starting {
         let dir = tempfile::tempdir().unwrap();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_backchannel-e2e-node"));
+        let mut command = Command::new(binary);
         command
             .arg("serve")
             .args(["--store", url])
@@ -138,7 +134,9 @@ impl Node {
         if demo {
             command.arg("--demo");
         }
-        let mut child = command.spawn().expect("cannot run backchannel-e2e-node");
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|err| panic!("cannot run {}: {err}", binary.display()));
         let stdout = child.stdout.take().unwrap();
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
@@ -180,23 +178,10 @@ impl Node {
         tokens
             .mint_staff(StaffIdentity {
                 staff: staff.parse().unwrap(),
-                company: demo::COMPANY.parse().unwrap(),
+                company: crate::demo::COMPANY.parse().unwrap(),
             })
             .unwrap()
             .token
-    }
-
-    /// A staff GraphQL request with extra header lines.
-    pub async fn staff(&self, token: &str, extra: &str, query: &str, variables: Value) -> Answer {
-        staff_at(self.addr, token, extra, query, variables).await
-    }
-
-    pub async fn get(&self, path: &str) -> Answer {
-        let request = format!(
-            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-            self.addr
-        );
-        send(self.addr, &request).await
     }
 
     /// A sample of the node's `/metrics` (0 when absent).
@@ -221,38 +206,6 @@ impl Node {
     }
 }
 
-/// A staff GraphQL request to the server at `addr`, with extra header lines.
-pub async fn staff_at(
-    addr: SocketAddr,
-    token: &str,
-    extra: &str,
-    query: &str,
-    variables: Value,
-) -> Answer {
-    let body = json!({ "query": query, "variables": variables }).to_string();
-    let request = format!(
-        "POST /graphql HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nAuthorization: Bearer {token}\r\n{extra}Connection: close\r\n\r\n{body}",
-        body.len()
-    );
-    send(addr, &request).await
-}
-
-async fn send(addr: SocketAddr, request: &str) -> Answer {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut bytes = Vec::new();
-    stream.read_to_end(&mut bytes).await.unwrap();
-    let text = String::from_utf8_lossy(&bytes).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    Answer {
-        status,
-        head: head.to_ascii_lowercase(),
-        body: serde_json::from_str(body).unwrap_or(Value::Null),
-        text: body.to_owned(),
-    }
-}
-
 impl Drop for Node {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -260,41 +213,10 @@ impl Drop for Node {
     }
 }
 
-/// One HTTP answer.
-#[derive(Debug)]
-pub struct Answer {
-    pub status: u16,
-    /// The response head, lower-cased.
-    pub head: String,
-    pub body: Value,
-    pub text: String,
-}
+impl std::ops::Deref for Node {
+    type Target = Client;
 
-impl Answer {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.head
-            .lines()
-            .find_map(|line| line.strip_prefix(name)?.strip_prefix(": "))
-    }
-
-    /// `extensions.position`, or a panic with the answer.
-    pub fn position(&self) -> u64 {
-        self.body["extensions"]["position"]
-            .as_u64()
-            .unwrap_or_else(|| panic!("no position: {} {}", self.status, self.text))
-    }
-
-    pub fn ok(&self, what: &str) -> &Value {
-        assert!(
-            self.status == 200 && self.body["errors"].is_null(),
-            "{what}: {} {}",
-            self.status,
-            self.text
-        );
-        &self.body["data"]
-    }
-
-    pub fn code(&self) -> Option<&str> {
-        self.body["errors"][0]["extensions"]["code"].as_str()
+    fn deref(&self) -> &Client {
+        &self.client
     }
 }
