@@ -11,6 +11,8 @@
 //!   (projections' `listing.rs::overview`).
 //! - [`may_read_audit_trails`] / [`audit_trail_access`]:
 //!   `auditTrail(conversationId)` (the api's `staff/query.rs`).
+//! - [`may_read_access_log`]: the read audit, `accessLog(conversationId |
+//!   staffId)` (the api's `staff/access_log.rs`).
 //! - [`may_read_log`]: `GET /log` and `GET /log/head` with a staff token (the
 //!   api's `log_export.rs`; the server operator's token is not staff and is
 //!   checked there, before this).
@@ -110,6 +112,14 @@ pub fn audit_trail_access(
         ));
     }
     Ok(())
+}
+
+/// SPEC section 12's read audit (`accessLog(conversationId | staffId)`: who
+/// opened which conversation's content) is for the owner and admins. The api
+/// answers `NOT_FOUND` for another company's conversation or staff member
+/// before it asks this.
+pub fn may_read_access_log(staff: &Staff) -> bool {
+    staff.active && staff.role.is_owner_or_admin()
 }
 
 /// SPEC section 9's log export for a staff member (`GET /log`): the log is
