@@ -61,11 +61,7 @@ pub fn overview_access(
     viewer: StaffId,
     group: GroupId,
 ) -> Result<(&Staff, &Group), DomainError> {
-    let staff = state
-        .staff
-        .get(&viewer)
-        .filter(|s| s.active)
-        .ok_or(DomainError::Unauthenticated)?;
+    let staff = active_viewer(state, viewer)?;
     let group = state
         .groups
         .get(&group)
@@ -94,11 +90,7 @@ pub fn audit_trail_access(
     viewer: StaffId,
     conversation: ConversationId,
 ) -> Result<(), DomainError> {
-    let staff = state
-        .staff
-        .get(&viewer)
-        .filter(|s| s.active)
-        .ok_or(DomainError::Unauthenticated)?;
+    let staff = active_viewer(state, viewer)?;
     let exists = state
         .conversations
         .get(&conversation)
@@ -112,6 +104,16 @@ pub fn audit_trail_access(
         ));
     }
     Ok(())
+}
+
+/// The viewer of a read-side request, who must exist and be active, else
+/// `UNAUTHENTICATED`: the first check of every `*_access` function here.
+fn active_viewer(state: &State, viewer: StaffId) -> Result<&Staff, DomainError> {
+    state
+        .staff
+        .get(&viewer)
+        .filter(|s| s.active)
+        .ok_or(DomainError::Unauthenticated)
 }
 
 /// SPEC section 12's read audit (`accessLog(conversationId | staffId)`: who
