@@ -131,14 +131,16 @@ pub(super) fn change_role(
     staff: StaffId,
     role: Role,
 ) -> Result<Vec<Event>, DomainError> {
-    let (me, _) = company_manager(state, actor, company)?;
-    let target = staff_of(state, company, staff)?;
-    if target.role == Role::Owner {
-        return Err(DomainError::Forbidden("the owner's role cannot be changed"));
-    }
-    if target.role == Role::Admin && me.role != Role::Owner {
-        return Err(DomainError::Forbidden("only the owner can demote an admin"));
-    }
+    let (me, target) = colleague(
+        state,
+        actor,
+        company,
+        staff,
+        [
+            "the owner's role cannot be changed",
+            "only the owner can demote an admin",
+        ],
+    )?;
     check_may_give_role(me, role)?;
     check_active(target)?;
     unless_already(target.role == role, || {
@@ -193,16 +195,16 @@ pub(super) fn deactivate_staff(
     company: CompanyId,
     staff: StaffId,
 ) -> Result<Vec<Event>, DomainError> {
-    let (me, _) = company_manager(state, actor, company)?;
-    let target = staff_of(state, company, staff)?;
-    if target.role == Role::Owner {
-        return Err(DomainError::Forbidden("the owner cannot be deactivated"));
-    }
-    if target.role == Role::Admin && me.role != Role::Owner {
-        return Err(DomainError::Forbidden(
+    let (_, target) = colleague(
+        state,
+        actor,
+        company,
+        staff,
+        [
+            "the owner cannot be deactivated",
             "only the owner can deactivate an admin",
-        ));
-    }
+        ],
+    )?;
     unless_already(!target.active, || {
         Event::StaffDeactivated(StaffDeactivated { company, staff })
     })
@@ -350,6 +352,29 @@ fn company_manager(
         ));
     }
     Ok((me, current))
+}
+
+/// The acting manager and the colleague a change of role or a deactivation
+/// names (docs/decisions/admins-and-owner.md): never the owner, and an admin
+/// only by the owner, else `FORBIDDEN` with `refusals` (the owner's, the
+/// admin's).
+fn colleague<'s>(
+    state: &'s State,
+    actor: Actor,
+    company: CompanyId,
+    staff: StaffId,
+    refusals: [&'static str; 2],
+) -> Result<(&'s Staff, &'s Staff), DomainError> {
+    let (me, _) = company_manager(state, actor, company)?;
+    let target = staff_of(state, company, staff)?;
+    let [owner, admin] = refusals;
+    if target.role == Role::Owner {
+        return Err(DomainError::Forbidden(owner));
+    }
+    if target.role == Role::Admin && me.role != Role::Owner {
+        return Err(DomainError::Forbidden(admin));
+    }
+    Ok((me, target))
 }
 
 /// Exactly one owner per company; only the owner makes admins.
