@@ -107,7 +107,7 @@ pub struct GroupRoutingChanged {
 }
 
 /// Shared shape of the four group-membership events.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupStaff {
     pub company: CompanyId,
     pub group: GroupId,
