@@ -11,6 +11,8 @@
 //!   (projections' `listing.rs::overview`).
 //! - [`may_read_audit_trails`] / [`audit_trail_access`]:
 //!   `auditTrail(conversationId)` (the api's `staff/query.rs`).
+//! - [`may_read_access_log`]: the read audit, `accessLog(conversationId |
+//!   staffId)` (the api's `staff/access_log.rs`).
 //! - [`may_read_log`]: `GET /log` and `GET /log/head` with a staff token (the
 //!   api's `log_export.rs`; the server operator's token is not staff and is
 //!   checked there, before this).
@@ -59,11 +61,7 @@ pub fn overview_access(
     viewer: StaffId,
     group: GroupId,
 ) -> Result<(&Staff, &Group), DomainError> {
-    let staff = state
-        .staff
-        .get(&viewer)
-        .filter(|s| s.active)
-        .ok_or(DomainError::Unauthenticated)?;
+    let staff = active_viewer(state, viewer)?;
     let group = state
         .groups
         .get(&group)
@@ -92,11 +90,7 @@ pub fn audit_trail_access(
     viewer: StaffId,
     conversation: ConversationId,
 ) -> Result<(), DomainError> {
-    let staff = state
-        .staff
-        .get(&viewer)
-        .filter(|s| s.active)
-        .ok_or(DomainError::Unauthenticated)?;
+    let staff = active_viewer(state, viewer)?;
     let exists = state
         .conversations
         .get(&conversation)
@@ -110,6 +104,24 @@ pub fn audit_trail_access(
         ));
     }
     Ok(())
+}
+
+/// The viewer of a read-side request, who must exist and be active, else
+/// `UNAUTHENTICATED`: the first check of every `*_access` function here.
+fn active_viewer(state: &State, viewer: StaffId) -> Result<&Staff, DomainError> {
+    state
+        .staff
+        .get(&viewer)
+        .filter(|s| s.active)
+        .ok_or(DomainError::Unauthenticated)
+}
+
+/// SPEC section 12's read audit (`accessLog(conversationId | staffId)`: who
+/// opened which conversation's content) is for the owner and admins. The api
+/// answers `NOT_FOUND` for another company's conversation or staff member
+/// before it asks this.
+pub fn may_read_access_log(staff: &Staff) -> bool {
+    staff.active && staff.role.is_owner_or_admin()
 }
 
 /// SPEC section 9's log export for a staff member (`GET /log`): the log is

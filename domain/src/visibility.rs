@@ -9,8 +9,8 @@
 //! Where each rule lives: R1–R6 in [`conversation_access`] only; who may read
 //! a group's closed enquiries (reports) in [`may_read_enquiry_history`] and
 //! [`enquiry_history_rule`]; a group supervisor in [`supervises`]. The other
-//! read-side permissions (the overview, audit trails, the log export, the
-//! signed-in check) are in [`crate::permissions`].
+//! read-side permissions (the overview, audit trails, the read audit's access
+//! log, the log export, the signed-in check) are in [`crate::permissions`].
 //!
 //! # What must change together with this policy
 //!

@@ -1,5 +1,6 @@
 //! The read-side permissions beyond one conversation (`domain::permissions`):
-//! the signed-in check, the enquiry overview, audit trails and the log export.
+//! the signed-in check, the enquiry overview, audit trails, the access log and
+//! the log export.
 
 mod support;
 
@@ -8,7 +9,7 @@ use backchannel_domain::events::*;
 use backchannel_domain::ids::{ConversationId, GroupId, StaffId};
 use backchannel_domain::model::{Channel, Role};
 use backchannel_domain::permissions::{
-    audit_trail_access, may_read_log, overview_access, signed_in_staff,
+    audit_trail_access, may_read_access_log, may_read_log, overview_access, signed_in_staff,
 };
 use backchannel_domain::state::State;
 use support::*;
@@ -123,6 +124,28 @@ fn an_audit_trail_refusal_says_not_found_before_forbidden() {
         code(audit_trail_access(&state, w.z, c)),
         Some(Unauthenticated)
     );
+}
+
+#[test]
+fn the_access_log_is_for_active_owners_and_admins() {
+    let w = World::new();
+    let mut events = w.setup();
+    let state = State::from_events(&events);
+    let may = |state: &State, id: StaffId| may_read_access_log(state.staff.get(&id).unwrap());
+    // Another company's admin passes this check too: the api answers
+    // `NOT_FOUND` for other companies' ids before it asks.
+    for viewer in [w.owner, w.admin, w.x] {
+        assert!(may(&state, viewer), "{viewer:?}");
+    }
+    for viewer in [w.supervisor, w.sales_supervisor, w.a, w.h, w.z] {
+        assert!(!may(&state, viewer), "{viewer:?}");
+    }
+    events.push(Event::StaffDeactivated(StaffDeactivated {
+        company: w.acme,
+        staff: w.admin,
+    }));
+    let state = State::from_events(&events);
+    assert!(!may(&state, w.admin), "a deactivated admin");
 }
 
 #[test]

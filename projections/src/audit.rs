@@ -50,56 +50,37 @@ pub enum AuditError {
     Time(#[from] TimeRangeError),
 }
 
-/// Writes the audit trail of `subject` to `out`; returns the number of entries.
+/// Which entries an audit trail holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditTrail {
+    /// Who did what (SPEC section 9): the events that concern the subject.
+    Events,
+    /// The read audit (SPEC section 12), oldest first: the `ContentOpened`
+    /// entries of a conversation (who opened it), of a staff member (what
+    /// they opened), or of a company.
+    ContentOpened,
+}
+
+/// Writes the `trail` of `subject` to `out`; returns the number of entries.
 /// An id the log never mentions is an error (and nothing is written).
 pub fn write_audit<S: EventSource, W: Write>(
     source: &S,
     subject: AuditSubject,
-    format: AuditFormat,
-    out: W,
-) -> Result<u64, AuditError> {
-    write_entries(source, subject, format, out, concerns)
-}
-
-/// Writes the read audit of `subject` (SPEC section 12), oldest first: the
-/// `ContentOpened` entries of a conversation (who opened it), of a staff
-/// member (what they opened), or of a company. Same formats and errors as
-/// [`write_audit`].
-pub fn write_access_log<S: EventSource, W: Write>(
-    source: &S,
-    subject: AuditSubject,
-    format: AuditFormat,
-    out: W,
-) -> Result<u64, AuditError> {
-    write_entries(source, subject, format, out, opened_content)
-}
-
-/// Whether the event is a read-audit entry of the subject.
-fn opened_content(_: &State, subject: AuditSubject, recorded: &RecordedEvent) -> bool {
-    let Event::ContentOpened(e) = &recorded.event else {
-        return false;
-    };
-    match subject {
-        AuditSubject::Conversation(id) => e.conversation == id,
-        AuditSubject::Staff(id) => e.staff == id,
-        AuditSubject::Company(id) => e.company == id,
-    }
-}
-
-fn write_entries<S: EventSource, W: Write>(
-    source: &S,
-    subject: AuditSubject,
+    trail: AuditTrail,
     format: AuditFormat,
     mut out: W,
-    concerns: fn(&State, AuditSubject, &RecordedEvent) -> bool,
 ) -> Result<u64, AuditError> {
+    let belongs: fn(&State, AuditSubject, &RecordedEvent) -> bool = match trail {
+        AuditTrail::Events => concerns,
+        AuditTrail::ContentOpened => opened_content,
+    };
     let mut state = State::default();
     let mut entries = 0u64;
     let mut failure = None;
     source
         .replay(1, source.head(), &mut |recorded| {
             state.apply(&recorded.event);
-            if !concerns(&state, subject, recorded) {
+            if !belongs(&state, subject, recorded) {
                 return ControlFlow::Continue(());
             }
             let line = match format {
@@ -139,6 +120,18 @@ fn write_entries<S: EventSource, W: Write>(
         return Err(AuditError::UnknownSubject { kind, id });
     }
     Ok(entries)
+}
+
+/// Whether the event is a read-audit entry of the subject.
+fn opened_content(_: &State, subject: AuditSubject, recorded: &RecordedEvent) -> bool {
+    let Event::ContentOpened(e) = &recorded.event else {
+        return false;
+    };
+    match subject {
+        AuditSubject::Conversation(id) => e.conversation == id,
+        AuditSubject::Staff(id) => e.staff == id,
+        AuditSubject::Company(id) => e.company == id,
+    }
 }
 
 /// Whether the event belongs to the subject's trail (`state` has the event applied).

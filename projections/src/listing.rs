@@ -103,22 +103,17 @@ impl ReadModels {
         bound: Option<ConversationId>,
         newest_first: bool,
     ) -> Page<ConversationSummary> {
-        let first = size;
-        let mut items = Vec::with_capacity(first.min(128));
-        let mut has_next = false;
-        for (conversation, activity, rule) in self.visible(viewer, *filter, bound, newest_first) {
-            if items.len() == first {
-                has_next = true;
-                break;
-            }
-            items.push(ConversationSummary::new(
-                self.state(),
-                conversation,
-                activity,
-                rule,
-            ));
+        let page = Page::first_of(self.visible(viewer, *filter, bound, newest_first), size);
+        Page {
+            items: page
+                .items
+                .into_iter()
+                .map(|(conversation, activity, rule)| {
+                    ConversationSummary::new(self.state(), conversation, activity, rule)
+                })
+                .collect(),
+            has_next: page.has_next,
         }
-        Page { items, has_next }
     }
 
     /// How many conversations `viewer` may see through `filter`.

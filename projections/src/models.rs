@@ -36,6 +36,20 @@ pub struct Page<T> {
     pub has_next: bool,
 }
 
+impl<T> Page<T> {
+    /// The first `size` of `items`, and whether more follow (read by
+    /// taking one more).
+    pub(crate) fn first_of(items: impl IntoIterator<Item = T>, size: usize) -> Page<T> {
+        let mut items = items.into_iter();
+        let mut page = Vec::with_capacity(size.min(128));
+        page.extend(items.by_ref().take(size));
+        Page {
+            items: page,
+            has_next: items.next().is_some(),
+        }
+    }
+}
+
 /// What applying one event produced, for live delivery.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Applied {

@@ -168,16 +168,7 @@ impl Notifications {
         first: usize,
         before: Option<u64>,
     ) -> Page<StoredNotification> {
-        let mut items = Vec::with_capacity(first.min(128));
-        let mut has_next = false;
-        for n in self.newest_first(staff, before) {
-            if items.len() == first {
-                has_next = true;
-                break;
-            }
-            items.push(n);
-        }
-        Page { items, has_next }
+        Page::first_of(self.merged(staff, 0, before, Order::NewestFirst), first)
     }
 
     /// Relay's backward page: the `last` notifications of `staff` just
@@ -189,34 +180,19 @@ impl Notifications {
         last: usize,
         after: Option<u64>,
     ) -> Page<StoredNotification> {
-        let mut items = Vec::with_capacity(last.min(128));
-        let mut has_next = false;
-        for n in self.oldest_first(staff, after) {
-            if items.len() == last {
-                has_next = true;
-                break;
-            }
-            items.push(n);
-        }
-        items.reverse();
-        Page { items, has_next }
+        let floor = after.unwrap_or(0);
+        let mut page = Page::first_of(self.merged(staff, floor, None, Order::OldestFirst), last);
+        page.items.reverse();
+        page
     }
 
     /// How many of the staff member's notifications come after `read_up_to`.
     pub(crate) fn count_after(&self, staff: StaffId, read_up_to: u64) -> usize {
-        let personal = self.personal.get(&staff).map_or(0, |all| {
-            all.len() - all.partition_point(|n| n.id <= read_up_to)
-        });
+        let personal = self.personal_between(staff, read_up_to, None).len();
         let openings: usize = self.stretches.get(&staff).map_or(0, |stretches| {
             stretches
                 .iter()
-                .map(|s| {
-                    let list = self.openings_of(s.group);
-                    let lo = list.partition_point(|o| o.position <= s.from.max(read_up_to));
-                    let hi =
-                        s.to.map_or(list.len(), |to| list.partition_point(|o| o.position <= to));
-                    hi.saturating_sub(lo)
-                })
+                .map(|s| self.openings_between(s, read_up_to, None).len())
                 .sum()
         });
         let own = self.own_openings.get(&staff).map_or(0, |all| {
@@ -229,103 +205,90 @@ impl Notifications {
         self.openings.get(&group).map_or(&[], Vec::as_slice)
     }
 
-    /// Every notification of `staff` after `after`, oldest first: the
-    /// personal ones and the openings inside their stretches, merged.
-    fn oldest_first(
+    /// `staff`'s personal notifications with ids after `after` and before
+    /// `before` (`None`: no bound), oldest first.
+    fn personal_between(
         &self,
         staff: StaffId,
-        after: Option<u64>,
-    ) -> impl Iterator<Item = StoredNotification> + '_ {
-        let floor = after.unwrap_or(0);
-        let own: &[u64] = self.own_openings.get(&staff).map_or(&[], Vec::as_slice);
-        let mut sources: Vec<Box<dyn Iterator<Item = StoredNotification> + '_>> = Vec::new();
-        let personal = self.personal.get(&staff).map_or(&[][..], Vec::as_slice);
-        let start = personal.partition_point(|n| n.id <= floor);
-        sources.push(Box::new(personal[start..].iter().copied()));
-        for stretch in self.stretches.get(&staff).map_or(&[][..], Vec::as_slice) {
-            let group = stretch.group;
-            let list = self.openings_of(group);
-            let lo = list.partition_point(|o| o.position <= stretch.from.max(floor));
-            let hi = stretch
-                .to
-                .map_or(list.len(), |to| list.partition_point(|o| o.position <= to));
-            sources.push(Box::new(
-                list[lo..hi.max(lo)]
-                    .iter()
-                    .filter(move |o| own.binary_search(&o.position).is_err())
-                    .map(move |o| StoredNotification {
-                        id: o.position,
-                        recipient: staff,
-                        kind: NotificationKind::ConversationOpened,
-                        conversation: o.conversation,
-                        group,
-                        channel: o.channel,
-                        at: o.at,
-                    }),
-            ));
-        }
-        let mut heads: Vec<Option<StoredNotification>> =
-            sources.iter_mut().map(|s| s.next()).collect();
-        std::iter::from_fn(move || {
-            let (index, _) = heads
-                .iter()
-                .enumerate()
-                .filter_map(|(i, h)| h.map(|n| (i, n.id)))
-                .min_by_key(|(_, id)| *id)?;
-            let next = heads[index].take();
-            heads[index] = sources[index].next();
-            next
-        })
+        after: u64,
+        before: Option<u64>,
+    ) -> &[StoredNotification] {
+        let all = self.personal.get(&staff).map_or(&[][..], Vec::as_slice);
+        let start = all.partition_point(|n| n.id <= after);
+        let end = before.map_or(all.len(), |b| all.partition_point(|n| n.id < b));
+        &all[start..end.max(start)]
     }
 
-    /// Every notification of `staff` before `before`, newest first: the
-    /// personal ones and the openings inside their stretches, merged.
-    fn newest_first(
+    /// The openings of `stretch`'s group inside the stretch, at positions
+    /// after `after` and before `before` (`None`: no bound), oldest first.
+    fn openings_between(&self, stretch: &Stretch, after: u64, before: Option<u64>) -> &[Opening] {
+        let list = self.openings_of(stretch.group);
+        let lo = list.partition_point(|o| o.position <= stretch.from.max(after));
+        let hi = stretch
+            .to
+            .map_or(list.len(), |to| list.partition_point(|o| o.position <= to));
+        let hi = before.map_or(hi, |b| hi.min(list.partition_point(|o| o.position < b)));
+        &list[lo..hi.max(lo)]
+    }
+
+    /// Every notification of `staff` with an id after `after` and before
+    /// `before` (`None`: no bound), in `order`: the personal ones and the
+    /// openings inside their stretches (but their own), merged.
+    fn merged(
         &self,
         staff: StaffId,
+        after: u64,
         before: Option<u64>,
+        order: Order,
     ) -> impl Iterator<Item = StoredNotification> + '_ {
-        let limit = before.unwrap_or(u64::MAX);
         let own: &[u64] = self.own_openings.get(&staff).map_or(&[], Vec::as_slice);
         let mut sources: Vec<Box<dyn Iterator<Item = StoredNotification> + '_>> = Vec::new();
-        let personal = self.personal.get(&staff).map_or(&[][..], Vec::as_slice);
-        let end = personal.partition_point(|n| n.id < limit);
-        sources.push(Box::new(personal[..end].iter().rev().copied()));
+        let personal = self.personal_between(staff, after, before).iter().copied();
+        sources.push(match order {
+            Order::OldestFirst => Box::new(personal),
+            Order::NewestFirst => Box::new(personal.rev()),
+        });
         for stretch in self.stretches.get(&staff).map_or(&[][..], Vec::as_slice) {
             let group = stretch.group;
-            let list = self.openings_of(group);
-            let lo = list.partition_point(|o| o.position <= stretch.from);
-            let upper = stretch
-                .to
-                .map_or(limit, |to| limit.min(to.saturating_add(1)));
-            let hi = list.partition_point(|o| o.position < upper);
-            sources.push(Box::new(
-                list[lo..hi.max(lo)]
-                    .iter()
-                    .rev()
-                    .filter(move |o| own.binary_search(&o.position).is_err())
-                    .map(move |o| StoredNotification {
-                        id: o.position,
-                        recipient: staff,
-                        kind: NotificationKind::ConversationOpened,
-                        conversation: o.conversation,
-                        group,
-                        channel: o.channel,
-                        at: o.at,
-                    }),
-            ));
+            let openings = self
+                .openings_between(stretch, after, before)
+                .iter()
+                .filter(move |o| own.binary_search(&o.position).is_err())
+                .map(move |o| StoredNotification {
+                    id: o.position,
+                    recipient: staff,
+                    kind: NotificationKind::ConversationOpened,
+                    conversation: o.conversation,
+                    group,
+                    channel: o.channel,
+                    at: o.at,
+                });
+            sources.push(match order {
+                Order::OldestFirst => Box::new(openings),
+                Order::NewestFirst => Box::new(openings.rev()),
+            });
         }
         let mut heads: Vec<Option<StoredNotification>> =
             sources.iter_mut().map(|s| s.next()).collect();
         std::iter::from_fn(move || {
-            let (index, _) = heads
+            let ids = heads
                 .iter()
                 .enumerate()
-                .filter_map(|(i, h)| h.map(|n| (i, n.id)))
-                .max_by_key(|(_, id)| *id)?;
+                .filter_map(|(i, h)| h.map(|n| (i, n.id)));
+            let (index, _) = match order {
+                Order::OldestFirst => ids.min_by_key(|(_, id)| *id),
+                Order::NewestFirst => ids.max_by_key(|(_, id)| *id),
+            }?;
             let next = heads[index].take();
             heads[index] = sources[index].next();
             next
         })
     }
+}
+
+/// Which way [`Notifications::merged`] lists.
+#[derive(Debug, Clone, Copy)]
+enum Order {
+    OldestFirst,
+    NewestFirst,
 }

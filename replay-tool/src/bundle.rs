@@ -31,7 +31,7 @@ use backchannel_domain::ids::ConversationId;
 use backchannel_eventlog::{DataKey, Hash};
 use serde::{Deserialize, Serialize};
 
-use crate::failure::{Failure, Kind};
+use crate::failure::{self, Failure, Kind};
 
 /// The `format` of a key bundle.
 pub const FORMAT: &str = "backchannel-keys";
@@ -129,14 +129,8 @@ pub fn load(path: &Path) -> Result<Keys, Failure> {
             format!("--keys {}: {problem}", path.display()),
         )
     };
-    let text = std::fs::read_to_string(path).map_err(|err| {
-        let kind = if err.kind() == std::io::ErrorKind::NotFound {
-            Kind::Unavailable
-        } else {
-            Kind::Io
-        };
-        Failure::new(kind, format!("--keys {}: {err}", path.display()))
-    })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|err| failure::input(format_args!("--keys {}", path.display()), err))?;
     let bundle: BundleFile = serde_json::from_str(&text)
         .map_err(|err| bad(format!("not a key bundle ({FORMAT} JSON): {err}")))?;
     if bundle.format != FORMAT {

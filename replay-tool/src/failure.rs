@@ -72,6 +72,17 @@ impl fmt::Display for Failure {
 
 impl std::error::Error for Failure {}
 
+/// Opening or reading `what` (a path, a flag and its path) failed: a missing
+/// path is `Unavailable`, any other error `Io`.
+pub fn input(what: impl fmt::Display, err: std::io::Error) -> Failure {
+    let kind = if err.kind() == std::io::ErrorKind::NotFound {
+        Kind::Unavailable
+    } else {
+        Kind::Io
+    };
+    Failure::new(kind, format!("{what}: {err}"))
+}
+
 /// A write to stdout failed; a closed pipe (`| head`) is not worth a message.
 pub fn output(err: std::io::Error) -> Failure {
     let mut failure = Failure::new(Kind::Io, format!("writing the output failed: {err}"));

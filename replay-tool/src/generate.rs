@@ -378,28 +378,23 @@ impl Generator {
                 let roll = self.rng.below(100);
                 let message = MessageId::from_bytes(self.uuid());
                 let private_ok = channel.supports_private_messages();
+                let say = |actor, visibility, line| {
+                    (
+                        actor,
+                        Command::SendMessage {
+                            conversation: id,
+                            message,
+                            visibility,
+                            body: body(line),
+                        },
+                    )
+                };
                 let (actor, command) = if roll < 40 {
                     let line = self.rng.pick(&CUSTOMER_LINES);
-                    (
-                        Actor::Customer(id),
-                        Command::SendMessage {
-                            conversation: id,
-                            message,
-                            visibility: MessageVisibility::Public,
-                            body: body(line),
-                        },
-                    )
+                    say(Actor::Customer(id), MessageVisibility::Public, line)
                 } else if roll < 75 || !private_ok && roll < 94 {
                     let line = self.rng.pick(&AGENT_LINES);
-                    (
-                        Actor::Staff(assignee),
-                        Command::SendMessage {
-                            conversation: id,
-                            message,
-                            visibility: MessageVisibility::Public,
-                            body: body(line),
-                        },
-                    )
+                    say(Actor::Staff(assignee), MessageVisibility::Public, line)
                 } else if roll < 94 {
                     let author = if self.rng.chance(30) {
                         supervisor
@@ -407,15 +402,7 @@ impl Generator {
                         assignee
                     };
                     let line = self.rng.pick(&PRIVATE_LINES);
-                    (
-                        Actor::Staff(author),
-                        Command::SendMessage {
-                            conversation: id,
-                            message,
-                            visibility: MessageVisibility::Private,
-                            body: body(line),
-                        },
-                    )
+                    say(Actor::Staff(author), MessageVisibility::Private, line)
                 } else if roll < 97 {
                     let staff = self.rng.pick(&members);
                     (

@@ -5,7 +5,8 @@
 //! Authorization (the matrix of SPEC section 4, like `auditTrail`): the
 //! conversation or staff member must be of the caller's company, else
 //! `NOT_FOUND` (another company's ids are indistinguishable from none); then
-//! only the owner and admins may read it, else `FORBIDDEN`. Exactly one of the
+//! only the owner and admins may read it (`domain::permissions::
+//! may_read_access_log`), else `FORBIDDEN`. Exactly one of the
 //! two ids, else `VALIDATION`. The entries carry no conversation content.
 
 use async_graphql::{Context, Enum, ID, Object, SimpleObject};
@@ -13,7 +14,7 @@ use backchannel_domain::DomainError;
 use backchannel_domain::error::Missing;
 use backchannel_domain::events::ContentPath;
 use backchannel_domain::ids::{ConversationId, StaffId};
-use backchannel_domain::model::Role;
+use backchannel_domain::permissions::may_read_access_log;
 use backchannel_eventlog::RecordedAt;
 use backchannel_projections::access_log::{AccessEntry, AccessSubject};
 
@@ -147,8 +148,7 @@ pub(crate) fn access_log(
         })
         .into());
     }
-    let role = state.staff.get(&me.id).map(|s| s.role);
-    if !role.is_some_and(Role::is_owner_or_admin) {
+    if !state.staff.get(&me.id).is_some_and(may_read_access_log) {
         return Err(
             DomainError::Forbidden("only the owner and admins can read the access log").into(),
         );

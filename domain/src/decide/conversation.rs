@@ -297,6 +297,15 @@ pub(super) fn send_message(
     visibility: MessageVisibility,
     body: &MessageBody,
 ) -> Result<Vec<Event>, DomainError> {
+    // A public message's event, once the checks found who its author is.
+    let public = |author| {
+        vec![Event::MessagePosted(MessagePosted {
+            conversation,
+            message,
+            author,
+            body: Content::Plain(body.clone()),
+        })]
+    };
     if let Actor::Customer(_) = actor {
         let conv = customer_conversation(state, actor, conversation)?;
         check_open(conv)?;
@@ -306,12 +315,7 @@ pub(super) fn send_message(
             ));
         }
         check_not_erased(conv)?;
-        return Ok(vec![Event::MessagePosted(MessagePosted {
-            conversation: conv.id,
-            message,
-            author: MessageAuthor::Customer,
-            body: Content::Plain(body.clone()),
-        })]);
+        return Ok(public(MessageAuthor::Customer));
     }
     let (me, conv, group) = staff_context(state, actor, conversation)?;
     check_open(conv)?;
@@ -323,12 +327,7 @@ pub(super) fn send_message(
                 ));
             }
             check_not_erased(conv)?;
-            Ok(vec![Event::MessagePosted(MessagePosted {
-                conversation: conv.id,
-                message,
-                author: MessageAuthor::Staff(me.id),
-                body: Content::Plain(body.clone()),
-            })])
+            Ok(public(MessageAuthor::Staff(me.id)))
         }
         MessageVisibility::Private => {
             if !conv.channel.supports_private_messages() {

@@ -8,7 +8,7 @@ use crate::error::DomainError;
 use crate::events::*;
 use crate::ids::{CompanyId, GroupId, StaffId, WidgetKey};
 use crate::model::{Actor, Permission, Role, RoutingType};
-use crate::state::{Company, Staff, State};
+use crate::state::{Company, Group, Staff, State};
 use crate::values::{Name, WidgetOrigins};
 
 use super::{acting_staff, company, group_of, staff_of};
@@ -60,16 +60,13 @@ pub(super) fn mark_notifications_read(
 ) -> Result<Vec<Event>, DomainError> {
     let me = acting_staff(state, actor, company_id)?;
     company(state, company_id)?;
-    if up_to <= me.notifications_read_up_to {
-        return Ok(Vec::new());
-    }
-    Ok(vec![Event::NotificationsMarkedRead(
-        NotificationsMarkedRead {
+    unless_already(up_to <= me.notifications_read_up_to, || {
+        Event::NotificationsMarkedRead(NotificationsMarkedRead {
             company: company_id,
             staff: me.id,
             up_to,
-        },
-    )])
+        })
+    })
 }
 
 pub(super) fn update_privacy_settings(
@@ -82,16 +79,13 @@ pub(super) fn update_privacy_settings(
     let (_, current) = company_manager(state, actor, company)?;
     let unchanged = current.settings.private_conversations_enabled == private_conversations_enabled
         && current.settings.new_conversations_private == new_conversations_private;
-    if unchanged {
-        return Ok(Vec::new());
-    }
-    Ok(vec![Event::PrivacySettingsChanged(
-        PrivacySettingsChanged {
+    unless_already(unchanged, || {
+        Event::PrivacySettingsChanged(PrivacySettingsChanged {
             company,
             private_conversations_enabled,
             new_conversations_private,
-        },
-    )])
+        })
+    })
 }
 
 pub(super) fn set_widget_origins(
@@ -101,13 +95,12 @@ pub(super) fn set_widget_origins(
     origins: &WidgetOrigins,
 ) -> Result<Vec<Event>, DomainError> {
     let (_, current) = company_manager(state, actor, company)?;
-    if current.widget_origins == *origins {
-        return Ok(Vec::new());
-    }
-    Ok(vec![Event::WidgetOriginsChanged(WidgetOriginsChanged {
-        company,
-        origins: origins.clone(),
-    })])
+    unless_already(current.widget_origins == *origins, || {
+        Event::WidgetOriginsChanged(WidgetOriginsChanged {
+            company,
+            origins: origins.clone(),
+        })
+    })
 }
 
 pub(super) fn add_staff(
@@ -138,24 +131,25 @@ pub(super) fn change_role(
     staff: StaffId,
     role: Role,
 ) -> Result<Vec<Event>, DomainError> {
-    let (me, _) = company_manager(state, actor, company)?;
-    let target = staff_of(state, company, staff)?;
-    if target.role == Role::Owner {
-        return Err(DomainError::Forbidden("the owner's role cannot be changed"));
-    }
-    if target.role == Role::Admin && me.role != Role::Owner {
-        return Err(DomainError::Forbidden("only the owner can demote an admin"));
-    }
-    check_may_give_role(me, role)?;
-    check_active(target)?;
-    if target.role == role {
-        return Ok(Vec::new());
-    }
-    Ok(vec![Event::StaffRoleChanged(StaffRoleChanged {
+    let (me, target) = colleague(
+        state,
+        actor,
         company,
         staff,
-        role,
-    })])
+        [
+            "the owner's role cannot be changed",
+            "only the owner can demote an admin",
+        ],
+    )?;
+    check_may_give_role(me, role)?;
+    check_active(target)?;
+    unless_already(target.role == role, || {
+        Event::StaffRoleChanged(StaffRoleChanged {
+            company,
+            staff,
+            role,
+        })
+    })
 }
 
 pub(super) fn grant_permission(
@@ -168,14 +162,13 @@ pub(super) fn grant_permission(
     company_manager(state, actor, company)?;
     let target = staff_of(state, company, staff)?;
     check_active(target)?;
-    if target.has(permission) {
-        return Ok(Vec::new());
-    }
-    Ok(vec![Event::PermissionGranted(PermissionGranted {
-        company,
-        staff,
-        permission,
-    })])
+    unless_already(target.has(permission), || {
+        Event::PermissionGranted(PermissionGranted {
+            company,
+            staff,
+            permission,
+        })
+    })
 }
 
 pub(super) fn revoke_permission(
@@ -187,14 +180,13 @@ pub(super) fn revoke_permission(
 ) -> Result<Vec<Event>, DomainError> {
     company_manager(state, actor, company)?;
     let target = staff_of(state, company, staff)?;
-    if !target.has(permission) {
-        return Ok(Vec::new());
-    }
-    Ok(vec![Event::PermissionRevoked(PermissionRevoked {
-        company,
-        staff,
-        permission,
-    })])
+    unless_already(!target.has(permission), || {
+        Event::PermissionRevoked(PermissionRevoked {
+            company,
+            staff,
+            permission,
+        })
+    })
 }
 
 pub(super) fn deactivate_staff(
@@ -203,23 +195,19 @@ pub(super) fn deactivate_staff(
     company: CompanyId,
     staff: StaffId,
 ) -> Result<Vec<Event>, DomainError> {
-    let (me, _) = company_manager(state, actor, company)?;
-    let target = staff_of(state, company, staff)?;
-    if target.role == Role::Owner {
-        return Err(DomainError::Forbidden("the owner cannot be deactivated"));
-    }
-    if target.role == Role::Admin && me.role != Role::Owner {
-        return Err(DomainError::Forbidden(
-            "only the owner can deactivate an admin",
-        ));
-    }
-    if !target.active {
-        return Ok(Vec::new());
-    }
-    Ok(vec![Event::StaffDeactivated(StaffDeactivated {
+    let (_, target) = colleague(
+        state,
+        actor,
         company,
         staff,
-    })])
+        [
+            "the owner cannot be deactivated",
+            "only the owner can deactivate an admin",
+        ],
+    )?;
+    unless_already(!target.active, || {
+        Event::StaffDeactivated(StaffDeactivated { company, staff })
+    })
 }
 
 pub(super) fn create_group(
@@ -251,14 +239,13 @@ pub(super) fn rename_group(
 ) -> Result<Vec<Event>, DomainError> {
     company_manager(state, actor, company)?;
     let target = group_of(state, company, group)?;
-    if target.name == *name {
-        return Ok(Vec::new());
-    }
-    Ok(vec![Event::GroupRenamed(GroupRenamed {
-        company,
-        group,
-        name: name.clone(),
-    })])
+    unless_already(target.name == *name, || {
+        Event::GroupRenamed(GroupRenamed {
+            company,
+            group,
+            name: name.clone(),
+        })
+    })
 }
 
 pub(super) fn set_group_routing(
@@ -270,101 +257,82 @@ pub(super) fn set_group_routing(
 ) -> Result<Vec<Event>, DomainError> {
     company_manager(state, actor, company)?;
     let target = group_of(state, company, group)?;
-    if target.routing == routing {
-        return Ok(Vec::new());
-    }
-    Ok(vec![Event::GroupRoutingChanged(GroupRoutingChanged {
-        company,
-        group,
-        routing,
-    })])
+    unless_already(target.routing == routing, || {
+        Event::GroupRoutingChanged(GroupRoutingChanged {
+            company,
+            group,
+            routing,
+        })
+    })
 }
 
 pub(super) fn add_group_member(
     state: &State,
     actor: Actor,
-    company: CompanyId,
-    group: GroupId,
-    staff: StaffId,
+    names: GroupStaff,
 ) -> Result<Vec<Event>, DomainError> {
-    company_manager(state, actor, company)?;
-    let target_group = group_of(state, company, group)?;
-    let target = staff_of(state, company, staff)?;
-    check_active(target)?;
-    if target_group.is_member(staff) {
-        return Ok(Vec::new());
-    }
-    Ok(vec![Event::GroupMemberAdded(GroupStaff {
-        company,
-        group,
-        staff,
-    })])
+    let (group, staff) = group_and_staff(state, actor, &names)?;
+    check_active(staff)?;
+    unless_already(group.is_member(staff.id), || Event::GroupMemberAdded(names))
 }
 
 pub(super) fn remove_group_member(
     state: &State,
     actor: Actor,
-    company: CompanyId,
-    group: GroupId,
-    staff: StaffId,
+    names: GroupStaff,
 ) -> Result<Vec<Event>, DomainError> {
-    company_manager(state, actor, company)?;
-    let target_group = group_of(state, company, group)?;
-    staff_of(state, company, staff)?;
-    if !target_group.is_member(staff) {
-        return Ok(Vec::new());
-    }
-    Ok(vec![Event::GroupMemberRemoved(GroupStaff {
-        company,
-        group,
-        staff,
-    })])
+    let (group, staff) = group_and_staff(state, actor, &names)?;
+    unless_already(!group.is_member(staff.id), || {
+        Event::GroupMemberRemoved(names)
+    })
 }
 
 pub(super) fn add_group_supervisor(
     state: &State,
     actor: Actor,
-    company: CompanyId,
-    group: GroupId,
-    staff: StaffId,
+    names: GroupStaff,
 ) -> Result<Vec<Event>, DomainError> {
-    company_manager(state, actor, company)?;
-    let target_group = group_of(state, company, group)?;
-    let target = staff_of(state, company, staff)?;
-    check_active(target)?;
-    if target.role != Role::Supervisor {
+    let (group, staff) = group_and_staff(state, actor, &names)?;
+    check_active(staff)?;
+    if staff.role != Role::Supervisor {
         return Err(DomainError::validation(
             "only staff with the SUPERVISOR role can supervise a group",
         ));
     }
-    if target_group.is_supervisor(staff) {
-        return Ok(Vec::new());
-    }
-    Ok(vec![Event::GroupSupervisorAdded(GroupStaff {
-        company,
-        group,
-        staff,
-    })])
+    unless_already(group.is_supervisor(staff.id), || {
+        Event::GroupSupervisorAdded(names)
+    })
 }
 
 pub(super) fn remove_group_supervisor(
     state: &State,
     actor: Actor,
-    company: CompanyId,
-    group: GroupId,
-    staff: StaffId,
+    names: GroupStaff,
 ) -> Result<Vec<Event>, DomainError> {
-    company_manager(state, actor, company)?;
-    let target_group = group_of(state, company, group)?;
-    staff_of(state, company, staff)?;
-    if !target_group.is_supervisor(staff) {
-        return Ok(Vec::new());
-    }
-    Ok(vec![Event::GroupSupervisorRemoved(GroupStaff {
-        company,
-        group,
-        staff,
-    })])
+    let (group, staff) = group_and_staff(state, actor, &names)?;
+    unless_already(!group.is_supervisor(staff.id), || {
+        Event::GroupSupervisorRemoved(names)
+    })
+}
+
+/// The group and the staff member a command on a group's members or
+/// supervisors names, once the caller is a company manager: both must be of
+/// the company (`NOT_FOUND`), the group checked first.
+fn group_and_staff<'s>(
+    state: &'s State,
+    actor: Actor,
+    names: &GroupStaff,
+) -> Result<(&'s Group, &'s Staff), DomainError> {
+    company_manager(state, actor, names.company)?;
+    let group = group_of(state, names.company, names.group)?;
+    let staff = staff_of(state, names.company, names.staff)?;
+    Ok((group, staff))
+}
+
+/// The command's event, or none when the company already is as the command
+/// asks (`done`): setting what is already set succeeds with no events.
+fn unless_already(done: bool, event: impl FnOnce() -> Event) -> Result<Vec<Event>, DomainError> {
+    Ok(if done { Vec::new() } else { vec![event()] })
 }
 
 /// The acting owner or admin of `id`, and the company: the first checks of
@@ -384,6 +352,29 @@ fn company_manager(
         ));
     }
     Ok((me, current))
+}
+
+/// The acting manager and the colleague a change of role or a deactivation
+/// names (docs/decisions/admins-and-owner.md): never the owner, and an admin
+/// only by the owner, else `FORBIDDEN` with `refusals` (the owner's, the
+/// admin's).
+fn colleague<'s>(
+    state: &'s State,
+    actor: Actor,
+    company: CompanyId,
+    staff: StaffId,
+    refusals: [&'static str; 2],
+) -> Result<(&'s Staff, &'s Staff), DomainError> {
+    let (me, _) = company_manager(state, actor, company)?;
+    let target = staff_of(state, company, staff)?;
+    let [owner, admin] = refusals;
+    if target.role == Role::Owner {
+        return Err(DomainError::Forbidden(owner));
+    }
+    if target.role == Role::Admin && me.role != Role::Owner {
+        return Err(DomainError::Forbidden(admin));
+    }
+    Ok((me, target))
 }
 
 /// Exactly one owner per company; only the owner makes admins.

@@ -35,7 +35,7 @@ mod directory;
 
 use crate::commands::Command;
 use crate::error::{DomainError, Missing};
-use crate::events::Event;
+use crate::events::{Event, GroupStaff};
 use crate::ids::{CompanyId, ConversationId, GroupId, StaffId};
 use crate::model::Actor;
 use crate::state::{Company, Conversation, Group, Staff, State};
@@ -122,22 +122,24 @@ pub fn decide(state: &State, command: &Command, actor: Actor) -> Result<Vec<Even
             company,
             group,
             staff,
-        } => directory::add_group_member(state, actor, *company, *group, *staff),
+        } => directory::add_group_member(state, actor, group_staff(*company, *group, *staff)),
         Command::RemoveGroupMember {
             company,
             group,
             staff,
-        } => directory::remove_group_member(state, actor, *company, *group, *staff),
+        } => directory::remove_group_member(state, actor, group_staff(*company, *group, *staff)),
         Command::AddGroupSupervisor {
             company,
             group,
             staff,
-        } => directory::add_group_supervisor(state, actor, *company, *group, *staff),
+        } => directory::add_group_supervisor(state, actor, group_staff(*company, *group, *staff)),
         Command::RemoveGroupSupervisor {
             company,
             group,
             staff,
-        } => directory::remove_group_supervisor(state, actor, *company, *group, *staff),
+        } => {
+            directory::remove_group_supervisor(state, actor, group_staff(*company, *group, *staff))
+        }
         Command::MarkNotificationsRead { company, up_to } => {
             directory::mark_notifications_read(state, actor, *company, *up_to)
         }
@@ -186,6 +188,16 @@ pub fn decide(state: &State, command: &Command, actor: Actor) -> Result<Vec<Even
         Command::ReopenConversation { conversation } => {
             conversation::reopen_conversation(state, actor, *conversation)
         }
+    }
+}
+
+/// What a command on a group's members or supervisors names, as its event
+/// records it.
+fn group_staff(company: CompanyId, group: GroupId, staff: StaffId) -> GroupStaff {
+    GroupStaff {
+        company,
+        group,
+        staff,
     }
 }
 

@@ -5,6 +5,24 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+/// `Debug` and `Display` for values that wrap one `String`: shown as the
+/// text itself (`Debug` quoted, as a `String` is), never as `Name("…")`.
+macro_rules! text_formatting {
+    ($($value:ty),+) => {$(
+        impl fmt::Debug for $value {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Debug::fmt(&self.0, f)
+            }
+        }
+
+        impl fmt::Display for $value {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    )+};
+}
+
 mod content;
 mod origins;
 
@@ -133,28 +151,7 @@ impl AsRef<str> for Name {
     }
 }
 
-impl fmt::Debug for MessageBody {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.0, f)
-    }
-}
+text_formatting!(MessageBody, Name);
 
-impl fmt::Display for MessageBody {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for Name {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.0, f)
-    }
-}
-
-impl fmt::Display for Name {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
 #[cfg(test)]
 mod tests;

@@ -5,7 +5,7 @@
 use std::io::{self, BufWriter};
 
 use backchannel_projections::audit::{
-    AuditError, AuditFormat, AuditSubject, write_access_log, write_audit,
+    AuditError, AuditFormat, AuditSubject, AuditTrail, write_audit,
 };
 
 use crate::cli::{AuditArgs, LineFormat};
@@ -38,12 +38,12 @@ pub fn run(args: &AuditArgs, quiet: bool) -> Result<(), Failure> {
         progress: &progress,
     };
     let out = BufWriter::new(io::stdout().lock());
-    let write = if args.access_log {
-        write_access_log
+    let trail = if args.access_log {
+        AuditTrail::ContentOpened
     } else {
-        write_audit
+        AuditTrail::Events
     };
-    let entries = write(&tracked, subject, format, out).map_err(|err| match err {
+    let entries = write_audit(&tracked, subject, trail, format, out).map_err(|err| match err {
         AuditError::UnknownSubject { .. } => Failure::new(Kind::NotFound, err.to_string()),
         AuditError::Source(source) => match source.downcast::<SourceError>() {
             Ok(err) => source_failure(*err),
