@@ -1,8 +1,9 @@
 //! Composing records outside a store: the envelope the writer gives an event,
 //! its encoding, and its link in the hash chain, for callers that build a log
 //! to import (`replay-tool`'s recorder, which picks its own ids and times).
-//! The writer and [`ChainEnd::compose`] fill an envelope the same way: a
-//! record composed here imports as one the writer appended.
+//! Both engines' writers fill their envelopes here too
+//! ([`ChainEnd::compose_envelope`]): a record composed here imports as one a
+//! writer appended.
 
 use backchannel_domain::events::Event;
 use backchannel_domain::ids::EventId;
@@ -60,6 +61,29 @@ impl ChainEnd {
         event: &Event,
         out: &mut Vec<u8>,
     ) -> Result<u64, CodecError> {
+        self.compose_envelope(meta, recorded_at, stream_version, event_id, event, out)
+            .map(|envelope| envelope.position)
+    }
+
+    /// The end of a log of `head` records, the last one hashing to `hash`.
+    pub(crate) const fn after(head: u64, hash: Hash) -> Self {
+        ChainEnd {
+            next_position: head + 1,
+            prev_hash: hash,
+        }
+    }
+
+    /// [`ChainEnd::compose`], returning the record's envelope: the one way
+    /// the writers of both engines fill an envelope.
+    pub(crate) fn compose_envelope(
+        &mut self,
+        meta: &AppendMeta,
+        recorded_at: RecordedAt,
+        stream_version: u64,
+        event_id: EventId,
+        event: &Event,
+        out: &mut Vec<u8>,
+    ) -> Result<Envelope, CodecError> {
         let envelope = Envelope {
             position: self.next_position,
             stream: event.stream(),
@@ -78,7 +102,7 @@ impl ChainEnd {
         codec::encode_record(&envelope, event, out)?;
         self.prev_hash = codec::record_hash(&out[start..]);
         self.next_position += 1;
-        Ok(envelope.position)
+        Ok(envelope)
     }
 }
 

@@ -12,7 +12,8 @@ use backchannel_domain::ids::{CommandId, EventId};
 use tokio::sync::mpsc;
 
 use crate::codec;
-use crate::envelope::{AppendOutcome, Envelope, Hash, RecordedAt};
+use crate::compose::ChainEnd;
+use crate::envelope::{AppendOutcome, Hash, RecordedAt};
 use crate::error::{AppendError, StorageError};
 use crate::index::Indexes;
 use crate::keys;
@@ -298,12 +299,11 @@ impl Sequencer {
         }
 
         let first_position = group.next_position;
-        let mut chain = group.chain;
+        let mut end = ChainEnd::after(first_position - 1, group.chain);
         let mut last_version = 0;
         group.scratch.clear();
         group.ranges.clear();
         for (index, event) in request.events.iter().enumerate() {
-            let offset = index as u64;
             let stream = event.stream();
             // `SledEventLog::append_to_streams` checked that every event's
             // stream has an expectation; a request without one is refused.
@@ -316,26 +316,17 @@ impl Sequencer {
             };
             version.1 += 1;
             last_version = version.1;
-            let envelope = Envelope {
-                position: first_position + offset,
-                stream,
-                stream_version: last_version,
-                event_id: EventId::new(),
-                event_type: event.event_type(),
-                schema_version: event.schema_version(),
-                codec_version: codec::CODEC_VERSION,
-                recorded_at: group.recorded_at,
-                actor: request.meta.actor,
-                command_id,
-                correlation_id: request.meta.correlation_id,
-                prev_hash: chain,
-            };
             let start = group.scratch.len();
-            codec::encode_record(&envelope, event, &mut group.scratch)
-                .map_err(|source| AppendError::Encode { index, source })?;
-            let record = start..group.scratch.len();
-            chain = codec::record_hash(&group.scratch[record.clone()]);
-            group.ranges.push(record);
+            end.compose_envelope(
+                &request.meta,
+                group.recorded_at,
+                last_version,
+                EventId::new(),
+                event,
+                &mut group.scratch,
+            )
+            .map_err(|source| AppendError::Encode { index, source })?;
+            group.ranges.push(start..group.scratch.len());
         }
 
         let count = group.ranges.len() as u64;
@@ -363,7 +354,7 @@ impl Sequencer {
             deduplicated: false,
         };
         group.next_position += count;
-        group.chain = chain;
+        group.chain = end.head_hash();
         for &(stream, version) in &group.versions {
             group.stream_heads.insert(stream, version);
         }

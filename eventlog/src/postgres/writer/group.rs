@@ -11,7 +11,7 @@ use tokio_postgres::Statement;
 
 use super::super::{command_uuid, stream_key};
 use super::{MAX_FAST_BACKOFF, MAX_KNOWN_STREAMS, PgAppend, other};
-use crate::codec;
+use crate::compose::ChainEnd;
 use crate::envelope::{AppendOutcome, Envelope, ExpectedVersion, Hash, RecordedAt};
 use crate::error::{AppendError, Error, StorageError};
 
@@ -215,18 +215,25 @@ pub(super) fn assume(
     Some((group, decided, Assumed { position, hash }))
 }
 
-pub(super) fn outcome_from(
-    first: i64,
-    last: i64,
-    version: i64,
-) -> Result<AppendOutcome, StorageError> {
+/// The outcomes of the commands found in the `commands` table (rows of
+/// `FIND_COMMANDS`), as deduplicated answers.
+pub(super) fn commands_found(
+    rows: Vec<tokio_postgres::Row>,
+) -> Result<HashMap<CommandId, AppendOutcome>, StorageError> {
     let convert = |v: i64| u64::try_from(v).map_err(|_| other(format!("{v} is out of range")));
-    Ok(AppendOutcome {
-        first_position: convert(first)?,
-        last_position: convert(last)?,
-        stream_version: convert(version)?,
-        deduplicated: true,
-    })
+    let mut found = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let id: uuid::Uuid = row.try_get(0).map_err(super::storage_error)?;
+        let column = |i: usize| row.try_get::<_, i64>(i).map_err(super::storage_error);
+        let outcome = AppendOutcome {
+            first_position: convert(column(1)?)?,
+            last_position: convert(column(2)?)?,
+            stream_version: convert(column(3)?)?,
+            deduplicated: true,
+        };
+        found.insert(CommandId::from_bytes(*id.as_bytes()), outcome);
+    }
+    Ok(found)
 }
 
 /// Validates one append against the locked state plus the group so far and
@@ -262,7 +269,7 @@ pub(super) fn prepare(group: &mut Group, request: &PgAppend) -> Decided {
         versions.push((stream, current));
     }
     let first_position = group.next_position;
-    let mut chain = group.chain;
+    let mut end = ChainEnd::after(first_position - 1, group.chain);
     let mut last_version = 0;
     let mark = group.rows.len();
     for (index, event) in request.events.iter().enumerate() {
@@ -277,26 +284,22 @@ pub(super) fn prepare(group: &mut Group, request: &PgAppend) -> Decided {
         };
         version.1 += 1;
         last_version = version.1;
-        let envelope = Envelope {
-            position: first_position + index as u64,
-            stream,
-            stream_version: last_version,
-            event_id: EventId::new(),
-            event_type: event.event_type(),
-            schema_version: event.schema_version(),
-            codec_version: codec::CODEC_VERSION,
-            recorded_at: group.recorded_at,
-            actor: request.meta.actor,
-            command_id,
-            correlation_id: request.meta.correlation_id,
-            prev_hash: chain,
-        };
         let mut record = Vec::new();
-        if let Err(source) = codec::encode_record(&envelope, event, &mut record) {
-            group.rows.truncate(mark);
-            return Decided::Final(Err(AppendError::Encode { index, source }));
-        }
-        chain = codec::record_hash(&record);
+        let composed = end.compose_envelope(
+            &request.meta,
+            group.recorded_at,
+            last_version,
+            EventId::new(),
+            event,
+            &mut record,
+        );
+        let envelope = match composed {
+            Ok(envelope) => envelope,
+            Err(source) => {
+                group.rows.truncate(mark);
+                return Decided::Final(Err(AppendError::Encode { index, source }));
+            }
+        };
         if let Err(err) = group.rows.push(&envelope, record) {
             group.rows.truncate(mark);
             return Decided::Final(Err(AppendError::Storage(other(err.to_string()))));
@@ -310,7 +313,7 @@ pub(super) fn prepare(group: &mut Group, request: &PgAppend) -> Decided {
         deduplicated: false,
     };
     group.next_position += count;
-    group.chain = chain;
+    group.chain = end.head_hash();
     for (stream, version) in versions {
         group.stream_heads.insert(stream, version);
     }

@@ -3,13 +3,12 @@
 
 use std::collections::HashMap;
 
-use backchannel_domain::ids::CommandId;
 use tokio_postgres::types::ToSql;
 
 use super::burst::{self, Committed};
-use super::group::{Group, Rows, outcome_from, prepare};
+use super::group::{Group, Rows, commands_found, prepare};
 use super::{
-    PgAppend, Writer, WriterConn, answer, command_uuid, fail_all, no_connection, other, settle,
+    PgAppend, Writer, WriterConn, answer, command_uuid, connect, fail_all, other, settle,
     storage_error, stream_key, to_hash,
 };
 use crate::envelope::RecordedAt;
@@ -19,13 +18,9 @@ impl Writer {
     /// Commits `requests` deciding every append on the state read under the
     /// lock. Nothing may be in flight.
     pub(super) async fn locked_group(&mut self, requests: Vec<PgAppend>) {
-        let conn = match self.connect().await.map(|()| self.slot.as_ref()) {
-            Ok(Some(conn)) => conn,
-            Ok(None) => return fail_all(requests, AppendError::Storage(no_connection())),
-            Err(err) => {
-                self.known.forget();
-                return fail_all(requests, AppendError::Storage(err));
-            }
+        let conn = match connect(&self.db, &mut self.slot, &mut self.known).await {
+            Ok(conn) => conn,
+            Err(err) => return fail_all(requests, err),
         };
         let mut group = match lock_and_read(conn, &requests).await {
             Ok(group) => group,
@@ -100,16 +95,7 @@ async fn lock_and_read(conn: &WriterConn, requests: &[PgAppend]) -> Result<Group
     let head = head.map_err(storage_error)?;
     let position: i64 = head.try_get(0).map_err(storage_error)?;
     let hash: Vec<u8> = head.try_get(1).map_err(storage_error)?;
-    let mut stored_commands = HashMap::new();
-    for row in commands.map_err(storage_error)? {
-        let id: uuid::Uuid = row.try_get(0).map_err(storage_error)?;
-        let outcome = outcome_from(
-            row.try_get(1).map_err(storage_error)?,
-            row.try_get(2).map_err(storage_error)?,
-            row.try_get(3).map_err(storage_error)?,
-        )?;
-        stored_commands.insert(CommandId::from_bytes(*id.as_bytes()), outcome);
-    }
+    let stored_commands = commands_found(commands.map_err(storage_error)?)?;
     let mut stored_streams = HashMap::new();
     for row in versions.map_err(storage_error)? {
         let key: Vec<u8> = row.try_get(0).map_err(storage_error)?;

@@ -357,15 +357,6 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
 }
 
 impl Writer {
-    /// Connects the writer connection (`slot`) if needed.
-    async fn connect(&mut self) -> Result<(), StorageError> {
-        if self.slot.as_ref().is_none_or(|c| c.client.is_closed()) {
-            self.slot = None;
-            self.slot = Some(WriterConn::new(&self.db).await?);
-        }
-        Ok(())
-    }
-
     /// Sends a group on the fast path, behind those in flight; or, if it
     /// cannot take the fast path, waits for those in flight and commits it on
     /// the slow path.
@@ -375,13 +366,9 @@ impl Writer {
             return self.locked_group(requests).await;
         };
         let nothing_in_flight = self.in_flight.is_empty();
-        let conn = match self.connect().await.map(|()| self.slot.as_ref()) {
-            Ok(Some(conn)) => conn,
-            Ok(None) => return fail_all(requests, AppendError::Storage(no_connection())),
-            Err(err) => {
-                self.known.forget();
-                return fail_all(requests, AppendError::Storage(err));
-            }
+        let conn = match connect(&self.db, &mut self.slot, &mut self.known).await {
+            Ok(conn) => conn,
+            Err(err) => return fail_all(requests, err),
         };
         if nothing_in_flight {
             // Notices from before this commit do not concern it.
@@ -469,12 +456,30 @@ impl Writer {
     }
 }
 
-fn storage_error(err: tokio_postgres::Error) -> StorageError {
-    StorageError::new(err)
+/// The writer connection in `slot`, (re)connected if needed. On failure the
+/// writer forgets what it knew, and the caller fails its appends with the
+/// error.
+async fn connect<'a>(
+    db: &Db,
+    slot: &'a mut Option<WriterConn>,
+    known: &mut Known,
+) -> Result<&'a WriterConn, AppendError> {
+    if slot.as_ref().is_none_or(|c| c.client.is_closed()) {
+        *slot = None;
+        match WriterConn::new(db).await {
+            Ok(conn) => *slot = Some(conn),
+            Err(err) => {
+                known.forget();
+                return Err(AppendError::Storage(err));
+            }
+        }
+    }
+    slot.as_ref()
+        .ok_or_else(|| AppendError::Storage(other("no writer connection".to_owned())))
 }
 
-fn no_connection() -> StorageError {
-    other("no writer connection".to_owned())
+fn storage_error(err: tokio_postgres::Error) -> StorageError {
+    StorageError::new(err)
 }
 
 fn other(message: String) -> StorageError {

@@ -19,7 +19,7 @@ use std::time::Instant;
 use backchannel_domain::ids::CommandId;
 use tokio::sync::watch;
 
-use super::group::{Decided, Group, outcome_from};
+use super::group::{Decided, Group, commands_found};
 use super::{
     Db, FIND_COMMANDS, LOCK_HEAD, PgAppend, Reply, TOUCH_HEAD, bump, command_uuid, other,
     storage_error,
@@ -127,17 +127,7 @@ async fn settle_once(
     if let Some(warning) = warning {
         return Err(other(format!("the settling commit warned: {warning}")));
     }
-    let mut found = HashMap::new();
-    for row in rows {
-        let id: uuid::Uuid = row.try_get(0).map_err(storage_error)?;
-        let outcome = outcome_from(
-            row.try_get(1).map_err(storage_error)?,
-            row.try_get(2).map_err(storage_error)?,
-            row.try_get(3).map_err(storage_error)?,
-        )?;
-        found.insert(CommandId::from_bytes(*id.as_bytes()), outcome);
-    }
-    Ok(found)
+    commands_found(rows)
 }
 
 pub(super) fn answer(replies: Vec<Reply>, decided: Vec<Decided>, pending: Result<(), AppendError>) {
