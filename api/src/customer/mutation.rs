@@ -15,6 +15,7 @@ use crate::desk::{Executed, opened_conversation, start_command_id};
 use crate::error::{ApiError, ApiResult};
 use crate::graphql::enums::Channel;
 use crate::graphql::ids::parse;
+use crate::graphql::mutation::execute;
 use crate::graphql::operations as op;
 use crate::ratelimit::ClientAddr;
 
@@ -46,7 +47,8 @@ pub(crate) struct CustomerConversationPayload {
 }
 
 /// Runs one command of the customer `me` through the desk: their
-/// conversation's rate limit, then the desk's idempotent execution.
+/// conversation's rate limit, then the desk's idempotent execution
+/// (`graphql::mutation`).
 async fn run(
     ctx: &Context<'_>,
     me: CustomerIdentity,
@@ -54,22 +56,17 @@ async fn run(
     command: Command,
     idempotency_key: Option<String>,
 ) -> ApiResult<Executed> {
-    let shared = shared(ctx)?;
-    shared
-        .limiters
-        .customer_mutation(me.conversation)
-        .map_err(ApiError::RateLimited)?;
-    let executed = shared
-        .desk
-        .execute(
-            Actor::Customer(me.conversation),
-            operation,
-            command,
-            idempotency_key.as_deref(),
-        )
-        .await?;
-    crate::position::note(ctx, &executed);
-    Ok(executed)
+    let limited = shared(ctx)?.limiters.customer_mutation(me.conversation);
+    let actor = Actor::Customer(me.conversation);
+    execute(
+        ctx,
+        actor,
+        limited,
+        operation,
+        || Ok(command),
+        idempotency_key,
+    )
+    .await
 }
 
 #[Object(serial)]

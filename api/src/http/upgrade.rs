@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use async_graphql::{Data, ObjectType, Schema, SubscriptionType};
+use async_graphql::{Data, Schema};
 use axum::extract::{ConnectInfo, Extension, State, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -82,32 +82,25 @@ impl TokenCheck {
     }
 }
 
-/// Serves `schema` (with its persisted queries) on the upgraded socket;
-/// each session opens through `authenticate`.
-fn serve<Q, M, S>(
-    app: &AppState,
-    remote: SocketAddr,
-    connection_place: Option<Extension<ConnectionPlace>>,
-    upgrade: WebSocketUpgrade,
-    schema: Schema<Q, M, S>,
-    persisted: PersistedQueries,
-    authenticate: Authenticate,
-) -> Response
-where
-    Q: ObjectType + 'static,
-    M: ObjectType + 'static,
-    S: SubscriptionType + 'static,
-{
-    let endpoint = Endpoint {
-        schema,
-        desk: app.shared.desk.clone(),
-        parsed: app.parsed.clone(),
-        persisted,
-        limits: app.shared.limits,
-        authenticate,
-    };
-    let connection_place = connection_place.map(|Extension(place)| place);
-    websocket::upgrade(&app.sockets, remote, connection_place, upgrade, endpoint)
+impl AppState {
+    /// A websocket endpoint of `schema` (with its persisted queries) over
+    /// this server's desk, parse cache and limits; each session opens
+    /// through `authenticate`.
+    fn endpoint<Q, M, S>(
+        &self,
+        schema: &Schema<Q, M, S>,
+        persisted: &PersistedQueries,
+        authenticate: Authenticate,
+    ) -> Endpoint<Q, M, S> {
+        Endpoint {
+            schema: schema.clone(),
+            desk: self.shared.desk.clone(),
+            parsed: self.parsed.clone(),
+            persisted: persisted.clone(),
+            limits: self.shared.limits,
+            authenticate,
+        }
+    }
 }
 
 pub(super) async fn staff_ws(
@@ -129,15 +122,9 @@ pub(super) async fn staff_ws(
         session.data.insert(StaffAuth(Ok(identity)));
         Some(session)
     });
-    serve(
-        &app,
-        remote,
-        connection_place,
-        upgrade,
-        app.staff_ws.clone(),
-        app.shared.persisted.staff.clone(),
-        authenticate,
-    )
+    let endpoint = app.endpoint(&app.staff_ws, &app.shared.persisted.staff, authenticate);
+    let connection_place = connection_place.map(|Extension(place)| place);
+    websocket::upgrade(&app.sockets, remote, connection_place, upgrade, endpoint)
 }
 
 pub(super) async fn customer_ws(
@@ -173,13 +160,11 @@ pub(super) async fn customer_ws(
         session.data.insert(origin.clone());
         Some(session)
     });
-    serve(
-        &app,
-        remote,
-        connection_place,
-        upgrade,
-        app.customer_ws.clone(),
-        app.shared.persisted.customer.clone(),
+    let endpoint = app.endpoint(
+        &app.customer_ws,
+        &app.shared.persisted.customer,
         authenticate,
-    )
+    );
+    let connection_place = connection_place.map(|Extension(place)| place);
+    websocket::upgrade(&app.sockets, remote, connection_place, upgrade, endpoint)
 }
