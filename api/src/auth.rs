@@ -88,12 +88,7 @@ impl Tokens {
     }
 
     pub fn mint_staff(&self, identity: StaffIdentity) -> Result<Minted, TokenError> {
-        self.mint(
-            identity.staff.to_string(),
-            identity.company.to_string(),
-            STAFF_AUDIENCE,
-            SystemTime::now(),
-        )
+        self.mint_staff_at(identity, SystemTime::now())
     }
 
     pub fn mint_customer(&self, identity: CustomerIdentity) -> Result<Minted, TokenError> {
