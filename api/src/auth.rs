@@ -6,6 +6,7 @@
 //! permissions and whether the staff member is still active are read from the
 //! current state on every request and every subscription event.
 
+use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use backchannel_domain::ids::{CompanyId, ConversationId, StaffId};
@@ -87,12 +88,7 @@ impl Tokens {
     }
 
     pub fn mint_staff(&self, identity: StaffIdentity) -> Result<Minted, TokenError> {
-        self.mint(
-            identity.staff.to_string(),
-            identity.company.to_string(),
-            STAFF_AUDIENCE,
-            SystemTime::now(),
-        )
+        self.mint_staff_at(identity, SystemTime::now())
     }
 
     pub fn mint_customer(&self, identity: CustomerIdentity) -> Result<Minted, TokenError> {
@@ -176,12 +172,8 @@ impl Tokens {
         &self,
         token: &str,
     ) -> Result<(StaffIdentity, SystemTime), TokenError> {
-        let claims = self.verify(token, STAFF_AUDIENCE)?;
-        let identity = StaffIdentity {
-            staff: claims.sub.parse().map_err(|_| TokenError::Invalid)?,
-            company: claims.cid.parse().map_err(|_| TokenError::Invalid)?,
-        };
-        Ok((identity, expiry(&claims)))
+        let (staff, company, expires_at) = self.verify_ids(token, STAFF_AUDIENCE)?;
+        Ok((StaffIdentity { staff, company }, expires_at))
     }
 
     pub fn verify_customer(&self, token: &str) -> Result<CustomerIdentity, TokenError> {
@@ -194,12 +186,29 @@ impl Tokens {
         &self,
         token: &str,
     ) -> Result<(CustomerIdentity, SystemTime), TokenError> {
-        let claims = self.verify(token, CUSTOMER_AUDIENCE)?;
-        let identity = CustomerIdentity {
-            conversation: claims.sub.parse().map_err(|_| TokenError::Invalid)?,
-            company: claims.cid.parse().map_err(|_| TokenError::Invalid)?,
-        };
-        Ok((identity, expiry(&claims)))
+        let (conversation, company, expires_at) = self.verify_ids(token, CUSTOMER_AUDIENCE)?;
+        Ok((
+            CustomerIdentity {
+                conversation,
+                company,
+            },
+            expires_at,
+        ))
+    }
+
+    /// A verified token's subject and company, parsed as ids, and when it
+    /// expires.
+    fn verify_ids<S: FromStr, C: FromStr>(
+        &self,
+        token: &str,
+        audience: &str,
+    ) -> Result<(S, C, SystemTime), TokenError> {
+        let claims = self.verify(token, audience)?;
+        Ok((
+            claims.sub.parse().map_err(|_| TokenError::Invalid)?,
+            claims.cid.parse().map_err(|_| TokenError::Invalid)?,
+            expiry(&claims),
+        ))
     }
 
     fn verify(&self, token: &str, audience: &str) -> Result<Claims, TokenError> {

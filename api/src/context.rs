@@ -47,19 +47,27 @@ pub(crate) fn shared<'a>(ctx: &Context<'a>) -> ApiResult<&'a Shared> {
         .map_err(|_| ApiError::broken("schema data", "Shared is missing"))
 }
 
+/// The identity the request's token carries: `UNAUTHENTICATED` for an
+/// invalid or expired token, and with the message `required` for none.
+fn token_identity<T: Copy>(
+    auth: Option<&Result<T, TokenError>>,
+    required: &'static str,
+) -> ApiResult<T> {
+    match auth {
+        Some(Ok(identity)) => Ok(*identity),
+        Some(Err(TokenError::Invalid)) => Err(ApiError::Unauthenticated(
+            "the token is invalid or has expired",
+        )),
+        _ => Err(ApiError::Unauthenticated(required)),
+    }
+}
+
 /// The signed-in staff member: a valid token whose staff member exists in
 /// that company and is active *now*. Called by every staff resolver, so a
 /// deactivation takes effect on the next request.
 pub(crate) fn me(ctx: &Context<'_>) -> ApiResult<Me> {
-    let identity = match ctx.data_opt::<StaffAuth>() {
-        Some(StaffAuth(Ok(identity))) => *identity,
-        Some(StaffAuth(Err(TokenError::Invalid))) => {
-            return Err(ApiError::Unauthenticated(
-                "the token is invalid or has expired",
-            ));
-        }
-        _ => return Err(ApiError::Unauthenticated("a staff token is required")),
-    };
+    let auth = ctx.data_opt::<StaffAuth>().map(|auth| &auth.0);
+    let identity = token_identity(auth, "a staff token is required")?;
     let desk = &shared(ctx)?.desk;
     check_staff(desk, identity)
 }
@@ -82,15 +90,8 @@ pub(crate) fn check_staff(desk: &Desk, identity: StaffIdentity) -> ApiResult<Me>
 /// The customer's conversation: a valid customer token for a conversation
 /// that exists.
 pub(crate) fn customer(ctx: &Context<'_>) -> ApiResult<CustomerIdentity> {
-    let identity = match ctx.data_opt::<CustomerAuth>() {
-        Some(CustomerAuth(Ok(identity))) => *identity,
-        Some(CustomerAuth(Err(TokenError::Invalid))) => {
-            return Err(ApiError::Unauthenticated(
-                "the token is invalid or has expired",
-            ));
-        }
-        _ => return Err(ApiError::Unauthenticated("a customer token is required")),
-    };
+    let auth = ctx.data_opt::<CustomerAuth>().map(|auth| &auth.0);
+    let identity = token_identity(auth, "a customer token is required")?;
     let desk = &shared(ctx)?.desk;
     let exists = desk
         .models()

@@ -24,7 +24,8 @@ use crate::error::{ApiError, ApiResult};
 use crate::graphql::paging::{PageInfo, PageRequest, Paging};
 use crate::graphql::serial::Serial;
 
-const MESSAGES: Paging = Paging::new(
+/// How `messages` pages: its cursors, and what a foreign one is told.
+pub(crate) const MESSAGES: Paging = Paging::new(
     "message",
     "this cursor is not one of your conversation's messages",
 );
@@ -47,17 +48,6 @@ pub(crate) struct CustomerMessageEdge {
 /// The cursor of the message at `ordinal` in the customer view's list.
 pub(crate) fn cursor(ordinal: usize) -> String {
     MESSAGES.cursor(ordinal)
-}
-
-/// What a `messages` field asked for, checked (sizes, direction, cursors).
-pub(crate) fn request(
-    first: Option<i32>,
-    after: Option<&str>,
-    last: Option<i32>,
-    before: Option<&str>,
-    max: usize,
-) -> ApiResult<PageRequest> {
-    MESSAGES.request(first, after, last, before, max)
 }
 
 /// One page of the customer's messages.

@@ -11,10 +11,11 @@ use crate::auth::CustomerIdentity;
 use crate::context::{customer, shared};
 use crate::cors::RequestOrigin;
 use crate::customer::types::{CustomerConversation, CustomerMessage, conversation, message};
-use crate::desk::start_command_id;
+use crate::desk::{Executed, opened_conversation, start_command_id};
 use crate::error::{ApiError, ApiResult};
 use crate::graphql::enums::Channel;
 use crate::graphql::ids::parse;
+use crate::graphql::mutation::execute;
 use crate::graphql::operations as op;
 use crate::ratelimit::ClientAddr;
 
@@ -43,6 +44,29 @@ pub(crate) struct CustomerMessagePayload {
 pub(crate) struct CustomerConversationPayload {
     /// Your conversation as it is now.
     pub conversation: CustomerConversation,
+}
+
+/// Runs one command of the customer `me` through the desk: their
+/// conversation's rate limit, then the desk's idempotent execution
+/// (`graphql::mutation`).
+async fn run(
+    ctx: &Context<'_>,
+    me: CustomerIdentity,
+    operation: &str,
+    command: Command,
+    idempotency_key: Option<String>,
+) -> ApiResult<Executed> {
+    let limited = shared(ctx)?.limiters.customer_mutation(me.conversation);
+    let actor = Actor::Customer(me.conversation);
+    execute(
+        ctx,
+        actor,
+        limited,
+        operation,
+        || Ok(command),
+        idempotency_key,
+    )
+    .await
 }
 
 #[Object(serial)]
@@ -122,16 +146,11 @@ impl Mutation {
             .await?;
         crate::position::note(ctx, &executed);
         // A retried key answers with the first attempt's conversation.
-        let id = executed
-            .events
-            .iter()
-            .find_map(|r| match &r.event {
-                Event::ConversationOpened(e) => Some(e.conversation),
-                _ => None,
-            })
-            .ok_or_else(|| {
-                ApiError::broken(op::START_CONVERSATION, "no ConversationOpened event")
-            })?;
+        let id = executed.created(
+            op::START_CONVERSATION,
+            "no ConversationOpened event",
+            opened_conversation,
+        )?;
         let token = shared
             .tokens
             .mint_customer(CustomerIdentity {
@@ -155,27 +174,14 @@ impl Mutation {
     ) -> ApiResult<CustomerMessagePayload> {
         let me = customer(ctx)?;
         let body = MessageBody::parse(&body).map_err(|e| ApiError::validation(e.to_string()))?;
-        let shared = shared(ctx)?;
-        shared
-            .limiters
-            .customer_mutation(me.conversation)
-            .map_err(ApiError::RateLimited)?;
-        let desk = &shared.desk;
         let command = Command::SendMessage {
             conversation: me.conversation,
             message: MessageId::new(),
             visibility: MessageVisibility::Public,
             body,
         };
-        let executed = desk
-            .execute(
-                Actor::Customer(me.conversation),
-                op::SEND_MESSAGE,
-                command,
-                idempotency_key.as_deref(),
-            )
-            .await?;
-        crate::position::note(ctx, &executed);
+        let executed = run(ctx, me, op::SEND_MESSAGE, command, idempotency_key).await?;
+        let desk = &shared(ctx)?.desk;
         executed
             .events
             .iter()
@@ -193,25 +199,12 @@ impl Mutation {
         idempotency_key: Option<String>,
     ) -> ApiResult<CustomerConversationPayload> {
         let me = customer(ctx)?;
-        let shared = shared(ctx)?;
-        shared
-            .limiters
-            .customer_mutation(me.conversation)
-            .map_err(ApiError::RateLimited)?;
-        let desk = &shared.desk;
-        let executed = desk
-            .execute(
-                Actor::Customer(me.conversation),
-                op::CLOSE_CONVERSATION,
-                Command::CloseConversation {
-                    conversation: me.conversation,
-                },
-                idempotency_key.as_deref(),
-            )
-            .await?;
-        crate::position::note(ctx, &executed);
+        let command = Command::CloseConversation {
+            conversation: me.conversation,
+        };
+        run(ctx, me, op::CLOSE_CONVERSATION, command, idempotency_key).await?;
         Ok(CustomerConversationPayload {
-            conversation: conversation(desk, me.conversation)?,
+            conversation: conversation(&shared(ctx)?.desk, me.conversation)?,
         })
     }
 }

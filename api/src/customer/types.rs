@@ -91,7 +91,7 @@ impl CustomerConversation {
         before: Option<String>,
     ) -> ApiResult<CustomerMessageConnection> {
         let shared = shared(ctx)?;
-        let request = messages::request(
+        let request = messages::MESSAGES.request(
             first,
             after.as_deref(),
             last,

@@ -33,7 +33,7 @@ mod lifecycle;
 use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
-use backchannel_domain::events::{ContentPath, StreamId};
+use backchannel_domain::events::{ContentPath, Event, StreamId};
 use backchannel_domain::ids::{ConversationId, StaffId};
 use backchannel_eventlog::{Log, RecordedEvent};
 use backchannel_projections::checkpoint::{CheckpointDir, Start};
@@ -64,6 +64,33 @@ pub struct Executed {
     pub events: Vec<RecordedEvent>,
     /// True when this answer is a retry's: nothing new was appended.
     pub deduplicated: bool,
+}
+
+impl Executed {
+    /// What `pick` finds in the first stored event it recognises: the id of
+    /// what the command created (for a retried key, what the first attempt
+    /// created). Finding none breaks `operation`'s decision, which always
+    /// records that event; `missing` names it for the logs.
+    pub(crate) fn created<T>(
+        &self,
+        operation: &str,
+        missing: &str,
+        pick: impl Fn(&Event) -> Option<T>,
+    ) -> ApiResult<T> {
+        self.events
+            .iter()
+            .find_map(|r| pick(&r.event))
+            .ok_or_else(|| ApiError::broken(operation, missing))
+    }
+}
+
+/// The conversation `event` opened, if it is an opening (for
+/// [`Executed::created`]).
+pub(crate) fn opened_conversation(event: &Event) -> Option<ConversationId> {
+    match event {
+        Event::ConversationOpened(e) => Some(e.conversation),
+        _ => None,
+    }
 }
 
 pub struct Desk {

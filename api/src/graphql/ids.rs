@@ -3,8 +3,10 @@
 use std::str::FromStr;
 
 use async_graphql::ID;
+use backchannel_projections::Page;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiResult};
+use crate::graphql::cursor;
 
 /// Parses a GraphQL `ID` into a domain id.
 pub(crate) fn parse<T>(id: &ID) -> Result<T, ApiError>
@@ -45,6 +47,24 @@ pub(crate) fn page_size_of(
     }
 }
 
+/// Whether a connection's arguments page backward (`last`, `before`) rather
+/// than forward (`first`, `after`); mixing the two is `VALIDATION`.
+pub(crate) fn pages_backward(
+    first: Option<i32>,
+    after: bool,
+    last: Option<i32>,
+    before: bool,
+) -> Result<bool, ApiError> {
+    let forward = first.is_some() || after;
+    let backward = last.is_some() || before;
+    if forward && backward {
+        return Err(ApiError::validation(
+            "page forward with `first`/`after` or backward with `last`/`before`, not both",
+        ));
+    }
+    Ok(backward)
+}
+
 /// One direction of a Relay list that pages by its own cursor values.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Direction {
@@ -64,14 +84,7 @@ pub(crate) fn direction(
     default: usize,
     max: usize,
 ) -> Result<Direction, ApiError> {
-    let forward = first.is_some() || after.is_some();
-    let backward = last.is_some() || before.is_some();
-    if forward && backward {
-        return Err(ApiError::validation(
-            "page forward with `first`/`after` or backward with `last`/`before`, not both",
-        ));
-    }
-    if backward {
+    if pages_backward(first, after.is_some(), last, before.is_some())? {
         Ok(Direction::Backward {
             last: page_size_of("last", last, default, max)?,
             before,
@@ -80,6 +93,45 @@ pub(crate) fn direction(
         Ok(Direction::Forward {
             first: page_size_of("first", first, default, max)?,
             after,
+        })
+    }
+}
+
+impl Direction {
+    /// Reads the page asked for, its cursor a `kind` cursor (`VALIDATION`
+    /// unless it holds a `K`): `read_forward(first, after)` lists from the
+    /// start or after `after`, `read_backward(last, before)` up to the end or
+    /// before `before`. With the page come `has_previous_page` and
+    /// `has_next_page`: the cursor's side holds more exactly when a cursor was
+    /// given, the other side when the page says more follow.
+    pub(crate) fn read<K: FromStr, T>(
+        self,
+        kind: &str,
+        read_forward: impl FnOnce(usize, Option<K>) -> Page<T>,
+        read_backward: impl FnOnce(usize, Option<K>) -> Page<T>,
+    ) -> ApiResult<(Page<T>, bool, bool)> {
+        let (backward, size, at) = match self {
+            Direction::Forward { first, after } => (false, first, after),
+            Direction::Backward { last, before } => (true, last, before),
+        };
+        let at: Option<K> = at
+            .map(|c| {
+                cursor::decode(kind, &c)?
+                    .parse()
+                    .map_err(|_| ApiError::validation(format!("not a valid {kind} cursor")))
+            })
+            .transpose()?;
+        let given = at.is_some();
+        let page = if backward {
+            read_backward(size, at)
+        } else {
+            read_forward(size, at)
+        };
+        let more = page.has_next;
+        Ok(if backward {
+            (page, more, given)
+        } else {
+            (page, given, more)
         })
     }
 }

@@ -1,12 +1,14 @@
 //! GraphQL pieces both schemas share: scalars, enums mirrored from `domain`,
 //! opaque cursors, paging by ordinal (`PageInfo` and the windows behind the
 //! customer's `messages` and the staff `timeline`), id parsing, the cache of
-//! parsed query texts, and the extension that gives every error a code.
+//! parsed query texts, the extension that gives every error a code, and the
+//! steps around every mutation's command.
 
 pub(crate) mod codes;
 pub(crate) mod cursor;
 pub(crate) mod enums;
 pub(crate) mod ids;
+pub(crate) mod mutation;
 pub(crate) mod operations;
 pub(crate) mod paging;
 pub(crate) mod parsed;

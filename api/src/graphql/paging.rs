@@ -25,7 +25,7 @@ use async_graphql::SimpleObject;
 
 use crate::error::{ApiError, ApiResult};
 use crate::graphql::cursor;
-use crate::graphql::ids::page_size_of;
+use crate::graphql::ids::{page_size_of, pages_backward};
 
 /// The fewest ordinals a window reads, so a run of events that are not
 /// entries costs a few reads, not one per event; at most this many are read
@@ -46,6 +46,23 @@ pub(crate) struct PageInfo {
     pub start_cursor: Option<String>,
     /// The last edge's cursor: pass it as `after` for the entries after it.
     pub end_cursor: Option<String>,
+}
+
+impl PageInfo {
+    /// Where the page `edges` sits; `cursor` is an edge's cursor.
+    pub(crate) fn of<E>(
+        edges: &[E],
+        cursor: impl Fn(&E) -> &String,
+        has_previous_page: bool,
+        has_next_page: bool,
+    ) -> PageInfo {
+        PageInfo {
+            has_next_page,
+            has_previous_page,
+            start_cursor: edges.first().map(|e| cursor(e).clone()),
+            end_cursor: edges.last().map(|e| cursor(e).clone()),
+        }
+    }
 }
 
 /// How one connection field pages: the kind of its cursors, and what a
@@ -103,14 +120,7 @@ impl Paging {
         before: Option<&str>,
         max: usize,
     ) -> ApiResult<PageRequest> {
-        let forward = first.is_some() || after.is_some();
-        let backward = last.is_some() || before.is_some();
-        if forward && backward {
-            return Err(ApiError::validation(
-                "page forward with `first`/`after` or backward with `last`/`before`, not both",
-            ));
-        }
-        if backward {
+        if pages_backward(first, after.is_some(), last, before.is_some())? {
             Ok(PageRequest::Backward {
                 last: page_size_of("last", last, max, max)?,
                 before: before.map(|c| self.ordinal(c)).transpose()?,

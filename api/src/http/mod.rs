@@ -333,8 +333,13 @@ fn json_response(response: &async_graphql::Response) -> Response {
 }
 
 /// Reads the request and admits it (`graphql::prescan`) before anything
-/// parses it; then hands it the cached parse of its text.
-async fn admit(app: &AppState, body: Body) -> Result<async_graphql::Request, Response> {
+/// parses it; then hands it the cached parse of its text, and waits for the
+/// read models to reach the caller's `X-Min-Position`.
+async fn admit(
+    app: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<async_graphql::Request, Response> {
     let limits = &app.shared.limits;
     let mut request = read_request(body, limits.max_body_bytes).await?;
     if let Err(refused) = check_request(&request, limits) {
@@ -345,6 +350,7 @@ async fn admit(app: &AppState, body: Body) -> Result<async_graphql::Request, Res
     }
     crate::graphql::parsed::bound_persisted(&mut request);
     app.parsed.prepare(&mut request);
+    reach_min_position(app, headers).await?;
     Ok(request)
 }
 
@@ -354,20 +360,14 @@ async fn staff_graphql(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    if let Err(refused) = cors::require_json(&headers) {
-        return refused;
-    }
-    let auth = staff_auth(&app.shared.tokens, authorization(&headers));
-    if let Some(refused) = token_failure(&app, client, &auth.0) {
-        return refused;
-    }
-    let request = match admit(&app, body).await {
+    let auth = match bearer_of(&app, client, &headers, Tokens::verify_staff) {
+        Ok(verified) => StaffAuth(verified),
+        Err(refused) => return refused,
+    };
+    let request = match admit(&app, &headers, body).await {
         Ok(request) => request,
         Err(refused) => return refused,
     };
-    if let Err(refused) = reach_min_position(&app, &headers).await {
-        return refused;
-    }
     let request = request.data(auth).data(client);
     execute(&app.staff, request, "staff", &app).await
 }
@@ -378,13 +378,10 @@ async fn customer_graphql(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    if let Err(refused) = cors::require_json(&headers) {
-        return refused;
-    }
-    let auth = customer_auth(&app.shared.tokens, authorization(&headers));
-    if let Some(refused) = token_failure(&app, client, &auth.0) {
-        return refused;
-    }
+    let auth = match bearer_of(&app, client, &headers, Tokens::verify_customer) {
+        Ok(verified) => CustomerAuth(verified),
+        Err(refused) => return refused,
+    };
     // A preflight is answered for any listed origin, so the company concerned
     // is checked here (the token's) or in `startConversation` (the key's).
     let origin = RequestOrigin::of(&headers);
@@ -393,13 +390,10 @@ async fn customer_graphql(
     {
         return cors::origin_refused("this company's widget");
     }
-    let request = match admit(&app, body).await {
+    let request = match admit(&app, &headers, body).await {
         Ok(request) => request,
         Err(refused) => return refused,
     };
-    if let Err(refused) = reach_min_position(&app, &headers).await {
-        return refused;
-    }
     let request = request.data(auth).data(client).data(origin);
     execute(&app.customer, request, "customer", &app).await
 }
@@ -426,10 +420,22 @@ fn token_failure<T>(
     )
 }
 
-fn staff_auth(tokens: &Tokens, header: Option<&str>) -> StaffAuth {
-    StaffAuth(bearer(header).and_then(|t| tokens.verify_staff(t)))
-}
-
-fn customer_auth(tokens: &Tokens, header: Option<&str>) -> CustomerAuth {
-    CustomerAuth(bearer(header).and_then(|t| tokens.verify_customer(t)))
+/// What both POST endpoints check before reading the body: a JSON request
+/// (`cors::require_json`), then its bearer token as `verify` reads it. The
+/// answer is the token's identity or why there is none, for the resolvers to
+/// judge; or the refusal of a request that is not JSON or whose address has
+/// sent too many bad tokens (`token_failure`).
+#[allow(clippy::result_large_err)] // the refusal is the response itself
+fn bearer_of<T>(
+    app: &AppState,
+    client: ClientAddr,
+    headers: &HeaderMap,
+    verify: impl FnOnce(&Tokens, &str) -> Result<T, TokenError>,
+) -> Result<Result<T, TokenError>, Response> {
+    cors::require_json(headers)?;
+    let verified = bearer(authorization(headers)).and_then(|t| verify(&app.shared.tokens, t));
+    match token_failure(app, client, &verified) {
+        Some(refused) => Err(refused),
+        None => Ok(verified),
+    }
 }

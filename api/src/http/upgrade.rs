@@ -2,18 +2,21 @@
 //! token taken from `connection_init` (or the upgrade request).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::SystemTime;
 
-use async_graphql::Data;
+use async_graphql::{Data, Schema};
 use axum::extract::{ConnectInfo, Extension, State, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::Response;
 
-use crate::auth::bearer;
+use crate::auth::{TokenError, Tokens, bearer};
 use crate::context::{CustomerAuth, StaffAuth};
 use crate::cors::{self, RequestOrigin};
-use crate::ratelimit::ClientAddr;
+use crate::graphql::parsed::PersistedQueries;
+use crate::ratelimit::{ClientAddr, Limiters};
 use crate::transport::ConnectionPlace;
-use crate::websocket::{self, Endpoint, Session};
+use crate::websocket::{self, Authenticate, Endpoint, Session};
 
 use super::{AppState, authorization};
 
@@ -32,6 +35,74 @@ fn payload_token(payload: &serde_json::Value) -> Option<String> {
         .map(|t| format!("Bearer {t}"))
 }
 
+/// What both endpoints check a socket's token with: the upgrade request's
+/// `Authorization` header (used when `connection_init` carries no token),
+/// the server's tokens and rate limits, and the client's address.
+struct TokenCheck {
+    header: Option<String>,
+    tokens: Tokens,
+    limiters: Arc<Limiters>,
+    client: ClientAddr,
+}
+
+impl TokenCheck {
+    fn new(app: &AppState, headers: &HeaderMap, remote: SocketAddr) -> Self {
+        TokenCheck {
+            header: authorization(headers).map(str::to_owned),
+            tokens: app.shared.tokens.clone(),
+            limiters: app.shared.limiters.clone(),
+            client: ClientAddr(remote.ip()),
+        }
+    }
+
+    /// The identity `verify` finds in the socket's token, and when the token
+    /// expires. A missing or bad token is counted with the address's other
+    /// token failures; the socket closes with 4403 either way.
+    fn verify<I>(
+        &self,
+        payload: &serde_json::Value,
+        verify: impl FnOnce(&Tokens, &str) -> Result<(I, SystemTime), TokenError>,
+    ) -> Option<(I, SystemTime)> {
+        let token = payload_token(payload).or_else(|| self.header.clone());
+        match bearer(token.as_deref()).and_then(|t| verify(&self.tokens, t)) {
+            Ok(verified) => Some(verified),
+            Err(_) => {
+                let _ = self.limiters.token_failure(self.client);
+                None
+            }
+        }
+    }
+
+    /// A session until `expires_at`, holding the client's address (the
+    /// caller adds the identity).
+    fn session(&self, expires_at: SystemTime) -> Session {
+        let mut data = Data::default();
+        data.insert(self.client);
+        Session { data, expires_at }
+    }
+}
+
+impl AppState {
+    /// A websocket endpoint of `schema` (with its persisted queries) over
+    /// this server's desk, parse cache and limits; each session opens
+    /// through `authenticate`.
+    fn endpoint<Q, M, S>(
+        &self,
+        schema: &Schema<Q, M, S>,
+        persisted: &PersistedQueries,
+        authenticate: Authenticate,
+    ) -> Endpoint<Q, M, S> {
+        Endpoint {
+            schema: schema.clone(),
+            desk: self.shared.desk.clone(),
+            parsed: self.parsed.clone(),
+            persisted: persisted.clone(),
+            limits: self.shared.limits,
+            authenticate,
+        }
+    }
+}
+
 pub(super) async fn staff_ws(
     State(app): State<AppState>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
@@ -42,33 +113,16 @@ pub(super) async fn staff_ws(
     if cors::foreign_origin(&headers).is_some_and(|o| !app.staff_origins.allows(o)) {
         return cors::origin_refused("the staff websocket");
     }
-    let header = authorization(&headers).map(str::to_owned);
-    let tokens = app.shared.tokens.clone();
+    let check = TokenCheck::new(&app, &headers, remote);
     let desk = app.shared.desk.clone();
-    let limiters = app.shared.limiters.clone();
-    let client = ClientAddr(remote.ip());
-    let endpoint = Endpoint {
-        schema: app.staff_ws.clone(),
-        desk: app.shared.desk.clone(),
-        parsed: app.parsed.clone(),
-        persisted: app.shared.persisted.staff.clone(),
-        limits: app.shared.limits,
-        authenticate: Box::new(move |payload| {
-            let token = payload_token(payload).or(header);
-            let verified = bearer(token.as_deref()).and_then(|t| tokens.verify_staff_until(t));
-            let Ok((identity, expires_at)) = verified else {
-                // Counted with the address's other token failures; the
-                // socket closes with 4403 either way.
-                let _ = limiters.token_failure(client);
-                return None;
-            };
-            crate::context::check_staff(&desk, identity).ok()?;
-            let mut data = Data::default();
-            data.insert(StaffAuth(Ok(identity)));
-            data.insert(client);
-            Some(Session { data, expires_at })
-        }),
-    };
+    let authenticate: Authenticate = Box::new(move |payload| {
+        let (identity, expires_at) = check.verify(payload, Tokens::verify_staff_until)?;
+        crate::context::check_staff(&desk, identity).ok()?;
+        let mut session = check.session(expires_at);
+        session.data.insert(StaffAuth(Ok(identity)));
+        Some(session)
+    });
+    let endpoint = app.endpoint(&app.staff_ws, &app.shared.persisted.staff, authenticate);
     let connection_place = connection_place.map(|Extension(place)| place);
     websocket::upgrade(&app.sockets, remote, connection_place, upgrade, endpoint)
 }
@@ -91,37 +145,26 @@ pub(super) async fn customer_ws(
     {
         return cors::origin_refused("the customer websocket");
     }
-    let header = authorization(&headers).map(str::to_owned);
-    let tokens = app.shared.tokens.clone();
+    let check = TokenCheck::new(&app, &headers, remote);
     let desk = app.shared.desk.clone();
-    let limiters = app.shared.limiters.clone();
-    let client = ClientAddr(remote.ip());
-    let endpoint = Endpoint {
-        schema: app.customer_ws.clone(),
-        desk: app.shared.desk.clone(),
-        parsed: app.parsed.clone(),
-        persisted: app.shared.persisted.customer.clone(),
-        limits: app.shared.limits,
-        authenticate: Box::new(move |payload| {
-            let token = payload_token(payload).or(header);
-            let verified = bearer(token.as_deref()).and_then(|t| tokens.verify_customer_until(t));
-            let Ok((identity, expires_at)) = verified else {
-                let _ = limiters.token_failure(client);
-                return None;
-            };
-            // From a browser on another origin: only one the token's company lists.
-            if let Some(o) = origin.0.as_deref()
-                && !cors::company_allows(&desk, identity.company, o)
-            {
-                return None;
-            }
-            let mut data = Data::default();
-            data.insert(CustomerAuth(Ok(identity)));
-            data.insert(client);
-            data.insert(origin.clone());
-            Some(Session { data, expires_at })
-        }),
-    };
+    let authenticate: Authenticate = Box::new(move |payload| {
+        let (identity, expires_at) = check.verify(payload, Tokens::verify_customer_until)?;
+        // From a browser on another origin: only one the token's company lists.
+        if let Some(o) = origin.0.as_deref()
+            && !cors::company_allows(&desk, identity.company, o)
+        {
+            return None;
+        }
+        let mut session = check.session(expires_at);
+        session.data.insert(CustomerAuth(Ok(identity)));
+        session.data.insert(origin.clone());
+        Some(session)
+    });
+    let endpoint = app.endpoint(
+        &app.customer_ws,
+        &app.shared.persisted.customer,
+        authenticate,
+    );
     let connection_place = connection_place.map(|Extension(place)| place);
     websocket::upgrade(&app.sockets, remote, connection_place, upgrade, endpoint)
 }

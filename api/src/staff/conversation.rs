@@ -14,7 +14,7 @@ use crate::graphql::ids::{id, parse};
 use crate::graphql::paging::PageInfo;
 use crate::graphql::serial::Serial;
 use crate::graphql::time::DateTime;
-use crate::staff::directory::{Group, Staff, staff_list, staff_one};
+use crate::staff::directory::{Group, Staff, group_one, staff_list, staff_one};
 use crate::staff::timeline::TimelineItem;
 use crate::staff::timeline_connection::{self, TimelineConnection};
 
@@ -66,14 +66,7 @@ impl Conversation {
     }
 
     async fn group(&self, ctx: &Context<'_>) -> ApiResult<Option<Group>> {
-        let desk = &shared(ctx)?.desk;
-        let models = desk.models();
-        Ok(models
-            .state()
-            .groups
-            .get(&self.summary.group)
-            .cloned()
-            .map(Group))
+        group_one(ctx, self.summary.group)
     }
 
     async fn channel(&self) -> Channel {

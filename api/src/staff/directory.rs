@@ -4,7 +4,7 @@
 //! the owner and admins change it.
 
 use async_graphql::{Context, ID, Object, SimpleObject};
-use backchannel_domain::ids::StaffId;
+use backchannel_domain::ids::{GroupId, StaffId};
 use backchannel_domain::state;
 
 use crate::context::shared;
@@ -54,6 +54,13 @@ pub(crate) fn staff_list(
 
 pub(crate) fn staff_one(ctx: &Context<'_>, staff: Option<StaffId>) -> ApiResult<Option<Staff>> {
     Ok(staff_list(ctx, staff)?.pop())
+}
+
+/// Looks a group up in the current state (`None` for an unknown id).
+pub(crate) fn group_one(ctx: &Context<'_>, group: GroupId) -> ApiResult<Option<Group>> {
+    let desk = &shared(ctx)?.desk;
+    let models = desk.models();
+    Ok(models.state().groups.get(&group).cloned().map(Group))
 }
 
 /// A team: members handle its conversations, supervisors oversee them.

@@ -5,14 +5,13 @@
 use async_graphql::{Context, ID, Object, SimpleObject};
 use backchannel_projections::StoredNotification;
 
-use crate::context::shared;
 use crate::error::ApiResult;
 use crate::graphql::enums::{Channel, NotificationKind};
 use crate::graphql::ids::id;
 use crate::graphql::paging::PageInfo;
 use crate::graphql::serial::Serial;
 use crate::graphql::time::DateTime;
-use crate::staff::directory::Group;
+use crate::staff::directory::{Group, group_one};
 
 pub(crate) struct Notification {
     pub stored: StoredNotification,
@@ -35,14 +34,7 @@ impl Notification {
     }
 
     async fn group(&self, ctx: &Context<'_>) -> ApiResult<Option<Group>> {
-        let desk = &shared(ctx)?.desk;
-        let models = desk.models();
-        Ok(models
-            .state()
-            .groups
-            .get(&self.stored.group)
-            .cloned()
-            .map(Group))
+        group_one(ctx, self.stored.group)
     }
 
     async fn channel(&self) -> Channel {

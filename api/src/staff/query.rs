@@ -10,7 +10,7 @@ use crate::config::DEFAULT_PAGE_SIZE;
 use crate::context::{me, shared};
 use crate::error::{ApiError, ApiResult};
 use crate::graphql::cursor;
-use crate::graphql::ids::{Direction, direction, page_size, parse};
+use crate::graphql::ids::{direction, page_size, parse};
 use crate::graphql::paging::PageInfo;
 use crate::graphql::time::DateTime;
 use crate::staff::access_log::{AccessLogConnection, access_log};
@@ -110,29 +110,12 @@ impl Query {
             shared.limits.max_page_size,
         )?;
         let filter = filter.unwrap_or_default().parse()?;
-        let decode = |c: Option<String>| -> ApiResult<Option<ConversationId>> {
-            c.map(|c| {
-                cursor::decode("conversation", &c)?
-                    .parse()
-                    .map_err(|_| ApiError::validation("not a valid conversation cursor"))
-            })
-            .transpose()
-        };
         let models = shared.desk.models();
-        let (page, has_previous_page, has_next_page) = match asked {
-            Direction::Forward { first, after } => {
-                let after = decode(after)?;
-                let page = models.conversations(me.id, &filter, first, after);
-                let more = page.has_next;
-                (page, after.is_some(), more)
-            }
-            Direction::Backward { last, before } => {
-                let before = decode(before)?;
-                let page = models.conversations_backward(me.id, &filter, last, before);
-                let more = page.has_next;
-                (page, more, before.is_some())
-            }
-        };
+        let (page, has_previous_page, has_next_page) = asked.read(
+            "conversation",
+            |first, after| models.conversations(me.id, &filter, first, after),
+            |last, before| models.conversations_backward(me.id, &filter, last, before),
+        )?;
         // Counting walks every visible conversation: only when asked for.
         let total = if ctx.look_ahead().field("totalCount").exists() {
             models.count_conversations(me.id, &filter)
@@ -150,12 +133,7 @@ impl Query {
             .collect();
         drop(models);
         Ok(ConversationConnection {
-            page_info: PageInfo {
-                has_next_page,
-                has_previous_page,
-                start_cursor: edges.first().map(|e| e.cursor.clone()),
-                end_cursor: edges.last().map(|e| e.cursor.clone()),
-            },
+            page_info: PageInfo::of(&edges, |e| &e.cursor, has_previous_page, has_next_page),
             edges: edges.into(),
             total_count: total as u64,
         })
@@ -244,14 +222,6 @@ impl Query {
             DEFAULT_PAGE_SIZE,
             shared.limits.max_page_size,
         )?;
-        let decode = |c: Option<String>| -> ApiResult<Option<u64>> {
-            c.map(|c| {
-                cursor::decode("notification", &c)?
-                    .parse()
-                    .map_err(|_| ApiError::validation("not a valid notification cursor"))
-            })
-            .transpose()
-        };
         let models = shared.desk.models();
         let read_up_to = models
             .state()
@@ -259,20 +229,11 @@ impl Query {
             .get(&me.id)
             .map_or(0, |s| s.notifications_read_up_to);
         // Newest first: what comes after a cursor is older.
-        let (page, has_previous_page, has_next_page) = match asked {
-            Direction::Forward { first, after } => {
-                let after = decode(after)?;
-                let page = models.notifications(me.id, first, after);
-                let more = page.has_next;
-                (page, after.is_some(), more)
-            }
-            Direction::Backward { last, before } => {
-                let before = decode(before)?;
-                let page = models.notifications_backward(me.id, last, before);
-                let more = page.has_next;
-                (page, more, before.is_some())
-            }
-        };
+        let (page, has_previous_page, has_next_page) = asked.read(
+            "notification",
+            |first, after| models.notifications(me.id, first, after),
+            |last, before| models.notifications_backward(me.id, last, before),
+        )?;
         let edges: Vec<NotificationEdge> = page
             .items
             .iter()
@@ -285,12 +246,7 @@ impl Query {
             })
             .collect();
         Ok(NotificationConnection {
-            page_info: PageInfo {
-                has_next_page,
-                has_previous_page,
-                start_cursor: edges.first().map(|e| e.cursor.clone()),
-                end_cursor: edges.last().map(|e| e.cursor.clone()),
-            },
+            page_info: PageInfo::of(&edges, |e| &e.cursor, has_previous_page, has_next_page),
             edges: edges.into(),
             unread_count: models.unread_notifications(me.id) as u64,
         })

@@ -9,6 +9,7 @@ use backchannel_domain::values::{ErasureReason, MessageBody};
 
 use super::{name, run};
 use crate::context::Me;
+use crate::desk::opened_conversation;
 use crate::error::{ApiError, ApiResult};
 use crate::graphql::enums::{Channel, MessageVisibility};
 use crate::graphql::ids::{id, parse};
@@ -38,6 +39,19 @@ fn conversation_payload(
         conversation_id: id(conversation),
         conversation: load_if_visible(ctx, me, conversation)?,
     })
+}
+
+/// Runs `command` on `conversation` (see [`run`]) and answers with the
+/// conversation as the caller may see it afterwards.
+async fn on_conversation(
+    ctx: &Context<'_>,
+    operation: &str,
+    conversation: ConversationId,
+    command: Command,
+    idempotency_key: Option<String>,
+) -> ApiResult<ConversationPayload> {
+    let (me, _) = run(ctx, operation, |_| Ok(command), idempotency_key).await?;
+    conversation_payload(ctx, me, conversation)
 }
 
 /// The result of `sendMessage`.
@@ -79,16 +93,11 @@ impl ConversationMutation {
             idempotency_key,
         )
         .await?;
-        let opened = executed
-            .events
-            .iter()
-            .find_map(|r| match &r.event {
-                Event::ConversationOpened(e) => Some(e.conversation),
-                _ => None,
-            })
-            .ok_or_else(|| {
-                ApiError::broken(op::OPEN_CONVERSATION, "no ConversationOpened event")
-            })?;
+        let opened = executed.created(
+            op::OPEN_CONVERSATION,
+            "no ConversationOpened event",
+            opened_conversation,
+        )?;
         conversation_payload(ctx, me, opened)
     }
 
@@ -103,19 +112,18 @@ impl ConversationMutation {
     ) -> ApiResult<ConversationPayload> {
         let conversation: ConversationId = parse(&conversation_id)?;
         let assignee: StaffId = parse(&assignee_id)?;
-        let (me, _) = run(
+        let command = Command::AssignConversation {
+            conversation,
+            assignee,
+        };
+        on_conversation(
             ctx,
             op::ASSIGN_CONVERSATION,
-            |_| {
-                Ok(Command::AssignConversation {
-                    conversation,
-                    assignee,
-                })
-            },
+            conversation,
+            command,
             idempotency_key,
         )
-        .await?;
-        conversation_payload(ctx, me, conversation)
+        .await
     }
 
     #[graphql(complexity = "crate::config::MUTATION_COST")]
@@ -128,19 +136,18 @@ impl ConversationMutation {
     ) -> ApiResult<ConversationPayload> {
         let conversation: ConversationId = parse(&conversation_id)?;
         let staff: StaffId = parse(&staff_id)?;
-        let (me, _) = run(
+        let command = Command::InviteToRoom {
+            conversation,
+            staff,
+        };
+        on_conversation(
             ctx,
             op::INVITE_TO_ROOM,
-            |_| {
-                Ok(Command::InviteToRoom {
-                    conversation,
-                    staff,
-                })
-            },
+            conversation,
+            command,
             idempotency_key,
         )
-        .await?;
-        conversation_payload(ctx, me, conversation)
+        .await
     }
 
     /// Posts a `PUBLIC` message (the customer sees it) or a `PRIVATE` one
@@ -197,19 +204,18 @@ impl ConversationMutation {
         idempotency_key: Option<String>,
     ) -> ApiResult<ConversationPayload> {
         let conversation: ConversationId = parse(&conversation_id)?;
-        let (me, _) = run(
+        let command = Command::SetConversationPrivacy {
+            conversation,
+            private,
+        };
+        on_conversation(
             ctx,
             op::SET_CONVERSATION_PRIVACY,
-            |_| {
-                Ok(Command::SetConversationPrivacy {
-                    conversation,
-                    private,
-                })
-            },
+            conversation,
+            command,
             idempotency_key,
         )
-        .await?;
-        conversation_payload(ctx, me, conversation)
+        .await
     }
 
     #[graphql(complexity = "crate::config::MUTATION_COST")]
@@ -220,14 +226,15 @@ impl ConversationMutation {
         idempotency_key: Option<String>,
     ) -> ApiResult<ConversationPayload> {
         let conversation: ConversationId = parse(&conversation_id)?;
-        let (me, _) = run(
+        let command = Command::CloseConversation { conversation };
+        on_conversation(
             ctx,
             op::CLOSE_CONVERSATION,
-            |_| Ok(Command::CloseConversation { conversation }),
+            conversation,
+            command,
             idempotency_key,
         )
-        .await?;
-        conversation_payload(ctx, me, conversation)
+        .await
     }
 
     /// Owner and admins: erases the conversation's customer data by
@@ -243,6 +250,8 @@ impl ConversationMutation {
         idempotency_key: Option<String>,
     ) -> ApiResult<ConversationPayload> {
         let conversation: ConversationId = parse(&conversation_id)?;
+        // The reason is parsed inside `run`, once the caller and its rate
+        // limit are checked.
         let (me, _) = run(
             ctx,
             op::ERASE_CONVERSATION,
@@ -267,13 +276,14 @@ impl ConversationMutation {
         idempotency_key: Option<String>,
     ) -> ApiResult<ConversationPayload> {
         let conversation: ConversationId = parse(&conversation_id)?;
-        let (me, _) = run(
+        let command = Command::ReopenConversation { conversation };
+        on_conversation(
             ctx,
             op::REOPEN_CONVERSATION,
-            |_| Ok(Command::ReopenConversation { conversation }),
+            conversation,
+            command,
             idempotency_key,
         )
-        .await?;
-        conversation_payload(ctx, me, conversation)
+        .await
     }
 }

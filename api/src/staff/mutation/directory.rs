@@ -4,18 +4,19 @@
 use async_graphql::{Context, ID, Object, SimpleObject};
 use backchannel_domain::error::Missing;
 use backchannel_domain::events::Event;
-use backchannel_domain::ids::{GroupId, StaffId};
+use backchannel_domain::ids::{CompanyId, GroupId, StaffId};
 use backchannel_domain::model::Role as DomainRole;
 use backchannel_domain::values::WidgetOrigins;
 use backchannel_domain::{Command, DomainError};
 
 use super::run;
 use crate::context::shared;
+use crate::desk::Executed;
 use crate::error::{ApiError, ApiResult};
 use crate::graphql::enums::{Permission, Role, RoutingType};
 use crate::graphql::ids::parse;
 use crate::graphql::operations as op;
-use crate::staff::directory::{Company, Group, Staff};
+use crate::staff::directory::{Company, Group, Staff, group_one, staff_one};
 
 #[derive(Default)]
 pub(super) struct DirectoryMutation;
@@ -45,27 +46,48 @@ pub(crate) struct StaffPayload {
 }
 
 fn staff_now(ctx: &Context<'_>, staff: StaffId) -> ApiResult<StaffPayload> {
-    let desk = &shared(ctx)?.desk;
-    let models = desk.models();
-    models
-        .state()
-        .staff
-        .get(&staff)
-        .cloned()
-        .map(|s| StaffPayload { staff: Staff(s) })
-        .ok_or(DomainError::NotFound(Missing::Staff).into())
+    let staff = staff_one(ctx, Some(staff))?.ok_or(DomainError::NotFound(Missing::Staff))?;
+    Ok(StaffPayload { staff })
 }
 
 fn group_now(ctx: &Context<'_>, group: GroupId) -> ApiResult<GroupPayload> {
-    let desk = &shared(ctx)?.desk;
-    let models = desk.models();
-    models
-        .state()
-        .groups
-        .get(&group)
-        .cloned()
-        .map(|g| GroupPayload { group: Group(g) })
-        .ok_or(DomainError::NotFound(Missing::Group).into())
+    let group = group_one(ctx, group)?.ok_or(DomainError::NotFound(Missing::Group))?;
+    Ok(GroupPayload { group })
+}
+
+/// Runs the command `command` makes for the caller's company (see [`run`]).
+async fn run_in_company(
+    ctx: &Context<'_>,
+    operation: &str,
+    command: impl FnOnce(CompanyId) -> Command,
+    idempotency_key: Option<String>,
+) -> ApiResult<Executed> {
+    let (_, executed) = run(
+        ctx,
+        operation,
+        |me| Ok(command(me.company)),
+        idempotency_key,
+    )
+    .await?;
+    Ok(executed)
+}
+
+/// The group `event` created, if it is a `GroupCreated` (for
+/// [`Executed::created`](crate::desk::Executed::created)).
+fn created_group(event: &Event) -> Option<GroupId> {
+    match event {
+        Event::GroupCreated(e) => Some(e.group),
+        _ => None,
+    }
+}
+
+/// The staff member `event` added, if it is a `StaffAdded` (for
+/// [`Executed::created`](crate::desk::Executed::created)).
+fn added_staff(event: &Event) -> Option<StaffId> {
+    match event {
+        Event::StaffAdded(e) => Some(e.staff),
+        _ => None,
+    }
 }
 
 #[Object(serial)]
@@ -146,28 +168,14 @@ impl DirectoryMutation {
         idempotency_key: Option<String>,
     ) -> ApiResult<GroupPayload> {
         let group_name = super::name(&name)?;
-        let (_, executed) = run(
-            ctx,
-            op::CREATE_GROUP,
-            |me| {
-                Ok(Command::CreateGroup {
-                    company: me.company,
-                    group: GroupId::new(),
-                    name: group_name,
-                    routing: routing.into(),
-                })
-            },
-            idempotency_key,
-        )
-        .await?;
-        let created = executed
-            .events
-            .iter()
-            .find_map(|r| match &r.event {
-                Event::GroupCreated(e) => Some(e.group),
-                _ => None,
-            })
-            .ok_or_else(|| ApiError::broken(op::CREATE_GROUP, "no GroupCreated event"))?;
+        let command = |company| Command::CreateGroup {
+            company,
+            group: GroupId::new(),
+            name: group_name,
+            routing: routing.into(),
+        };
+        let executed = run_in_company(ctx, op::CREATE_GROUP, command, idempotency_key).await?;
+        let created = executed.created(op::CREATE_GROUP, "no GroupCreated event", created_group)?;
         group_now(ctx, created)
     }
 
@@ -181,19 +189,12 @@ impl DirectoryMutation {
     ) -> ApiResult<GroupPayload> {
         let group: GroupId = parse(&group_id)?;
         let group_name = super::name(&name)?;
-        run(
-            ctx,
-            op::RENAME_GROUP,
-            |me| {
-                Ok(Command::RenameGroup {
-                    company: me.company,
-                    group,
-                    name: group_name,
-                })
-            },
-            idempotency_key,
-        )
-        .await?;
+        let command = |company| Command::RenameGroup {
+            company,
+            group,
+            name: group_name,
+        };
+        run_in_company(ctx, op::RENAME_GROUP, command, idempotency_key).await?;
         group_now(ctx, group)
     }
 
@@ -206,19 +207,12 @@ impl DirectoryMutation {
         idempotency_key: Option<String>,
     ) -> ApiResult<GroupPayload> {
         let group: GroupId = parse(&group_id)?;
-        run(
-            ctx,
-            op::SET_GROUP_ROUTING,
-            |me| {
-                Ok(Command::SetGroupRouting {
-                    company: me.company,
-                    group,
-                    routing: routing.into(),
-                })
-            },
-            idempotency_key,
-        )
-        .await?;
+        let command = |company| Command::SetGroupRouting {
+            company,
+            group,
+            routing: routing.into(),
+        };
+        run_in_company(ctx, op::SET_GROUP_ROUTING, command, idempotency_key).await?;
         group_now(ctx, group)
     }
 
@@ -231,19 +225,12 @@ impl DirectoryMutation {
         idempotency_key: Option<String>,
     ) -> ApiResult<GroupPayload> {
         let (group, staff): (GroupId, StaffId) = (parse(&group_id)?, parse(&staff_id)?);
-        run(
-            ctx,
-            op::ADD_GROUP_MEMBER,
-            |me| {
-                Ok(Command::AddGroupMember {
-                    company: me.company,
-                    group,
-                    staff,
-                })
-            },
-            idempotency_key,
-        )
-        .await?;
+        let command = |company| Command::AddGroupMember {
+            company,
+            group,
+            staff,
+        };
+        run_in_company(ctx, op::ADD_GROUP_MEMBER, command, idempotency_key).await?;
         group_now(ctx, group)
     }
 
@@ -256,19 +243,12 @@ impl DirectoryMutation {
         idempotency_key: Option<String>,
     ) -> ApiResult<GroupPayload> {
         let (group, staff): (GroupId, StaffId) = (parse(&group_id)?, parse(&staff_id)?);
-        run(
-            ctx,
-            op::REMOVE_GROUP_MEMBER,
-            |me| {
-                Ok(Command::RemoveGroupMember {
-                    company: me.company,
-                    group,
-                    staff,
-                })
-            },
-            idempotency_key,
-        )
-        .await?;
+        let command = |company| Command::RemoveGroupMember {
+            company,
+            group,
+            staff,
+        };
+        run_in_company(ctx, op::REMOVE_GROUP_MEMBER, command, idempotency_key).await?;
         group_now(ctx, group)
     }
 
@@ -282,19 +262,12 @@ impl DirectoryMutation {
         idempotency_key: Option<String>,
     ) -> ApiResult<GroupPayload> {
         let (group, staff): (GroupId, StaffId) = (parse(&group_id)?, parse(&staff_id)?);
-        run(
-            ctx,
-            op::ADD_GROUP_SUPERVISOR,
-            |me| {
-                Ok(Command::AddGroupSupervisor {
-                    company: me.company,
-                    group,
-                    staff,
-                })
-            },
-            idempotency_key,
-        )
-        .await?;
+        let command = |company| Command::AddGroupSupervisor {
+            company,
+            group,
+            staff,
+        };
+        run_in_company(ctx, op::ADD_GROUP_SUPERVISOR, command, idempotency_key).await?;
         group_now(ctx, group)
     }
 
@@ -307,19 +280,12 @@ impl DirectoryMutation {
         idempotency_key: Option<String>,
     ) -> ApiResult<GroupPayload> {
         let (group, staff): (GroupId, StaffId) = (parse(&group_id)?, parse(&staff_id)?);
-        run(
-            ctx,
-            op::REMOVE_GROUP_SUPERVISOR,
-            |me| {
-                Ok(Command::RemoveGroupSupervisor {
-                    company: me.company,
-                    group,
-                    staff,
-                })
-            },
-            idempotency_key,
-        )
-        .await?;
+        let command = |company| Command::RemoveGroupSupervisor {
+            company,
+            group,
+            staff,
+        };
+        run_in_company(ctx, op::REMOVE_GROUP_SUPERVISOR, command, idempotency_key).await?;
         group_now(ctx, group)
     }
 
@@ -333,28 +299,14 @@ impl DirectoryMutation {
         idempotency_key: Option<String>,
     ) -> ApiResult<StaffPayload> {
         let staff_name = super::name(&name)?;
-        let (_, executed) = run(
-            ctx,
-            op::ADD_STAFF,
-            |me| {
-                Ok(Command::AddStaff {
-                    company: me.company,
-                    staff: StaffId::new(),
-                    name: staff_name,
-                    role: role.into(),
-                })
-            },
-            idempotency_key,
-        )
-        .await?;
-        let added = executed
-            .events
-            .iter()
-            .find_map(|r| match &r.event {
-                Event::StaffAdded(e) => Some(e.staff),
-                _ => None,
-            })
-            .ok_or_else(|| ApiError::broken(op::ADD_STAFF, "no StaffAdded event"))?;
+        let command = |company| Command::AddStaff {
+            company,
+            staff: StaffId::new(),
+            name: staff_name,
+            role: role.into(),
+        };
+        let executed = run_in_company(ctx, op::ADD_STAFF, command, idempotency_key).await?;
+        let added = executed.created(op::ADD_STAFF, "no StaffAdded event", added_staff)?;
         staff_now(ctx, added)
     }
 
@@ -368,19 +320,12 @@ impl DirectoryMutation {
     ) -> ApiResult<StaffPayload> {
         let staff: StaffId = parse(&staff_id)?;
         let role: DomainRole = role.into();
-        run(
-            ctx,
-            op::CHANGE_ROLE,
-            |me| {
-                Ok(Command::ChangeRole {
-                    company: me.company,
-                    staff,
-                    role,
-                })
-            },
-            idempotency_key,
-        )
-        .await?;
+        let command = |company| Command::ChangeRole {
+            company,
+            staff,
+            role,
+        };
+        run_in_company(ctx, op::CHANGE_ROLE, command, idempotency_key).await?;
         staff_now(ctx, staff)
     }
 
@@ -393,19 +338,12 @@ impl DirectoryMutation {
         idempotency_key: Option<String>,
     ) -> ApiResult<StaffPayload> {
         let staff: StaffId = parse(&staff_id)?;
-        run(
-            ctx,
-            op::GRANT_PERMISSION,
-            |me| {
-                Ok(Command::GrantPermission {
-                    company: me.company,
-                    staff,
-                    permission: permission.into(),
-                })
-            },
-            idempotency_key,
-        )
-        .await?;
+        let command = |company| Command::GrantPermission {
+            company,
+            staff,
+            permission: permission.into(),
+        };
+        run_in_company(ctx, op::GRANT_PERMISSION, command, idempotency_key).await?;
         staff_now(ctx, staff)
     }
 
@@ -418,19 +356,12 @@ impl DirectoryMutation {
         idempotency_key: Option<String>,
     ) -> ApiResult<StaffPayload> {
         let staff: StaffId = parse(&staff_id)?;
-        run(
-            ctx,
-            op::REVOKE_PERMISSION,
-            |me| {
-                Ok(Command::RevokePermission {
-                    company: me.company,
-                    staff,
-                    permission: permission.into(),
-                })
-            },
-            idempotency_key,
-        )
-        .await?;
+        let command = |company| Command::RevokePermission {
+            company,
+            staff,
+            permission: permission.into(),
+        };
+        run_in_company(ctx, op::REVOKE_PERMISSION, command, idempotency_key).await?;
         staff_now(ctx, staff)
     }
 
@@ -443,18 +374,8 @@ impl DirectoryMutation {
         idempotency_key: Option<String>,
     ) -> ApiResult<StaffPayload> {
         let staff: StaffId = parse(&staff_id)?;
-        run(
-            ctx,
-            op::DEACTIVATE_STAFF,
-            |me| {
-                Ok(Command::DeactivateStaff {
-                    company: me.company,
-                    staff,
-                })
-            },
-            idempotency_key,
-        )
-        .await?;
+        let command = |company| Command::DeactivateStaff { company, staff };
+        run_in_company(ctx, op::DEACTIVATE_STAFF, command, idempotency_key).await?;
         staff_now(ctx, staff)
     }
 }

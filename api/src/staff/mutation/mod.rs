@@ -18,6 +18,7 @@ use backchannel_domain::values::Name;
 use crate::context::{Me, me, shared};
 use crate::desk::Executed;
 use crate::error::{ApiError, ApiResult};
+use crate::graphql::mutation::execute;
 
 // The staff schema's mutation root. The parts merge in this order, which is
 // the order of the fields in the published schema. (No doc comment: it would
@@ -36,7 +37,8 @@ fn name(input: &str) -> ApiResult<Name> {
 }
 
 /// Runs one staff command through the desk: the caller's rate limit, then
-/// the command built from the caller, then the desk's idempotent execution.
+/// the command built from the caller, then the desk's idempotent execution
+/// (`graphql::mutation`).
 async fn run(
     ctx: &Context<'_>,
     operation: &str,
@@ -44,21 +46,9 @@ async fn run(
     idempotency_key: Option<String>,
 ) -> ApiResult<(Me, Executed)> {
     let me = me(ctx)?;
-    let shared = shared(ctx)?;
-    shared
-        .limiters
-        .staff_mutation(me.id)
-        .map_err(ApiError::RateLimited)?;
-    let command = command(me)?;
-    let desk = &shared.desk;
-    let executed = desk
-        .execute(
-            Actor::Staff(me.id),
-            operation,
-            command,
-            idempotency_key.as_deref(),
-        )
-        .await?;
-    crate::position::note(ctx, &executed);
+    let limited = shared(ctx)?.limiters.staff_mutation(me.id);
+    let actor = Actor::Staff(me.id);
+    let command = || command(me);
+    let executed = execute(ctx, actor, limited, operation, command, idempotency_key).await?;
     Ok((me, executed))
 }
