@@ -18,8 +18,8 @@
 //! `SERVER_BENCH_READ_AUDIT=off` serves without the read audit.
 //! `SERVER_BENCH_ENCRYPTION=off` loads the conversations with their customer
 //! data in clear (as before encryption existed) instead of sealed under
-//! per-conversation keys; on PostgreSQL it is always off (the records are
-//! imported from a sled store, and its keys are not).
+//! per-conversation keys (on PostgreSQL the records are imported from a sled
+//! store, and its data keys restored into the database's key store).
 //!
 //! `SERVER_BENCH_STORE=postgres` runs the same bench on a PostgreSQL log: a
 //! throwaway cluster (`backchannel-pgtest`), the same generated records built
@@ -94,8 +94,7 @@ fn main() {
     } else {
         data_dir.join("store")
     };
-    let sealed =
-        cluster.is_none() && !std::env::var("SERVER_BENCH_ENCRYPTION").is_ok_and(|v| v == "off");
+    let sealed = !std::env::var("SERVER_BENCH_ENCRYPTION").is_ok_and(|v| v == "off");
     println!(
         "customer data {}",
         if sealed {
@@ -125,6 +124,27 @@ fn main() {
         let head = imported.head();
         imported.close().unwrap();
         source.close().unwrap();
+        if sealed {
+            // The data keys go with the records, as an import with a key
+            // bundle carries them.
+            let wrap = backchannel_eventlog::KeyWrap::from_secret(SECRET.as_bytes());
+            let keys = backchannel_eventlog::DirKeyStore::open_read_only(&sled_store, wrap.clone())
+                .all()
+                .unwrap();
+            let target = Log::open(&StoreSpec::Postgres(url.clone()))
+                .unwrap()
+                .with_key_wrap(&wrap)
+                .unwrap();
+            let store = target.keys().unwrap().clone();
+            let count = keys.len();
+            runtime.block_on(async {
+                for (conversation, state) in keys {
+                    store.restore(conversation, state).await.unwrap();
+                }
+            });
+            target.close().unwrap();
+            println!("restored {count} data keys into PostgreSQL");
+        }
         let _ = std::fs::remove_dir_all(&sled_store);
         println!(
             "imported {head} events into PostgreSQL in {:.1} s",
