@@ -2,7 +2,7 @@
 //! its encoding, and its link in the hash chain, for callers that build a log
 //! to import (`replay-tool`'s recorder, which picks its own ids and times).
 //! Both engines' writers fill their envelopes here too
-//! ([`ChainEnd::compose_envelope`]): a record composed here imports as one a
+//! ([`ChainEnd::compose`]): a record composed here imports as one a
 //! writer appended.
 
 use backchannel_domain::events::Event;
@@ -45,26 +45,6 @@ impl ChainEnd {
         self.prev_hash
     }
 
-    /// Encodes `event` as the next record, appended to `out`, and moves the
-    /// end past it. Its envelope holds the next position, `stream_version`
-    /// in the event's stream, `event_id`, the event type's current schema
-    /// version, this codec's version, `recorded_at`, what `meta` says (actor,
-    /// command and correlation ids) and the previous record's hash. Returns
-    /// the record's position. On error nothing moves (`out` may hold part of
-    /// the record).
-    pub fn compose(
-        &mut self,
-        meta: &AppendMeta,
-        recorded_at: RecordedAt,
-        stream_version: u64,
-        event_id: EventId,
-        event: &Event,
-        out: &mut Vec<u8>,
-    ) -> Result<u64, CodecError> {
-        self.compose_envelope(meta, recorded_at, stream_version, event_id, event, out)
-            .map(|envelope| envelope.position)
-    }
-
     /// The end of a log of `head` records, the last one hashing to `hash`.
     pub(crate) const fn after(head: u64, hash: Hash) -> Self {
         ChainEnd {
@@ -73,9 +53,15 @@ impl ChainEnd {
         }
     }
 
-    /// [`ChainEnd::compose`], returning the record's envelope: the one way
-    /// the writers of both engines fill an envelope.
-    pub(crate) fn compose_envelope(
+    /// Encodes `event` as the next record, appended to `out`, and moves the
+    /// end past it; returns the record's envelope. The envelope holds the
+    /// next position, `stream_version` in the event's stream, `event_id`,
+    /// the event type's current schema version, this codec's version,
+    /// `recorded_at`, what `meta` says (actor, command and correlation ids)
+    /// and the previous record's hash: the one way the writers of both
+    /// engines fill an envelope. On error nothing moves (`out` may hold part
+    /// of the record).
+    pub fn compose(
         &mut self,
         meta: &AppendMeta,
         recorded_at: RecordedAt,
@@ -134,10 +120,10 @@ mod tests {
             let version = versions.entry(event.stream()).or_insert(0u64);
             *version += 1;
             let mut record = Vec::new();
-            let position = end
+            let envelope = end
                 .compose(&meta, at, *version, EventId::new(), event, &mut record)
                 .unwrap();
-            assert_eq!(position, n as u64 + 1);
+            assert_eq!(envelope.position, n as u64 + 1);
             assert_eq!(end.head_hash(), codec::record_hash(&record));
             let stored = check.check(&record).unwrap();
             assert_eq!(&stored.event, event);

@@ -136,3 +136,16 @@ pub struct AppendOutcome {
     /// the positions are the original ones.
     pub deduplicated: bool,
 }
+
+impl AppendOutcome {
+    /// `count` events appended from `first_position`, the stream at
+    /// `stream_version` after them.
+    pub(crate) fn appended(first_position: u64, count: u64, stream_version: u64) -> Self {
+        AppendOutcome {
+            first_position,
+            last_position: first_position + count - 1,
+            stream_version,
+            deduplicated: false,
+        }
+    }
+}

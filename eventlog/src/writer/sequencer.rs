@@ -317,7 +317,7 @@ impl Sequencer {
             version.1 += 1;
             last_version = version.1;
             let start = group.scratch.len();
-            end.compose_envelope(
+            end.compose(
                 &request.meta,
                 group.recorded_at,
                 last_version,
@@ -347,12 +347,7 @@ impl Sequencer {
             return Err(AppendError::Storage(err));
         }
 
-        let outcome = AppendOutcome {
-            first_position,
-            last_position: first_position + count - 1,
-            stream_version: last_version,
-            deduplicated: false,
-        };
+        let outcome = AppendOutcome::appended(first_position, count, last_version);
         group.next_position += count;
         group.chain = end.head_hash();
         for &(stream, version) in &group.versions {

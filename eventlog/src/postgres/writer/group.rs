@@ -285,7 +285,7 @@ pub(super) fn prepare(group: &mut Group, request: &PgAppend) -> Decided {
         version.1 += 1;
         last_version = version.1;
         let mut record = Vec::new();
-        let composed = end.compose_envelope(
+        let composed = end.compose(
             &request.meta,
             group.recorded_at,
             last_version,
@@ -306,12 +306,7 @@ pub(super) fn prepare(group: &mut Group, request: &PgAppend) -> Decided {
         }
     }
     let count = request.events.len() as u64;
-    let outcome = AppendOutcome {
-        first_position,
-        last_position: first_position + count - 1,
-        stream_version: last_version,
-        deduplicated: false,
-    };
+    let outcome = AppendOutcome::appended(first_position, count, last_version);
     group.next_position += count;
     group.chain = end.head_hash();
     for (stream, version) in versions {
