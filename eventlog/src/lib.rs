@@ -49,9 +49,9 @@
 //!   section 11): the same records and chain as sled, its group-commit
 //!   `writer`, [`PgTail`], the blocking half of the seam (`seam`) and
 //!   [`PgKeyStore`].
-//! - `compose`: [`ChainEnd`], records composed outside a store (envelope,
-//!   encoding, hash link) as the writer composes them, for logs built to be
-//!   imported (`replay-tool`'s recorder).
+//! - `compose`: [`ChainEnd`], the one place an envelope is filled, encoded
+//!   and linked into the chain: both engines' writers compose their records
+//!   with it, and so do logs built to be imported (`replay-tool`'s recorder).
 //!
 //! Invariants: positions start at 1 and are gapless in commit order; stream
 //! versions start at 1 and are contiguous; record `n` carries the blake3 hash of
