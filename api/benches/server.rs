@@ -124,6 +124,10 @@ fn main() {
         let head = imported.head();
         imported.close().unwrap();
         source.close().unwrap();
+        println!(
+            "imported {head} events into PostgreSQL in {:.1} s",
+            start.elapsed().as_secs_f64()
+        );
         if sealed {
             // The data keys go with the records, as an import with a key
             // bundle carries them.
@@ -137,19 +141,19 @@ fn main() {
                 .unwrap();
             let store = target.keys().unwrap().clone();
             let count = keys.len();
+            let start = Instant::now();
             runtime.block_on(async {
                 for (conversation, state) in keys {
                     store.restore(conversation, state).await.unwrap();
                 }
             });
             target.close().unwrap();
-            println!("restored {count} data keys into PostgreSQL");
+            println!(
+                "restored {count} data keys into PostgreSQL in {:.1} s",
+                start.elapsed().as_secs_f64()
+            );
         }
         let _ = std::fs::remove_dir_all(&sled_store);
-        println!(
-            "imported {head} events into PostgreSQL in {:.1} s",
-            start.elapsed().as_secs_f64()
-        );
         url
     });
 
