@@ -20,17 +20,20 @@
 //! appending at once) the writer skips the fast path for 1, 2, 4… up to
 //! [`MAX_FAST_BACKOFF`] groups.
 //!
-//! Pipelining. While one fast-path group commits, the writer gathers the next
+//! Pipelining. While a fast-path group commits, the writer gathers the next
 //! and sends it behind it on the same connection, encoded on the head the
-//! first will commit ([`MAX_IN_FLIGHT`] groups at most): the server starts the
-//! second as soon as the first's commit is done, and the writer's own work
-//! (gathering, encoding, answering) overlaps the commit instead of adding to
-//! it. If the first fails, the second fails its head check too, and both are
-//! redone on the slow path. With nothing in flight a group is sent at once
-//! (a lone caller never waits); with one in flight the next is sent once it
-//! holds half the callers appending back to back, or after a short wait (half
-//! the last commit, at most [`MAX_LINGER`]). Groups so settle into two halves
-//! of the callers, each committing while the other is gathered.
+//! one before will commit ([`MAX_IN_FLIGHT`] groups at most): the server
+//! starts each as soon as the commit before it is done, and the writer's own
+//! work (gathering, encoding, answering) overlaps the commits instead of
+//! adding to them. If a group fails, those behind it fail their head check
+//! too, and all are redone on the slow path. With nothing in flight a group
+//! is sent at once (a lone caller never waits); otherwise the next is sent
+//! once it holds its share of the callers appending back to back (one in
+//! [`MAX_IN_FLIGHT`]), or after a short wait (half the last commit, at most
+//! [`MAX_LINGER`]). Groups so settle into equal shares of the callers, each
+//! committing while the others are gathered or queued behind it. Three in
+//! flight measured best: more throughput than two with 256 callers, and
+//! four made groups too small with 16 (BENCHMARKS.md).
 //!
 //! Slow path ([`locked`]), two pipelined round trips, with nothing in flight:
 //! 1. `BEGIN`, `SELECT … FROM log_head FOR UPDATE`, the dedupe lookup of the
@@ -114,7 +117,7 @@ const MAX_KNOWN_STREAMS: usize = 10_000;
 const TOUCH_HEAD: &str = "UPDATE backchannel.log_head SET position = position WHERE id = 1";
 
 /// Groups sent and not yet answered, at most.
-const MAX_IN_FLIGHT: usize = 2;
+const MAX_IN_FLIGHT: usize = 3;
 
 /// Groups and events this process's writer committed.
 #[derive(Default)]
@@ -299,11 +302,11 @@ pub(crate) async fn run(
                 None => break,
             }
         }
-        let half = callers.div_ceil(2);
+        let share = callers.div_ceil(MAX_IN_FLIGHT);
         let ready = writer.in_flight.is_empty()
             || !open
             || events >= MAX_GROUP_EVENTS
-            || pending.len() >= half
+            || pending.len() >= share
             || linger.is_some_and(|at| tokio::time::Instant::now() >= at);
         if !pending.is_empty() && ready && writer.in_flight.len() < MAX_IN_FLIGHT {
             events = 0;
