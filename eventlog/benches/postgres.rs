@@ -16,7 +16,9 @@
 //! a temporary directory, so both engines are measured on the same machine
 //! at the same moment. Meanwhile node B (a second log, on a runtime of its
 //! own as another process would be) tails the log: the lag from a group's
-//! start on node A to applied on node B. Figures go to BENCHMARKS.md by hand.
+//! start on node A to applied on node B (`PG_BENCH_FOLLOWER=off` leaves node
+//! B out, to see what it costs the writer on a small machine). Figures go to
+//! BENCHMARKS.md by hand.
 
 use std::time::{Duration, Instant};
 
@@ -87,7 +89,11 @@ async fn appends(url: &str, writers: u64, per_writer: u64) -> (Run, Vec<Vec<u8>>
         .build()
         .unwrap();
     let follower_url = url.to_owned();
-    let total = writers * per_writer;
+    let total = match std::env::var("PG_BENCH_FOLLOWER").as_deref() {
+        Ok("off") => 0,
+        Ok("on") | Ok("") | Err(_) => writers * per_writer,
+        Ok(other) => panic!("PG_BENCH_FOLLOWER={other}: expected `off` or nothing"),
+    };
     let lags = node_b.spawn(async move {
         let follower = PgEventLog::connect(&follower_url, PgOptions::default())
             .await
@@ -109,11 +115,15 @@ async fn appends(url: &str, writers: u64, per_writer: u64) -> (Run, Vec<Vec<u8>>
     let (latencies, seconds) = drive(log.clone(), writers, per_writer).await;
     let lags = lags.await.unwrap();
     node_b.shutdown_background();
-    println!(
-        "<!-- {writers} writers: tail lag on node B (group start on A to applied on B): p50 {:.2} ms, p99 {:.2} ms -->",
-        ms(percentile(&lags, 0.5)),
-        ms(percentile(&lags, 0.99))
-    );
+    if lags.is_empty() {
+        println!("<!-- {writers} writers: no follower (PG_BENCH_FOLLOWER=off) -->");
+    } else {
+        println!(
+            "<!-- {writers} writers: tail lag on node B (group start on A to applied on B): p50 {:.2} ms, p99 {:.2} ms -->",
+            ms(percentile(&lags, 0.5)),
+            ms(percentile(&lags, 0.99))
+        );
+    }
     let stats = log.commit_stats();
     tokio::task::spawn_blocking(move || drop(log))
         .await
