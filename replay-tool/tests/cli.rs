@@ -536,7 +536,7 @@ fn bad_input_gives_a_clear_message_and_a_non_zero_exit() {
 fn a_running_servers_store_is_in_use() {
     let scenario = scenario();
     let log = SledEventLog::open(&scenario.store).unwrap();
-    let out = tool(&["verify", "--data-dir", s(&scenario.store)]);
+    let out = tool_once(&["verify", "--data-dir", s(&scenario.store)]);
     assert_eq!(code(&out), 3, "{}", stderr(&out));
     assert!(
         stderr(&out).contains("in use by a running server"),
