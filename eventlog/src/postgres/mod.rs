@@ -25,10 +25,11 @@
 //! raises the known head), `rows` (values as columns store them), `tail`:
 //! [`PgTail`], `seam` (what the blocking seam needs), `keys`: [`PgKeyStore`],
 //! and `writer`, the per-process group-commit task (one connection, one
-//! transaction per group: one pipelined round trip on the head and stream
-//! versions it assumes, checked under the lock, else two after reading them
-//! under the lock; and how an unknown commit outcome is settled). This
-//! module: [`PgEventLog`]'s shared state, appends and closing.
+//! transaction per group: one pipelined burst on the head and stream
+//! versions it assumes, checked under the lock, sent behind the groups still
+//! committing, else two round trips after reading them under the lock; and
+//! how an unknown commit outcome is settled). This module: [`PgEventLog`]'s
+//! shared state, appends and closing.
 //!
 //! Connections: the writer's, one for reads (tokio-postgres pipelines
 //! concurrent queries over it), and one that `LISTEN`s for the doorbell
