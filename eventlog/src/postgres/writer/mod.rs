@@ -55,12 +55,11 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use backchannel_domain::events::{Event, StreamId};
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio_postgres::error::DbError;
 use tokio_postgres::{Client, Statement};
 
 use super::{Db, bump, command_uuid, stream_key, to_hash};
@@ -69,7 +68,7 @@ use crate::error::{AppendError, StorageError};
 use burst::{Answers, Committed};
 pub(crate) use group::Rows;
 use group::{Decided, Group, Known};
-use settle::{answer, fail_all, settle};
+use settle::{Notices, Unknown, answer, fail_all, settle};
 
 /// Upper bound of one group, in events (as sled's).
 const MAX_GROUP_EVENTS: usize = 4096;
@@ -167,26 +166,6 @@ struct Statements {
     guard_streams: Statement,
 }
 
-/// The notices of the writer connection, shared with the groups in flight
-/// on it.
-#[derive(Clone)]
-struct Notices(Arc<Mutex<mpsc::UnboundedReceiver<DbError>>>);
-
-impl Notices {
-    /// Notices received so far that say a synchronous-replication wait was
-    /// cancelled (the commit is local only).
-    fn replication_warning(&self) -> Option<String> {
-        let mut notices = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut warning = None;
-        while let Ok(notice) = notices.try_recv() {
-            if notice.message().contains("synchronous replication") {
-                warning = Some(notice.message().to_owned());
-            }
-        }
-        warning
-    }
-}
-
 impl WriterConn {
     async fn new(db: &Db) -> Result<WriterConn, StorageError> {
         let conn = db.connect(None).await?;
@@ -250,6 +229,9 @@ struct Writer {
     /// The appends of fast-path groups that failed their checks, redone on
     /// the slow path once nothing is in flight.
     redo: Vec<PgAppend>,
+    /// Groups whose commit outcome is unknown, settled together once nothing
+    /// is in flight.
+    unknown: Vec<Unknown>,
 }
 
 /// The writer task: runs until every sender (every clone of the log) is gone
@@ -268,6 +250,7 @@ pub(crate) async fn run(
         known: Known::default(),
         in_flight: VecDeque::new(),
         redo: Vec::new(),
+        unknown: Vec::new(),
     };
     let mut pending: Vec<PgAppend> = Vec::new();
     let mut events = 0;
@@ -405,7 +388,7 @@ impl Writer {
         let InFlight {
             requests,
             group,
-            mut decided,
+            decided,
             notices,
             suspect,
             ..
@@ -428,21 +411,31 @@ impl Writer {
             Committed::No(err) => {
                 // Another node committed, or a command id is a retry: redo
                 // the group on what the lock shows (the groups behind it fail
-                // their head check and are redone too).
+                // their head check and are redone too: one failure, one step
+                // of the backoff).
                 tracing::debug!(error = %err, "an append group's assumptions failed; reading under the lock");
-                self.known.fast_failed();
+                if self.redo.is_empty() {
+                    self.known.fast_failed();
+                }
                 self.redo.extend(requests);
-                return;
+                return self.settle_unknown().await;
             }
             Committed::Unknown(why) => {
                 self.slot = None;
                 self.known.forget();
                 tracing::warn!(reason = %why, "a PostgreSQL commit's outcome is unknown; settling it");
-                settle(&self.db, &self.known_head, &group, &why, &mut decided).await
+                self.unknown.push(Unknown {
+                    requests,
+                    group,
+                    decided,
+                    why,
+                });
+                return self.settle_unknown().await;
             }
         };
         let replies = requests.into_iter().map(|r| r.reply).collect();
         answer(replies, decided, settled);
+        self.settle_unknown().await;
     }
 
     /// Bookkeeping of a committed group.

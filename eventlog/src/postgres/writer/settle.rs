@@ -1,4 +1,8 @@
 //! Settling a commit whose outcome is unknown, and answering the callers.
+//! The groups in flight on a lost connection are all unknown: they are
+//! settled together once nothing is in flight ([`Writer::settle_unknown`]).
+//! [`Notices`] holds the connection's notices, where a cancelled wait for the
+//! synchronous standby shows.
 //!
 //! A `COMMIT` that answers with a warning notice about a cancelled wait for
 //! synchronous replication (committed locally, perhaps not on the standby),
@@ -14,14 +18,16 @@
 //! retry with the same command id.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use backchannel_domain::ids::CommandId;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
+use tokio_postgres::error::DbError;
 
 use super::group::{Decided, Group, commands_found};
 use super::{
-    Db, FIND_COMMANDS, LOCK_HEAD, PgAppend, Reply, TOUCH_HEAD, bump, command_uuid, other,
+    Db, FIND_COMMANDS, LOCK_HEAD, PgAppend, Reply, TOUCH_HEAD, Writer, bump, command_uuid, other,
     storage_error,
 };
 use crate::envelope::AppendOutcome;
@@ -144,5 +150,57 @@ pub(super) fn answer(replies: Vec<Reply>, decided: Vec<Decided>, pending: Result
 pub(super) fn fail_all(requests: Vec<PgAppend>, err: AppendError) {
     for request in requests {
         let _ = request.reply.send(Err(err.clone()));
+    }
+}
+
+/// A group whose commit outcome is unknown, waiting to be settled.
+pub(super) struct Unknown {
+    pub(super) requests: Vec<PgAppend>,
+    pub(super) group: Group,
+    pub(super) decided: Vec<Decided>,
+    pub(super) why: StorageError,
+}
+
+impl Writer {
+    /// Once nothing is in flight, settles every group whose outcome is
+    /// unknown, all at once (a lost connection leaves every group that was
+    /// in flight on it unknown: settled one after another, each could take
+    /// the whole `resolve_timeout`).
+    pub(super) async fn settle_unknown(&mut self) {
+        if !self.in_flight.is_empty() || self.unknown.is_empty() {
+            return;
+        }
+        let mut unknown = std::mem::take(&mut self.unknown);
+        let (db, known_head) = (&self.db, &self.known_head);
+        let settled = futures_util::future::join_all(
+            unknown
+                .iter_mut()
+                .map(|u| settle(db, known_head, &u.group, &u.why, &mut u.decided)),
+        )
+        .await;
+        for (u, settled) in unknown.into_iter().zip(settled) {
+            let replies = u.requests.into_iter().map(|r| r.reply).collect();
+            answer(replies, u.decided, settled);
+        }
+    }
+}
+
+/// The notices of the writer connection, shared with the groups in flight
+/// on it.
+#[derive(Clone)]
+pub(super) struct Notices(pub(super) Arc<Mutex<mpsc::UnboundedReceiver<DbError>>>);
+
+impl Notices {
+    /// Notices received so far that say a synchronous-replication wait was
+    /// cancelled (the commit is local only).
+    pub(super) fn replication_warning(&self) -> Option<String> {
+        let mut notices = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut warning = None;
+        while let Ok(notice) = notices.try_recv() {
+            if notice.message().contains("synchronous replication") {
+                warning = Some(notice.message().to_owned());
+            }
+        }
+        warning
     }
 }
