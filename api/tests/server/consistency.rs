@@ -15,6 +15,8 @@ async fn a_retried_mutation_returns_the_first_result_and_appends_nothing() {
     let alice = app.token("agent 1");
     let vars = json!({ "id": CASEY, "body": "We'll send a new pole.", "key": "retry-1" });
     let first = app.staff(&alice, SEND, vars.clone()).await;
+    // Reads before this may still be on their way into the read audit.
+    app.desk.read_audit().flush().await;
     let head = app.desk.log().head();
     let second = app.staff(&alice, SEND, vars).await;
     assert!(first.code().is_none(), "{:?}", first.body);
@@ -106,6 +108,8 @@ async fn an_idempotency_key_reused_on_another_conversation_is_refused() {
         )
         .await;
     assert!(first.code().is_none(), "{:?}", first.body);
+    // Reads before this may still be on their way into the read audit.
+    app.desk.read_audit().flush().await;
     let head = app.desk.log().head();
     let other = app
         .staff(
