@@ -12,8 +12,9 @@
 //! and commits a no-op head update: that commit's acknowledgement covers all
 //! earlier WAL, so what it saw is durable on the synchronous standby too.
 //! Found with the group's positions: success; found elsewhere: the other
-//! commit's outcome (deduplicated); not found: nothing was committed
-//! ([`AppendError::Storage`]). If it cannot settle it within
+//! commit's outcome (deduplicated); not found: nothing was committed, and a
+//! fast-path group is decided again under the lock (a slow-path group's
+//! callers get [`AppendError::Storage`]). If it cannot settle it within
 //! `resolve_timeout`, the callers get [`AppendError::OutcomeUnknown`] and
 //! retry with the same command id.
 
@@ -179,6 +180,13 @@ impl Writer {
         )
         .await;
         for (u, settled) in unknown.into_iter().zip(settled) {
+            if let Err(AppendError::Storage(_)) = settled {
+                // Known not committed: decided again under the lock, as a
+                // group behind a failed check is (a command committed
+                // meanwhile by another node is found there, deduplicated).
+                self.redo.extend(u.requests);
+                continue;
+            }
             let replies = u.requests.into_iter().map(|r| r.reply).collect();
             answer(replies, u.decided, settled);
         }
