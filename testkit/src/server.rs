@@ -57,6 +57,14 @@ impl std::ops::Deref for TestServer {
 }
 
 impl TestServer {
+    /// The log's head once every read before this call is in the read audit
+    /// (a read's audit append lands after its answer): to compare with the
+    /// head after a request that must append nothing.
+    pub async fn settled_head(&self) -> u64 {
+        self.desk.read_audit().flush().await;
+        self.desk.log().head()
+    }
+
     /// The demo company in a temporary data directory.
     pub async fn spawn() -> TestServer {
         let dir = tempfile::tempdir().unwrap();

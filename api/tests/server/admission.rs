@@ -62,9 +62,7 @@ async fn a_nested_customer_name_on_the_customer_endpoint_is_too_complex() {
         app.demo().widget_key,
         nested("[", "\"Ivy\"", "]", 2000)
     );
-    // Reads before this may still be on their way into the read audit.
-    app.desk.read_audit().flush().await;
-    let head = app.desk.log().head();
+    let head = app.settled_head().await;
     let reply = anonymous(&app, "/customer/graphql", &query, json!({})).await;
     assert_eq!(reply.code(), Some("QUERY_TOO_COMPLEX"), "{:?}", reply.body);
     assert_eq!(app.desk.log().head(), head);

@@ -15,9 +15,7 @@ async fn a_retried_mutation_returns_the_first_result_and_appends_nothing() {
     let alice = app.token("agent 1");
     let vars = json!({ "id": CASEY, "body": "We'll send a new pole.", "key": "retry-1" });
     let first = app.staff(&alice, SEND, vars.clone()).await;
-    // Reads before this may still be on their way into the read audit.
-    app.desk.read_audit().flush().await;
-    let head = app.desk.log().head();
+    let head = app.settled_head().await;
     let second = app.staff(&alice, SEND, vars).await;
     assert!(first.code().is_none(), "{:?}", first.body);
     assert_eq!(
@@ -108,9 +106,7 @@ async fn an_idempotency_key_reused_on_another_conversation_is_refused() {
         )
         .await;
     assert!(first.code().is_none(), "{:?}", first.body);
-    // Reads before this may still be on their way into the read audit.
-    app.desk.read_audit().flush().await;
-    let head = app.desk.log().head();
+    let head = app.settled_head().await;
     let other = app
         .staff(
             &alice,

@@ -206,9 +206,7 @@ async fn customer_endpoint_answers_the_origins_a_company_lists() {
     );
 
     // From an origin the company does not list: no header, and nothing runs.
-    // Reads before this may still be on their way into the read audit.
-    app.desk.read_audit().flush().await;
-    let head = app.desk.log().head();
+    let head = app.settled_head().await;
     let foreign = post(
         &app,
         "/customer/graphql",
@@ -265,9 +263,7 @@ async fn customer_endpoint_answers_the_origins_a_company_lists() {
 #[tokio::test]
 async fn a_post_that_is_not_json_is_refused_with_415_and_appends_nothing() {
     let (app, _dir) = spawn().await;
-    // Reads before this may still be on their way into the read audit.
-    app.desk.read_audit().flush().await;
-    let head = app.desk.log().head();
+    let head = app.settled_head().await;
     for content_type in [
         "text/plain",
         "text/plain;charset=UTF-8",
@@ -352,9 +348,7 @@ async fn only_the_owner_and_admins_set_widget_origins_and_bad_origins_change_not
             "{role}"
         );
     }
-    // Reads before this may still be on their way into the read audit.
-    app.desk.read_audit().flush().await;
-    let head = app.desk.log().head();
+    let head = app.settled_head().await;
     for bad in [
         vec!["shop.example"],
         vec!["https://shop.example/widget"],

@@ -22,9 +22,7 @@ fn records(body: &[u8]) -> Vec<&[u8]> {
 async fn the_operator_pages_through_the_whole_log() {
     let app = TestServer::spawn().await;
     let operator = app.tokens.mint_operator().unwrap().token;
-    // Reads before this may still be on their way into the read audit.
-    app.desk.read_audit().flush().await;
-    let head = app.desk.log().head();
+    let head = app.settled_head().await;
     let mut seen = Vec::new();
     let mut from = 1;
     while from <= head {
