@@ -32,7 +32,8 @@
 //! [`MAX_IN_FLIGHT`]), or after a short wait (half the last commit, at most
 //! [`MAX_LINGER`]). Groups so settle into equal shares of the callers, each
 //! committing while the others are gathered or queued behind it. Three in
-//! flight measured best: more throughput than two with 256 callers, and
+//! flight measured best without a standby (more throughput than two with
+//! 256 callers; with a synchronous standby two gave about 10% more), and
 //! four made groups too small with 16 (BENCHMARKS.md).
 //!
 //! Slow path ([`locked`]), two pipelined round trips, with nothing in flight:
