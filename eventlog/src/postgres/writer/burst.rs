@@ -278,59 +278,68 @@ mod tests {
 
     use super::*;
 
-    async fn table(cluster: &backchannel_pgtest::PgCluster) -> (Arc<Client>, Statement) {
+    /// Starts a throwaway cluster with a table `t (x bigint)`; `writes`
+    /// builds a burst from the client and a prepared `INSERT INTO t`.
+    /// Returns the burst's outcome (with `warning`) and the rows `t` holds.
+    async fn burst_on_a_table(
+        writes: impl Fn(&Arc<Client>, &Statement) -> Vec<Answer>,
+        warning: Option<&str>,
+    ) -> (Committed, i64) {
+        let cluster = backchannel_pgtest::PgCluster::start();
         let (client, connection) = tokio_postgres::connect(&cluster.url(), NoTls)
             .await
             .unwrap();
         tokio::spawn(connection);
         client
-            .batch_execute("CREATE TABLE IF NOT EXISTS t (x bigint)")
+            .batch_execute("CREATE TABLE t (x bigint)")
             .await
             .unwrap();
         let insert = client.prepare("INSERT INTO t VALUES ($1)").await.unwrap();
-        (Arc::new(client), insert)
-    }
-
-    async fn rows(client: &Client) -> i64 {
+        let client = Arc::new(client);
+        let burst = hand_over_all(&client, writes(&client, &insert)).await;
+        let outcome = burst.answers().await.outcome(warning.map(str::to_owned));
         let row = client.query_one("SELECT count(*) FROM t", &[]).await;
-        row.unwrap().get(0)
+        (outcome, row.unwrap().get(0))
     }
 
     #[tokio::test]
     async fn a_write_that_fails_on_the_client_rolls_the_group_back() {
-        let cluster = backchannel_pgtest::PgCluster::start();
-        let (client, insert) = table(&cluster).await;
-        let writes = vec![
-            simple(&client, "BEGIN"),
-            execute(&client, &insert, vec![Box::new(1_i64)]),
-            // A text for a bigint: refused by the client, never sent.
-            execute(&client, &insert, vec![Box::new("two".to_owned())]),
-            execute(&client, &insert, vec![Box::new(3_i64)]),
-        ];
-        let answers = hand_over_all(&client, writes).await.answers().await;
-        assert!(matches!(answers.outcome(None), Committed::No(_)));
-        assert_eq!(rows(&client).await, 0);
+        let (outcome, rows) = burst_on_a_table(
+            |client, insert| {
+                vec![
+                    simple(client, "BEGIN"),
+                    execute(client, insert, vec![Box::new(1_i64)]),
+                    // A text for a bigint: refused by the client, never sent.
+                    execute(client, insert, vec![Box::new("two".to_owned())]),
+                    execute(client, insert, vec![Box::new(3_i64)]),
+                ]
+            },
+            None,
+        )
+        .await;
+        assert!(matches!(outcome, Committed::No(_)));
+        assert_eq!(rows, 0);
     }
 
     #[tokio::test]
     async fn a_burst_whose_writes_were_all_sent_commits() {
-        let cluster = backchannel_pgtest::PgCluster::start();
-        let (client, insert) = table(&cluster).await;
-        let writes = vec![
-            simple(&client, "BEGIN"),
-            execute(&client, &insert, vec![Box::new(1_i64)]),
-            execute(&client, &insert, vec![Box::new(3_i64)]),
-        ];
-        let answers = hand_over_all(&client, writes).await.answers().await;
-        assert!(matches!(answers.outcome(None), Committed::Yes));
-        assert_eq!(rows(&client).await, 2);
+        let sent_in_full = |client: &Arc<Client>, insert: &Statement| {
+            vec![
+                simple(client, "BEGIN"),
+                execute(client, insert, vec![Box::new(1_i64)]),
+                execute(client, insert, vec![Box::new(3_i64)]),
+            ]
+        };
+        let (outcome, rows) = burst_on_a_table(sent_in_full, None).await;
+        assert!(matches!(outcome, Committed::Yes));
+        assert_eq!(rows, 2);
         // A warning about the standby makes the same answers unknown.
-        let writes = vec![
-            simple(&client, "BEGIN"),
-            execute(&client, &insert, vec![Box::new(4_i64)]),
-        ];
-        let answers = hand_over_all(&client, writes).await.answers().await;
-        let warning = Some("canceling wait for synchronous replication".to_owned());
-        assert!(matches!(answers.outcome(warning), Committed::Unknown(_)));
+        let warning = Some("canceling wait for synchronous replication");
+        let (outcome, rows) = burst_on_a_table(sent_in_full, warning).await;
+        assert!(matches!(outcome, Committed::Unknown(_)));
+        assert_eq!(
+            rows, 2,
+            "the server committed; only the outcome is in doubt"
+        );
     }
 }
