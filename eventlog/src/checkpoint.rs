@@ -225,17 +225,21 @@ pub(crate) fn save_in<T: Serialize>(
     check_kind(kind)?;
     let path = dir.join(name);
     let tmp = dir.join(format!("{name}.tmp"));
-    let io = |path: &Path| {
-        let path = path.to_owned();
-        move |source| CheckpointError::Io { path, source }
-    };
-    fs::create_dir_all(dir).map_err(io(dir))?;
+    fs::create_dir_all(dir).map_err(io_at(dir))?;
     let bytes = write_file(&tmp, kind, after, value, key)?;
-    fs::rename(&tmp, &path).map_err(io(&path))?;
+    fs::rename(&tmp, &path).map_err(io_at(&path))?;
     File::open(dir)
         .and_then(|d| d.sync_all())
-        .map_err(io(dir))?;
+        .map_err(io_at(dir))?;
     Ok(SavedCheckpoint { path, after, bytes })
+}
+
+/// [`CheckpointError::Io`] on `path`, for `map_err`.
+fn io_at(path: &Path) -> impl Fn(io::Error) -> CheckpointError + Copy + '_ {
+    move |source| CheckpointError::Io {
+        path: path.to_owned(),
+        source,
+    }
 }
 
 fn check_name(name: &str) -> Result<(), CheckpointError> {
@@ -314,10 +318,7 @@ fn write_file<T: Serialize>(
     value: &T,
     key: Option<&HeadKey>,
 ) -> Result<u64, CheckpointError> {
-    let io = |source| CheckpointError::Io {
-        path: path.to_owned(),
-        source,
-    };
+    let io = io_at(path);
     let mut file = File::create(path).map_err(io)?;
     let flags = if key.is_some() { FLAG_MAC } else { 0 };
     file.write_all(&header_fields(kind, after, 0, flags))
@@ -356,10 +357,7 @@ fn read_file<T: DeserializeOwned>(
     expected_kind: &str,
     key: Option<&HeadKey>,
 ) -> Result<Checkpoint<T>, CheckpointError> {
-    let io = |source| CheckpointError::Io {
-        path: path.to_owned(),
-        source,
-    };
+    let io = io_at(path);
     let damaged = |problem: &str| CheckpointError::Damaged {
         path: path.to_owned(),
         problem: problem.to_owned(),

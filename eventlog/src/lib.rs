@@ -30,8 +30,9 @@
 //!   the server's key (exports, checkpoints, `GET /log/head`).
 //! - `writer`: the sequencer, syncer and head threads that group-commit
 //!   appends, one sled key per chunk of up to 8 KiB of records.
-//! - `log`: [`SledEventLog`] and its read paths; `tail`: [`SledTail`];
-//!   `verify`: [`SledEventLog::verify`].
+//! - `log`: [`SledEventLog`] and its read paths; `tail`: [`SledTail`], and
+//!   the read-ahead both engines' tails keep; `verify`:
+//!   [`SledEventLog::verify`].
 //! - `chain`: [`ChainCheck`], the invariants checked one record at a time;
 //!   [`portable`]: the exported log file (export, reading, checking);
 //!   `import`: [`SledEventLog::import`], records written verbatim into a new

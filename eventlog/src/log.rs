@@ -275,12 +275,7 @@ impl Inner {
         };
         // Fails only if the writer already stopped, which join reports.
         let _ = self.requests.send(Request::Close);
-        match handle.join() {
-            Ok(result) => result.map_err(Error::Storage),
-            Err(_) => Err(Error::Storage(StorageError::new(std::io::Error::other(
-                "the event log writer thread panicked",
-            )))),
-        }
+        writer::join(handle, "writer").map_err(Error::Storage)
     }
 }
 

@@ -1,4 +1,5 @@
-//! Following the log as it grows.
+//! Following the log as it grows: [`SledTail`], and [`ReadAhead`], the
+//! events both engines' tails have read but not yet yielded.
 
 use std::collections::VecDeque;
 
@@ -21,8 +22,7 @@ const PAGE: usize = 512;
 pub struct SledTail {
     log: SledEventLog,
     committed: watch::Receiver<u64>,
-    next_position: u64,
-    buffered: VecDeque<RecordedEvent>,
+    ahead: ReadAhead,
 }
 
 impl SledTail {
@@ -31,14 +31,13 @@ impl SledTail {
         SledTail {
             log,
             committed,
-            next_position: from_position,
-            buffered: VecDeque::new(),
+            ahead: ReadAhead::new(from_position),
         }
     }
 
     /// The position of the event the next call returns.
     pub fn position(&self) -> u64 {
-        self.next_position - self.buffered.len() as u64
+        self.ahead.position()
     }
 
     /// The next event, waiting for it if needed. `None` once the log is closed
@@ -46,15 +45,15 @@ impl SledTail {
     /// call retries the same position.
     pub async fn next(&mut self) -> Option<Result<RecordedEvent, Error>> {
         loop {
-            if let Some(event) = self.buffered.pop_front() {
+            if let Some(event) = self.ahead.pop() {
                 return Some(Ok(event));
             }
             let head = *self.committed.borrow_and_update();
-            if self.next_position <= head {
-                match self.log.read_all_now(self.next_position, PAGE) {
+            let next = self.ahead.next_to_read();
+            if next <= head {
+                match self.log.read_all(next, PAGE).await {
                     Ok(page) => {
-                        self.next_position += page.len() as u64;
-                        self.buffered.extend(page);
+                        page.into_iter().for_each(|event| self.ahead.push(event));
                         continue;
                     }
                     Err(err) => return Some(Err(err)),
@@ -62,11 +61,48 @@ impl SledTail {
             }
             if self.committed.changed().await.is_err() {
                 // The writer has stopped; drain what it committed before that.
-                if self.next_position <= *self.committed.borrow() {
+                if next <= *self.committed.borrow() {
                     continue;
                 }
                 return None;
             }
         }
+    }
+}
+
+/// The events a tail has read but not yet yielded, in order, and the position
+/// of the next one to read.
+pub(crate) struct ReadAhead {
+    next_to_read: u64,
+    buffered: VecDeque<RecordedEvent>,
+}
+
+impl ReadAhead {
+    pub(crate) fn new(from_position: u64) -> Self {
+        ReadAhead {
+            next_to_read: from_position,
+            buffered: VecDeque::new(),
+        }
+    }
+
+    /// The position of the event the tail yields next.
+    pub(crate) fn position(&self) -> u64 {
+        self.next_to_read - self.buffered.len() as u64
+    }
+
+    /// The position of the next event to read (one past the last one read).
+    pub(crate) fn next_to_read(&self) -> u64 {
+        self.next_to_read
+    }
+
+    /// The next event to yield, if one was read ahead.
+    pub(crate) fn pop(&mut self) -> Option<RecordedEvent> {
+        self.buffered.pop_front()
+    }
+
+    /// Keeps `event`, read at [`ReadAhead::next_to_read`], to yield in turn.
+    pub(crate) fn push(&mut self, event: RecordedEvent) {
+        self.next_to_read += 1;
+        self.buffered.push_back(event);
     }
 }

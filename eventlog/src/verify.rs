@@ -306,7 +306,7 @@ mod tests {
             "unexpected: {err}"
         );
         assert!(err.to_string().contains("position 5"), "{err}");
-        let read = log.read_all_now(1, 100).unwrap_err();
+        let read = log.read_all(1, 100).await.unwrap_err();
         assert!(matches!(read, Error::Corrupt { position: 5, .. }));
         let scanned: Vec<_> = log.scan(1).collect();
         assert_eq!(scanned.len(), one_of_each().len());
@@ -347,16 +347,16 @@ mod tests {
             // Reads stop at the committed head, so a count claiming one record
             // more than the chunk holds is only seen by verify and open.
             if name != "count too high" {
-                assert!(log.read_all_now(1, 100).is_err(), "{name}");
+                assert!(log.read_all(1, 100).await.is_err(), "{name}");
                 assert!(log.scan(12).any(|r| r.is_err()), "{name}");
                 let s = one_of_each()[0].stream();
                 assert!(
-                    log.read_stream_now(s, 1).is_err(),
+                    log.read_stream(s, 1).await.is_err(),
                     "{name}: read_stream through the broken chunk"
                 );
             }
             // Records before the broken chunk still read.
-            assert_eq!(log.read_all_now(1, 11).unwrap().len(), 11, "{name}");
+            assert_eq!(log.read_all(1, 11).await.unwrap().len(), 11, "{name}");
             drop(log);
             let reopened = SledEventLog::open(dir.path()).err().unwrap();
             assert!(
@@ -395,9 +395,9 @@ mod tests {
             matches!(err, Error::Broken { position: 7, .. }),
             "unexpected: {err}"
         );
-        let read = log.read_all_now(1, 100).unwrap_err();
+        let read = log.read_all(1, 100).await.unwrap_err();
         assert!(matches!(read, Error::Broken { position: 7, .. }), "{read}");
-        let read = log.read_all_now(7, 100).unwrap_err();
+        let read = log.read_all(7, 100).await.unwrap_err();
         assert!(matches!(read, Error::Broken { position: 7, .. }), "{read}");
     }
 }

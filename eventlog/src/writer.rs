@@ -171,6 +171,19 @@ struct Applied {
     answers: Vec<(Reply, Result<AppendOutcome, AppendError>)>,
 }
 
+/// Waits for the writer's thread `thread` to end; a panic there becomes a
+/// storage error naming it (`name`: "writer", "syncer" or "head-record").
+pub(crate) fn join(
+    thread: std::thread::JoinHandle<Result<(), StorageError>>,
+    name: &str,
+) -> Result<(), StorageError> {
+    thread.join().unwrap_or_else(|_| {
+        Err(StorageError::new(std::io::Error::other(format!(
+            "the event log {name} thread panicked"
+        ))))
+    })
+}
+
 fn fail_all(answers: Vec<(Reply, Result<AppendOutcome, AppendError>)>, err: &StorageError) {
     for (reply, _) in answers {
         let _ = reply.send(Err(AppendError::Storage(err.clone())));

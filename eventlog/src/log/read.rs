@@ -52,27 +52,8 @@ impl SledEventLog {
     /// committed head.
     ///
     /// sled serves reads from its page cache, so reads run inline rather than on
-    /// a blocking thread.
+    /// a blocking thread: the future is ready when first polled.
     pub async fn read_stream(
-        &self,
-        stream: StreamId,
-        from_version: u64,
-    ) -> Result<Vec<RecordedEvent>, Error> {
-        self.read_stream_now(stream, from_version)
-    }
-
-    /// Up to `limit` events from `from_position` (1 = the beginning) in position
-    /// order, never past the committed head. An empty page means the caller is
-    /// at the head.
-    pub async fn read_all(
-        &self,
-        from_position: u64,
-        limit: usize,
-    ) -> Result<Vec<RecordedEvent>, Error> {
-        self.read_all_now(from_position, limit)
-    }
-
-    pub(crate) fn read_stream_now(
         &self,
         stream: StreamId,
         from_version: u64,
@@ -107,7 +88,10 @@ impl SledEventLog {
         Ok(events)
     }
 
-    pub(crate) fn read_all_now(
+    /// Up to `limit` events from `from_position` (1 = the beginning) in position
+    /// order, never past the committed head. An empty page means the caller is
+    /// at the head.
+    pub async fn read_all(
         &self,
         from_position: u64,
         limit: usize,

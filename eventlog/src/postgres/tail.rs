@@ -1,7 +1,5 @@
 //! [`PgTail`]: following the log on PostgreSQL.
 
-use std::collections::VecDeque;
-
 use tokio::sync::watch;
 
 use super::{PAGE, PgEventLog};
@@ -9,6 +7,7 @@ use crate::codec;
 use crate::envelope::{Hash, RecordedEvent};
 use crate::error::Error;
 use crate::log::decode_at;
+use crate::tail::ReadAhead;
 
 /// Yields every event from a position on, then each new one as it is
 /// committed by any node, without gaps or duplicates.
@@ -23,11 +22,9 @@ use crate::log::decode_at;
 pub struct PgTail {
     log: PgEventLog,
     known: watch::Receiver<u64>,
-    /// The position of the next event to yield.
-    next_position: u64,
-    /// The hash of the record at `next_position - 1`, once seen.
+    ahead: ReadAhead,
+    /// The hash of the record before `ahead.next_to_read()`, once seen.
     applied_hash: Option<Hash>,
-    buffered: VecDeque<RecordedEvent>,
     /// A fault found after some good events of a page, yielded after them.
     failure: Option<Error>,
     stopped: bool,
@@ -39,9 +36,8 @@ impl PgTail {
         PgTail {
             log,
             known,
-            next_position: from_position,
+            ahead: ReadAhead::new(from_position),
             applied_hash: None,
-            buffered: VecDeque::new(),
             failure: None,
             stopped: false,
         }
@@ -49,7 +45,7 @@ impl PgTail {
 
     /// The position of the event the next call returns.
     pub fn position(&self) -> u64 {
-        self.next_position - self.buffered.len() as u64
+        self.ahead.position()
     }
 
     /// The next event, waiting for it if needed; `None` after the tail
@@ -57,7 +53,7 @@ impl PgTail {
     /// was closed (`Log::close`) and every committed event was returned.
     pub async fn next(&mut self) -> Option<Result<RecordedEvent, Error>> {
         loop {
-            if let Some(event) = self.buffered.pop_front() {
+            if let Some(event) = self.ahead.pop() {
                 return Some(Ok(event));
             }
             if let Some(err) = self.failure.take() {
@@ -95,7 +91,7 @@ impl PgTail {
 
     /// Reads the next page; whether it brought events.
     async fn refill(&mut self) -> Result<bool, Error> {
-        let applied = self.next_position - 1;
+        let applied = self.ahead.next_to_read() - 1;
         let from = applied.max(1);
         let reader = self.log.reader().await?;
         let page = reader.page(from, super::PAGE + 1).await?;
@@ -139,20 +135,20 @@ impl PgTail {
             };
             self.applied_hash = Some(codec::record_hash(&record));
             super::seam::index_event(&self.log, &event);
-            self.next_position += 1;
-            self.buffered.push_back(event);
+            self.ahead.push(event);
             got = true;
         }
         if got && self.failure.is_none() {
-            super::bump(&self.log.shared.known, self.next_position - 1);
+            super::bump(&self.log.shared.known, self.ahead.next_to_read() - 1);
         }
         Ok(got)
     }
 
     fn check(&self, position: u64, record: &[u8]) -> Result<RecordedEvent, Error> {
-        if position != self.next_position {
+        let expected = self.ahead.next_to_read();
+        if position != expected {
             return Err(Error::Broken {
-                position: self.next_position,
+                position: expected,
                 problem: format!("the log jumps to position {position}"),
             });
         }

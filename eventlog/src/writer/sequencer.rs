@@ -133,13 +133,7 @@ impl Sequencer {
         let result = self.sequence(&mut requests, &applied);
         // Closing the hand-over channel lets the syncer finish and stop.
         drop(applied);
-        let synced = match sync_thread.join() {
-            Ok(result) => result,
-            Err(_) => Err(StorageError::new(std::io::Error::other(
-                "the event log syncer thread panicked",
-            ))),
-        };
-        result.and(synced)
+        result.and(super::join(sync_thread, "syncer"))
     }
 
     fn sequence(

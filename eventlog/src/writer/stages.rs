@@ -49,13 +49,7 @@ impl SyncStage {
         let result = self.sync_rounds(&applied, &synced);
         // Closing the hand-over lets the head stage finish and stop.
         drop(synced);
-        let recorded = match head_thread.join() {
-            Ok(result) => result,
-            Err(_) => Err(StorageError::new(std::io::Error::other(
-                "the event log head-record thread panicked",
-            ))),
-        };
-        result.and(recorded)
+        result.and(super::join(head_thread, "head-record"))
     }
 
     fn sync_rounds(
