@@ -72,10 +72,11 @@ pub(crate) struct AppendRequest {
     pub(crate) expected: Vec<(StreamId, ExpectedVersion)>,
     pub(crate) events: Vec<Event>,
     pub(crate) meta: AppendMeta,
-    pub(crate) reply: oneshot::Sender<Result<AppendOutcome, AppendError>>,
+    pub(crate) reply: Reply,
 }
 
-type Reply = oneshot::Sender<Result<AppendOutcome, AppendError>>;
+/// Where an append's outcome goes (both engines' writers answer through it).
+pub(crate) type Reply = oneshot::Sender<Result<AppendOutcome, AppendError>>;
 
 /// Where the log ends.
 #[derive(Clone, Copy)]

@@ -105,7 +105,7 @@ pub struct PgEventLog {
 pub(crate) struct Shared {
     pub(crate) db: Db,
     /// `None` once closed, and always for a read-only log (no writer).
-    requests: Mutex<Option<mpsc::UnboundedSender<writer::PgAppend>>>,
+    requests: Mutex<Option<mpsc::UnboundedSender<writer::AppendRequest>>>,
     /// The writer task, taken by `close`.
     writer: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Set by `close`: this handle's tails end once caught up.
@@ -209,7 +209,7 @@ impl PgEventLog {
         let (reply, answer) = oneshot::channel();
         let sent = match self.shared.requests.lock() {
             Ok(guard) => guard.as_ref().map(|requests| {
-                requests.send(writer::PgAppend {
+                requests.send(writer::AppendRequest {
                     expected,
                     events,
                     meta,

@@ -10,7 +10,7 @@ use tokio_postgres::Client;
 use tokio_postgres::Statement;
 
 use super::super::{command_uuid, stream_key};
-use super::{MAX_FAST_BACKOFF, MAX_KNOWN_STREAMS, PgAppend, other};
+use super::{AppendRequest, MAX_FAST_BACKOFF, MAX_KNOWN_STREAMS, other};
 use crate::compose::ChainEnd;
 use crate::envelope::{AppendOutcome, Envelope, ExpectedVersion, Hash, RecordedAt};
 use crate::error::{AppendError, Error, StorageError};
@@ -119,7 +119,7 @@ impl Known {
 
     /// The state read under the lock: the head and each stream of `requests`
     /// (absent means version 0).
-    pub(super) fn read(&mut self, head: (u64, Hash), group: &Group, requests: &[PgAppend]) {
+    pub(super) fn read(&mut self, head: (u64, Hash), group: &Group, requests: &[AppendRequest]) {
         if self.head != Some(head) {
             self.streams.clear();
         }
@@ -167,7 +167,7 @@ pub(super) struct Assumed {
 /// versions (a refusal is only decided on versions read under the lock).
 pub(super) fn assume(
     known: &mut Known,
-    requests: &[PgAppend],
+    requests: &[AppendRequest],
 ) -> Option<(Group, Vec<Decided>, Assumed)> {
     if known.skip > 0 {
         known.skip -= 1;
@@ -238,7 +238,7 @@ pub(super) fn commands_found(
 
 /// Validates one append against the locked state plus the group so far and
 /// adds its rows; a rejection leaves the group untouched.
-pub(super) fn prepare(group: &mut Group, request: &PgAppend) -> Decided {
+pub(super) fn prepare(group: &mut Group, request: &AppendRequest) -> Decided {
     let command_id = request.meta.command_id;
     if let Some(first) = group.commands.get(&command_id) {
         return Decided::Pending(AppendOutcome {

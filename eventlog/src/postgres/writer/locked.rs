@@ -8,7 +8,7 @@ use tokio_postgres::types::ToSql;
 use super::burst::{self, Committed};
 use super::group::{Group, Rows, commands_found, prepare};
 use super::{
-    PgAppend, Writer, WriterConn, answer, command_uuid, connect, fail_all, other, settle,
+    AppendRequest, Writer, WriterConn, answer, command_uuid, connect, fail_all, other, settle,
     storage_error, stream_key, to_hash,
 };
 use crate::envelope::RecordedAt;
@@ -17,7 +17,7 @@ use crate::error::{AppendError, StorageError};
 impl Writer {
     /// Commits `requests` deciding every append on the state read under the
     /// lock. Nothing may be in flight.
-    pub(super) async fn locked_group(&mut self, requests: Vec<PgAppend>) {
+    pub(super) async fn locked_group(&mut self, requests: Vec<AppendRequest>) {
         let conn = match connect(&self.db, &mut self.slot, &mut self.known).await {
             Ok(conn) => conn,
             Err(err) => return fail_all(requests, err),
@@ -69,7 +69,10 @@ impl Writer {
 }
 
 /// Round trip 1: `BEGIN`, the head lock, the dedupe and version lookups.
-async fn lock_and_read(conn: &WriterConn, requests: &[PgAppend]) -> Result<Group, StorageError> {
+async fn lock_and_read(
+    conn: &WriterConn,
+    requests: &[AppendRequest],
+) -> Result<Group, StorageError> {
     let mut ids: Vec<uuid::Uuid> = requests
         .iter()
         .map(|r| command_uuid(r.meta.command_id))

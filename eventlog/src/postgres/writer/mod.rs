@@ -59,13 +59,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use backchannel_domain::events::{Event, StreamId};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 use tokio_postgres::{Client, Statement};
 
 use super::{Db, bump, command_uuid, stream_key, to_hash};
-use crate::envelope::{AppendMeta, AppendOutcome, ExpectedVersion};
 use crate::error::{AppendError, StorageError};
+pub(crate) use crate::writer::{AppendRequest, Reply};
 use burst::{Answers, Committed};
 pub(crate) use group::Rows;
 use group::{Decided, Group, Known};
@@ -137,16 +136,6 @@ impl Counters {
     }
 }
 
-/// One append, as the log hands it to the writer.
-pub(crate) struct PgAppend {
-    pub(crate) expected: Vec<(StreamId, ExpectedVersion)>,
-    pub(crate) events: Vec<Event>,
-    pub(crate) meta: AppendMeta,
-    pub(crate) reply: oneshot::Sender<Result<AppendOutcome, AppendError>>,
-}
-
-type Reply = oneshot::Sender<Result<AppendOutcome, AppendError>>;
-
 /// The writer connection with its prepared statements.
 struct WriterConn {
     client: Arc<Client>,
@@ -208,7 +197,7 @@ impl WriterConn {
 
 /// A fast-path group sent, its answers still to come.
 struct InFlight {
-    requests: Vec<PgAppend>,
+    requests: Vec<AppendRequest>,
     group: Group,
     decided: Vec<Decided>,
     notices: Notices,
@@ -229,7 +218,7 @@ struct Writer {
     in_flight: VecDeque<InFlight>,
     /// The appends of fast-path groups that failed their checks, redone on
     /// the slow path once nothing is in flight.
-    redo: Vec<PgAppend>,
+    redo: Vec<AppendRequest>,
     /// Groups whose commit outcome is unknown, settled together once nothing
     /// is in flight.
     unknown: Vec<Unknown>,
@@ -240,7 +229,7 @@ struct Writer {
 pub(crate) async fn run(
     db: Db,
     known_head: Arc<watch::Sender<u64>>,
-    mut requests: mpsc::UnboundedReceiver<PgAppend>,
+    mut requests: mpsc::UnboundedReceiver<AppendRequest>,
     counters: Arc<Counters>,
 ) {
     let mut writer = Writer {
@@ -253,7 +242,7 @@ pub(crate) async fn run(
         redo: Vec::new(),
         unknown: Vec::new(),
     };
-    let mut pending: Vec<PgAppend> = Vec::new();
+    let mut pending: Vec<AppendRequest> = Vec::new();
     let mut events = 0;
     let mut open = true;
     // About how many callers append back to back: those the last answered
@@ -347,7 +336,7 @@ impl Writer {
     /// Sends a group on the fast path, behind those in flight; or, if it
     /// cannot take the fast path, waits for those in flight and commits it on
     /// the slow path.
-    async fn start(&mut self, requests: Vec<PgAppend>) {
+    async fn start(&mut self, requests: Vec<AppendRequest>) {
         let Some((mut group, decided, assumed)) = group::assume(&mut self.known, &requests) else {
             self.drain().await;
             return self.locked_group(requests).await;

@@ -28,8 +28,8 @@ use tokio_postgres::error::DbError;
 
 use super::group::{Decided, Group, commands_found};
 use super::{
-    Db, FIND_COMMANDS, LOCK_HEAD, PgAppend, Reply, TOUCH_HEAD, Writer, bump, command_uuid, other,
-    storage_error,
+    AppendRequest, Db, FIND_COMMANDS, LOCK_HEAD, Reply, TOUCH_HEAD, Writer, bump, command_uuid,
+    other, storage_error,
 };
 use crate::envelope::AppendOutcome;
 use crate::error::{AppendError, StorageError};
@@ -148,7 +148,7 @@ pub(super) fn answer(replies: Vec<Reply>, decided: Vec<Decided>, pending: Result
     }
 }
 
-pub(super) fn fail_all(requests: Vec<PgAppend>, err: AppendError) {
+pub(super) fn fail_all(requests: Vec<AppendRequest>, err: AppendError) {
     for request in requests {
         let _ = request.reply.send(Err(err.clone()));
     }
@@ -156,7 +156,7 @@ pub(super) fn fail_all(requests: Vec<PgAppend>, err: AppendError) {
 
 /// A group whose commit outcome is unknown, waiting to be settled.
 pub(super) struct Unknown {
-    pub(super) requests: Vec<PgAppend>,
+    pub(super) requests: Vec<AppendRequest>,
     pub(super) group: Group,
     pub(super) decided: Vec<Decided>,
     pub(super) why: StorageError,
