@@ -1,8 +1,9 @@
 //! GraphQL pieces both schemas share: scalars, enums mirrored from `domain`,
 //! opaque cursors, paging by ordinal (`PageInfo` and the windows behind the
 //! customer's `messages` and the staff `timeline`), id parsing, the cache of
-//! parsed query texts, the extension that gives every error a code, and the
-//! steps around every mutation's command.
+//! parsed query texts, the extension that gives every error a code, the
+//! steps around every mutation's command, and the feed every subscription
+//! reads.
 
 pub(crate) mod codes;
 pub(crate) mod cursor;
@@ -14,6 +15,7 @@ pub(crate) mod paging;
 pub(crate) mod parsed;
 pub(crate) mod prescan;
 pub(crate) mod serial;
+pub(crate) mod subscription;
 pub(crate) mod time;
 
 use async_graphql::extensions::apollo_persisted_queries::ApolloPersistedQueries;

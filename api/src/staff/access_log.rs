@@ -165,12 +165,7 @@ pub(crate) fn access_log(
         })
         .collect();
     Ok(AccessLogConnection {
-        page_info: PageInfo {
-            has_next_page: page.has_next,
-            has_previous_page: after.is_some(),
-            start_cursor: edges.first().map(|e| e.cursor.clone()),
-            end_cursor: edges.last().map(|e| e.cursor.clone()),
-        },
+        page_info: PageInfo::of(&edges, |e| &e.cursor, after.is_some(), page.has_next),
         edges: edges.into(),
     })
 }

@@ -8,28 +8,24 @@
 
 use crate::read_audit::Open;
 use backchannel_domain::events::ContentPath;
-use std::sync::Arc;
 
 use async_graphql::{Context, ID, Subscription as GqlSubscription};
 use backchannel_domain::StreamId;
 use backchannel_domain::ids::ConversationId;
 use futures_util::Stream;
-use futures_util::stream::unfold;
 
 use crate::auth::StaffIdentity;
-use crate::context::{Me, check_staff, me, shared};
-use crate::desk::{Committed, Desk};
+use crate::context::{Me, check_staff, me};
+use crate::desk::Desk;
 use crate::error::{ApiError, ApiResult};
 use crate::graphql::ids::parse;
-use crate::live::{Feed, Key};
+use crate::graphql::subscription::subscribe;
+use crate::live::Key;
 use crate::staff::conversation::{denied, load};
 use crate::staff::notification::Notification;
 use crate::staff::timeline::TimelineItem;
 
 pub(crate) struct Subscription;
-
-type Live = (Feed, Arc<Desk>);
-type LiveNotifications = (Feed, Arc<Desk>, Vec<Notification>);
 
 fn still_me(desk: &Desk, me: Me) -> ApiResult<()> {
     check_staff(
@@ -42,13 +38,6 @@ fn still_me(desk: &Desk, me: Me) -> ApiResult<()> {
     .map(|_| ())
 }
 
-/// The next committed event, or the error that ends the stream.
-async fn next(feed: &mut Feed) -> Option<ApiResult<Arc<Committed>>> {
-    feed.next()
-        .await
-        .map(|next| next.map_err(|_| ApiError::Lagged))
-}
-
 #[GqlSubscription]
 impl Subscription {
     /// The conversation's timeline items as they are committed.
@@ -59,47 +48,38 @@ impl Subscription {
     ) -> Result<impl Stream<Item = ApiResult<TimelineItem>> + use<>, ApiError> {
         let me = me(ctx)?;
         let conversation: ConversationId = parse(&conversation_id)?;
-        let desk = shared(ctx)?.desk.clone();
         // Subscribe before checking, so nothing committed in between is lost.
-        let rx = desk
-            .subscribe(&[Key::Conversation(conversation), Key::Company(me.company)])
-            .ok_or(ApiError::ShuttingDown)?;
+        let live = subscribe(
+            ctx,
+            &[Key::Conversation(conversation), Key::Company(me.company)],
+        )?;
         load(ctx, me, conversation)?;
         let stream = StreamId::Conversation(conversation);
-        Ok(unfold(
-            Some((rx, desk)),
-            move |live: Option<Live>| async move {
-                let (mut rx, desk) = live?;
-                loop {
-                    let committed = match next(&mut rx).await? {
-                        Ok(committed) => committed,
-                        Err(err) => return Some((Err(err), None)),
-                    };
-                    // The timeline's check: the policy, without composing a
-                    // summary per committed event and subscriber.
-                    let check = still_me(&desk, me)
-                        .and_then(|()| desk.models().timeline(me.id, conversation).map_err(denied));
-                    let rule = match check {
-                        Ok(rule) => rule,
-                        Err(err) => return Some((Err(err), None)),
-                    };
-                    if committed.recorded.event.stream() == stream
-                        && let Some(item) = TimelineItem::from_recorded(&committed.recorded)
-                    {
-                        // Content delivered: the read audit records it
-                        // (coalesced, without waiting).
-                        desk.record_open(Open {
-                            company: me.company,
-                            conversation,
-                            staff: me.id,
-                            rule,
-                            path: ContentPath::Subscription,
-                        });
-                        return Some((Ok(item), Some((rx, desk))));
-                    }
-                }
-            },
-        ))
+        Ok(live.items(move |desk, committed| {
+            // The timeline's check: the policy, without composing a summary
+            // per committed event and subscriber.
+            still_me(desk, me)?;
+            let rule = desk
+                .models()
+                .timeline(me.id, conversation)
+                .map_err(denied)?;
+            if committed.recorded.event.stream() != stream {
+                return Ok(None);
+            }
+            let item = TimelineItem::from_recorded(&committed.recorded);
+            if item.is_some() {
+                // Content delivered: the read audit records it (coalesced,
+                // without waiting).
+                desk.record_open(Open {
+                    company: me.company,
+                    conversation,
+                    staff: me.id,
+                    rule,
+                    path: ContentPath::Subscription,
+                });
+            }
+            Ok(item)
+        }))
     }
 
     /// Your notifications as they happen.
@@ -108,38 +88,18 @@ impl Subscription {
         ctx: &Context<'_>,
     ) -> Result<impl Stream<Item = ApiResult<Notification>> + use<>, ApiError> {
         let me = me(ctx)?;
-        let desk = shared(ctx)?.desk.clone();
-        let rx = desk
-            .subscribe(&[Key::Recipient(me.id), Key::Company(me.company)])
-            .ok_or(ApiError::ShuttingDown)?;
-        let pending: Vec<Notification> = Vec::new();
-        Ok(unfold(
-            Some((rx, desk, pending)),
-            move |live: Option<LiveNotifications>| async move {
-                let (mut rx, desk, mut pending) = live?;
-                loop {
-                    if let Some(n) = pending.pop() {
-                        return Some((Ok(n), Some((rx, desk, pending))));
-                    }
-                    let committed = match next(&mut rx).await? {
-                        Ok(committed) => committed,
-                        Err(err) => return Some((Err(err), None)),
-                    };
-                    if let Err(err) = still_me(&desk, me) {
-                        return Some((Err(err), None));
-                    }
-                    pending = committed
-                        .notifications
-                        .iter()
-                        .rev()
-                        .filter(|n| n.recipient == me.id)
-                        .map(|n| Notification {
-                            stored: *n,
-                            read: false,
-                        })
-                        .collect();
-                }
-            },
-        ))
+        let live = subscribe(ctx, &[Key::Recipient(me.id), Key::Company(me.company)])?;
+        Ok(live.items(move |desk, committed| {
+            still_me(desk, me)?;
+            Ok(committed
+                .notifications
+                .iter()
+                .filter(|n| n.recipient == me.id)
+                .map(|n| Notification {
+                    stored: *n,
+                    read: false,
+                })
+                .collect::<Vec<_>>())
+        }))
     }
 }

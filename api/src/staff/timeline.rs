@@ -28,13 +28,14 @@ pub(crate) enum TimelineItem {
 impl TimelineItem {
     /// The item a stored event of a conversation's stream is, if any.
     pub(crate) fn from_recorded(recorded: &RecordedEvent) -> Option<TimelineItem> {
-        let cursor = timeline_connection::cursor(ordinal(recorded)?);
-        let at = DateTime(recorded.envelope.recorded_at);
+        let place = ItemPlace {
+            cursor: timeline_connection::cursor(ordinal(recorded)?),
+            at: DateTime(recorded.envelope.recorded_at),
+        };
         Some(match &recorded.event {
             Event::MessagePosted(e) => TimelineItem::PublicMessage(PublicMessage {
                 id: id(e.message),
-                cursor,
-                at,
+                place,
                 author: match e.author {
                     MessageAuthor::Customer => None,
                     MessageAuthor::Staff(s) => Some(s),
@@ -43,8 +44,7 @@ impl TimelineItem {
             }),
             Event::PrivateMessagePosted(e) => TimelineItem::PrivateMessage(PrivateMessage {
                 id: id(e.message),
-                cursor,
-                at,
+                place,
                 author: e.author,
                 body: e.body.clone(),
             }),
@@ -52,8 +52,7 @@ impl TimelineItem {
                 let (kind, staff) = system_kind(event)?;
                 TimelineItem::SystemEvent(SystemEvent {
                     id: id(recorded.envelope.event_id),
-                    cursor,
-                    at,
+                    place,
                     kind,
                     actor: recorded.envelope.actor,
                     staff,
@@ -69,11 +68,24 @@ pub(crate) fn ordinal(recorded: &RecordedEvent) -> Option<usize> {
     usize::try_from(recorded.envelope.stream_version.checked_sub(1)?).ok()
 }
 
+/// Where and when an item stands in its conversation's timeline: the fields
+/// every item has after its id. Each item flattens them into its own, so this
+/// type is not itself in the schema.
+#[derive(SimpleObject)]
+#[graphql(serial)]
+pub(crate) struct ItemPlace {
+    /// The item's place in the conversation's timeline, as `timeline` takes
+    /// it (`after:`, `before:`); the same as its edge's cursor. An item from
+    /// `sendMessage` or `conversationEvents` can be paged from, e.g.
+    /// `timeline(after:)` with the last one seen, after a reconnect.
+    cursor: String,
+    at: DateTime,
+}
+
 /// A message the customer sees.
 pub(crate) struct PublicMessage {
     id: ID,
-    cursor: String,
-    at: DateTime,
+    place: ItemPlace,
     /// `None`: the customer wrote it.
     author: Option<StaffId>,
     body: Content<MessageBody>,
@@ -86,16 +98,9 @@ impl PublicMessage {
         &self.id
     }
 
-    /// The item's place in the conversation's timeline, as `timeline` takes
-    /// it (`after:`, `before:`); the same as its edge's cursor. An item from
-    /// `sendMessage` or `conversationEvents` can be paged from, e.g.
-    /// `timeline(after:)` with the last one seen, after a reconnect.
-    async fn cursor(&self) -> &str {
-        &self.cursor
-    }
-
-    async fn at(&self) -> DateTime {
-        self.at
+    #[graphql(flatten)]
+    async fn place(&self) -> &ItemPlace {
+        &self.place
     }
 
     /// Always `PUBLIC`.
@@ -122,8 +127,7 @@ impl PublicMessage {
 /// A staff-only message: never shown to the customer.
 pub(crate) struct PrivateMessage {
     id: ID,
-    cursor: String,
-    at: DateTime,
+    place: ItemPlace,
     author: StaffId,
     body: Content<MessageBody>,
 }
@@ -135,16 +139,9 @@ impl PrivateMessage {
         &self.id
     }
 
-    /// The item's place in the conversation's timeline, as `timeline` takes
-    /// it (`after:`, `before:`); the same as its edge's cursor. An item from
-    /// `sendMessage` or `conversationEvents` can be paged from, e.g.
-    /// `timeline(after:)` with the last one seen, after a reconnect.
-    async fn cursor(&self) -> &str {
-        &self.cursor
-    }
-
-    async fn at(&self) -> DateTime {
-        self.at
+    #[graphql(flatten)]
+    async fn place(&self) -> &ItemPlace {
+        &self.place
     }
 
     /// Always `PRIVATE`.
@@ -221,8 +218,7 @@ impl From<Actor> for ActorRef {
 /// A change of the conversation's routing, room, privacy or lifecycle.
 pub(crate) struct SystemEvent {
     id: ID,
-    cursor: String,
-    at: DateTime,
+    place: ItemPlace,
     kind: SystemEventKind,
     actor: Actor,
     staff: Option<StaffId>,
@@ -235,16 +231,9 @@ impl SystemEvent {
         &self.id
     }
 
-    /// The item's place in the conversation's timeline, as `timeline` takes
-    /// it (`after:`, `before:`); the same as its edge's cursor. An item from
-    /// `sendMessage` or `conversationEvents` can be paged from, e.g.
-    /// `timeline(after:)` with the last one seen, after a reconnect.
-    async fn cursor(&self) -> &str {
-        &self.cursor
-    }
-
-    async fn at(&self) -> DateTime {
-        self.at
+    #[graphql(flatten)]
+    async fn place(&self) -> &ItemPlace {
+        &self.place
     }
 
     async fn kind(&self) -> SystemEventKind {
