@@ -43,12 +43,7 @@ pub(super) fn create_company(
             name: name.clone(),
             widget_key,
         }),
-        Event::StaffAdded(StaffAdded {
-            company,
-            staff: owner,
-            name: owner_name.clone(),
-            role: Role::Owner,
-        }),
+        staff_added(company, owner, owner_name, Role::Owner),
     ])
 }
 
@@ -102,12 +97,7 @@ pub(super) fn add_staff(by: Manager<'_>, staff: StaffId, name: &Name, role: Role
     if by.state.staff.contains_key(&staff) {
         return Err(DomainError::validation("the staff id is already in use"));
     }
-    Ok(vec![Event::StaffAdded(StaffAdded {
-        company: by.company.id,
-        staff,
-        name: name.clone(),
-        role,
-    })])
+    Ok(vec![staff_added(by.company.id, staff, name, role)])
 }
 
 pub(super) fn change_role(by: Manager<'_>, staff: StaffId, role: Role) -> Decision {
@@ -245,6 +235,17 @@ pub(super) fn remove_group_supervisor(by: Manager<'_>, group: GroupId, staff: St
     let (names, group, staff) = by.group_and_staff(group, staff)?;
     unless_already(!group.is_supervisor(staff.id), || {
         Event::GroupSupervisorRemoved(names)
+    })
+}
+
+/// A staff member joining `company`: its owner as it is created, or anyone
+/// a manager adds.
+fn staff_added(company: CompanyId, staff: StaffId, name: &Name, role: Role) -> Event {
+    Event::StaffAdded(StaffAdded {
+        company,
+        staff,
+        name: name.clone(),
+        role,
     })
 }
 
