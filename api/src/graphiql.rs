@@ -32,31 +32,24 @@ struct Asset {
 const JS: &str = "text/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
 
+/// A file vendored verbatim into `assets/graphiql/vendor/`, under a name
+/// that carries its package's version.
+macro_rules! vendored {
+    ($name:literal, $content_type:expr) => {
+        Asset {
+            name: $name,
+            content_type: $content_type,
+            bytes: include_bytes!(concat!("../assets/graphiql/vendor/", $name)),
+            versioned: true,
+        }
+    };
+}
+
 static ASSETS: &[Asset] = &[
-    Asset {
-        name: "graphiql-4.1.2.min.js",
-        content_type: JS,
-        bytes: include_bytes!("../assets/graphiql/vendor/graphiql-4.1.2.min.js"),
-        versioned: true,
-    },
-    Asset {
-        name: "graphiql-4.1.2.min.css",
-        content_type: CSS,
-        bytes: include_bytes!("../assets/graphiql/vendor/graphiql-4.1.2.min.css"),
-        versioned: true,
-    },
-    Asset {
-        name: "react-18.3.1.production.min.js",
-        content_type: JS,
-        bytes: include_bytes!("../assets/graphiql/vendor/react-18.3.1.production.min.js"),
-        versioned: true,
-    },
-    Asset {
-        name: "react-dom-18.3.1.production.min.js",
-        content_type: JS,
-        bytes: include_bytes!("../assets/graphiql/vendor/react-dom-18.3.1.production.min.js"),
-        versioned: true,
-    },
+    vendored!("graphiql-4.1.2.min.js", JS),
+    vendored!("graphiql-4.1.2.min.css", CSS),
+    vendored!("react-18.3.1.production.min.js", JS),
+    vendored!("react-dom-18.3.1.production.min.js", JS),
     Asset {
         name: "start.js",
         content_type: JS,

@@ -301,6 +301,13 @@ mod tests {
         })
     }
 
+    /// A feed of one conversation's events.
+    fn conversation_feed(router: &Arc<Router>, conversation: ConversationId) -> Feed {
+        router
+            .subscribe(&[Key::Conversation(conversation)])
+            .unwrap()
+    }
+
     /// What the feed holds right now, without waiting.
     fn pending(feed: &mut Feed) -> usize {
         let mut n = 0;
@@ -322,7 +329,7 @@ mod tests {
         let mut notes = router
             .subscribe(&[Key::Recipient(me), Key::Company(company)])
             .unwrap();
-        let mut customer = router.subscribe(&[Key::Conversation(mine)]).unwrap();
+        let mut customer = conversation_feed(&router, mine);
         let mut unrelated: Vec<Feed> = (0..100)
             .map(|_| {
                 router
@@ -378,12 +385,8 @@ mod tests {
     async fn a_subscriber_that_falls_too_far_behind_ends_lagged_and_others_go_on() {
         let router = Router::new();
         let conversation = ConversationId::new();
-        let mut slow = router
-            .subscribe(&[Key::Conversation(conversation)])
-            .unwrap();
-        let mut keeping_up = router
-            .subscribe(&[Key::Conversation(conversation)])
-            .unwrap();
+        let mut slow = conversation_feed(&router, conversation);
+        let mut keeping_up = conversation_feed(&router, conversation);
         for _ in 0..CAPACITY {
             router.deliver(committed(closed(conversation), &[]));
             assert!(matches!(keeping_up.next().await, Some(Ok(_))));
@@ -404,9 +407,7 @@ mod tests {
     async fn closing_ends_every_feed_and_refuses_new_ones() {
         let router = Router::new();
         let conversation = ConversationId::new();
-        let mut feed = router
-            .subscribe(&[Key::Conversation(conversation)])
-            .unwrap();
+        let mut feed = conversation_feed(&router, conversation);
         router.deliver(committed(closed(conversation), &[]));
         router.close();
         assert_eq!(router.registrations(), (0, 0));

@@ -47,6 +47,8 @@ use backchannel_eventlog::{AppendMeta, ExpectedVersion, Log};
 use backchannel_projections::ReadModels;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::desk::take_task;
+
 /// The coalescing window: one entry per staff member and conversation in it.
 pub(crate) const WINDOW: Duration = Duration::from_secs(15 * 60);
 /// Opens waiting to be recorded; more are dropped (counted and logged).
@@ -237,12 +239,7 @@ impl ReadAudit {
             return;
         };
         let _ = sender.send(Message::Stop).await;
-        let task = self
-            .task
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(task) = task {
+        if let Some(task) = take_task(&self.task) {
             let _ = task.await;
         }
     }

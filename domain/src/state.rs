@@ -5,6 +5,7 @@
 //! skipped rather than trusted, so replay can never panic.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::Hash;
 
 use serde::{Deserialize, Serialize};
 
@@ -167,6 +168,7 @@ impl State {
             .find(|m| self.staff.get(m).is_some_and(|s| s.active))
     }
 
+    /// Folds one event into the state (total: see the module doc).
     pub fn apply(&mut self, event: &Event) {
         *self.versions.entry(event.stream()).or_insert(0) += 1;
         match event {
@@ -182,14 +184,12 @@ impl State {
                     },
                 );
             }
-            Event::PrivacySettingsChanged(e) => {
-                if let Some(company) = self.companies.get_mut(&e.company) {
-                    company.settings = PrivacySettings {
-                        private_conversations_enabled: e.private_conversations_enabled,
-                        new_conversations_private: e.new_conversations_private,
-                    };
-                }
-            }
+            Event::PrivacySettingsChanged(e) => change(&mut self.companies, e.company, |company| {
+                company.settings = PrivacySettings {
+                    private_conversations_enabled: e.private_conversations_enabled,
+                    new_conversations_private: e.new_conversations_private,
+                };
+            }),
             Event::WidgetOriginsChanged(e) => {
                 let Some(company) = self.companies.get_mut(&e.company) else {
                     return;
@@ -225,24 +225,16 @@ impl State {
                 );
             }
             Event::StaffRoleChanged(e) => {
-                if let Some(staff) = self.staff.get_mut(&e.staff) {
-                    staff.role = e.role;
-                }
+                change(&mut self.staff, e.staff, |staff| staff.role = e.role)
             }
-            Event::PermissionGranted(e) => {
-                if let Some(staff) = self.staff.get_mut(&e.staff) {
-                    staff.permissions.insert(e.permission);
-                }
-            }
-            Event::PermissionRevoked(e) => {
-                if let Some(staff) = self.staff.get_mut(&e.staff) {
-                    staff.permissions.remove(&e.permission);
-                }
-            }
+            Event::PermissionGranted(e) => change(&mut self.staff, e.staff, |staff| {
+                staff.permissions.insert(e.permission);
+            }),
+            Event::PermissionRevoked(e) => change(&mut self.staff, e.staff, |staff| {
+                staff.permissions.remove(&e.permission);
+            }),
             Event::StaffDeactivated(e) => {
-                if let Some(staff) = self.staff.get_mut(&e.staff) {
-                    staff.active = false;
-                }
+                change(&mut self.staff, e.staff, |staff| staff.active = false)
             }
             Event::GroupCreated(e) => {
                 self.groups.insert(
@@ -258,15 +250,11 @@ impl State {
                     },
                 );
             }
-            Event::GroupRenamed(e) => {
-                if let Some(group) = self.groups.get_mut(&e.group) {
-                    group.name = e.name.clone();
-                }
-            }
+            Event::GroupRenamed(e) => change(&mut self.groups, e.group, |group| {
+                group.name = e.name.clone()
+            }),
             Event::GroupRoutingChanged(e) => {
-                if let Some(group) = self.groups.get_mut(&e.group) {
-                    group.routing = e.routing;
-                }
+                change(&mut self.groups, e.group, |group| group.routing = e.routing)
             }
             Event::GroupMemberAdded(e) => {
                 if let Some(group) = self.groups.get_mut(&e.group)
@@ -275,21 +263,15 @@ impl State {
                     group.members.push(e.staff);
                 }
             }
-            Event::GroupMemberRemoved(e) => {
-                if let Some(group) = self.groups.get_mut(&e.group) {
-                    group.members.retain(|m| *m != e.staff);
-                }
-            }
-            Event::GroupSupervisorAdded(e) => {
-                if let Some(group) = self.groups.get_mut(&e.group) {
-                    group.supervisors.insert(e.staff);
-                }
-            }
-            Event::GroupSupervisorRemoved(e) => {
-                if let Some(group) = self.groups.get_mut(&e.group) {
-                    group.supervisors.remove(&e.staff);
-                }
-            }
+            Event::GroupMemberRemoved(e) => change(&mut self.groups, e.group, |group| {
+                group.members.retain(|m| *m != e.staff);
+            }),
+            Event::GroupSupervisorAdded(e) => change(&mut self.groups, e.group, |group| {
+                group.supervisors.insert(e.staff);
+            }),
+            Event::GroupSupervisorRemoved(e) => change(&mut self.groups, e.group, |group| {
+                group.supervisors.remove(&e.staff);
+            }),
             Event::ConversationOpened(e) => {
                 self.conversations.insert(
                     e.conversation,
@@ -321,48 +303,53 @@ impl State {
                 }
             }
             Event::StaffInvitedToRoom(e) => {
-                if let Some(conversation) = self.conversations.get_mut(&e.conversation) {
+                change(&mut self.conversations, e.conversation, |conversation| {
                     conversation.invited.insert(e.staff);
-                }
+                })
             }
             Event::ConversationPrivacyChanged(e) => {
-                if let Some(conversation) = self.conversations.get_mut(&e.conversation) {
-                    conversation.private = e.private;
-                }
+                change(&mut self.conversations, e.conversation, |conversation| {
+                    conversation.private = e.private
+                })
             }
-            // The read audit changes nothing a decision or the policy reads.
             Event::ConversationErased(e) => {
-                if let Some(conversation) = self.conversations.get_mut(&e.conversation) {
-                    conversation.customer = Content::Erased;
-                }
+                change(&mut self.conversations, e.conversation, |conversation| {
+                    conversation.customer = Content::Erased
+                })
             }
+            // Messages and the read audit change nothing a decision or the
+            // policy reads.
             Event::MessagePosted(_) | Event::PrivateMessagePosted(_) | Event::ContentOpened(_) => {}
             Event::ConversationClosed(e) => {
-                if let Some(conversation) = self.conversations.get_mut(&e.conversation) {
-                    conversation.status = ConversationStatus::Closed;
-                }
+                change(&mut self.conversations, e.conversation, |conversation| {
+                    conversation.status = ConversationStatus::Closed
+                })
             }
             // Logs written before this event existed hold only the
             // assignment (above), which keeps the rotation right on its own.
-            Event::RoundRobinTurnTaken(e) => {
-                if let Some(group) = self.groups.get_mut(&e.group) {
-                    group.last_round_robin = Some(e.assignee);
-                }
-            }
-            Event::NotificationsMarkedRead(e) => {
-                if let Some(staff) = self.staff.get_mut(&e.staff) {
-                    staff.notifications_read_up_to = staff.notifications_read_up_to.max(e.up_to);
-                }
-            }
+            Event::RoundRobinTurnTaken(e) => change(&mut self.groups, e.group, |group| {
+                group.last_round_robin = Some(e.assignee)
+            }),
+            Event::NotificationsMarkedRead(e) => change(&mut self.staff, e.staff, |staff| {
+                staff.notifications_read_up_to = staff.notifications_read_up_to.max(e.up_to)
+            }),
             Event::ConversationReopened(e) => {
-                if let Some(conversation) = self.conversations.get_mut(&e.conversation) {
+                change(&mut self.conversations, e.conversation, |conversation| {
                     conversation.assignee = e.assignee;
                     conversation.status = match e.assignee {
                         Some(_) => ConversationStatus::Handling,
                         None => ConversationStatus::Queued,
                     };
-                }
+                })
             }
         }
+    }
+}
+
+/// Changes the entry `id` of `map` if there is one: an event about something
+/// unknown is skipped (see the module doc).
+fn change<K: Hash + Eq, V>(map: &mut HashMap<K, V>, id: K, change: impl FnOnce(&mut V)) {
+    if let Some(value) = map.get_mut(&id) {
+        change(value);
     }
 }

@@ -14,8 +14,8 @@ use crate::live::Router;
 use crate::secret::LogKeys;
 use backchannel_domain::events::Event;
 
-use super::Desk;
 use super::command::COMPANY_STRIPES;
+use super::{Desk, take_task};
 
 impl Desk {
     /// Opens the store and builds the read models in the same pass: from the
@@ -169,12 +169,7 @@ impl Desk {
             Ok(Err(err)) => tracing::error!(%err, "closing the event log failed"),
             Err(err) => tracing::error!(%err, "closing the event log panicked"),
         }
-        let projector = self
-            .projector
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(projector) = projector {
+        if let Some(projector) = take_task(&self.projector) {
             // The tail ends once the closed log is drained; don't wait forever.
             if tokio::time::timeout(Duration::from_secs(5), projector)
                 .await

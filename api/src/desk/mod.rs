@@ -47,6 +47,13 @@ use crate::live::{Feed, Key, Router};
 use crate::read_audit::{Open, ReadAudit, ReadAuditConfig};
 pub(crate) use idempotency::start_command_id;
 
+/// The handle of a background task (the projector, the read audit's
+/// recorder), taken to be awaited at shutdown: the first call gets it, later
+/// ones none, and a lock poisoned by a panic still gives it up.
+pub(crate) fn take_task(slot: &Mutex<Option<JoinHandle<()>>>) -> Option<JoinHandle<()>> {
+    slot.lock().unwrap_or_else(PoisonError::into_inner).take()
+}
+
 /// Why [`Desk::wait_applied_within`] gave up.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NotApplied {

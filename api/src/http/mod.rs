@@ -6,13 +6,14 @@
 //! executed under its deadline. Bad tokens count against the client's
 //! address (`ratelimit`).
 
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_graphql::{ObjectType, Schema, SubscriptionType};
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Extension, State};
+use axum::extract::{Extension, FromRequest, FromRequestParts, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -332,69 +333,80 @@ fn json_response(response: &async_graphql::Response) -> Response {
     }
 }
 
-/// Reads the request and admits it (`graphql::prescan`) before anything
-/// parses it; then hands it the cached parse of its text, and waits for the
-/// read models to reach the caller's `X-Min-Position`.
-async fn admit(
-    app: &AppState,
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<async_graphql::Request, Response> {
-    let limits = &app.shared.limits;
-    let mut request = read_request(body, limits.max_body_bytes).await?;
-    if let Err(refused) = check_request(&request, limits) {
-        tracing::info!(reason = %refused.message, "request refused before parsing");
-        return Err(json_response(&async_graphql::Response::from_errors(vec![
-            refused,
-        ])));
-    }
-    crate::graphql::parsed::bound_persisted(&mut request);
-    app.parsed.prepare(&mut request);
-    reach_min_position(app, headers).await?;
-    Ok(request)
-}
-
-async fn staff_graphql(
-    State(app): State<AppState>,
+/// A POST to either GraphQL endpoint: the client's address, the headers
+/// (content type, token, origin, `X-Min-Position`) and the body, read only
+/// by [`GraphqlPost::admit`].
+struct GraphqlPost {
     client: ClientAddr,
     headers: HeaderMap,
     body: Body,
-) -> Response {
-    let auth = match bearer_of(&app, client, &headers, Tokens::verify_staff) {
+}
+
+impl<S: Send + Sync> FromRequest<S> for GraphqlPost {
+    type Rejection = Infallible;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, Infallible> {
+        let (mut parts, body) = request.into_parts();
+        let client = ClientAddr::from_request_parts(&mut parts, state).await?;
+        Ok(GraphqlPost {
+            client,
+            headers: parts.headers,
+            body,
+        })
+    }
+}
+
+impl GraphqlPost {
+    /// Reads the request and admits it (`graphql::prescan`) before anything
+    /// parses it; then hands it the cached parse of its text and the
+    /// client's address, and waits for the read models to reach the
+    /// caller's `X-Min-Position`.
+    async fn admit(self, app: &AppState) -> Result<async_graphql::Request, Response> {
+        let limits = &app.shared.limits;
+        let mut request = read_request(self.body, limits.max_body_bytes).await?;
+        if let Err(refused) = check_request(&request, limits) {
+            tracing::info!(reason = %refused.message, "request refused before parsing");
+            return Err(json_response(&async_graphql::Response::from_errors(vec![
+                refused,
+            ])));
+        }
+        crate::graphql::parsed::bound_persisted(&mut request);
+        app.parsed.prepare(&mut request);
+        reach_min_position(app, &self.headers).await?;
+        Ok(request.data(self.client))
+    }
+}
+
+async fn staff_graphql(State(app): State<AppState>, post: GraphqlPost) -> Response {
+    let auth = match bearer_of(&app, &post, Tokens::verify_staff) {
         Ok(verified) => StaffAuth(verified),
         Err(refused) => return refused,
     };
-    let request = match admit(&app, &headers, body).await {
+    let request = match post.admit(&app).await {
         Ok(request) => request,
         Err(refused) => return refused,
     };
-    let request = request.data(auth).data(client);
-    execute(&app.staff, request, "staff", &app).await
+    execute(&app.staff, request.data(auth), "staff", &app).await
 }
 
-async fn customer_graphql(
-    State(app): State<AppState>,
-    client: ClientAddr,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let auth = match bearer_of(&app, client, &headers, Tokens::verify_customer) {
+async fn customer_graphql(State(app): State<AppState>, post: GraphqlPost) -> Response {
+    let auth = match bearer_of(&app, &post, Tokens::verify_customer) {
         Ok(verified) => CustomerAuth(verified),
         Err(refused) => return refused,
     };
     // A preflight is answered for any listed origin, so the company concerned
     // is checked here (the token's) or in `startConversation` (the key's).
-    let origin = RequestOrigin::of(&headers);
+    let origin = RequestOrigin::of(&post.headers);
     if let (Some(origin), Ok(identity)) = (origin.0.as_deref(), &auth.0)
         && !cors::company_allows(&app.shared.desk, identity.company, origin)
     {
         return cors::origin_refused("this company's widget");
     }
-    let request = match admit(&app, &headers, body).await {
+    let request = match post.admit(&app).await {
         Ok(request) => request,
         Err(refused) => return refused,
     };
-    let request = request.data(auth).data(client).data(origin);
+    let request = request.data(auth).data(origin);
     execute(&app.customer, request, "customer", &app).await
 }
 
@@ -428,13 +440,12 @@ fn token_failure<T>(
 #[allow(clippy::result_large_err)] // the refusal is the response itself
 fn bearer_of<T>(
     app: &AppState,
-    client: ClientAddr,
-    headers: &HeaderMap,
+    post: &GraphqlPost,
     verify: impl FnOnce(&Tokens, &str) -> Result<T, TokenError>,
 ) -> Result<Result<T, TokenError>, Response> {
-    cors::require_json(headers)?;
-    let verified = bearer(authorization(headers)).and_then(|t| verify(&app.shared.tokens, t));
-    match token_failure(app, client, &verified) {
+    cors::require_json(&post.headers)?;
+    let verified = bearer(authorization(&post.headers)).and_then(|t| verify(&app.shared.tokens, t));
+    match token_failure(app, post.client, &verified) {
         Some(refused) => Err(refused),
         None => Ok(verified),
     }

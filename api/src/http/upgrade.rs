@@ -5,10 +5,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use async_graphql::{Data, Schema};
-use axum::extract::{ConnectInfo, Extension, State, WebSocketUpgrade};
+use async_graphql::{Data, ObjectType, Schema, SubscriptionType};
+use axum::extract::{ConnectInfo, FromRequestParts, State, WebSocketUpgrade};
 use axum::http::HeaderMap;
-use axum::response::Response;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
 
 use crate::auth::{TokenError, Tokens, bearer};
 use crate::context::{CustomerAuth, StaffAuth};
@@ -35,6 +36,55 @@ fn payload_token(payload: &serde_json::Value) -> Option<String> {
         .map(|t| format!("Bearer {t}"))
 }
 
+/// What both endpoints take from an upgrade request: the TCP peer, the
+/// listener's place for the connection (`transport`), the headers (origin,
+/// token) and the upgrade itself.
+pub(super) struct UpgradeRequest {
+    remote: SocketAddr,
+    connection_place: Option<ConnectionPlace>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for UpgradeRequest {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        let ConnectInfo(remote) = ConnectInfo::<SocketAddr>::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let connection_place = parts.extensions.get::<ConnectionPlace>().cloned();
+        let headers = parts.headers.clone();
+        let upgrade = WebSocketUpgrade::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(UpgradeRequest {
+            remote,
+            connection_place,
+            headers,
+            upgrade,
+        })
+    }
+}
+
+impl UpgradeRequest {
+    /// Upgrades the connection to a websocket served by `endpoint`.
+    fn open<Q, M, S>(self, app: &AppState, endpoint: Endpoint<Q, M, S>) -> Response
+    where
+        Q: ObjectType + 'static,
+        M: ObjectType + 'static,
+        S: SubscriptionType + 'static,
+    {
+        let UpgradeRequest {
+            remote,
+            connection_place,
+            upgrade,
+            ..
+        } = self;
+        websocket::upgrade(&app.sockets, remote, connection_place, upgrade, endpoint)
+    }
+}
+
 /// What both endpoints check a socket's token with: the upgrade request's
 /// `Authorization` header (used when `connection_init` carries no token),
 /// the server's tokens and rate limits, and the client's address.
@@ -46,12 +96,12 @@ struct TokenCheck {
 }
 
 impl TokenCheck {
-    fn new(app: &AppState, headers: &HeaderMap, remote: SocketAddr) -> Self {
+    fn new(app: &AppState, request: &UpgradeRequest) -> Self {
         TokenCheck {
-            header: authorization(headers).map(str::to_owned),
+            header: authorization(&request.headers).map(str::to_owned),
             tokens: app.shared.tokens.clone(),
             limiters: app.shared.limiters.clone(),
-            client: ClientAddr(remote.ip()),
+            client: ClientAddr(request.remote.ip()),
         }
     }
 
@@ -103,17 +153,11 @@ impl AppState {
     }
 }
 
-pub(super) async fn staff_ws(
-    State(app): State<AppState>,
-    ConnectInfo(remote): ConnectInfo<SocketAddr>,
-    connection_place: Option<Extension<ConnectionPlace>>,
-    headers: HeaderMap,
-    upgrade: WebSocketUpgrade,
-) -> Response {
-    if cors::foreign_origin(&headers).is_some_and(|o| !app.staff_origins.allows(o)) {
+pub(super) async fn staff_ws(State(app): State<AppState>, request: UpgradeRequest) -> Response {
+    if cors::foreign_origin(&request.headers).is_some_and(|o| !app.staff_origins.allows(o)) {
         return cors::origin_refused("the staff websocket");
     }
-    let check = TokenCheck::new(&app, &headers, remote);
+    let check = TokenCheck::new(&app, &request);
     let desk = app.shared.desk.clone();
     let authenticate: Authenticate = Box::new(move |payload| {
         let (identity, expires_at) = check.verify(payload, Tokens::verify_staff_until)?;
@@ -123,18 +167,11 @@ pub(super) async fn staff_ws(
         Some(session)
     });
     let endpoint = app.endpoint(&app.staff_ws, &app.shared.persisted.staff, authenticate);
-    let connection_place = connection_place.map(|Extension(place)| place);
-    websocket::upgrade(&app.sockets, remote, connection_place, upgrade, endpoint)
+    request.open(&app, endpoint)
 }
 
-pub(super) async fn customer_ws(
-    State(app): State<AppState>,
-    ConnectInfo(remote): ConnectInfo<SocketAddr>,
-    connection_place: Option<Extension<ConnectionPlace>>,
-    headers: HeaderMap,
-    upgrade: WebSocketUpgrade,
-) -> Response {
-    let origin = RequestOrigin::of(&headers);
+pub(super) async fn customer_ws(State(app): State<AppState>, request: UpgradeRequest) -> Response {
+    let origin = RequestOrigin::of(&request.headers);
     if let Some(o) = origin.0.as_deref()
         && !app
             .shared
@@ -145,7 +182,7 @@ pub(super) async fn customer_ws(
     {
         return cors::origin_refused("the customer websocket");
     }
-    let check = TokenCheck::new(&app, &headers, remote);
+    let check = TokenCheck::new(&app, &request);
     let desk = app.shared.desk.clone();
     let authenticate: Authenticate = Box::new(move |payload| {
         let (identity, expires_at) = check.verify(payload, Tokens::verify_customer_until)?;
@@ -165,6 +202,5 @@ pub(super) async fn customer_ws(
         &app.shared.persisted.customer,
         authenticate,
     );
-    let connection_place = connection_place.map(|Extension(place)| place);
-    websocket::upgrade(&app.sockets, remote, connection_place, upgrade, endpoint)
+    request.open(&app, endpoint)
 }

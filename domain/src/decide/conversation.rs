@@ -19,7 +19,10 @@ use crate::state::{Conversation, Group, Staff, State};
 use crate::values::{Content, ErasureReason, MessageBody, Name};
 use crate::visibility::supervises;
 
-use super::{acting_staff, active_staff, company, group_of, staff_of, viewable_conversation};
+use super::{
+    Decision, acting_staff, active_staff, check_active, company, group_of, staff_of,
+    viewable_conversation,
+};
 
 /// `OpenConversation`: by the customer through the widget, by staff of the
 /// company on a customer's behalf, or by the server itself.
@@ -33,7 +36,7 @@ pub(super) fn open_conversation(
     channel: Channel,
     customer: &Name,
     first_message: Option<&FirstMessage>,
-) -> Result<Vec<Event>, DomainError> {
+) -> Decision {
     match actor {
         Actor::Customer(own) if own == conversation => {}
         Actor::Customer(_) => {
@@ -101,7 +104,7 @@ pub(super) fn assign_conversation(
     actor: Actor,
     conversation: ConversationId,
     assignee: StaffId,
-) -> Result<Vec<Event>, DomainError> {
+) -> Decision {
     let (me, conv, group) = match staff_context(state, actor, conversation) {
         Err(DomainError::RestrictedAccess) => {
             return Err(lost_the_race(state, actor, conversation));
@@ -160,7 +163,7 @@ pub(super) fn invite_to_room(
     actor: Actor,
     conversation: ConversationId,
     staff: StaffId,
-) -> Result<Vec<Event>, DomainError> {
+) -> Decision {
     let (me, conv, group) = staff_context(state, actor, conversation)?;
     check_open(conv)?;
     if !manages_or_handles(me, group, conv) {
@@ -169,9 +172,7 @@ pub(super) fn invite_to_room(
         ));
     }
     let invitee = staff_of(state, conv.company, staff)?;
-    if !invitee.active {
-        return Err(DomainError::validation("the staff member is deactivated"));
-    }
+    check_active(invitee)?;
     if conv.is_participant(invitee.id) {
         return Ok(Vec::new());
     }
@@ -186,7 +187,7 @@ pub(super) fn set_conversation_privacy(
     actor: Actor,
     conversation: ConversationId,
     private: bool,
-) -> Result<Vec<Event>, DomainError> {
+) -> Decision {
     let (me, conv, _) = staff_context(state, actor, conversation)?;
     if !me.role.is_owner_or_admin() {
         return Err(DomainError::Forbidden(
@@ -209,7 +210,7 @@ pub(super) fn close_conversation(
     state: &State,
     actor: Actor,
     conversation: ConversationId,
-) -> Result<Vec<Event>, DomainError> {
+) -> Decision {
     if let Actor::Customer(_) = actor {
         let conv = customer_conversation(state, actor, conversation)?;
         check_open(conv)?;
@@ -231,7 +232,7 @@ pub(super) fn erase_conversation(
     actor: Actor,
     conversation: ConversationId,
     reason: &ErasureReason,
-) -> Result<Vec<Event>, DomainError> {
+) -> Decision {
     let (me, conv, _group) = staff_context(state, actor, conversation)?;
     if !me.role.is_owner_or_admin() {
         return Err(DomainError::Forbidden(
@@ -268,7 +269,7 @@ pub(super) fn reopen_conversation(
     state: &State,
     actor: Actor,
     conversation: ConversationId,
-) -> Result<Vec<Event>, DomainError> {
+) -> Decision {
     let (me, conv, group) = staff_context(state, actor, conversation)?;
     if conv.status != ConversationStatus::Closed {
         return Err(DomainError::validation("the conversation is not closed"));
@@ -296,7 +297,7 @@ pub(super) fn send_message(
     message: MessageId,
     visibility: MessageVisibility,
     body: &MessageBody,
-) -> Result<Vec<Event>, DomainError> {
+) -> Decision {
     // A public message's event, once the checks found who its author is.
     let public = |author| {
         vec![Event::MessagePosted(MessagePosted {

@@ -1,17 +1,18 @@
 //! Decisions on the company: settings, staff, permissions and groups
 //! (SPEC section 4, first three rows), one function per command. All of them
-//! are for the owner and admins (`company_manager`), except creating a
-//! company (the server operator) and marking one's own notifications read
-//! (every active staff member).
+//! are for the owner and admins: `decide` hands them a checked [`Manager`]
+//! (`manager`). Creating a company (the server operator) and marking one's
+//! own notifications read (every active staff member) check their caller
+//! themselves.
 
 use crate::error::DomainError;
 use crate::events::*;
 use crate::ids::{CompanyId, GroupId, StaffId, WidgetKey};
 use crate::model::{Actor, Permission, Role, RoutingType};
-use crate::state::{Company, Group, Staff, State};
+use crate::state::{Company, Group, PrivacySettings, Staff, State};
 use crate::values::{Name, WidgetOrigins};
 
-use super::{acting_staff, company, group_of, staff_of};
+use super::{Decision, acting_staff, check_active, company, group_of, staff_of};
 
 /// `CreateCompany`: only the server itself (`backchannel init`), with its owner.
 pub(super) fn create_company(
@@ -22,7 +23,7 @@ pub(super) fn create_company(
     widget_key: WidgetKey,
     owner: StaffId,
     owner_name: &Name,
-) -> Result<Vec<Event>, DomainError> {
+) -> Decision {
     if actor != Actor::System {
         return Err(DomainError::Forbidden(
             "companies are created by the server operator",
@@ -42,12 +43,7 @@ pub(super) fn create_company(
             name: name.clone(),
             widget_key,
         }),
-        Event::StaffAdded(StaffAdded {
-            company,
-            staff: owner,
-            name: owner_name.clone(),
-            role: Role::Owner,
-        }),
+        staff_added(company, owner, owner_name, Role::Owner),
     ])
 }
 
@@ -57,7 +53,7 @@ pub(super) fn mark_notifications_read(
     actor: Actor,
     company_id: CompanyId,
     up_to: u64,
-) -> Result<Vec<Event>, DomainError> {
+) -> Decision {
     let me = acting_staff(state, actor, company_id)?;
     company(state, company_id)?;
     unless_already(up_to <= me.notifications_read_up_to, || {
@@ -70,82 +66,53 @@ pub(super) fn mark_notifications_read(
 }
 
 pub(super) fn update_privacy_settings(
-    state: &State,
-    actor: Actor,
-    company: CompanyId,
+    by: Manager<'_>,
     private_conversations_enabled: bool,
     new_conversations_private: bool,
-) -> Result<Vec<Event>, DomainError> {
-    let (_, current) = company_manager(state, actor, company)?;
-    let unchanged = current.settings.private_conversations_enabled == private_conversations_enabled
-        && current.settings.new_conversations_private == new_conversations_private;
-    unless_already(unchanged, || {
+) -> Decision {
+    let asked = PrivacySettings {
+        private_conversations_enabled,
+        new_conversations_private,
+    };
+    unless_already(by.company.settings == asked, || {
         Event::PrivacySettingsChanged(PrivacySettingsChanged {
-            company,
+            company: by.company.id,
             private_conversations_enabled,
             new_conversations_private,
         })
     })
 }
 
-pub(super) fn set_widget_origins(
-    state: &State,
-    actor: Actor,
-    company: CompanyId,
-    origins: &WidgetOrigins,
-) -> Result<Vec<Event>, DomainError> {
-    let (_, current) = company_manager(state, actor, company)?;
-    unless_already(current.widget_origins == *origins, || {
+pub(super) fn set_widget_origins(by: Manager<'_>, origins: &WidgetOrigins) -> Decision {
+    unless_already(by.company.widget_origins == *origins, || {
         Event::WidgetOriginsChanged(WidgetOriginsChanged {
-            company,
+            company: by.company.id,
             origins: origins.clone(),
         })
     })
 }
 
-pub(super) fn add_staff(
-    state: &State,
-    actor: Actor,
-    company: CompanyId,
-    staff: StaffId,
-    name: &Name,
-    role: Role,
-) -> Result<Vec<Event>, DomainError> {
-    let (me, _) = company_manager(state, actor, company)?;
-    check_may_give_role(me, role)?;
-    if state.staff.contains_key(&staff) {
+pub(super) fn add_staff(by: Manager<'_>, staff: StaffId, name: &Name, role: Role) -> Decision {
+    check_may_give_role(by.me, role)?;
+    if by.state.staff.contains_key(&staff) {
         return Err(DomainError::validation("the staff id is already in use"));
     }
-    Ok(vec![Event::StaffAdded(StaffAdded {
-        company,
-        staff,
-        name: name.clone(),
-        role,
-    })])
+    Ok(vec![staff_added(by.company.id, staff, name, role)])
 }
 
-pub(super) fn change_role(
-    state: &State,
-    actor: Actor,
-    company: CompanyId,
-    staff: StaffId,
-    role: Role,
-) -> Result<Vec<Event>, DomainError> {
-    let (me, target) = colleague(
-        state,
-        actor,
-        company,
+pub(super) fn change_role(by: Manager<'_>, staff: StaffId, role: Role) -> Decision {
+    let target = by.colleague(
         staff,
         [
             "the owner's role cannot be changed",
             "only the owner can demote an admin",
         ],
     )?;
-    check_may_give_role(me, role)?;
+    check_may_give_role(by.me, role)?;
     check_active(target)?;
     unless_already(target.role == role, || {
         Event::StaffRoleChanged(StaffRoleChanged {
-            company,
+            company: by.company.id,
             staff,
             role,
         })
@@ -153,18 +120,15 @@ pub(super) fn change_role(
 }
 
 pub(super) fn grant_permission(
-    state: &State,
-    actor: Actor,
-    company: CompanyId,
+    by: Manager<'_>,
     staff: StaffId,
     permission: Permission,
-) -> Result<Vec<Event>, DomainError> {
-    company_manager(state, actor, company)?;
-    let target = staff_of(state, company, staff)?;
+) -> Decision {
+    let target = by.staff(staff)?;
     check_active(target)?;
     unless_already(target.has(permission), || {
         Event::PermissionGranted(PermissionGranted {
-            company,
+            company: by.company.id,
             staff,
             permission,
         })
@@ -172,33 +136,22 @@ pub(super) fn grant_permission(
 }
 
 pub(super) fn revoke_permission(
-    state: &State,
-    actor: Actor,
-    company: CompanyId,
+    by: Manager<'_>,
     staff: StaffId,
     permission: Permission,
-) -> Result<Vec<Event>, DomainError> {
-    company_manager(state, actor, company)?;
-    let target = staff_of(state, company, staff)?;
+) -> Decision {
+    let target = by.staff(staff)?;
     unless_already(!target.has(permission), || {
         Event::PermissionRevoked(PermissionRevoked {
-            company,
+            company: by.company.id,
             staff,
             permission,
         })
     })
 }
 
-pub(super) fn deactivate_staff(
-    state: &State,
-    actor: Actor,
-    company: CompanyId,
-    staff: StaffId,
-) -> Result<Vec<Event>, DomainError> {
-    let (_, target) = colleague(
-        state,
-        actor,
-        company,
+pub(super) fn deactivate_staff(by: Manager<'_>, staff: StaffId) -> Decision {
+    let target = by.colleague(
         staff,
         [
             "the owner cannot be deactivated",
@@ -206,93 +159,67 @@ pub(super) fn deactivate_staff(
         ],
     )?;
     unless_already(!target.active, || {
-        Event::StaffDeactivated(StaffDeactivated { company, staff })
+        Event::StaffDeactivated(StaffDeactivated {
+            company: by.company.id,
+            staff,
+        })
     })
 }
 
 pub(super) fn create_group(
-    state: &State,
-    actor: Actor,
-    company: CompanyId,
+    by: Manager<'_>,
     group: GroupId,
     name: &Name,
     routing: RoutingType,
-) -> Result<Vec<Event>, DomainError> {
-    company_manager(state, actor, company)?;
-    if state.groups.contains_key(&group) {
+) -> Decision {
+    if by.state.groups.contains_key(&group) {
         return Err(DomainError::validation("the group id is already in use"));
     }
     Ok(vec![Event::GroupCreated(GroupCreated {
-        company,
+        company: by.company.id,
         group,
         name: name.clone(),
         routing,
     })])
 }
 
-pub(super) fn rename_group(
-    state: &State,
-    actor: Actor,
-    company: CompanyId,
-    group: GroupId,
-    name: &Name,
-) -> Result<Vec<Event>, DomainError> {
-    company_manager(state, actor, company)?;
-    let target = group_of(state, company, group)?;
+pub(super) fn rename_group(by: Manager<'_>, group: GroupId, name: &Name) -> Decision {
+    let target = by.group(group)?;
     unless_already(target.name == *name, || {
         Event::GroupRenamed(GroupRenamed {
-            company,
+            company: by.company.id,
             group,
             name: name.clone(),
         })
     })
 }
 
-pub(super) fn set_group_routing(
-    state: &State,
-    actor: Actor,
-    company: CompanyId,
-    group: GroupId,
-    routing: RoutingType,
-) -> Result<Vec<Event>, DomainError> {
-    company_manager(state, actor, company)?;
-    let target = group_of(state, company, group)?;
+pub(super) fn set_group_routing(by: Manager<'_>, group: GroupId, routing: RoutingType) -> Decision {
+    let target = by.group(group)?;
     unless_already(target.routing == routing, || {
         Event::GroupRoutingChanged(GroupRoutingChanged {
-            company,
+            company: by.company.id,
             group,
             routing,
         })
     })
 }
 
-pub(super) fn add_group_member(
-    state: &State,
-    actor: Actor,
-    names: GroupStaff,
-) -> Result<Vec<Event>, DomainError> {
-    let (group, staff) = group_and_staff(state, actor, &names)?;
+pub(super) fn add_group_member(by: Manager<'_>, group: GroupId, staff: StaffId) -> Decision {
+    let (names, group, staff) = by.group_and_staff(group, staff)?;
     check_active(staff)?;
     unless_already(group.is_member(staff.id), || Event::GroupMemberAdded(names))
 }
 
-pub(super) fn remove_group_member(
-    state: &State,
-    actor: Actor,
-    names: GroupStaff,
-) -> Result<Vec<Event>, DomainError> {
-    let (group, staff) = group_and_staff(state, actor, &names)?;
+pub(super) fn remove_group_member(by: Manager<'_>, group: GroupId, staff: StaffId) -> Decision {
+    let (names, group, staff) = by.group_and_staff(group, staff)?;
     unless_already(!group.is_member(staff.id), || {
         Event::GroupMemberRemoved(names)
     })
 }
 
-pub(super) fn add_group_supervisor(
-    state: &State,
-    actor: Actor,
-    names: GroupStaff,
-) -> Result<Vec<Event>, DomainError> {
-    let (group, staff) = group_and_staff(state, actor, &names)?;
+pub(super) fn add_group_supervisor(by: Manager<'_>, group: GroupId, staff: StaffId) -> Decision {
+    let (names, group, staff) = by.group_and_staff(group, staff)?;
     check_active(staff)?;
     if staff.role != Role::Supervisor {
         return Err(DomainError::validation(
@@ -304,77 +231,104 @@ pub(super) fn add_group_supervisor(
     })
 }
 
-pub(super) fn remove_group_supervisor(
-    state: &State,
-    actor: Actor,
-    names: GroupStaff,
-) -> Result<Vec<Event>, DomainError> {
-    let (group, staff) = group_and_staff(state, actor, &names)?;
+pub(super) fn remove_group_supervisor(by: Manager<'_>, group: GroupId, staff: StaffId) -> Decision {
+    let (names, group, staff) = by.group_and_staff(group, staff)?;
     unless_already(!group.is_supervisor(staff.id), || {
         Event::GroupSupervisorRemoved(names)
     })
 }
 
-/// The group and the staff member a command on a group's members or
-/// supervisors names, once the caller is a company manager: both must be of
-/// the company (`NOT_FOUND`), the group checked first.
-fn group_and_staff<'s>(
-    state: &'s State,
-    actor: Actor,
-    names: &GroupStaff,
-) -> Result<(&'s Group, &'s Staff), DomainError> {
-    company_manager(state, actor, names.company)?;
-    let group = group_of(state, names.company, names.group)?;
-    let staff = staff_of(state, names.company, names.staff)?;
-    Ok((group, staff))
+/// A staff member joining `company`: its owner as it is created, or anyone
+/// a manager adds.
+fn staff_added(company: CompanyId, staff: StaffId, name: &Name, role: Role) -> Event {
+    Event::StaffAdded(StaffAdded {
+        company,
+        staff,
+        name: name.clone(),
+        role,
+    })
 }
 
 /// The command's event, or none when the company already is as the command
 /// asks (`done`): setting what is already set succeeds with no events.
-fn unless_already(done: bool, event: impl FnOnce() -> Event) -> Result<Vec<Event>, DomainError> {
+fn unless_already(done: bool, event: impl FnOnce() -> Event) -> Decision {
     Ok(if done { Vec::new() } else { vec![event()] })
 }
 
-/// The acting owner or admin of `id`, and the company: the first checks of
-/// every command here but creating a company and marking notifications read,
-/// in the order `decide` documents (`UNAUTHENTICATED`, `NOT_FOUND`, then
-/// `FORBIDDEN`).
-fn company_manager(
+/// The owner or an admin acting on their company: what every decision here
+/// but creating a company and marking notifications read is given, once
+/// [`manager`] checked it.
+#[derive(Clone, Copy)]
+pub(super) struct Manager<'s> {
+    state: &'s State,
+    me: &'s Staff,
+    company: &'s Company,
+}
+
+/// The acting owner or admin of company `id`, checked in the order `decide`
+/// documents (`UNAUTHENTICATED`, `NOT_FOUND`, then `FORBIDDEN`): the first
+/// checks of every command a [`Manager`] decides.
+pub(super) fn manager(
     state: &State,
     actor: Actor,
     id: CompanyId,
-) -> Result<(&Staff, &Company), DomainError> {
+) -> Result<Manager<'_>, DomainError> {
     let me = acting_staff(state, actor, id)?;
-    let current = company(state, id)?;
+    let company = company(state, id)?;
     if !me.role.is_owner_or_admin() {
         return Err(DomainError::Forbidden(
             "only the owner or an admin can manage the company",
         ));
     }
-    Ok((me, current))
+    Ok(Manager { state, me, company })
 }
 
-/// The acting manager and the colleague a change of role or a deactivation
-/// names (docs/decisions/admins-and-owner.md): never the owner, and an admin
-/// only by the owner, else `FORBIDDEN` with `refusals` (the owner's, the
-/// admin's).
-fn colleague<'s>(
-    state: &'s State,
-    actor: Actor,
-    company: CompanyId,
-    staff: StaffId,
-    refusals: [&'static str; 2],
-) -> Result<(&'s Staff, &'s Staff), DomainError> {
-    let (me, _) = company_manager(state, actor, company)?;
-    let target = staff_of(state, company, staff)?;
-    let [owner, admin] = refusals;
-    if target.role == Role::Owner {
-        return Err(DomainError::Forbidden(owner));
+impl<'s> Manager<'s> {
+    /// A staff member of the company (`NOT_FOUND` otherwise).
+    fn staff(&self, id: StaffId) -> Result<&'s Staff, DomainError> {
+        staff_of(self.state, self.company.id, id)
     }
-    if target.role == Role::Admin && me.role != Role::Owner {
-        return Err(DomainError::Forbidden(admin));
+
+    /// A group of the company (`NOT_FOUND` otherwise).
+    fn group(&self, id: GroupId) -> Result<&'s Group, DomainError> {
+        group_of(self.state, self.company.id, id)
     }
-    Ok((me, target))
+
+    /// What a command on a group's members or supervisors names, as its
+    /// event records it, with the group and the staff member: both must be
+    /// of the company (`NOT_FOUND`), the group checked first.
+    fn group_and_staff(
+        &self,
+        group: GroupId,
+        staff: StaffId,
+    ) -> Result<(GroupStaff, &'s Group, &'s Staff), DomainError> {
+        let names = GroupStaff {
+            company: self.company.id,
+            group,
+            staff,
+        };
+        Ok((names, self.group(group)?, self.staff(staff)?))
+    }
+
+    /// The colleague a change of role or a deactivation names
+    /// (docs/decisions/admins-and-owner.md): never the owner, and an admin
+    /// only by the owner, else `FORBIDDEN` with `refusals` (the owner's, the
+    /// admin's).
+    fn colleague(
+        &self,
+        staff: StaffId,
+        refusals: [&'static str; 2],
+    ) -> Result<&'s Staff, DomainError> {
+        let target = self.staff(staff)?;
+        let [owner, admin] = refusals;
+        if target.role == Role::Owner {
+            return Err(DomainError::Forbidden(owner));
+        }
+        if target.role == Role::Admin && self.me.role != Role::Owner {
+            return Err(DomainError::Forbidden(admin));
+        }
+        Ok(target)
+    }
 }
 
 /// Exactly one owner per company; only the owner makes admins.
@@ -387,13 +341,5 @@ fn check_may_give_role(me: &Staff, role: Role) -> Result<(), DomainError> {
             Err(DomainError::Forbidden("only the owner can make admins"))
         }
         _ => Ok(()),
-    }
-}
-
-fn check_active(staff: &Staff) -> Result<(), DomainError> {
-    if staff.active {
-        Ok(())
-    } else {
-        Err(DomainError::validation("the staff member is deactivated"))
     }
 }

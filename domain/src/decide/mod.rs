@@ -18,7 +18,8 @@
 //! live:
 //!
 //! - `directory.rs`: the company's settings, staff, permissions and groups,
-//!   for the owner and admins (`company_manager`); who may give which role
+//!   for the owner and admins (`decide` checks the caller with `manager`
+//!   and hands the decision a `Manager`); who may give which role
 //!   (`check_may_give_role`); creating a company (the server operator);
 //!   marking one's notifications read (every active staff member).
 //! - `conversation.rs`: opening, assigning, inviting, privacy, messages,
@@ -35,11 +36,17 @@ mod directory;
 
 use crate::commands::Command;
 use crate::error::{DomainError, Missing};
-use crate::events::{Event, GroupStaff};
+use crate::events::Event;
 use crate::ids::{CompanyId, ConversationId, GroupId, StaffId};
 use crate::model::Actor;
 use crate::state::{Company, Conversation, Group, Staff, State};
 use crate::visibility::Access;
+
+use directory::manager;
+
+/// What a decision returns: the events that record the command, or why it
+/// is refused.
+type Decision = Result<Vec<Event>, DomainError>;
 
 /// Decides `command` issued by `actor` against `state`.
 ///
@@ -69,77 +76,73 @@ pub fn decide(state: &State, command: &Command, actor: Actor) -> Result<Vec<Even
             private_conversations_enabled,
             new_conversations_private,
         } => directory::update_privacy_settings(
-            state,
-            actor,
-            *company,
+            manager(state, actor, *company)?,
             *private_conversations_enabled,
             *new_conversations_private,
         ),
         Command::SetWidgetOrigins { company, origins } => {
-            directory::set_widget_origins(state, actor, *company, origins)
+            directory::set_widget_origins(manager(state, actor, *company)?, origins)
         }
         Command::AddStaff {
             company,
             staff,
             name,
             role,
-        } => directory::add_staff(state, actor, *company, *staff, name, *role),
+        } => directory::add_staff(manager(state, actor, *company)?, *staff, name, *role),
         Command::ChangeRole {
             company,
             staff,
             role,
-        } => directory::change_role(state, actor, *company, *staff, *role),
+        } => directory::change_role(manager(state, actor, *company)?, *staff, *role),
         Command::GrantPermission {
             company,
             staff,
             permission,
-        } => directory::grant_permission(state, actor, *company, *staff, *permission),
+        } => directory::grant_permission(manager(state, actor, *company)?, *staff, *permission),
         Command::RevokePermission {
             company,
             staff,
             permission,
-        } => directory::revoke_permission(state, actor, *company, *staff, *permission),
+        } => directory::revoke_permission(manager(state, actor, *company)?, *staff, *permission),
         Command::DeactivateStaff { company, staff } => {
-            directory::deactivate_staff(state, actor, *company, *staff)
+            directory::deactivate_staff(manager(state, actor, *company)?, *staff)
         }
         Command::CreateGroup {
             company,
             group,
             name,
             routing,
-        } => directory::create_group(state, actor, *company, *group, name, *routing),
+        } => directory::create_group(manager(state, actor, *company)?, *group, name, *routing),
         Command::RenameGroup {
             company,
             group,
             name,
-        } => directory::rename_group(state, actor, *company, *group, name),
+        } => directory::rename_group(manager(state, actor, *company)?, *group, name),
         Command::SetGroupRouting {
             company,
             group,
             routing,
-        } => directory::set_group_routing(state, actor, *company, *group, *routing),
+        } => directory::set_group_routing(manager(state, actor, *company)?, *group, *routing),
         Command::AddGroupMember {
             company,
             group,
             staff,
-        } => directory::add_group_member(state, actor, group_staff(*company, *group, *staff)),
+        } => directory::add_group_member(manager(state, actor, *company)?, *group, *staff),
         Command::RemoveGroupMember {
             company,
             group,
             staff,
-        } => directory::remove_group_member(state, actor, group_staff(*company, *group, *staff)),
+        } => directory::remove_group_member(manager(state, actor, *company)?, *group, *staff),
         Command::AddGroupSupervisor {
             company,
             group,
             staff,
-        } => directory::add_group_supervisor(state, actor, group_staff(*company, *group, *staff)),
+        } => directory::add_group_supervisor(manager(state, actor, *company)?, *group, *staff),
         Command::RemoveGroupSupervisor {
             company,
             group,
             staff,
-        } => {
-            directory::remove_group_supervisor(state, actor, group_staff(*company, *group, *staff))
-        }
+        } => directory::remove_group_supervisor(manager(state, actor, *company)?, *group, *staff),
         Command::MarkNotificationsRead { company, up_to } => {
             directory::mark_notifications_read(state, actor, *company, *up_to)
         }
@@ -188,16 +191,6 @@ pub fn decide(state: &State, command: &Command, actor: Actor) -> Result<Vec<Even
         Command::ReopenConversation { conversation } => {
             conversation::reopen_conversation(state, actor, *conversation)
         }
-    }
-}
-
-/// What a command on a group's members or supervisors names, as its event
-/// records it.
-fn group_staff(company: CompanyId, group: GroupId, staff: StaffId) -> GroupStaff {
-    GroupStaff {
-        company,
-        group,
-        staff,
     }
 }
 
@@ -288,8 +281,15 @@ pub fn may_issue_staff_token(
             "only the owner can issue tokens for the owner or an admin",
         ));
     }
-    if !target.active {
-        return Err(DomainError::validation("the staff member is deactivated"));
+    check_active(target)
+}
+
+/// The staff member a command names (an assignee, an invitee, a new member)
+/// must be active, else `VALIDATION`.
+fn check_active(staff: &Staff) -> Result<(), DomainError> {
+    if staff.active {
+        Ok(())
+    } else {
+        Err(DomainError::validation("the staff member is deactivated"))
     }
-    Ok(())
 }

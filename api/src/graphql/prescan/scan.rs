@@ -67,19 +67,13 @@ pub(super) fn scan(query: &str, limits: &Limits) -> Result<Scanned, ServerError>
             }
             b'"' if bytes[i..].starts_with(b"\"\"\"") => {
                 i = block_string_end(bytes, i + 3).ok_or_else(|| {
-                    malformed(
-                        "a block string is not terminated".to_owned(),
-                        Some(position(query, start)),
-                    )
+                    malformed_at(query, start, "a block string is not terminated")
                 })?;
                 Token::Other
             }
             b'"' => {
                 i = string_end(bytes, i + 1).ok_or_else(|| {
-                    malformed(
-                        "a string is not terminated on its line".to_owned(),
-                        Some(position(query, start)),
-                    )
+                    malformed_at(query, start, "a string is not terminated on its line")
                 })?;
                 Token::Other
             }
@@ -120,20 +114,12 @@ pub(super) fn scan(query: &str, limits: &Limits) -> Result<Scanned, ServerError>
                 }
                 (InDefinition::FragmentName, Token::Name(name)) => {
                     if fragment_names.insert(name, fragments.len()).is_some() {
-                        return Err(malformed(
-                            format!("the fragment \"{name}\" is defined more than once"),
-                            Some(position(query, start)),
-                        ));
+                        let message = format!("the fragment \"{name}\" is defined more than once");
+                        return Err(malformed_at(query, start, &message));
                     }
-                    if fragments.len() >= limits.max_fragments {
-                        return Err(too_complex(
-                            format!(
-                                "the query defines more than {} fragments",
-                                limits.max_fragments
-                            ),
-                            Some(position(query, start)),
-                        ));
-                    }
+                    check_limit(fragments.len(), limits.max_fragments, query, start, |max| {
+                        format!("the query defines more than {max} fragments")
+                    })?;
                     current = InDefinition::Fragment(fragments.len());
                     fragments.push(Definition::default());
                 }
@@ -157,28 +143,20 @@ pub(super) fn scan(query: &str, limits: &Limits) -> Result<Scanned, ServerError>
             }
             Token::Name(name) if after_spread && name != "on" => {
                 after_spread = false;
-                if spreads.len() >= limits.max_fragment_spreads {
-                    return Err(too_complex(
-                        format!(
-                            "the query has more than {} fragment spreads",
-                            limits.max_fragment_spreads
-                        ),
-                        Some(position(query, start)),
-                    ));
-                }
+                check_limit(
+                    spreads.len(),
+                    limits.max_fragment_spreads,
+                    query,
+                    start,
+                    |max| format!("the query has more than {max} fragment spreads"),
+                )?;
                 spreads.push((current, name, stack.len()));
                 continue;
             }
             Token::Open(b) => {
-                if stack.len() >= limits.max_nesting {
-                    return Err(too_complex(
-                        format!(
-                            "the query is nested deeper than {} levels",
-                            limits.max_nesting
-                        ),
-                        Some(position(query, start)),
-                    ));
-                }
+                check_limit(stack.len(), limits.max_nesting, query, start, |max| {
+                    format!("the query is nested deeper than {max} levels")
+                })?;
                 stack.push(b);
                 definition.own_depth = definition.own_depth.max(stack.len());
             }
@@ -189,10 +167,9 @@ pub(super) fn scan(query: &str, limits: &Limits) -> Result<Scanned, ServerError>
                     (Some(b'{'), b'}') | (Some(b'['), b']') | (Some(b'('), b')')
                 );
                 if !matches {
-                    return Err(malformed(
-                        format!("unbalanced brackets: '{}' closes nothing open", b as char),
-                        Some(position(query, start)),
-                    ));
+                    let message =
+                        format!("unbalanced brackets: '{}' closes nothing open", b as char);
+                    return Err(malformed_at(query, start, &message));
                 }
                 if stack.is_empty() && b == b'}' {
                     // The selection set closing a definition ends it.
@@ -206,10 +183,8 @@ pub(super) fn scan(query: &str, limits: &Limits) -> Result<Scanned, ServerError>
     }
 
     if let Some(&open) = stack.last() {
-        return Err(malformed(
-            format!("unbalanced brackets: '{}' is never closed", open as char),
-            Some(position(query, query.len())),
-        ));
+        let message = format!("unbalanced brackets: '{}' is never closed", open as char);
+        return Err(malformed_at(query, query.len(), &message));
     }
 
     for (definition, name, depth) in spreads {
@@ -271,6 +246,26 @@ fn block_string_end(bytes: &[u8], mut i: usize) -> Option<usize> {
         }
     }
     None
+}
+
+/// A malformed query, refused at byte `offset`.
+fn malformed_at(query: &str, offset: usize, message: &str) -> ServerError {
+    malformed(message.to_owned(), Some(position(query, offset)))
+}
+
+/// Refuses the query at byte `offset` when it already has `count` of what
+/// `limit` bounds; `beyond(limit)` says what it exceeds.
+fn check_limit(
+    count: usize,
+    limit: usize,
+    query: &str,
+    offset: usize,
+    beyond: impl FnOnce(usize) -> String,
+) -> Result<(), ServerError> {
+    if count < limit {
+        return Ok(());
+    }
+    Err(too_complex(beyond(limit), Some(position(query, offset))))
 }
 
 /// The line and column (1-based, in characters) of byte `offset`.
