@@ -2,10 +2,10 @@
 //! messages, closing and reopening, and erasure.
 
 use async_graphql::{Context, ID, Object, SimpleObject};
+use backchannel_domain::Command;
 use backchannel_domain::events::Event;
 use backchannel_domain::ids::{ConversationId, GroupId, MessageId, StaffId};
 use backchannel_domain::values::{ErasureReason, MessageBody};
-use backchannel_domain::{Command, StreamId};
 
 use super::{name, run};
 use crate::context::Me;
@@ -41,18 +41,15 @@ fn conversation_payload(
     })
 }
 
-/// Runs `command`, a command on one conversation (its stream's), through
-/// [`run`] and answers with that conversation as the caller may see it
-/// afterwards.
+/// Runs `command` on `conversation` (see [`run`]) and answers with the
+/// conversation as the caller may see it afterwards.
 async fn on_conversation(
     ctx: &Context<'_>,
     operation: &str,
+    conversation: ConversationId,
     command: Command,
     idempotency_key: Option<String>,
 ) -> ApiResult<ConversationPayload> {
-    let StreamId::Conversation(conversation) = command.stream() else {
-        return Err(ApiError::broken(operation, "not a conversation's command"));
-    };
     let (me, _) = run(ctx, operation, |_| Ok(command), idempotency_key).await?;
     conversation_payload(ctx, me, conversation)
 }
@@ -119,7 +116,14 @@ impl ConversationMutation {
             conversation,
             assignee,
         };
-        on_conversation(ctx, op::ASSIGN_CONVERSATION, command, idempotency_key).await
+        on_conversation(
+            ctx,
+            op::ASSIGN_CONVERSATION,
+            conversation,
+            command,
+            idempotency_key,
+        )
+        .await
     }
 
     #[graphql(complexity = "crate::config::MUTATION_COST")]
@@ -136,7 +140,14 @@ impl ConversationMutation {
             conversation,
             staff,
         };
-        on_conversation(ctx, op::INVITE_TO_ROOM, command, idempotency_key).await
+        on_conversation(
+            ctx,
+            op::INVITE_TO_ROOM,
+            conversation,
+            command,
+            idempotency_key,
+        )
+        .await
     }
 
     /// Posts a `PUBLIC` message (the customer sees it) or a `PRIVATE` one
@@ -197,7 +208,14 @@ impl ConversationMutation {
             conversation,
             private,
         };
-        on_conversation(ctx, op::SET_CONVERSATION_PRIVACY, command, idempotency_key).await
+        on_conversation(
+            ctx,
+            op::SET_CONVERSATION_PRIVACY,
+            conversation,
+            command,
+            idempotency_key,
+        )
+        .await
     }
 
     #[graphql(complexity = "crate::config::MUTATION_COST")]
@@ -209,7 +227,14 @@ impl ConversationMutation {
     ) -> ApiResult<ConversationPayload> {
         let conversation: ConversationId = parse(&conversation_id)?;
         let command = Command::CloseConversation { conversation };
-        on_conversation(ctx, op::CLOSE_CONVERSATION, command, idempotency_key).await
+        on_conversation(
+            ctx,
+            op::CLOSE_CONVERSATION,
+            conversation,
+            command,
+            idempotency_key,
+        )
+        .await
     }
 
     /// Owner and admins: erases the conversation's customer data by
@@ -252,6 +277,13 @@ impl ConversationMutation {
     ) -> ApiResult<ConversationPayload> {
         let conversation: ConversationId = parse(&conversation_id)?;
         let command = Command::ReopenConversation { conversation };
-        on_conversation(ctx, op::REOPEN_CONVERSATION, command, idempotency_key).await
+        on_conversation(
+            ctx,
+            op::REOPEN_CONVERSATION,
+            conversation,
+            command,
+            idempotency_key,
+        )
+        .await
     }
 }
