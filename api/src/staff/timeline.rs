@@ -69,10 +69,9 @@ pub(crate) fn ordinal(recorded: &RecordedEvent) -> Option<usize> {
 }
 
 /// Where and when an item stands in its conversation's timeline: the fields
-/// every item has after its id. Each item flattens them into its own, so this
-/// type is not itself in the schema.
+/// every item has after its id. Each item flattens them into its own; the
+/// type is registered but pruned as unused, so the schema never names it.
 #[derive(SimpleObject)]
-#[graphql(serial)]
 pub(crate) struct ItemPlace {
     /// The item's place in the conversation's timeline, as `timeline` takes
     /// it (`after:`, `before:`); the same as its edge's cursor. An item from
